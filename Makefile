@@ -1,0 +1,31 @@
+# Two commands a new user runs: `make setup` then `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+UV     := $(BIN)/uv
+
+.PHONY: setup test preview-dev preview-prod bench clean
+
+# A ready .venv: uv installs with bytecode compiled (the machines set PYTHONDONTWRITEBYTECODE=1,
+# so without it every import of pulumi_aws costs about twice as much). System tools the tests use
+# (cloud-init for `cloud-init schema`) come from apt when we are root and they are missing.
+setup:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(UV) || $(BIN)/python -m pip install -q "uv>=0.5"
+	$(UV) pip install -q --python $(BIN)/python --compile-bytecode -e ".[test]"
+	./scripts/install-system-tools.sh
+
+test:
+	$(BIN)/python -m pytest -q
+
+preview-dev:
+	$(BIN)/platformctl preview --stack dev --offline --json plan-dev.json
+
+preview-prod:
+	$(BIN)/platformctl preview --stack prod --offline --json plan-prod.json
+
+bench:
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) plan-*.json *.egg-info

@@ -1,0 +1,1 @@
+"""k8s-platform components: ComponentResources and the pure renderers they wire."""

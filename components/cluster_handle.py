@@ -1,0 +1,45 @@
+"""What a control-plane component (EKS or K3s) hands to everything built on top of it.
+
+Karpenter, add-ons and workload identity depend on this shape only, never on which control plane
+produced it, so each of them works on both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+
+@dataclass(frozen=True)
+class SystemScheduling:
+    """Where controllers run: the EKS system node group or the K3s servers."""
+
+    node_selector: dict[str, str]
+    tolerations: list[dict[str, str]]
+
+
+@dataclass
+class ClusterHandle:
+    kind: Literal["eks", "k3s"]
+    name: str
+    endpoint: pulumi.Output[str]
+    kubeconfig: pulumi.Output[str]  # a Pulumi secret
+    k8s_provider: k8s.Provider
+    node_security_group_id: pulumi.Output[str]
+    system_scheduling: SystemScheduling
+    # IRSA: the IAM OIDC provider and its issuer URL (https://...). EKS: the cluster's own issuer;
+    # K3s: the self-hosted issuer. None until one exists.
+    oidc_provider_arn: pulumi.Output[str] | None = None
+    oidc_issuer_url: pulumi.Output[str] | None = None
+    # EKS only: the cluster resource (Pod Identity associations, access entries, add-ons).
+    eks_cluster: aws.eks.Cluster | None = None
+    # Resources that must exist before anything is scheduled (system nodes / K3s servers ready).
+    ready: list[pulumi.Resource] = field(default_factory=list)
+
+    @property
+    def supports_pod_identity(self) -> bool:
+        return self.kind == "eks"

@@ -1,0 +1,79 @@
+"""Pure renderers for IAM policy documents shared by every component.
+
+Documents are built as plain dicts (testable, comparable) and serialised once with
+`to_json`. Component code passes the JSON string to `policy=`/`assume_role_policy=`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+Statement = dict[str, Any]
+
+
+def statement(
+    actions: str | Iterable[str],
+    resources: str | Iterable[str] | None = None,
+    *,
+    effect: str = "Allow",
+    principal: dict[str, Any] | None = None,
+    conditions: dict[str, dict[str, Any]] | None = None,
+    sid: str | None = None,
+) -> Statement:
+    stmt: Statement = {}
+    if sid:
+        stmt["Sid"] = sid
+    stmt["Effect"] = effect
+    if principal is not None:
+        stmt["Principal"] = principal
+    stmt["Action"] = _one_or_list(actions)
+    if resources is not None:
+        stmt["Resource"] = _one_or_list(resources)
+    if conditions:
+        stmt["Condition"] = conditions
+    return stmt
+
+
+def document(*statements: Statement) -> dict[str, Any]:
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def to_json(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, sort_keys=False, separators=(",", ":"))
+
+
+def service_trust(service: str | list[str], actions: Iterable[str] = ("sts:AssumeRole",),
+                  conditions: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Trust policy letting an AWS service principal assume a role."""
+    return document(statement(list(actions), principal={"Service": service}, conditions=conditions))
+
+
+def account_root(account_id: str, partition: str = "aws") -> str:
+    return f"arn:{partition}:iam::{account_id}:root"
+
+
+def kms_key_policy(account_id: str, *extra: Statement) -> dict[str, Any]:
+    """Key policy: the account administers the key through IAM (no lock-out), plus service grants."""
+    return document(
+        statement("kms:*", "*", principal={"AWS": account_root(account_id)}, sid="AccountAdministersThroughIam"),
+        *extra,
+    )
+
+
+def logs_kms_statement(account_id: str, region: str) -> Statement:
+    """Lets CloudWatch Logs in this account and region use the key for log groups of this account."""
+    return statement(
+        ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+        "*",
+        principal={"Service": f"logs.{region}.amazonaws.com"},
+        conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{region}:{account_id}:log-group:*"}},
+        sid="CloudWatchLogsInThisAccount",
+    )
+
+
+def _one_or_list(value: str | Iterable[str]) -> str | list[str]:
+    if isinstance(value, str):
+        return value
+    items = list(value)
+    return items[0] if len(items) == 1 else items

@@ -1,0 +1,237 @@
+"""Run the real Pulumi program in-process under mocks and capture every registered resource.
+
+This is the one harness used by the tests and by `platformctl preview --offline`. It records,
+for every resource, what the engine would see: URN, type, name, parent, custom, the inputs under
+their engine (camelCase) names, dependencies, provider and `protect`. Secret inputs stay wrapped
+in `Secret` so the plan writer can mask them.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pulumi
+import yaml
+from google.protobuf import json_format
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc, settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from components.config import StackConfig, decode_config_values, parse_stack_config
+from programs.mock_resources import MockContext, mock_state
+
+PROJECT = "k8s-platform"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+_SECRET_SIG = rpc._special_secret_sig
+_SIG_KEY = rpc._special_sig_key
+_RESOURCE_SIG = rpc._special_resource_sig
+_ASSET_SIG = rpc._special_asset_sig
+_ARCHIVE_SIG = rpc._special_archive_sig
+
+# Mocks are process-global: one offline run at a time per process.
+_RUN_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A value the engine would treat as secret."""
+
+    value: Any
+
+
+@dataclass
+class CapturedResource:
+    urn: str
+    type: str
+    name: str
+    parent: str | None
+    custom: bool
+    inputs: dict[str, Any]
+    dependencies: list[str]
+    protect: bool
+    provider: str | None = None
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class OfflineRun:
+    project: str
+    stack: str
+    config: StackConfig
+    resources: list[CapturedResource]
+    outputs: dict[str, Any]  # values may be `Secret`
+
+    def of_type(self, typ: str) -> list[CapturedResource]:
+        return [r for r in self.resources if r.type == typ]
+
+    def one(self, typ: str, name: str | None = None) -> CapturedResource:
+        found = [r for r in self.of_type(typ) if name is None or r.name == name]
+        if len(found) != 1:
+            raise LookupError(f"expected exactly one {typ}{' named ' + name if name else ''}, found {len(found)}")
+        return found[0]
+
+    def by_urn(self) -> dict[str, CapturedResource]:
+        return {r.urn: r for r in self.resources}
+
+    def children_of(self, urn: str) -> list[CapturedResource]:
+        return [r for r in self.resources if r.parent == urn]
+
+
+def normalize_urn(urn: str) -> str:
+    """Mock URNs of top-level resources carry a `pulumi:pulumi:Stack$` type prefix the engine does not add."""
+    return urn.replace("::pulumi:pulumi:Stack$", "::")
+
+
+def decode_struct(value: Any) -> Any:
+    """Engine wire value (as from `MessageToDict`) -> Python, secrets as `Secret`, resource refs as URNs."""
+    if isinstance(value, dict):
+        sig = value.get(_SIG_KEY)
+        if sig == _SECRET_SIG:
+            inner = decode_struct(value.get("value"))
+            return inner if isinstance(inner, Secret) else Secret(inner)
+        if sig == _RESOURCE_SIG:
+            return normalize_urn(value.get("urn", ""))
+        if sig == _ASSET_SIG:
+            return {"asset": value.get("path") or value.get("uri") or "(text)", "text": value.get("text")}
+        if sig == _ARCHIVE_SIG:
+            return {"archive": value.get("path") or value.get("uri") or sorted((value.get("assets") or {}).keys())}
+        return {k: decode_struct(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [decode_struct(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def reveal(value: Any) -> Any:
+    """Strip `Secret` wrappers (for the mocks, which compute on real values)."""
+    if isinstance(value, Secret):
+        return reveal(value.value)
+    if isinstance(value, dict):
+        return {k: reveal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [reveal(v) for v in value]
+    return value
+
+
+def contains_secret(value: Any) -> bool:
+    if isinstance(value, Secret):
+        return True
+    if isinstance(value, dict):
+        return any(contains_secret(v) for v in value.values())
+    if isinstance(value, list):
+        return any(contains_secret(v) for v in value)
+    return False
+
+
+class _PlatformMocks(pulumi_mocks.Mocks):
+    def __init__(self, ctx: MockContext):
+        self.ctx = ctx
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs):
+        inputs = reveal(_unwrap_rpc(args.inputs))
+        if args.typ.startswith("pulumi:providers:"):
+            return f"{args.name}-provider-id", inputs
+        return mock_state(self.ctx, args.typ, args.name, inputs)
+
+    def call(self, args: pulumi_mocks.MockCallArgs):
+        # The program is built to need no provider invokes; one that appears is a design regression.
+        raise RuntimeError(
+            f"offline preview: the program invoked {args.token}; use a config value or an SSM-parameter "
+            "selector instead of a provider invoke"
+        )
+
+
+def _unwrap_rpc(value: Any) -> Any:
+    if isinstance(value, dict):
+        if value.get(_SIG_KEY) == _SECRET_SIG:
+            return _unwrap_rpc(value.get("value"))
+        return {k: _unwrap_rpc(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap_rpc(v) for v in value]
+    return value
+
+
+class _CaptureMonitor(pulumi_mocks.MockMonitor):
+    def __init__(self, mocks: pulumi_mocks.Mocks):
+        super().__init__(mocks)
+        self.captured: list[CapturedResource] = []
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type == "pulumi:pulumi:Stack":
+            return response
+        inputs = decode_struct(json_format.MessageToDict(request.object, preserving_proto_field_name=True))
+        prop_deps = {k: [normalize_urn(u) for u in v.urns] for k, v in request.propertyDependencies.items()}
+        self.captured.append(CapturedResource(
+            urn=normalize_urn(response.urn),
+            type=request.type,
+            name=request.name,
+            parent=normalize_urn(request.parent) if request.parent else None,
+            custom=bool(request.custom),
+            inputs=inputs,
+            dependencies=sorted({normalize_urn(u) for u in request.dependencies}),
+            protect=bool(request.protect),
+            provider=request.provider.split("::")[-2] if request.provider else None,
+            property_dependencies=prop_deps,
+        ))
+        return response
+
+
+def read_stack_file(path: Path) -> dict[str, Any]:
+    """Fully-qualified config from a `Pulumi.<stack>.yaml`, shaped as the engine hands it to the program."""
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML ({exc})") from None
+    config = doc.get("config") or {}
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: 'config' must be a mapping")
+    # The engine passes top-level values as strings (objects as JSON); mirror it, then decode.
+    as_engine = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
+    return decode_config_values(as_engine)
+
+
+def stack_file(stack: str, root: Path = REPO_ROOT) -> Path:
+    return root / f"Pulumi.{stack}.yaml"
+
+
+async def _resolve_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
+    resolved: dict[str, Any] = {}
+    for key, value in outputs.items():
+        out = pulumi.Output.from_input(value)
+        val = await out.future()
+        resolved[key] = Secret(val) if await out.is_secret() else val
+    return resolved
+
+
+def run_offline(
+    stack: str,
+    raw_config: dict[str, Any],
+    program: Callable[[StackConfig], dict[str, Any]] | None = None,
+) -> OfflineRun:
+    """Validate config (ConfigError before any resource), run the program under mocks, capture everything."""
+    cfg = parse_stack_config(raw_config)
+    if program is None:
+        from programs.stack import build_stack as program
+    with _RUN_LOCK:
+        mocks = _PlatformMocks(MockContext(region=cfg.region, account_id=cfg.account_id, stack=stack))
+        monitor = _CaptureMonitor(mocks)
+        settings.reset_options(project=PROJECT, stack=stack, preview=False)
+        as_engine = {k: v if isinstance(v, str) else json.dumps(v) for k, v in raw_config.items()}
+        pulumi.runtime.set_all_config(as_engine)
+        pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+        result: dict[str, Any] = {}
+
+        async def body() -> None:
+            result["resolved"] = await _resolve_outputs(program(cfg))
+
+        # Same driver the engine's language host uses: run, then wait for every outstanding RPC.
+        _sync_await(run_pulumi_func(body))
+        return OfflineRun(PROJECT, stack, cfg, monitor.captured, result.get("resolved", {}))

@@ -1,0 +1,81 @@
+"""The offline plan: the public JSON shape written by `platformctl preview --offline --json`.
+
+    {"project", "stack",
+     "resources": [{"urn", "type", "name", "parent", "custom", "inputs", "dependencies", "protect"}],
+     "outputs": {...}, "policy": {"violations": [{"policy", "level", "urn", "message"}]}}
+
+Later issues add keys; none is ever removed or renamed. Secret values are "[secret]" unless the
+caller asks for them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from programs.offline import CapturedResource, OfflineRun, Secret
+
+SECRET_MASK = "[secret]"
+
+
+def plan_value(value: Any, show_secrets: bool) -> Any:
+    if isinstance(value, Secret):
+        return plan_value(value.value, show_secrets) if show_secrets else SECRET_MASK
+    if isinstance(value, dict):
+        return {k: plan_value(v, show_secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plan_value(v, show_secrets) for v in value]
+    return value
+
+
+def resource_entry(res: CapturedResource, show_secrets: bool) -> dict[str, Any]:
+    return {
+        "urn": res.urn,
+        "type": res.type,
+        "name": res.name,
+        "parent": res.parent,
+        "custom": res.custom,
+        "inputs": plan_value(res.inputs, show_secrets),
+        "dependencies": list(res.dependencies),
+        "protect": res.protect,
+    }
+
+
+def build_plan(run: OfflineRun, violations: list[dict[str, Any]] | None = None, show_secrets: bool = False) -> dict[str, Any]:
+    return {
+        "project": run.project,
+        "stack": run.stack,
+        "resources": [resource_entry(r, show_secrets) for r in run.resources],
+        "outputs": plan_value(run.outputs, show_secrets),
+        "policy": {"violations": list(violations or [])},
+    }
+
+
+def empty_plan(project: str, stack: str, error: list[str] | None = None) -> dict[str, Any]:
+    plan: dict[str, Any] = {"project": project, "stack": stack, "resources": [], "outputs": {}, "policy": {"violations": []}}
+    if error:
+        plan["errors"] = list(error)
+    return plan
+
+
+def type_counts(plan: dict[str, Any]) -> list[tuple[str, int]]:
+    return sorted(Counter(r["type"] for r in plan["resources"]).items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def render_tree(plan: dict[str, Any]) -> str:
+    """Indented resource tree (components with their children), like the engine's preview."""
+    children: dict[str | None, list[dict[str, Any]]] = {}
+    urns = {r["urn"] for r in plan["resources"]}
+    for r in plan["resources"]:
+        parent = r["parent"] if r["parent"] in urns else None
+        children.setdefault(parent, []).append(r)
+    lines = [f"{plan['project']}-{plan['stack']} (pulumi:pulumi:Stack)"]
+
+    def walk(parent: str | None, depth: int) -> None:
+        for r in sorted(children.get(parent, []), key=lambda x: (x["custom"], x["type"], x["name"])):
+            mark = " [protect]" if r["protect"] else ""
+            lines.append(f"{'    ' * depth}+ {r['type']}  {r['name']}{mark}")
+            walk(r["urn"], depth + 1)
+
+    walk(None, 1)
+    return "\n".join(lines)

@@ -1,0 +1,62 @@
+"""Shared fixtures: the shipped stacks' raw config and their offline runs (computed once per session)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable
+
+import pytest
+
+from programs.offline import OfflineRun, read_stack_file, run_offline, stack_file
+
+_RUNS: dict[str, OfflineRun] = {}
+
+
+def shipped_config(stack: str) -> dict[str, Any]:
+    return read_stack_file(stack_file(stack))
+
+
+def offline_run(stack: str) -> OfflineRun:
+    """The offline run of a shipped stack; cached because every run re-executes the whole program."""
+    if stack not in _RUNS:
+        _RUNS[stack] = run_offline(stack, shipped_config(stack))
+    return _RUNS[stack]
+
+
+@pytest.fixture(scope="session")
+def dev_run() -> OfflineRun:
+    return offline_run("dev")
+
+
+@pytest.fixture(scope="session")
+def prod_run() -> OfflineRun:
+    return offline_run("prod")
+
+
+@pytest.fixture
+def mutate_config() -> Callable[..., dict[str, Any]]:
+    """Copy of a shipped stack's config with one dotted key set (or removed with value=DELETE)."""
+
+    def _mutate(stack: str, key: str, value: Any) -> dict[str, Any]:
+        cfg = copy.deepcopy(shipped_config(stack))
+        top, *rest = key.split(".")
+        full = top if ":" in top else f"k8s-platform:{top}"
+        if not rest:
+            if value is DELETE:
+                cfg.pop(full, None)
+            else:
+                cfg[full] = value
+            return cfg
+        node = cfg.setdefault(full, {})
+        for part in rest[:-1]:
+            node = node.setdefault(part, {})
+        if value is DELETE:
+            node.pop(rest[-1], None)
+        else:
+            node[rest[-1]] = value
+        return cfg
+
+    return _mutate
+
+
+DELETE = object()
