@@ -39,6 +39,12 @@ class ClusterHandle:
     eks_cluster: aws.eks.Cluster | None = None
     # Resources that must exist before anything is scheduled (system nodes / K3s servers ready).
     ready: list[pulumi.Resource] = field(default_factory=list)
+    # K3s standby issuers as (oidc_provider_arn, issuer_url): same signing key, accepted by the API
+    # server; IRSA roles trust them too, so promoting one to active breaks no pod (workload identity).
+    standby_oidc_issuers: list[tuple[pulumi.Input[str], pulumi.Input[str]]] = field(default_factory=list)
+    # IAM roles of the nodes workloads run on (K3s agents, Karpenter's nodes; EKS system nodes are
+    # tainted for controllers): where `instance-profile` workload permissions are attached.
+    workload_node_role_names: list[pulumi.Input[str]] = field(default_factory=list)
 
     @property
     def supports_pod_identity(self) -> bool:

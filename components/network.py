@@ -26,6 +26,7 @@ class NetworkArgs:
     region: str
     account_id: str
     tags: dict[str, str]
+    protect: bool = False  # prod: keys and log groups holding audit data survive a mistaken destroy
 
 
 class Network(pulumi.ComponentResource):
@@ -161,6 +162,7 @@ class Network(pulumi.ComponentResource):
     def _flow_logs(self, name: str, args: NetworkArgs, vpc: aws.ec2.Vpc) -> None:
         cfg, tags = args.config.flow_logs, args.tags
         child = pulumi.ResourceOptions(parent=self)
+        stateful = pulumi.ResourceOptions(parent=self, protect=args.protect)
         key = aws.kms.Key(
             f"{name}-flow-logs",
             description=f"{args.cluster_name} VPC flow logs",
@@ -168,7 +170,7 @@ class Network(pulumi.ComponentResource):
             deletion_window_in_days=30,
             policy=iam.to_json(iam.kms_key_policy(args.account_id, iam.logs_kms_statement(args.account_id, args.region))),
             tags=tags,
-            opts=child,
+            opts=stateful,
         )
         group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs",
@@ -176,7 +178,7 @@ class Network(pulumi.ComponentResource):
             retention_in_days=cfg.retention_days,
             kms_key_id=key.arn,
             tags=tags,
-            opts=child,
+            opts=stateful,
         )
         role = aws.iam.Role(
             f"{name}-flow-logs",

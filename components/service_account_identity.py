@@ -1,9 +1,11 @@
 """`ServiceAccountIdentity`: an IAM role for one Kubernetes ServiceAccount, bound the way the cluster allows.
 
 `pod-identity` (EKS): a role trusting pods.eks.amazonaws.com plus a PodIdentityAssociation; the
-ServiceAccount needs no annotation. `irsa` (EKS or K3s): a role trusting the cluster's OIDC provider
-for exactly `system:serviceaccount:<ns>:<sa>`; the ServiceAccount must carry
-`service_account_annotations`. Controllers (Karpenter, add-ons) and workloads all bind through here.
+trust also requires the session tags EKS sets for this cluster/namespace/ServiceAccount, and the
+ServiceAccount needs no annotation. `irsa` (EKS or K3s): a role trusting the cluster's OIDC
+provider (and K3s standby issuers) for exactly `system:serviceaccount:<ns>:<sa>`; the
+ServiceAccount must carry `service_account_annotations`. Controllers (Karpenter, add-ons) and
+workloads (`WorkloadIdentity`) all bind through here.
 """
 
 from __future__ import annotations
@@ -34,11 +36,33 @@ class ServiceAccountIdentityArgs:
     inline_policy_json: pulumi.Input[str] | None = None
     managed_policy_arns: list[str] = field(default_factory=list)
     role_name: str | None = None
+    # irsa: the (oidc_provider_arn, issuer_url) pairs to trust; default the cluster's active issuer
+    # plus its standby issuers.
+    oidc_issuers: list[tuple[pulumi.Input[str], pulumi.Input[str]]] | None = None
 
 
 def default_method(cluster: ClusterHandle) -> BindingMethod:
     """Pod Identity where the control plane has it (no issuer coupling), IRSA elsewhere."""
     return "pod-identity" if cluster.supports_pod_identity else "irsa"
+
+
+def cluster_oidc_issuers(cluster: ClusterHandle) -> list[tuple[pulumi.Input[str], pulumi.Input[str]]]:
+    if cluster.oidc_provider_arn is None or cluster.oidc_issuer_url is None:
+        return []
+    return [(cluster.oidc_provider_arn, cluster.oidc_issuer_url), *cluster.standby_oidc_issuers]
+
+
+def role_with_policies(parent: pulumi.Resource, name: str, trust_policy_json: pulumi.Input[str], tags: dict[str, str],
+                       inline_policy_json: pulumi.Input[str] | None = None, managed_policy_arns: list[str] | None = None,
+                       role_name: str | None = None) -> aws.iam.Role:
+    """A role with its trust, one inline policy and managed attachments, all children of `parent`."""
+    child = pulumi.ResourceOptions(parent=parent)
+    role = aws.iam.Role(f"{name}-role", name=role_name, assume_role_policy=trust_policy_json, tags=tags, opts=child)
+    if inline_policy_json is not None:
+        aws.iam.RolePolicy(f"{name}-policy", role=role.id, policy=inline_policy_json, opts=child)
+    for i, arn in enumerate(managed_policy_arns or []):
+        aws.iam.RolePolicyAttachment(f"{name}-managed-{i}", role=role.name, policy_arn=arn, opts=child)
+    return role
 
 
 class ServiceAccountIdentity(pulumi.ComponentResource):
@@ -49,28 +73,25 @@ class ServiceAccountIdentity(pulumi.ComponentResource):
     def __init__(self, name: str, args: ServiceAccountIdentityArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("k8s-platform:identity:ServiceAccountIdentity", name, None, opts)
         cluster = args.cluster
-        child = pulumi.ResourceOptions(parent=self)
         if args.method == "pod-identity":
             if cluster.eks_cluster is None:
                 raise ValueError(f"{name}: pod-identity needs an EKS cluster; use irsa on {cluster.kind}")
-            trust: pulumi.Input[str] = iam.to_json(pod_identity_trust(args.account_id))
+            # The EKS cluster's own name: what EKS puts in the eks-cluster-name session tag.
+            trust: pulumi.Input[str] = cluster.eks_cluster.name.apply(lambda cluster_name: iam.to_json(
+                pod_identity_trust(args.account_id, cluster_name, args.namespace, args.service_account)))
         else:
-            if cluster.oidc_provider_arn is None or cluster.oidc_issuer_url is None:
+            issuers = args.oidc_issuers if args.oidc_issuers is not None else cluster_oidc_issuers(cluster)
+            if not issuers:
                 raise ValueError(f"{name}: irsa needs the cluster's OIDC provider and issuer URL")
-            trust = pulumi.Output.all(cluster.oidc_provider_arn, cluster.oidc_issuer_url).apply(
-                lambda a: iam.to_json(irsa_trust(a[0], a[1], args.namespace, args.service_account))
-            )
-        self.role = aws.iam.Role(
-            f"{name}-role",
-            name=args.role_name,
-            assume_role_policy=trust,
-            tags={**args.tags, "k8s-platform/service-account": f"{args.namespace}/{args.service_account}"},
-            opts=child,
+            flat = [value for pair in issuers for value in pair]
+            trust = pulumi.Output.all(*flat).apply(lambda v: iam.to_json(irsa_trust(
+                v[0], v[1], args.namespace, args.service_account,
+                *[(v[i], v[i + 1]) for i in range(2, len(v), 2)])))
+        self.role = role_with_policies(
+            self, name, trust,
+            {**args.tags, "k8s-platform/service-account": f"{args.namespace}/{args.service_account}"},
+            args.inline_policy_json, args.managed_policy_arns, args.role_name,
         )
-        if args.inline_policy_json is not None:
-            aws.iam.RolePolicy(f"{name}-policy", role=self.role.id, policy=args.inline_policy_json, opts=child)
-        for i, arn in enumerate(args.managed_policy_arns):
-            aws.iam.RolePolicyAttachment(f"{name}-managed-{i}", role=self.role.name, policy_arn=arn, opts=child)
         self.role_arn = self.role.arn
         if args.method == "pod-identity":
             aws.eks.PodIdentityAssociation(
@@ -80,7 +101,7 @@ class ServiceAccountIdentity(pulumi.ComponentResource):
                 service_account=args.service_account,
                 role_arn=self.role.arn,
                 tags=args.tags,
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self),
             )
             self.service_account_annotations = pulumi.Output.from_input({})
         else:

@@ -292,6 +292,27 @@ def _load_balancer(ctx: MockContext, inputs: dict[str, Any], name: str) -> dict[
             "zoneId": "Z26RNL4JYFTOTI", "arnSuffix": f"net/{nm}/{short_hash(nm, length=16)}"}
 
 
+def _launch_template(ctx: MockContext, inputs: dict[str, Any], name: str) -> dict[str, Any]:
+    # A fresh template is at version 1; node groups and instances reference `latestVersion`.
+    return {"latestVersion": 1, "defaultVersion": 1}
+
+
+def _secretsmanager_secret(ctx: MockContext, inputs: dict[str, Any], name: str) -> dict[str, Any]:
+    nm = inputs.get("name") or name
+    return {"arn": f"arn:aws:secretsmanager:{ctx.region}:{ctx.account_id}:secret:{nm}-{short_hash(nm, length=6)}"}
+
+
+def _ssm_parameter(ctx: MockContext, inputs: dict[str, Any], name: str) -> dict[str, Any]:
+    nm = str(inputs.get("name") or name).lstrip("/")
+    return {"arn": f"arn:aws:ssm:{ctx.region}:{ctx.account_id}:parameter/{nm}", "version": 1}
+
+
+def _autoscaling_group(ctx: MockContext, inputs: dict[str, Any], name: str) -> dict[str, Any]:
+    nm = inputs.get("name") or name
+    group_id = uuid.UUID(short_hash("asg", nm, length=32))
+    return {"name": nm, "arn": f"arn:aws:autoscaling:{ctx.region}:{ctx.account_id}:autoScalingGroup:{group_id}:autoScalingGroupName/{nm}"}
+
+
 def _kms_key(ctx: MockContext, inputs: dict[str, Any], name: str) -> dict[str, Any]:
     return {"keyId": str(uuid.UUID(short_hash("aws:kms/key:Key", name, length=32)))}
 
@@ -301,7 +322,18 @@ def _iam_role(ctx: MockContext, inputs: dict[str, Any], name: str) -> dict[str, 
 
 
 def _cloudfront(ctx: MockContext, inputs: dict[str, Any], name: str) -> dict[str, Any]:
-    return {"domainName": f"d{short_hash(name, length=13)}.cloudfront.net", "hostedZoneId": "Z2FDTNDATAQYW2"}
+    dist_id = "E" + short_hash("cloudfront", name, length=13).upper()
+    # CloudFront is global: no region in the ARN.
+    return {"domainName": f"d{short_hash(name, length=13)}.cloudfront.net", "hostedZoneId": "Z2FDTNDATAQYW2",
+            "arn": f"arn:aws:cloudfront::{ctx.account_id}:distribution/{dist_id}"}
+
+
+def _rolesanywhere(kind: str) -> "ComputedFn":
+    """Trust anchors and profiles are addressed by a UUID, not by name."""
+    def computed(ctx: MockContext, inputs: dict[str, Any], name: str) -> dict[str, Any]:
+        rid = str(uuid.UUID(short_hash("rolesanywhere", kind, name, length=32)))
+        return {"arn": f"arn:aws:rolesanywhere:{ctx.region}:{ctx.account_id}:{kind}/{rid}"}
+    return computed
 
 
 ComputedFn = Callable[[MockContext, dict[str, Any], str], dict[str, Any]]
@@ -323,8 +355,14 @@ COMPUTED: dict[str, ComputedFn] = {
     "aws:sqs/queue:Queue": _sqs_queue,
     "aws:lb/loadBalancer:LoadBalancer": _load_balancer,
     "aws:kms/key:Key": _kms_key,
+    "aws:secretsmanager/secret:Secret": _secretsmanager_secret,
+    "aws:ssm/parameter:Parameter": _ssm_parameter,
+    "aws:autoscaling/group:Group": _autoscaling_group,
+    "aws:ec2/launchTemplate:LaunchTemplate": _launch_template,
     "aws:iam/role:Role": _iam_role,
     "aws:cloudfront/distribution:Distribution": _cloudfront,
+    "aws:rolesanywhere/trustAnchor:TrustAnchor": _rolesanywhere("trust-anchor"),
+    "aws:rolesanywhere/profile:Profile": _rolesanywhere("profile"),
 }
 
 

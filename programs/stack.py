@@ -12,6 +12,17 @@ import pulumi
 import pulumi_aws as aws
 
 from components.config import ConfigError, StackConfig, parse_stack_config, read_pulumi_config
+from components.cloud_controller_manager import CloudControllerManager, CloudControllerManagerArgs
+from components.cluster_addons import ClusterAddons, ClusterAddonsArgs
+from components.cluster_handle import ClusterHandle
+from components.eks_cluster import EksCluster, EksClusterArgs
+from components.k3s_cluster import K3sCluster, K3sClusterArgs
+from components.identity_rules import effective_issuers
+from components.k3s_pki import K3sPki
+from components.karpenter import K3sNodeJoin, Karpenter, KarpenterArgs
+from components.oidc_issuer import OidcIssuer, OidcIssuerArgs
+from components.pod_identity_webhook import PodIdentityWebhook, PodIdentityWebhookArgs
+from components.workload_identity import NamedIssuer, WorkloadIdentity, WorkloadIdentityArgs
 from components.network import Network, NetworkArgs
 
 
@@ -25,13 +36,69 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
     network = Network(
         "network",
         NetworkArgs(config=cfg.network, cluster_name=cfg.cluster_name, region=cfg.region,
-                    account_id=cfg.account_id, tags=tags),
+                    account_id=cfg.account_id, tags=tags, protect=cfg.is_prod),
         opts=providers,
     )
     # Control plane -> a ClusterHandle (components/cluster_handle.py) that everything above builds on.
     #   kind eks: EksCluster (components/eks_*.py)
     #   kind k3s: K3sPki -> OidcIssuer (self-hosted IRSA issuer) -> K3sCluster (components/k3s_*.py)
     # Then, in this order: Karpenter, workload identities, cluster add-ons.
+    cluster: ClusterHandle | None = None
+    named_issuers: list[NamedIssuer] = []  # K3s: the published service-account issuers, active first
+    if cfg.cluster.kind == "eks":
+        cluster = EksCluster("eks", EksClusterArgs(config=cfg, network=network), opts=providers).handle
+    elif cfg.cluster.kind == "k3s":
+        # Protected in prod (inherited by every key and CA): the service-account key is what every
+        # published JWKS and every IRSA token depends on; a replaced key breaks all IRSA pods at once.
+        k3s_pki = K3sPki("k3s-pki", cfg.cluster_name,
+                         opts=pulumi.ResourceOptions.merge(providers, pulumi.ResourceOptions(protect=cfg.is_prod)))
+        # Issuers before servers: the active issuer's URL (derived from config, never from servers)
+        # goes into kube-apiserver; its JWKS is computed from the Pulumi-minted public key.
+        issuers = [OidcIssuer(f"oidc-{issuer.name}", OidcIssuerArgs(
+            config=issuer, cluster_name=cfg.cluster_name, account_id=cfg.account_id, region=cfg.region,
+            public_key_pems=[k3s_pki.service_account_public_key_pem], tags=tags, protect=cfg.is_prod),
+            opts=providers) for issuer in effective_issuers(cfg)]
+        active = issuers[0]
+        k3s = K3sCluster("k3s", K3sClusterArgs.from_stack(
+            cfg, network, k3s_pki, active.issuer_url, service_account_jwks_uri=active.jwks_url,
+            extra_service_account_issuers=[i.issuer_url for i in issuers[1:]],
+            oidc_provider_arn=active.oidc_provider_arn), opts=providers)
+        cluster = k3s.handle
+        # IRSA roles also trust the standby issuers; instance-profile workloads land on the agents' role.
+        cluster.standby_oidc_issuers = [(i.oidc_provider_arn, i.issuer_url) for i in issuers[1:]]
+        cluster.workload_node_role_names.append(k3s.agent_role.name)
+        named_issuers = [NamedIssuer(i.issuer_name, i.oidc_provider_arn, i.issuer_url) for i in issuers]
+        if cfg.addons.cloud_controller_manager_enabled("k3s"):
+            # First on the servers: K3s nodes stay `uninitialized` (nothing schedules, not even the
+            # webhook) until the AWS cloud controller has initialised them.
+            cluster.ready.append(CloudControllerManager("cloud-controller-manager", CloudControllerManagerArgs(
+                config=cfg, cluster=cluster, vpc_id=network.vpc_id), opts=providers))
+        # The webhook before anything that runs IRSA pods (Karpenter, add-ons, workloads): they wait on `ready`.
+        cluster.ready.append(PodIdentityWebhook("pod-identity-webhook", PodIdentityWebhookArgs(
+            cluster=cluster, region=cfg.region), opts=providers))
+
+    karpenter: Karpenter | None = None
+    if cluster is not None and cfg.karpenter.enabled:
+        # Karpenter right after the control plane: nodes for everything that follows.
+        k3s_join = None
+        if cfg.cluster.kind == "k3s":
+            k3s_join = K3sNodeJoin(server_url=k3s.server_url, token_parameter_name=k3s.join_token_parameter_name,
+                                   join_key_arn=k3s.join_key.arn, k3s_version=cfg.cluster.k3s.version)
+        karpenter = Karpenter("karpenter", KarpenterArgs(
+            config=cfg.karpenter, cluster=cluster, region=cfg.region, account_id=cfg.account_id,
+            is_prod=cfg.is_prod, tags=tags, k3s_join=k3s_join), opts=providers)
+        cluster.workload_node_role_names.append(karpenter.node_role.name)
+
+    workloads: WorkloadIdentity | None = None
+    if cluster is not None and cfg.workloads:
+        # One declared identity per workload (k8s-platform:workloads): role, ServiceAccount, binding.
+        workloads = WorkloadIdentity("workloads", WorkloadIdentityArgs(
+            cluster=cluster, workloads=list(cfg.workloads), account_id=cfg.account_id, region=cfg.region,
+            tags=tags, issuers=named_issuers, protect=cfg.is_prod), opts=providers)
+
+    if cluster is not None:
+        # Cluster add-ons last: controllers on the system capacity the control plane made ready.
+        ClusterAddons("addons", ClusterAddonsArgs(config=cfg, cluster=cluster, vpc_id=network.vpc_id), opts=providers)
 
     outputs: dict[str, Any] = {
         "environment": cfg.environment,
@@ -42,6 +109,18 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
         "podSubnetIds": network.pod_subnet_ids,
         "publicSubnetIds": network.public_subnet_ids,
     }
+    if cluster is not None:
+        outputs["clusterEndpoint"] = cluster.endpoint
+        outputs["kubeconfig"] = cluster.kubeconfig  # a Pulumi secret
+        outputs["oidcIssuerUrl"] = cluster.oidc_issuer_url
+    if named_issuers:
+        outputs["oidcIssuers"] = {i.name: {"issuerUrl": i.issuer_url, "oidcProviderArn": i.provider_arn}
+                                  for i in named_issuers}
+    if workloads is not None:
+        outputs["workloadIdentities"] = workloads.identities
+    if karpenter is not None:
+        outputs["karpenterInterruptionQueue"] = karpenter.interruption.queue_name
+        outputs["karpenterNodeRoleArn"] = karpenter.node_role.arn
     return outputs
 
 

@@ -4,6 +4,7 @@
 set -euo pipefail
 need=()
 command -v cloud-init >/dev/null 2>&1 || need+=(cloud-init)
+command -v dot >/dev/null 2>&1 || need+=(graphviz)  # `platformctl graph -o x.svg` renders with dot
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "note: ${need[*]} not installed (needs root and apt-get); the tests that use it will be skipped" >&2

@@ -109,3 +109,10 @@ def test_every_child_has_the_network_parent_and_tags(stack, request):
     for child in children:
         if "tags" in child.inputs:
             assert child.inputs["tags"]["owner"] and child.inputs["tags"]["cost-center"], child.name
+
+
+@pytest.mark.parametrize(("stack", "protected"), [("dev", False), ("prod", True)])
+def test_flow_log_key_and_group_protected_in_prod_only(stack, protected, request):
+    run = request.getfixturevalue(f"{stack}_run")
+    assert run.one("aws:kms/key:Key", "network-flow-logs").protect is protected
+    assert run.one("aws:cloudwatch/logGroup:LogGroup", "network-flow-logs").protect is protected

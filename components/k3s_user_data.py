@@ -1,0 +1,187 @@
+"""Pure renderers for K3s node user-data (cloud-init) and the boot script it embeds.
+
+Nothing secret is ever rendered: the join token and (on the first server) the PKI bundle are
+fetched at boot from SSM Parameter Store SecureString / Secrets Manager with the instance role.
+Everything in here is public: versions, URLs, parameter names, labels, taints, kube-apiserver flags.
+
+`render_k3s_agent_cloud_init` is also what Karpenter's EC2NodeClass uses for its nodes, so its
+signature stays small: server URL, token parameter, region, K3s version, labels, taints, max pods.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Literal, Mapping, Sequence
+
+import yaml
+
+from components.config import AddonsConfig
+
+K3S_CONFIG_DIR = "/etc/rancher/k3s"
+K3S_TLS_DIR = "/var/lib/rancher/k3s/server/tls"
+BOOT_SCRIPT_PATH = "/usr/local/sbin/k3s-node-boot.sh"
+AMAZON_TIME_SYNC = "169.254.169.123"
+# K3s's built-in issuer: kept as the second issuer so tokens minted before the switch stay valid.
+K3S_DEFAULT_SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
+SERVICE_ACCOUNT_KEY_PATH = f"{K3S_TLS_DIR}/service.key"
+
+ServerRole = Literal["bootstrap", "join"]
+
+
+@dataclass(frozen=True)
+class K3sServerSettings:
+    """Everything a server's user-data says. `role`: `bootstrap` is the one server that may run
+    `cluster-init` (only when no cluster answers at the server URL yet); `join` servers always join."""
+
+    role: ServerRole
+    cluster_name: str
+    k3s_version: str
+    region: str
+    server_url: str  # https://<nlb dns>:6443
+    api_host: str  # the NLB DNS name, added to the serving certificate's SANs
+    token_parameter_name: str
+    agent_token_parameter_name: str
+    pki_secret_id: str
+    service_account_issuer_url: str
+    service_account_jwks_uri: str
+    snapshot_bucket: str
+    snapshot_schedule_cron: str
+    snapshot_retention: int
+    node_labels: Mapping[str, str] = field(default_factory=dict)
+    node_taints: Sequence[str] = ()
+    # Packaged K3s components replaced by enabled cluster add-ons (servicelb/traefik by the AWS Load
+    # Balancer Controller, local-storage by EBS CSI, metrics-server by its chart): pass
+    # `cfg.addons.k3s_disabled_components()`; the default matches the default add-on config.
+    disable_components: Sequence[str] = field(default_factory=lambda: AddonsConfig().k3s_disabled_components())
+    # False only when the AWS cloud controller add-on is off: K3s's own then initialises nodes.
+    disable_cloud_controller: bool = True
+    # Standby issuers (published, trusted, not signing) during an issuer migration.
+    extra_service_account_issuers: Sequence[str] = ()
+
+
+def service_account_issuers(issuer_url: str, extra: Sequence[str] = ()) -> list[str]:
+    """The configured issuer signs (first); standby issuers and K3s's default still verify."""
+    return list(dict.fromkeys([issuer_url, *extra, K3S_DEFAULT_SERVICE_ACCOUNT_ISSUER]))
+
+
+def server_k3s_config(s: K3sServerSettings) -> dict:
+    """The static `/etc/rancher/k3s/config.yaml` of a server (instance-specific keys come at boot)."""
+    api_args = [f"service-account-issuer={i}" for i in service_account_issuers(
+        s.service_account_issuer_url, s.extra_service_account_issuers)]
+    api_args += [
+        f"service-account-jwks-uri={s.service_account_jwks_uri}",
+        f"service-account-key-file={SERVICE_ACCOUNT_KEY_PATH}",
+        f"service-account-signing-key-file={SERVICE_ACCOUNT_KEY_PATH}",
+    ]
+    return {
+        "token-file": f"{K3S_CONFIG_DIR}/token",
+        "agent-token-file": f"{K3S_CONFIG_DIR}/agent-token",
+        "tls-san": [s.api_host],
+        # The AWS cloud controller manager (an add-on) initialises nodes and owns load balancers.
+        "disable-cloud-controller": s.disable_cloud_controller,
+        "disable": list(s.disable_components),
+        "secrets-encryption": True,
+        "write-kubeconfig-mode": "0600",
+        "kube-apiserver-arg": api_args,
+        "node-label": _labels(s.node_labels),
+        "node-taint": list(s.node_taints),
+        "etcd-s3": True,
+        "etcd-s3-bucket": s.snapshot_bucket,
+        "etcd-s3-region": s.region,
+        "etcd-s3-folder": s.cluster_name,
+        "etcd-snapshot-schedule-cron": s.snapshot_schedule_cron,
+        "etcd-snapshot-retention": s.snapshot_retention,
+    }
+
+
+def agent_k3s_config(server_url: str, node_labels: Mapping[str, str], node_taints: Sequence[str],
+                     max_pods: int | None) -> dict:
+    config: dict = {
+        "server": server_url,
+        "token-file": f"{K3S_CONFIG_DIR}/token",
+        "node-label": _labels(node_labels),
+        "node-taint": list(node_taints),
+    }
+    if max_pods is not None:
+        config["kubelet-arg"] = [f"max-pods={max_pods}"]
+    return config
+
+
+def render_boot_script(*, node_kind: Literal["server", "agent"], k3s_version: str, region: str, server_url: str,
+                       token_parameter_name: str, server_role: ServerRole | Literal[""] = "",
+                       agent_token_parameter_name: str = "", pki_secret_id: str = "",
+                       snapshot_bucket: str = "", snapshot_folder: str = "") -> str:
+    """The boot script: header of shell-quoted settings + the fixed body (`k3s_node_boot.sh`)."""
+    settings = {
+        "NODE_KIND": node_kind,
+        "SERVER_ROLE": server_role,
+        "K3S_VERSION": k3s_version,
+        "AWS_REGION": region,
+        "SERVER_URL": server_url,
+        "TOKEN_PARAMETER": token_parameter_name,
+        "AGENT_TOKEN_PARAMETER": agent_token_parameter_name,
+        "PKI_SECRET_ID": pki_secret_id,
+        "SNAPSHOT_BUCKET": snapshot_bucket,
+        "SNAPSHOT_FOLDER": snapshot_folder,
+        "K3S_CONFIG_DIR": K3S_CONFIG_DIR,
+        "K3S_TLS_DIR": K3S_TLS_DIR,
+    }
+    header = "\n".join(f"readonly {k}={shlex.quote(v)}" for k, v in settings.items())
+    body = resources.files("components").joinpath("data/k3s_node_boot.sh").read_text()
+    head, marker, tail = body.partition("# @SETTINGS@\n")
+    if not marker:
+        raise RuntimeError("k3s_node_boot.sh lost its '# @SETTINGS@' marker")
+    return f"{head}{header}\n{tail}"
+
+
+def render_k3s_server_cloud_init(settings: K3sServerSettings) -> str:
+    """cloud-config for a server; `settings.role` decides whether it may run `cluster-init`."""
+    script = render_boot_script(
+        node_kind="server", server_role=settings.role, k3s_version=settings.k3s_version, region=settings.region,
+        server_url=settings.server_url, token_parameter_name=settings.token_parameter_name,
+        agent_token_parameter_name=settings.agent_token_parameter_name,
+        pki_secret_id=settings.pki_secret_id if settings.role == "bootstrap" else "",
+        snapshot_bucket=settings.snapshot_bucket, snapshot_folder=settings.cluster_name,
+    )
+    return _cloud_config(server_k3s_config(settings), script)
+
+
+def render_k3s_agent_cloud_init(*, server_url: str, token_parameter_name: str, region: str, k3s_version: str,
+                                node_labels: Mapping[str, str] | None = None, node_taints: Sequence[str] = (),
+                                max_pods: int | None = None) -> str:
+    """cloud-config for an agent joining `server_url` with the token in SSM `token_parameter_name`.
+
+    `node_taints` are `key=value:Effect` strings (Karpenter passes `karpenter.sh/unregistered:NoExecute`).
+    The node name (private DNS FQDN) and `provider-id=aws:///<az>/<instance-id>` come from IMDSv2 at boot.
+    """
+    script = render_boot_script(node_kind="agent", k3s_version=k3s_version, region=region, server_url=server_url,
+                                token_parameter_name=token_parameter_name)
+    return _cloud_config(agent_k3s_config(server_url, node_labels or {}, node_taints, max_pods), script)
+
+
+def _labels(labels: Mapping[str, str]) -> list[str]:
+    return [f"{k}={v}" for k, v in sorted(labels.items())]
+
+
+class _LiteralDumper(yaml.SafeDumper):
+    """Multi-line strings as `|` blocks, so the user-data reads like the files it writes."""
+
+
+_LiteralDumper.add_representer(
+    str, lambda d, v: d.represent_scalar("tag:yaml.org,2002:str", v, style="|" if "\n" in v else None))
+
+
+def _cloud_config(k3s_config: dict, script: str) -> str:
+    doc = {
+        # chrony against the Amazon Time Sync Service (link-local, no egress needed).
+        "ntp": {"enabled": True, "ntp_client": "chrony", "servers": [AMAZON_TIME_SYNC]},
+        "write_files": [
+            {"path": f"{K3S_CONFIG_DIR}/config.yaml", "owner": "root:root", "permissions": "0600",
+             "content": yaml.safe_dump(k3s_config, sort_keys=False)},
+            {"path": BOOT_SCRIPT_PATH, "owner": "root:root", "permissions": "0700", "content": script},
+        ],
+        "runcmd": [[BOOT_SCRIPT_PATH]],
+    }
+    return "#cloud-config\n" + yaml.dump(doc, Dumper=_LiteralDumper, sort_keys=False, width=10_000)

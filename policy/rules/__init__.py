@@ -1,0 +1,1 @@
+"""Rule modules, one per concern; each exposes `RULES` (see `policy.registry`)."""

@@ -1,0 +1,309 @@
+"""Shared pieces of every rule module: rule metadata, the policy factories, and readers for the
+values the engine hands a policy.
+
+The engine passes resource inputs under their camelCase names wrapped in
+`pulumi_policy.proxy.unknown_checking_proxy`: sequences are not `list`, mappings are not `dict`,
+and touching an unknown value raises `UnknownValueError`. Readers here accept those proxies
+(`collections.abc.Sequence`/`Mapping`) and never swallow that exception, so a policy that needs an
+unknown value is reported the way the engine reports it ("can't run policy during preview").
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Optional
+
+from pulumi_policy import (
+    PolicyComplianceFramework,
+    PolicyConfigSchema,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    Severity,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """The public control a rule maps to: `framework` is one of `CIS EKS`, `checkov`, `awsguard`,
+    `CIS AWS`, or `EKS Best Practices` where no numbered control exists."""
+
+    framework: str
+    control: str
+
+    def __str__(self) -> str:
+        return f"{self.framework} {self.control}"
+
+
+def cis_eks(control: str) -> Benchmark:
+    return Benchmark("CIS EKS", control)
+
+
+def checkov(check_id: str) -> Benchmark:
+    return Benchmark("checkov", check_id)
+
+
+def awsguard(rule: str) -> Benchmark:
+    return Benchmark("awsguard", rule)
+
+
+def cis_aws(control: str) -> Benchmark:
+    return Benchmark("CIS AWS", control)
+
+
+def eks_best_practices(section: str) -> Benchmark:
+    return Benchmark("EKS Best Practices", section)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One guardrail: its metadata (what the registry lists) and the pulumi_policy object."""
+
+    id: str
+    description: str
+    severity: Severity
+    benchmarks: tuple[Benchmark, ...]
+    kind: str  # "resource" | "stack"
+    resource_types: tuple[str, ...]
+    config_schema: dict[str, dict[str, Any]] = field(default_factory=dict)
+    policy: Any = None
+
+    def defaults(self) -> dict[str, Any]:
+        return {k: v["default"] for k, v in self.config_schema.items() if "default" in v}
+
+
+Check = Callable[[Any, dict[str, Any], Callable[[str], None], ResourceValidationArgs], None]
+StackCheck = Callable[[list[Any], dict[str, Any], ReportViolation, StackValidationArgs], None]
+
+
+def _framework(benchmarks: tuple[Benchmark, ...]) -> PolicyComplianceFramework:
+    first = benchmarks[0]
+    return PolicyComplianceFramework(name=first.framework, reference=first.control,
+                                     specification="; ".join(str(b) for b in benchmarks))
+
+
+def with_defaults(schema: dict[str, dict[str, Any]], given: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The engine fills schema defaults before a policy runs; do the same for direct callers."""
+    merged = {k: v["default"] for k, v in schema.items() if "default" in v}
+    merged.update(dict(given or {}))
+    return merged
+
+
+def resource_rule(
+    id: str,
+    description: str,
+    severity: Severity,
+    benchmarks: Iterable[Benchmark],
+    types: Iterable[str],
+    check: Check,
+    config_schema: dict[str, dict[str, Any]] | None = None,
+    remediation: str | None = None,
+) -> Rule:
+    """A ResourceValidationPolicy that runs `check(props, config, report, args)` on the given types."""
+    # A tuple subclass may widen membership (e.g. "any aws: type"); keep it as given.
+    types_t = types if isinstance(types, tuple) else tuple(types)
+    schema = dict(config_schema or {})
+
+    def validate(args: ResourceValidationArgs, report: ReportViolation) -> None:
+        if args.resource_type not in types_t:
+            return
+        check(args.props, with_defaults(schema, args.get_config()), lambda msg: report(msg, None), args)
+
+    bench = tuple(benchmarks)
+    policy = ResourceValidationPolicy(
+        name=id,
+        description=description,
+        validate=validate,
+        config_schema=PolicyConfigSchema(properties=schema) if schema else None,
+        severity=severity,
+        framework=_framework(bench),
+        tags=[str(b) for b in bench],
+        remediation_steps=remediation,
+    )
+    return Rule(id, description, severity, bench, "resource", types_t, schema, policy)
+
+
+def stack_rule(
+    id: str,
+    description: str,
+    severity: Severity,
+    benchmarks: Iterable[Benchmark],
+    types: Iterable[str],
+    check: StackCheck,
+    config_schema: dict[str, dict[str, Any]] | None = None,
+    remediation: str | None = None,
+) -> Rule:
+    """A StackValidationPolicy: `check(resources, config, report, args)` sees every resource of the stack."""
+    schema = dict(config_schema or {})
+
+    def validate(args: StackValidationArgs, report: ReportViolation) -> None:
+        check(list(args.resources), with_defaults(schema, args.get_config()), report, args)
+
+    bench = tuple(benchmarks)
+    policy = StackValidationPolicy(
+        name=id,
+        description=description,
+        validate=validate,
+        config_schema=PolicyConfigSchema(properties=schema) if schema else None,
+        severity=severity,
+        framework=_framework(bench),
+        tags=[str(b) for b in bench],
+        remediation_steps=remediation,
+    )
+    return Rule(id, description, severity, bench, "stack", tuple(types), schema, policy)
+
+
+# ------------------------------------------------------------------------------ value readers
+def is_map(value: Any) -> bool:
+    return isinstance(value, Mapping)
+
+
+def is_seq(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, (str, bytes))
+
+
+def get(value: Any, *path: Any, default: Any = None) -> Any:
+    """`props["a"]["b"][0]` that returns `default` where a level is missing (unknowns still raise)."""
+    cur = value
+    for key in path:
+        if isinstance(key, int):
+            if not is_seq(cur) or key >= len(cur):
+                return default
+            cur = cur[key]
+        else:
+            if not is_map(cur) or key not in cur:
+                return default
+            cur = cur[key]
+        if cur is None:
+            return default
+    return cur
+
+
+def as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes)) or not is_seq(value):
+        return [value]
+    return [value[i] for i in range(len(value))]
+
+
+def plain(value: Any) -> Any:
+    """Proxy -> plain dict/list (reads every value, so unknowns raise)."""
+    if is_map(value):
+        return {k: plain(value[k]) for k in value}
+    if is_seq(value):
+        return [plain(v) for v in as_list(value)]
+    return value
+
+
+def truthy(value: Any) -> bool:
+    """Booleans some providers model as strings ("true"/"false")."""
+    if isinstance(value, str):
+        return value.strip().lower() == "true"
+    return bool(value)
+
+
+def is_false(value: Any) -> bool:
+    """Explicitly false (not merely absent)."""
+    if isinstance(value, str):
+        return value.strip().lower() == "false"
+    return value is False
+
+
+def policy_document(value: Any) -> Optional[dict[str, Any]]:
+    """An IAM/resource policy given as JSON text or a mapping -> dict; None when absent or not JSON."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            doc = json.loads(value)
+        except json.JSONDecodeError:
+            return None
+        return doc if isinstance(doc, dict) else None
+    if is_map(value):
+        return plain(value)
+    return None
+
+
+def statements(doc: Optional[dict[str, Any]]) -> list[dict[str, Any]]:
+    if not doc:
+        return []
+    stmts = doc.get("Statement", [])
+    if isinstance(stmts, dict):
+        stmts = [stmts]
+    return [s for s in stmts if isinstance(s, dict)]
+
+
+def str_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in as_list(value)]
+
+
+def principals(stmt: dict[str, Any]) -> dict[str, list[str]]:
+    """Statement principal -> {"AWS": [...], "Service": [...], "Federated": [...], "*": ["*"]}."""
+    p = stmt.get("Principal")
+    if p is None:
+        return {}
+    if p == "*":
+        return {"*": ["*"]}
+    if isinstance(p, dict):
+        return {k: str_list(v) for k, v in p.items()}
+    return {}
+
+
+def is_wildcard_principal(stmt: dict[str, Any]) -> bool:
+    ps = principals(stmt)
+    return "*" in ps or "*" in ps.get("AWS", [])
+
+
+def conditions(stmt: dict[str, Any]) -> dict[str, dict[str, list[str]]]:
+    """Condition block with every value as a list of strings: {operator: {key: [values]}}."""
+    out: dict[str, dict[str, list[str]]] = {}
+    for op, body in (stmt.get("Condition") or {}).items():
+        if isinstance(body, dict):
+            out[op] = {k: str_list(v) for k, v in body.items()}
+    return out
+
+
+def tags_of(props: Any) -> dict[str, str]:
+    """Tags as a dict from either map form (`tags: {k: v}`) or the ASG list form (`[{key, value}]`)."""
+    tags = get(props, "tags")
+    if is_map(tags):
+        return {str(k): "" if tags[k] is None else str(tags[k]) for k in tags}
+    out: dict[str, str] = {}
+    for t in as_list(tags):
+        if is_map(t) and "key" in t:
+            out[str(t["key"])] = str(get(t, "value", default=""))
+    return out
+
+
+def resources_of(resources: list[Any], *types: str) -> list[Any]:
+    return [r for r in resources if r.resource_type in types]
+
+
+def dependency_closure(resource: Any) -> list[Any]:
+    """The resource's direct dependencies plus those of its property dependencies."""
+    seen: dict[str, Any] = {}
+    for d in list(resource.dependencies) + [d for deps in resource.property_dependencies.values() for d in deps]:
+        seen.setdefault(d.urn, d)
+    return list(seen.values())
+
+
+def transitive_dependencies(resource: Any) -> list[Any]:
+    """Everything the resource depends on, directly or through other resources."""
+    seen: dict[str, Any] = {}
+    stack = dependency_closure(resource)
+    while stack:
+        dep = stack.pop()
+        if dep.urn in seen:
+            continue
+        seen[dep.urn] = dep
+        stack.extend(dependency_closure(dep))
+    return list(seen.values())

@@ -1,0 +1,109 @@
+"""Karpenter v1 NodePools and EC2NodeClasses: limits as a circuit breaker, disruption budgets,
+consolidation, node expiry, and pinned AMIs. (IMDS, volumes, public IPs and user-data of
+EC2NodeClasses are checked by the node rules.)"""
+
+from __future__ import annotations
+
+import re
+
+from pulumi_policy import Severity
+
+from .common import as_list, eks_best_practices, get, resource_rule
+
+NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
+EC2_NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+def duration_hours(value: str) -> float | None:
+    """Go duration ("720h", "1h30m", "90s") -> hours; None when not a duration."""
+    m = _DURATION.match(value.strip())
+    if not m or not any(m.groups()):
+        return None
+    h, mi, s = (int(g or 0) for g in m.groups())
+    return h + mi / 60 + s / 3600
+
+
+def _limits(props, cfg, report, args) -> None:
+    limits = get(props, "spec", "limits", default={})
+    missing = [k for k in cfg["requiredLimits"] if not get(limits, k)]
+    if missing:
+        report(f"spec.limits lacks {missing}: without them a scheduling storm or a bad deployment launches "
+               "nodes without bound")
+
+
+def _budgets(props, cfg, report, args) -> None:
+    budgets = as_list(get(props, "spec", "disruption", "budgets"))
+    if not budgets:
+        report("spec.disruption.budgets is empty: set how many nodes may be disrupted at once")
+        return
+    if all(str(get(b, "nodes", default="")) in ("100%", "") for b in budgets):
+        report("every disruption budget allows 100% of nodes (or none sets nodes): budgets must bound disruption")
+
+
+def _consolidation(props, cfg, report, args) -> None:
+    disruption = get(props, "spec", "disruption", default={})
+    policy = get(disruption, "consolidationPolicy")
+    if policy not in cfg["allowedPolicies"]:
+        report(f"consolidationPolicy is {policy}; allowed: {cfg['allowedPolicies']}")
+    after = get(disruption, "consolidateAfter")
+    if after is None:
+        report("consolidateAfter is not set")
+    elif str(after) == "Never":
+        report("consolidateAfter is Never: consolidation is switched off")
+
+
+def _expire_after(props, cfg, report, args) -> None:
+    value = get(props, "spec", "template", "spec", "expireAfter")
+    if value is None or str(value) == "Never":
+        report(f"spec.template.spec.expireAfter is {value or 'unset'}: nodes must be replaced regularly "
+               f"(at most {cfg['maxExpireAfterHours']}h) so they pick up patched AMIs")
+        return
+    hours = duration_hours(str(value))
+    if hours is None:
+        report(f"expireAfter '{value}' is not a duration like 720h")
+    elif hours > cfg["maxExpireAfterHours"]:
+        report(f"expireAfter {value} exceeds {cfg['maxExpireAfterHours']}h")
+
+
+def _ami_pinned(props, cfg, report, args) -> None:
+    terms = as_list(get(props, "spec", "amiSelectorTerms"))
+    if not terms:
+        report("spec.amiSelectorTerms is empty")
+    for term in terms:
+        alias = get(term, "alias")
+        if alias is not None:
+            family, _, version = str(alias).partition("@")
+            if not version:
+                report(f"AMI alias '{alias}' has no @version")
+            elif version == "latest" and not cfg["allowLatest"]:
+                report(f"AMI alias '{alias}' floats to the newest AMI: pin {family}@v<YYYYMMDD> "
+                       "(policy config allowLatest)")
+        elif get(term, "ssmParameter") is not None and not cfg["allowSsmParameter"]:
+            report(f"AMI selector uses SSM parameter {get(term, 'ssmParameter')}, which can move; pin an id or alias")
+
+
+KARPENTER_BENCH = [eks_best_practices("karpenter")]
+
+RULES = [
+    resource_rule(
+        "karpenter-nodepool-limits", "NodePools cap total cpu and memory.",
+        Severity.HIGH, KARPENTER_BENCH, [NODE_POOL], _limits,
+        {"requiredLimits": {"type": "array", "items": {"type": "string"}, "default": ["cpu", "memory"]}}),
+    resource_rule(
+        "karpenter-nodepool-disruption-budgets", "NodePools bound voluntary disruption with budgets.",
+        Severity.MEDIUM, KARPENTER_BENCH, [NODE_POOL], _budgets),
+    resource_rule(
+        "karpenter-nodepool-consolidation", "NodePools consolidate underutilized nodes after a delay.",
+        Severity.LOW, KARPENTER_BENCH, [NODE_POOL], _consolidation,
+        {"allowedPolicies": {"type": "array", "items": {"type": "string"}, "default": ["WhenEmptyOrUnderutilized"]}}),
+    resource_rule(
+        "karpenter-nodepool-expire-after", "NodePools expire nodes so they are replaced with patched AMIs.",
+        Severity.MEDIUM, KARPENTER_BENCH, [NODE_POOL], _expire_after,
+        {"maxExpireAfterHours": {"type": "integer", "minimum": 1, "default": 720}}),
+    resource_rule(
+        "karpenter-ami-pinned", "EC2NodeClasses select a pinned AMI (no @latest alias where not allowed).",
+        Severity.HIGH, KARPENTER_BENCH, [EC2_NODE_CLASS], _ami_pinned,
+        {"allowLatest": {"type": "boolean", "default": False},
+         "allowSsmParameter": {"type": "boolean", "default": True}}),
+]

@@ -1,0 +1,422 @@
+"""`platformctl fleet preview|up`: many stacks under a concurrency bound, failures isolated, retries.
+
+`run_fleet(jobs, runner, parallel, ...)` is the scheduler: at most `parallel` runners at once, a
+runner's failure (or exception) is that stack's result and never stops the others, and transient
+failures (another update holds the stack's lock: `ConcurrentUpdateError`) are retried with
+exponential backoff. Sleep, clock and jitter are injected, so tests need no real waiting.
+
+Runners: `OfflineRunner` runs each stack's offline preview in its own process (Pulumi mocks are
+process-global, so two stacks cannot share one), `AutomationRunner` drives the Automation API.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import glob
+import itertools
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from programs.offline import REPO_ROOT
+from programs.platformctl import exit_codes
+
+FLEET_OPERATIONS = ("preview", "up")
+# Texts of a lock conflict when a runner raises instead of returning (see pulumi.automation.errors).
+_TRANSIENT_TEXTS = ("[409] conflict", "another update is currently in progress", "the stack is currently locked by")
+
+
+@dataclass(frozen=True)
+class StackJob:
+    name: str
+    stack_file: Path
+    operation: str = "preview"
+
+
+@dataclass
+class StackOutcome:
+    """What one attempt of a runner reports."""
+
+    code: int
+    detail: str = ""  # one line when not ok
+    resources: int | None = None
+    changes: str = ""
+    transient: bool = False
+
+
+@dataclass
+class StackResult:
+    name: str
+    code: int
+    attempts: int
+    seconds: float
+    detail: str = ""
+    resources: int | None = None
+    changes: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.code == exit_codes.OK
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 3  # total tries per stack, including the first
+    base_delay: float = 5.0
+    factor: float = 2.0
+    max_delay: float = 60.0
+    jitter: float = 0.2  # +-20 %, so stacks that collided do not collide again in step
+
+    def delay(self, retry: int, rng: Callable[[], float] = random.random) -> float:
+        """Seconds to wait before retry number `retry` (1-based)."""
+        raw = min(self.max_delay, self.base_delay * self.factor ** (retry - 1))
+        return max(0.0, raw * (1 + self.jitter * (2 * rng() - 1)))
+
+
+Runner = Callable[[StackJob], StackOutcome]
+
+
+def is_transient(exc: BaseException) -> bool:
+    try:
+        from pulumi.automation.errors import ConcurrentUpdateError
+    except ImportError:  # pragma: no cover - pulumi is a dependency
+        ConcurrentUpdateError = ()  # type: ignore[assignment]  # noqa: N806
+    if ConcurrentUpdateError and isinstance(exc, ConcurrentUpdateError):
+        return True
+    text = str(exc).lower()
+    return any(t in text for t in _TRANSIENT_TEXTS)
+
+
+def one_line(text: str, limit: int = 160) -> str:
+    line = " ".join((text or "").split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def run_one(job: StackJob, runner: Runner, retry: RetryPolicy, sleep: Callable[[float], None],
+            clock: Callable[[], float], rng: Callable[[], float]) -> StackResult:
+    """One stack with retries; anything the runner raises becomes this stack's failure."""
+    start = clock()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            outcome = runner(job)
+        except Exception as exc:  # noqa: BLE001 - isolation: one stack's crash is its own result
+            outcome = StackOutcome(exit_codes.CONCURRENT_UPDATE if is_transient(exc) else exit_codes.DEPLOY_FAILED,
+                                   one_line(f"{type(exc).__name__}: {exc}"), transient=is_transient(exc))
+        if outcome.code == exit_codes.OK or not outcome.transient or attempt >= retry.attempts:
+            detail = outcome.detail
+            if outcome.transient and outcome.code != exit_codes.OK:
+                detail = f"{detail} (gave up after {attempt} attempts)"
+            return StackResult(job.name, outcome.code, attempt, clock() - start, detail,
+                               outcome.resources, outcome.changes)
+        sleep(retry.delay(attempt, rng))
+
+
+def run_fleet(
+    jobs: Sequence[StackJob],
+    runner: Runner,
+    parallel: int,
+    retry: RetryPolicy = RetryPolicy(),
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    rng: Callable[[], float] = random.random,
+    on_result: Callable[[StackResult, int, int], None] | None = None,
+) -> list[StackResult]:
+    """Run every job, at most `parallel` at once; results in job order."""
+    if parallel < 1:
+        raise ValueError(f"--parallel must be at least 1, got {parallel}")
+    done = 0
+    lock = threading.Lock()
+
+    def task(job: StackJob) -> StackResult:
+        nonlocal done
+        result = run_one(job, runner, retry, sleep, clock, rng)
+        if on_result is not None:
+            with lock:
+                done += 1
+                on_result(result, done, len(jobs))
+        return result
+
+    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="fleet") as pool:
+        return list(pool.map(task, jobs))
+
+
+def fleet_exit_code(results: Sequence[StackResult]) -> int:
+    return exit_codes.OK if all(r.ok for r in results) else exit_codes.FLEET_FAILED
+
+
+# --- which stacks ------------------------------------------------------------------------------
+
+def stack_name_of(path: Path) -> str:
+    """`Pulumi.<name>.yaml` -> name; any other file name -> its stem."""
+    name = path.name
+    for suffix in (".yaml", ".yml"):
+        if name.startswith("Pulumi.") and name.endswith(suffix):
+            return name[len("Pulumi."):-len(suffix)]
+    return path.stem
+
+
+def select_jobs(operation: str, stacks: str | None = None, stacks_dir: Path | None = None,
+                stack_files: str | None = None, root: Path = REPO_ROOT) -> list[StackJob]:
+    """The stacks to run: names (`--stacks a,b`, files in `--stacks-dir` or the repo), every stack
+    file of `--stacks-dir`, or the files matching `--stack-files GLOB`. Missing files stay in the list:
+    their run fails and is reported like any other failure."""
+    if operation not in FLEET_OPERATIONS:
+        raise ValueError(f"fleet runs {' or '.join(FLEET_OPERATIONS)}, not {operation!r}")
+    if stacks and stack_files:
+        raise ValueError("give either --stacks or --stack-files, not both")
+    jobs: list[StackJob] = []
+    if stacks:
+        base = stacks_dir or root
+        names = [n.strip() for n in stacks.split(",") if n.strip()]
+        jobs = [StackJob(n, base / f"Pulumi.{n}.yaml", operation) for n in names]
+    elif stack_files:
+        paths = sorted(Path(p) for p in glob.glob(stack_files))
+        jobs = [StackJob(stack_name_of(p), p, operation) for p in paths]
+    elif stacks_dir:
+        paths = sorted(p for p in stacks_dir.glob("Pulumi.*.y*ml") if p.name.count(".") >= 2)
+        jobs = [StackJob(stack_name_of(p), p, operation) for p in paths]
+    if not jobs:
+        raise ValueError("no stacks selected: give --stacks a,b,..., --stacks-dir DIR or --stack-files GLOB")
+    seen: set[str] = set()
+    dupes = sorted({j.name for j in jobs if j.name in seen or seen.add(j.name)})
+    if dupes:
+        raise ValueError(f"stack listed twice: {', '.join(dupes)}")
+    return jobs
+
+
+# --- runners ---------------------------------------------------------------------------------
+
+def offline_command(job: StackJob, json_path: Path, python: str = sys.executable) -> list[str]:
+    """The offline preview of one stack, in its own interpreter (mocks are process-global)."""
+    return [python, "-m", "programs.platformctl.cli", "preview", "--stack", job.name, "--offline",
+            "--config-file", str(job.stack_file), "--quiet", "--json", str(json_path)]
+
+
+def outcome_from_process(returncode: int, stderr: str, plan: dict[str, Any] | None) -> StackOutcome:
+    """Interpret one offline preview process: its exit code, stderr and the plan JSON it wrote."""
+    resources = len(plan["resources"]) if plan and plan.get("resources") is not None else None
+    err_lines = [ln.strip() for ln in (stderr or "").splitlines() if ln.strip()]
+    if returncode == exit_codes.OK:
+        return StackOutcome(exit_codes.OK, resources=resources, changes=f"{resources} to create" if resources else "")
+    crashed = any(ln.startswith("Traceback") for ln in err_lines)
+    if returncode == exit_codes.CONFIG_ERROR and not crashed:
+        problems = [ln for ln in err_lines if ln.startswith("k8s-platform:") or ln.startswith("aws:")]
+        detail = "; ".join(problems) if problems else (err_lines[-1] if err_lines else "invalid configuration")
+        return StackOutcome(exit_codes.CONFIG_ERROR, one_line(detail.removeprefix("error: ")), resources)
+    violations = (plan or {}).get("policy", {}).get("violations", [])
+    mandatory = [v for v in violations if v.get("level") == "mandatory"]
+    if returncode == exit_codes.POLICY_VIOLATION and mandatory and not crashed:
+        names = sorted({v.get("policy", "?") for v in mandatory})
+        return StackOutcome(exit_codes.POLICY_VIOLATION, one_line(f"{len(mandatory)} mandatory policy violations: "
+                                                                 f"{', '.join(names)}"), resources)
+    last = err_lines[-1] if err_lines else f"exit {returncode}"
+    return StackOutcome(exit_codes.DEPLOY_FAILED, one_line(f"offline preview failed (exit {returncode}): {last}"), resources)
+
+
+class OfflineRunner:
+    """Runs `offline_command` through `run` (subprocess.run by default; injectable for tests)."""
+
+    def __init__(self, run: Callable[..., Any] = subprocess.run, python: str = sys.executable,
+                 cwd: Path = REPO_ROOT, timeout: float = 900.0, work_dir: Path | None = None):
+        self.run = run
+        self.python = python
+        self.cwd = cwd
+        self.timeout = timeout
+        self.work_dir = work_dir
+
+    def __call__(self, job: StackJob) -> StackOutcome:
+        with tempfile.TemporaryDirectory(prefix=f"fleet-{job.name}-", dir=self.work_dir) as tmp:
+            plan_path = Path(tmp) / "plan.json"
+            try:
+                proc = self.run(offline_command(job, plan_path, self.python), capture_output=True, text=True,
+                                cwd=str(self.cwd), timeout=self.timeout)
+            except subprocess.TimeoutExpired:
+                return StackOutcome(exit_codes.DEPLOY_FAILED, f"offline preview timed out after {self.timeout:.0f}s")
+            plan = None
+            if plan_path.exists():
+                try:
+                    plan = json.loads(plan_path.read_text())
+                except ValueError:
+                    plan = None
+            return outcome_from_process(proc.returncode, proc.stderr, plan)
+
+
+class AutomationRunner:
+    """Drives one stack through the Automation API (progress lines prefixed with the stack name)."""
+
+    def __init__(self, operation: str, root: Path = REPO_ROOT, opener: Callable[..., Any] | None = None,
+                 quiet: bool = False):
+        self.operation = operation
+        self.root = root
+        self.opener = opener
+        self.quiet = quiet
+        self.lock = threading.Lock()
+
+    def __call__(self, job: StackJob) -> StackOutcome:
+        from components.config import ConfigError
+        from programs.platformctl import automation, events
+
+        in_repo = job.stack_file.resolve() == (self.root / f"Pulumi.{job.name}.yaml").resolve()
+        args = argparse.Namespace(stack=job.name, config_file=None if in_repo else job.stack_file)
+        try:
+            req = automation.build_request(self.operation, args, self.root)
+        except ConfigError as exc:
+            return StackOutcome(exit_codes.CONFIG_ERROR, one_line("; ".join(exc.problems)))
+        except (FileNotFoundError, ValueError) as exc:
+            return StackOutcome(exit_codes.CONFIG_ERROR, one_line(str(exc)))
+        missing = automation.missing_policy_files(req)
+        if missing:
+            return StackOutcome(exit_codes.CONFIG_ERROR, missing)
+        outcome = automation.run_operation(req, self.opener or automation.open_stack, prefix=f"[{job.name}] ",
+                                           quiet=self.quiet, lock=self.lock)
+        return StackOutcome(outcome.code, one_line(outcome.message),
+                            changes=events.change_phrase(outcome.summary.changes, self.operation == "preview"),
+                            transient=outcome.transient)
+
+
+# --- output ----------------------------------------------------------------------------------
+
+def render_table(results: Sequence[StackResult]) -> str:
+    header = ("stack", "result", "exit", "tries", "time", "resources", "detail")
+    rows = [(r.name, exit_codes.name(r.code), str(r.code), str(r.attempts),
+             f"{r.seconds:.1f}s", "-" if r.resources is None else str(r.resources), r.detail or r.changes)
+            for r in results]
+    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths[:-1]) + "  {}"
+    return "\n".join([fmt.format(*header), fmt.format(*("-" * w for w in widths[:-1]), "-" * len(header[-1])),
+                      *(fmt.format(*row) for row in rows)])
+
+
+def render_footer(results: Sequence[StackResult], wall: float, parallel: int) -> str:
+    failed = [r for r in results if not r.ok]
+    total = sum(r.seconds for r in results)
+    return (f"{len(results)} stacks: {len(results) - len(failed)} succeeded, {len(failed)} failed"
+            + (f" ({', '.join(r.name for r in failed)})" if failed else "")
+            + f"; wall {wall:.1f}s, sum of stack times {total:.1f}s, parallel {parallel}")
+
+
+def default_parallel() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.offline and args.operation != "preview":
+        print("error: fleet --offline only previews (there is no offline up)", file=sys.stderr)
+        return exit_codes.CONFIG_ERROR
+    if not args.offline:
+        from programs.platformctl.automation import cli_missing_line
+        from programs.platformctl.preview import pulumi_cli_missing
+
+        if pulumi_cli_missing():
+            print(f"error: {cli_missing_line('fleet ' + args.operation)}", file=sys.stderr)
+            return exit_codes.CONFIG_ERROR
+        if args.operation == "up" and not args.yes:
+            print("error: `platformctl fleet up` changes real infrastructure; pass --yes", file=sys.stderr)
+            return exit_codes.CONFIG_ERROR
+    try:
+        jobs = select_jobs(args.operation, args.stacks, args.stacks_dir, args.stack_files)
+        parallel = args.parallel if args.parallel is not None else default_parallel()
+        if parallel < 1:
+            raise ValueError(f"--parallel must be at least 1, got {parallel}")
+        if args.retries < 0 or args.backoff < 0:
+            raise ValueError("--retries and --backoff must not be negative")
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exit_codes.CONFIG_ERROR
+    runner: Runner = OfflineRunner(timeout=args.timeout) if args.offline else AutomationRunner(args.operation, quiet=args.quiet)
+    retry = RetryPolicy(attempts=args.retries + 1, base_delay=args.backoff)
+    print(f"fleet {args.operation}{' --offline' if args.offline else ''}: {len(jobs)} stacks, parallel {parallel}",
+          flush=True)
+
+    def progress(result: StackResult, done: int, total: int) -> None:
+        state = "ok" if result.ok else f"FAILED (exit {result.code})"
+        print(f"[{done}/{total}] {result.name}: {state} in {result.seconds:.1f}s"
+              + (f" after {result.attempts} tries" if result.attempts > 1 else ""), flush=True)
+
+    start = time.monotonic()
+    try:
+        results = run_fleet(jobs, runner, parallel, retry, on_result=progress)
+    except KeyboardInterrupt:
+        print("error: fleet interrupted", file=sys.stderr)
+        return exit_codes.INTERRUPTED
+    wall = time.monotonic() - start
+    print()
+    print(render_table(results))
+    print(render_footer(results, wall, parallel))
+    if args.json_path:
+        args.json_path.write_text(json.dumps({"operation": args.operation, "offline": args.offline, "parallel": parallel,
+                                              "wallSeconds": round(wall, 3),
+                                              "stacks": [asdict(r) for r in results]}, indent=2) + "\n")
+    return fleet_exit_code(results)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("fleet", help="preview or deploy many stacks with bounded concurrency")
+    p.add_argument("operation", choices=FLEET_OPERATIONS)
+    p.add_argument("--stacks", help="comma-separated stack names (Pulumi.<name>.yaml in the repo or --stacks-dir)")
+    p.add_argument("--stacks-dir", type=Path, help="directory of stack files; alone: every Pulumi.*.yaml in it")
+    p.add_argument("--stack-files", help="glob of stack files, e.g. 'gen/Pulumi.*.yaml' (quote it)")
+    p.add_argument("--parallel", type=int, help="stacks run at once (default: number of CPUs)")
+    p.add_argument("--offline", action="store_true", help="offline preview of each stack in its own process")
+    p.add_argument("--retries", type=int, default=2, help="retries of a transient failure (default 2)")
+    p.add_argument("--backoff", type=float, default=5.0, help="first retry delay in seconds, doubled each retry")
+    p.add_argument("--timeout", type=float, default=900.0, help="per-stack timeout of an offline preview (s)")
+    p.add_argument("--json", type=Path, dest="json_path", help="write the per-stack results here")
+    p.add_argument("--quiet", action="store_true", help="no per-resource progress (Automation API mode)")
+    p.add_argument("--yes", action="store_true", help="confirm `fleet up` (it changes real infrastructure)")
+    p.set_defaults(func=run)
+
+
+def dev_variant(base: dict[str, Any], index: int) -> dict[str, Any]:
+    """A copy of a dev stack document with its own cluster name, VPC block and zone pair (for fleets
+    of generated stacks in tests and benchmarks)."""
+    doc = copy.deepcopy(base)
+    cfg = doc["config"]
+    pairs = list(itertools.combinations("abcdf", 2))
+    region = cfg.get("aws:region", "us-east-1")
+    first, second = pairs[index % len(pairs)]
+    # 10.60.0.0/16 upwards: clear of K3s's own pod/service ranges (10.42/16, 10.43/16).
+    cfg["k8s-platform:network"]["vpcCidr"] = f"10.{60 + index % 190}.0.0/16"
+    cfg["k8s-platform:network"]["availabilityZones"] = [f"{region}{first}", f"{region}{second}"]
+    old_name = cfg["k8s-platform:cluster"]["name"]
+    new_name = f"{old_name}-{index:02d}"
+    # Names derived from the cluster name (a pinned OIDC issuer URL, bucket names) follow the rename.
+    doc["config"] = _rename(cfg, old_name, new_name)
+    doc["config"]["k8s-platform:cluster"]["name"] = new_name
+    return doc
+
+
+def _rename(value: Any, old: str, new: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _rename(v, old, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rename(v, old, new) for v in value]
+    if isinstance(value, str) and old in value:
+        return value.replace(old, new)
+    return value
+
+
+def write_dev_variants(base_file: Path, out_dir: Path, count: int, prefix: str = "dev") -> list[Path]:
+    """Write `count` variants of `base_file` as `out_dir/Pulumi.<prefix>-NN.yaml`."""
+    import yaml
+
+    base = yaml.safe_load(base_file.read_text())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(1, count + 1):
+        path = out_dir / f"Pulumi.{prefix}-{i:02d}.yaml"
+        path.write_text(yaml.safe_dump(dev_variant(base, i), sort_keys=False))
+        paths.append(path)
+    return paths

@@ -1,0 +1,76 @@
+"""`platformctl policy`: run the pack on a saved plan (`check`) or list its guardrails (`list`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from programs.platformctl import exit_codes
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("policy", help="run or list the CrossGuard policy pack")
+    psub = p.add_subparsers(dest="policy_command", required=True)
+    c = psub.add_parser("check", help="apply the pack to a saved plan JSON with a stack's enforcement config")
+    c.add_argument("--plan", type=Path, required=True, help="plan JSON from `platformctl preview --offline --json`")
+    c.add_argument("--stack", required=True, help="stack whose policy config applies (policy/config/<stack>.json)")
+    c.add_argument("--policy-config", type=Path, help="policy config JSON instead of the stack's")
+    c.add_argument("--json", type=Path, dest="json_path", help="write the plan with its violations here")
+    c.set_defaults(func=run_check)
+    ls = psub.add_parser("list", help="list every policy with its severity and benchmark")
+    ls.add_argument("--json", action="store_true", help="print the registry as JSON")
+    ls.set_defaults(func=run_list)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from policy.offline_runner import PolicyConfigError
+    from programs.platformctl.policy_gate import check_plan
+
+    try:
+        plan = json.loads(args.plan.read_text())
+        if not isinstance(plan, dict) or not isinstance(plan.get("resources"), list):
+            raise ValueError(f"{args.plan}: not a plan (expected an object with a 'resources' list)")
+        plan = check_plan(plan, args.stack, args.policy_config)
+    except PolicyConfigError as exc:
+        print("error: invalid policy config:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return exit_codes.CONFIG_ERROR
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exit_codes.CONFIG_ERROR
+    if args.json_path:
+        args.json_path.write_text(json.dumps(plan, indent=2) + "\n")
+    violations = plan["policy"]["violations"]
+    mandatory = [v for v in violations if v["level"] == "mandatory"]
+    for v in violations:
+        print(f"policy {v['level']}: {v['policy']}: {v['message']} ({v['urn'] or 'stack'})")
+    print(f"{args.stack}: {len(plan['resources'])} resources checked with {plan['policy']['config']}; "
+          f"{len(mandatory)} mandatory and {len(violations) - len(mandatory)} advisory policy violations")
+    if mandatory:
+        print("mandatory policies violated: " + ", ".join(sorted({v["policy"] for v in mandatory})), file=sys.stderr)
+    return exit_codes.POLICY_VIOLATION if mandatory else exit_codes.OK
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from policy.offline_runner import CONFIG_DIR, load_pack_config, reconcile
+    from policy.registry import describe
+
+    rows = describe()
+    # Enforcement per environment file shipped with the pack (policy/config/*.json).
+    for path in sorted(CONFIG_DIR.glob("*.json")):
+        settings = reconcile(load_pack_config(path), source=str(path))
+        for row in rows:
+            row.setdefault("enforcement", {})[path.stem] = settings[row["id"]].level.value
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return exit_codes.OK
+    for row in rows:
+        knobs = f"  knobs: {', '.join(row['config'])}" if row["config"] else ""
+        levels = " ".join(f"{env}={level}" for env, level in row.get("enforcement", {}).items())
+        print(f"{row['id']:42s} {row['severity']:8s} {row['kind']:8s} {levels:32s} "
+              f"{'; '.join(row['benchmarks'])}{knobs}")
+    print(f"\n{len(rows)} policies")
+    return exit_codes.OK

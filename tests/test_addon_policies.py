@@ -1,0 +1,188 @@
+"""The add-on IAM policies: what each controller may do, and what it may not (checked by evaluation)."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.addon_policies import (
+    EBS_CSI_MANAGED_POLICY_ARN,
+    LB_CLUSTER_TAG,
+    cloud_controller_manager_policy,
+    ebs_csi_kms_policy,
+    load_balancer_controller_policy,
+)
+from tests.iam_eval import allows
+
+CLUSTER, VPC, REGION, ACCOUNT = "prod-eks", "vpc-0abc", "us-east-1", "222222222222"
+LB_POLICY = load_balancer_controller_policy(CLUSTER, VPC, REGION, ACCOUNT)
+ALB = f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:loadbalancer/app/k8s-shared-0123/abcdef"
+TG = f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:targetgroup/k8s-default-web-0123/abcdef"
+SG = f"arn:aws:ec2:{REGION}:{ACCOUNT}:security-group/sg-0123"
+VPC_ARN = f"arn:aws:ec2:{REGION}:{ACCOUNT}:vpc/{VPC}"
+OWNED = {f"aws:ResourceTag/{LB_CLUSTER_TAG}": CLUSTER}
+OTHER_CLUSTER = {f"aws:ResourceTag/{LB_CLUSTER_TAG}": "other-cluster"}
+
+# Every API call of the controller's published iam_policy.json (v3.x): our policy must still allow
+# each of them for the cluster's own resources, or the controller breaks.
+UPSTREAM_ACTIONS = {
+    "iam:CreateServiceLinkedRole",
+    "ec2:DescribeAccountAttributes", "ec2:DescribeAddresses", "ec2:DescribeAvailabilityZones",
+    "ec2:DescribeInternetGateways", "ec2:DescribeVpcs", "ec2:DescribeVpcPeeringConnections", "ec2:DescribeSubnets",
+    "ec2:DescribeSecurityGroups", "ec2:DescribeInstances", "ec2:DescribeNetworkInterfaces", "ec2:DescribeTags",
+    "ec2:GetCoipPoolUsage", "ec2:DescribeCoipPools", "ec2:GetSecurityGroupsForVpc", "ec2:DescribeIpamPools",
+    "ec2:DescribeRouteTables",
+    "elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeLoadBalancerAttributes",
+    "elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeListenerCertificates",
+    "elasticloadbalancing:DescribeSSLPolicies", "elasticloadbalancing:DescribeRules",
+    "elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetGroupAttributes",
+    "elasticloadbalancing:DescribeTargetHealth", "elasticloadbalancing:DescribeTags",
+    "elasticloadbalancing:DescribeTrustStores", "elasticloadbalancing:DescribeListenerAttributes",
+    "elasticloadbalancing:DescribeCapacityReservation",
+    "cognito-idp:DescribeUserPoolClient", "acm:ListCertificates", "acm:DescribeCertificate",
+    "iam:ListServerCertificates", "iam:GetServerCertificate", "waf-regional:GetWebACL",
+    "waf-regional:GetWebACLForResource", "waf-regional:AssociateWebACL", "waf-regional:DisassociateWebACL",
+    "wafv2:GetWebACL", "wafv2:GetWebACLForResource", "wafv2:AssociateWebACL", "wafv2:DisassociateWebACL",
+    "shield:GetSubscriptionState", "shield:DescribeProtection", "shield:CreateProtection", "shield:DeleteProtection",
+    "ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress", "ec2:CreateSecurityGroup",
+    "ec2:CreateTags", "ec2:DeleteTags", "ec2:DeleteSecurityGroup",
+    "elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:CreateTargetGroup",
+    "elasticloadbalancing:CreateListener", "elasticloadbalancing:DeleteListener",
+    "elasticloadbalancing:CreateRule", "elasticloadbalancing:DeleteRule",
+    "elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags",
+    "elasticloadbalancing:ModifyLoadBalancerAttributes", "elasticloadbalancing:SetIpAddressType",
+    "elasticloadbalancing:SetSecurityGroups", "elasticloadbalancing:SetSubnets",
+    "elasticloadbalancing:DeleteLoadBalancer", "elasticloadbalancing:ModifyTargetGroup",
+    "elasticloadbalancing:ModifyTargetGroupAttributes", "elasticloadbalancing:DeleteTargetGroup",
+    "elasticloadbalancing:ModifyListenerAttributes", "elasticloadbalancing:ModifyCapacityReservation",
+    "elasticloadbalancing:ModifyIpPools", "elasticloadbalancing:RegisterTargets",
+    "elasticloadbalancing:DeregisterTargets", "elasticloadbalancing:SetWebAcl",
+    "elasticloadbalancing:ModifyListener", "elasticloadbalancing:AddListenerCertificates",
+    "elasticloadbalancing:RemoveListenerCertificates", "elasticloadbalancing:ModifyRule",
+    "elasticloadbalancing:SetRulePriorities",
+}
+
+
+def _actions(policy: dict) -> set[str]:
+    found: set[str] = set()
+    for stmt in policy["Statement"]:
+        found.update([stmt["Action"]] if isinstance(stmt["Action"], str) else stmt["Action"])
+    return found
+
+
+def test_lb_policy_grants_every_call_of_the_published_policy_and_nothing_else():
+    assert _actions(LB_POLICY) == UPSTREAM_ACTIONS
+
+
+def test_lb_policy_has_no_action_wildcards():
+    assert not [a for a in _actions(LB_POLICY) if "*" in a]
+
+
+@pytest.mark.parametrize("action,resource", [
+    ("elasticloadbalancing:DeleteLoadBalancer", ALB),
+    ("elasticloadbalancing:DeleteTargetGroup", TG),
+    ("elasticloadbalancing:ModifyLoadBalancerAttributes", ALB),
+    ("elasticloadbalancing:SetSecurityGroups", ALB),
+    ("ec2:DeleteSecurityGroup", SG),
+])
+def test_lb_controller_changes_only_its_own_clusters_resources(action, resource):
+    assert allows(LB_POLICY, action, resource, OWNED)
+    assert not allows(LB_POLICY, action, resource, OTHER_CLUSTER)  # upstream would allow this
+    assert not allows(LB_POLICY, action, resource, {})  # untagged: not ours
+
+
+@pytest.mark.parametrize("action,resource", [
+    ("elasticloadbalancing:CreateLoadBalancer", ALB),
+    ("elasticloadbalancing:CreateTargetGroup", TG),
+])
+def test_lb_controller_creates_only_resources_tagged_for_this_cluster(action, resource):
+    assert allows(LB_POLICY, action, resource, {f"aws:RequestTag/{LB_CLUSTER_TAG}": CLUSTER})
+    assert not allows(LB_POLICY, action, resource, {f"aws:RequestTag/{LB_CLUSTER_TAG}": "other-cluster"})
+    assert not allows(LB_POLICY, action, resource, {})
+
+
+def test_lb_controller_cannot_take_over_or_drop_the_ownership_tag():
+    retag_ours = {**OWNED}
+    assert allows(LB_POLICY, "elasticloadbalancing:AddTags", ALB, retag_ours)
+    assert allows(LB_POLICY, "ec2:CreateTags", SG, retag_ours)
+    # Changing the ownership tag itself (it appears in the request) is refused...
+    rewrite = {**OWNED, f"aws:RequestTag/{LB_CLUSTER_TAG}": "other-cluster"}
+    assert not allows(LB_POLICY, "elasticloadbalancing:AddTags", ALB, rewrite)
+    # ...and so is tagging another cluster's load balancer after the fact.
+    assert not allows(LB_POLICY, "elasticloadbalancing:AddTags", ALB, {f"aws:RequestTag/{LB_CLUSTER_TAG}": CLUSTER})
+
+
+def test_security_groups_tagged_on_create_only_for_this_cluster():
+    on_create = {"ec2:CreateAction": "CreateSecurityGroup", f"aws:RequestTag/{LB_CLUSTER_TAG}": CLUSTER}
+    assert allows(LB_POLICY, "ec2:CreateTags", SG, on_create)
+    assert not allows(LB_POLICY, "ec2:CreateTags", SG, {**on_create, f"aws:RequestTag/{LB_CLUSTER_TAG}": "x"})
+
+
+def test_security_group_rules_only_inside_the_cluster_vpc():
+    assert allows(LB_POLICY, "ec2:AuthorizeSecurityGroupIngress", SG, {"ec2:Vpc": VPC_ARN})
+    other_vpc = f"arn:aws:ec2:{REGION}:{ACCOUNT}:vpc/vpc-other"
+    assert not allows(LB_POLICY, "ec2:AuthorizeSecurityGroupIngress", SG, {"ec2:Vpc": other_vpc})
+    assert allows(LB_POLICY, "ec2:CreateSecurityGroup", VPC_ARN)
+    assert not allows(LB_POLICY, "ec2:CreateSecurityGroup", other_vpc)
+
+
+def test_lb_policy_is_pinned_to_this_account_and_region():
+    for stmt in LB_POLICY["Statement"]:
+        resources = stmt["Resource"] if isinstance(stmt["Resource"], list) else [stmt["Resource"]]
+        for arn in resources:
+            if arn == "*":
+                continue
+            assert f":{ACCOUNT}:" in arn, arn
+            assert arn.startswith("arn:aws:iam::") or f":{REGION}:" in arn, arn
+    other_account_alb = ALB.replace(ACCOUNT, "999999999999")
+    assert not allows(LB_POLICY, "elasticloadbalancing:DeleteLoadBalancer", other_account_alb, OWNED)
+
+
+def test_star_resources_only_for_reads_and_annotation_named_integrations():
+    mutating_on_star = set()
+    for stmt in LB_POLICY["Statement"]:
+        if stmt["Resource"] == "*" and "Condition" not in stmt:
+            for action in stmt["Action"]:
+                verb = action.split(":", 1)[1]
+                if not verb.startswith(("Describe", "Get", "List")):
+                    mutating_on_star.add(action)
+    # WAF/Shield associations offer no ownership tag to condition on (same as upstream).
+    assert mutating_on_star == {
+        "waf-regional:AssociateWebACL", "waf-regional:DisassociateWebACL", "wafv2:AssociateWebACL",
+        "wafv2:DisassociateWebACL", "shield:CreateProtection", "shield:DeleteProtection",
+    }
+
+
+def test_service_linked_role_only_for_elastic_load_balancing():
+    slr = f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/elasticloadbalancing.amazonaws.com/AWSServiceRoleForElasticLoadBalancing"
+    assert allows(LB_POLICY, "iam:CreateServiceLinkedRole", slr, {"iam:AWSServiceName": "elasticloadbalancing.amazonaws.com"})
+    assert not allows(LB_POLICY, "iam:CreateServiceLinkedRole", slr, {"iam:AWSServiceName": "ec2.amazonaws.com"})
+
+
+def test_cloud_controller_with_lb_controller_only_reads_ec2():
+    policy = cloud_controller_manager_policy(VPC, REGION, ACCOUNT, manages_load_balancers=False)
+    actions = _actions(policy)
+    assert "ec2:DescribeInstances" in actions and "ec2:DescribeAvailabilityZones" in actions
+    assert all(a.split(":", 1)[1].startswith("Describe") for a in actions), actions
+
+
+def test_cloud_controller_without_lb_controller_manages_service_load_balancers_in_its_vpc():
+    policy = cloud_controller_manager_policy(VPC, REGION, ACCOUNT, manages_load_balancers=True)
+    clb = f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}:loadbalancer/a0123"
+    assert allows(policy, "elasticloadbalancing:CreateLoadBalancer", clb)
+    assert not allows(policy, "elasticloadbalancing:CreateLoadBalancer", clb.replace(ACCOUNT, "999999999999"))
+    assert allows(policy, "ec2:AuthorizeSecurityGroupIngress", SG, {"ec2:Vpc": VPC_ARN})
+    assert not allows(policy, "ec2:AuthorizeSecurityGroupIngress", SG, {"ec2:Vpc": VPC_ARN.replace(VPC, "vpc-x")})
+
+
+def test_ebs_kms_policy_limits_grants_to_aws_resources_on_one_key():
+    key = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0b5c6a43-1e8f-4c9a-9d1e-0123456789ab"
+    policy = ebs_csi_kms_policy(key)
+    assert allows(policy, "kms:CreateGrant", key, {"kms:GrantIsForAWSResource": "true"})
+    assert not allows(policy, "kms:CreateGrant", key, {"kms:GrantIsForAWSResource": "false"})
+    assert not allows(policy, "kms:CreateGrant", key, {})
+    assert allows(policy, "kms:GenerateDataKeyWithoutPlaintext", key)
+    assert not allows(policy, "kms:Decrypt", key.replace("0b5c", "ffff"))
+
+
+def test_ebs_csi_uses_the_aws_managed_policy():
+    assert EBS_CSI_MANAGED_POLICY_ARN == "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"

