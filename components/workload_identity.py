@@ -90,6 +90,11 @@ class WorkloadIdentity(pulumi.ComponentResource):
         cluster = args.cluster
         self._k8s_opts = pulumi.ResourceOptions(parent=self, provider=cluster.k8s_provider, depends_on=list(cluster.ready))
         self._namespaces: dict[str, pulumi.Resource] = {}
+        # Config validation refuses these first; kept here for callers that build workloads in code.
+        bindings = [(w.namespace, w.service_account) for w in args.workloads]
+        duplicates = sorted({f"{ns}/{sa}" for ns, sa in bindings if bindings.count((ns, sa)) > 1})
+        if duplicates:
+            raise ValueError(f"{name}: ServiceAccounts bound twice: {', '.join(duplicates)}; one identity per ServiceAccount")
         self.identities = {w.name: self._workload(w) for w in args.workloads}
         self.register_outputs({"identities": self.identities})
 
