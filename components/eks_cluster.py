@@ -30,6 +30,7 @@ from components.eks_system_nodes import SYSTEM_SCHEDULING, EksSystemNodes, EksSy
 from components.kubeconfig import render_eks_kubeconfig
 from components.network import Network
 from components.trust_policies import STS_AUDIENCE
+from components.kms_keys import rotating_key
 
 CLUSTER_POLICY_ARN = "arn:aws:iam::aws:policy/AmazonEKSClusterPolicy"
 # The two ranges EKS itself picks from; we choose explicitly so nodeadm and tooling know it.
@@ -79,16 +80,12 @@ class EksCluster(pulumi.ComponentResource):
                             assume_role_policy=iam.to_json(cluster_role_trust()), tags=tags, opts=child)
         role_policy = aws.iam.RolePolicyAttachment(f"{name}-cluster-policy", role=role.name,
                                                    policy_arn=CLUSTER_POLICY_ARN, opts=child)
-        self.kms_key = aws.kms.Key(
-            f"{name}-secrets",
+        self.kms_key = rotating_key(
+            f"{name}-secrets", alias=f"{cluster_name}-eks-secrets",
             description=f"{cluster_name} EKS secrets envelope encryption and control-plane logs",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
             policy=iam.to_json(iam.kms_key_policy(cfg.account_id, iam.logs_kms_statement(cfg.account_id, cfg.region))),
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, protect=protect),
+            tags=tags, parent=self, protect=protect,
         )
-        aws.kms.Alias(f"{name}-secrets", name=f"alias/{cluster_name}-eks-secrets", target_key_id=self.kms_key.key_id, opts=child)
         key_policy = aws.iam.RolePolicy(f"{name}-cluster-kms", role=role.id,
                                         policy=self.kms_key.arn.apply(lambda arn: iam.to_json(cluster_kms_statement(arn))),
                                         opts=child)

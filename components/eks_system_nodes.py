@@ -22,6 +22,7 @@ from components.config import StackConfig, is_graviton
 from components.eks_access import NODE_ENTRY_TYPE
 from components.max_pods import max_pods_for
 from components.nodeadm import render_node_config, render_user_data
+from components.kms_keys import rotating_key
 
 NODE_POLICY_ARNS = (
     "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
@@ -106,10 +107,9 @@ class EksSystemNodes(pulumi.ComponentResource):
             f"{name}-node-access", cluster_name=handle.eks_cluster.name, principal_arn=self.node_role.arn,
             type=NODE_ENTRY_TYPE, tags={**tags, "k8s-platform/access": "node"}, opts=child,
         )
-        self.ebs_key = aws.kms.Key(
-            f"{name}-ebs", description=f"{cluster_name} system node root volumes", enable_key_rotation=True,
-            deletion_window_in_days=30, policy=iam.to_json(ebs_key_policy(cfg.account_id, cfg.region)), tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, protect=cfg.is_prod),
+        self.ebs_key = rotating_key(
+            f"{name}-ebs", alias=f"{cluster_name}-system-node-volumes", description=f"{cluster_name} system node root volumes",
+            policy=iam.to_json(ebs_key_policy(cfg.account_id, cfg.region)), tags=tags, parent=self, protect=cfg.is_prod,
         )
         self.max_pods = system_max_pods(ng.instance_types)
         user_data = system_user_data(ng.instance_types)

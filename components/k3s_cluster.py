@@ -28,6 +28,7 @@ from components.k3s_snapshots import snapshot_bucket
 from components.k3s_user_data import K3sServerSettings, render_k3s_agent_cloud_init, render_k3s_server_cloud_init
 from components.kubeconfig import render_client_cert_kubeconfig
 from components.network import Network
+from components.kms_keys import rotating_key
 
 API_PORT = 6443
 SERVER_ROOT_GIB = 40
@@ -236,12 +237,8 @@ class K3sCluster(pulumi.ComponentResource):
 
     def _key(self, purpose: str, description: str, policy: pulumi.Input[str]) -> aws.kms.Key:
         a = self._args
-        key = aws.kms.Key(f"{self._name}-{purpose}", description=description, enable_key_rotation=True,
-                          deletion_window_in_days=30, policy=policy, tags=a.tags,
-                          opts=pulumi.ResourceOptions(parent=self, protect=a.is_prod))
-        aws.kms.Alias(f"{self._name}-{purpose}", name=f"alias/{a.cluster_name}-k3s-{purpose}", target_key_id=key.key_id,
-                      opts=pulumi.ResourceOptions(parent=self))
-        return key
+        return rotating_key(f"{self._name}-{purpose}", alias=f"{a.cluster_name}-k3s-{purpose}", description=description,
+                            policy=policy, tags=a.tags, parent=self, protect=a.is_prod)
 
     def _secure_parameter(self, purpose: str, param_name: str, value: pulumi.Output[str], key: aws.kms.Key) -> None:
         aws.ssm.Parameter(f"{self._name}-{purpose}", name=param_name, type="SecureString", key_id=key.arn,

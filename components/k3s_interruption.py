@@ -20,6 +20,7 @@ from components import iam_documents as iam
 from components import k3s_policies as policies
 from components.k3s_node_drainer.handler import LIFECYCLE_TERMINATE, REBALANCE, SPOT_INTERRUPTION, STATE_CHANGE, STOPPING_STATES
 from components.k3s_pki import K3sPki
+from components.kms_keys import rotating_key
 
 HANDLER_FILE = Path(__file__).resolve().parent / "k3s_node_drainer" / "handler.py"
 DRAINER_USER = "k8s-platform:node-drainer"
@@ -91,10 +92,10 @@ class K3sInterruptionHandling(pulumi.ComponentResource):
                                  tags=tags, opts=child)
         vpc_access = aws.iam.RolePolicyAttachment(f"{name}-drainer-vpc", role=self.role.name,
                                                   policy_arn=policies.LAMBDA_VPC_POLICY_ARN, opts=child)
-        key = aws.kms.Key(f"{name}-drainer", description=f"{a.cluster_name} node-drainer credentials",
-                          enable_key_rotation=True, deletion_window_in_days=30, tags=tags,
-                          policy=self.role.arn.apply(lambda arn: iam.to_json(policies.drainer_key_policy(
-                              account_id=a.account_id, region=a.region, drainer_role_arn=arn))), opts=child)
+        key = rotating_key(f"{name}-drainer", alias=f"{a.cluster_name}-k3s-node-drainer",
+                           description=f"{a.cluster_name} node-drainer credentials", tags=tags, parent=self,
+                           policy=self.role.arn.apply(lambda arn: iam.to_json(policies.drainer_key_policy(
+                               account_id=a.account_id, region=a.region, drainer_role_arn=arn))))
         self.credentials = aws.secretsmanager.Secret(
             f"{name}-drainer", name=f"k8s-platform/{a.cluster_name}/k3s/node-drainer", kms_key_id=key.arn,
             description="Kubernetes client certificate of the node-drainer Lambda", recovery_window_in_days=7,

@@ -18,11 +18,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_tls as tls
 
-# CAs live 10 years like K3s's own; client certificates 1 year, renewed by `pulumi up` in the last 30 days.
-CA_VALIDITY_HOURS = 10 * 365 * 24
-CLIENT_VALIDITY_HOURS = 365 * 24
-CLIENT_EARLY_RENEWAL_HOURS = 30 * 24
+from components.tls_certs import CertificateAuthority, issue_certificate, private_ca
 
+# CAs live 10 years like K3s's own; client certificates 1 year, renewed by `pulumi up` in the last 30 days
+# (lifetimes in components/tls_certs.py).
 CA_USES = ["cert_signing", "crl_signing", "digital_signature", "key_encipherment"]
 CLIENT_USES = ["client_auth", "digital_signature", "key_encipherment"]
 
@@ -63,11 +62,11 @@ class K3sPki(pulumi.ComponentResource):
         super().__init__("k8s-platform:k3s:K3sPki", name, None, opts)
         self._name = name
         self._cluster = cluster_name
-        self._cas: dict[str, tuple[tls.PrivateKey, tls.SelfSignedCert]] = {}
+        self._cas: dict[str, CertificateAuthority] = {}
         for ca in CA_FILES.values():
             self._cas[ca] = self._self_signed_ca(ca)
-        self.ca_cert_pems = {ca: cert.cert_pem for ca, (_, cert) in self._cas.items()}
-        self.ca_private_key_pems = {ca: pulumi.Output.secret(key.private_key_pem) for ca, (key, _) in self._cas.items()}
+        self.ca_cert_pems = {name: ca.cert_pem for name, ca in self._cas.items()}
+        self.ca_private_key_pems = {name: ca.private_key_pem for name, ca in self._cas.items()}
         self.server_ca_cert_pem = self.ca_cert_pems["server-ca"]
         self.client_ca_cert_pem = self.ca_cert_pems["client-ca"]
 
@@ -85,50 +84,21 @@ class K3sPki(pulumi.ComponentResource):
             "serviceAccountPublicKeyPem": self.service_account_public_key_pem,
         })
 
-    def _self_signed_ca(self, ca: str) -> tuple[tls.PrivateKey, tls.SelfSignedCert]:
-        child = pulumi.ResourceOptions(parent=self)
-        # ECDSA P-256: what K3s generates for its own CAs.
-        key = tls.PrivateKey(f"{self._name}-{ca}", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
-        cert = tls.SelfSignedCert(
-            f"{self._name}-{ca}",
-            private_key_pem=key.private_key_pem,
-            subject=tls.SelfSignedCertSubjectArgs(common_name=f"{self._cluster}-{ca}", organization="k8s-platform"),
-            is_ca_certificate=True,
-            validity_period_hours=CA_VALIDITY_HOURS,
-            allowed_uses=CA_USES,
-            opts=child,
-        )
-        return key, cert
+    def _self_signed_ca(self, ca: str) -> CertificateAuthority:
+        return private_ca(f"{self._name}-{ca}", f"{self._cluster}-{ca}", pulumi.ResourceOptions(parent=self),
+                          allowed_uses=CA_USES)
 
     def client_certificate(self, name: str, user: str, group: str | None = None) -> ClientCertificate:
         """A client certificate for `user` (and optionally one group), signed by the cluster's client CA."""
-        child = pulumi.ResourceOptions(parent=self)
-        ca_key, ca_cert = self._cas["client-ca"]
-        key = tls.PrivateKey(f"{self._name}-{name}-client", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
-        csr = tls.CertRequest(
-            f"{self._name}-{name}-client",
-            private_key_pem=key.private_key_pem,
-            subject=tls.CertRequestSubjectArgs(common_name=user, organization=group),
-            opts=child,
-        )
-        cert = tls.LocallySignedCert(
-            f"{self._name}-{name}-client",
-            cert_request_pem=csr.cert_request_pem,
-            ca_private_key_pem=ca_key.private_key_pem,
-            ca_cert_pem=ca_cert.cert_pem,
-            validity_period_hours=CLIENT_VALIDITY_HOURS,
-            early_renewal_hours=CLIENT_EARLY_RENEWAL_HOURS,
-            allowed_uses=CLIENT_USES,
-            opts=child,
-        )
-        return ClientCertificate(user, cert.cert_pem, pulumi.Output.secret(key.private_key_pem))
+        issued = issue_certificate(f"{self._name}-{name}-client", self._cas["client-ca"], pulumi.ResourceOptions(parent=self),
+                                   common_name=user, organization=group, allowed_uses=CLIENT_USES)
+        return ClientCertificate(user, issued.cert_pem, issued.private_key_pem)
 
     def _server_bundle(self) -> pulumi.Output[str]:
         """JSON {relative path: PEM} of every file K3s's custom-CA support needs (secret)."""
         parts: dict[str, pulumi.Output[str]] = {}
         for path, ca in CA_FILES.items():
-            key, cert = self._cas[ca]
-            parts[f"{path}.crt"] = cert.cert_pem
-            parts[f"{path}.key"] = key.private_key_pem
+            parts[f"{path}.crt"] = self._cas[ca].cert_pem
+            parts[f"{path}.key"] = self._cas[ca].private_key_pem
         parts[SERVICE_ACCOUNT_KEY_FILE] = self.service_account_private_key_pem
         return pulumi.Output.secret(pulumi.Output.all(**parts).apply(lambda files: json.dumps(files, sort_keys=True)))

@@ -10,6 +10,7 @@ import pulumi_aws as aws
 
 from components import iam_documents as iam
 from components.config import NetworkConfig
+from components.kms_keys import rotating_key
 from components.network_layout import (
     endpoint_service_name,
     nat_for_az,
@@ -162,15 +163,11 @@ class Network(pulumi.ComponentResource):
     def _flow_logs(self, name: str, args: NetworkArgs, vpc: aws.ec2.Vpc) -> None:
         cfg, tags = args.config.flow_logs, args.tags
         child = pulumi.ResourceOptions(parent=self)
-        stateful = pulumi.ResourceOptions(parent=self, protect=args.protect)
-        key = aws.kms.Key(
-            f"{name}-flow-logs",
-            description=f"{args.cluster_name} VPC flow logs",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
+        stateful = pulumi.ResourceOptions(parent=self, protect=args.protect)  # audit data survives a mistaken destroy
+        key = rotating_key(
+            f"{name}-flow-logs", alias=f"{args.cluster_name}-flow-logs", description=f"{args.cluster_name} VPC flow logs",
             policy=iam.to_json(iam.kms_key_policy(args.account_id, iam.logs_kms_statement(args.account_id, args.region))),
-            tags=tags,
-            opts=stateful,
+            tags=tags, parent=self, protect=args.protect,
         )
         group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs",

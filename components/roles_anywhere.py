@@ -20,12 +20,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
-import pulumi_tls as tls
 
-CA_VALIDITY_HOURS = 5 * 365 * 24
-LEAF_VALIDITY_HOURS = 365 * 24
-LEAF_EARLY_RENEWAL_HOURS = 30 * 24
-CA_USES = ["cert_signing", "crl_signing", "digital_signature"]
+from components.tls_certs import issue_certificate, private_ca
+
+CA_VALIDITY_HOURS = 5 * 365 * 24  # leaves: 1 year, re-issued in their last 30 days (components/tls_certs.py)
 LEAF_USES = ["digital_signature", "client_auth"]
 SESSION_SECONDS = 3600
 
@@ -73,17 +71,9 @@ class RolesAnywhereAuthority(pulumi.ComponentResource):
         self.ca_common_name = f"{cluster_name} workload identity CA"
         # Protected in prod: replacing the CA invalidates every issued workload certificate.
         # P-256 so the provider signs with ECDSA-SHA256 (Roles Anywhere: SHA-256 or stronger).
-        self._ca_key = tls.PrivateKey(f"{name}-ca", algorithm="ECDSA", ecdsa_curve="P256",
-                                      opts=pulumi.ResourceOptions(parent=self, protect=protect))
-        ca = tls.SelfSignedCert(
-            f"{name}-ca",
-            private_key_pem=self._ca_key.private_key_pem,
-            subject=tls.SelfSignedCertSubjectArgs(common_name=self.ca_common_name, organization="k8s-platform"),
-            is_ca_certificate=True,
-            validity_period_hours=CA_VALIDITY_HOURS,
-            allowed_uses=CA_USES,
-            opts=pulumi.ResourceOptions(parent=self, protect=protect),
-        )
+        self._ca = private_ca(f"{name}-ca", self.ca_common_name, pulumi.ResourceOptions(parent=self, protect=protect),
+                              validity_hours=CA_VALIDITY_HOURS)
+        ca = self._ca
         self.ca_cert_pem = ca.cert_pem
         anchor = aws.rolesanywhere.TrustAnchor(
             f"{name}-trust-anchor",
@@ -98,23 +88,9 @@ class RolesAnywhereAuthority(pulumi.ComponentResource):
 
     def leaf_certificate(self, parent: pulumi.Resource, name: str, common_name: str) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
         """(certificate PEM, private key PEM as a secret) of an end-entity certificate signed by the CA."""
-        child = pulumi.ResourceOptions(parent=parent)
-        key = tls.PrivateKey(f"{name}-leaf", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
-        csr = tls.CertRequest(f"{name}-leaf", private_key_pem=key.private_key_pem,
-                              subject=tls.CertRequestSubjectArgs(common_name=common_name, organization="k8s-platform"),
-                              opts=child)
-        cert = tls.LocallySignedCert(
-            f"{name}-leaf",
-            cert_request_pem=csr.cert_request_pem,
-            ca_cert_pem=self.ca_cert_pem,
-            ca_private_key_pem=self._ca_key.private_key_pem,
-            validity_period_hours=LEAF_VALIDITY_HOURS,
-            early_renewal_hours=LEAF_EARLY_RENEWAL_HOURS,
-            allowed_uses=LEAF_USES,
-            is_ca_certificate=False,
-            opts=child,
-        )
-        return cert.cert_pem, pulumi.Output.secret(key.private_key_pem)
+        leaf = issue_certificate(f"{name}-leaf", self._ca, pulumi.ResourceOptions(parent=parent),
+                                 common_name=common_name, organization="k8s-platform", allowed_uses=LEAF_USES)
+        return leaf.cert_pem, leaf.private_key_pem
 
 
 @dataclass

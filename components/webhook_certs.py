@@ -4,7 +4,7 @@ Why Pulumi-minted (pulumi_tls) rather than cert-manager: the certificates and th
 known at deploy time, so the webhook configuration is complete in one `pulumi up` (no CA
 injector racing the first pod admissions), there is no extra controller to run before the
 webhooks it would serve, and everything is visible and testable under mocks. Renewal: the
-serving certificate is re-issued by the first `pulumi up` inside its last `EARLY_RENEWAL_HOURS`;
+serving certificate is re-issued by the first `pulumi up` inside its last 30 days (components/tls_certs.py);
 the webhooks we run reload their certificate files when the mounted Secret changes.
 
 Reusable for any webhook (pod-identity-webhook here; add-on webhooks may use it too): give the
@@ -19,12 +19,9 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
-import pulumi_tls as tls
 
-CA_VALIDITY_HOURS = 10 * 365 * 24
-SERVING_VALIDITY_HOURS = 365 * 24
-EARLY_RENEWAL_HOURS = 30 * 24
-CA_USES = ["cert_signing", "crl_signing", "digital_signature"]
+from components.tls_certs import issue_certificate, private_ca
+
 SERVING_USES = ["server_auth", "digital_signature", "key_encipherment"]
 
 
@@ -64,39 +61,13 @@ class WebhookCertificates(pulumi.ComponentResource):
         self.dns_names = service_dns_names(args.service_name, args.namespace)
         self.secret_name = args.secret_name or f"{args.service_name}-tls"
 
-        ca_key = tls.PrivateKey(f"{name}-ca", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
-        ca = tls.SelfSignedCert(
-            f"{name}-ca",
-            private_key_pem=ca_key.private_key_pem,
-            subject=tls.SelfSignedCertSubjectArgs(common_name=f"{args.service_name}.{args.namespace} webhook CA",
-                                                  organization="k8s-platform"),
-            is_ca_certificate=True,
-            validity_period_hours=CA_VALIDITY_HOURS,
-            allowed_uses=CA_USES,
-            opts=child,
-        )
-        key = tls.PrivateKey(f"{name}-serving", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
-        csr = tls.CertRequest(
-            f"{name}-serving",
-            private_key_pem=key.private_key_pem,
-            subject=tls.CertRequestSubjectArgs(common_name=self.dns_names[2]),
-            dns_names=self.dns_names,
-            opts=child,
-        )
-        cert = tls.LocallySignedCert(
-            f"{name}-serving",
-            cert_request_pem=csr.cert_request_pem,
-            ca_cert_pem=ca.cert_pem,
-            ca_private_key_pem=ca_key.private_key_pem,
-            validity_period_hours=SERVING_VALIDITY_HOURS,
-            early_renewal_hours=EARLY_RENEWAL_HOURS,
-            allowed_uses=SERVING_USES,
-            opts=child,
-        )
+        ca = private_ca(f"{name}-ca", f"{args.service_name}.{args.namespace} webhook CA", child)
+        serving = issue_certificate(f"{name}-serving", ca, child, common_name=self.dns_names[2],
+                                    dns_names=self.dns_names, allowed_uses=SERVING_USES)
         self.ca_cert_pem = ca.cert_pem
         self.ca_bundle = ca.cert_pem.apply(ca_bundle)
-        self.cert_pem = cert.cert_pem
-        self.private_key_pem = pulumi.Output.secret(key.private_key_pem)
+        self.cert_pem = serving.cert_pem
+        self.private_key_pem = serving.private_key_pem
 
         self.secret = None
         if args.k8s_provider is not None:

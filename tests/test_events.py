@@ -179,3 +179,17 @@ def test_credentials_error_in_diagnostics_wins_over_a_generic_failure():
     _, result = fold_events(events, "preview")
     assert outcome_code(result, "code: 255") == exit_codes.CREDENTIALS_MISSING
     assert outcome_code(fold_events([], "up")[1], BACKEND_LOGIN) == exit_codes.CREDENTIALS_MISSING
+
+
+def test_status_line_tracks_what_is_running():
+    fold = EventFold("up")
+    fold.feed(pre(1, "create", VPC_URN))
+    fold.feed(pre(2, "create", SUBNET_URN))
+    assert fold.status() == "0 done, 2 in progress"
+    fold.feed(outputs(3, "create", VPC_URN))
+    fold.feed(ev.EngineEvent(4, 0, res_op_failed_event=ev.ResOpFailedEvent(step("create", SUBNET_URN), 1, 1)))
+    assert fold.status() == "1 done, 0 in progress, 1 failed"
+    planned = EventFold("preview")
+    for event in (pre(1, "same", STACK_URN), pre(2, "create", VPC_URN, True), pre(3, "update", NAT_URN, True)):
+        planned.feed(event)
+    assert planned.status() == "2 changes planned, 1 unchanged"

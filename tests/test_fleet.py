@@ -4,8 +4,6 @@ offline previews in subprocesses with a deliberately broken stack."""
 
 from __future__ import annotations
 
-import argparse
-import io
 import json
 import subprocess
 import sys

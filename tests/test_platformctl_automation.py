@@ -215,6 +215,21 @@ def test_up_streams_progress_and_succeeds(project):
     assert stack.calls[0][1]["policy_pack_configs"] == [str(project / "policy" / "config" / "dev.json")]
 
 
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_a_status_line_is_redrawn_below_the_steps_and_cleared(project):
+    out = Terminal()
+    run_operation(build_request("up", ns(), project), opener_for(FakeStack(step_events("create"))), out=out)
+    text = out.getvalue()
+    assert "  … 0 done, 1 in progress" in text and "  … 1 done, 0 in progress" in text
+    assert text.endswith("\r\033[K")  # nothing left over before the summary line
+    # Step lines always start on a cleared line.
+    assert "\r\033[K + aws:ec2/vpc:Vpc  network-vpc  creating\n" in text
+
+
 def test_concurrent_update_is_its_own_code_and_transient(project):
     err = auto.ConcurrentUpdateError(command_result("error: [409] Conflict: Another update is currently in progress."))
     outcome = run_operation(build_request("up", ns(), project), opener_for(FakeStack(error=err)), out=io.StringIO())

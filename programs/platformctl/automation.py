@@ -158,11 +158,34 @@ class ProgressView:
 
     def __call__(self, event: Any) -> None:
         lines = self.fold.feed(event)
-        if self.quiet or not lines:
+        if self.quiet:
+            return
+        # On a terminal a status line (done / in progress) sits below the step lines and is redrawn.
+        live = not self.prefix and _isatty(self.out)
+        if not lines and not live:
             return
         with self.lock:
+            if live:
+                self.out.write("\r\033[K")
             for line in lines:
-                print(f"{self.prefix}{line}", file=self.out, flush=True)
+                self.out.write(f"{self.prefix}{line}\n")
+            if live:
+                self.out.write(f"  … {self.fold.status()}")
+            self.out.flush()
+
+    def close(self) -> None:
+        """Clear the status line before the summary is printed."""
+        if not self.quiet and not self.prefix and _isatty(self.out):
+            with self.lock:
+                self.out.write("\r\033[K")
+                self.out.flush()
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
 
 
 def last_error_line(text: str) -> str:
@@ -200,7 +223,10 @@ def run_operation(
     view = ProgressView(req.operation, out or sys.stdout, prefix=prefix, quiet=quiet, lock=lock)
     try:
         stack = opener(req)
-        getattr(stack, req.operation)(on_event=view, **operation_kwargs(req))
+        try:
+            getattr(stack, req.operation)(on_event=view, **operation_kwargs(req))
+        finally:
+            view.close()
     except auto_errors.ConcurrentUpdateError:
         return OperationOutcome(exit_codes.CONCURRENT_UPDATE, view.fold.result(),
                                 f"stack '{req.stack}': another update is in progress (the stack is locked)")

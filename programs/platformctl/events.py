@@ -97,6 +97,7 @@ class EventFold:
         self.operation = operation
         self.summary = RunSummary()
         self._seen_steps: dict[str, int] = {}  # counted by us, used when no SummaryEvent arrives
+        self.in_progress: set[str] = set()  # URNs whose step started and has not finished
 
     @property
     def planning(self) -> bool:
@@ -126,7 +127,10 @@ class EventFold:
         self._seen_steps[op] = self._seen_steps.get(op, 0) + 1  # like the engine, the stack itself counts
         if op == "same" or meta.type == STACK_TYPE:
             return []
-        verb = op if (self.planning or pre.planning) else OP_VERBS.get(op, (op, op))[0]
+        planning = self.planning or bool(pre.planning)
+        if not planning:
+            self.in_progress.add(meta.urn)
+        verb = op if planning else OP_VERBS.get(op, (op, op))[0]
         return [f"{OP_SYMBOL.get(op, '?'):>2} {meta.type}  {urn_name(meta.urn)}  {verb}"]
 
     def _outputs(self, out: ev.ResOutputsEvent) -> list[str]:
@@ -134,12 +138,14 @@ class EventFold:
         op = _op(meta.op)
         if op == "same" or meta.type == STACK_TYPE or self.planning or out.planning:
             return []
+        self.in_progress.discard(meta.urn)
         self.summary.completed += 1
         done = OP_VERBS.get(op, (op, op))[1]
         return [f"{OP_SYMBOL.get(op, '?'):>2} {meta.type}  {urn_name(meta.urn)}  {done} ({self.summary.completed} done)"]
 
     def _failed(self, failed: ev.ResOpFailedEvent) -> list[str]:
         meta = failed.metadata
+        self.in_progress.discard(meta.urn)
         self.summary.failed.append(meta.urn)
         return [f" ✗ {meta.type}  {urn_name(meta.urn)}  {_op(meta.op)} failed"]
 
@@ -171,6 +177,16 @@ class EventFold:
         self.summary.duration_seconds = summ.duration_seconds
         self.summary.policy_packs = dict(summ.policy_packs or {})
         return []
+
+    def status(self) -> str:
+        """The live status line: what is running now (a terminal shows it below the step lines)."""
+        if self.planning:
+            planned = sum(n for op, n in self._seen_steps.items() if op != "same")
+            return f"{planned} changes planned, {self._seen_steps.get('same', 0)} unchanged"
+        bits = [f"{self.summary.completed} done", f"{len(self.in_progress)} in progress"]
+        if self.summary.failed:
+            bits.append(f"{len(self.summary.failed)} failed")
+        return ", ".join(bits)
 
     def result(self) -> RunSummary:
         if not self.summary.engine_summary:
