@@ -2,7 +2,7 @@
 
 The issuer URL is baked into every service-account token (`iss`) and into every IRSA trust
 policy, so it must not depend on anything a rebuild changes (servers, distribution ids): it is
-derived from the cluster name, account, region and configured names. `components/config.py`
+derived from the cluster name, account, region and configured names. `components/config/`
 uses these functions to compare the derived URL with the pinned one (`identity.issuerUrl`).
 """
 

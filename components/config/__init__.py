@@ -1,0 +1,94 @@
+"""Typed stack configuration: the one place raw `k8s-platform:*` config becomes models.
+
+Every key lives under the `k8s-platform:` namespace of a Pulumi stack file (plus `aws:region`).
+Keys are camelCase in YAML, snake_case in Python. `parse_stack_config` returns a `StackConfig`
+or raises `ConfigError` listing every problem, each naming its key path
+(`k8s-platform:network.podCidr`) and what is allowed. Components receive these models, never
+`pulumi.Config`.
+
+Models live in one module per section (network, eks, k3s, addons, identity, karpenter); the stack
+model and the parser in `stack`. Everything is re-exported here: import from `components.config`.
+"""
+
+from components.config.addons import (  # noqa: F401
+    KMS_KEY_ARN,
+    AddonsConfig,
+    AddonToggle,
+    CloudControllerManagerConfig,
+    EbsCsiConfig,
+    LoadBalancerControllerConfig,
+    kubernetes_minor,
+)
+from components.config.base import (  # noqa: F401
+    DNS_LABEL,
+    IAM_ROLE_ARN,
+    INSTANCE_TYPE,
+    NAMESPACE,
+    ConfigError,
+    LogRetentionDays,
+    Model,
+    _KeyedError,
+    dns_label,
+    iam_role_arn,
+    instance_architecture,
+    ipv4_network,
+    is_graviton,
+)
+from components.config.eks import (  # noqa: F401
+    AUTHENTICATION_MODES,
+    EksAccessConfig,
+    EksConfig,
+    EksEndpointConfig,
+    EksLogType,
+    EksSystemNodeGroupConfig,
+    EksUpgradePolicyConfig,
+    NamespaceGrant,
+)
+from components.config.identity import (  # noqa: F401
+    ACM_CLOUDFRONT_CERT,
+    IAM_ACTION,
+    IAM_POLICY_ARN,
+    IdentityConfig,
+    IssuerConfig,
+    WorkloadConfig,
+    WorkloadMethod,
+    WorkloadPolicies,
+    WorkloadStatement,
+)
+from components.config.k3s import (  # noqa: F401
+    K3S_INTERNAL_RANGES,
+    K3S_VERSION,
+    K3sAgentsConfig,
+    K3sApiAccessConfig,
+    K3sConfig,
+    K3sServersConfig,
+    K3sSnapshotsConfig,
+)
+from components.config.karpenter import (  # noqa: F401
+    K8S_QUANTITY,
+    KARPENTER_DURATION,
+    LABEL_KEY,
+    LABEL_VALUE,
+    KarpenterBudget,
+    KarpenterConfig,
+    KarpenterLimits,
+    KarpenterNodeClassConfig,
+    KarpenterNodePoolConfig,
+    KarpenterTaint,
+)
+from components.config.network import (  # noqa: F401
+    ALLOWED_POD_RANGES,
+    FlowLogsConfig,
+    InterfaceEndpoint,
+    NetworkConfig,
+)
+from components.config.stack import (  # noqa: F401
+    EXTERNAL_KEYS,
+    REQUIRED_TAGS,
+    TOP_LEVEL_KEYS,
+    ClusterConfig,
+    StackConfig,
+    decode_config_values,
+    parse_stack_config,
+    read_pulumi_config,
+)

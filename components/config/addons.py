@@ -1,0 +1,82 @@
+"""`k8s-platform:addons`: every cluster add-on, each switchable (components/cluster_addons.py)."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import field_validator
+
+from components.config.base import Model, dns_label
+
+KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}$")
+
+
+class LoadBalancerControllerConfig(Model):
+    """AWS Load Balancer Controller (components/cluster_addons.py): Ingress -> ALB, Service -> NLB."""
+
+    enabled: bool = True
+    # One IngressGroup shared by every Ingress of the default class: one ALB, not one per Ingress
+    # (ALB sprawl exhausts ENI and LB quotas).
+    ingress_group: str = "shared"
+    scheme: Literal["internal", "internet-facing"] = "internal"
+    # None = by cluster: `ip` on EKS (pods hold VPC addresses: no NodePort hop, no 502s from draining
+    # instance targets), `instance` on K3s (flannel's overlay pod IPs are unreachable from an ALB).
+    target_type: Literal["ip", "instance"] | None = None
+
+    def effective_target_type(self, kind: str) -> str:
+        return self.target_type or ("ip" if kind == "eks" else "instance")
+
+    _group = field_validator("ingress_group")(classmethod(lambda cls, v: dns_label(v)))
+
+
+class EbsCsiConfig(Model):
+    """EBS CSI: the managed add-on on EKS, the chart on K3s; plus the default gp3 StorageClass."""
+
+    enabled: bool = True
+    # Customer-managed key for volume encryption; None = the account's aws/ebs key (still encrypted).
+    kms_key_arn: str | None = None
+
+    @field_validator("kms_key_arn")
+    @classmethod
+    def _kms(cls, v: str | None) -> str | None:
+        if v is not None and not KMS_KEY_ARN.match(v):
+            raise ValueError(f"'{v}' is not a KMS key ARN like arn:aws:kms:us-east-1:123456789012:key/<uuid>")
+        return v
+
+
+def kubernetes_minor(version: str) -> str:
+    """`v1.35.1+k3s1` or `1.35` -> `1.35`."""
+    return ".".join(version.lstrip("v").split("+", 1)[0].split(".")[:2])
+
+
+class AddonToggle(Model):
+    enabled: bool = True
+
+
+class CloudControllerManagerConfig(Model):
+    # None = on for k3s (its nodes wait for an external cloud controller); refused on EKS.
+    enabled: bool | None = None
+
+
+class AddonsConfig(Model):
+    """Cluster add-ons; each can be switched off (its IAM goes with it)."""
+
+    aws_load_balancer_controller: LoadBalancerControllerConfig = LoadBalancerControllerConfig()
+    ebs_csi: EbsCsiConfig = EbsCsiConfig()
+    metrics_server: AddonToggle = AddonToggle()
+    cloud_controller_manager: CloudControllerManagerConfig = CloudControllerManagerConfig()
+
+    def cloud_controller_manager_enabled(self, kind: str) -> bool:
+        return kind == "k3s" and self.cloud_controller_manager.enabled is not False
+
+    def k3s_disabled_components(self) -> list[str]:
+        """K3s packaged components replaced by an enabled add-on (two of each would fight)."""
+        disabled: list[str] = []
+        if self.aws_load_balancer_controller.enabled:
+            disabled += ["servicelb", "traefik"]  # Services/Ingresses go to NLBs/ALBs instead
+        if self.ebs_csi.enabled:
+            disabled.append("local-storage")  # its local-path class would be a second default
+        if self.metrics_server.enabled:
+            disabled.append("metrics-server")  # the same APIService v1beta1.metrics.k8s.io
+        return disabled

@@ -1,0 +1,215 @@
+"""`k8s-platform:cluster.eks`: the EKS control plane (components/eks_*.py)."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from components.config.base import (
+    LogRetentionDays,
+    Model,
+    _KeyedError,
+    dns_label,
+    iam_role_arn,
+    ipv4_network,
+    is_graviton,
+)
+
+EksLogType = Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]
+# EKS access modes: CONFIG_MAP (aws-auth only) is refused; see EksConfig._authentication_mode.
+AUTHENTICATION_MODES = ("API", "API_AND_CONFIG_MAP")
+
+
+
+class EksEndpointConfig(Model):
+    """API server endpoint exposure: private by default; public only for listed CIDRs."""
+
+    private_access: bool = True
+    public_access: bool = False
+    public_access_cidrs: list[str] = Field(default_factory=list)
+
+    @field_validator("private_access")
+    @classmethod
+    def _private(cls, v: bool) -> bool:
+        if not v:
+            raise ValueError("must be true: nodes and in-VPC tooling reach the API server through the private endpoint")
+        return v
+
+    @field_validator("public_access_cidrs")
+    @classmethod
+    def _cidrs(cls, v: list[str]) -> list[str]:
+        for cidr in v:
+            ipv4_network(cidr)
+        if len(set(v)) != len(v):
+            raise ValueError("CIDRs must be distinct")
+        return v
+
+    @model_validator(mode="after")
+    def _public_needs_cidrs(self) -> "EksEndpointConfig":
+        if self.public_access and not self.public_access_cidrs:
+            raise _KeyedError("cluster.eks.endpoint.publicAccessCidrs",
+                              "publicAccess: true needs explicit CIDRs (AWS would default to 0.0.0.0/0)")
+        if not self.public_access and self.public_access_cidrs:
+            raise _KeyedError("cluster.eks.endpoint.publicAccessCidrs",
+                              "CIDRs given but publicAccess is false; set publicAccess: true or remove them")
+        return self
+
+
+class NamespaceGrant(Model):
+    """A role limited to some namespaces: `view` (read, no Secrets) or `edit` (read/write workloads)."""
+
+    role_arn: str
+    namespaces: list[str]
+    policy: Literal["view", "edit"]
+
+    @field_validator("role_arn")
+    @classmethod
+    def _role(cls, v: str) -> str:
+        return iam_role_arn(v)
+
+    @field_validator("namespaces")
+    @classmethod
+    def _namespaces(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one namespace (a cluster-wide grant belongs in readOnlyRoleArns/adminRoleArns)")
+        for ns in v:
+            dns_label(ns)
+        if len(set(v)) != len(v):
+            raise ValueError("namespaces must be distinct")
+        return v
+
+
+class EksAccessConfig(Model):
+    """Who may use the cluster, as EKS access entries (no implicit creator admin, no aws-auth)."""
+
+    admin_role_arns: list[str] = Field(default_factory=list)
+    break_glass_role_arn: str | None = None
+    read_only_role_arns: list[str] = Field(default_factory=list)
+    namespace_grants: list[NamespaceGrant] = Field(default_factory=list)
+
+    @field_validator("admin_role_arns", "read_only_role_arns")
+    @classmethod
+    def _arns(cls, v: list[str]) -> list[str]:
+        for arn in v:
+            iam_role_arn(arn)
+        return v
+
+    @field_validator("break_glass_role_arn")
+    @classmethod
+    def _break_glass(cls, v: str | None) -> str | None:
+        return None if v is None else iam_role_arn(v)
+
+    @model_validator(mode="after")
+    def _one_entry_per_principal(self) -> "EksAccessConfig":
+        # EKS allows one access entry per principal: a role listed twice would be two entries.
+        seen: dict[str, str] = {}
+        listed = [(a, "adminRoleArns") for a in self.admin_role_arns]
+        listed += [(self.break_glass_role_arn, "breakGlassRoleArn")] if self.break_glass_role_arn else []
+        listed += [(a, "readOnlyRoleArns") for a in self.read_only_role_arns]
+        listed += [(g.role_arn, "namespaceGrants") for g in self.namespace_grants]
+        for arn, where in listed:
+            if arn in seen:
+                raise _KeyedError(f"cluster.eks.access.{where}",
+                                  f"{arn} is already listed in {seen[arn]}; each role gets exactly one access level")
+            seen[arn] = where
+        return self
+
+
+class EksUpgradePolicyConfig(Model):
+    # EXTENDED support costs several times STANDARD per cluster-hour: an explicit choice.
+    support_type: Literal["STANDARD", "EXTENDED"] = "STANDARD"
+
+
+class EksSystemNodeGroupConfig(Model):
+    """The small on-demand managed node group for Karpenter and cluster-critical controllers."""
+
+    instance_types: list[str] = Field(default_factory=lambda: ["m7i.large", "m6i.large"])
+    desired_size: int = Field(default=3, ge=1, le=20)
+    min_size: int = Field(default=2, ge=1, le=20)
+    max_size: int = Field(default=4, ge=1, le=20)
+    disk_size_gib: int = Field(default=50, ge=20, le=1000, alias="diskSizeGiB")
+
+    @field_validator("instance_types")
+    @classmethod
+    def _instance_types(cls, v: list[str]) -> list[str]:
+        from components.max_pods import (
+            INSTANCE_LIMITS,  # pure data; maxPods needs each type's ENI limits
+        )
+
+        if not v:
+            raise ValueError("at least one instance type")
+        unknown = [t for t in v if t not in INSTANCE_LIMITS]
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)}: no ENI data for maxPods in components/data/instance_network_limits.json; "
+                             "use a listed type (e.g. m7i.large, m7g.large) or add its row")
+        if len({is_graviton(t) for t in v}) > 1:
+            raise ValueError("mixes arm64 (Graviton) and x86_64 types; one node group runs one AMI architecture")
+        return v
+
+    @model_validator(mode="after")
+    def _sizes(self) -> "EksSystemNodeGroupConfig":
+        if not self.min_size <= self.desired_size <= self.max_size:
+            raise _KeyedError("cluster.eks.systemNodeGroup.desiredSize",
+                              f"need minSize <= desiredSize <= maxSize, got {self.min_size} <= {self.desired_size} <= {self.max_size}")
+        return self
+
+
+
+class EksConfig(Model):
+    """EKS control-plane settings."""
+
+    version: str = "1.35"
+    authentication_mode: str = "API"
+    endpoint: EksEndpointConfig = EksEndpointConfig()
+    log_types: list[EksLogType] = Field(default_factory=lambda: ["api", "audit", "authenticator"])
+    log_retention_days: LogRetentionDays = 90
+    access: EksAccessConfig = EksAccessConfig()
+    upgrade_policy: EksUpgradePolicyConfig = EksUpgradePolicyConfig()
+    system_node_group: EksSystemNodeGroupConfig = EksSystemNodeGroupConfig()
+    # Per-stack add-on version overrides (e.g. a hotfix build); pins live in eks_addon_versions.py.
+    addon_versions: dict[str, str] = Field(default_factory=dict)
+    resolve_conflicts_on_update: Literal["PRESERVE", "OVERWRITE", "NONE"] = "PRESERVE"
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        from components.eks_addon_versions import SUPPORTED_KUBERNETES_VERSIONS
+
+        if v not in SUPPORTED_KUBERNETES_VERSIONS:
+            raise ValueError(f"'{v}' has no pinned add-on versions; allowed: {', '.join(SUPPORTED_KUBERNETES_VERSIONS)}")
+        return v
+
+    @field_validator("authentication_mode")
+    @classmethod
+    def _authentication_mode(cls, v: str) -> str:
+        if v == "CONFIG_MAP":
+            raise ValueError("CONFIG_MAP is refused: the aws-auth ConfigMap is deprecated and unaudited; use API "
+                             "(access entries), or API_AND_CONFIG_MAP only while migrating off aws-auth")
+        if v not in AUTHENTICATION_MODES:
+            raise ValueError(f"got '{v}'; allowed: {', '.join(AUTHENTICATION_MODES)}")
+        return v
+
+    @field_validator("log_types")
+    @classmethod
+    def _log_types(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("log types must be distinct")
+        missing = [t for t in ("api", "audit", "authenticator") if t not in v]
+        if missing:
+            raise ValueError(f"{', '.join(missing)} must stay enabled (who did what to the cluster); "
+                             "controllerManager and scheduler may be added")
+        return v
+
+    @field_validator("addon_versions")
+    @classmethod
+    def _addon_overrides(cls, v: dict[str, str]) -> dict[str, str]:
+        from components.eks_addon_versions import ADDON_NAMES
+
+        for name, version in v.items():
+            if name not in ADDON_NAMES:
+                raise ValueError(f"'{name}' is not an installed add-on; allowed: {', '.join(ADDON_NAMES)}")
+            if not re.match(r"^v\d+\.\d+\.\d+-eksbuild\.\d+$", version):
+                raise ValueError(f"{name}: '{version}' is not an exact add-on version like v1.21.1-eksbuild.3")
+        return v

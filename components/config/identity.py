@@ -1,0 +1,170 @@
+"""`k8s-platform:identity` and `k8s-platform:workloads`: the IRSA issuer(s) and one identity per workload.
+
+Cross-field rules live in components/identity_rules.py."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from components.config.base import Model, dns_label, iam_role_arn
+
+WorkloadMethod = Literal["pod-identity", "irsa", "roles-anywhere", "instance-profile"]
+IAM_POLICY_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(aws|\d{12}):policy/[\w+=,.@/-]{1,512}$")
+IAM_ACTION = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9*]+$")
+ACM_CLOUDFRONT_CERT = re.compile(r"^arn:aws[a-z-]*:acm:us-east-1:\d{12}:certificate/[0-9a-f-]{36}$")
+
+
+class IssuerConfig(Model):
+    """One published OIDC issuer of a K3s cluster: `s3-public` bucket or `cloudfront` + custom domain."""
+
+    name: str = "primary"
+    hosting: Literal["s3-public", "cloudfront"] = "s3-public"
+    bucket_name: str | None = None  # default <cluster>-oidc[-<name>]-<accountId>
+    domain_name: str | None = None  # cloudfront: the issuer host (stable when the distribution is replaced)
+    certificate_arn: str | None = None  # cloudfront: ACM certificate for domainName, in us-east-1
+    hosted_zone_id: str | None = None  # cloudfront: Route 53 zone for the alias record (else create it yourself)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        dns_label(v)
+        if len(v) > 12:
+            raise ValueError(f"'{v}' is {len(v)} characters; at most 12 (it is part of the bucket name)")
+        return v
+
+    @field_validator("bucket_name")
+    @classmethod
+    def _bucket(cls, v: str | None) -> str | None:
+        from components.oidc_hosting import BUCKET_NAME
+
+        if v is not None and not BUCKET_NAME.match(v):
+            raise ValueError(f"'{v}' is not an S3 bucket name usable over HTTPS: 3-63 lowercase letters, digits, '-' (no dots)")
+        return v
+
+    @field_validator("domain_name")
+    @classmethod
+    def _domain(cls, v: str | None) -> str | None:
+        from components.oidc_hosting import HOSTNAME
+
+        if v is not None and not HOSTNAME.match(v):
+            raise ValueError(f"'{v}' is not a lowercase DNS name like oidc.dev.example.com")
+        return v
+
+    @field_validator("certificate_arn")
+    @classmethod
+    def _certificate(cls, v: str | None) -> str | None:
+        if v is not None and not ACM_CLOUDFRONT_CERT.match(v):
+            raise ValueError(f"'{v}' is not an ACM certificate ARN in us-east-1 (CloudFront only uses certificates from us-east-1)")
+        return v
+
+    @field_validator("hosted_zone_id")
+    @classmethod
+    def _zone(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^Z[A-Z0-9]{1,32}$", v):
+            raise ValueError(f"'{v}' is not a Route 53 hosted zone id like Z0123456789ABCDEFGHIJ")
+        return v
+
+    @model_validator(mode="after")
+    def _hosting_fields(self) -> "IssuerConfig":
+        if self.hosting == "cloudfront" and not (self.domain_name and self.certificate_arn):
+            raise ValueError("cloudfront hosting needs domainName and certificateArn: the issuer URL must be a "
+                             "custom domain, a dXXXX.cloudfront.net name changes when the distribution is replaced")
+        if self.hosting == "s3-public" and (self.domain_name or self.certificate_arn or self.hosted_zone_id):
+            raise ValueError("domainName/certificateArn/hostedZoneId apply to cloudfront hosting only")
+        return self
+
+    def bucket(self, cluster_name: str, account_id: str) -> str:
+        from components.oidc_hosting import default_bucket_name
+
+        return self.bucket_name or default_bucket_name(cluster_name, account_id, self.name)
+
+    def url(self, cluster_name: str, account_id: str, region: str) -> str:
+        """The issuer URL this config derives (never from servers or distribution ids)."""
+        from components.oidc_hosting import cloudfront_issuer_url, s3_issuer_url
+
+        if self.hosting == "cloudfront":
+            return cloudfront_issuer_url(str(self.domain_name))
+        return s3_issuer_url(self.bucket(cluster_name, account_id), region)
+
+
+class IdentityConfig(Model):
+    """K3s service-account issuers. The first issuer is active (signs tokens); the others are standby."""
+
+    issuers: list[IssuerConfig] = Field(default_factory=list)
+    issuer_url: str | None = None  # the pinned URL of the active issuer
+    allow_issuer_change: bool = False
+
+
+class WorkloadStatement(Model):
+    sid: str | None = None
+    effect: Literal["Allow", "Deny"] = "Allow"
+    actions: list[str]
+    resources: list[str]
+    conditions: dict[str, dict[str, str | list[str]]] | None = None
+
+    @field_validator("actions")
+    @classmethod
+    def _actions(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one action like s3:GetObject")
+        for action in v:
+            if action == "*" or not IAM_ACTION.match(action):
+                raise ValueError(f"'{action}' is not a service action like s3:GetObject ('*' is refused)")
+        return v
+
+    @model_validator(mode="after")
+    def _scoped(self) -> "WorkloadStatement":
+        if not self.resources:
+            raise ValueError("resources: at least one ARN")
+        if self.effect == "Allow" and "*" in self.resources and any(a.endswith(":*") for a in self.actions):
+            raise ValueError("a whole service ('svc:*') on every resource ('*') is not least privilege; name actions or resources")
+        return self
+
+
+class WorkloadPolicies(Model):
+    managed_arns: list[str] = Field(default_factory=list)
+    statements: list[WorkloadStatement] = Field(default_factory=list)
+
+    @field_validator("managed_arns")
+    @classmethod
+    def _managed(cls, v: list[str]) -> list[str]:
+        for arn in v:
+            if not IAM_POLICY_ARN.match(arn):
+                raise ValueError(f"'{arn}' is not an IAM policy ARN like arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess")
+            if arn.rsplit("/", 1)[1] in ("AdministratorAccess", "PowerUserAccess", "IAMFullAccess"):
+                raise ValueError(f"'{arn}' is refused for a workload role (least privilege)")
+        return v
+
+
+class WorkloadConfig(Model):
+    """One workload's AWS identity: its own role, its ServiceAccount and the binding `method`."""
+
+    name: str
+    namespace: str
+    service_account: str
+    method: WorkloadMethod
+    policies: WorkloadPolicies = WorkloadPolicies()
+    cross_account_role_arns: list[str] = Field(default_factory=list)
+    issuers: list[str] | None = None  # irsa on k3s: identity.issuers names the role trusts (default: all)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        dns_label(v)
+        if len(v) > 24:
+            raise ValueError(f"'{v}' is {len(v)} characters; at most 24 (it is part of the IAM role name)")
+        return v
+
+    _k8s_names = field_validator("namespace", "service_account")(classmethod(lambda cls, v: dns_label(v)))
+
+    @field_validator("cross_account_role_arns")
+    @classmethod
+    def _targets(cls, v: list[str]) -> list[str]:
+        for arn in v:
+            iam_role_arn(arn)
+        if len(set(v)) != len(v):
+            raise ValueError("role ARNs must be distinct")
+        return v

@@ -1,0 +1,141 @@
+"""`k8s-platform:cluster.k3s`: the K3s-on-EC2 control plane (components/k3s_*.py)."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, field_validator, model_validator
+
+from components.config.base import (
+    Model,
+    _KeyedError,
+    check_instance_type,
+    instance_architecture,
+    ipv4_network,
+)
+
+K3S_VERSION = re.compile(r"^v1\.\d+\.\d+\+k3s\d+$")
+
+# K3s's default cluster (flannel pod) and service CIDRs: the VPC must not overlap them.
+K3S_INTERNAL_RANGES = ("10.42.0.0/16", "10.43.0.0/16")
+
+
+class K3sServersConfig(Model):
+    # Embedded etcd needs a quorum: 1 (dev, no HA), 3 or 5 servers. Even counts add no tolerance.
+    count: int = 1
+    instance_type: str = "t3.medium"
+
+    @field_validator("count")
+    @classmethod
+    def _count(cls, v: int) -> int:
+        if v not in (1, 3, 5):
+            hint = " (even counts add no etcd fault tolerance and risk split votes)" if v % 2 == 0 else ""
+            raise ValueError(f"{v} servers is not allowed{hint}; use 1 (dev), 3 or 5 (HA embedded etcd)")
+        return v
+
+    _type = field_validator("instance_type")(classmethod(lambda cls, v: check_instance_type(v)))
+
+
+class K3sAgentsConfig(Model):
+    """The agent ASG: Spot across these types (capacity-optimized) above an on-demand base."""
+
+    instance_types: list[str] = Field(default_factory=lambda: ["t3.large", "t3a.large", "m5.large", "m5a.large", "m6i.large"])
+    on_demand_base: int = Field(default=0, ge=0)
+    min_size: int = Field(default=1, ge=0)
+    desired_size: int = Field(default=2, ge=0)
+    max_size: int = Field(default=5, ge=1)
+
+    @field_validator("instance_types")
+    @classmethod
+    def _types(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one instance type is required (several spread Spot risk)")
+        for t in v:
+            check_instance_type(t)
+        if len(set(v)) != len(v):
+            raise ValueError("instance types must be distinct")
+        archs = {instance_architecture(t) for t in v}
+        if len(archs) > 1:
+            raise ValueError(f"mixes architectures {sorted(archs)}; one launch template (one AMI) serves one architecture")
+        return v
+
+    @model_validator(mode="after")
+    def _sizes(self) -> "K3sAgentsConfig":
+        if not self.min_size <= self.desired_size <= self.max_size:
+            raise _KeyedError("cluster.k3s.agents.desiredSize",
+                              f"need minSize <= desiredSize <= maxSize, got {self.min_size} <= {self.desired_size} <= {self.max_size}")
+        if self.on_demand_base > self.max_size:
+            raise _KeyedError("cluster.k3s.agents.onDemandBase", f"{self.on_demand_base} exceeds maxSize {self.max_size}")
+        return self
+
+
+class K3sApiAccessConfig(Model):
+    """Who reaches the API through the NLB. Internal by default; internet-facing needs an allowlist."""
+
+    internet_facing: bool = False
+    allowed_cidrs: list[str] = Field(default_factory=list)
+
+    @field_validator("allowed_cidrs")
+    @classmethod
+    def _cidrs(cls, v: list[str]) -> list[str]:
+        for c in v:
+            net = ipv4_network(c)
+            if net.prefixlen == 0:
+                raise ValueError(f"'{c}' opens the API to everyone; list the networks deploys and admins come from")
+        return v
+
+    @model_validator(mode="after")
+    def _allowlist(self) -> "K3sApiAccessConfig":
+        if self.internet_facing and not self.allowed_cidrs:
+            raise _KeyedError("cluster.k3s.apiAccess.allowedCidrs",
+                              "internetFacing: true needs a non-empty CIDR allowlist (an open API endpoint is refused)")
+        return self
+
+
+class K3sSnapshotsConfig(Model):
+    schedule_cron: str = "0 */6 * * *"
+    retention: int = Field(default=28, ge=1, le=500)
+
+    @field_validator("schedule_cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        if len(v.split()) != 5 or not re.match(r"^[0-9*/,\- ]+$", v):
+            raise ValueError(f"'{v}' is not a 5-field cron expression like '0 */6 * * *'")
+        return v
+
+
+class K3sConfig(Model):
+    """K3s-on-EC2 settings (components/k3s_*.py)."""
+
+    version: str = "v1.35.1+k3s1"
+    servers: K3sServersConfig = K3sServersConfig()
+    agents: K3sAgentsConfig = K3sAgentsConfig()
+    api_access: K3sApiAccessConfig = K3sApiAccessConfig()
+    ssh_key_name: str | None = None
+    ssh_source_security_group_id: str | None = None
+    snapshots: K3sSnapshotsConfig = K3sSnapshotsConfig()
+    # How long the interruption Lambda drains a node (PDB-blocked evictions retried) before it
+    # gives up and lets SQS redeliver; below the Lambda's 900 s ceiling.
+    drain_timeout_seconds: int = Field(default=240, ge=30, le=840)
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        if not K3S_VERSION.match(v):
+            raise ValueError(f"'{v}' is not an exact K3s release like v1.35.1+k3s1 (channels and ranges are refused)")
+        return v
+
+    @field_validator("ssh_source_security_group_id")
+    @classmethod
+    def _sg(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^sg-[0-9a-f]{8,17}$", v):
+            raise ValueError(f"'{v}' is not a security group id like sg-0123456789abcdef0")
+        return v
+
+    @model_validator(mode="after")
+    def _ssh_pair(self) -> "K3sConfig":
+        if bool(self.ssh_key_name) != bool(self.ssh_source_security_group_id):
+            missing = "sshSourceSecurityGroupId" if self.ssh_key_name else "sshKeyName"
+            raise _KeyedError(f"cluster.k3s.{missing}",
+                              "SSH needs both sshKeyName and sshSourceSecurityGroupId (or neither: use SSM Session Manager)")
+        return self

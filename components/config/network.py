@@ -1,0 +1,76 @@
+"""`k8s-platform:network`: the VPC, its secondary pod CIDR, NAT layout, endpoints and flow logs."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from components.config.base import Model, _KeyedError, ipv4_network
+
+# Pod CIDRs must come from ranges VPCs accept as secondary blocks and that do not collide with
+# corporate RFC 1918 space: the carrier-grade NAT range is what AWS documents for custom networking.
+ALLOWED_POD_RANGES = (ipaddress.ip_network("100.64.0.0/10"), ipaddress.ip_network("198.19.0.0/16"))
+
+InterfaceEndpoint = Literal[
+    "sts", "ec2", "ecr.api", "ecr.dkr", "ssm", "ssmmessages", "ec2messages", "sqs", "logs",
+    "kms", "elasticloadbalancing", "autoscaling", "eks", "eks-auth", "secretsmanager",
+]
+
+
+class FlowLogsConfig(Model):
+    enabled: bool = True
+    retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653] = 90
+    traffic_type: Literal["ALL", "ACCEPT", "REJECT"] = "ALL"
+
+
+class NetworkConfig(Model):
+    vpc_cidr: str = "10.0.0.0/16"
+    pod_cidr: str = "100.64.0.0/16"
+    availability_zones: list[str]
+    nat_gateways: Literal["one-per-az", "single"] = "one-per-az"
+    interface_endpoints: list[InterfaceEndpoint] = Field(
+        default_factory=lambda: ["sts", "ec2", "ecr.api", "ecr.dkr", "ssm", "ssmmessages", "ec2messages", "sqs"]
+    )
+    flow_logs: FlowLogsConfig = FlowLogsConfig()
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _vpc_cidr(cls, v: str) -> str:
+        net = ipv4_network(v)
+        if not 16 <= net.prefixlen <= 20:
+            raise ValueError(f"'{v}' must be a /16 to /20 (AWS allows /16-/28; smaller leaves no room for node subnets)")
+        if not net.is_private:
+            raise ValueError(f"'{v}' must be a private (RFC 1918) range")
+        return v
+
+    @field_validator("pod_cidr")
+    @classmethod
+    def _pod_cidr(cls, v: str) -> str:
+        net = ipv4_network(v)
+        if not any(net.subnet_of(r) for r in ALLOWED_POD_RANGES):
+            allowed = ", ".join(str(r) for r in ALLOWED_POD_RANGES)
+            raise ValueError(f"'{v}' must lie within {allowed} (secondary pod ranges for custom networking)")
+        if not 16 <= net.prefixlen <= 20:
+            raise ValueError(f"'{v}' must be a /16 to /20 (a VPC secondary block; pods need the room)")
+        return v
+
+    @field_validator("availability_zones")
+    @classmethod
+    def _azs(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("availability zones must be distinct")
+        for az in v:
+            if not re.match(r"^[a-z]{2}(-[a-z]+)+-\d[a-z]$", az):
+                raise ValueError(f"'{az}' is not an availability zone name like us-east-1a")
+        if not 2 <= len(v) <= 6:
+            raise ValueError(f"{len(v)} zones given; 2 to 6 are allowed")
+        return v
+
+    @model_validator(mode="after")
+    def _no_overlap(self) -> "NetworkConfig":
+        if ipaddress.ip_network(self.vpc_cidr).overlaps(ipaddress.ip_network(self.pod_cidr)):
+            raise _KeyedError("network.podCidr", f"{self.pod_cidr} overlaps vpcCidr {self.vpc_cidr}; they must be disjoint")
+        return self

@@ -1,0 +1,242 @@
+"""The whole stack config: `StackConfig`, its cross-field rules, and `parse_stack_config`."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from components.config.addons import AddonsConfig, kubernetes_minor
+from components.config.base import NAMESPACE, ConfigError, Model, _KeyedError, dns_label
+from components.config.eks import EksConfig
+from components.config.identity import IdentityConfig, WorkloadConfig
+from components.config.k3s import K3S_INTERNAL_RANGES, K3sConfig
+from components.config.karpenter import KarpenterConfig
+from components.config.network import NetworkConfig
+
+
+class ClusterConfig(Model):
+    kind: Literal["eks", "k3s"]
+    name: str
+    eks: EksConfig = EksConfig()
+    k3s: K3sConfig = K3sConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        dns_label(v)
+        # EKS cluster names allow 100 characters, but names are embedded in IAM role names (64).
+        if len(v) > 32:
+            raise ValueError(f"'{v}' is {len(v)} characters; at most 32 (it prefixes IAM role names)")
+        return v
+
+
+
+class StackConfig(Model):
+    environment: Literal["dev", "staging", "prod"]
+    region: str
+    account_id: str
+    tags: dict[str, str] = Field(default_factory=dict)
+    network: NetworkConfig
+    cluster: ClusterConfig
+    addons: AddonsConfig = AddonsConfig()
+    identity: IdentityConfig = IdentityConfig()
+    workloads: list[WorkloadConfig] = Field(default_factory=list)
+    karpenter: KarpenterConfig = KarpenterConfig()
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, v: str) -> str:
+        if not re.match(r"^[a-z]{2}(-[a-z]+)+-\d$", v):
+            raise ValueError(f"'{v}' is not an AWS region like us-east-1")
+        return v
+
+    @field_validator("account_id")
+    @classmethod
+    def _account(cls, v: str) -> str:
+        if not re.match(r"^\d{12}$", v):
+            raise ValueError(f"'{v}' must be a 12-digit AWS account id")
+        return v
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, v: dict[str, str]) -> dict[str, str]:
+        missing = [k for k in REQUIRED_TAGS if not v.get(k)]
+        if missing:
+            raise ValueError(f"required tags missing: {', '.join(missing)} (ownership and cost attribution)")
+        return v
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> "StackConfig":
+        azs = self.network.availability_zones
+        if self.environment == "prod" and len(azs) < 3:
+            raise _KeyedError("network.availabilityZones", f"prod needs at least 3 zones, {len(azs)} given")
+        wrong = [az for az in azs if not az.startswith(self.region)]
+        if wrong:
+            raise _KeyedError("network.availabilityZones", f"{', '.join(wrong)} not in region {self.region}")
+        if self.environment == "prod" and self.network.nat_gateways == "single":
+            raise _KeyedError("network.natGateways", "prod needs 'one-per-az' (a single NAT is a zonal SPOF)")
+        if self.cluster.kind == "k3s":
+            vpc = ipaddress.ip_network(self.network.vpc_cidr)
+            for k3s_range in K3S_INTERNAL_RANGES:
+                if vpc.overlaps(ipaddress.ip_network(k3s_range)):
+                    raise _KeyedError("network.vpcCidr", f"{vpc} overlaps K3s's pod/service range {k3s_range}; "
+                                      "pick a VPC block outside 10.42.0.0/16 and 10.43.0.0/16")
+        eks = self.cluster.eks
+        if self.cluster.kind == "eks":
+            if self.environment == "prod" and any(
+                ipaddress.ip_network(c).prefixlen == 0 for c in eks.endpoint.public_access_cidrs
+            ):
+                raise _KeyedError("cluster.eks.endpoint.publicAccessCidrs",
+                                  "0.0.0.0/0 opens the prod API server to the internet; list specific CIDRs "
+                                  "or keep publicAccess: false (private endpoint only)")
+            if not eks.access.admin_role_arns:
+                raise _KeyedError("cluster.eks.access.adminRoleArns",
+                                  "at least one admin role is required: the cluster creator gets no implicit access, "
+                                  "and the deployment itself (ENIConfigs) runs as one of these roles")
+        return self
+
+    @model_validator(mode="after")
+    def _addons_fit_cluster(self) -> "StackConfig":
+        if self.cluster.kind == "eks" and self.addons.cloud_controller_manager.enabled:
+            raise _KeyedError("addons.cloudControllerManager.enabled",
+                              "only k3s runs the AWS cloud controller as an add-on; EKS runs it inside its "
+                              "managed control plane (set false or remove the key)")
+        if self.cluster.kind == "k3s" and self.addons.aws_load_balancer_controller.target_type == "ip":
+            raise _KeyedError("addons.awsLoadBalancerController.targetType",
+                              "'ip' needs pods on VPC addresses; K3s pods live on flannel's overlay, which a load "
+                              "balancer cannot reach: use 'instance' (or remove the key)")
+        if self.addons.cloud_controller_manager_enabled(self.cluster.kind):
+            from components.chart_versions import CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS
+
+            minor = kubernetes_minor(self.cluster.k3s.version)
+            if minor not in CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS:
+                raise _KeyedError("cluster.k3s.version",
+                                  f"no AWS cloud controller image pinned for Kubernetes {minor}; pinned: "
+                                  f"{', '.join(sorted(CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS))} (components/chart_versions.py)")
+        return self
+
+    @model_validator(mode="after")
+    def _karpenter_fits_cluster(self) -> "StackConfig":
+        from components.karpenter_rules import karpenter_problems
+
+        for key, message in karpenter_problems(self):
+            raise _KeyedError(key, message)
+        return self
+
+    @model_validator(mode="after")
+    def _identity_fits_cluster(self) -> "StackConfig":
+        from components.identity_rules import identity_problems
+
+        for key, message in identity_problems(self):
+            raise _KeyedError(key, message)
+        return self
+
+    @property
+    def is_prod(self) -> bool:
+        return self.environment == "prod"
+
+    @property
+    def cluster_name(self) -> str:
+        return self.cluster.name
+
+    def resource_tags(self, **extra: str) -> dict[str, str]:
+        """The tags every taggable resource carries: config tags plus provenance."""
+        return {**self.tags, "environment": self.environment, "managed-by": "pulumi", "k8s-platform/cluster": self.cluster.name, **extra}
+
+
+REQUIRED_TAGS = ("owner", "cost-center")
+
+
+# Top-level keys read from the stack file: `k8s-platform:<key>` unless namespaced explicitly.
+TOP_LEVEL_KEYS = {"environment", "accountId", "tags", "network", "cluster", "addons", "identity", "workloads",
+                  "karpenter"}
+EXTERNAL_KEYS = {"aws:region": "region"}
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if not str(p).startswith("function-")]
+    if not parts:
+        return f"{NAMESPACE}:(root)"
+    head, rest = parts[0], parts[1:]
+    if head == "region":
+        head_key = "aws:region"
+    else:
+        head_key = f"{NAMESPACE}:{head}"
+    path = head_key
+    for p in rest:
+        path += f"[{p}]" if p.isdigit() else f".{p}"
+    return path
+
+
+def _message(err: dict[str, Any]) -> str:
+    msg = err["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if msg.startswith(prefix):
+            msg = msg[len(prefix):]
+    if err["type"] == "literal_error":
+        msg = f"got {err.get('input')!r}; {msg[0].lower()}{msg[1:]}"
+    elif err["type"] == "missing":
+        msg = "is required"
+    elif err["type"] == "extra_forbidden":
+        msg = "is not a known key (check the spelling; keys are camelCase)"
+    return msg
+
+
+def parse_stack_config(raw: dict[str, Any]) -> StackConfig:
+    """Validate fully-qualified config (`{"k8s-platform:network": {...}, "aws:region": ...}`).
+
+    Raises ConfigError with one line per problem, each `key.path: message`.
+    """
+    data: dict[str, Any] = {}
+    problems: list[str] = []
+    for key, value in raw.items():
+        if key in EXTERNAL_KEYS:
+            data[EXTERNAL_KEYS[key]] = value
+        elif key.startswith(f"{NAMESPACE}:"):
+            short = key.split(":", 1)[1]
+            if short not in TOP_LEVEL_KEYS:
+                allowed = ", ".join(f"{NAMESPACE}:{k}" for k in sorted(TOP_LEVEL_KEYS))
+                problems.append(f"{key}: is not a known key; allowed: {allowed}")
+                continue
+            data[short] = value
+    try:
+        cfg = StackConfig.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = err["loc"]
+            ctx_err = (err.get("ctx") or {}).get("error")
+            if isinstance(ctx_err, _KeyedError):
+                loc = tuple(ctx_err.key.split("."))
+                problems.append(f"{_key_path(loc)}: {ctx_err}")
+                continue
+            problems.append(f"{_key_path(loc)}: {_message(err)}")
+        raise ConfigError(problems) from None
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def decode_config_values(values: dict[str, Any]) -> dict[str, Any]:
+    """Pulumi hands structured config values to programs as JSON text; decode them."""
+    import json
+
+    decoded: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, str) and value[:1] in ("{", "["):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                pass
+        decoded[key] = value
+    return decoded
+
+
+def read_pulumi_config() -> dict[str, Any]:
+    """The raw, fully-qualified config of the running Pulumi program (real engine or mocks)."""
+    from pulumi.runtime import config as runtime_config
+
+    values = {**runtime_config.get_config_env(), **(runtime_config.CONFIG.get() or {})}
+    return decode_config_values(values)
