@@ -164,8 +164,8 @@ def service_accounts(resources):
 def _no_irsa_annotation_with_pod_identity(resources, cfg, report, args) -> None:
     bound = {(str(get(a.props, "namespace")), str(get(a.props, "serviceAccount")))
              for a in resources_of(resources, POD_IDENTITY_ASSOCIATION)}
-    for res, namespace, name, annotations in service_accounts(resources):
-        if (namespace, name) in bound and IRSA_ANNOTATION in annotations:
+    for res, namespace, name, sa_annotations in service_accounts(resources):
+        if (namespace, name) in bound and IRSA_ANNOTATION in sa_annotations:
             report(f"ServiceAccount {namespace}/{name} has a Pod Identity association and still carries "
                    f"{IRSA_ANNOTATION}: the SDK picks IRSA first, so the association is silently ignored", res.urn)
 
@@ -184,12 +184,12 @@ def _annotated_roles(res, annotation: Any) -> list:
 
 
 def _irsa_sub_matches(resources, cfg, report, args) -> None:
-    for res, namespace, name, annotations in service_accounts(resources):
-        if IRSA_ANNOTATION not in annotations:
+    for res, namespace, name, sa_annotations in service_accounts(resources):
+        if IRSA_ANNOTATION not in sa_annotations:
             continue
         expected = f"system:serviceaccount:{namespace}:{name}"
         # Only web-identity roles make the annotation work; a release may also depend on others.
-        candidates = [r for r in _annotated_roles(res, annotations[IRSA_ANNOTATION]) if _web_identity_statements(r.props)]
+        candidates = [r for r in _annotated_roles(res, sa_annotations[IRSA_ANNOTATION]) if _web_identity_statements(r.props)]
         if not candidates:
             continue  # role outside this stack; nothing to compare
         admitted = {r.name: sorted({v for s in _web_identity_statements(r.props)
