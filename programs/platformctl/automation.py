@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-from components.config import ConfigError, parse_stack_config
+from components.config import parse_stack_config
 from programs.offline import REPO_ROOT, read_stack_file, stack_file
 from programs.platformctl import events, exit_codes
+from programs.platformctl.input_errors import INPUT_ERRORS, report_input_error
 from programs.platformctl.preview import pulumi_cli_missing
 
 OPERATIONS = ("preview", "up", "destroy", "refresh")
@@ -277,14 +278,8 @@ def execute(operation: str, args: argparse.Namespace, root: Path = REPO_ROOT,
         return exit_codes.CONFIG_ERROR
     try:
         req = build_request(operation, args, root)
-    except ConfigError as exc:
-        print(f"error: invalid configuration for stack '{args.stack}':", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return exit_codes.CONFIG_ERROR
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exit_codes.CONFIG_ERROR
+    except INPUT_ERRORS as exc:
+        return report_input_error(args.stack, exc)
     missing = missing_policy_files(req)
     if missing:
         print(f"error: {missing}", file=sys.stderr)

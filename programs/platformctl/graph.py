@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from programs.platformctl import exit_codes
+from programs.platformctl.input_errors import INPUT_ERRORS, report_input_error
 
 DOT_SUFFIXES = {".dot", ".gv"}
 RENDERED_SUFFIXES = {".svg": "svg", ".png": "png", ".pdf": "pdf"}
@@ -178,7 +179,6 @@ def _engine_plan(args: argparse.Namespace) -> tuple[dict[str, Any] | None, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from components.config import ConfigError
     from programs.platformctl.preview import offline_plan
 
     try:
@@ -198,14 +198,8 @@ def run(args: argparse.Namespace) -> int:
             plan, code = _engine_plan(args)
             if plan is None:
                 return code
-    except ConfigError as exc:
-        print(f"error: invalid configuration for stack '{args.stack}':", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return exit_codes.CONFIG_ERROR
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exit_codes.CONFIG_ERROR
+    except INPUT_ERRORS as exc:
+        return report_input_error(args.stack, exc)
     dot_text = plan_to_dot(plan)
     if str(args.output) == "-":
         sys.stdout.write(dot_text)

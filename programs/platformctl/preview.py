@@ -9,10 +9,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from components.config import ConfigError
 from programs.offline import PROJECT, read_stack_file, run_offline, stack_file
 from programs.plan import build_plan, empty_plan, render_tree, type_counts
 from programs.platformctl import exit_codes
+from programs.platformctl.input_errors import (
+    INPUT_ERRORS,
+    problems_of,
+    report_input_error,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -48,16 +52,9 @@ def run(args: argparse.Namespace) -> int:
         return _automation_preview(args)
     try:
         plan = offline_plan(args.stack, args.config_file, args.show_secrets)
-    except ConfigError as exc:
-        print(f"error: invalid configuration for stack '{args.stack}':", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        write_json(args.json_path, empty_plan(PROJECT, args.stack, exc.problems))
-        return exit_codes.CONFIG_ERROR
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        write_json(args.json_path, empty_plan(PROJECT, args.stack, [str(exc)]))
-        return exit_codes.CONFIG_ERROR
+    except INPUT_ERRORS as exc:
+        write_json(args.json_path, empty_plan(PROJECT, args.stack, problems_of(exc)))
+        return report_input_error(args.stack, exc)
     write_json(args.json_path, plan)
     if not args.quiet:
         print(render_tree(plan))
