@@ -34,6 +34,10 @@ DEFAULT_STORAGE_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
 CCM_RELEASE = "aws-cloud-controller-manager"
 CCM_SERVICE_ACCOUNT = "cloud-controller-manager"
 CCM_IMAGE = "registry.k8s.io/provider-aws/cloud-controller-manager"
+# Not the chart's own `aws-cloud-config` (its optional cloudConfig values): the component owns this one.
+CCM_CLOUD_CONFIG_MAP = "k8s-platform-aws-cloud-config"
+CCM_CLOUD_CONFIG_DIR = "/etc/kubernetes/aws-cloud-config"
+CCM_CLOUD_CONFIG_FILE = "cloud.conf"
 
 IRSA_TOKEN_DIR = "/var/run/secrets/eks.amazonaws.com/serviceaccount"
 STS_AUDIENCE = "sts.amazonaws.com"
@@ -190,6 +194,25 @@ def irsa_token_projection(role_arn: Any, region: str) -> dict[str, Any]:
     }
 
 
+def ccm_cloud_config(*, region: str, vpc_id: str, subnet_id: str, cluster_name: str) -> str:
+    """The provider's `--cloud-config` (gcfg INI): everything it would otherwise ask IMDS for.
+
+    Without Region, and without VPC + SubnetID + KubernetesClusterID together, cloud-provider-aws
+    reads the region and its "own" instance (VPC, subnet) from IMDS at start-up and exits when IMDS
+    is unreachable, as it is from a pod network with hop limit 1. With all four it runs
+    IMDS-free (upstream `newAWSCloud2`: the "master-dummy" self instance); nodes are then looked
+    up by their provider ID (`aws:///<az>/<instance-id>`, set by the K3s kubelet).
+    """
+    return "\n".join([
+        "[Global]",
+        f"Region = {region}",
+        f"VPC = {vpc_id}",
+        f"SubnetID = {subnet_id}",
+        f"KubernetesClusterID = {cluster_name}",
+        "",
+    ])
+
+
 def cloud_controller_manager_values(*, cluster_name: str, region: str, image_tag: str, role_arn: Any,
                                     scheduling: SystemScheduling, manages_load_balancers: bool) -> dict[str, Any]:
     values = scheduling_values(scheduling)
@@ -198,19 +221,29 @@ def cloud_controller_manager_values(*, cluster_name: str, region: str, image_tag
         {"key": "node.cloudprovider.kubernetes.io/uninitialized", "value": "true", "effect": "NoSchedule"},
         {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"},
     ]
-    return {
+    result = {
         "image": {"repository": CCM_IMAGE, "tag": image_tag},
         "args": ["--v=2", "--cloud-provider=aws", f"--cluster-name={cluster_name}",
                  "--configure-cloud-routes=false",
-                 f"--controllers={','.join(ccm_controllers(manages_load_balancers))}"],
+                 f"--controllers={','.join(ccm_controllers(manages_load_balancers))}",
+                 f"--cloud-config={CCM_CLOUD_CONFIG_DIR}/{CCM_CLOUD_CONFIG_FILE}"],
         **values,
         # Not on the host network: with IMDS hop limit 1 the pod cannot borrow the server's
-        # instance role. DNS through the node's resolver: CoreDNS cannot schedule before the
-        # nodes are initialised by this very controller.
+        # instance role (and needs no IMDS: see `ccm_cloud_config`). DNS through the node's
+        # resolver: CoreDNS cannot schedule before the nodes are initialised by this very controller.
         "hostNetworking": False,
         "dnsPolicy": "Default",
         "serviceAccountName": CCM_SERVICE_ACCOUNT,
-        **irsa_token_projection(role_arn, region),
+    }
+    projection = irsa_token_projection(role_arn, region)
+    cloud_config = "aws-cloud-config"
+    return {
+        **result,
+        "env": projection["env"],
+        "extraVolumes": [*projection["extraVolumes"],
+                         {"name": cloud_config, "configMap": {"name": CCM_CLOUD_CONFIG_MAP}}],
+        "extraVolumeMounts": [*projection["extraVolumeMounts"],
+                              {"name": cloud_config, "mountPath": CCM_CLOUD_CONFIG_DIR, "readOnly": True}],
     }
 
 

@@ -39,4 +39,8 @@ CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS: dict[str, str] = {"1.35": "v1.35.0"}
 
 # Karpenter (components/karpenter.py): the official OCI chart. 1.14.1 (2026-08) is the newest v1
 # release verifiable on 2026-11-21; its CRDs are vendored in tests/data/karpenter-crds (bump together).
-CHARTS["karpenter"] = ChartRef("oci://public.ecr.aws/karpenter/karpenter", "1.14.1")
+# The CRDs ship as their own chart (same version): Helm never upgrades a chart's crds/ directory, so
+# with the controller chart alone a version bump would leave v1 CRDs of the first install in place.
+KARPENTER_VERSION = "1.14.1"
+CHARTS["karpenter"] = ChartRef("oci://public.ecr.aws/karpenter/karpenter", KARPENTER_VERSION)
+CHARTS["karpenter-crd"] = ChartRef("oci://public.ecr.aws/karpenter/karpenter-crd", KARPENTER_VERSION)

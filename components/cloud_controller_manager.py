@@ -9,7 +9,9 @@ and addresses. Nothing else schedules before that, including the pod-identity we
 - its IRSA credentials are projected explicitly into the pod (token volume + `AWS_ROLE_ARN`),
   not injected by the webhook it precedes;
 - its IAM is `ServiceAccountIdentity` like every controller; the service controller (and its ELB
-  permissions) only runs when the AWS Load Balancer Controller is off.
+  permissions) only runs when the AWS Load Balancer Controller is off;
+- it never needs IMDS (unreachable from its pod, hop limit 1): a `--cloud-config` ConfigMap names
+  the region, VPC, a subnet and the cluster id (`addon_values.ccm_cloud_config`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_kubernetes as k8s
 
 from components import addon_values as values
 from components import iam_documents as iam
@@ -32,6 +35,8 @@ class CloudControllerManagerArgs:
     config: StackConfig
     cluster: ClusterHandle
     vpc_id: pulumi.Input[str]
+    # A private subnet of the cluster: the provider's "own" subnet in its IMDS-free mode.
+    subnet_id: pulumi.Input[str]
 
 
 class CloudControllerManager(pulumi.ComponentResource):
@@ -49,8 +54,16 @@ class CloudControllerManager(pulumi.ComponentResource):
             cluster_name=cfg.cluster_name, region=cfg.region,
             image_tag=CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS[kubernetes_minor(cfg.cluster.k3s.version)],
             role_arn=self.identity.role_arn, scheduling=cluster.system_scheduling, manages_load_balancers=manages_lbs)
+        cloud_config = k8s.core.v1.ConfigMap(
+            f"{name}-cloud-config",
+            metadata={"name": values.CCM_CLOUD_CONFIG_MAP, "namespace": values.KUBE_SYSTEM,
+                      "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
+            data={values.CCM_CLOUD_CONFIG_FILE: pulumi.Output.all(args.vpc_id, args.subnet_id).apply(
+                lambda a: values.ccm_cloud_config(region=cfg.region, vpc_id=a[0], subnet_id=a[1],
+                                                  cluster_name=cfg.cluster_name))},
+            opts=pulumi.ResourceOptions(parent=self, provider=cluster.k8s_provider, depends_on=list(cluster.ready)))
         self.release = pinned_release(
             f"{name}-release", values.CCM_RELEASE, "aws-cloud-controller-manager", release_values,
             pulumi.ResourceOptions(parent=self, provider=cluster.k8s_provider,
-                                   depends_on=[*cluster.ready, self.identity]))
+                                   depends_on=[*cluster.ready, self.identity, cloud_config]))
         self.register_outputs({"release": self.release.name, "roleArn": self.identity.role_arn})

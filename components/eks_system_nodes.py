@@ -3,9 +3,12 @@ controllers, reserved for them by a taint.
 
 Launch template: IMDSv2 required with hop limit 1 (pods cannot reach the node's credentials), an
 encrypted gp3 root volume under its own KMS key, no public IP, and AL2023 nodeadm user-data that
-sets the kubelet's maxPods for custom networking + prefix delegation (EKS's own default does not
-know the primary ENI carries no pods). The node role has the worker, ECR pull and SSM policies but
-not the CNI policy: vpc-cni gets its IAM through Pod Identity.
+states the kubelet's maxPods for custom networking + prefix delegation. EKS appends its own
+NodeConfig to a managed node's user-data and nodeadm lets the last document win, so EKS's maxPods
+(prefix delegation, blind to custom networking) is what the kubelet gets; config validation
+therefore admits only instance types for which both figures agree
+(`config.eks.managed_node_group_overcommits`). The node role has the worker, ECR pull and SSM
+policies but not the CNI policy: vpc-cni gets its IAM through Pod Identity.
 """
 
 from __future__ import annotations

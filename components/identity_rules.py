@@ -20,6 +20,16 @@ if TYPE_CHECKING:
 
 Problem = tuple[str, str]
 
+# kube-system ServiceAccounts the platform's own controllers are bound through (their roles and
+# Pod Identity associations exist whether or not a workload names them): a workload binding one
+# would be a second identity for it (EKS refuses a second association; IRSA would silently swap
+# the controller's role). Names: addon_values (LB controller, EBS CSI, cloud controller),
+# karpenter.SERVICE_ACCOUNT, eks_addons (vpc-cni's aws-node).
+CONTROLLER_SERVICE_ACCOUNTS = frozenset({
+    ("kube-system", "aws-load-balancer-controller"), ("kube-system", "ebs-csi-controller-sa"),
+    ("kube-system", "cloud-controller-manager"), ("kube-system", "karpenter"), ("kube-system", "aws-node"),
+})
+
 
 def effective_issuers(cfg: "StackConfig") -> list["IssuerConfig"]:
     """K3s always has an issuer: an unconfigured list means one `s3-public` issuer named primary."""
@@ -88,6 +98,10 @@ def _workload_problems(cfg: "StackConfig") -> Iterator[Problem]:
                 f"system:serviceaccount:{w.namespace}:{w.service_account} is already bound by workloads[{j}] "
                 f"('{cfg.workloads[j].name}'); one ServiceAccount gets exactly one identity")
         bindings.setdefault(binding, i)
+        if binding in CONTROLLER_SERVICE_ACCOUNTS:
+            yield f"{key}.serviceAccount", (
+                f"system:serviceaccount:{w.namespace}:{w.service_account} is a platform controller's ServiceAccount "
+                "(it already has its identity); give the workload its own ServiceAccount")
         if w.method == "pod-identity" and cfg.cluster.kind != "eks":
             yield f"{key}.method", (
                 f"pod-identity needs EKS (the Pod Identity agent and associations exist only there); on "

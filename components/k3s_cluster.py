@@ -154,22 +154,27 @@ class K3sCluster(pulumi.ComponentResource):
         server_sgs = [self.node_security_group.id, self.server_security_group.id]
 
         def server_user_data(role: str) -> pulumi.Output[str]:
-            return pulumi.Output.all(self.api_host, issuer, jwks, pki_secret.name, bucket.bucket).apply(
+            return pulumi.Output.all(self.api_host, issuer, jwks, pki_secret.name, bucket.bucket, target_group.arn).apply(
                 lambda a: render_k3s_server_cloud_init(K3sServerSettings(
                     role=role, cluster_name=cluster, k3s_version=cfg.version, region=args.region,
                     server_url=f"https://{a[0]}:{API_PORT}", api_host=a[0],
                     token_parameter_name=self.server_token_parameter_name,
                     agent_token_parameter_name=self.join_token_parameter_name, pki_secret_id=a[3],
                     service_account_issuer_url=a[1], service_account_jwks_uri=a[2], snapshot_bucket=a[4],
+                    api_target_group_arn=a[5],
                     snapshot_schedule_cron=cfg.snapshots.schedule_cron, snapshot_retention=cfg.snapshots.retention,
                     node_taints=[SERVER_TAINT], extra_service_account_issuers=args.extra_service_account_issuers,
                     disable_cloud_controller=args.disable_cloud_controller,
                     **({"disable_components": args.disabled_components} if args.disabled_components is not None else {}))))
 
+        # The AWS cloud controller (configured with this cluster id) only manages instances tagged as
+        # the cluster's own, e.g. when it registers nodes behind a LoadBalancer Service.
+        node_ownership = {f"kubernetes.io/cluster/{cluster}": "owned"}
+
         def server_spec(role: str) -> LaunchSpec:
             return LaunchSpec(f"{name}-server-{role}", cfg.servers.instance_type, cfg.servers.instance_type,
                               server_user_data(role), server_profile.arn, server_sgs, SERVER_ROOT_GIB, key_name,
-                              {**tags, "Name": f"{cluster}-server", "k8s-platform/k3s-role": f"server-{role}"})
+                              {**tags, **node_ownership, "Name": f"{cluster}-server", "k8s-platform/k3s-role": f"server-{role}"})
 
         self.server_user_data = {r: server_user_data(r) for r in ("bootstrap", "join")}
         bootstrap = server_group(f"{name}-server-bootstrap", asg_name=f"{cluster}-k3s-server-bootstrap", size=1,
@@ -192,7 +197,7 @@ class K3sCluster(pulumi.ComponentResource):
             template=launch_template(LaunchSpec(
                 f"{name}-agent", None, agents.instance_types[0], self.agent_user_data, self.agent_instance_profile.arn,
                 [self.node_security_group.id], AGENT_ROOT_GIB, key_name,
-                {**tags, "Name": f"{cluster}-agent", "k8s-platform/k3s-role": "agent"}), self),
+                {**tags, **node_ownership, "Name": f"{cluster}-agent", "k8s-platform/k3s-role": "agent"}), self),
             instance_types=agents.instance_types, on_demand_base=agents.on_demand_base, min_size=agents.min_size,
             desired_size=agents.desired_size, max_size=agents.max_size, subnet_ids=subnets, tags=tags, parent=self,
             depends_on=[bootstrap])

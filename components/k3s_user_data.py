@@ -23,6 +23,7 @@ K3S_CONFIG_DIR = "/etc/rancher/k3s"
 K3S_TLS_DIR = "/var/lib/rancher/k3s/server/tls"
 BOOT_SCRIPT_PATH = "/usr/local/sbin/k3s-node-boot.sh"
 AMAZON_TIME_SYNC = "169.254.169.123"
+CHRONY_CONF = "/etc/chrony.conf"  # AL2023 (chrony); drop-ins under /etc/chrony.d
 # K3s's built-in issuer: kept as the second issuer so tokens minted before the switch stay valid.
 K3S_DEFAULT_SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 SERVICE_ACCOUNT_KEY_PATH = f"{K3S_TLS_DIR}/service.key"
@@ -49,6 +50,8 @@ class K3sServerSettings:
     snapshot_bucket: str
     snapshot_schedule_cron: str
     snapshot_retention: int
+    # The API target group: the bootstrap server reads its health before it may cluster-init.
+    api_target_group_arn: str = ""
     node_labels: Mapping[str, str] = field(default_factory=dict)
     node_taints: Sequence[str] = ()
     # Packaged K3s components replaced by enabled cluster add-ons (servicelb/traefik by the AWS Load
@@ -112,7 +115,7 @@ def agent_k3s_config(server_url: str, node_labels: Mapping[str, str], node_taint
 def render_boot_script(*, node_kind: Literal["server", "agent"], k3s_version: str, region: str, server_url: str,
                        token_parameter_name: str, server_role: ServerRole | Literal[""] = "",
                        agent_token_parameter_name: str = "", pki_secret_id: str = "",
-                       snapshot_bucket: str = "", snapshot_folder: str = "") -> str:
+                       snapshot_bucket: str = "", snapshot_folder: str = "", api_target_group_arn: str = "") -> str:
     """The boot script: header of shell-quoted settings + the fixed body (`k3s_node_boot.sh`)."""
     settings = {
         "NODE_KIND": node_kind,
@@ -125,8 +128,12 @@ def render_boot_script(*, node_kind: Literal["server", "agent"], k3s_version: st
         "PKI_SECRET_ID": pki_secret_id,
         "SNAPSHOT_BUCKET": snapshot_bucket,
         "SNAPSHOT_FOLDER": snapshot_folder,
+        "API_TARGET_GROUP_ARN": api_target_group_arn,
         "K3S_CONFIG_DIR": K3S_CONFIG_DIR,
         "K3S_TLS_DIR": K3S_TLS_DIR,
+        "TIME_SYNC_SERVER": AMAZON_TIME_SYNC,
+        "CHRONY_CONF": CHRONY_CONF,
+        "CHRONY_CONF_DIR": "/etc/chrony.d",
     }
     header = "\n".join(f"readonly {k}={shlex.quote(v)}" for k, v in settings.items())
     body = resources.files("components").joinpath("data/k3s_node_boot.sh").read_text()
@@ -138,12 +145,16 @@ def render_boot_script(*, node_kind: Literal["server", "agent"], k3s_version: st
 
 def render_k3s_server_cloud_init(settings: K3sServerSettings) -> str:
     """cloud-config for a server; `settings.role` decides whether it may run `cluster-init`."""
+    if settings.role == "bootstrap" and not settings.api_target_group_arn:
+        # Without it the bootstrap server could not tell a live cluster from a network hiccup.
+        raise ValueError("the bootstrap server needs api_target_group_arn (checked before cluster-init)")
     script = render_boot_script(
         node_kind="server", server_role=settings.role, k3s_version=settings.k3s_version, region=settings.region,
         server_url=settings.server_url, token_parameter_name=settings.token_parameter_name,
         agent_token_parameter_name=settings.agent_token_parameter_name,
         pki_secret_id=settings.pki_secret_id if settings.role == "bootstrap" else "",
         snapshot_bucket=settings.snapshot_bucket, snapshot_folder=settings.cluster_name,
+        api_target_group_arn=settings.api_target_group_arn if settings.role == "bootstrap" else "",
     )
     return _cloud_config(server_k3s_config(settings), script)
 
@@ -174,9 +185,10 @@ _LiteralDumper.add_representer(
 
 
 def _cloud_config(k3s_config: dict, script: str) -> str:
+    # Time sync is enforced by the boot script (`ensure_time_sync`), not cloud-init's `ntp` module:
+    # upstream cloud-init does not list AL2023 ("amazon") for that module (it is skipped there), and
+    # where it runs without a chrony template for the distro it renames /etc/chrony.conf, then fails.
     doc = {
-        # chrony against the Amazon Time Sync Service (link-local, no egress needed).
-        "ntp": {"enabled": True, "ntp_client": "chrony", "servers": [AMAZON_TIME_SYNC]},
         "write_files": [
             {"path": f"{K3S_CONFIG_DIR}/config.yaml", "owner": "root:root", "permissions": "0600",
              "content": yaml.safe_dump(k3s_config, sort_keys=False)},

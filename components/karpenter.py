@@ -40,10 +40,15 @@ from components.karpenter_specs import (
 )
 from components.service_account_identity import ServiceAccountIdentity, ServiceAccountIdentityArgs, default_method
 
+# Placeholder for spec fields filled from other resources' outputs after rendering.
+_RESOLVED_LATER = "(resolved at deploy time)"
+
 NAMESPACE = addon_values.KUBE_SYSTEM
 SERVICE_ACCOUNT = "karpenter"
 RELEASE_NAME = "karpenter"
 CHART_KEY = "karpenter"
+CRD_RELEASE_NAME = "karpenter-crd"
+CRD_CHART_KEY = "karpenter-crd"
 # Nodes launched by Karpenter on K3s carry this label next to the agents' `agents`.
 K3S_NODE_LABELS = {"k8s-platform/node-group": "karpenter"}
 
@@ -172,19 +177,25 @@ class Karpenter(pulumi.ComponentResource):
             opts=child)
 
         # ---- the chart, on system capacity, once the control plane, the identity and the queue exist
-        chart = CHARTS[CHART_KEY]
+        chart, crd_chart = CHARTS[CHART_KEY], CHARTS[CRD_CHART_KEY]
         values = controller_chart_values(
             cluster_name=cluster_name, cluster_endpoint=cluster.endpoint, queue_name=self.interruption.queue_name,
             region=args.region, replicas=cfg.replica_count(args.is_prod), scheduling=cluster.system_scheduling,
             kind=kind, irsa_role_arn=self.identity.role_arn if kind == "k3s" else None)
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=cluster.k8s_provider)
+        # CRDs as templates of their own release, so that a version bump upgrades them (Helm leaves a
+        # chart's crds/ directory alone after the first install); the controller chart then skips its copy.
+        self.crd_release = k8s.helm.v3.Release(
+            f"{name}-crd-chart", name=CRD_RELEASE_NAME, chart=crd_chart.chart, version=crd_chart.version,
+            namespace=NAMESPACE, atomic=True, cleanup_on_fail=True, timeout=300,
+            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[*cluster.ready])))
         self.release = k8s.helm.v3.Release(
             f"{name}-chart", name=RELEASE_NAME, chart=chart.chart, version=chart.version, namespace=NAMESPACE,
-            values=values, atomic=True, cleanup_on_fail=True, timeout=600,
+            values=values, skip_crds=True, atomic=True, cleanup_on_fail=True, timeout=600,
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(
-                depends_on=[*cluster.ready, self.identity, self.interruption, *node_grants])))
+                depends_on=[*cluster.ready, self.crd_release, self.identity, self.interruption, *node_grants])))
 
-        # ---- EC2NodeClasses and NodePools (the CRDs come with the chart)
+        # ---- EC2NodeClasses and NodePools (their CRDs come with the CRD chart, their webhook with the controller)
         self.node_classes: dict[str, k8s.apiextensions.CustomResource] = {}
         for nc in cfg.node_classes:
             max_pods = node_class_max_pods_from_config(cfg, nc, kind)
@@ -193,14 +204,19 @@ class Karpenter(pulumi.ComponentResource):
                 join = args.k3s_join
                 user_data = pulumi.Output.from_input(join.server_url).apply(
                     lambda url, mp=max_pods: k3s_node_user_data(join, url, args.region, mp))
-            manifest = pulumi.Output.all(self.instance_profile.name, user_data).apply(
-                lambda a, nc=nc, mp=max_pods: node_class_from_config(
-                    nc, kind=kind, cluster_name=cluster_name, instance_profile=a[0], max_pods=mp, tags=tags,
-                    user_data=a[1]).manifest())
+            # The spec is rendered from config alone; only the two values that come from other resources
+            # stay Outputs. A first `pulumi preview` then sees IMDS, volume and AMI settings as known
+            # values, so the policy pack can decide on them instead of reporting "can't run".
+            spec = node_class_from_config(
+                nc, kind=kind, cluster_name=cluster_name, instance_profile=_RESOLVED_LATER, max_pods=max_pods,
+                tags=tags, user_data=_RESOLVED_LATER if user_data is not None else None).manifest()["spec"]
+            spec["instanceProfile"] = self.instance_profile.name
+            if user_data is not None:
+                spec["userData"] = user_data
             # apiVersion and kind stay plain strings: they form the resource's type token.
             self.node_classes[nc.name] = k8s.apiextensions.CustomResource(
                 f"{name}-nodeclass-{nc.name}", api_version=NODECLASS_API_VERSION, kind=NODECLASS_KIND,
-                metadata={"name": nc.name}, spec=manifest.apply(lambda m: m["spec"]),
+                metadata={"name": nc.name}, spec=spec,
                 opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[self.release])))
         self.node_pools: dict[str, k8s.apiextensions.CustomResource] = {}
         for pool in cfg.node_pools:

@@ -12,7 +12,7 @@ The event patterns and queue policy are pure (`INTERRUPTION_EVENTS`, `event_patt
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -30,6 +30,8 @@ class InterruptionEvent:
     source: str
     detail_type: str
     description: str
+    # Extra `detail` filter: only what Karpenter acts on reaches the queue.
+    detail: dict[str, list[str]] = field(default_factory=dict)
 
 
 # detail-types as published by EC2 and AWS Health for EventBridge (and in Karpenter's v1 CloudFormation).
@@ -40,15 +42,21 @@ INTERRUPTION_EVENTS: tuple[InterruptionEvent, ...] = (
                       "The Spot instance is at elevated risk of interruption"),
     InterruptionEvent("instance-state-change", "aws.ec2", "EC2 Instance State-change Notification",
                       "An instance is stopping or terminating outside Karpenter"),
+    # Karpenter's parser drops every Health event but EC2 scheduled changes; filter them here already,
+    # so other services' Health events in the account never reach the controller's queue.
     InterruptionEvent("scheduled-change", "aws.health", "AWS Health Event",
-                      "Scheduled maintenance retires or reboots the instance"),
+                      "Scheduled maintenance retires or reboots the instance",
+                      detail={"service": ["EC2"], "eventTypeCategory": ["scheduledChange"]}),
     InterruptionEvent("capacity-reservation-interruption", "aws.ec2", "EC2 Capacity Reservation Instance Interruption Warning",
                       "An interruptible capacity reservation reclaims the instance"),
 )
 
 
 def event_pattern(event: InterruptionEvent) -> dict[str, Any]:
-    return {"source": [event.source], "detail-type": [event.detail_type]}
+    pattern: dict[str, Any] = {"source": [event.source], "detail-type": [event.detail_type]}
+    if event.detail:
+        pattern["detail"] = {k: list(v) for k, v in event.detail.items()}
+    return pattern
 
 
 def queue_policy(queue_arn: str, rule_arns: list[str], account_id: str) -> dict[str, Any]:

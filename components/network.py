@@ -179,9 +179,13 @@ class Network(pulumi.ComponentResource):
         )
         role = aws.iam.Role(
             f"{name}-flow-logs",
+            # Confused-deputy guard (AWS's recommendation): only this account's flow logs may assume it.
             assume_role_policy=iam.to_json(iam.service_trust(
                 "vpc-flow-logs.amazonaws.com",
-                conditions={"StringEquals": {"aws:SourceAccount": args.account_id}},
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": args.account_id},
+                    "ArnLike": {"aws:SourceArn": f"arn:aws:ec2:{args.region}:{args.account_id}:vpc-flow-log/*"},
+                },
             )),
             tags=tags,
             opts=child,
@@ -189,9 +193,12 @@ class Network(pulumi.ComponentResource):
         aws.iam.RolePolicy(
             f"{name}-flow-logs",
             role=role.id,
-            policy=group.arn.apply(lambda arn: iam.to_json(iam.document(iam.statement(
-                ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"], [arn, f"{arn}:*"],
-            )))),
+            # The group exists (no CreateLogGroup); the service also lists groups before delivering, and
+            # DescribeLogGroups authorises on the region's log-group namespace, not on one group.
+            policy=group.arn.apply(lambda arn: iam.to_json(iam.document(
+                iam.statement(["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"], [arn, f"{arn}:*"]),
+                iam.statement("logs:DescribeLogGroups", f"arn:aws:logs:{args.region}:{args.account_id}:log-group:*"),
+            ))),
             opts=child,
         )
         aws.ec2.FlowLog(

@@ -1,9 +1,10 @@
 """Pure renderer of AL2023 user-data: an `nodeadm` NodeConfig in a MIME multi-part document.
 
 AL2023 EKS AMIs run `nodeadm`, which reads every `application/node.eks.aws` part of the user-data
-and merges them. For managed node groups without a custom AMI, EKS prepends its own part with the
-cluster details (name, endpoint, CA), so ours only needs what EKS cannot know: the maxPods that
-fits custom networking plus prefix delegation. Self-managed nodes pass the cluster details here.
+and merges them in order, the last document winning. For managed node groups without a custom AMI,
+EKS appends its own part with the cluster details (name, endpoint, CA) and its own maxPods, so ours
+carries only the maxPods that fits custom networking plus prefix delegation (it takes effect where
+EKS adds none; see `eks_system_nodes`). Self-managed nodes pass the cluster details here.
 
 The user-data never carries a secret: nodes authenticate with their instance role (access entry
 EC2_LINUX), and the CA is public data.

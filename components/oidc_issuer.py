@@ -16,8 +16,9 @@ objects, and both documents are public by design (nothing confidential at rest).
 
 The issuer URL comes from config (`IssuerConfig.url`), never from servers or distribution ids, so
 a cluster rebuild keeps it. In prod the bucket, distribution and OIDC provider are protected.
-No thumbprint is set: IAM validates S3 and CloudFront (ACM) endpoints against its library of
-trusted root CAs and ignores thumbprints for them.
+No thumbprint is set: for an S3-hosted issuer IAM validates against its library of trusted root
+CAs (thumbprints are ignored); for the CloudFront custom domain IAM retrieves the top
+intermediate CA thumbprint itself when the provider is created without one.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 This is the one harness used by the tests and by `platformctl preview --offline`. It records,
 for every resource, what the engine would see: URN, type, name, parent, custom, the inputs under
 their engine (camelCase) names, dependencies, provider and `protect`. Secret inputs stay wrapped
-in `Secret` so the plan writer can mask them.
+in `Secret` so the plan writer can mask them; providers' `additional_secret_outputs` are honoured as
+the engine does. What the mocks would silently get wrong is refused with `OfflineProgramError`:
+provider invokes, `Resource.get` reads, remote (multi-language) components and duplicate URNs.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any, Callable
 
 import pulumi
 import yaml
-from google.protobuf import json_format
+from google.protobuf import json_format, struct_pb2
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc, settings
 from pulumi.runtime.stack import run_pulumi_func
@@ -130,6 +132,14 @@ def contains_secret(value: Any) -> bool:
     return False
 
 
+class OfflineProgramError(RuntimeError):
+    """The program did something an offline plan cannot show faithfully (one line per problem)."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
 class _PlatformMocks(pulumi_mocks.Mocks):
     def __init__(self, ctx: MockContext):
         self.ctx = ctx
@@ -142,10 +152,10 @@ class _PlatformMocks(pulumi_mocks.Mocks):
 
     def call(self, args: pulumi_mocks.MockCallArgs):
         # The program is built to need no provider invokes; one that appears is a design regression.
-        raise RuntimeError(
+        raise OfflineProgramError([
             f"offline preview: the program invoked {args.token}; use a config value or an SSM-parameter "
             "selector instead of a provider invoke"
-        )
+        ])
 
 
 def _unwrap_rpc(value: Any) -> Any:
@@ -162,15 +172,37 @@ class _CaptureMonitor(pulumi_mocks.MockMonitor):
     def __init__(self, mocks: pulumi_mocks.Mocks):
         super().__init__(mocks)
         self.captured: list[CapturedResource] = []
+        self.refused: list[str] = []  # reported after the run: the plan would silently miss these
+        self._urns: set[str] = set()
+
+    def ReadResource(self, request):
+        # `Resource.get(...)` reads live cloud state; under mocks it would return made-up state and
+        # never appear in the plan, so the plan would look complete while the real run depends on the cloud.
+        self.refused.append(f"offline preview: the program reads an existing {request.type} "
+                            f"'{request.name}' (Resource.get); pass its id/ARN through config instead")
+        return super().ReadResource(request)
 
     def RegisterResource(self, request):
+        if request.remote:
+            # A multi-language component builds its children in another process: none of them
+            # would be registered here, so the plan (and the policy pack) would never see them.
+            self.refused.append(f"offline preview: {request.type} '{request.name}' is a multi-language "
+                                "(remote) component whose children are invisible under mocks; build it "
+                                "from pulumi_aws/pulumi_kubernetes resources")
         response = super().RegisterResource(request)
         if request.type == "pulumi:pulumi:Stack":
             return response
+        _mark_secret_outputs(response.object, request.additionalSecretOutputs)
+        urn = normalize_urn(response.urn)
+        if urn in self._urns:
+            # The engine fails the whole run on this ("Duplicate resource URN"); the mocks would not.
+            self.refused.append(f"offline preview: duplicate resource URN {urn}; the engine refuses a second "
+                                f"{request.type} named '{request.name}' under the same parent")
+        self._urns.add(urn)
         inputs = decode_struct(json_format.MessageToDict(request.object, preserving_proto_field_name=True))
         prop_deps = {k: [normalize_urn(u) for u in v.urns] for k, v in request.propertyDependencies.items()}
         self.captured.append(CapturedResource(
-            urn=normalize_urn(response.urn),
+            urn=urn,
             type=request.type,
             name=request.name,
             parent=normalize_urn(request.parent) if request.parent else None,
@@ -184,6 +216,20 @@ class _CaptureMonitor(pulumi_mocks.MockMonitor):
         return response
 
 
+def _mark_secret_outputs(state: struct_pb2.Struct, names: Any) -> None:
+    """What the engine does with `additional_secret_outputs` (tls private keys, random passwords): the
+    mock monitor does not, so downstream values would look plaintext offline while secret for real."""
+    for key in names:
+        if key not in state.fields:
+            continue
+        plain = struct_pb2.Value()
+        plain.CopyFrom(state.fields[key])
+        wrapper = struct_pb2.Struct()
+        wrapper.fields[_SIG_KEY].string_value = _SECRET_SIG
+        wrapper.fields["value"].CopyFrom(plain)
+        state.fields[key].struct_value.CopyFrom(wrapper)
+
+
 def read_stack_file(path: Path) -> dict[str, Any]:
     """Fully-qualified config from a `Pulumi.<stack>.yaml`, shaped as the engine hands it to the program."""
     try:
@@ -193,9 +239,36 @@ def read_stack_file(path: Path) -> dict[str, Any]:
     config = doc.get("config") or {}
     if not isinstance(config, dict):
         raise ValueError(f"{path}: 'config' must be a mapping")
+    encrypted = sorted(k for k, v in config.items() if isinstance(v, dict) and set(v) == {"secure"})
+    if encrypted:
+        raise ValueError(f"{path}: {', '.join(encrypted)}: encrypted (secure) values need the Pulumi CLI to "
+                         "decrypt; the offline preview cannot read them")
+    # Project-level values (Pulumi.yaml `config:`) apply to every stack; the stack file wins, as in the engine.
+    merged = {**project_config(_project_file(path)), **config}
     # The engine passes top-level values as strings (objects as JSON); mirror it, then decode.
-    as_engine = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
+    as_engine = {k: v if isinstance(v, str) else json.dumps(v) for k, v in merged.items()}
     return decode_config_values(as_engine)
+
+
+def _project_file(stack_path: Path) -> Path:
+    beside = stack_path.parent / "Pulumi.yaml"
+    return beside if beside.exists() else REPO_ROOT / "Pulumi.yaml"
+
+
+def project_config(project_file: Path) -> dict[str, Any]:
+    """Values of a `Pulumi.yaml` `config:` block: `key: value`, `key: {value: ...}` or `key: {default: ...}`."""
+    if not project_file.exists():
+        return {}
+    doc = yaml.safe_load(project_file.read_text()) or {}
+    values: dict[str, Any] = {}
+    for key, spec in (doc.get("config") or {}).items():
+        if isinstance(spec, dict) and ("value" in spec or "default" in spec):
+            values[key] = spec.get("value", spec.get("default"))
+        elif isinstance(spec, dict) and "type" in spec:
+            continue  # a declared key without a value: the stack must set it
+        else:
+            values[key] = spec
+    return values
 
 
 def stack_file(stack: str, root: Path = REPO_ROOT) -> Path:
@@ -234,4 +307,6 @@ def run_offline(
 
         # Same driver the engine's language host uses: run, then wait for every outstanding RPC.
         _sync_await(run_pulumi_func(body))
+        if monitor.refused:
+            raise OfflineProgramError(monitor.refused)
         return OfflineRun(PROJECT, stack, cfg, monitor.captured, result.get("resolved", {}))

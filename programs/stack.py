@@ -134,7 +134,8 @@ def _k3s_control_plane(cfg: StackConfig, network: Network, providers: pulumi.Res
         # First on the servers: K3s nodes stay `uninitialized` (nothing schedules, not even the
         # webhook) until the AWS cloud controller has initialised them.
         cluster.ready.append(CloudControllerManager("cloud-controller-manager", CloudControllerManagerArgs(
-            config=cfg, cluster=cluster, vpc_id=network.vpc_id), opts=providers))
+            config=cfg, cluster=cluster, vpc_id=network.vpc_id,
+            subnet_id=network.private_subnet_ids[network.azs[0]]), opts=providers))
     # The webhook before anything that runs IRSA pods (Karpenter, add-ons, workloads): they wait on `ready`.
     cluster.ready.append(PodIdentityWebhook("pod-identity-webhook", PodIdentityWebhookArgs(
         cluster=cluster, region=cfg.region), opts=providers))

@@ -15,11 +15,15 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
+from pulumi.runtime import rpc, settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
 
 from components import iam_documents as iam
 from components.trust_policies import irsa_trust, pod_identity_trust
 from policy.offline_runner import Resource, resources_from_run
-from programs.offline import read_stack_file, run_offline, stack_file
+from programs import offline
+from programs.offline import read_stack_file, reveal, run_offline, stack_file
 
 ACCOUNT = "123456789012"
 TAGS = {"owner": "platform-team", "cost-center": "cc-1234", "environment": "prod"}
@@ -198,3 +202,45 @@ def named(resources: list[Resource], name: str) -> Resource:
     found = [r for r in resources if r.name == name]
     assert len(found) == 1, f"fixture has {len(found)} resources named {name}"
     return found[0]
+
+
+class _FirstPreviewMocks(offline._PlatformMocks):
+    """What a first `pulumi preview` knows: a resource's own inputs; its id and every computed
+    output (ARNs, ids, endpoints, issuer URLs) stay unknown, and so does everything derived from them.
+    Slightly stricter than the engine: names a provider autonames during Check are unknown here too."""
+
+    def new_resource(self, args):
+        if args.typ.startswith("pulumi:providers:"):
+            return super().new_resource(args)
+        inputs = reveal(offline._unwrap_rpc(args.inputs))
+        try:
+            _id, state = super().new_resource(args)
+        except Exception:  # noqa: BLE001 - a mock computing from an unknown input: nothing computed is known anyway
+            state = {}
+        return "", {k: (v if k in inputs else rpc.UNKNOWN) for k, v in state.items()}
+
+
+def first_preview_resources(stack: str) -> list[Resource]:
+    """The shipped stack's resources as the analyzer sees them in a first preview (unknowns included)."""
+    raw = read_stack_file(stack_file(stack))
+    cfg = offline.parse_stack_config(raw)
+    from programs.stack import build_stack
+
+    with offline._RUN_LOCK:
+        mocks = _FirstPreviewMocks(offline.MockContext(region=cfg.region, account_id=cfg.account_id, stack=stack))
+        monitor = offline._CaptureMonitor(mocks)
+        settings.reset_options(project=offline.PROJECT, stack=stack, preview=True)
+        pulumi.runtime.set_all_config({k: v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()})
+        pulumi.runtime.set_mocks(mocks, project=offline.PROJECT, stack=stack, preview=True, monitor=monitor)
+
+        async def body() -> None:
+            build_stack(cfg)
+
+        try:
+            _sync_await(run_pulumi_func(body))
+        finally:
+            settings.reset_options(project=offline.PROJECT, stack=stack, preview=False)
+    return [Resource(urn=r.urn, type=r.type, name=r.name, inputs=reveal(r.inputs), parent=r.parent,
+                     dependencies=list(r.dependencies), property_dependencies=dict(r.property_dependencies),
+                     protect=r.protect)
+            for r in monitor.captured]

@@ -134,6 +134,27 @@ def test_cloud_controller_gets_irsa_credentials_without_the_webhook():
     assert values["hostNetworking"] is False  # no path to the server's instance role through IMDS
 
 
+def test_cloud_controller_needs_no_imds_from_its_pod_network():
+    # cloud-provider-aws asks IMDS for its region and its own instance (VPC, subnet) at start-up
+    # unless the cloud config names Region and VPC + SubnetID + a cluster id; off the host network
+    # with hop limit 1, IMDS is unreachable, so without them the controller exits and no node is
+    # ever initialised.
+    values = ccm(False)
+    flag = next(a for a in values["args"] if a.startswith("--cloud-config="))
+    path = flag.split("=", 1)[1]
+    mount = next(m for m in values["extraVolumeMounts"] if path.startswith(m["mountPath"] + "/"))
+    volume = next(vol for vol in values["extraVolumes"] if vol["name"] == mount["name"])
+    assert volume["configMap"]["name"] == v.CCM_CLOUD_CONFIG_MAP
+    assert path.rsplit("/", 1)[1] == v.CCM_CLOUD_CONFIG_FILE
+    import configparser
+
+    parsed = configparser.ConfigParser()
+    parsed.read_string(v.ccm_cloud_config(region="us-east-1", vpc_id="vpc-0abc", subnet_id="subnet-0def",
+                                          cluster_name="dev-k3s"))
+    assert dict(parsed["Global"]) == {"region": "us-east-1", "vpc": "vpc-0abc", "subnetid": "subnet-0def",
+                                      "kubernetesclusterid": "dev-k3s"}
+
+
 def test_cloud_controller_tolerates_uninitialised_nodes_on_system_capacity():
     values = ccm(False)
     assert values["nodeSelector"] == SYSTEM.node_selector

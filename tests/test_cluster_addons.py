@@ -10,6 +10,7 @@ import pytest
 from cryptography import x509
 
 from components.addon_values import (
+    CCM_CLOUD_CONFIG_MAP,
     EBS_CSI_CONTROLLER_SERVICE_ACCOUNT,
     LB_CONTROLLER_SERVICE_ACCOUNT,
     LB_WEBHOOK_SERVICE,
@@ -223,6 +224,19 @@ def test_dev_cloud_controller_runs_first_with_projected_irsa_credentials(dev_run
             assert ccm.urn in other.dependencies, f"{other.name} may start before nodes are initialised"
 
 
+def test_dev_cloud_controller_config_names_this_vpc_and_a_private_subnet(dev_run):
+    ccm = release(dev_run, "aws-cloud-controller-manager")
+    config_map = next(r for r in dev_run.of_type("kubernetes:core/v1:ConfigMap")
+                      if r.inputs["metadata"]["name"] == CCM_CLOUD_CONFIG_MAP)
+    assert config_map.urn in ccm.dependencies
+    assert config_map.inputs["metadata"]["namespace"] == "kube-system"
+    text = config_map.inputs["data"]["cloud.conf"]
+    fields = dict(line.split(" = ", 1) for line in text.splitlines() if " = " in line)
+    assert fields == {"Region": "us-east-1", "VPC": dev_run.outputs["vpcId"], "KubernetesClusterID": "dev-k3s",
+                      "SubnetID": fields["SubnetID"]}
+    assert fields["SubnetID"] in dev_run.outputs["privateSubnetIds"].values()
+
+
 def test_dev_load_balancer_uses_instance_targets_on_flannel(dev_run):
     values = release(dev_run, "aws-load-balancer-controller").inputs["values"]
     assert values["defaultTargetType"] == "instance"
@@ -238,6 +252,7 @@ def test_dev_load_balancer_uses_instance_targets_on_flannel(dev_run):
         (RELEASE, "cloud-controller-manager-release"),
         ("aws:iam/role:Role", "cloud-controller-manager-identity-role"),
         ("aws:iam/rolePolicy:RolePolicy", "cloud-controller-manager-identity-policy"),
+        ("kubernetes:core/v1:ConfigMap", "cloud-controller-manager-cloud-config"),
     }),
     ("addons.ebsCsi.enabled", {
         (RELEASE, "addons-aws-ebs-csi-driver"),

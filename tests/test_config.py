@@ -43,6 +43,7 @@ def problems_for(raw) -> list[str]:
         ("prod", "network.natGateways", "single", "k8s-platform:network.natGateways", "one-per-az"),
         ("dev", "network.natGateways", "none", "k8s-platform:network.natGateways", "'one-per-az' or 'single'"),
         ("dev", "network.interfaceEndpoints", ["sts", "bogus"], "k8s-platform:network.interfaceEndpoints[1]", "'sts'"),
+        ("dev", "network.interfaceEndpoints", ["sts", "ec2", "sts"], "k8s-platform:network.interfaceEndpoints", "listed twice: sts"),
         ("dev", "network.flowLogs.retentionDays", 10, "k8s-platform:network.flowLogs.retentionDays", "14"),
         ("dev", "network.vpcCidrr", "10.0.0.0/16", "k8s-platform:network.vpcCidrr", "not a known key"),
         ("dev", "cluster.name", "Dev_Cluster", "k8s-platform:cluster.name", "DNS-safe"),
@@ -52,7 +53,11 @@ def problems_for(raw) -> list[str]:
         ("dev", "environment", "qa", "k8s-platform:environment", "'dev', 'staging' or 'prod'"),
         ("dev", "accountId", "1234", "k8s-platform:accountId", "12-digit"),
         ("dev", "aws:region", "useast1", "aws:region", "not an AWS region"),
+        ("dev", "aws:region", "cn-north-1", "aws:region", "commercial 'aws' partition"),
+        ("dev", "aws:region", "us-gov-west-1", "aws:region", "commercial 'aws' partition"),
         ("dev", "tags", {"owner": "x"}, "k8s-platform:tags", "cost-center"),
+        ("dev", "tags", {"owner": "x", "cost-center": "y", "aws:team": "z"}, "k8s-platform:tags", "aws: prefix is reserved"),
+        ("dev", "tags", {"owner": "x", "cost-center": "y" * 257}, "k8s-platform:tags", "values at most 256"),
         ("dev", "networking", {}, "k8s-platform:networking", "not a known key"),
     ],
 )
@@ -76,3 +81,67 @@ def test_one_error_per_problem(mutate_config):
     problems = problems_for(raw)
     assert len(problems) == 2
     assert {p.split(":", 2)[1] for p in problems} == {"network.vpcCidr", "cluster.name"}
+
+
+def _engine_config(raw: dict) -> dict[str, str]:
+    """Config as the Pulumi CLI hands it to the language host: every value a string, objects as JSON."""
+    import json
+
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
+
+
+@pytest.mark.parametrize("route", ["PULUMI_CONFIG", "set_all_config"])
+def test_a_real_run_reads_the_same_config_as_offline(monkeypatch, route):
+    """`pulumi up`: the language host passes config in PULUMI_CONFIG (a JSON map of strings) and its
+    exec shim copies it into the runtime config; both routes give the stack file's values."""
+    import json
+
+    import pulumi.runtime.config as runtime_config
+
+    from components.config import read_pulumi_config
+
+    engine = _engine_config(shipped_config("dev"))
+    token = runtime_config.CONFIG.set({})
+    try:
+        if route == "PULUMI_CONFIG":
+            monkeypatch.setenv("PULUMI_CONFIG", json.dumps(engine))
+        else:
+            monkeypatch.delenv("PULUMI_CONFIG", raising=False)
+            runtime_config.set_all_config(engine)
+        assert read_pulumi_config() == shipped_config("dev")
+        assert parse_stack_config(read_pulumi_config()).cluster.name == "dev-k3s"
+    finally:
+        runtime_config.CONFIG.reset(token)
+
+
+def test_bad_config_in_a_real_run_is_one_run_error_before_any_resource(monkeypatch, mutate_config):
+    """The engine shows a `pulumi.RunError` as one clean error (no traceback); nothing is registered."""
+    import pulumi
+    import pulumi.runtime.config as runtime_config
+
+    import programs.stack as stack
+
+    raw = mutate_config("dev", "network.podCidr", "10.99.0.0/16")
+    raw["k8s-platform:cluster"]["name"] = "BAD NAME"
+    built: list[object] = []
+    monkeypatch.setattr(stack, "build_stack", lambda cfg: built.append(cfg) or {})
+    monkeypatch.delenv("PULUMI_CONFIG", raising=False)
+    token = runtime_config.CONFIG.set(_engine_config(raw))
+    try:
+        with pytest.raises(pulumi.RunError) as info:
+            stack.main()
+    finally:
+        runtime_config.CONFIG.reset(token)
+    message = str(info.value)
+    assert "k8s-platform:network.podCidr" in message and "k8s-platform:cluster.name" in message
+    assert built == []
+
+
+@pytest.mark.parametrize(("instance_type", "arch"), [
+    ("a1.large", "arm64"), ("t4g.small", "arm64"), ("x2gd.large", "arm64"), ("im4gn.large", "arm64"),
+    ("g5g.xlarge", "arm64"), ("g4dn.xlarge", "x86_64"), ("m7i-flex.large", "x86_64"), ("c6a.large", "x86_64"),
+])
+def test_instance_architecture(instance_type, arch):
+    from components.config import instance_architecture
+
+    assert instance_architecture(instance_type) == arch

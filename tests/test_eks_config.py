@@ -119,6 +119,10 @@ P = "k8s-platform:cluster.eks"
     ({"systemNodeGroup": {"instanceTypes": ["x9.mega"]}}, f"{P}.systemNodeGroup.instanceTypes", "x9.mega: no ENI data"),
     ({"systemNodeGroup": {"instanceTypes": ["m7g.large", "m7i.large"]}}, f"{P}.systemNodeGroup.instanceTypes",
      "mixes arm64"),
+    # EKS appends its own maxPods (prefix delegation, no custom networking) to managed nodes: t3.small
+    # would get 110 although its two pod ENIs address only 98 pods.
+    ({"systemNodeGroup": {"instanceTypes": ["m7i.large", "t3.small"]}}, f"{P}.systemNodeGroup.instanceTypes",
+     "t3.small: EKS managed node groups set the kubelet's maxPods themselves"),
     ({"systemNodeGroup": {"minSize": 3, "desiredSize": 2}}, f"{P}.systemNodeGroup.desiredSize", "minSize <= desiredSize"),
     ({"systemNodeGroup": {"diskSizeGiB": 10}}, f"{P}.systemNodeGroup.diskSizeGiB", "greater than or equal to 20"),
     ({"addonVersions": {"metrics-server": "v0.8.0-eksbuild.1"}}, f"{P}.addonVersions", "not an installed add-on"),
@@ -132,3 +136,11 @@ def test_each_refusal_names_its_key(mutate_config, eks, expected_key, expected_t
     matching = [p for p in problems if p.startswith(expected_key + ":")]
     assert matching, problems
     assert expected_text in matching[0], matching[0]
+
+
+def test_managed_node_group_overcommit_check_matches_the_max_pods_table():
+    from components.config.eks import managed_node_group_overcommits
+
+    # Custom networking costs these small types addresses below what EKS configures (prefix delegation only).
+    assert managed_node_group_overcommits(["t3.micro", "t3.small", "t3.medium", "m7i.large", "m7g.large"]) == [
+        "t3.micro", "t3.small"]

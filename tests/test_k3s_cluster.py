@@ -113,7 +113,8 @@ def test_launch_templates_are_locked_down(dev_run, name):
     assert "keyName" not in lt.inputs  # no SSH key unless configured with a source security group
     assert "k8s-platform/cluster" in lt.inputs["tags"] and lt.inputs["tags"]["owner"]
     cloud_config = yaml.safe_load(base64.b64decode(lt.inputs["userData"]).decode())
-    assert cloud_config["ntp"]["servers"] == ["169.254.169.123"]
+    script = next(f["content"] for f in cloud_config["write_files"] if f["path"].endswith("k3s-node-boot.sh"))
+    assert "readonly TIME_SYNC_SERVER=169.254.169.123" in script and "\n  ensure_time_sync\n" in script
 
 
 def test_node_roles_get_session_manager(dev_run):
@@ -220,6 +221,15 @@ def test_exactly_one_server_may_run_cluster_init(dev_run, mutate_config):
         assert "cluster-init" not in yaml.safe_load(files["/etc/rancher/k3s/config.yaml"])
         roles[name] = re.search(r"^readonly SERVER_ROLE=(\w+)$", files[BOOT], re.M).group(1)
     assert sorted(roles.values()) == ["bootstrap", "join"]
+    # The bootstrap server checks the API target group's health before it may cluster-init.
+    target_groups = {n: re.search(r"^readonly API_TARGET_GROUP_ARN=(\S*)$", yaml.safe_load(t)["write_files"][1]["content"],
+                                  re.M).group(1) for n, t in user_data(ha).items() if n.startswith("k3s-server")}
+    assert target_groups == {"k3s-server-bootstrap": tg_arn(ha), "k3s-server-join": "''"}
+    server_policy = json.loads(ha.one("aws:iam/rolePolicy:RolePolicy", "k3s-server").inputs["policy"])
+    assert any(st["Action"] == "elasticloadbalancing:DescribeTargetHealth" for st in server_policy["Statement"])
+    for lt in ha.of_type(LT):
+        if lt.name.startswith("k3s-server"):
+            assert "instanceMarketOptions" not in lt.inputs  # etcd never on Spot
     groups = {g.name: g for g in ha.of_type(ASG) if g.name.startswith("k3s-server")}
     assert groups["k3s-server-bootstrap"].inputs["maxSize"] == 1
     joiners = groups["k3s-server-join"]
@@ -288,3 +298,15 @@ def test_only_this_clusters_rules_feed_the_queue_and_the_drainer_is_scoped(dev_r
     assert by_sid["ReleaseTerminatingInstances"]["Resource"].endswith(":autoScalingGroupName/dev-k3s-k3s-*")
     assert by_sid["DecryptCredentials"]["Condition"]["StringEquals"]["kms:ViaService"] == ["secretsmanager.us-east-1.amazonaws.com"]
     assert not any(a.endswith(":*") for s in drainer["Statement"] for a in _list(s["Action"]))
+
+
+def test_k3s_instances_carry_the_cluster_ownership_tag(dev_run):
+    """The cloud controller filters instances by `kubernetes.io/cluster/<id>=owned`; every node launch template tags it."""
+    cluster = dev_run.config.cluster_name
+    templates = dev_run.of_type("aws:ec2/launchTemplate:LaunchTemplate")
+    assert templates
+    for lt in templates:
+        instance_tags = [spec["tags"] for spec in lt.inputs.get("tagSpecifications", [])
+                         if spec["resourceType"] == "instance"]
+        assert instance_tags, lt.name
+        assert all(t.get(f"kubernetes.io/cluster/{cluster}") == "owned" for t in instance_tags), lt.name

@@ -310,6 +310,21 @@ def test_terminated_instance_node_is_deleted_without_waiting_for_stuck_pods(aws,
     assert node not in kube_api.nodes
 
 
+def test_stopped_instance_node_is_deleted_without_waiting_for_its_pods(aws, kube_api, monkeypatch):
+    """A stopped instance has no kubelet to finish evicted pods: draining would only hit the deadline,
+    be retried and dead-letter, leaving the node behind."""
+    monkeypatch.setenv("DRAIN_TIMEOUT_SECONDS", "0.2")
+    (inst,) = launch(aws["ec2"])
+    (node,) = register_nodes(kube_api, [inst])
+    kube_api.add_pod("web", "web-1", node)
+    kube_api.pods[("web", "web-1")]["metadata"]["deletionTimestamp"] = "2026-11-21T08:00:00Z"
+    aws["ec2"].stop_instances(InstanceIds=[inst["InstanceId"]])
+    body = json.dumps({"source": "aws.ec2", "detail-type": drainer.STATE_CHANGE,
+                       "detail": {"instance-id": inst["InstanceId"], "state": "stopped"}})
+    assert drainer.handler(sqs_event(body))["results"] == [f"instance gone: node {node} deleted"]
+    assert node not in kube_api.nodes
+
+
 def test_karpenter_nodes_are_left_to_karpenter(aws, kube_api):
     (node,) = register_nodes(kube_api, launch(aws["ec2"]))
     kube_api.nodes[node]["metadata"]["labels"] = {"karpenter.sh/nodepool": "general"}

@@ -36,7 +36,8 @@ def settings(role: str = "bootstrap", **over) -> K3sServerSettings:
         agent_token_parameter_name="/k8s-platform/dev-k3s/k3s/agent-token", pki_secret_id="k8s-platform/dev-k3s/k3s/pki",
         service_account_issuer_url=ISSUER, service_account_jwks_uri=f"{ISSUER}/keys.json",
         snapshot_bucket="k3s-etcd-snapshots-abc", snapshot_schedule_cron="0 */6 * * *", snapshot_retention=12,
-        node_taints=["CriticalAddonsOnly=true:NoExecute"])
+        node_taints=["CriticalAddonsOnly=true:NoExecute"],
+        api_target_group_arn="arn:aws:elasticloadbalancing:us-east-1:111111111111:targetgroup/k3s-api/0123456789abcdef")
     return K3sServerSettings(**{**base, **over})
 
 
@@ -157,6 +158,7 @@ case "$1 $2" in
   "ssm get-parameter") echo "token-for-$7" ;;
   "secretsmanager get-secret-value") cat "$FAKE_PKI" ;;
   "s3api list-objects-v2") echo "${FAKE_SNAPSHOT:-None}" ;;
+  "elbv2 describe-target-health") [ "${FAKE_PEERS:-0}" != unreadable ] || exit 255; echo "${FAKE_PEERS:-0}" ;;
   *) exit 1 ;;
 esac
 """
@@ -164,7 +166,12 @@ esac
 FAKE_LOGGER = '#!/usr/bin/env bash\necho "$(basename "$0") $*" >>"$FAKE_LOG"\n'
 
 
-def run_boot_script(tmp_path: Path, user_data: str, cluster_up: bool, snapshot: str = "None") -> tuple[Path, str]:
+AL2023_CHRONY_SOURCES = "server 169.254.169.123 prefer iburst minpoll 4 maxpoll 4\n"
+
+
+def run_boot_script(tmp_path: Path, user_data: str, cluster_up: bool, snapshot: str = "None", peers: str = "0",
+                    expect_success: bool = True, chrony_conf: str = "driftfile /var/lib/chrony/drift\n",
+                    chrony_dropin: str | None = AL2023_CHRONY_SOURCES) -> tuple[Path, str]:
     """Run the rendered script with fakes on PATH and its directories moved under tmp_path."""
     root = tmp_path / "root"
     bin_dir = tmp_path / "bin"
@@ -179,12 +186,19 @@ def run_boot_script(tmp_path: Path, user_data: str, cluster_up: bool, snapshot: 
     script = files_of(user_data)[BOOT_SCRIPT_PATH]
     script = script.replace(f"readonly K3S_CONFIG_DIR={K3S_CONFIG_DIR}", f"readonly K3S_CONFIG_DIR={root}/etc")
     script = script.replace(f"readonly K3S_TLS_DIR={K3S_TLS_DIR}", f"readonly K3S_TLS_DIR={root}/tls")
+    (root / "chrony.d").mkdir(parents=True)
+    (root / "chrony.conf").write_text(chrony_conf)
+    if chrony_dropin is not None:
+        (root / "chrony.d/link-local.sources").write_text(chrony_dropin)
+    script = script.replace("readonly CHRONY_CONF=/etc/chrony.conf", f"readonly CHRONY_CONF={root}/chrony.conf")
+    script = script.replace("readonly CHRONY_CONF_DIR=/etc/chrony.d", f"readonly CHRONY_CONF_DIR={root}/chrony.d")
+    assert str(root) in script.split("readonly CHRONY_CONF_DIR=")[1].split("\n")[0]
     (tmp_path / "boot.sh").write_text(script)
     log = tmp_path / "calls.log"
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_LOG": str(log), "FAKE_PKI": str(pki),
-           "FAKE_CLUSTER_UP": "1" if cluster_up else "0", "FAKE_SNAPSHOT": snapshot, "TMPDIR": str(tmp_path)}
+           "FAKE_CLUSTER_UP": "1" if cluster_up else "0", "FAKE_SNAPSHOT": snapshot, "FAKE_PEERS": peers, "TMPDIR": str(tmp_path)}
     result = subprocess.run(["bash", str(tmp_path / "boot.sh")], env=env, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
+    assert (result.returncode == 0) == expect_success, result.stderr
     return root, log.read_text()
 
 
@@ -220,6 +234,32 @@ def test_bootstrap_server_joins_when_the_cluster_already_answers(tmp_path):
     assert "secretsmanager" not in calls and not (root / "tls/service.key").exists()
 
 
+def test_bootstrap_server_joins_when_other_servers_are_healthy_but_the_nlb_does_not_answer_it(tmp_path):
+    """A replaced bootstrap server whose /ping through the NLB fails (DNS/network hiccup at boot) must not
+    start a second cluster next to healthy peers: it waits and joins."""
+    root, calls = run_boot_script(tmp_path, render_k3s_server_cloud_init(settings("bootstrap")), cluster_up=False,
+                                  peers="2", expect_success=False)
+    assert "elbv2 describe-target-health" in calls and "Target.Id!='i-0123456789abcdef0'" in calls
+    # It kept waiting for the cluster to answer (and gave up here, where the cluster never comes back).
+    assert calls.count("/ping") > 6
+    assert not (root / "etc/config.yaml.d/20-role.yaml").exists()
+    assert "secretsmanager" not in calls and "install server" not in calls and "systemctl" not in calls
+
+
+def test_bootstrap_server_fails_closed_when_target_health_is_unreadable(tmp_path):
+    root, calls = run_boot_script(tmp_path, render_k3s_server_cloud_init(settings("bootstrap")), cluster_up=False,
+                                  peers="unreadable", expect_success=False)
+    assert calls.count("elbv2 describe-target-health") == 30
+    assert not (root / "etc/config.yaml.d/20-role.yaml").exists()
+    assert "secretsmanager" not in calls and "install server" not in calls and "systemctl" not in calls
+
+
+def test_bootstrap_renderer_requires_the_target_group():
+    with pytest.raises(ValueError, match="api_target_group_arn"):
+        render_k3s_server_cloud_init(settings("bootstrap", api_target_group_arn=""))
+    assert "API_TARGET_GROUP_ARN=''" in render_k3s_server_cloud_init(settings("join", api_target_group_arn=""))
+
+
 def test_join_server_never_initialises_and_never_reads_the_pki(tmp_path):
     root, calls = run_boot_script(tmp_path, render_k3s_server_cloud_init(settings("join")), cluster_up=True)
     assert role_config(root) == {"server": "https://k3s-api-0123.elb.us-east-1.amazonaws.com:6443"}
@@ -234,3 +274,20 @@ def test_agent_fetches_only_its_token_and_starts_the_agent(tmp_path):
         "aws ssm get-parameter --region us-east-1 --with-decryption --name /k8s-platform/dev-k3s/k3s/agent-token "
         "--query Parameter.Value --output text"]
     assert "install agent v1.35.1+k3s1" in calls and "systemctl enable --now k3s-agent" in calls
+
+
+def test_time_sync_already_on_amazon_time_sync_is_left_alone(tmp_path):
+    root, calls = run_boot_script(tmp_path, agent_user_data(), cluster_up=False)
+    assert (root / "chrony.conf").read_text() == "driftfile /var/lib/chrony/drift\n"
+    assert "systemctl restart chronyd" not in calls
+
+
+def test_time_sync_is_pointed_at_amazon_time_sync_when_missing(tmp_path):
+    root, calls = run_boot_script(tmp_path, agent_user_data(), cluster_up=False, chrony_dropin="pool 2.amazon.pool.ntp.org iburst\n")
+    assert (root / "chrony.conf").read_text().splitlines()[-1] == "server 169.254.169.123 prefer iburst minpoll 4 maxpoll 4"
+    assert "systemctl restart chronyd" in calls
+    # A look-alike address does not count as the Time Sync endpoint.
+    (tmp_path / "again").mkdir()
+    root, calls = run_boot_script(tmp_path / "again", agent_user_data(), cluster_up=False,
+                                  chrony_dropin="server 169.254.169.1234 iburst\n")
+    assert "systemctl restart chronyd" in calls

@@ -25,6 +25,36 @@ def test_event_pattern_shape():
     assert event_pattern(spot) == {"source": ["aws.ec2"], "detail-type": ["EC2 Spot Instance Interruption Warning"]}
 
 
+def _matches(pattern: dict, event: dict) -> bool:
+    """EventBridge exact-value matching: every pattern key must be present, a list lists allowed values."""
+    for key, want in pattern.items():
+        if key not in event:
+            return False
+        if isinstance(want, dict):
+            if not isinstance(event[key], dict) or not _matches(want, event[key]):
+                return False
+        elif event[key] not in want:
+            return False
+    return True
+
+
+def _health_event(service: str, category: str) -> dict:
+    return {"source": "aws.health", "detail-type": "AWS Health Event",
+            "detail": {"service": service, "eventTypeCategory": category, "eventTypeCode": "AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED"}}
+
+
+def test_health_rule_passes_only_ec2_scheduled_changes():
+    # Karpenter's scheduled-change parser drops everything else; the rule keeps it out of the queue.
+    [health] = [e for e in INTERRUPTION_EVENTS if e.source == "aws.health"]
+    pattern = event_pattern(health)
+    assert _matches(pattern, _health_event("EC2", "scheduledChange"))
+    assert not _matches(pattern, _health_event("RDS", "scheduledChange"))
+    assert not _matches(pattern, _health_event("EC2", "issue"))
+    spot = {"source": "aws.ec2", "detail-type": "EC2 Spot Instance Interruption Warning",
+            "detail": {"instance-id": "i-0abc", "instance-action": "terminate"}}
+    assert _matches(event_pattern(INTERRUPTION_EVENTS[0]), spot)
+
+
 def test_queue_policy_admits_only_our_rules_and_tls():
     doc = queue_policy(QUEUE, list(reversed(RULES)), "222222222222")
     by_sid = {s["Sid"]: s for s in doc["Statement"]}

@@ -159,6 +159,17 @@ def test_chart_is_pinned_and_configured(run):
     assert inputs["values"]["podDisruptionBudget"] == {"name": "karpenter", "maxUnavailable": 1}
 
 
+def test_crds_come_from_their_own_chart_at_the_controller_version(run):
+    # Helm never upgrades a chart's crds/ directory: without the CRD chart a version bump keeps the old CRDs.
+    crds = one_own(run, RELEASE, "karpenter-crd-chart")
+    controller = one_own(run, RELEASE, "karpenter-chart")
+    assert crds.inputs["chart"] == "oci://public.ecr.aws/karpenter/karpenter-crd"
+    assert crds.inputs["version"] == controller.inputs["version"] == CHARTS["karpenter"].version
+    assert crds.inputs["namespace"] == controller.inputs["namespace"]
+    assert controller.inputs["skipCrds"] is True
+    assert crds.urn in controller.dependencies
+
+
 def test_chart_runs_on_system_capacity_after_identity_and_queue(run):
     release = one_own(run, RELEASE, "karpenter-chart")
     values = release.inputs["values"]

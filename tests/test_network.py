@@ -116,3 +116,31 @@ def test_flow_log_key_and_group_protected_in_prod_only(stack, protected, request
     run = request.getfixturevalue(f"{stack}_run")
     assert run.one("aws:kms/key:Key", "network-flow-logs").protect is protected
     assert run.one("aws:cloudwatch/logGroup:LogGroup", "network-flow-logs").protect is protected
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_flow_log_role_has_what_the_service_needs_and_no_more(stack, request):
+    """AWS's flow-logs role: Create/Describe streams, PutLogEvents, DescribeLogGroups; trust bound to this account's flow logs."""
+    import json
+
+    from tests.iam_eval import allows
+
+    run = request.getfixturevalue(f"{stack}_run")
+    account, region, cluster = run.config.account_id, run.config.region, run.config.cluster_name
+    group_arn = f"arn:aws:logs:{region}:{account}:log-group:/aws/vpc/{cluster}/flow-logs"
+    policy = json.loads(run.one("aws:iam/rolePolicy:RolePolicy", "network-flow-logs").inputs["policy"])
+    for action in ("logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"):
+        assert allows(policy, action, f"{group_arn}:log-stream:eni-1"), action
+    # DescribeLogGroups is authorised on the account's log-group namespace, not on one group.
+    assert allows(policy, "logs:DescribeLogGroups", f"arn:aws:logs:{region}:{account}:log-group::log-stream:")
+    assert not allows(policy, "logs:PutLogEvents", f"arn:aws:logs:{region}:{account}:log-group:other:log-stream:x")
+    assert not allows(policy, "logs:DeleteLogGroup", group_arn)
+
+    trust = json.loads(run.one("aws:iam/role:Role", "network-flow-logs").inputs["assumeRolePolicy"])
+    service = ("Service", "vpc-flow-logs.amazonaws.com")
+    own = {"aws:SourceAccount": account, "aws:SourceArn": f"arn:aws:ec2:{region}:{account}:vpc-flow-log/fl-0123"}
+    assert allows(trust, "sts:AssumeRole", context=own, principal=service)
+    other = {"aws:SourceAccount": "999999999999", "aws:SourceArn": f"arn:aws:ec2:{region}:999999999999:vpc-flow-log/fl-1"}
+    assert not allows(trust, "sts:AssumeRole", context=other, principal=service)
+    assert not allows(trust, "sts:AssumeRole", context={**own, "aws:SourceArn": f"arn:aws:ec2:{region}:{account}:instance/i-1"},
+                      principal=service)

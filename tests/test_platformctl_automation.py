@@ -150,7 +150,7 @@ def test_options_mapped_to_the_automation_api(project):
     req = build_request("up", ns(parallel=8, message="rollout 42", target=[VPC_URN], refresh=True, diff=True), project)
     kwargs = operation_kwargs(req)
     assert kwargs == {
-        "color": "never",
+        "color": "never", "show_secrets": False,
         "policy_packs": [str(project / "policy")],
         "policy_pack_configs": [str(project / "policy" / "config" / "dev.json")],
         "parallel": 8, "message": "rollout 42", "target": [VPC_URN], "refresh": True, "diff": True,
@@ -164,6 +164,7 @@ def test_destroy_and_refresh_take_no_policy_pack(project, operation):
     kwargs = operation_kwargs(build_request(operation, ns(parallel=2, refresh=True), project))
     assert "policy_packs" not in kwargs and "policy_pack_configs" not in kwargs
     assert "refresh" not in kwargs  # `--refresh` is an option of preview/up only
+    assert kwargs["show_secrets"] is False  # the API would decrypt secret config into its result
     inspect.signature(getattr(auto.Stack, operation)).bind(None, **kwargs)
 
 

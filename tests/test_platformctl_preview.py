@@ -74,3 +74,12 @@ def test_secrets_are_masked_unless_asked():
     value = {"a": Secret("s3cr3t"), "b": [Secret({"k": "v"}), "plain"]}
     assert plan_value(value, show_secrets=False) == {"a": SECRET_MASK, "b": [SECRET_MASK, "plain"]}
     assert plan_value(value, show_secrets=True) == {"a": "s3cr3t", "b": [{"k": "v"}, "plain"]}
+
+
+def test_a_plan_with_revealed_secrets_is_readable_by_its_owner_only(tmp_path):
+    out = tmp_path / "plan.json"
+    out.write_text("{}")
+    out.chmod(0o644)
+    assert main(["preview", "--stack", "prod", "--offline", "--quiet", "--show-secrets", "--json", str(out)]) == 0
+    assert out.stat().st_mode & 0o077 == 0
+    assert "PRIVATE KEY" in out.read_text()

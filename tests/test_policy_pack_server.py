@@ -1,14 +1,20 @@
-"""The pack as the pulumi CLI runs it: `policy/__main__.py` in a subprocess starts the analyzer
-gRPC server (PolicyPack prints its port); we then speak the engine's side of the protocol:
-GetAnalyzerInfo, Configure with a reconciled env config, Analyze and AnalyzeStack."""
+"""The pack as the pulumi CLI runs it: the CLI's `pulumi-analyzer-policy-python` shim runs
+`python -u -m pulumi.policy <engine address> . -toolchain=pip` in `policy/` with the pack's venv
+(it strips `-virtualenv=`), and `pulumi.policy` runs `__main__.py`, whose PolicyPack starts the
+analyzer gRPC server and prints its port. The subprocess here gets only the third-party packages
+(`-S`: no .pth files, so not the repository's editable install), like `policy/venv` built from
+`requirements.txt`. We then speak the engine's side of the protocol: GetAnalyzerInfo, Configure
+with a reconciled env config, Analyze and AnalyzeStack."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import grpc
+import pulumi_policy
 import pytest
 from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
@@ -24,9 +30,11 @@ LEVEL = {"advisory": analyzer_pb2.ADVISORY, "mandatory": analyzer_pb2.MANDATORY,
 @pytest.fixture(scope="module")
 def analyzer():
     pack_dir = REPO_ROOT / "policy"
+    site_packages = Path(pulumi_policy.__file__).resolve().parent.parent
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.Popen([sys.executable, "-u", str(pack_dir / "__main__.py")], cwd=pack_dir, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env["PYTHONPATH"] = str(site_packages)
+    proc = subprocess.Popen([sys.executable, "-S", "-u", "-m", "pulumi.policy", "127.0.0.1:1", ".", "-toolchain=pip"],
+                            cwd=pack_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         port = proc.stdout.readline().strip()
         assert port.isdigit(), f"pack did not start: {port!r} {proc.stderr.read() if proc.poll() is not None else ''}"
@@ -96,3 +104,38 @@ def test_engine_analyze_stack_resolves_dependencies(analyzer):
                                          properties=_struct({"vpcId": "vpc-1"}))
     response = analyzer.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=[vpc, flow]))
     assert not [d for d in response.diagnostics if d.policyName == "vpc-flow-logs-enabled"]
+
+
+def test_the_pack_process_does_not_rely_on_the_repository_being_installed():
+    """The launch above is meaningful only if `policy` is not importable from site-packages alone."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(Path(pulumi_policy.__file__).resolve().parent.parent)
+    proc = subprocess.run([sys.executable, "-S", "-c", "import policy"], cwd=REPO_ROOT / "policy", env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode != 0 and "No module named 'policy'" in proc.stderr
+
+
+def test_engine_analyze_with_unknowns_as_a_preview_sends_them(analyzer):
+    """The engine sends preview unknowns as sentinel strings: a rule that only needs the KMS key to be
+    set still decides; one that needs an unknown CIDR becomes an advisory "can't run"."""
+    from pulumi_policy.proxy import UNKNOWN_ARRAY_VALUE, UNKNOWN_STRING_VALUE
+
+    _configure(analyzer, "prod")
+    cluster = {"version": "1.35", "enabledClusterLogTypes": ["api", "audit", "authenticator"],
+               "vpcConfig": {"endpointPrivateAccess": True, "endpointPublicAccess": False,
+                             "subnetIds": [UNKNOWN_STRING_VALUE]},
+               "accessConfig": {"authenticationMode": "API", "bootstrapClusterCreatorAdminPermissions": False},
+               "encryptionConfig": {"provider": {"keyArn": UNKNOWN_STRING_VALUE}, "resources": ["secrets"]},
+               "tags": {"owner": "o", "cost-center": "c"}}
+    response = analyzer.Analyze(analyzer_pb2.AnalyzeRequest(
+        type="aws:eks/cluster:Cluster", properties=_struct(cluster), name="c",
+        urn="urn:pulumi:prod::k8s-platform::aws:eks/cluster:Cluster::c",
+        options=analyzer_pb2.AnalyzerResourceOptions(protect=True)))
+    assert [(d.policyName, d.message) for d in response.diagnostics] == []
+    rule = {"type": "ingress", "protocol": "tcp", "fromPort": 6443, "toPort": 6443, "cidrBlocks": UNKNOWN_ARRAY_VALUE}
+    response = analyzer.Analyze(analyzer_pb2.AnalyzeRequest(
+        type="aws:ec2/securityGroupRule:SecurityGroupRule", properties=_struct(rule), name="r",
+        urn="urn:pulumi:prod::k8s-platform::aws:ec2/securityGroupRule:SecurityGroupRule::r"))
+    diags = [d for d in response.diagnostics if d.policyName == "no-world-open-admin-ports"]
+    assert [d.enforcementLevel for d in diags] == [analyzer_pb2.ADVISORY]
+    assert "can't run policy" in diags[0].message

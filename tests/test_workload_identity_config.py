@@ -53,6 +53,22 @@ def test_same_service_account_with_two_methods_is_refused_too():
     assert "workloads[2].serviceAccount" in problems(raw)[0]
 
 
+@pytest.mark.parametrize("stack,method", [("prod", "pod-identity"), ("dev", "irsa")])
+def test_a_platform_controllers_service_account_cannot_be_bound_again(stack, method):
+    from components import addon_values, karpenter
+    from components.identity_rules import CONTROLLER_SERVICE_ACCOUNTS
+
+    # The reserved set names exactly the ServiceAccounts the controllers are bound through.
+    assert {("kube-system", addon_values.LB_CONTROLLER_SERVICE_ACCOUNT),
+            ("kube-system", addon_values.EBS_CSI_CONTROLLER_SERVICE_ACCOUNT),
+            ("kube-system", addon_values.CCM_SERVICE_ACCOUNT),
+            (karpenter.NAMESPACE, karpenter.SERVICE_ACCOUNT)} <= CONTROLLER_SERVICE_ACCOUNTS
+    raw = with_workloads(stack, workload("hijack", "kube-system", "aws-load-balancer-controller", method))
+    [p] = problems(raw)
+    assert p.startswith("k8s-platform:workloads[") and ".serviceAccount: system:serviceaccount:kube-system:" \
+        "aws-load-balancer-controller is a platform controller's ServiceAccount" in p
+
+
 def test_duplicate_workload_names_are_refused():
     raw = with_workloads("prod", workload("orders-api", "other", "other", "irsa"))
     assert problems(raw)[0].startswith("k8s-platform:workloads[2].name: 'orders-api' is already")

@@ -64,9 +64,10 @@ INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 
 
 def instance_architecture(instance_type: str) -> Literal["arm64", "x86_64"]:
-    """Graviton families carry a `g` after the generation digit (t4g, m7g, c7gn, r8g)."""
+    """Graviton families carry a `g` after the generation digit (t4g, m7g, c7gn, r8g); `a1` is the
+    first-generation Graviton and has none."""
     family = instance_type.split(".", 1)[0]
-    return "arm64" if re.match(r"^[a-z]+\d+g", family) else "x86_64"
+    return "arm64" if family == "a1" or re.match(r"^[a-z]+\d+g", family) else "x86_64"
 
 
 def check_instance_type(v: str) -> str:

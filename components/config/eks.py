@@ -122,6 +122,20 @@ class EksUpgradePolicyConfig(Model):
     support_type: Literal["STANDARD", "EXTENDED"] = "STANDARD"
 
 
+def managed_node_group_overcommits(instance_types: list[str]) -> list[str]:
+    """Types whose custom-networking pod capacity is below the maxPods EKS gives managed nodes.
+
+    For AL2023 managed node groups without a custom AMI, EKS appends its own NodeConfig (with
+    maxPods from the vpc-cni's prefix-delegation setting, not knowing about custom networking) to
+    the user-data; nodeadm lets the last document win, so our launch template's maxPods cannot
+    lower it. Pods beyond what the secondary ENIs can address would sit in ContainerCreating.
+    """
+    from components.max_pods import max_pods_for
+
+    return [t for t in instance_types
+            if max_pods_for(t, prefix_delegation=True, custom_networking=True) < max_pods_for(t, prefix_delegation=True)]
+
+
 class EksSystemNodeGroupConfig(Model):
     """The small on-demand managed node group for Karpenter and cluster-critical controllers."""
 
@@ -146,6 +160,13 @@ class EksSystemNodeGroupConfig(Model):
                              "use a listed type (e.g. m7i.large, m7g.large) or add its row")
         if len({is_graviton(t) for t in v}) > 1:
             raise ValueError("mixes arm64 (Graviton) and x86_64 types; one node group runs one AMI architecture")
+        short = managed_node_group_overcommits(v)
+        if short:
+            raise ValueError(
+                f"{', '.join(short)}: EKS managed node groups set the kubelet's maxPods themselves (their "
+                "nodeadm config is appended after the launch template's and wins) from prefix delegation alone, "
+                "but with custom networking these types have addresses for fewer pods; use types with at least "
+                "3 ENIs of 10+ addresses (e.g. m7i.large, m7g.large, t3.medium)")
         return v
 
     @model_validator(mode="after")

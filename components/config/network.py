@@ -57,6 +57,14 @@ class NetworkConfig(Model):
             raise ValueError(f"'{v}' must be a /16 to /20 (a VPC secondary block; pods need the room)")
         return v
 
+    @field_validator("interface_endpoints")
+    @classmethod
+    def _endpoints(cls, v: list[str]) -> list[str]:
+        dupes = sorted({e for e in v if v.count(e) > 1})
+        if dupes:
+            raise ValueError(f"listed twice: {', '.join(dupes)}; each service gets one endpoint")
+        return v
+
     @field_validator("availability_zones")
     @classmethod
     def _azs(cls, v: list[str]) -> list[str]:

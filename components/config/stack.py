@@ -51,6 +51,9 @@ class StackConfig(Model):
     def _region(cls, v: str) -> str:
         if not re.match(r"^[a-z]{2}(-[a-z]+)+-\d$", v):
             raise ValueError(f"'{v}' is not an AWS region like us-east-1")
+        if v.startswith(("cn-", "us-gov-", "us-iso", "eu-isoe-")):
+            # ARNs, service principals and endpoint names are built for the commercial partition.
+            raise ValueError(f"'{v}' is outside the commercial 'aws' partition; only its regions are supported")
         return v
 
     @field_validator("account_id")
@@ -66,6 +69,15 @@ class StackConfig(Model):
         missing = [k for k in REQUIRED_TAGS if not v.get(k)]
         if missing:
             raise ValueError(f"required tags missing: {', '.join(missing)} (ownership and cost attribution)")
+        # AWS refuses these at create time, half-way through an update; say so before anything runs.
+        reserved = sorted(k for k in v if k.lower().startswith("aws:"))
+        if reserved:
+            raise ValueError(f"{', '.join(reserved)}: the aws: prefix is reserved for AWS")
+        too_long = sorted(k for k, val in v.items() if not 1 <= len(k) <= 128 or len(val) > 256)
+        if too_long:
+            raise ValueError(f"{', '.join(too_long)}: tag keys are 1-128 characters, values at most 256")
+        if len(v) > 40:
+            raise ValueError(f"{len(v)} tags; at most 40 (AWS allows 50 per resource, the platform adds up to 10)")
         return v
 
     @model_validator(mode="after")

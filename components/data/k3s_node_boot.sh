@@ -68,6 +68,15 @@ cluster_answers() {
   curl -ksSf --max-time 5 -o /dev/null "${SERVER_URL}/ping"
 }
 
+# healthy_peers INSTANCE_ID: how many other servers pass the API target group's health check.
+# A second opinion before cluster-init: a transient network or DNS failure at boot must never
+# make the bootstrap server start a second cluster next to a live one.
+healthy_peers() {
+  aws elbv2 describe-target-health --region "${AWS_REGION}" --target-group-arn "${API_TARGET_GROUP_ARN}" \
+    --output text \
+    --query "length(TargetHealthDescriptions[?TargetHealth.State=='healthy' && Target.Id!='$1'])"
+}
+
 # latest_snapshot: newest etcd snapshot name in the bucket, empty when there is none.
 latest_snapshot() {
   local key
@@ -78,6 +87,18 @@ latest_snapshot() {
     None | "") echo "" ;;
     *) basename "${key}" ;;
   esac
+}
+
+# ensure_time_sync: chrony uses the Amazon Time Sync Service (link-local, no egress). AL2023 ships
+# that default; this enforces it instead of assuming it, whatever the chrony.conf/chrony.d layout.
+ensure_time_sync() {
+  if grep -Eqs "^(server|pool)[[:space:]]+${TIME_SYNC_SERVER//./\\.}([[:space:]]|$)" "${CHRONY_CONF}" \
+      "${CHRONY_CONF_DIR}"/*; then
+    return 0
+  fi
+  log "adding the Amazon Time Sync Service to ${CHRONY_CONF}"
+  echo "server ${TIME_SYNC_SERVER} prefer iburst minpoll 4 maxpoll 4" >>"${CHRONY_CONF}"
+  systemctl restart chronyd || log "chronyd restart failed; time sync unchanged until the next start"
 }
 
 install_k3s() {
@@ -96,6 +117,7 @@ main() {
   node_name=$(retry 10 imds local-hostname) # the private DNS FQDN: what the AWS cloud controller expects
   lifecycle=$(imds instance-life-cycle || echo on-demand)
   dropins="${K3S_CONFIG_DIR}/config.yaml.d"
+  ensure_time_sync
   mkdir -p "${dropins}" "${K3S_TLS_DIR}"
 
   cat >"${dropins}/10-instance.yaml" <<EOF
@@ -110,9 +132,16 @@ EOF
 
   if [ "${NODE_KIND}" = server ]; then
     retry 30 fetch_parameter "${AGENT_TOKEN_PARAMETER}" "${K3S_CONFIG_DIR}/agent-token"
-    if [ "${SERVER_ROLE}" = bootstrap ] && ! cluster_answers; then
-      # The one server allowed to start a cluster, and no cluster answers: initialise it with the
-      # Pulumi-minted PKI, restoring the newest etcd snapshot if the cluster existed before.
+    local init=false
+    # Fails closed: when the target group cannot be read, the server joins (and waits) instead.
+    if [ "${SERVER_ROLE}" = bootstrap ] && ! retry 6 cluster_answers \
+        && [ "$(retry 30 healthy_peers "${instance_id}")" = 0 ]; then
+      init=true
+    fi
+    if [ "${init}" = true ]; then
+      # The one server allowed to start a cluster, no cluster answers and no other server is healthy:
+      # initialise it with the Pulumi-minted PKI, restoring the newest etcd snapshot if the cluster
+      # existed before.
       log "no server answers at ${SERVER_URL}: initialising the cluster"
       retry 30 fetch_pki
       echo "cluster-init: true" >"${dropins}/20-role.yaml"

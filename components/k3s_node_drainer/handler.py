@@ -214,7 +214,8 @@ def drain(kube: Kube, node: str, deadline: float, clock: Callable[[], float] = t
 
 # ------------------------------------------------------------------------------------ AWS
 def describe_instance(ec2, instance_id: str) -> tuple[str | None, bool]:
-    """(private DNS name, gone): gone when the instance is shutting down, terminated or unknown."""
+    """(private DNS name, gone): gone when the instance is stopping, stopped, shutting down, terminated
+    or unknown - no kubelet is left (or will stay) to finish evicted pods."""
     try:
         reservations = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
     except Exception as exc:  # an instance long gone is not an error: fall back to providerID
@@ -223,7 +224,7 @@ def describe_instance(ec2, instance_id: str) -> tuple[str | None, bool]:
         raise
     for reservation in reservations:
         for instance in reservation["Instances"]:
-            gone = instance.get("State", {}).get("Name") in ("shutting-down", "terminated")
+            gone = instance.get("State", {}).get("Name") in STOPPING_STATES
             return instance.get("PrivateDnsName") or None, gone
     return None, True
 

@@ -11,9 +11,9 @@ unknown value is reported the way the engine reports it ("can't run policy durin
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Optional
+from typing import Any
 
 from pulumi_policy import (
     PolicyComplianceFramework,
@@ -25,12 +25,14 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pulumi_policy.proxy import UnknownValueError
 
 
 @dataclass(frozen=True)
 class Benchmark:
-    """The public control a rule maps to: `framework` is one of `CIS EKS`, `checkov`, `awsguard`,
-    `CIS AWS`, or `EKS Best Practices` where no numbered control exists."""
+    """The public control a rule maps to: `framework` is one of `CIS EKS` (Amazon EKS Benchmark),
+    `checkov`, `awsguard`, `CIS AWS` (AWS Foundations Benchmark v3.0.0 numbering), or
+    `EKS Best Practices` where no numbered control exists."""
 
     framework: str
     control: str
@@ -183,6 +185,55 @@ def get(value: Any, *path: Any, default: Any = None) -> Any:
     return cur
 
 
+class _Unknown:
+    """What `peek` returns for a value the engine does not know yet (computed at preview)."""
+
+    def __repr__(self) -> str:
+        return "<unknown>"
+
+
+UNKNOWN = _Unknown()
+
+
+def peek(value: Any, *path: Any, default: Any = None) -> Any:
+    """`get`, except that an unknown value comes back as `UNKNOWN` instead of ending the policy.
+
+    For checks that only need to know a value is *set* (a KMS key ARN, subnet ids) or that can
+    decide without it (an ARN created in the stack is never an AWS-managed policy): those values
+    are typically outputs of other resources, unknown during a first preview, and reading them
+    would turn a mandatory policy into an advisory "can't run policy during preview".
+    """
+    try:
+        return get(value, *path, default=default)
+    except UnknownValueError:
+        return UNKNOWN
+
+
+def is_set(value: Any, *path: Any) -> bool:
+    """The input at `path` is present and not empty; an unknown value counts as set."""
+    found = peek(value, *path)
+    if found is UNKNOWN:
+        return True
+    if is_seq(found) or is_map(found):
+        return len(found) > 0
+    return found not in (None, "")
+
+
+def known_items(value: Any) -> list[Any]:
+    """The elements of a list input that are known (unknown elements, or an unknown list, skipped)."""
+    if value is UNKNOWN or value is None:
+        return []
+    if isinstance(value, (str, bytes)) or not is_seq(value):
+        return [value]
+    out = []
+    for i in range(len(value)):
+        try:
+            out.append(value[i])
+        except UnknownValueError:
+            continue
+    return out
+
+
 def as_list(value: Any) -> list[Any]:
     if value is None:
         return []
@@ -214,7 +265,7 @@ def is_false(value: Any) -> bool:
     return value is False
 
 
-def policy_document(value: Any) -> Optional[dict[str, Any]]:
+def policy_document(value: Any) -> dict[str, Any] | None:
     """An IAM/resource policy given as JSON text or a mapping -> dict; None when absent or not JSON."""
     if value is None or value == "":
         return None
@@ -229,7 +280,7 @@ def policy_document(value: Any) -> Optional[dict[str, Any]]:
     return None
 
 
-def statements(doc: Optional[dict[str, Any]]) -> list[dict[str, Any]]:
+def statements(doc: dict[str, Any] | None) -> list[dict[str, Any]]:
     if not doc:
         return []
     stmts = doc.get("Statement", [])
@@ -276,7 +327,9 @@ def tags_of(props: Any) -> dict[str, str]:
     """Tags as a dict from either map form (`tags: {k: v}`) or the ASG list form (`[{key, value}]`)."""
     tags = get(props, "tags")
     if is_map(tags):
-        return {str(k): "" if tags[k] is None else str(tags[k]) for k in tags}
+        # An unknown tag value (computed from another resource) is still a set tag.
+        values = {k: peek(tags, k) for k in tags}
+        return {str(k): "" if v is None else ("<unknown>" if v is UNKNOWN else str(v)) for k, v in values.items()}
     out: dict[str, str] = {}
     for t in as_list(tags):
         if is_map(t) and "key" in t:

@@ -8,7 +8,7 @@ import ipaddress
 from pulumi_policy import Severity
 
 from .common import (
-    as_list, checkov, cis_eks, eks_best_practices, get, is_false, resource_rule, resources_of, stack_rule,
+    as_list, checkov, cis_eks, eks_best_practices, get, is_false, is_set, resource_rule, resources_of, stack_rule,
     str_list, transitive_dependencies, truthy,
 )
 
@@ -58,7 +58,8 @@ def _endpoint(props, cfg, report, args) -> None:
 def _secrets_kms(props, cfg, report, args) -> None:
     configs = as_list(get(props, "encryptionConfig"))
     for ec in configs:
-        if "secrets" in str_list(get(ec, "resources")) and get(ec, "provider", "keyArn"):
+        # The key ARN is usually unknown at preview (the key is created in the same stack): set is enough.
+        if "secrets" in str_list(get(ec, "resources")) and is_set(ec, "provider", "keyArn"):
             return
     report("encryptionConfig must envelope-encrypt 'secrets' with a KMS key (provider.keyArn)")
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pulumi_policy import Severity
 
 from .common import (
-    as_list, checkov, get, is_wildcard_principal, policy_document, resource_rule, statements, str_list,
+    as_list, checkov, get, is_wildcard_principal, known_items, peek, policy_document, resource_rule, statements,
+    str_list,
 )
 
 ROLE = "aws:iam/role:Role"
@@ -49,9 +50,11 @@ def _no_full_admin(props, cfg, report, args) -> None:
 
 
 def _no_admin_attachment(props, cfg, report, args) -> None:
-    arns = str_list(get(props, "managedPolicyArns")) if args.resource_type == ROLE else str_list(get(props, "policyArn"))
-    for arn in arns:
-        if arn in cfg["forbiddenPolicyArns"]:
+    # An ARN unknown at preview belongs to a policy created in this stack, never to an AWS-managed
+    # one (those are literal strings), so only the known ARNs can be forbidden.
+    key = "managedPolicyArns" if args.resource_type == ROLE else "policyArn"
+    for arn in known_items(peek(props, key)):
+        if str(arn) in cfg["forbiddenPolicyArns"]:
             report(f"attaches {arn}: grant least-privilege policies instead")
 
 

@@ -14,8 +14,20 @@ from typing import Any
 from pulumi_policy import Severity
 
 from .common import (
-    checkov, cis_eks, conditions, get, policy_document, principals, resource_rule, resources_of,
-    stack_rule, statements, str_list,
+    UNKNOWN,
+    checkov,
+    cis_eks,
+    conditions,
+    get,
+    is_map,
+    peek,
+    policy_document,
+    principals,
+    resource_rule,
+    resources_of,
+    stack_rule,
+    statements,
+    str_list,
 )
 
 ROLE = "aws:iam/role:Role"
@@ -124,8 +136,8 @@ def _oidc_audience(props, cfg, report, args) -> None:
     clients = str_list(get(props, "clientIdLists"))
     if cfg["audience"] not in clients:
         report(f"clientIdLists {clients} lacks {cfg['audience']}: STS refuses the projected tokens")
-    url = get(props, "url")
-    if isinstance(url, str) and not url.startswith("https://"):
+    url = peek(props, "url")  # an EKS cluster's issuer is unknown until the cluster exists
+    if url is not UNKNOWN and isinstance(url, str) and not url.startswith("https://"):
         report(f"issuer url {url} is not https")
 
 
@@ -145,26 +157,46 @@ def _unique_associations(resources, cfg, report, args) -> None:
             seen[key] = a.name
 
 
+class Annotations:
+    """A ServiceAccount's annotations, read only when a policy needs them: they usually hold a role
+    ARN that is unknown at preview, so reading them eagerly would stop the policy for every
+    ServiceAccount. Key presence never reads a value."""
+
+    def __init__(self, holder):
+        self._holder = holder
+
+    def _map(self):
+        found = get(self._holder, "annotations", default={})  # raises when the whole map is unknown
+        return found if is_map(found) else {}
+
+    def __contains__(self, key: str) -> bool:
+        return any(k == key for k in self._map())
+
+    def value(self, key: str):
+        """The annotation's value, or UNKNOWN while it is computed (e.g. a role ARN at preview)."""
+        return peek(self._map(), key)
+
+
 def service_accounts(resources):
     """(resource, namespace, name, annotations) of ServiceAccounts and of those Helm charts create."""
     for sa in resources_of(resources, SERVICE_ACCOUNT):
         meta = get(sa.props, "metadata", default={})
         name = get(meta, "name")
         if name:
-            yield sa, str(get(meta, "namespace", default="default")), str(name), dict(get(meta, "annotations", default={}))
+            yield sa, str(get(meta, "namespace", default="default")), str(name), Annotations(meta)
     for rel in resources_of(resources, HELM_RELEASE):
         sa_values = get(rel.props, "values", "serviceAccount")
         if sa_values is None:
             continue
         name = get(sa_values, "name") or get(rel.props, "name") or rel.name
-        yield (rel, str(get(rel.props, "namespace", default="default")), str(name),
-               dict(get(sa_values, "annotations", default={})))
+        yield rel, str(get(rel.props, "namespace", default="default")), str(name), Annotations(sa_values)
 
 
 def _no_irsa_annotation_with_pod_identity(resources, cfg, report, args) -> None:
     bound = {(str(get(a.props, "namespace")), str(get(a.props, "serviceAccount")))
              for a in resources_of(resources, POD_IDENTITY_ASSOCIATION)}
     for res, namespace, name, sa_annotations in service_accounts(resources):
+        # Only ServiceAccounts bound by an association are read: their annotations decide.
         if (namespace, name) in bound and IRSA_ANNOTATION in sa_annotations:
             report(f"ServiceAccount {namespace}/{name} has a Pod Identity association and still carries "
                    f"{IRSA_ANNOTATION}: the SDK picks IRSA first, so the association is silently ignored", res.urn)
@@ -189,7 +221,9 @@ def _irsa_sub_matches(resources, cfg, report, args) -> None:
             continue
         expected = f"system:serviceaccount:{namespace}:{name}"
         # Only web-identity roles make the annotation work; a release may also depend on others.
-        candidates = [r for r in _annotated_roles(res, sa_annotations[IRSA_ANNOTATION]) if _web_identity_statements(r.props)]
+        # The role ARN may be unknown at preview; the dependency edges still name the candidates.
+        annotation = sa_annotations.value(IRSA_ANNOTATION)
+        candidates = [r for r in _annotated_roles(res, annotation) if _web_identity_statements(r.props)]
         if not candidates:
             continue  # role outside this stack; nothing to compare
         admitted = {r.name: sorted({v for s in _web_identity_statements(r.props)

@@ -32,10 +32,18 @@ def _limits(props, cfg, report, args) -> None:
                "nodes without bound")
 
 
+# NodePool CRD defaults (karpenter.sh/v1): the engine hands policies the inputs, and the API server
+# fills these in for absent fields.
+DEFAULT_BUDGETS = ({"nodes": "10%"},)
+DEFAULT_CONSOLIDATION_POLICY = "WhenEmptyOrUnderutilized"
+DEFAULT_EXPIRE_AFTER = "720h"
+
+
 def _budgets(props, cfg, report, args) -> None:
-    budgets = as_list(get(props, "spec", "disruption", "budgets"))
+    given = get(props, "spec", "disruption", "budgets")
+    budgets = list(DEFAULT_BUDGETS) if given is None else as_list(given)
     if not budgets:
-        report("spec.disruption.budgets is empty: set how many nodes may be disrupted at once")
+        report("spec.disruption.budgets is an empty list: no budget bounds how many nodes are disrupted at once")
         return
     if all(str(get(b, "nodes", default="")) in ("100%", "") for b in budgets):
         report("every disruption budget allows 100% of nodes (or none sets nodes): budgets must bound disruption")
@@ -43,7 +51,7 @@ def _budgets(props, cfg, report, args) -> None:
 
 def _consolidation(props, cfg, report, args) -> None:
     disruption = get(props, "spec", "disruption", default={})
-    policy = get(disruption, "consolidationPolicy")
+    policy = get(disruption, "consolidationPolicy", default=DEFAULT_CONSOLIDATION_POLICY)
     if policy not in cfg["allowedPolicies"]:
         report(f"consolidationPolicy is {policy}; allowed: {cfg['allowedPolicies']}")
     after = get(disruption, "consolidateAfter")
@@ -54,9 +62,9 @@ def _consolidation(props, cfg, report, args) -> None:
 
 
 def _expire_after(props, cfg, report, args) -> None:
-    value = get(props, "spec", "template", "spec", "expireAfter")
-    if value is None or str(value) == "Never":
-        report(f"spec.template.spec.expireAfter is {value or 'unset'}: nodes must be replaced regularly "
+    value = get(props, "spec", "template", "spec", "expireAfter", default=DEFAULT_EXPIRE_AFTER)
+    if str(value) == "Never":
+        report(f"spec.template.spec.expireAfter is {value}: nodes must be replaced regularly "
                f"(at most {cfg['maxExpireAfterHours']}h) so they pick up patched AMIs")
         return
     hours = duration_hours(str(value))
@@ -96,7 +104,8 @@ RULES = [
     resource_rule(
         "karpenter-nodepool-consolidation", "NodePools consolidate underutilized nodes after a delay.",
         Severity.LOW, KARPENTER_BENCH, [NODE_POOL], _consolidation,
-        {"allowedPolicies": {"type": "array", "items": {"type": "string"}, "default": ["WhenEmptyOrUnderutilized"]}}),
+        {"allowedPolicies": {"type": "array", "items": {"type": "string", "enum": ["WhenEmpty", "WhenEmptyOrUnderutilized", "Balanced"]},
+                      "default": ["WhenEmptyOrUnderutilized", "Balanced"]}}),
     resource_rule(
         "karpenter-nodepool-expire-after", "NodePools expire nodes so they are replaced with patched AMIs.",
         Severity.MEDIUM, KARPENTER_BENCH, [NODE_POOL], _expire_after,

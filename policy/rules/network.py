@@ -106,7 +106,7 @@ RULES = [
     resource_rule(
         "no-world-open-admin-ports",
         "No security group opens SSH, the Kubernetes API, the kubelet or etcd to 0.0.0.0/0 or ::/0.",
-        Severity.CRITICAL, [checkov("CKV_AWS_24"), cis_aws("5.2"), cis_eks("5.4.2")], SG_TYPES, _world_admin_ports,
+        Severity.CRITICAL, [checkov("CKV_AWS_24"), cis_aws("5.2"), cis_aws("5.3"), cis_eks("5.4.2")], SG_TYPES, _world_admin_ports,
         {"adminPorts": {"type": "array", "items": {"type": "array", "items": {"type": "integer"}},
                         "default": [[22, 22], [6443, 6443], [10250, 10250], [2379, 2380]],
                         "description": "inclusive [from, to] port ranges that must never be world-open"}}),
@@ -118,7 +118,7 @@ RULES = [
         Severity.MEDIUM, [checkov("CKV_AWS_130")], [SUBNET], _subnet_public_ip),
     stack_rule(
         "vpc-flow-logs-enabled", "Every VPC has flow logs.",
-        Severity.MEDIUM, [cis_aws("3.9"), checkov("CKV2_AWS_11")], [VPC, FLOW_LOG], _flow_logs),
+        Severity.MEDIUM, [cis_aws("3.7"), checkov("CKV2_AWS_11")], [VPC, FLOW_LOG], _flow_logs),
     stack_rule(
         "k8s-api-load-balancer-internal", "A load balancer in front of the Kubernetes API is internal.",
         Severity.HIGH, [cis_eks("5.4.2")], [LOAD_BALANCER, LISTENER], _api_lb_internal,

@@ -11,7 +11,7 @@ import re
 
 from pulumi_policy import Severity
 
-from .common import as_list, awsguard, checkov, get, resource_rule, truthy
+from .common import as_list, awsguard, checkov, cis_eks, get, resource_rule, truthy
 
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 INSTANCE = "aws:ec2/instance:Instance"
@@ -31,6 +31,8 @@ def _imdsv2(props, cfg, report, args) -> None:
     if get(opts, "httpEndpoint") == "disabled":
         return  # no metadata service at all
     tokens = get(opts, "httpTokens")
+    if tokens is None and args.resource_type == EC2_NODE_CLASS:
+        tokens = "required"  # the CRD defaults each metadataOptions field on its own
     if tokens != "required":
         report(f"metadataOptions.httpTokens is {tokens or 'unset (optional)'}; IMDSv2 must be required "
                "so a pod cannot read node credentials with a plain GET")
@@ -155,7 +157,7 @@ RULES = [
         Severity.HIGH, [awsguard("encrypted-volumes"), checkov("CKV_AWS_8")], NODE_TYPES, _volumes_encrypted),
     resource_rule(
         "node-no-public-ip", "Nodes get no public IP address.",
-        Severity.HIGH, [awsguard("ec2-instance-no-public-ip"), checkov("CKV_AWS_88")], NODE_TYPES, _no_public_ip),
+        Severity.HIGH, [cis_eks("5.4.3"), awsguard("ec2-instance-no-public-ip"), checkov("CKV_AWS_88")], NODE_TYPES, _no_public_ip),
     resource_rule(
         "user-data-no-secrets", "User-data carries no secret (tokens, keys, passwords).",
         Severity.CRITICAL, [checkov("CKV_AWS_46")], NODE_TYPES, _user_data),

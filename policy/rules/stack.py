@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pulumi_policy import Severity
 
-from .common import Benchmark, as_list, checkov, get, resource_rule
+from .common import Benchmark, checkov, is_set, resource_rule
 
 LAMBDA = "aws:lambda/function:Function"
 DEFAULT_PROTECTED = [
@@ -25,7 +25,8 @@ def _protected(props, cfg, report, args) -> None:
 
 
 def _lambda_in_vpc(props, cfg, report, args) -> None:
-    if not as_list(get(props, "vpcConfig", "subnetIds")):
+    # Subnet ids are unknown at preview when the subnets are created in the same stack: set is enough.
+    if not is_set(props, "vpcConfig", "subnetIds"):
         report("the function runs outside the VPC (vpcConfig.subnetIds empty)")
 
 

@@ -10,7 +10,7 @@ import re
 from pulumi_policy import Severity
 
 from .common import (
-    awsguard, checkov, cis_aws, get, is_wildcard_principal, policy_document, resource_rule, resources_of, stack_rule,
+    awsguard, checkov, cis_aws, get, is_set, is_wildcard_principal, policy_document, resource_rule, resources_of, stack_rule,
     statements, str_list, tags_of, transitive_dependencies, truthy,
 )
 
@@ -132,7 +132,10 @@ def _bucket_kms(resources, cfg, report, args) -> None:
         if bucket is not None and algos & {"aws:kms", "aws:kms:dsse"}:
             encrypted.add(bucket.urn)
     for bucket in buckets:
-        if is_issuer_bucket(bucket, cfg) or bucket.urn in encrypted:
+        # The bucket's own (deprecated, still honoured) serverSideEncryptionConfiguration counts too.
+        inline = get(bucket.props, "serverSideEncryptionConfiguration", "rule", "applyServerSideEncryptionByDefault",
+                     "sseAlgorithm")
+        if is_issuer_bucket(bucket, cfg) or bucket.urn in encrypted or inline in ("aws:kms", "aws:kms:dsse"):
             continue
         report(f"bucket '{bucket.name}' has no SSE-KMS default encryption configuration", bucket.urn)
 
@@ -152,12 +155,12 @@ def _log_retention(props, cfg, report, args) -> None:
 
 
 def _log_kms(props, cfg, report, args) -> None:
-    if not get(props, "kmsKeyId"):
+    if not is_set(props, "kmsKeyId"):
         report("kmsKeyId is not set: log data is encrypted only with the service key")
 
 
 def _sqs_encrypted(props, cfg, report, args) -> None:
-    if not truthy(get(props, "sqsManagedSseEnabled", default=False)) and not get(props, "kmsMasterKeyId"):
+    if not truthy(get(props, "sqsManagedSseEnabled", default=False)) and not is_set(props, "kmsMasterKeyId"):
         report("neither sqsManagedSseEnabled nor kmsMasterKeyId is set")
 
 
@@ -171,7 +174,7 @@ def _ssm_secure(props, cfg, report, args) -> None:
 
 
 def _secret_kms(props, cfg, report, args) -> None:
-    if not get(props, "kmsKeyId"):
+    if not is_set(props, "kmsKeyId"):
         report("kmsKeyId is not set: use a customer-managed key so access needs kms:Decrypt too")
 
 

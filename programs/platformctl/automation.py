@@ -107,6 +107,10 @@ def build_request(operation: str, args: argparse.Namespace, root: Path = REPO_RO
 def operation_kwargs(req: StackRequest) -> dict[str, Any]:
     """Keyword arguments of `Stack.<operation>(...)`; only what is set, so the CLI's defaults stay."""
     kwargs: dict[str, Any] = {"color": "never"}
+    if req.operation != "preview":
+        # The API defaults to `stack history --show-secrets` after up/destroy/refresh, decrypting the
+        # stack's secret config into a result platformctl never shows: don't.
+        kwargs["show_secrets"] = False
     if req.policy_pack is not None and req.policy_config is not None:
         kwargs["policy_packs"] = [str(req.policy_pack)]
         kwargs["policy_pack_configs"] = [str(req.policy_config)]

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 
 from programs.platformctl import automation, fleet, graph, policy_cmd, preview
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="platformctl", description="Preview and deploy k8s-platform stacks.")
+    from programs.platformctl import exit_codes
+
+    codes = "\n".join(f"  {code:>3}  {text}" for code, text in exit_codes.DESCRIPTIONS.items())
+    parser = argparse.ArgumentParser(
+        prog="platformctl", description="Preview and deploy k8s-platform stacks.",
+        epilog=f"exit codes:\n{codes}\n\nplatformctl COMMAND --help shows a command's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     preview.add_parser(sub)
     automation.add_parsers(sub)  # up, destroy, refresh (preview without --offline calls into it)
@@ -24,9 +31,26 @@ def main(argv: list[str] | None = None) -> int:
     return args.func(args)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def console_main() -> None:
-    sys.exit(main())
+    """The console script: an unexpected crash exits 3 (the program failed), never 1, which means a
+    mandatory policy failed."""
+    from programs.offline import OfflineProgramError
+    from programs.platformctl import exit_codes
+
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        code = exit_codes.INTERRUPTED
+    except OfflineProgramError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        code = exit_codes.DEPLOY_FAILED
+    except Exception:  # noqa: BLE001 - a bug: show the traceback, with the right exit code
+        traceback.print_exc()
+        code = exit_codes.DEPLOY_FAILED
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    console_main()

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
-from programs.offline import PROJECT, read_stack_file, run_offline, stack_file
+from programs.offline import PROJECT, OfflineProgramError, read_stack_file, run_offline, stack_file
 from programs.plan import build_plan, empty_plan, render_tree, type_counts
 from programs.platformctl import exit_codes
 from programs.platformctl.input_errors import (
@@ -30,9 +31,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def write_json(path: Path | None, plan: dict[str, Any]) -> None:
-    if path is not None:
-        path.write_text(json.dumps(plan, indent=2, sort_keys=False) + "\n")
+def write_json(path: Path | None, plan: dict[str, Any], private: bool = False) -> None:
+    """`private`: the plan holds revealed secrets (--show-secrets), so only the owner may read the file."""
+    if path is None:
+        return
+    text = json.dumps(plan, indent=2, sort_keys=False) + "\n"
+    if not private:
+        path.write_text(text)
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # also when the file existed with wider permissions
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
 
 
 def offline_plan(stack: str, config_file: Path | None, show_secrets: bool) -> dict[str, Any]:
@@ -55,7 +65,12 @@ def run(args: argparse.Namespace) -> int:
     except INPUT_ERRORS as exc:
         write_json(args.json_path, empty_plan(PROJECT, args.stack, problems_of(exc)))
         return report_input_error(args.stack, exc)
-    write_json(args.json_path, plan)
+    except OfflineProgramError as exc:
+        write_json(args.json_path, empty_plan(PROJECT, args.stack, exc.problems))
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return exit_codes.DEPLOY_FAILED
+    write_json(args.json_path, plan, private=args.show_secrets)
     if not args.quiet:
         print(render_tree(plan))
         print()
@@ -66,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     mandatory = [v for v in violations if v["level"] == "mandatory"]
     for v in violations:
         print(f"policy {v['level']}: {v['policy']}: {v['message']} ({v['urn']})", file=sys.stderr)
-    print(f"\n{args.stack}: {len(plan['resources'])} resources planned offline; "
+    print(("" if args.quiet else "\n") + f"{args.stack}: {len(plan['resources'])} resources planned offline; "
           f"{len(mandatory)} mandatory and {len(violations) - len(mandatory)} advisory policy violations"
           + (f"; plan written to {args.json_path}" if args.json_path else ""))
     return exit_codes.POLICY_VIOLATION if mandatory else exit_codes.OK

@@ -1,0 +1,175 @@
+"""The offline harness itself: what it refuses (so a plan never looks complete when it is not),
+provider pinning of every cloud resource, and secret masking of a whole real plan."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumi_aws as aws
+import pytest
+
+from programs.offline import OfflineProgramError, Secret, run_offline
+from programs.plan import SECRET_MASK, build_plan
+from programs.platformctl.cli import main
+from tests.conftest import shipped_config
+
+
+def _run(program):
+    return run_offline("dev", shipped_config("dev"), program=program)
+
+
+def test_a_provider_invoke_is_refused():
+    def program(cfg):
+        aws.get_availability_zones_output()
+        return {}
+
+    with pytest.raises(OfflineProgramError, match="invoked aws:index/getAvailabilityZones"):
+        _run(program)
+
+
+def test_reading_an_existing_resource_is_refused():
+    """`Resource.get` would return made-up state under mocks and be missing from the plan."""
+
+    def program(cfg):
+        vpc = aws.ec2.Vpc.get("existing", "vpc-0123456789abcdef0")
+        aws.ec2.Subnet("s", vpc_id=vpc.id, cidr_block="10.0.0.0/24")
+        return {}
+
+    with pytest.raises(OfflineProgramError, match=r"reads an existing aws:ec2/vpc:Vpc 'existing' \(Resource.get\)"):
+        _run(program)
+
+
+def test_a_remote_component_is_refused():
+    """A multi-language component (e.g. pulumi_eks.Cluster) registers alone under mocks."""
+
+    class RemoteCluster(pulumi.ComponentResource):
+        def __init__(self, name: str):
+            super().__init__("eks:index:Cluster", name, None, None, remote=True)
+
+    def program(cfg):
+        RemoteCluster("cluster")
+        return {}
+
+    with pytest.raises(OfflineProgramError, match="eks:index:Cluster 'cluster' is a multi-language"):
+        _run(program)
+
+
+def test_preview_reports_a_program_error_in_one_line_with_exit_3(monkeypatch, tmp_path, capsys):
+    def program(cfg):
+        aws.ec2.Vpc.get("existing", "vpc-0123456789abcdef0")
+        return {}
+
+    monkeypatch.setattr("programs.stack.build_stack", program)
+    out = tmp_path / "plan.json"
+    assert main(["preview", "--stack", "dev", "--offline", "--json", str(out)]) == 3
+    err = capsys.readouterr().err
+    assert "Resource.get" in err and "Traceback" not in err
+    plan = json.loads(out.read_text())
+    assert plan["resources"] == [] and any("Resource.get" in e for e in plan["errors"])
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_cloud_resource_goes_through_the_explicit_providers(stack, request):
+    """A resource on a default provider would ignore `allowedAccountIds` (AWS) or use the ambient
+    kubeconfig (Kubernetes) in a real `pulumi up`."""
+    run = request.getfixturevalue(f"{stack}_run")
+    aws_provider = run.one("pulumi:providers:aws")
+    assert aws_provider.inputs["region"] == run.config.region
+    assert json.loads(aws_provider.inputs["allowedAccountIds"]) == [run.config.account_id]
+    k8s_provider = run.one("pulumi:providers:kubernetes")
+    assert isinstance(k8s_provider.inputs["kubeconfig"], Secret)
+    for res in run.resources:
+        if not res.custom:
+            continue
+        package = res.type.split(":", 1)[0]
+        if package == "aws":
+            assert res.provider == aws_provider.name, res.urn
+        elif package == "kubernetes":
+            assert res.provider == k8s_provider.name, res.urn
+
+
+def _secret_strings(value) -> list[str]:
+    found: list[str] = []
+
+    def walk(v, inside: bool) -> None:
+        if isinstance(v, Secret):
+            walk(v.value, True)
+        elif isinstance(v, dict):
+            for x in v.values():
+                walk(x, inside)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x, inside)
+        elif inside and isinstance(v, str) and len(v) >= 16:
+            found.append(v)
+
+    walk(value, False)
+    return found
+
+
+def test_the_dev_plan_masks_every_secret_input_and_output(dev_run):
+    """Private keys, join tokens, the PKI bundle and the kubeconfig never reach the plan JSON."""
+    secrets = _secret_strings([r.inputs for r in dev_run.resources]) + _secret_strings(dev_run.outputs)
+    assert len(secrets) > 20  # CA keys, tokens, kubeconfig...: the check below has something to find
+    masked = json.dumps(build_plan(dev_run))
+    assert "PRIVATE KEY" not in masked
+    leaked = [s[:40] for s in secrets if s in masked]
+    assert leaked == []
+    plan = json.loads(masked)
+    assert plan["outputs"]["kubeconfig"] == SECRET_MASK
+    shown = build_plan(dev_run, show_secrets=True)
+    assert shown["outputs"]["kubeconfig"].startswith("apiVersion: v1")
+
+
+def test_a_duplicate_urn_is_refused_as_the_engine_would():
+    def program(cfg):
+        aws.ec2.Vpc("vpc", cidr_block="10.0.0.0/16")
+        aws.ec2.Vpc("vpc", cidr_block="10.1.0.0/16")
+        return {}
+
+    with pytest.raises(OfflineProgramError, match=r"duplicate resource URN .*aws:ec2/vpc:Vpc::vpc"):
+        _run(program)
+
+
+def test_additional_secret_outputs_stay_secret_downstream_as_in_the_engine():
+    """tls private keys and random passwords are secret outputs (the engine honours the providers'
+    `additional_secret_outputs`); a value derived from them must be masked in the plan too."""
+    import pulumi_random as random
+    import pulumi_tls as tls
+
+    def program(cfg):
+        password = random.RandomPassword("pw", length=20)
+        key = tls.PrivateKey("key", algorithm="ECDSA", ecdsa_curve="P256")
+        aws.s3.BucketObjectv2("obj", bucket="b", key="k", content=key.private_key_pem)
+        return {"password": password.result, "publicKey": key.public_key_pem}
+
+    run = _run(program)
+    content = run.one("aws:s3/bucketObjectv2:BucketObjectv2").inputs["content"]
+    assert isinstance(content, Secret) and "PRIVATE KEY" in content.value
+    assert isinstance(run.outputs["password"], Secret)
+    assert not isinstance(run.outputs["publicKey"], Secret)  # only the named outputs
+    assert "PRIVATE KEY" not in json.dumps(build_plan(run))
+
+
+def test_stack_files_read_like_the_engine_project_values_then_stack_values(tmp_path):
+    from programs.offline import read_stack_file
+
+    (tmp_path / "Pulumi.yaml").write_text(
+        "name: k8s-platform\nruntime: python\nconfig:\n"
+        "  k8s-platform:environment: {value: staging}\n"
+        "  k8s-platform:tags:\n    default: {owner: a, cost-center: b}\n"
+        "  pulumi:tags:\n    value: {pulumi:template: k8s-platform}\n")
+    (tmp_path / "Pulumi.s.yaml").write_text("config:\n  k8s-platform:environment: dev\n  k8s-platform:accountId: '012345678901'\n")
+    raw = read_stack_file(tmp_path / "Pulumi.s.yaml")
+    assert raw["k8s-platform:environment"] == "dev"  # the stack file wins
+    assert raw["k8s-platform:tags"] == {"owner": "a", "cost-center": "b"}  # project value fills in
+    assert raw["k8s-platform:accountId"] == "012345678901"
+
+
+def test_an_encrypted_stack_value_is_a_clear_input_error(tmp_path):
+    from programs.offline import read_stack_file
+
+    (tmp_path / "Pulumi.s.yaml").write_text("config:\n  k8s-platform:accountId:\n    secure: v1:abc\n")
+    with pytest.raises(ValueError, match="k8s-platform:accountId: encrypted"):
+        read_stack_file(tmp_path / "Pulumi.s.yaml")
