@@ -132,6 +132,17 @@ def contains_secret(value: Any) -> bool:
     return False
 
 
+def secret_strings(value: Any, inside: bool = False) -> list[str]:
+    """Every string held inside a `Secret` anywhere in `value`: what must never appear in plaintext."""
+    if isinstance(value, Secret):
+        return secret_strings(value.value, True)
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in secret_strings(v, inside)]
+    if isinstance(value, list):
+        return [s for v in value for s in secret_strings(v, inside)]
+    return [value] if inside and isinstance(value, str) else []
+
+
 class OfflineProgramError(RuntimeError):
     """The program did something an offline plan cannot show faithfully (one line per problem)."""
 

@@ -9,7 +9,7 @@ import re
 import pytest
 import yaml
 
-from programs.offline import Secret, reveal, run_offline
+from programs.offline import Secret, reveal, run_offline, secret_strings
 
 ASG = "aws:autoscaling/group:Group"
 LT = "aws:ec2/launchTemplate:LaunchTemplate"
@@ -21,31 +21,11 @@ def user_data(run) -> dict[str, str]:
             if lt.name.startswith("k3s-")}
 
 
-def secret_values(value) -> list[str]:
-    """Every string held inside a Secret anywhere in `value`."""
-    found: list[str] = []
-
-    def walk(v, inside: bool):
-        if isinstance(v, Secret):
-            walk(v.value, True)
-        elif isinstance(v, dict):
-            for x in v.values():
-                walk(x, inside)
-        elif isinstance(v, list):
-            for x in v:
-                walk(x, inside)
-        elif isinstance(v, str) and inside:
-            found.append(v)
-
-    walk(value, False)
-    return found
-
-
 def minted_secrets(run) -> set[str]:
     """The actual secrets of the run: tokens, every PEM private key, bundle and credential values."""
     values: set[str] = set()
     for r in run.resources:
-        for s in secret_values(r.inputs):
+        for s in secret_strings(r.inputs):
             values.add(s)
             try:
                 doc = json.loads(s)
@@ -53,7 +33,7 @@ def minted_secrets(run) -> set[str]:
                 continue
             if isinstance(doc, dict):
                 values |= {v for v in doc.values() if isinstance(v, str) and "PRIVATE KEY" in v}
-    for s in secret_values(run.outputs):
+    for s in secret_strings(run.outputs):
         values.add(s)
         for user in (yaml.safe_load(s) or {}).get("users", []):
             values.add(base64.b64decode(user["user"]["client-key-data"]).decode())
