@@ -136,3 +136,18 @@ def test_first_preview_still_blocks_a_world_open_api_port(prod_first_preview):
     resources.append(opened)
     hits = _of(evaluate(resources, PROD), "no-world-open-admin-ports")
     assert [(v.level, v.urn) for v in hits] == [("mandatory", opened.urn)]
+
+
+def test_node_class_guardrails_run_during_a_first_preview_of_dev():
+    """K3s node classes: only instanceProfile and userData depend on other resources, so the IMDS,
+    volume, public-IP and AMI rules decide at the first preview instead of reporting "can't run"."""
+    dev = first_preview_resources("dev")
+    node_classes = {r.urn: r for r in dev if r.type == "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"}
+    assert node_classes and all(UNKNOWN in str(r.inputs["spec"]["userData"]) for r in node_classes.values())
+    violations = evaluate(dev, PROD)
+    on_node_classes = [v for v in violations if v.urn in node_classes]
+    decided_elsewhere = {v.policy for v in violations if v.urn in node_classes and not v.message.startswith("can't run")}
+    cant_run = sorted({v.policy for v in on_node_classes if v.message.startswith("can't run")}
+                      & {"imdsv2-required", "imds-hop-limit", "node-volumes-encrypted", "node-no-public-ip",
+                         "karpenter-ami-pinned"})
+    assert cant_run == [], (cant_run, decided_elsewhere)
