@@ -116,16 +116,7 @@ def resource_rule(
         check(args.props, with_defaults(schema, args.get_config()), lambda msg: report(msg, None), args)
 
     bench = tuple(benchmarks)
-    policy = ResourceValidationPolicy(
-        name=id,
-        description=description,
-        validate=validate,
-        config_schema=PolicyConfigSchema(properties=schema) if schema else None,
-        severity=severity,
-        framework=_framework(bench),
-        tags=[str(b) for b in bench],
-        remediation_steps=remediation,
-    )
+    policy = ResourceValidationPolicy(validate=validate, **_policy_fields(id, description, severity, bench, schema, remediation))
     return Rule(id, description, severity, bench, "resource", types_t, schema, policy)
 
 
@@ -146,17 +137,22 @@ def stack_rule(
         check(list(args.resources), with_defaults(schema, args.get_config()), report, args)
 
     bench = tuple(benchmarks)
-    policy = StackValidationPolicy(
-        name=id,
-        description=description,
-        validate=validate,
-        config_schema=PolicyConfigSchema(properties=schema) if schema else None,
-        severity=severity,
-        framework=_framework(bench),
-        tags=[str(b) for b in bench],
-        remediation_steps=remediation,
-    )
+    policy = StackValidationPolicy(validate=validate, **_policy_fields(id, description, severity, bench, schema, remediation))
     return Rule(id, description, severity, bench, "stack", tuple(types), schema, policy)
+
+
+def _policy_fields(id: str, description: str, severity: Severity, bench: tuple[Benchmark, ...],
+                   schema: dict[str, dict[str, Any]], remediation: str | None) -> dict[str, Any]:
+    """What resource and stack policies declare alike: identity, knobs, severity, benchmark mapping."""
+    return {
+        "name": id,
+        "description": description,
+        "config_schema": PolicyConfigSchema(properties=schema) if schema else None,
+        "severity": severity,
+        "framework": _framework(bench),
+        "tags": [str(b) for b in bench],
+        "remediation_steps": remediation,
+    }
 
 
 # ------------------------------------------------------------------------------ value readers
