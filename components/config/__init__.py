@@ -33,6 +33,7 @@ from components.config.base import (  # noqa: F401
     instance_architecture,
     ipv4_network,
     is_graviton,
+    short_dns_label,
 )
 from components.config.eks import (  # noqa: F401
     AUTHENTICATION_MODES,

@@ -38,6 +38,14 @@ def dns_label(value: str) -> str:
     return value
 
 
+def short_dns_label(value: str, max_length: int, embedded_in: str) -> str:
+    """A DNS label short enough to be embedded in a longer AWS name (`embedded_in` says which)."""
+    dns_label(value)
+    if len(value) > max_length:
+        raise ValueError(f"'{value}' is {len(value)} characters; at most {max_length} ({embedded_in})")
+    return value
+
+
 def ipv4_network(value: str) -> ipaddress.IPv4Network:
     try:
         net = ipaddress.ip_network(value, strict=True)

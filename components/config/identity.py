@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from components.config.base import Model, dns_label, iam_role_arn
+from components.config.base import Model, dns_label, iam_role_arn, short_dns_label
 
 WorkloadMethod = Literal["pod-identity", "irsa", "roles-anywhere", "instance-profile"]
 IAM_POLICY_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(aws|\d{12}):policy/[\w+=,.@/-]{1,512}$")
@@ -30,10 +30,7 @@ class IssuerConfig(Model):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        dns_label(v)
-        if len(v) > 12:
-            raise ValueError(f"'{v}' is {len(v)} characters; at most 12 (it is part of the bucket name)")
-        return v
+        return short_dns_label(v, 12, "it is part of the bucket name")
 
     @field_validator("bucket_name")
     @classmethod
@@ -153,10 +150,7 @@ class WorkloadConfig(Model):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        dns_label(v)
-        if len(v) > 24:
-            raise ValueError(f"'{v}' is {len(v)} characters; at most 24 (it is part of the IAM role name)")
-        return v
+        return short_dns_label(v, 24, "it is part of the IAM role name")
 
     _k8s_names = field_validator("namespace", "service_account")(classmethod(lambda cls, v: dns_label(v)))
 

@@ -9,7 +9,13 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from components.config.addons import AddonsConfig, kubernetes_minor
-from components.config.base import NAMESPACE, ConfigError, Model, _KeyedError, dns_label
+from components.config.base import (
+    NAMESPACE,
+    ConfigError,
+    Model,
+    _KeyedError,
+    short_dns_label,
+)
 from components.config.eks import EksConfig
 from components.config.identity import IdentityConfig, WorkloadConfig
 from components.config.k3s import K3S_INTERNAL_RANGES, K3sConfig
@@ -26,11 +32,8 @@ class ClusterConfig(Model):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        dns_label(v)
         # EKS cluster names allow 100 characters, but names are embedded in IAM role names (64).
-        if len(v) > 32:
-            raise ValueError(f"'{v}' is {len(v)} characters; at most 32 (it prefixes IAM role names)")
-        return v
+        return short_dns_label(v, 32, "it prefixes IAM role names")
 
 
 
