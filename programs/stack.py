@@ -11,26 +11,26 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.cloud_controller_manager import (
+from components.addons.cloud_controller_manager import (
     CloudControllerManager,
     CloudControllerManagerArgs,
 )
-from components.cluster_addons import ClusterAddons, ClusterAddonsArgs
+from components.addons.cluster_addons import ClusterAddons, ClusterAddonsArgs
 from components.config import (
     ConfigError,
     StackConfig,
     parse_stack_config,
     read_pulumi_config,
 )
-from components.eks_cluster import EksCluster, EksClusterArgs
-from components.identity_rules import effective_issuers
-from components.k3s_cluster import K3sCluster, K3sClusterArgs
-from components.k3s_pki import K3sPki
-from components.karpenter import K3sNodeJoin, Karpenter, KarpenterArgs
-from components.network import Network, NetworkArgs
-from components.oidc_issuer import OidcIssuer, OidcIssuerArgs
-from components.pod_identity_webhook import PodIdentityWebhook, PodIdentityWebhookArgs
-from components.workload_identity import (
+from components.eks.cluster import EksCluster, EksClusterArgs
+from components.config.identity_rules import effective_issuers
+from components.k3s.cluster import K3sCluster, K3sClusterArgs
+from components.k3s.pki import K3sPki
+from components.karpenter.controller import K3sNodeJoin, Karpenter, KarpenterArgs
+from components.network.vpc import Network, NetworkArgs
+from components.identity.oidc_issuer import OidcIssuer, OidcIssuerArgs
+from components.addons.pod_identity_webhook import PodIdentityWebhook, PodIdentityWebhookArgs
+from components.identity.workloads import (
     NamedIssuer,
     WorkloadIdentity,
     WorkloadIdentityArgs,
@@ -50,7 +50,7 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
                     account_id=cfg.account_id, tags=tags, protect=cfg.is_prod),
         opts=providers,
     )
-    # Control plane -> a ClusterHandle (components/cluster_handle.py) that everything above builds on.
+    # Control plane -> a ClusterHandle (components/core/cluster_handle.py) that everything above builds on.
     #   kind eks: EksCluster (components/eks_*.py)
     #   kind k3s: K3sPki -> OidcIssuer (self-hosted IRSA issuer) -> K3sCluster (components/k3s_*.py)
     # Then, in this order: Karpenter, workload identities, cluster add-ons.

@@ -19,8 +19,8 @@ from pulumi.runtime import rpc, settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from components import iam_documents as iam
-from components.trust_policies import irsa_trust, pod_identity_trust
+from components.core import iam_documents as iam
+from components.core.trust_policies import irsa_trust, pod_identity_trust
 from policy.offline_runner import Resource, resources_from_run
 from programs import offline
 from programs.offline import read_stack_file, reveal, run_offline, stack_file

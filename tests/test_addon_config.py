@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from components.config import ConfigError, parse_stack_config
-from components.k3s_user_data import K3sServerSettings, server_k3s_config
+from components.k3s.user_data import K3sServerSettings, server_k3s_config
 from tests.conftest import shipped_config
 
 

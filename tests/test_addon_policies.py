@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.addon_policies import (
+from components.addons.policies import (
     EBS_CSI_MANAGED_POLICY_ARN,
     LB_CLUSTER_TAG,
     cloud_controller_manager_policy,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from components import addon_values as v
-from components.cluster_handle import SystemScheduling
+from components.addons import values as v
+from components.core.cluster_handle import SystemScheduling
 from components.config import AddonsConfig, kubernetes_minor
 
 SYSTEM = SystemScheduling(node_selector={"k8s-platform/node-pool": "system"},

@@ -9,13 +9,13 @@ import re
 import pytest
 from cryptography import x509
 
-from components.addon_values import (
+from components.addons.values import (
     CCM_CLOUD_CONFIG_MAP,
     EBS_CSI_CONTROLLER_SERVICE_ACCOUNT,
     LB_CONTROLLER_SERVICE_ACCOUNT,
     LB_WEBHOOK_SERVICE,
 )
-from components.chart_versions import CHARTS
+from components.core.chart_versions import CHARTS
 from programs.offline import OfflineRun, Secret, reveal, run_offline
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -47,7 +47,7 @@ def test_every_helm_release_pins_an_exact_chart_version_and_its_repository(stack
             assert repo is None, f"{r.name}: an oci:// chart carries its registry in the chart reference"
         else:
             assert repo and repo.startswith("https://"), f"{r.name}: chart {chart} has no https repository"
-        assert (chart, version, repo) in pinned, f"{r.name}: {chart} {version} is not the pin in components/chart_versions.py"
+        assert (chart, version, repo) in pinned, f"{r.name}: {chart} {version} is not the pin in components/core/chart_versions.py"
 
 
 # ------------------------------------------------------------------------ enabled add-ons

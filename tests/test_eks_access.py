@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from components.config import EksAccessConfig
-from components.eks_access import (
+from components.eks.access import (
     CLUSTER_ADMIN_POLICY,
     EDIT_POLICY,
     VIEW_POLICY,

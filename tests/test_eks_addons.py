@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from components.eks_addon_versions import ADDON_NAMES, ADDON_VERSIONS, SUPPORTED_KUBERNETES_VERSIONS, addon_versions
-from components.eks_addons import render_eni_config_spec, render_vpc_cni_configuration
+from components.core.eks_addon_versions import ADDON_NAMES, ADDON_VERSIONS, SUPPORTED_KUBERNETES_VERSIONS, addon_versions
+from components.eks.addons import render_eni_config_spec, render_vpc_cni_configuration
 
 ADDON = "aws:eks/addon:Addon"
 ENICONFIG = "kubernetes:crd.k8s.amazonaws.com/v1alpha1:ENIConfig"

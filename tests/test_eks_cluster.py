@@ -8,9 +8,9 @@ import pulumi
 import pytest
 import yaml
 
-from components.eks_access import CLUSTER_ADMIN_POLICY, EDIT_POLICY, VIEW_POLICY
-from components.eks_cluster import EksCluster, EksClusterArgs, service_cidr_for
-from components.network import Network, NetworkArgs
+from components.eks.access import CLUSTER_ADMIN_POLICY, EDIT_POLICY, VIEW_POLICY
+from components.eks.cluster import EksCluster, EksClusterArgs, service_cidr_for
+from components.network.vpc import Network, NetworkArgs
 from programs.offline import Secret, run_offline
 from tests.conftest import shipped_config
 

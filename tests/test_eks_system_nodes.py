@@ -9,9 +9,9 @@ import json
 import pytest
 import yaml
 
-from components.eks_system_nodes import SYSTEM_SCHEDULING, ami_type_for, ebs_key_policy, system_max_pods
-from components.max_pods import max_pods_for
-from components.nodeadm import MIME_BOUNDARY, NodeadmCluster, render_node_config, render_user_data
+from components.eks.system_nodes import SYSTEM_SCHEDULING, ami_type_for, ebs_key_policy, system_max_pods
+from components.core.max_pods import max_pods_for
+from components.eks.nodeadm import MIME_BOUNDARY, NodeadmCluster, render_node_config, render_user_data
 
 LT = "aws:ec2/launchTemplate:LaunchTemplate"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"

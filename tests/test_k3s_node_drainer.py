@@ -21,7 +21,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 boto3 = pytest.importorskip("boto3")
 moto = pytest.importorskip("moto")
 
-from components.k3s_node_drainer import handler as drainer  # noqa: E402
+from components.k3s.node_drainer import handler as drainer  # noqa: E402
 
 REGION = "us-east-1"
 DRAINER_USER = "k8s-platform:node-drainer"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.k3s_user_data import (
+from components.k3s.user_data import (
     BOOT_SCRIPT_PATH,
     K3S_CONFIG_DIR,
     K3S_DEFAULT_SERVICE_ACCOUNT_ISSUER,

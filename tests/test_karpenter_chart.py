@@ -8,9 +8,9 @@ import subprocess
 import pytest
 import yaml
 
-from components.cluster_handle import SystemScheduling
-from components.k3s_user_data import K3S_CONFIG_DIR
-from components.karpenter import K3sNodeJoin, controller_chart_values, k3s_node_user_data
+from components.core.cluster_handle import SystemScheduling
+from components.k3s.user_data import K3S_CONFIG_DIR
+from components.karpenter.controller import K3sNodeJoin, controller_chart_values, k3s_node_user_data
 
 SCHEDULING = SystemScheduling(node_selector={"k8s-platform/node-pool": "system"},
                               tolerations=[{"key": "CriticalAddonsOnly", "operator": "Exists", "effect": "NoSchedule"}])

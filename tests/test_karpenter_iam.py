@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from components import karpenter_iam as kiam
+from components.karpenter import iam as kiam
 
 REGION, ACCOUNT = "us-east-1", "222222222222"
 NODE_ROLE = f"arn:aws:iam::{ACCOUNT}:role/prod-eks-karpenter-node"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from components.karpenter_interruption import INTERRUPTION_EVENTS, RETENTION_SECONDS, event_pattern, queue_policy
+from components.karpenter.interruption import INTERRUPTION_EVENTS, RETENTION_SECONDS, event_pattern, queue_policy
 
 QUEUE = "arn:aws:sqs:us-east-1:222222222222:prod-eks-karpenter-interruption"
 RULES = [f"arn:aws:events:us-east-1:222222222222:rule/prod-eks-karpenter-{e.key}" for e in INTERRUPTION_EVENTS]

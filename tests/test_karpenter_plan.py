@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from components.chart_versions import CHARTS
-from components.karpenter_interruption import INTERRUPTION_EVENTS
-from components.karpenter_specs import node_class_max_pods_from_config
+from components.core.chart_versions import CHARTS
+from components.karpenter.interruption import INTERRUPTION_EVENTS
+from components.karpenter.specs import node_class_max_pods_from_config
 from programs.offline import OfflineRun, Secret, reveal
 from tests.karpenter_crd_validation import assert_valid
 

@@ -13,8 +13,8 @@ from components.config import (
     KarpenterNodePoolConfig,
     parse_stack_config,
 )
-from components.karpenter_capacity import SMALL_SIZES, PoolShape, parse_instance_type, pool_pod_capacity
-from components.karpenter_specs import (
+from components.core.pool_capacity import SMALL_SIZES, PoolShape, parse_instance_type, pool_pod_capacity
+from components.karpenter.specs import (
     UNREGISTERED_TAINT,
     AmiSelection,
     EC2NodeClassSpec,
@@ -23,7 +23,7 @@ from components.karpenter_specs import (
     node_class_max_pods_from_config,
     node_pool_from_config,
 )
-from components.max_pods import max_pods_for
+from components.core.max_pods import max_pods_for
 from tests.conftest import shipped_config
 from tests.karpenter_crd_validation import assert_valid, validation_errors
 

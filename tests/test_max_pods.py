@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.max_pods import (
+from components.core.max_pods import (
     INSTANCE_LIMITS,
     InstanceNetworkLimits,
     max_pods,

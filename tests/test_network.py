@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from components.network_layout import nat_for_az, nat_gateway_azs, plan_subnets, subnet_tags
+from components.network.layout import nat_for_az, nat_gateway_azs, plan_subnets, subnet_tags
 
 SUBNET = "aws:ec2/subnet:Subnet"
 

@@ -11,8 +11,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from components import oidc_documents as docs
-from components.oidc_hosting import cloudfront_issuer_url, default_bucket_name, s3_issuer_url
+from components.identity import oidc_documents as docs
+from components.core.oidc_hosting import cloudfront_issuer_url, default_bucket_name, s3_issuer_url
 
 ISSUER = "https://dev-k3s-oidc-111111111111.s3.us-east-1.amazonaws.com"
 

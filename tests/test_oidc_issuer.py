@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from components.config import ConfigError, IssuerConfig, parse_stack_config
-from components.oidc_issuer import OidcIssuer, OidcIssuerArgs
+from components.identity.oidc_issuer import OidcIssuer, OidcIssuerArgs
 from programs.offline import reveal, run_offline
 from tests.conftest import DELETE, shipped_config
 

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from components.roles_anywhere import CERT_MOUNT, aws_config_file, certificate_cn, credential_process_command
+from components.identity.roles_anywhere import CERT_MOUNT, aws_config_file, certificate_cn, credential_process_command
 from programs.offline import Secret, reveal
 from tests.iam_eval import allows
 

@@ -55,8 +55,9 @@ def test_same_service_account_with_two_methods_is_refused_too():
 
 @pytest.mark.parametrize("stack,method", [("prod", "pod-identity"), ("dev", "irsa")])
 def test_a_platform_controllers_service_account_cannot_be_bound_again(stack, method):
-    from components import addon_values, karpenter
-    from components.identity_rules import CONTROLLER_SERVICE_ACCOUNTS
+    from components.addons import values as addon_values
+    from components.karpenter import controller as karpenter
+    from components.config.identity_rules import CONTROLLER_SERVICE_ACCOUNTS
 
     # The reserved set names exactly the ServiceAccounts the controllers are bound through.
     assert {("kube-system", addon_values.LB_CONTROLLER_SERVICE_ACCOUNT),

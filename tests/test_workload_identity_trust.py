@@ -8,10 +8,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from components.caller_identity import cross_account_caller_identity, expected_caller_identity
-from components.cluster_handle import ClusterHandle, SystemScheduling
-from components.service_account_identity import ServiceAccountIdentity, ServiceAccountIdentityArgs
-from components.trust_policies import (
+from components.identity.caller_identity import cross_account_caller_identity, expected_caller_identity
+from components.core.cluster_handle import ClusterHandle, SystemScheduling
+from components.identity.service_account import ServiceAccountIdentity, ServiceAccountIdentityArgs
+from components.core.trust_policies import (
     assume_target_roles_policy, cross_account_target_trust, irsa_trust, pod_identity_trust, roles_anywhere_trust,
 )
 from programs.offline import run_offline

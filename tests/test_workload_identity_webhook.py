@@ -9,8 +9,8 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from components.pod_identity_webhook import NAMESPACE, SERVICE, WEBHOOK_IMAGE
-from components.webhook_certs import WebhookCertificates, WebhookCertificatesArgs, service_dns_names
+from components.addons.pod_identity_webhook import NAMESPACE, SERVICE, WEBHOOK_IMAGE
+from components.addons.webhook_certs import WebhookCertificates, WebhookCertificatesArgs, service_dns_names
 from programs.offline import Secret, reveal, run_offline
 from tests.conftest import shipped_config
 

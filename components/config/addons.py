@@ -1,4 +1,4 @@
-"""`k8s-platform:addons`: every cluster add-on, each switchable (components/cluster_addons.py)."""
+"""`k8s-platform:addons`: every cluster add-on, each switchable (components/addons/cluster_addons.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{3
 
 
 class LoadBalancerControllerConfig(Model):
-    """AWS Load Balancer Controller (components/cluster_addons.py): Ingress -> ALB, Service -> NLB."""
+    """AWS Load Balancer Controller (components/addons/cluster_addons.py): Ingress -> ALB, Service -> NLB."""
 
     enabled: bool = True
     # One IngressGroup shared by every Ingress of the default class: one ALB, not one per Ingress

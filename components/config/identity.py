@@ -1,6 +1,6 @@
 """`k8s-platform:identity` and `k8s-platform:workloads`: the IRSA issuer(s) and one identity per workload.
 
-Cross-field rules live in components/identity_rules.py."""
+Cross-field rules live in components/config/identity_rules.py."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ class IssuerConfig(Model):
     @field_validator("bucket_name")
     @classmethod
     def _bucket(cls, v: str | None) -> str | None:
-        from components.oidc_hosting import BUCKET_NAME
+        from components.core.oidc_hosting import BUCKET_NAME
 
         if v is not None and not BUCKET_NAME.match(v):
             raise ValueError(f"'{v}' is not an S3 bucket name usable over HTTPS: 3-63 lowercase letters, digits, '-' (no dots)")
@@ -44,7 +44,7 @@ class IssuerConfig(Model):
     @field_validator("domain_name")
     @classmethod
     def _domain(cls, v: str | None) -> str | None:
-        from components.oidc_hosting import HOSTNAME
+        from components.core.oidc_hosting import HOSTNAME
 
         if v is not None and not HOSTNAME.match(v):
             raise ValueError(f"'{v}' is not a lowercase DNS name like oidc.dev.example.com")
@@ -74,13 +74,13 @@ class IssuerConfig(Model):
         return self
 
     def bucket(self, cluster_name: str, account_id: str) -> str:
-        from components.oidc_hosting import default_bucket_name
+        from components.core.oidc_hosting import default_bucket_name
 
         return self.bucket_name or default_bucket_name(cluster_name, account_id, self.name)
 
     def url(self, cluster_name: str, account_id: str, region: str) -> str:
         """The issuer URL this config derives (never from servers or distribution ids)."""
-        from components.oidc_hosting import cloudfront_issuer_url, s3_issuer_url
+        from components.core.oidc_hosting import cloudfront_issuer_url, s3_issuer_url
 
         if self.hosting == "cloudfront":
             return cloudfront_issuer_url(str(self.domain_name))

@@ -1,6 +1,6 @@
 """`k8s-platform:karpenter`: node classes and pools (components/karpenter*.py).
 
-Cross-field rules (kind, prod pinning, pod capacity) live in components/karpenter_rules.py."""
+Cross-field rules (kind, prod pinning, pod capacity) live in components/config/karpenter_rules.py."""
 
 from __future__ import annotations
 

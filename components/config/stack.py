@@ -124,18 +124,18 @@ class StackConfig(Model):
                               "'ip' needs pods on VPC addresses; K3s pods live on flannel's overlay, which a load "
                               "balancer cannot reach: use 'instance' (or remove the key)")
         if self.addons.cloud_controller_manager_enabled(self.cluster.kind):
-            from components.chart_versions import CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS
+            from components.core.chart_versions import CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS
 
             minor = kubernetes_minor(self.cluster.k3s.version)
             if minor not in CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS:
                 raise _KeyedError("cluster.k3s.version",
                                   f"no AWS cloud controller image pinned for Kubernetes {minor}; pinned: "
-                                  f"{', '.join(sorted(CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS))} (components/chart_versions.py)")
+                                  f"{', '.join(sorted(CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS))} (components/core/chart_versions.py)")
         return self
 
     @model_validator(mode="after")
     def _karpenter_fits_cluster(self) -> "StackConfig":
-        from components.karpenter_rules import karpenter_problems
+        from components.config.karpenter_rules import karpenter_problems
 
         for key, message in karpenter_problems(self):
             raise _KeyedError(key, message)
@@ -143,7 +143,7 @@ class StackConfig(Model):
 
     @model_validator(mode="after")
     def _identity_fits_cluster(self) -> "StackConfig":
-        from components.identity_rules import identity_problems
+        from components.config.identity_rules import identity_problems
 
         for key, message in identity_problems(self):
             raise _KeyedError(key, message)

@@ -1,0 +1,46 @@
+"""Every Helm chart the platform installs, pinned in one place.
+
+Bump a version here (and run the tests and an offline preview); nothing else names a chart
+version or repository. Entries are added by the component that installs the chart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ChartRef:
+    chart: str  # chart name, or a full oci:// reference
+    version: str  # an exact version: never a range, never empty
+    repo: str | None = None  # https chart repository; None for oci:// charts
+
+    @property
+    def is_oci(self) -> bool:
+        return self.chart.startswith("oci://")
+
+
+CHARTS: dict[str, ChartRef] = {}
+
+# Cluster add-ons (components/addons/cluster_addons.py). Checked 2026-11-21 against the upstream release
+# notes: eks-charts aws-load-balancer-controller 3.4.2 (controller v3.4.2, chart = app version
+# since 3.0.0); metrics-server chart 3.14.0; aws-ebs-csi-driver chart 2.65.0 (driver v1.65.0);
+# aws-cloud-controller-manager chart 0.0.10 (its newest; its default image is v1.34, so the image
+# is pinned per Kubernetes minor below: the cloud controller must match the cluster's minor).
+CHARTS.update({
+    "aws-load-balancer-controller": ChartRef("aws-load-balancer-controller", "3.4.2", "https://aws.github.io/eks-charts"),
+    "metrics-server": ChartRef("metrics-server", "3.14.0", "https://kubernetes-sigs.github.io/metrics-server/"),
+    "aws-ebs-csi-driver": ChartRef("aws-ebs-csi-driver", "2.65.0", "https://kubernetes-sigs.github.io/aws-ebs-csi-driver"),
+    "aws-cloud-controller-manager": ChartRef("aws-cloud-controller-manager", "0.0.10", "https://kubernetes.github.io/cloud-provider-aws"),
+})
+
+# registry.k8s.io/provider-aws/cloud-controller-manager tag per Kubernetes minor (K3s clusters).
+CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS: dict[str, str] = {"1.35": "v1.35.0"}
+
+# Karpenter (components/karpenter/controller.py): the official OCI chart. 1.14.1 (2026-08) is the newest v1
+# release verifiable on 2026-11-21; its CRDs are vendored in tests/data/karpenter-crds (bump together).
+# The CRDs ship as their own chart (same version): Helm never upgrades a chart's crds/ directory, so
+# with the controller chart alone a version bump would leave v1 CRDs of the first install in place.
+KARPENTER_VERSION = "1.14.1"
+CHARTS["karpenter"] = ChartRef("oci://public.ecr.aws/karpenter/karpenter", KARPENTER_VERSION)
+CHARTS["karpenter-crd"] = ChartRef("oci://public.ecr.aws/karpenter/karpenter-crd", KARPENTER_VERSION)

@@ -1,0 +1,110 @@
+"""Which instance types a Karpenter NodePool may launch, and how many pods each of them can hold (pure).
+
+A NodeClass pins one `kubelet.maxPods` for every node it launches, while a NodePool lets Karpenter
+pick from many instance types. If one allowed type cannot give that many pods an address (VPC CNI
+with prefix delegation, see `components/core/max_pods.py`), pods land on it and stay `ContainerCreating`.
+So the platform checks, before anything is deployed, that every instance type in the ENI table that a
+pool's requirements admit holds the NodeClass's maxPods.
+
+Instance-type names are read the way Karpenter labels them: `c6g.2xlarge` is category `c`,
+generation 6, attributes `g` (Graviton, so arm64), size `2xlarge`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable
+
+from components.core.max_pods import INSTANCE_LIMITS, InstanceNetworkLimits, max_pods
+
+# Sizes a pool leaves out unless it lists sizes itself: too few ENI slots for a useful pod density,
+# and too little memory once kubelet, the CNI and the system reservations are taken.
+SMALL_SIZES = ("nano", "micro", "small", "medium")
+
+_NAME = re.compile(r"^(?P<category>[a-z]+?)(?P<generation>\d+)(?P<attributes>[a-z0-9-]*)\.(?P<size>[a-z0-9-]+)$")
+
+
+@dataclass(frozen=True)
+class InstanceShape:
+    instance_type: str
+    category: str
+    generation: int
+    attributes: str
+    size: str
+
+    @property
+    def architecture(self) -> str:
+        # Graviton families carry a `g` attribute (c6g, m7gd, c7gn); every other c/m/r/t family is x86-64.
+        return "arm64" if "g" in self.attributes.split("-")[0] else "amd64"
+
+
+def parse_instance_type(instance_type: str) -> InstanceShape:
+    match = _NAME.match(instance_type)
+    if not match:
+        raise ValueError(f"'{instance_type}' is not an EC2 instance type name like m6i.large")
+    return InstanceShape(
+        instance_type=instance_type,
+        category=match["category"],
+        generation=int(match["generation"]),
+        attributes=match["attributes"],
+        size=match["size"],
+    )
+
+
+@dataclass(frozen=True)
+class PoolShape:
+    """The parts of a NodePool's requirements that decide which instance types it may launch."""
+
+    categories: tuple[str, ...]
+    generation_greater_than: int
+    architectures: tuple[str, ...]
+    sizes: tuple[str, ...] | None  # None: every size except SMALL_SIZES
+
+    def admits(self, shape: InstanceShape) -> bool:
+        if shape.category not in self.categories or shape.generation <= self.generation_greater_than:
+            return False
+        if shape.architecture not in self.architectures:
+            return False
+        if self.sizes is None:
+            return shape.size not in SMALL_SIZES
+        return shape.size in self.sizes
+
+
+def admitted_instance_types(pool: PoolShape, table: dict[str, InstanceNetworkLimits] | None = None) -> list[InstanceNetworkLimits]:
+    """The rows of the ENI table the pool's requirements admit, sorted by name."""
+    rows = INSTANCE_LIMITS if table is None else table
+    return [rows[name] for name in sorted(rows) if pool.admits(parse_instance_type(name))]
+
+
+@dataclass(frozen=True)
+class PodCapacity:
+    """The smallest pod capacity among the instance types a pool admits, and which type has it."""
+
+    max_pods: int
+    instance_type: str
+    checked: int  # how many instance types were checked
+
+
+def pool_pod_capacity(pool: PoolShape, *, custom_networking: bool,
+                      table: dict[str, InstanceNetworkLimits] | None = None) -> PodCapacity | None:
+    """Lowest maxPods (prefix delegation) over every admitted type; None if the table has none of them."""
+    admitted = admitted_instance_types(pool, table)
+    if not admitted:
+        return None
+    worst = min(admitted, key=lambda r: (max_pods(r, prefix_delegation=True, custom_networking=custom_networking), r.instance_type))
+    return PodCapacity(
+        max_pods=max_pods(worst, prefix_delegation=True, custom_networking=custom_networking),
+        instance_type=worst.instance_type,
+        checked=len(admitted),
+    )
+
+
+def node_class_max_pods(configured: int, pools: Iterable[PoolShape], *, custom_networking: bool) -> int:
+    """kubelet.maxPods for a NodeClass: the configured density, never above what its pools' types can hold.
+
+    Config validation refuses pools that cannot hold `configured`, so for a validated config this
+    returns `configured`; the min keeps a node class honest even when called on its own.
+    """
+    capacities = [c.max_pods for c in (pool_pod_capacity(p, custom_networking=custom_networking) for p in pools) if c]
+    return min([configured, *capacities])

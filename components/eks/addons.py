@@ -1,0 +1,144 @@
+"""EKS managed add-ons in an explicit order, as real dependencies (no sleeps), plus ENIConfigs.
+
+Before any compute (`EksNetworkingAddons`; the system node group depends on all of it):
+  vpc-cni (its IAM role bound through Pod Identity first), eks-pod-identity-agent, kube-proxy,
+  then one ENIConfig per zone (the CRD ships with vpc-cni, so ENIConfigs follow it).
+After the system node group (`EksWorkloadAddons`):
+  coredns and aws-ebs-csi-driver: Deployments that would sit DEGRADED with no node to run on.
+
+kube-proxy is deliberately *before* compute although it is a node DaemonSet: aws-node reaches the
+API server through the `kubernetes` Service IP, which only kube-proxy programs, so nodes that boot
+without it stay NotReady and fail managed-node-group health checks (terraform-aws-eks#3525).
+
+IAM for vpc-cni and the EBS CSI driver: `ServiceAccountIdentity` with Pod Identity, the one path
+every controller uses (trust policy, association, tags in one place), rather than the add-on's
+`podIdentityAssociations` argument; the add-on depends on the identity so the association exists
+before the add-on's pods start (Pod Identity injects credentials at pod creation).
+
+Versions come from `eks_addon_versions.ADDON_VERSIONS` (the one pinned table).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components.core import iam_documents as iam
+from components.addons.policies import ebs_csi_kms_policy
+from components.core.cluster_handle import ClusterHandle
+from components.config import StackConfig
+from components.core.eks_addon_versions import COREDNS, EBS_CSI, KUBE_PROXY, POD_IDENTITY_AGENT, VPC_CNI, addon_versions
+from components.network.vpc import Network
+from components.identity.service_account import ServiceAccountIdentity, ServiceAccountIdentityArgs
+
+# Nodes carry this well-known label; vpc-cni picks the ENIConfig named after its value.
+ZONE_LABEL = "topology.kubernetes.io/zone"
+ENICONFIG_API_VERSION = "crd.k8s.amazonaws.com/v1alpha1"
+CNI_POLICY_ARN = "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy"
+EBS_CSI_POLICY_ARN = "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
+
+
+def render_vpc_cni_configuration(zone_label: str = ZONE_LABEL) -> dict[str, Any]:
+    """vpc-cni add-on configuration values: prefix delegation and custom networking by zone."""
+    return {"env": {
+        # /28 prefixes per ENI slot: ~16x the pod density per node, fewer EC2 API calls.
+        "ENABLE_PREFIX_DELEGATION": "true",
+        # Keep one spare prefix warm: fast pod starts without hoarding the pod subnet.
+        "WARM_PREFIX_TARGET": "1",
+        # Pods get addresses from the pod CIDR subnets named by ENIConfigs, not the node subnet.
+        "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG": "true",
+        "ENI_CONFIG_LABEL_DEF": zone_label,
+    }}
+
+
+def render_eni_config_spec(subnet_id: str, security_group_ids: list[str]) -> dict[str, Any]:
+    """ENIConfig spec: secondary ENIs (pod addresses) go to this zone's pod subnet with these SGs."""
+    return {"subnet": subnet_id, "securityGroups": list(security_group_ids)}
+
+
+def _addon(name: str, parent: pulumi.Resource, cluster: aws.eks.Cluster, addon_name: str, version: str,
+           cfg: StackConfig, depends_on: list[pulumi.Resource], configuration: dict[str, Any] | None = None) -> aws.eks.Addon:
+    return aws.eks.Addon(
+        name,
+        cluster_name=cluster.name,
+        addon_name=addon_name,
+        addon_version=version,
+        # Nothing is self-managed (bootstrapSelfManagedAddons: false), so creation may take ownership.
+        resolve_conflicts_on_create="OVERWRITE",
+        resolve_conflicts_on_update=cfg.cluster.eks.resolve_conflicts_on_update,
+        configuration_values=json.dumps(configuration, sort_keys=True) if configuration else None,
+        tags=cfg.resource_tags(),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=depends_on),
+    )
+
+
+def _identity(name: str, parent: pulumi.Resource, handle: ClusterHandle, cfg: StackConfig,
+              service_account: str, policy_arn: str, inline_policy_json: str | None = None) -> ServiceAccountIdentity:
+    return ServiceAccountIdentity(
+        name,
+        ServiceAccountIdentityArgs(
+            cluster=handle, namespace="kube-system", service_account=service_account, method="pod-identity",
+            account_id=cfg.account_id, tags=cfg.resource_tags(), managed_policy_arns=[policy_arn],
+            inline_policy_json=inline_policy_json,
+        ),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+class EksNetworkingAddons(pulumi.ComponentResource):
+    """Everything the first node needs: CNI (+ its identity), Pod Identity agent, kube-proxy, ENIConfigs."""
+
+    before_compute: list[pulumi.Resource]
+
+    def __init__(self, name: str, handle: ClusterHandle, cfg: StackConfig, network: Network,
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("k8s-platform:eks:EksNetworkingAddons", name, None, opts)
+        assert handle.eks_cluster is not None
+        cluster, versions = handle.eks_cluster, addon_versions(cfg.cluster.eks.version, cfg.cluster.eks.addon_versions)
+
+        cni_identity = _identity(f"{name}-vpc-cni", self, handle, cfg, "aws-node", CNI_POLICY_ARN)
+        pod_identity_agent = _addon(f"{name}-{POD_IDENTITY_AGENT}", self, cluster, POD_IDENTITY_AGENT,
+                                    versions[POD_IDENTITY_AGENT], cfg, depends_on=[])
+        self.vpc_cni = _addon(f"{name}-{VPC_CNI}", self, cluster, VPC_CNI, versions[VPC_CNI], cfg,
+                              depends_on=[cni_identity, cni_identity.role, pod_identity_agent],
+                              configuration=render_vpc_cni_configuration())
+        kube_proxy = _addon(f"{name}-{KUBE_PROXY}", self, cluster, KUBE_PROXY, versions[KUBE_PROXY], cfg, depends_on=[])
+        self.eni_configs: dict[str, k8s.apiextensions.CustomResource] = {}
+        for az in network.azs:
+            self.eni_configs[az] = k8s.apiextensions.CustomResource(
+                f"{name}-eniconfig-{az}",
+                api_version=ENICONFIG_API_VERSION,
+                kind="ENIConfig",
+                metadata={"name": az},
+                spec=pulumi.Output.all(network.pod_subnet_ids[az], handle.node_security_group_id).apply(
+                    lambda a: render_eni_config_spec(a[0], [a[1]])
+                ),
+                # The ENIConfig CRD is installed by the vpc-cni add-on.
+                opts=pulumi.ResourceOptions(parent=self, provider=handle.k8s_provider, depends_on=[self.vpc_cni]),
+            )
+        self.before_compute = [self.vpc_cni, pod_identity_agent, kube_proxy, *self.eni_configs.values()]
+        self.register_outputs({"addons": [VPC_CNI, POD_IDENTITY_AGENT, KUBE_PROXY], "eniConfigs": list(self.eni_configs)})
+
+
+class EksWorkloadAddons(pulumi.ComponentResource):
+    """Add-ons whose Deployments need a node: created after the system node group."""
+
+    def __init__(self, name: str, handle: ClusterHandle, cfg: StackConfig, after: list[pulumi.Resource],
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("k8s-platform:eks:EksWorkloadAddons", name, None, opts)
+        assert handle.eks_cluster is not None
+        cluster, versions = handle.eks_cluster, addon_versions(cfg.cluster.eks.version, cfg.cluster.eks.addon_versions)
+        self.coredns = _addon(f"{name}-{COREDNS}", self, cluster, COREDNS, versions[COREDNS], cfg, depends_on=after)
+        # Switchable (`addons.ebsCsi.enabled`); a customer-managed volume key adds its grant policy.
+        self.ebs_csi: aws.eks.Addon | None = None
+        if cfg.addons.ebs_csi.enabled:
+            kms_key = cfg.addons.ebs_csi.kms_key_arn
+            ebs_identity = _identity(f"{name}-ebs-csi", self, handle, cfg, "ebs-csi-controller-sa", EBS_CSI_POLICY_ARN,
+                                     inline_policy_json=iam.to_json(ebs_csi_kms_policy(kms_key)) if kms_key else None)
+            self.ebs_csi = _addon(f"{name}-{EBS_CSI}", self, cluster, EBS_CSI, versions[EBS_CSI], cfg,
+                                  depends_on=[*after, ebs_identity, ebs_identity.role])
+        self.register_outputs({"addons": [COREDNS, EBS_CSI] if self.ebs_csi else [COREDNS]})

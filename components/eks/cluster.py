@@ -1,0 +1,222 @@
+"""`EksCluster`: the EKS control plane and everything the platform layers on top of it need.
+
+Order of creation (each step a real dependency, visible in the plan):
+1. cluster IAM role, KMS key (secrets envelope encryption, rotation on), control-plane log group,
+   node security group;
+2. the cluster: API access mode (no aws-auth-only mode), no creator admin, no self-managed add-ons,
+   private endpoint, upgrade policy; IAM OIDC provider for IRSA;
+3. access entries (admins first); the Kubernetes provider waits for the admin grants, because the
+   deployment itself talks to the API server as one of those admins;
+4. networking add-ons + ENIConfigs (`EksNetworkingAddons`) -> system node group (`EksSystemNodes`)
+   -> workload add-ons (`EksWorkloadAddons`).
+The result is a `ClusterHandle` (`.handle`) for Karpenter, identities and add-ons.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from components.core import iam_documents as iam
+from components.core.cluster_handle import ClusterHandle
+from components.config import StackConfig
+from components.eks.access import AccessEntrySpec, render_access_entries
+from components.eks.addons import EksNetworkingAddons, EksWorkloadAddons
+from components.eks.system_nodes import SYSTEM_SCHEDULING, EksSystemNodes, EksSystemNodesArgs
+from components.core.kubeconfig import render_eks_kubeconfig
+from components.network.vpc import Network
+from components.core.trust_policies import STS_AUDIENCE
+from components.core.kms_keys import rotating_key
+
+CLUSTER_POLICY_ARN = "arn:aws:iam::aws:policy/AmazonEKSClusterPolicy"
+# The two ranges EKS itself picks from; we choose explicitly so nodeadm and tooling know it.
+SERVICE_CIDR_CANDIDATES = ("172.20.0.0/16", "10.100.0.0/16")
+
+
+def service_cidr_for(vpc_cidr: str, pod_cidr: str) -> str:
+    """The Kubernetes service range: the first EKS default that overlaps neither VPC block."""
+    used = [ipaddress.ip_network(vpc_cidr), ipaddress.ip_network(pod_cidr)]
+    for candidate in SERVICE_CIDR_CANDIDATES:
+        net = ipaddress.ip_network(candidate)
+        if not any(net.overlaps(u) for u in used):
+            return candidate
+    raise ValueError(f"no service CIDR among {SERVICE_CIDR_CANDIDATES} is disjoint from {vpc_cidr} and {pod_cidr}")
+
+
+def cluster_role_trust() -> dict:
+    return iam.service_trust("eks.amazonaws.com", actions=("sts:AssumeRole", "sts:TagSession"))
+
+
+def cluster_kms_statement(key_arn: str) -> dict:
+    """What the cluster role needs on its secrets key (envelope encryption via grants)."""
+    return iam.document(iam.statement(
+        ["kms:Encrypt", "kms:Decrypt", "kms:ListGrants", "kms:DescribeKey"], key_arn, sid="EnvelopeEncryption",
+    ))
+
+
+@dataclass(frozen=True)
+class EksClusterArgs:
+    config: StackConfig
+    network: Network
+
+
+class EksCluster(pulumi.ComponentResource):
+    handle: ClusterHandle
+    cluster: aws.eks.Cluster
+    kubeconfig: pulumi.Output[str]
+
+    def __init__(self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("k8s-platform:eks:EksCluster", name, None, opts)
+        cfg, net = args.config, args.network
+        eks, cluster_name, tags = cfg.cluster.eks, cfg.cluster_name, cfg.resource_tags()
+        child = pulumi.ResourceOptions(parent=self)
+        protect = cfg.is_prod
+
+        role = aws.iam.Role(f"{name}-cluster-role", name=f"{cluster_name}-eks-cluster",
+                            assume_role_policy=iam.to_json(cluster_role_trust()), tags=tags, opts=child)
+        role_policy = aws.iam.RolePolicyAttachment(f"{name}-cluster-policy", role=role.name,
+                                                   policy_arn=CLUSTER_POLICY_ARN, opts=child)
+        self.kms_key = rotating_key(
+            f"{name}-secrets", alias=f"{cluster_name}-eks-secrets",
+            description=f"{cluster_name} EKS secrets envelope encryption and control-plane logs",
+            policy=iam.to_json(iam.kms_key_policy(cfg.account_id, iam.logs_kms_statement(cfg.account_id, cfg.region))),
+            tags=tags, parent=self, protect=protect,
+        )
+        key_policy = aws.iam.RolePolicy(f"{name}-cluster-kms", role=role.id,
+                                        policy=self.kms_key.arn.apply(lambda arn: iam.to_json(cluster_kms_statement(arn))),
+                                        opts=child)
+        # EKS would create this group itself, without retention or encryption: create it first.
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-control-plane-logs",
+            name=f"/aws/eks/{cluster_name}/cluster",
+            retention_in_days=eks.log_retention_days,
+            kms_key_id=self.kms_key.arn,
+            tags=tags,
+            opts=child,
+        )
+        self.node_security_group = aws.ec2.SecurityGroup(
+            f"{name}-node-sg",
+            vpc_id=net.vpc_id,
+            description=f"{cluster_name} nodes and pod ENIs (custom networking)",
+            tags={**tags, "Name": f"{cluster_name}-node", "karpenter.sh/discovery": cluster_name},
+            opts=child,
+        )
+        self.service_cidr = service_cidr_for(net.vpc_cidr, net.pod_cidr)
+
+        vpc_config = aws.eks.ClusterVpcConfigArgs(
+            subnet_ids=list(net.private_subnet_ids.values()),
+            endpoint_private_access=eks.endpoint.private_access,
+            endpoint_public_access=eks.endpoint.public_access,
+            public_access_cidrs=list(eks.endpoint.public_access_cidrs) if eks.endpoint.public_access else None,
+        )
+        self.cluster = aws.eks.Cluster(
+            f"{name}-cluster",
+            name=cluster_name,
+            version=eks.version,
+            role_arn=role.arn,
+            access_config=aws.eks.ClusterAccessConfigArgs(
+                authentication_mode=eks.authentication_mode,
+                bootstrap_cluster_creator_admin_permissions=False,
+            ),
+            bootstrap_self_managed_addons=False,
+            encryption_config=aws.eks.ClusterEncryptionConfigArgs(
+                provider=aws.eks.ClusterEncryptionConfigProviderArgs(key_arn=self.kms_key.arn), resources=["secrets"],
+            ),
+            enabled_cluster_log_types=list(eks.log_types),
+            vpc_config=vpc_config,
+            kubernetes_network_config=aws.eks.ClusterKubernetesNetworkConfigArgs(
+                ip_family="ipv4", service_ipv4_cidr=self.service_cidr,
+            ),
+            upgrade_policy=aws.eks.ClusterUpgradePolicyArgs(support_type=eks.upgrade_policy.support_type),
+            deletion_protection=protect,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, protect=protect, depends_on=[role_policy, key_policy, log_group]),
+        )
+        cluster_sg_id = self.cluster.vpc_config.cluster_security_group_id
+        self._node_security_rules(name, cluster_sg_id, tags)
+        self.issuer_url = self.cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer)
+        self.oidc_provider = aws.iam.OpenIdConnectProvider(
+            f"{name}-oidc", url=self.issuer_url, client_id_lists=[STS_AUDIENCE], tags=tags,
+            # Every IRSA role trusts this ARN: recreating it breaks them all at once.
+            opts=pulumi.ResourceOptions(parent=self, protect=protect),
+        )
+
+        admin_grants = self._access_entries(name, render_access_entries(eks.access), tags)
+        ca_data = self.cluster.certificate_authority.apply(lambda ca: ca.data)
+        self.kubeconfig = pulumi.Output.secret(pulumi.Output.all(self.cluster.endpoint, ca_data).apply(
+            lambda a: render_eks_kubeconfig(cluster_name, a[0], a[1], cfg.region)
+        ))
+        self.k8s_provider = k8s.Provider(
+            f"{name}-k8s", kubeconfig=self.kubeconfig,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=admin_grants),
+        )
+        self.handle = ClusterHandle(
+            kind="eks", name=cluster_name, endpoint=self.cluster.endpoint, kubeconfig=self.kubeconfig,
+            k8s_provider=self.k8s_provider, node_security_group_id=self.node_security_group.id,
+            system_scheduling=SYSTEM_SCHEDULING, oidc_provider_arn=self.oidc_provider.arn,
+            oidc_issuer_url=self.issuer_url, eks_cluster=self.cluster,
+        )
+
+        networking = EksNetworkingAddons(f"{name}-networking", self.handle, cfg, net, opts=child)
+        self.system_nodes = EksSystemNodes(
+            f"{name}-system",
+            EksSystemNodesArgs(config=cfg, handle=self.handle, subnet_ids=list(net.private_subnet_ids.values()),
+                               cluster_security_group_id=cluster_sg_id,
+                               before_compute=[*networking.before_compute, *self._node_rules]),
+            opts=child,
+        )
+        self.handle.ready.append(self.system_nodes.node_group)
+        EksWorkloadAddons(f"{name}-workload", self.handle, cfg, after=[self.system_nodes.node_group], opts=child)
+
+        self.register_outputs({
+            "clusterName": self.cluster.name, "endpoint": self.cluster.endpoint, "kubeconfig": self.kubeconfig,
+            "oidcProviderArn": self.oidc_provider.arn, "nodeSecurityGroupId": self.node_security_group.id,
+        })
+
+    def _node_security_rules(self, name: str, cluster_sg_id: pulumi.Output[str], tags: dict[str, str]) -> None:
+        """Nodes and pod ENIs share the node SG; the control plane reaches them (kubelet, webhooks)
+        through the cluster SG, and pods reach the API server the other way."""
+        child = pulumi.ResourceOptions(parent=self)
+        sg = self.node_security_group.id
+        self._node_rules = [
+            aws.vpc.SecurityGroupIngressRule(f"{name}-node-from-node", security_group_id=sg, referenced_security_group_id=sg,
+                                             ip_protocol="-1", description="node and pod traffic inside the cluster",
+                                             tags=tags, opts=child),
+            aws.vpc.SecurityGroupIngressRule(f"{name}-node-from-control-plane", security_group_id=sg,
+                                             referenced_security_group_id=cluster_sg_id, ip_protocol="-1",
+                                             description="control plane to kubelets and pod webhooks", tags=tags, opts=child),
+            aws.vpc.SecurityGroupIngressRule(f"{name}-control-plane-from-node", security_group_id=cluster_sg_id,
+                                             referenced_security_group_id=sg, ip_protocol="tcp", from_port=443, to_port=443,
+                                             description="pods (custom networking ENIs) to the API server", tags=tags, opts=child),
+            aws.vpc.SecurityGroupEgressRule(f"{name}-node-egress", security_group_id=sg, cidr_ipv4="0.0.0.0/0",
+                                            ip_protocol="-1", description="nodes and pods to AWS APIs and registries",
+                                            tags=tags, opts=child),
+        ]
+
+    def _access_entries(self, name: str, specs: list[AccessEntrySpec], tags: dict[str, str]) -> list[pulumi.Resource]:
+        """Register every entry and its policy associations; return the admin grants."""
+        child = pulumi.ResourceOptions(parent=self)
+        admin_grants: list[pulumi.Resource] = []
+        for spec in specs:
+            entry = aws.eks.AccessEntry(
+                f"{name}-access-{spec.key}", cluster_name=self.cluster.name, principal_arn=spec.principal_arn,
+                type=spec.entry_type, tags={**tags, "k8s-platform/access": spec.level}, opts=child,
+            )
+            for i, grant in enumerate(spec.grants):
+                association = aws.eks.AccessPolicyAssociation(
+                    f"{name}-access-{spec.key}-{i}",
+                    cluster_name=self.cluster.name,
+                    principal_arn=entry.principal_arn,
+                    policy_arn=grant.policy_arn,
+                    access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(
+                        type=grant.scope, namespaces=list(grant.namespaces) or None,
+                    ),
+                    opts=child,
+                )
+                if spec.level == "admin":
+                    admin_grants.append(association)
+        return admin_grants

@@ -1,0 +1,109 @@
+"""`ServiceAccountIdentity`: an IAM role for one Kubernetes ServiceAccount, bound the way the cluster allows.
+
+`pod-identity` (EKS): a role trusting pods.eks.amazonaws.com plus a PodIdentityAssociation; the
+trust also requires the session tags EKS sets for this cluster/namespace/ServiceAccount, and the
+ServiceAccount needs no annotation. `irsa` (EKS or K3s): a role trusting the cluster's OIDC
+provider (and K3s standby issuers) for exactly `system:serviceaccount:<ns>:<sa>`; the
+ServiceAccount must carry `service_account_annotations`. Controllers (Karpenter, add-ons) and
+workloads (`WorkloadIdentity`) all bind through here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pulumi
+import pulumi_aws as aws
+
+from components.core import iam_documents as iam
+from components.core.cluster_handle import ClusterHandle
+from components.core.trust_policies import irsa_trust, pod_identity_trust
+
+IRSA_ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
+
+BindingMethod = Literal["pod-identity", "irsa"]
+
+
+@dataclass
+class ServiceAccountIdentityArgs:
+    cluster: ClusterHandle
+    namespace: str
+    service_account: str
+    method: BindingMethod
+    account_id: str
+    tags: dict[str, str]
+    inline_policy_json: pulumi.Input[str] | None = None
+    managed_policy_arns: list[str] = field(default_factory=list)
+    role_name: str | None = None
+    # irsa: the (oidc_provider_arn, issuer_url) pairs to trust; default the cluster's active issuer
+    # plus its standby issuers.
+    oidc_issuers: list[tuple[pulumi.Input[str], pulumi.Input[str]]] | None = None
+
+
+def default_method(cluster: ClusterHandle) -> BindingMethod:
+    """Pod Identity where the control plane has it (no issuer coupling), IRSA elsewhere."""
+    return "pod-identity" if cluster.supports_pod_identity else "irsa"
+
+
+def cluster_oidc_issuers(cluster: ClusterHandle) -> list[tuple[pulumi.Input[str], pulumi.Input[str]]]:
+    if cluster.oidc_provider_arn is None or cluster.oidc_issuer_url is None:
+        return []
+    return [(cluster.oidc_provider_arn, cluster.oidc_issuer_url), *cluster.standby_oidc_issuers]
+
+
+def role_with_policies(parent: pulumi.Resource, name: str, trust_policy_json: pulumi.Input[str], tags: dict[str, str],
+                       inline_policy_json: pulumi.Input[str] | None = None, managed_policy_arns: list[str] | None = None,
+                       role_name: str | None = None) -> aws.iam.Role:
+    """A role with its trust, one inline policy and managed attachments, all children of `parent`."""
+    child = pulumi.ResourceOptions(parent=parent)
+    role = aws.iam.Role(f"{name}-role", name=role_name, assume_role_policy=trust_policy_json, tags=tags, opts=child)
+    if inline_policy_json is not None:
+        aws.iam.RolePolicy(f"{name}-policy", role=role.id, policy=inline_policy_json, opts=child)
+    for i, arn in enumerate(managed_policy_arns or []):
+        aws.iam.RolePolicyAttachment(f"{name}-managed-{i}", role=role.name, policy_arn=arn, opts=child)
+    return role
+
+
+class ServiceAccountIdentity(pulumi.ComponentResource):
+    role: aws.iam.Role
+    role_arn: pulumi.Output[str]
+    service_account_annotations: pulumi.Output[dict[str, str]]
+
+    def __init__(self, name: str, args: ServiceAccountIdentityArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("k8s-platform:identity:ServiceAccountIdentity", name, None, opts)
+        cluster = args.cluster
+        if args.method == "pod-identity":
+            if cluster.eks_cluster is None:
+                raise ValueError(f"{name}: pod-identity needs an EKS cluster; use irsa on {cluster.kind}")
+            # The EKS cluster's own name: what EKS puts in the eks-cluster-name session tag.
+            trust: pulumi.Input[str] = cluster.eks_cluster.name.apply(lambda cluster_name: iam.to_json(
+                pod_identity_trust(args.account_id, cluster_name, args.namespace, args.service_account)))
+        else:
+            issuers = args.oidc_issuers if args.oidc_issuers is not None else cluster_oidc_issuers(cluster)
+            if not issuers:
+                raise ValueError(f"{name}: irsa needs the cluster's OIDC provider and issuer URL")
+            flat = [value for pair in issuers for value in pair]
+            trust = pulumi.Output.all(*flat).apply(lambda v: iam.to_json(irsa_trust(
+                v[0], v[1], args.namespace, args.service_account,
+                *[(v[i], v[i + 1]) for i in range(2, len(v), 2)])))
+        self.role = role_with_policies(
+            self, name, trust,
+            {**args.tags, "k8s-platform/service-account": f"{args.namespace}/{args.service_account}"},
+            args.inline_policy_json, args.managed_policy_arns, args.role_name,
+        )
+        self.role_arn = self.role.arn
+        if args.method == "pod-identity":
+            aws.eks.PodIdentityAssociation(
+                f"{name}-association",
+                cluster_name=cluster.eks_cluster.name,
+                namespace=args.namespace,
+                service_account=args.service_account,
+                role_arn=self.role.arn,
+                tags=args.tags,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            self.service_account_annotations = pulumi.Output.from_input({})
+        else:
+            self.service_account_annotations = self.role.arn.apply(lambda arn: {IRSA_ROLE_ANNOTATION: arn})
+        self.register_outputs({"roleArn": self.role_arn, "method": args.method})
