@@ -114,7 +114,7 @@ def bench_fleet(count: int, tmp: Path) -> dict:
 
 def synthetic_resources(count: int) -> list:
     """`count` resources: the dev stack's real resources, copied under new URNs until there are enough."""
-    from policy.offline_runner import resources_from_run
+    from programs.plan import resources_from_run
     from programs.offline import read_stack_file, run_offline, stack_file
 
     base = resources_from_run(run_offline("dev", read_stack_file(stack_file("dev"))))

@@ -221,16 +221,6 @@ def resources_from_plan(plan: Mapping[str, Any]) -> list[Resource]:
     return out
 
 
-def resources_from_run(run: Any) -> list[Resource]:
-    """Resources of an `OfflineRun`; `Secret` values unwrapped, as the engine gives policies plaintext."""
-    from programs.offline import reveal
-
-    return [Resource(urn=r.urn, type=r.type, name=r.name, inputs=reveal(r.inputs), parent=r.parent,
-                     dependencies=list(r.dependencies), property_dependencies=dict(r.property_dependencies),
-                     protect=r.protect)
-            for r in run.resources]
-
-
 # ------------------------------------------------------------------------------------ evaluation
 def _options(res: Resource) -> PolicyResourceOptions:
     return PolicyResourceOptions(res.protect, [], None, [], PolicyCustomTimeouts(0, 0, 0), [], res.parent)

@@ -13,9 +13,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from programs.offline import CapturedResource, OfflineRun, Secret
-
-SECRET_MASK = "[secret]"
+from policy.offline_runner import SECRET_MASK, Resource
+from programs.offline import CapturedResource, OfflineRun, Secret, reveal
 
 
 def plan_value(value: Any, show_secrets: bool) -> Any:
@@ -79,3 +78,12 @@ def render_tree(plan: dict[str, Any]) -> str:
 
     walk(None, 1)
     return "\n".join(lines)
+
+
+def resources_from_run(run: OfflineRun) -> list[Resource]:
+    """Resources of an `OfflineRun` for the policy pack; `Secret` values unwrapped, as the engine
+    gives policies plaintext."""
+    return [Resource(urn=r.urn, type=r.type, name=r.name, inputs=reveal(r.inputs), parent=r.parent,
+                     dependencies=list(r.dependencies), property_dependencies=dict(r.property_dependencies),
+                     protect=r.protect)
+            for r in run.resources]

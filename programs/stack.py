@@ -11,11 +11,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.addons.cloud_controller_manager import (
-    CloudControllerManager,
-    CloudControllerManagerArgs,
-)
-from components.addons.cluster_addons import ClusterAddons, ClusterAddonsArgs
+from components.addons import ClusterAddons, ClusterAddonsArgs
 from components.config import (
     ConfigError,
     StackConfig,
@@ -23,18 +19,11 @@ from components.config import (
     read_pulumi_config,
 )
 from components.eks.cluster import EksCluster, EksClusterArgs
-from components.config.identity_rules import effective_issuers
-from components.k3s.cluster import K3sCluster, K3sClusterArgs
-from components.k3s.pki import K3sPki
+from components.identity import NamedIssuer, WorkloadIdentity, WorkloadIdentityArgs
+from components.k3s.cluster import K3sCluster
+from components.k3s.control_plane import k3s_control_plane
 from components.karpenter.controller import K3sNodeJoin, Karpenter, KarpenterArgs
-from components.network.vpc import Network, NetworkArgs
-from components.identity.oidc_issuer import OidcIssuer, OidcIssuerArgs
-from components.addons.pod_identity_webhook import PodIdentityWebhook, PodIdentityWebhookArgs
-from components.identity.workloads import (
-    NamedIssuer,
-    WorkloadIdentity,
-    WorkloadIdentityArgs,
-)
+from components.network import Network, NetworkArgs
 
 
 def build_stack(cfg: StackConfig) -> dict[str, Any]:
@@ -50,17 +39,18 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
                     account_id=cfg.account_id, tags=tags, protect=cfg.is_prod),
         opts=providers,
     )
-    # Control plane -> a ClusterHandle (components/core/cluster_handle.py) that everything above builds on.
-    #   kind eks: EksCluster (components/eks_*.py)
-    #   kind k3s: K3sPki -> OidcIssuer (self-hosted IRSA issuer) -> K3sCluster (components/k3s_*.py)
+    # Control plane -> a complete ClusterHandle (components/core/cluster_handle.py) that everything
+    # above builds on; each control-plane package owns its start-up order.
+    #   kind eks: EksCluster (components/eks/)
+    #   kind k3s: PKI -> OIDC issuer(s) -> servers -> cloud controller -> webhook (components/k3s/control_plane.py)
     # Then, in this order: Karpenter, workload identities, cluster add-ons.
     k3s: K3sCluster | None = None
-    named_issuers: list[NamedIssuer] = []  # K3s: the published service-account issuers, active first
+    named_issuers: tuple[NamedIssuer, ...] = ()  # K3s: the published service-account issuers, active first
     if cfg.cluster.kind == "eks":
         cluster = EksCluster("eks", EksClusterArgs(config=cfg, network=network), opts=providers).handle
     else:
-        k3s, named_issuers = _k3s_control_plane(cfg, network, providers, tags)
-        cluster = k3s.handle
+        control_plane = k3s_control_plane(cfg, network, providers, tags)
+        k3s, cluster, named_issuers = control_plane.cluster, control_plane.handle, control_plane.issuers
 
     karpenter: Karpenter | None = None
     if cfg.karpenter.enabled:
@@ -72,14 +62,14 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
         karpenter = Karpenter("karpenter", KarpenterArgs(
             config=cfg.karpenter, cluster=cluster, region=cfg.region, account_id=cfg.account_id,
             is_prod=cfg.is_prod, tags=tags, k3s_join=k3s_join), opts=providers)
-        cluster.workload_node_role_names.append(karpenter.node_role.name)
 
     workloads: WorkloadIdentity | None = None
     if cfg.workloads:
         # One declared identity per workload (k8s-platform:workloads): role, ServiceAccount, binding.
         workloads = WorkloadIdentity("workloads", WorkloadIdentityArgs(
             cluster=cluster, workloads=list(cfg.workloads), account_id=cfg.account_id, region=cfg.region,
-            tags=tags, issuers=named_issuers, protect=cfg.is_prod), opts=providers)
+            tags=tags, issuers=list(named_issuers), protect=cfg.is_prod,
+            extra_node_role_names=(karpenter.node_role.name,) if karpenter is not None else ()), opts=providers)
 
     # Cluster add-ons last: controllers on the system capacity the control plane made ready.
     ClusterAddons("addons", ClusterAddonsArgs(config=cfg, cluster=cluster, vpc_id=network.vpc_id), opts=providers)
@@ -105,41 +95,6 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
         outputs["karpenterInterruptionQueue"] = karpenter.interruption.queue_name
         outputs["karpenterNodeRoleArn"] = karpenter.node_role.arn
     return outputs
-
-
-def _k3s_control_plane(cfg: StackConfig, network: Network, providers: pulumi.ResourceOptions,
-                       tags: dict[str, str]) -> tuple[K3sCluster, list[NamedIssuer]]:
-    """K3sPki -> OidcIssuer(s) -> K3sCluster, then what must run before any other pod (CCM, webhook)."""
-    # Protected in prod (inherited by every key and CA): the service-account key is what every
-    # published JWKS and every IRSA token depends on; a replaced key breaks all IRSA pods at once.
-    k3s_pki = K3sPki("k3s-pki", cfg.cluster_name,
-                     opts=pulumi.ResourceOptions.merge(providers, pulumi.ResourceOptions(protect=cfg.is_prod)))
-    # Issuers before servers: the active issuer's URL (derived from config, never from servers)
-    # goes into kube-apiserver; its JWKS is computed from the Pulumi-minted public key.
-    issuers = [OidcIssuer(f"oidc-{issuer.name}", OidcIssuerArgs(
-        config=issuer, cluster_name=cfg.cluster_name, account_id=cfg.account_id, region=cfg.region,
-        public_key_pems=[k3s_pki.service_account_public_key_pem], tags=tags, protect=cfg.is_prod),
-        opts=providers) for issuer in effective_issuers(cfg)]
-    active = issuers[0]
-    k3s = K3sCluster("k3s", K3sClusterArgs.from_stack(
-        cfg, network, k3s_pki, active.issuer_url, service_account_jwks_uri=active.jwks_url,
-        extra_service_account_issuers=[i.issuer_url for i in issuers[1:]],
-        oidc_provider_arn=active.oidc_provider_arn), opts=providers)
-    cluster = k3s.handle
-    # IRSA roles also trust the standby issuers; instance-profile workloads land on the agents' role.
-    cluster.standby_oidc_issuers = [(i.oidc_provider_arn, i.issuer_url) for i in issuers[1:]]
-    cluster.workload_node_role_names.append(k3s.agent_role.name)
-    named_issuers = [NamedIssuer(i.issuer_name, i.oidc_provider_arn, i.issuer_url) for i in issuers]
-    if cfg.addons.cloud_controller_manager_enabled("k3s"):
-        # First on the servers: K3s nodes stay `uninitialized` (nothing schedules, not even the
-        # webhook) until the AWS cloud controller has initialised them.
-        cluster.ready.append(CloudControllerManager("cloud-controller-manager", CloudControllerManagerArgs(
-            config=cfg, cluster=cluster, vpc_id=network.vpc_id,
-            subnet_id=network.private_subnet_ids[network.azs[0]]), opts=providers))
-    # The webhook before anything that runs IRSA pods (Karpenter, add-ons, workloads): they wait on `ready`.
-    cluster.ready.append(PodIdentityWebhook("pod-identity-webhook", PodIdentityWebhookArgs(
-        cluster=cluster, region=cfg.region), opts=providers))
-    return k3s, named_issuers
 
 
 def load_config() -> StackConfig:

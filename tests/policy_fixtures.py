@@ -21,7 +21,8 @@ from pulumi.runtime.sync_await import _sync_await
 
 from components.core import iam_documents as iam
 from components.core.trust_policies import irsa_trust, pod_identity_trust
-from policy.offline_runner import Resource, resources_from_run
+from policy.offline_runner import Resource
+from programs.plan import resources_from_run
 from programs import offline
 from programs.offline import read_stack_file, reveal, run_offline, stack_file
 

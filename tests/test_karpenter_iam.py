@@ -120,10 +120,13 @@ def test_node_role_trusts_ec2_and_gets_the_managed_policies_per_kind():
     trust = kiam.node_trust()["Statement"][0]
     assert trust["Principal"] == {"Service": "ec2.amazonaws.com"} and trust["Action"] == "sts:AssumeRole"
     eks = kiam.node_managed_policy_arns("eks")
-    assert eks == [kiam.EKS_WORKER_NODE_POLICY, kiam.ECR_PULL_ONLY_POLICY, kiam.SSM_CORE_POLICY]
+    assert eks == ["arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
+                   "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryPullOnly",
+                   "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"]
     # The CNI policy is bound to aws-node with Pod Identity by the EKS control plane, not to nodes.
     assert not any("CNI" in arn for arn in eks)
-    assert kiam.node_managed_policy_arns("k3s") == [kiam.ECR_PULL_ONLY_POLICY, kiam.SSM_CORE_POLICY]
+    assert kiam.node_managed_policy_arns("k3s") == ["arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryPullOnly",
+                                                    "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"]
 
 
 @pytest.mark.parametrize("name, arn", [

@@ -14,11 +14,12 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
 from policy.offline_runner import (
     CONFIG_DIR, PolicyConfigError, Resource, config_path, evaluate, load_pack_config, parse_pack_config, reconcile,
-    resources_from_plan, resources_from_run,
+    resources_from_plan,
 )
 from policy.registry import BY_ID, RULES, describe
 from policy.rules.common import checkov, resource_rule, stack_rule
 from programs.offline import CapturedResource, Secret
+from programs.plan import resources_from_run
 from tests.policy_fixtures import compliant_resources, named
 
 

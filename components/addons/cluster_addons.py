@@ -31,7 +31,7 @@ from components.addons.policies import (
 from components.core.chart_versions import CHARTS
 from components.core.cluster_handle import ClusterHandle
 from components.config import StackConfig
-from components.identity.service_account import (
+from components.identity import (
     ServiceAccountIdentity,
     ServiceAccountIdentityArgs,
     default_method,

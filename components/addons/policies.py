@@ -19,14 +19,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.core.iam_documents import Statement, document, statement
+from components.core.iam_documents import EBS_CSI_DRIVER_POLICY_ARN, Statement, document, statement
 
 LB_CLUSTER_TAG = "elbv2.k8s.aws/cluster"
 
 # AWS maintains it as the driver gains API calls, and it already scopes every mutation to volumes
 # and snapshots tagged by the driver (ebs.csi.aws.com/cluster, CSIVolumeName...). The managed EKS
 # add-on uses the same policy, so both control planes grant the driver identical permissions.
-EBS_CSI_MANAGED_POLICY_ARN = "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
+EBS_CSI_MANAGED_POLICY_ARN = EBS_CSI_DRIVER_POLICY_ARN
 
 
 def _arns(partition: str, service: str, region: str, account_id: str, *paths: str) -> list[str]:

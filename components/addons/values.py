@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from components.core.cluster_handle import SystemScheduling
+from components.core.trust_policies import STS_AUDIENCE
 
 KUBE_SYSTEM = "kube-system"
 
@@ -40,7 +41,6 @@ CCM_CLOUD_CONFIG_DIR = "/etc/kubernetes/aws-cloud-config"
 CCM_CLOUD_CONFIG_FILE = "cloud.conf"
 
 IRSA_TOKEN_DIR = "/var/run/secrets/eks.amazonaws.com/serviceaccount"
-STS_AUDIENCE = "sts.amazonaws.com"
 
 
 def replicas(is_prod: bool) -> int:

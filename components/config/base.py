@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
+from components.core.instance_types import EC2_ARCHITECTURE, architecture
+
 NAMESPACE = "k8s-platform"
 
 # RFC 1123 label: what Kubernetes, AWS names and DNS all accept.
@@ -72,10 +74,8 @@ INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 
 
 def instance_architecture(instance_type: str) -> Literal["arm64", "x86_64"]:
-    """Graviton families carry a `g` after the generation digit (t4g, m7g, c7gn, r8g); `a1` is the
-    first-generation Graviton and has none."""
-    family = instance_type.split(".", 1)[0]
-    return "arm64" if family == "a1" or re.match(r"^[a-z]+\d+g", family) else "x86_64"
+    """EC2's name of the instance type's architecture (the rule: `components.core.instance_types`)."""
+    return EC2_ARCHITECTURE[architecture(instance_type)]  # type: ignore[return-value]
 
 
 def check_instance_type(v: str) -> str:
@@ -87,7 +87,7 @@ def check_instance_type(v: str) -> str:
 
 
 def is_graviton(instance_type: str) -> bool:
-    return instance_architecture(instance_type) == "arm64"
+    return architecture(instance_type) == "arm64"
 
 
 class _KeyedError(ValueError):

@@ -16,6 +16,8 @@ from components.config.base import (
     ipv4_network,
     is_graviton,
 )
+from components.core.eks_addon_versions import ADDON_NAMES, SUPPORTED_KUBERNETES_VERSIONS
+from components.core.max_pods import INSTANCE_LIMITS, max_pods_for
 
 EksLogType = Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]
 # EKS access modes: CONFIG_MAP (aws-auth only) is refused; see EksConfig._authentication_mode.
@@ -130,7 +132,6 @@ def managed_node_group_overcommits(instance_types: list[str]) -> list[str]:
     the user-data; nodeadm lets the last document win, so our launch template's maxPods cannot
     lower it. Pods beyond what the secondary ENIs can address would sit in ContainerCreating.
     """
-    from components.core.max_pods import max_pods_for
 
     return [t for t in instance_types
             if max_pods_for(t, prefix_delegation=True, custom_networking=True) < max_pods_for(t, prefix_delegation=True)]
@@ -148,10 +149,6 @@ class EksSystemNodeGroupConfig(Model):
     @field_validator("instance_types")
     @classmethod
     def _instance_types(cls, v: list[str]) -> list[str]:
-        from components.core.max_pods import (
-            INSTANCE_LIMITS,  # pure data; maxPods needs each type's ENI limits
-        )
-
         if not v:
             raise ValueError("at least one instance type")
         unknown = [t for t in v if t not in INSTANCE_LIMITS]
@@ -196,8 +193,6 @@ class EksConfig(Model):
     @field_validator("version")
     @classmethod
     def _version(cls, v: str) -> str:
-        from components.core.eks_addon_versions import SUPPORTED_KUBERNETES_VERSIONS
-
         if v not in SUPPORTED_KUBERNETES_VERSIONS:
             raise ValueError(f"'{v}' has no pinned add-on versions; allowed: {', '.join(SUPPORTED_KUBERNETES_VERSIONS)}")
         return v
@@ -226,8 +221,6 @@ class EksConfig(Model):
     @field_validator("addon_versions")
     @classmethod
     def _addon_overrides(cls, v: dict[str, str]) -> dict[str, str]:
-        from components.core.eks_addon_versions import ADDON_NAMES
-
         for name, version in v.items():
             if name not in ADDON_NAMES:
                 raise ValueError(f"'{name}' is not an installed add-on; allowed: {', '.join(ADDON_NAMES)}")

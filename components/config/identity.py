@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from components.config.base import Model, dns_label, iam_role_arn, short_dns_label
+from components.core.oidc_hosting import BUCKET_NAME, HOSTNAME, cloudfront_issuer_url, default_bucket_name, s3_issuer_url
 
 WorkloadMethod = Literal["pod-identity", "irsa", "roles-anywhere", "instance-profile"]
 IAM_POLICY_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(aws|\d{12}):policy/[\w+=,.@/-]{1,512}$")
@@ -35,8 +36,6 @@ class IssuerConfig(Model):
     @field_validator("bucket_name")
     @classmethod
     def _bucket(cls, v: str | None) -> str | None:
-        from components.core.oidc_hosting import BUCKET_NAME
-
         if v is not None and not BUCKET_NAME.match(v):
             raise ValueError(f"'{v}' is not an S3 bucket name usable over HTTPS: 3-63 lowercase letters, digits, '-' (no dots)")
         return v
@@ -44,8 +43,6 @@ class IssuerConfig(Model):
     @field_validator("domain_name")
     @classmethod
     def _domain(cls, v: str | None) -> str | None:
-        from components.core.oidc_hosting import HOSTNAME
-
         if v is not None and not HOSTNAME.match(v):
             raise ValueError(f"'{v}' is not a lowercase DNS name like oidc.dev.example.com")
         return v
@@ -74,13 +71,10 @@ class IssuerConfig(Model):
         return self
 
     def bucket(self, cluster_name: str, account_id: str) -> str:
-        from components.core.oidc_hosting import default_bucket_name
-
         return self.bucket_name or default_bucket_name(cluster_name, account_id, self.name)
 
     def url(self, cluster_name: str, account_id: str, region: str) -> str:
         """The issuer URL this config derives (never from servers or distribution ids)."""
-        from components.core.oidc_hosting import cloudfront_issuer_url, s3_issuer_url
 
         if self.hosting == "cloudfront":
             return cloudfront_issuer_url(str(self.domain_name))

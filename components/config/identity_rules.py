@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterator
 
+from components.config.identity import IssuerConfig
 from components.core.oidc_hosting import PRIMARY_ISSUER
 
 if TYPE_CHECKING:
-    from components.config import IssuerConfig, StackConfig
+    from components.config.stack import StackConfig
 
 Problem = tuple[str, str]
 
@@ -33,7 +34,6 @@ CONTROLLER_SERVICE_ACCOUNTS = frozenset({
 
 def effective_issuers(cfg: "StackConfig") -> list["IssuerConfig"]:
     """K3s always has an issuer: an unconfigured list means one `s3-public` issuer named primary."""
-    from components.config import IssuerConfig
 
     if cfg.cluster.kind != "k3s":
         return []

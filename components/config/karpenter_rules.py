@@ -9,17 +9,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterator
 
+from components.core.instance_types import al2023_ami_parameter
 from components.core.pool_capacity import SMALL_SIZES, PoolShape, pool_pod_capacity
 
 if TYPE_CHECKING:
-    from components.config import KarpenterNodeClassConfig, KarpenterNodePoolConfig, StackConfig
+    from components.config.karpenter import KarpenterNodeClassConfig, KarpenterNodePoolConfig
+    from components.config.stack import StackConfig
 
 LATEST_ALIAS = "al2023@latest"
 # K3s nodes boot Amazon Linux 2023 (the K3s agent is a static binary); AWS publishes these parameters.
-DEFAULT_K3S_AMI_PARAMETERS: dict[str, str] = {
-    "amd64": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64",
-    "arm64": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64",
-}
+DEFAULT_K3S_AMI_PARAMETERS: dict[str, str] = {arch: al2023_ami_parameter(arch) for arch in ("amd64", "arm64")}
 
 
 def effective_ami_alias(node_class: "KarpenterNodeClassConfig") -> str:

@@ -21,6 +21,9 @@ from components.config.identity import IdentityConfig, WorkloadConfig
 from components.config.k3s import K3S_INTERNAL_RANGES, K3sConfig
 from components.config.karpenter import KarpenterConfig
 from components.config.network import NetworkConfig
+from components.config.identity_rules import identity_problems
+from components.config.karpenter_rules import karpenter_problems
+from components.core.chart_versions import CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS
 
 
 class ClusterConfig(Model):
@@ -124,8 +127,6 @@ class StackConfig(Model):
                               "'ip' needs pods on VPC addresses; K3s pods live on flannel's overlay, which a load "
                               "balancer cannot reach: use 'instance' (or remove the key)")
         if self.addons.cloud_controller_manager_enabled(self.cluster.kind):
-            from components.core.chart_versions import CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS
-
             minor = kubernetes_minor(self.cluster.k3s.version)
             if minor not in CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS:
                 raise _KeyedError("cluster.k3s.version",
@@ -135,16 +136,12 @@ class StackConfig(Model):
 
     @model_validator(mode="after")
     def _karpenter_fits_cluster(self) -> "StackConfig":
-        from components.config.karpenter_rules import karpenter_problems
-
         for key, message in karpenter_problems(self):
             raise _KeyedError(key, message)
         return self
 
     @model_validator(mode="after")
     def _identity_fits_cluster(self) -> "StackConfig":
-        from components.config.identity_rules import identity_problems
-
         for key, message in identity_problems(self):
             raise _KeyedError(key, message)
         return self

@@ -6,7 +6,7 @@ produced it, so each of them works on both.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import pulumi
@@ -22,8 +22,12 @@ class SystemScheduling:
     tolerations: list[dict[str, str]]
 
 
-@dataclass
+@dataclass(frozen=True)
 class ClusterHandle:
+    """Complete when the control-plane component that made it returns; never mutated afterwards
+    (a later stage that needs more, e.g. the K3s start-up order, derives a new handle with
+    `dataclasses.replace`)."""
+
     kind: Literal["eks", "k3s"]
     name: str
     endpoint: pulumi.Output[str]
@@ -38,13 +42,13 @@ class ClusterHandle:
     # EKS only: the cluster resource (Pod Identity associations, access entries, add-ons).
     eks_cluster: aws.eks.Cluster | None = None
     # Resources that must exist before anything is scheduled (system nodes / K3s servers ready).
-    ready: list[pulumi.Resource] = field(default_factory=list)
+    ready: tuple[pulumi.Resource, ...] = ()
     # K3s standby issuers as (oidc_provider_arn, issuer_url): same signing key, accepted by the API
     # server; IRSA roles trust them too, so promoting one to active breaks no pod (workload identity).
-    standby_oidc_issuers: list[tuple[pulumi.Input[str], pulumi.Input[str]]] = field(default_factory=list)
+    standby_oidc_issuers: tuple[tuple[pulumi.Input[str], pulumi.Input[str]], ...] = ()
     # IAM roles of the nodes workloads run on (K3s agents, Karpenter's nodes; EKS system nodes are
     # tainted for controllers): where `instance-profile` workload permissions are attached.
-    workload_node_role_names: list[pulumi.Input[str]] = field(default_factory=list)
+    workload_node_role_names: tuple[pulumi.Input[str], ...] = ()
 
     @property
     def supports_pod_identity(self) -> bool:

@@ -77,3 +77,31 @@ def _one_or_list(value: str | Iterable[str]) -> str | list[str]:
         return value
     items = list(value)
     return items[0] if len(items) == 1 else items
+
+
+# ------------------------------------------------------------------------ AWS managed policies
+# The AWS-managed policies the platform attaches, each named once. (IAM reference: "AWS managed
+# policies"; the ARNs carry the `aws` account field and, for service-role policies, their path.)
+PARTITION = "aws"
+EKS_WORKER_NODE_POLICY_ARN = f"arn:{PARTITION}:iam::aws:policy/AmazonEKSWorkerNodePolicy"
+ECR_PULL_ONLY_POLICY_ARN = f"arn:{PARTITION}:iam::aws:policy/AmazonEC2ContainerRegistryPullOnly"
+SSM_CORE_POLICY_ARN = f"arn:{PARTITION}:iam::aws:policy/AmazonSSMManagedInstanceCore"
+EBS_CSI_DRIVER_POLICY_ARN = f"arn:{PARTITION}:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
+LAMBDA_VPC_POLICY_ARN = f"arn:{PARTITION}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+
+
+def ssm_parameter_arn(name: str, region: str, account_id: str) -> str:
+    """ARN of an SSM parameter. Public parameters (`/aws/service/...`) live in no account: their ARN
+    has an empty account field."""
+    path = name.lstrip("/")
+    owner = "" if name.startswith("/aws/service/") else account_id
+    return f"arn:{PARTITION}:ssm:{region}:{owner}:parameter/{path}"
+
+
+def deny_insecure_transport(actions: str, resources: str | Iterable[str], *,
+                            principal: str | dict[str, Any] | None = None,
+                            sid: str = "DenyInsecureTransport") -> Statement:
+    """Deny every request to `resources` that does not use TLS (S3 bucket and SQS queue policies;
+    CIS AWS 2.1.1). `actions` is the service's wildcard (`s3:*`, `sqs:*`)."""
+    return statement(actions, resources, effect="Deny", principal=principal if principal is not None else {"AWS": "*"},
+                     conditions={"Bool": {"aws:SecureTransport": "false"}}, sid=sid)

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable
 
+from components.core.instance_types import architecture
 from components.core.max_pods import INSTANCE_LIMITS, InstanceNetworkLimits, max_pods
 
 # Sizes a pool leaves out unless it lists sizes itself: too few ENI slots for a useful pod density,
@@ -35,8 +36,7 @@ class InstanceShape:
 
     @property
     def architecture(self) -> str:
-        # Graviton families carry a `g` attribute (c6g, m7gd, c7gn); every other c/m/r/t family is x86-64.
-        return "arm64" if "g" in self.attributes.split("-")[0] else "amd64"
+        return architecture(self.instance_type)
 
 
 def parse_instance_type(instance_type: str) -> InstanceShape:

@@ -1,1 +1,16 @@
-"""eks"""
+"""The EKS control plane: cluster, access entries, the system node group and managed add-ons.
+
+Design notes:
+- Access is by access entries only (`access`): the creator gets no implicit admin, and the
+  `CONFIG_MAP` mode is refused by config.
+- The system node group (`system_nodes`) runs the controllers Karpenter cannot schedule itself;
+  its user-data is nodeadm's NodeConfig (`nodeadm`, pure) with maxPods from `components.core.max_pods`.
+- `addons` installs the EKS managed add-ons in the order EKS needs: networking (vpc-cni with
+  custom networking, kube-proxy, CoreDNS) before nodes, workload add-ons (Pod Identity agent,
+  EBS CSI) after.
+- `cluster.EksCluster` returns a complete `ClusterHandle`.
+- Public surface for siblings: `NODE_ENTRY_TYPE` (the access entry type of EC2 Linux nodes).
+"""
+from components.eks.access import NODE_ENTRY_TYPE
+
+__all__ = ["NODE_ENTRY_TYPE"]

@@ -28,18 +28,18 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.core import iam_documents as iam
-from components.addons.policies import ebs_csi_kms_policy
+from components.addons import ebs_csi_kms_policy
 from components.core.cluster_handle import ClusterHandle
 from components.config import StackConfig
 from components.core.eks_addon_versions import COREDNS, EBS_CSI, KUBE_PROXY, POD_IDENTITY_AGENT, VPC_CNI, addon_versions
-from components.network.vpc import Network
-from components.identity.service_account import ServiceAccountIdentity, ServiceAccountIdentityArgs
+from components.network import Network
+from components.identity import ServiceAccountIdentity, ServiceAccountIdentityArgs
 
 # Nodes carry this well-known label; vpc-cni picks the ENIConfig named after its value.
 ZONE_LABEL = "topology.kubernetes.io/zone"
 ENICONFIG_API_VERSION = "crd.k8s.amazonaws.com/v1alpha1"
 CNI_POLICY_ARN = "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy"
-EBS_CSI_POLICY_ARN = "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
+EBS_CSI_POLICY_ARN = iam.EBS_CSI_DRIVER_POLICY_ARN
 
 
 def render_vpc_cni_configuration(zone_label: str = ZONE_LABEL) -> dict[str, Any]:

@@ -14,6 +14,8 @@ The result is a `ClusterHandle` (`.handle`) for Karpenter, identities and add-on
 
 from __future__ import annotations
 
+import dataclasses
+
 import ipaddress
 from dataclasses import dataclass
 
@@ -28,7 +30,7 @@ from components.eks.access import AccessEntrySpec, render_access_entries
 from components.eks.addons import EksNetworkingAddons, EksWorkloadAddons
 from components.eks.system_nodes import SYSTEM_SCHEDULING, EksSystemNodes, EksSystemNodesArgs
 from components.core.kubeconfig import render_eks_kubeconfig
-from components.network.vpc import Network
+from components.network import Network
 from components.core.trust_policies import STS_AUDIENCE
 from components.core.kms_keys import rotating_key
 
@@ -154,22 +156,23 @@ class EksCluster(pulumi.ComponentResource):
             f"{name}-k8s", kubeconfig=self.kubeconfig,
             opts=pulumi.ResourceOptions(parent=self, depends_on=admin_grants),
         )
-        self.handle = ClusterHandle(
+        base = ClusterHandle(
             kind="eks", name=cluster_name, endpoint=self.cluster.endpoint, kubeconfig=self.kubeconfig,
             k8s_provider=self.k8s_provider, node_security_group_id=self.node_security_group.id,
             system_scheduling=SYSTEM_SCHEDULING, oidc_provider_arn=self.oidc_provider.arn,
             oidc_issuer_url=self.issuer_url, eks_cluster=self.cluster,
         )
 
-        networking = EksNetworkingAddons(f"{name}-networking", self.handle, cfg, net, opts=child)
+        networking = EksNetworkingAddons(f"{name}-networking", base, cfg, net, opts=child)
         self.system_nodes = EksSystemNodes(
             f"{name}-system",
-            EksSystemNodesArgs(config=cfg, handle=self.handle, subnet_ids=list(net.private_subnet_ids.values()),
+            EksSystemNodesArgs(config=cfg, handle=base, subnet_ids=list(net.private_subnet_ids.values()),
                                cluster_security_group_id=cluster_sg_id,
                                before_compute=[*networking.before_compute, *self._node_rules]),
             opts=child,
         )
-        self.handle.ready.append(self.system_nodes.node_group)
+        # Everything built on the cluster waits for the system nodes (where the controllers run).
+        self.handle = dataclasses.replace(base, ready=(self.system_nodes.node_group,))
         EksWorkloadAddons(f"{name}-workload", self.handle, cfg, after=[self.system_nodes.node_group], opts=child)
 
         self.register_outputs({

@@ -23,15 +23,12 @@ from components.core import iam_documents as iam
 from components.core.cluster_handle import ClusterHandle, SystemScheduling
 from components.config import StackConfig, is_graviton
 from components.eks.access import NODE_ENTRY_TYPE
+from components.core.instance_types import AL2023_ROOT_DEVICE
 from components.core.max_pods import max_pods_for
 from components.eks.nodeadm import render_node_config, render_user_data
 from components.core.kms_keys import rotating_key
 
-NODE_POLICY_ARNS = (
-    "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
-    "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryPullOnly",
-    "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
-)
+NODE_POLICY_ARNS = (iam.EKS_WORKER_NODE_POLICY_ARN, iam.ECR_PULL_ONLY_POLICY_ARN, iam.SSM_CORE_POLICY_ARN)
 SYSTEM_LABEL_KEY = "k8s-platform/node-pool"
 SYSTEM_LABEL_VALUE = "system"
 SYSTEM_TAINT_KEY = "CriticalAddonsOnly"
@@ -126,7 +123,7 @@ class EksSystemNodes(pulumi.ComponentResource):
                 instance_metadata_tags="disabled",
             ),
             block_device_mappings=[aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
-                device_name="/dev/xvda",
+                device_name=AL2023_ROOT_DEVICE,
                 ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
                     volume_size=ng.disk_size_gib, volume_type="gp3", encrypted="true", kms_key_id=self.ebs_key.arn,
                     delete_on_termination="true",

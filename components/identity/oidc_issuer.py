@@ -44,8 +44,7 @@ def document_arns(bucket_arn: str) -> list[str]:
 
 
 def _deny_insecure_transport(bucket_arn: str) -> dict:
-    return iam.statement("s3:*", [bucket_arn, f"{bucket_arn}/*"], effect="Deny", principal={"AWS": "*"},
-                         conditions={"Bool": {"aws:SecureTransport": "false"}}, sid="DenyInsecureTransport")
+    return iam.deny_insecure_transport("s3:*", [bucket_arn, f"{bucket_arn}/*"])
 
 
 def public_read_policy(bucket_arn: str) -> dict:

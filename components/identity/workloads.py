@@ -78,6 +78,9 @@ class WorkloadIdentityArgs:
     # K3s: every published issuer, active first; irsa workloads trust the ones their `issuers` name.
     issuers: list[NamedIssuer] = field(default_factory=list)
     protect: bool = False
+    # Roles of nodes that workloads run on besides the control plane's own (Karpenter's nodes);
+    # `instance-profile` permissions are attached to the handle's roles, then these.
+    extra_node_role_names: tuple[pulumi.Input[str], ...] = ()
 
 
 class WorkloadIdentity(pulumi.ComponentResource):
@@ -177,7 +180,7 @@ class WorkloadIdentity(pulumi.ComponentResource):
 
     def _on_node_role(self, w: WorkloadConfig, policy_json: str | None) -> tuple[pulumi.Input[str], pulumi.Output[str]]:
         """Attach the permissions to every role of the nodes workloads run on; the first names the identity."""
-        node_roles = list(self._args.cluster.workload_node_role_names)
+        node_roles = [*self._args.cluster.workload_node_role_names, *self._args.extra_node_role_names]
         if not node_roles:
             raise ValueError(f"workload '{w.name}': instance-profile needs the nodes' roles "
                              f"(ClusterHandle.workload_node_role_names); the {self._args.cluster.kind} cluster provided none")

@@ -27,7 +27,7 @@ from components.k3s.pki import K3sPki
 from components.k3s.snapshots import snapshot_bucket
 from components.k3s.user_data import K3sServerSettings, render_k3s_agent_cloud_init, render_k3s_server_cloud_init
 from components.core.kubeconfig import render_client_cert_kubeconfig
-from components.network.vpc import Network
+from components.network import Network
 from components.core.kms_keys import rotating_key
 
 API_PORT = 6443
@@ -222,7 +222,9 @@ class K3sCluster(pulumi.ComponentResource):
             k8s_provider=self.k8s_provider, node_security_group_id=self.node_security_group.id,
             system_scheduling=SYSTEM_SCHEDULING, oidc_issuer_url=issuer,
             oidc_provider_arn=pulumi.Output.from_input(args.oidc_provider_arn) if args.oidc_provider_arn is not None else None,
-            ready=list(self.server_groups))
+            ready=tuple(self.server_groups),
+            # Workloads run on the agents (servers are tainted for the control plane and controllers).
+            workload_node_role_names=(self.agent_role.name,))
         self.register_outputs({"endpoint": self.endpoint, "kubeconfig": self.kubeconfig,
                                "nodeSecurityGroupId": self.node_security_group.id,
                                "joinTokenParameterName": self.join_token_parameter_name})

@@ -14,9 +14,9 @@ from typing import Sequence
 import pulumi
 import pulumi_aws as aws
 
-from components.config import instance_architecture
+from components.core.instance_types import AL2023_ROOT_DEVICE, al2023_ami_parameter, architecture
 
-ROOT_DEVICE = "/dev/xvda"  # AL2023's root device name
+ROOT_DEVICE = AL2023_ROOT_DEVICE
 TERMINATION_HOOK = "k8s-platform-drain"
 # The drainer gets this long to drain before the ASG terminates anyway (CONTINUE).
 TERMINATION_HOOK_SECONDS = 900
@@ -24,8 +24,7 @@ TERMINATION_HOOK_SECONDS = 900
 
 def ami_parameter(instance_type: str) -> str:
     """`resolve:ssm:` AMI id of the current AL2023 for the instance type's architecture."""
-    arch = instance_architecture(instance_type)
-    return f"resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{arch}"
+    return f"resolve:ssm:{al2023_ami_parameter(architecture(instance_type))}"
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.core.iam_documents import document, kms_key_policy, logs_kms_statement, statement
+from components.core.iam_documents import (
+    LAMBDA_VPC_POLICY_ARN,
+    SSM_CORE_POLICY_ARN,
+    deny_insecure_transport,
+    document,
+    kms_key_policy,
+    logs_kms_statement,
+    ssm_parameter_arn,
+    statement,
+)
 
-SSM_CORE_POLICY_ARN = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
-LAMBDA_VPC_POLICY_ARN = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
 
 KMS_DECRYPT = ["kms:Decrypt"]
 KMS_ENCRYPT = ["kms:Encrypt", "kms:GenerateDataKey", "kms:Decrypt"]
@@ -22,7 +29,7 @@ def via(region: str, *services: str) -> dict[str, dict[str, Any]]:
 
 
 def parameter_arn(region: str, account_id: str, name: str) -> str:
-    return f"arn:aws:ssm:{region}:{account_id}:parameter/{name.lstrip('/')}"
+    return ssm_parameter_arn(name, region, account_id)
 
 
 def server_policy(*, region: str, account_id: str, token_parameters: list[str], pki_secret_arn: str,
@@ -73,9 +80,7 @@ def join_key_policy(*, account_id: str, region: str, server_role_arn: str, agent
 
 def snapshot_bucket_policy(bucket_arn: str) -> dict[str, Any]:
     """TLS only."""
-    return document(statement(
-        "s3:*", [bucket_arn, f"{bucket_arn}/*"], effect="Deny", principal={"AWS": "*"},
-        conditions={"Bool": {"aws:SecureTransport": "false"}}, sid="DenyInsecureTransport"))
+    return document(deny_insecure_transport("s3:*", [bucket_arn, f"{bucket_arn}/*"]))
 
 
 def drainer_policy(*, region: str, account_id: str, queue_arn: str, credentials_secret_arn: str,

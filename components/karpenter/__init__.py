@@ -1,1 +1,11 @@
-"""karpenter"""
+"""Karpenter v1: the controller, its IAM and interruption queue, and the stack's node classes and pools.
+
+Design notes:
+- `specs` renders EC2NodeClass and NodePool specs purely from config; the tests validate them
+  against the upstream CRDs' OpenAPI schemas and CEL rules.
+- `iam` renders the controller policy from upstream's reference policy, scoped by cluster tags.
+- On EKS nodes join through an access entry; on K3s they boot the same cloud-init as the agent ASG
+  (`components.k3s.render_k3s_agent_cloud_init`) with the registration taint Karpenter expects.
+- The pool capacity rule (every allowed instance type can hold the class's maxPods) is enforced
+  by config before any resource is registered.
+"""

@@ -19,15 +19,14 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.addons import values as addon_values
+import components.addons as addon_values
 from components.core import iam_documents as iam
 from components.karpenter import iam as karpenter_iam
 from components.core.chart_versions import CHARTS
 from components.core.cluster_handle import ClusterHandle, SystemScheduling
 from components.config import KarpenterConfig
-from components.eks.access import NODE_ENTRY_TYPE
-from components.k3s.policies import agent_policy
-from components.k3s.user_data import render_k3s_agent_cloud_init
+from components.eks import NODE_ENTRY_TYPE
+from components.k3s import agent_policy, render_k3s_agent_cloud_init
 from components.karpenter.interruption import KarpenterInterruptionQueue
 from components.config.karpenter_rules import effective_ami_parameters, uses_custom_networking
 from components.karpenter.specs import (
@@ -38,7 +37,7 @@ from components.karpenter.specs import (
     node_class_max_pods_from_config,
     node_pool_from_config,
 )
-from components.identity.service_account import ServiceAccountIdentity, ServiceAccountIdentityArgs, default_method
+from components.identity import ServiceAccountIdentity, ServiceAccountIdentityArgs, default_method
 
 # Placeholder for spec fields filled from other resources' outputs after rendering.
 _RESOLVED_LATER = "(resolved at deploy time)"

@@ -17,16 +17,21 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from components.core.iam_documents import Statement, document, service_trust, statement
-
-PARTITION = "aws"
+from components.core.iam_documents import (
+    ECR_PULL_ONLY_POLICY_ARN,
+    EKS_WORKER_NODE_POLICY_ARN,
+    PARTITION,
+    SSM_CORE_POLICY_ARN,
+    Statement,
+    document,
+    service_trust,
+    ssm_parameter_arn,
+    statement,
+)
 EC2_SERVICE = "ec2.amazonaws.com"
 
-# AWS-managed node policies. The VPC CNI's permissions are not on the node role: the EKS control
-# plane binds them to the aws-node ServiceAccount through Pod Identity.
-EKS_WORKER_NODE_POLICY = "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy"
-ECR_PULL_ONLY_POLICY = "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryPullOnly"
-SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"
+# AWS-managed node policies (components.core.iam_documents). The VPC CNI's permissions are not on
+# the node role: the EKS control plane binds them to the aws-node ServiceAccount through Pod Identity.
 
 # Parameters behind the `al2023@<version>` alias (EKS-optimized AMIs).
 EKS_AMI_PARAMETER_PREFIX = "/aws/service/eks/optimized-ami/"
@@ -39,15 +44,8 @@ def node_trust() -> dict[str, Any]:
 def node_managed_policy_arns(kind: str) -> list[str]:
     """EKS nodes need the worker policy (kubelet reads the cluster); K3s nodes only pull images and take SSM sessions."""
     if kind == "eks":
-        return [EKS_WORKER_NODE_POLICY, ECR_PULL_ONLY_POLICY, SSM_CORE_POLICY]
-    return [ECR_PULL_ONLY_POLICY, SSM_CORE_POLICY]
-
-
-def ssm_parameter_arn(name: str, region: str, account_id: str) -> str:
-    """Public parameters (`/aws/service/...`) live in no account; the ARN then has an empty account field."""
-    path = name.lstrip("/")
-    owner = "" if name.startswith("/aws/service/") else account_id
-    return f"arn:{PARTITION}:ssm:{region}:{owner}:parameter/{path}"
+        return [EKS_WORKER_NODE_POLICY_ARN, ECR_PULL_ONLY_POLICY_ARN, SSM_CORE_POLICY_ARN]
+    return [ECR_PULL_ONLY_POLICY_ARN, SSM_CORE_POLICY_ARN]
 
 
 def ami_parameter_arns(kind: str, ssm_parameters: Iterable[str], region: str, account_id: str) -> list[str]:

@@ -18,7 +18,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.core.iam_documents import document, statement, to_json
+from components.core.iam_documents import deny_insecure_transport, document, statement, to_json
 
 # Karpenter drops messages older than this anyway: an interruption notice is worth minutes.
 RETENTION_SECONDS = 300
@@ -66,8 +66,7 @@ def queue_policy(queue_arn: str, rule_arns: list[str], account_id: str) -> dict[
                   conditions={"ArnEquals": {"aws:SourceArn": sorted(rule_arns)}}, sid="EventBridgeRulesOfThisCluster"),
         statement("sqs:SendMessage", queue_arn, principal={"Service": "sqs.amazonaws.com"},
                   conditions={"StringEquals": {"aws:SourceAccount": account_id}}, sid="SqsWithinAccount"),
-        statement("sqs:*", queue_arn, effect="Deny", principal="*",
-                  conditions={"Bool": {"aws:SecureTransport": "false"}}, sid="DenyHTTP"),
+        deny_insecure_transport("sqs:*", queue_arn, principal="*", sid="DenyHTTP"),
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from components.core.instance_types import AL2023_ROOT_DEVICE
 from components.core.pool_capacity import SMALL_SIZES, node_class_max_pods
 from components.config.karpenter_rules import effective_ami_alias, effective_ami_parameters, pool_shape, uses_custom_networking
 
@@ -161,7 +162,7 @@ def pool_requirements(
 @dataclass(frozen=True)
 class RootVolume:
     size_gib: int
-    device_name: str = "/dev/xvda"  # AL2023's root device
+    device_name: str = AL2023_ROOT_DEVICE
     volume_type: Literal["gp3"] = "gp3"
     kms_key_id: str | None = None  # None: the account's default EBS key (still encrypted)
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from policy.offline_runner import PACK_NAME, check, config_path, resources_from_plan, resources_from_run
+from policy.offline_runner import PACK_NAME, check, config_path, resources_from_plan
+from programs.plan import resources_from_run
 
 
 def _summary(plan: dict[str, Any], violations: list[dict[str, Any]], config_file: Path) -> dict[str, Any]:
