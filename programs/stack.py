@@ -33,12 +33,7 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
     aws_provider = aws.Provider("aws", region=cfg.region, allowed_account_ids=[cfg.account_id])
     providers = pulumi.ResourceOptions(providers={"aws": aws_provider})
 
-    network = Network(
-        "network",
-        NetworkArgs(config=cfg.network, cluster_name=cfg.cluster_name, region=cfg.region,
-                    account_id=cfg.account_id, tags=tags, protect=cfg.is_prod),
-        opts=providers,
-    )
+    network = Network("network", NetworkArgs.from_stack(cfg), opts=providers)
     # Control plane -> a complete ClusterHandle (components/core/cluster_handle.py) that everything
     # above builds on; each control-plane package owns its start-up order.
     #   kind eks: EksCluster (components/eks/)

@@ -20,6 +20,8 @@ Versions come from `eks_addon_versions.ADDON_VERSIONS` (the one pinned table).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import json
 from typing import Any
 
@@ -89,14 +91,29 @@ def _identity(name: str, parent: pulumi.Resource, handle: ClusterHandle, cfg: St
     )
 
 
+@dataclass(frozen=True)
+class EksNetworkingAddonsArgs:
+    handle: ClusterHandle
+    """The cluster, before any node exists."""
+    config: StackConfig
+    """The stack: `cluster.eks` (version, add-on overrides, prefix delegation) and the environment."""
+    network: Network
+    """Pod subnets per zone, for the ENIConfigs of custom networking."""
+
+    @classmethod
+    def from_stack(cls, cfg: StackConfig, handle: ClusterHandle, network: Network) -> "EksNetworkingAddonsArgs":
+        return cls(handle=handle, config=cfg, network=network)
+
+
 class EksNetworkingAddons(pulumi.ComponentResource):
     """Everything the first node needs: CNI (+ its identity), Pod Identity agent, kube-proxy, ENIConfigs."""
 
     before_compute: list[pulumi.Resource]
+    vpc_cni: aws.eks.Addon
 
-    def __init__(self, name: str, handle: ClusterHandle, cfg: StackConfig, network: Network,
-                 opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: EksNetworkingAddonsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("k8s-platform:eks:EksNetworkingAddons", name, None, opts)
+        handle, cfg, network = args.handle, args.config, args.network
         assert handle.eks_cluster is not None
         cluster, versions = handle.eks_cluster, addon_versions(cfg.cluster.eks.version, cfg.cluster.eks.addon_versions)
 
@@ -124,12 +141,29 @@ class EksNetworkingAddons(pulumi.ComponentResource):
         self.register_outputs({"addons": [VPC_CNI, POD_IDENTITY_AGENT, KUBE_PROXY], "eniConfigs": list(self.eni_configs)})
 
 
+@dataclass(frozen=True)
+class EksWorkloadAddonsArgs:
+    handle: ClusterHandle
+    """The cluster with its system node group."""
+    config: StackConfig
+    """The stack: `cluster.eks` (version, add-on overrides) and `addons.ebsCsi`."""
+    after: tuple[pulumi.Resource, ...]
+    """What must exist first (the system node group: CoreDNS and the EBS CSI controller need a node)."""
+
+    @classmethod
+    def from_stack(cls, cfg: StackConfig, handle: ClusterHandle, after: tuple[pulumi.Resource, ...]) -> "EksWorkloadAddonsArgs":
+        return cls(handle=handle, config=cfg, after=tuple(after))
+
+
 class EksWorkloadAddons(pulumi.ComponentResource):
     """Add-ons whose Deployments need a node: created after the system node group."""
 
-    def __init__(self, name: str, handle: ClusterHandle, cfg: StackConfig, after: list[pulumi.Resource],
-                 opts: pulumi.ResourceOptions | None = None):
+    coredns: aws.eks.Addon
+    ebs_csi: aws.eks.Addon | None
+
+    def __init__(self, name: str, args: EksWorkloadAddonsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("k8s-platform:eks:EksWorkloadAddons", name, None, opts)
+        handle, cfg, after = args.handle, args.config, list(args.after)
         assert handle.eks_cluster is not None
         cluster, versions = handle.eks_cluster, addon_versions(cfg.cluster.eks.version, cfg.cluster.eks.addon_versions)
         self.coredns = _addon(f"{name}-{COREDNS}", self, cluster, COREDNS, versions[COREDNS], cfg, depends_on=after)

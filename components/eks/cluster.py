@@ -27,7 +27,12 @@ from components.core import iam_documents as iam
 from components.core.cluster_handle import ClusterHandle
 from components.config import StackConfig
 from components.eks.access import AccessEntrySpec, render_access_entries
-from components.eks.addons import EksNetworkingAddons, EksWorkloadAddons
+from components.eks.addons import (
+    EksNetworkingAddons,
+    EksNetworkingAddonsArgs,
+    EksWorkloadAddons,
+    EksWorkloadAddonsArgs,
+)
 from components.eks.system_nodes import SYSTEM_SCHEDULING, EksSystemNodes, EksSystemNodesArgs
 from components.core.kubeconfig import render_eks_kubeconfig
 from components.network import Network
@@ -163,7 +168,8 @@ class EksCluster(pulumi.ComponentResource):
             oidc_issuer_url=self.issuer_url, eks_cluster=self.cluster,
         )
 
-        networking = EksNetworkingAddons(f"{name}-networking", base, cfg, net, opts=child)
+        networking = EksNetworkingAddons(f"{name}-networking", EksNetworkingAddonsArgs.from_stack(cfg, base, net),
+                                         opts=child)
         self.system_nodes = EksSystemNodes(
             f"{name}-system",
             EksSystemNodesArgs(config=cfg, handle=base, subnet_ids=list(net.private_subnet_ids.values()),
@@ -173,7 +179,8 @@ class EksCluster(pulumi.ComponentResource):
         )
         # Everything built on the cluster waits for the system nodes (where the controllers run).
         self.handle = dataclasses.replace(base, ready=(self.system_nodes.node_group,))
-        EksWorkloadAddons(f"{name}-workload", self.handle, cfg, after=[self.system_nodes.node_group], opts=child)
+        EksWorkloadAddons(f"{name}-workload", EksWorkloadAddonsArgs.from_stack(cfg, self.handle, (self.system_nodes.node_group,)),
+                          opts=child)
 
         self.register_outputs({
             "clusterName": self.cluster.name, "endpoint": self.cluster.endpoint, "kubeconfig": self.kubeconfig,

@@ -56,6 +56,16 @@ def aws_config_file(**kwargs: str) -> str:
     return f"[default]\nregion = {kwargs['region']}\ncredential_process = {credential_process_command(**kwargs)}\n"
 
 
+@dataclass(frozen=True)
+class RolesAnywhereAuthorityArgs:
+    cluster_name: str
+    """Names the CA (`<cluster> workload identity CA`) and the trust anchor (`<cluster>-workloads`)."""
+    tags: dict[str, str]
+    """Tags for the trust anchor."""
+    protect: bool = False
+    """Protect the CA (prod): replacing it invalidates every issued workload certificate."""
+
+
 class RolesAnywhereAuthority(pulumi.ComponentResource):
     """The cluster's workload CA and its trust anchor."""
 
@@ -63,9 +73,9 @@ class RolesAnywhereAuthority(pulumi.ComponentResource):
     ca_common_name: str
     trust_anchor_arn: pulumi.Output[str]
 
-    def __init__(self, name: str, cluster_name: str, tags: dict[str, str], protect: bool = False,
-                 opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: RolesAnywhereAuthorityArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("k8s-platform:identity:RolesAnywhereAuthority", name, None, opts)
+        cluster_name, tags, protect = args.cluster_name, args.tags, args.protect
         child = pulumi.ResourceOptions(parent=self)
         self._name = name
         self.ca_common_name = f"{cluster_name} workload identity CA"

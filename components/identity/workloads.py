@@ -32,7 +32,11 @@ from components.identity.caller_identity import cross_account_caller_identity, e
 from components.core.cluster_handle import ClusterHandle
 from components.config import WorkloadConfig
 from components.identity.roles_anywhere import (
-    RolesAnywhereAuthority, RolesAnywhereWorkload, RolesAnywhereWorkloadArgs, certificate_cn,
+    RolesAnywhereAuthority,
+    RolesAnywhereAuthorityArgs,
+    RolesAnywhereWorkload,
+    RolesAnywhereWorkloadArgs,
+    certificate_cn,
 )
 from components.identity.service_account import (
     ServiceAccountIdentity, ServiceAccountIdentityArgs, role_with_policies,
@@ -173,8 +177,8 @@ class WorkloadIdentity(pulumi.ComponentResource):
 
     def _roles_anywhere_authority(self) -> RolesAnywhereAuthority:
         if self._authority is None:
-            self._authority = RolesAnywhereAuthority(
-                "roles-anywhere", self._args.cluster.name, self._args.tags, protect=self._args.protect,
+            self._authority = RolesAnywhereAuthority("roles-anywhere", RolesAnywhereAuthorityArgs(
+                cluster_name=self._args.cluster.name, tags=self._args.tags, protect=self._args.protect),
                 opts=pulumi.ResourceOptions(parent=self))
         return self._authority
 

@@ -32,7 +32,7 @@ from components.config.identity_rules import effective_issuers
 from components.core.cluster_handle import ClusterHandle
 from components.identity import NamedIssuer, OidcIssuer, OidcIssuerArgs
 from components.k3s.cluster import K3sCluster, K3sClusterArgs
-from components.k3s.pki import K3sPki
+from components.k3s.pki import K3sPki, K3sPkiArgs
 from components.network import Network
 
 
@@ -49,7 +49,7 @@ def k3s_control_plane(cfg: StackConfig, network: Network, providers: pulumi.Reso
                       tags: dict[str, str]) -> K3sControlPlane:
     # Protected in prod (inherited by every key and CA): the service-account key is what every
     # published JWKS and every IRSA token depends on; a replaced key breaks all IRSA pods at once.
-    pki = K3sPki("k3s-pki", cfg.cluster_name,
+    pki = K3sPki("k3s-pki", K3sPkiArgs.from_stack(cfg),
                  opts=pulumi.ResourceOptions.merge(providers, pulumi.ResourceOptions(protect=cfg.is_prod)))
     issuers = [OidcIssuer(f"oidc-{issuer.name}", OidcIssuerArgs(
         config=issuer, cluster_name=cfg.cluster_name, account_id=cfg.account_id, region=cfg.region,

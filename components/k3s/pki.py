@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_tls as tls
 
+from components.config import StackConfig
 from components.core.tls_certs import CertificateAuthority, issue_certificate, private_ca
 
 # CAs live 10 years like K3s's own; client certificates 1 year, renewed by `pulumi up` in the last 30 days
@@ -48,6 +49,16 @@ class ClientCertificate:
     private_key_pem: pulumi.Output[str]  # secret
 
 
+@dataclass(frozen=True)
+class K3sPkiArgs:
+    cluster_name: str
+    """Names every CA and certificate subject (`<cluster> server CA`, ...)."""
+
+    @classmethod
+    def from_stack(cls, cfg: StackConfig) -> "K3sPkiArgs":
+        return cls(cluster_name=cfg.cluster_name)
+
+
 class K3sPki(pulumi.ComponentResource):
     """Outputs: `ca_cert_pems`/`ca_private_key_pems` per CA, `service_account_public_key_pem`,
     `service_account_private_key_pem` (secret), `admin` (ClientCertificate), `server_bundle` (secret JSON)."""
@@ -58,8 +69,9 @@ class K3sPki(pulumi.ComponentResource):
     service_account_private_key_pem: pulumi.Output[str]
     admin: ClientCertificate
 
-    def __init__(self, name: str, cluster_name: str, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: K3sPkiArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("k8s-platform:k3s:K3sPki", name, None, opts)
+        cluster_name = args.cluster_name
         self._name = name
         self._cluster = cluster_name
         self._cas: dict[str, CertificateAuthority] = {}

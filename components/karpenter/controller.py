@@ -27,7 +27,7 @@ from components.core.cluster_handle import ClusterHandle, SystemScheduling
 from components.config import KarpenterConfig
 from components.eks import NODE_ENTRY_TYPE
 from components.k3s import agent_policy, render_k3s_agent_cloud_init
-from components.karpenter.interruption import KarpenterInterruptionQueue
+from components.karpenter.interruption import KarpenterInterruptionQueue, KarpenterInterruptionQueueArgs
 from components.config.karpenter_rules import effective_ami_parameters, uses_custom_networking
 from components.karpenter.specs import (
     NODECLASS_API_VERSION,
@@ -130,8 +130,8 @@ class Karpenter(pulumi.ComponentResource):
         if kind == "k3s" and args.k3s_join is None:
             raise ValueError(f"{name}: a K3s cluster needs k3s_join (server URL, join token parameter, key)")
 
-        self.interruption = KarpenterInterruptionQueue(
-            f"{name}-interruption", cluster_name=cluster_name, account_id=args.account_id, tags=tags, opts=child)
+        self.interruption = KarpenterInterruptionQueue(f"{name}-interruption", KarpenterInterruptionQueueArgs(
+            cluster_name=cluster_name, account_id=args.account_id, tags=tags), opts=child)
 
         # ---- node role and instance profile
         self.node_role = aws.iam.Role(

@@ -70,13 +70,23 @@ def queue_policy(queue_arn: str, rule_arns: list[str], account_id: str) -> dict[
     )
 
 
+@dataclass(frozen=True)
+class KarpenterInterruptionQueueArgs:
+    cluster_name: str
+    """Names the queue (`<cluster>-karpenter-interruption`) and the EventBridge rules."""
+    account_id: str
+    """The only account whose SQS service may deliver to the queue."""
+    tags: dict[str, str]
+    """Tags for the queue and the rules."""
+
+
 class KarpenterInterruptionQueue(pulumi.ComponentResource):
     queue: aws.sqs.Queue
     rules: dict[str, aws.cloudwatch.EventRule]
 
-    def __init__(self, name: str, *, cluster_name: str, account_id: str, tags: dict[str, str],
-                 opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, name: str, args: KarpenterInterruptionQueueArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("k8s-platform:karpenter:KarpenterInterruptionQueue", name, None, opts)
+        cluster_name, account_id, tags = args.cluster_name, args.account_id, args.tags
         child = pulumi.ResourceOptions(parent=self)
         self.queue = aws.sqs.Queue(
             f"{name}-queue",

@@ -9,7 +9,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.core import iam_documents as iam
-from components.config import NetworkConfig
+from components.config import NetworkConfig, StackConfig
 from components.core.kms_keys import rotating_key
 from components.network.layout import (
     endpoint_service_name,
@@ -23,16 +23,30 @@ from components.network.layout import (
 @dataclass(frozen=True)
 class NetworkArgs:
     config: NetworkConfig
+    """The `network` section: CIDRs, zones, NAT layout, endpoints, flow logs."""
     cluster_name: str
+    """Names every resource and carries the Kubernetes/Karpenter discovery tags."""
     region: str
+    """Interface endpoint service names (`com.amazonaws.<region>.<service>`)."""
     account_id: str
+    """The flow-log KMS key policy's account."""
     tags: dict[str, str]
-    protect: bool = False  # prod: keys and log groups holding audit data survive a mistaken destroy
+    """Tags for every taggable resource."""
+    protect: bool = False
+    """Prod: keys and log groups holding audit data survive a mistaken destroy."""
+
+    @classmethod
+    def from_stack(cls, cfg: StackConfig) -> "NetworkArgs":
+        return cls(config=cfg.network, cluster_name=cfg.cluster_name, region=cfg.region, account_id=cfg.account_id,
+                   tags=cfg.resource_tags(), protect=cfg.is_prod)
 
 
 class Network(pulumi.ComponentResource):
     """Outputs: vpc_id, vpc_cidr, pod_cidr, and per tier `{az: subnet_id}` maps."""
 
+    azs: list[str]
+    vpc_cidr: str
+    pod_cidr: str
     vpc_id: pulumi.Output[str]
     public_subnet_ids: dict[str, pulumi.Output[str]]
     private_subnet_ids: dict[str, pulumi.Output[str]]
