@@ -79,7 +79,7 @@ class K3sApiAccessConfig(Model):
     internet_facing: bool = Field(False, description=(
         "Put the API's Network Load Balancer on the internet (needs `allowedCidrs`); internal otherwise."))
     allowed_cidrs: list[str] = Field(default_factory=list, description=(
-        "IPv4 CIDRs allowed to reach the API through the NLB; `0.0.0.0/0` is refused."))
+        "IPv4 CIDRs allowed to reach the API through the NLB besides the VPC itself; `0.0.0.0/0` is refused."))
 
     @field_validator("allowed_cidrs")
     @classmethod
