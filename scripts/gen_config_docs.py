@@ -115,15 +115,15 @@ def _nested(tp: Any) -> tuple[str, type[BaseModel]] | None:
     return None
 
 
-def walk(model: type[BaseModel], prefix: str = "") -> Iterator[KeyedField]:
+def walk(model: type[BaseModel], prefix: str = "", _outer: tuple[type[BaseModel], ...] = ()) -> Iterator[KeyedField]:
     """Every field reachable from `model`, depth first in declaration order, with its key path."""
     for name, field in model.model_fields.items():
         key = _top_level_key(name, field) if not prefix else f"{prefix}{_alias(name, field)}"
         yield KeyedField(key, field)
         nested = _nested(field.annotation)
-        if nested:
+        if nested and nested[1] not in (*_outer, model):  # a recursive model is documented once
             separator, child = nested
-            yield from walk(child, key + separator)
+            yield from walk(child, key + separator, (*_outer, model))
 
 
 def missing_descriptions(model: type[BaseModel] = StackConfig) -> list[str]:
