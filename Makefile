@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 UV     := $(BIN)/uv
 
-.PHONY: setup test preview-dev preview-prod bench clean
+.PHONY: setup test docs preview-dev preview-prod bench clean
 
 # A ready .venv: uv installs with bytecode compiled (the machines set PYTHONDONTWRITEBYTECODE=1,
 # so without it every import of pulumi_aws costs about twice as much). System tools the tests use
@@ -17,6 +17,11 @@ setup:
 
 test:
 	$(BIN)/python -m pytest -q
+
+# README's configuration reference, rendered from the config models' Field descriptions
+# (tests/test_config_docs.py fails when they disagree).
+docs:
+	$(BIN)/python scripts/gen_config_docs.py
 
 preview-dev:
 	$(BIN)/platformctl preview --stack dev --offline --json plan-dev.json

@@ -28,9 +28,13 @@ AUTHENTICATION_MODES = ("API", "API_AND_CONFIG_MAP")
 class EksEndpointConfig(Model):
     """API server endpoint exposure: private by default; public only for listed CIDRs."""
 
-    private_access: bool = True
-    public_access: bool = False
-    public_access_cidrs: list[str] = Field(default_factory=list)
+    private_access: bool = Field(True, description=(
+        "Private API endpoint in the VPC; must stay `true` (nodes and in-VPC tooling reach the API server "
+        "through it)."))
+    public_access: bool = Field(False, description="Also expose a public API endpoint, limited to `publicAccessCidrs`.")
+    public_access_cidrs: list[str] = Field(default_factory=list, description=(
+        "Distinct IPv4 CIDRs allowed to reach the public endpoint: required when `publicAccess` is `true`, "
+        "refused when it is `false`; `0.0.0.0/0` is refused in prod."))
 
     @field_validator("private_access")
     @classmethod
@@ -62,9 +66,10 @@ class EksEndpointConfig(Model):
 class NamespaceGrant(Model):
     """A role limited to some namespaces: `view` (read, no Secrets) or `edit` (read/write workloads)."""
 
-    role_arn: str
-    namespaces: list[str]
-    policy: Literal["view", "edit"]
+    role_arn: str = Field(description="IAM role ARN granted access to the namespaces (one access level per role).")
+    namespaces: list[str] = Field(description="Distinct namespaces (DNS labels) the grant is limited to; at least one.")
+    policy: Literal["view", "edit"] = Field(description=(
+        "Access level: `view` (read, no Secrets) or `edit` (read/write workloads), scoped to `namespaces`."))
 
     @field_validator("role_arn")
     @classmethod
@@ -86,10 +91,15 @@ class NamespaceGrant(Model):
 class EksAccessConfig(Model):
     """Who may use the cluster, as EKS access entries (no implicit creator admin, no aws-auth)."""
 
-    admin_role_arns: list[str] = Field(default_factory=list)
-    break_glass_role_arn: str | None = None
-    read_only_role_arns: list[str] = Field(default_factory=list)
-    namespace_grants: list[NamespaceGrant] = Field(default_factory=list)
+    admin_role_arns: list[str] = Field(default_factory=list, description=(
+        "IAM role ARNs with cluster admin (an access entry at cluster scope). Required on EKS: at least one, "
+        "and `pulumi up` runs as one of them (the creator gets no implicit access)."))
+    break_glass_role_arn: str | None = Field(None, description=(
+        "Emergency cluster-admin role, with its own tagged access entry."))
+    read_only_role_arns: list[str] = Field(default_factory=list, description=(
+        "IAM role ARNs with cluster-wide view access (no Secrets)."))
+    namespace_grants: list[NamespaceGrant] = Field(default_factory=list, description=(
+        "Roles limited to some namespaces. A role may appear once across all access lists."))
 
     @field_validator("admin_role_arns", "read_only_role_arns")
     @classmethod
@@ -121,7 +131,9 @@ class EksAccessConfig(Model):
 
 class EksUpgradePolicyConfig(Model):
     # EXTENDED support costs several times STANDARD per cluster-hour: an explicit choice.
-    support_type: Literal["STANDARD", "EXTENDED"] = "STANDARD"
+    support_type: Literal["STANDARD", "EXTENDED"] = Field("STANDARD", description=(
+        "EKS version support: `EXTENDED` keeps an old minor running past standard support, at several times "
+        "the per-cluster-hour price."))
 
 
 def managed_node_group_overcommits(instance_types: list[str]) -> list[str]:
@@ -140,11 +152,15 @@ def managed_node_group_overcommits(instance_types: list[str]) -> list[str]:
 class EksSystemNodeGroupConfig(Model):
     """The small on-demand managed node group for Karpenter and cluster-critical controllers."""
 
-    instance_types: list[str] = Field(default_factory=lambda: ["m7i.large", "m6i.large"])
-    desired_size: int = Field(default=3, ge=1, le=20)
-    min_size: int = Field(default=2, ge=1, le=20)
-    max_size: int = Field(default=4, ge=1, le=20)
-    disk_size_gib: int = Field(default=50, ge=20, le=1000, alias="diskSizeGiB")
+    instance_types: list[str] = Field(default_factory=lambda: ["m7i.large", "m6i.large"], description=(
+        "On-demand instance types of the system node group: one architecture, each with ENI data for maxPods "
+        "(`components/data/instance_network_limits.json`) and room for its managed-node maxPods under custom "
+        "networking (at least 3 ENIs of 10+ addresses)."))
+    desired_size: int = Field(default=3, ge=1, le=20, description="Nodes to run; `minSize <= desiredSize <= maxSize`.")
+    min_size: int = Field(default=2, ge=1, le=20, description="Fewest nodes of the system node group.")
+    max_size: int = Field(default=4, ge=1, le=20, description="Most nodes of the system node group.")
+    disk_size_gib: int = Field(default=50, ge=20, le=1000, alias="diskSizeGiB", description=(
+        "Encrypted root volume size of each node, GiB."))
 
     @field_validator("instance_types")
     @classmethod
@@ -178,17 +194,30 @@ class EksSystemNodeGroupConfig(Model):
 class EksConfig(Model):
     """EKS control-plane settings."""
 
-    version: str = "1.35"
-    authentication_mode: str = "API"
-    endpoint: EksEndpointConfig = EksEndpointConfig()
-    log_types: list[EksLogType] = Field(default_factory=lambda: ["api", "audit", "authenticator"])
-    log_retention_days: LogRetentionDays = 90
-    access: EksAccessConfig = EksAccessConfig()
-    upgrade_policy: EksUpgradePolicyConfig = EksUpgradePolicyConfig()
-    system_node_group: EksSystemNodeGroupConfig = EksSystemNodeGroupConfig()
+    version: str = Field("1.35", description=(
+        "EKS Kubernetes minor, quoted in YAML: one with pinned add-on versions "
+        "(`components/core/eks_addon_versions.py`)."))
+    authentication_mode: str = Field("API", description=(
+        "How IAM principals authenticate: `API` (access entries), or `API_AND_CONFIG_MAP` only while migrating "
+        "off aws-auth; `CONFIG_MAP` is refused."))
+    endpoint: EksEndpointConfig = Field(EksEndpointConfig(), description="API server endpoint exposure.")
+    log_types: list[EksLogType] = Field(default_factory=lambda: ["api", "audit", "authenticator"], description=(
+        "Control-plane log types, distinct: `api`, `audit` and `authenticator` must stay; `controllerManager` "
+        "and `scheduler` may be added."))
+    log_retention_days: LogRetentionDays = Field(90, description=(
+        "Days `/aws/eks/<cluster>/cluster` (KMS-encrypted) keeps control-plane logs."))
+    access: EksAccessConfig = Field(EksAccessConfig(), description=(
+        "Who may use the cluster, as EKS access entries (no implicit creator admin, no aws-auth)."))
+    upgrade_policy: EksUpgradePolicyConfig = Field(EksUpgradePolicyConfig(), description="EKS upgrade policy.")
+    system_node_group: EksSystemNodeGroupConfig = Field(EksSystemNodeGroupConfig(), description=(
+        "The small on-demand managed node group for Karpenter and cluster-critical controllers."))
     # Per-stack add-on version overrides (e.g. a hotfix build); pins live in eks_addon_versions.py.
-    addon_versions: dict[str, str] = Field(default_factory=dict)
-    resolve_conflicts_on_update: Literal["PRESERVE", "OVERWRITE", "NONE"] = "PRESERVE"
+    addon_versions: dict[str, str] = Field(default_factory=dict, description=(
+        "Per-stack override of add-on pins (e.g. a hotfix build), like `{coredns: v1.13.2-eksbuild.9}`: keys are "
+        "add-ons the platform installs (`components/core/eks_addon_versions.py`), values exact `vX.Y.Z-eksbuild.N`."))
+    resolve_conflicts_on_update: Literal["PRESERVE", "OVERWRITE", "NONE"] = Field("PRESERVE", description=(
+        "How an add-on update treats values changed outside Pulumi: `PRESERVE` keeps them, `OVERWRITE` resets "
+        "them, `NONE` leaves them and the update may fail."))
 
     @field_validator("version")
     @classmethod

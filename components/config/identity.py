@@ -21,12 +21,20 @@ ACM_CLOUDFRONT_CERT = re.compile(r"^arn:aws[a-z-]*:acm:us-east-1:\d{12}:certific
 class IssuerConfig(Model):
     """One published OIDC issuer of a K3s cluster: `s3-public` bucket or `cloudfront` + custom domain."""
 
-    name: str = "primary"
-    hosting: Literal["s3-public", "cloudfront"] = "s3-public"
-    bucket_name: str | None = None  # default <cluster>-oidc[-<name>]-<accountId>
-    domain_name: str | None = None  # cloudfront: the issuer host (stable when the distribution is replaced)
-    certificate_arn: str | None = None  # cloudfront: ACM certificate for domainName, in us-east-1
-    hosted_zone_id: str | None = None  # cloudfront: Route 53 zone for the alias record (else create it yourself)
+    name: str = Field("primary", description=(
+        "Issuer name, a DNS label of at most 12 characters (part of the bucket name)."))
+    hosting: Literal["s3-public", "cloudfront"] = Field("s3-public", description=(
+        "Where the discovery document and JWKS are published: a public-read S3 bucket, or CloudFront with a "
+        "custom domain (needs `domainName` and `certificateArn`)."))
+    bucket_name: str | None = Field(None, description=(
+        "The issuer bucket, 3-63 lowercase letters, digits and `-` (no dots); unset means "
+        "`<cluster>-oidc-<accountId>` for `primary`, `<cluster>-oidc-<name>-<accountId>` for others."))
+    domain_name: str | None = Field(None, description=(
+        "`cloudfront` only: the issuer host name, which stays when the distribution is replaced."))
+    certificate_arn: str | None = Field(None, description=(
+        "`cloudfront` only: ACM certificate ARN for `domainName`, in us-east-1 (the only region CloudFront uses)."))
+    hosted_zone_id: str | None = Field(None, description=(
+        "`cloudfront` only: Route 53 hosted zone that gets the alias record; unset means you create the record."))
 
     @field_validator("name")
     @classmethod
@@ -84,17 +92,26 @@ class IssuerConfig(Model):
 class IdentityConfig(Model):
     """K3s service-account issuers. The first issuer is active (signs tokens); the others are standby."""
 
-    issuers: list[IssuerConfig] = Field(default_factory=list)
-    issuer_url: str | None = None  # the pinned URL of the active issuer
-    allow_issuer_change: bool = False
+    issuers: list[IssuerConfig] = Field(default_factory=list, description=(
+        "K3s service-account issuers, distinct names; the first is active (signs tokens), the others standby. "
+        "Empty on k3s means one `s3-public` issuer `primary`; refused on EKS (it serves its own issuer)."))
+    issuer_url: str | None = Field(None, description=(
+        "The active issuer's URL, pinned: required on k3s (the error names the value to pin), compared with "
+        "the URL the config derives; a mismatch is refused. Refused on EKS."))
+    allow_issuer_change: bool = Field(False, description=(
+        "Accept a derived issuer URL different from `issuerUrl` (a deliberate issuer move; it invalidates "
+        "every IRSA token and trust policy of the old issuer)."))
 
 
 class WorkloadStatement(Model):
-    sid: str | None = None
-    effect: Literal["Allow", "Deny"] = "Allow"
-    actions: list[str]
-    resources: list[str]
-    conditions: dict[str, dict[str, str | list[str]]] | None = None
+    sid: str | None = Field(None, description="Statement id.")
+    effect: Literal["Allow", "Deny"] = Field("Allow", description="Statement effect.")
+    actions: list[str] = Field(description=(
+        "Service actions like `s3:GetObject`, at least one; `*` is refused, and so is `svc:*` on resource `*`."))
+    resources: list[str] = Field(description="Resource ARNs the statement applies to, at least one.")
+    conditions: dict[str, dict[str, str | list[str]]] | None = Field(None, description=(
+        "IAM condition block, operator -> condition key -> value(s), like "
+        "`{StringEquals: {'aws:RequestedRegion': us-east-1}}`."))
 
     @field_validator("actions")
     @classmethod
@@ -116,8 +133,11 @@ class WorkloadStatement(Model):
 
 
 class WorkloadPolicies(Model):
-    managed_arns: list[str] = Field(default_factory=list)
-    statements: list[WorkloadStatement] = Field(default_factory=list)
+    managed_arns: list[str] = Field(default_factory=list, description=(
+        "Managed IAM policy ARNs attached to the role; `AdministratorAccess`, `PowerUserAccess` and "
+        "`IAMFullAccess` are refused."))
+    statements: list[WorkloadStatement] = Field(default_factory=list, description=(
+        "Inline policy statements of the role."))
 
     @field_validator("managed_arns")
     @classmethod
@@ -133,13 +153,22 @@ class WorkloadPolicies(Model):
 class WorkloadConfig(Model):
     """One workload's AWS identity: its own role, its ServiceAccount and the binding `method`."""
 
-    name: str
-    namespace: str
-    service_account: str
-    method: WorkloadMethod
-    policies: WorkloadPolicies = WorkloadPolicies()
-    cross_account_role_arns: list[str] = Field(default_factory=list)
-    issuers: list[str] | None = None  # irsa on k3s: identity.issuers names the role trusts (default: all)
+    name: str = Field(description=(
+        "Workload name, a DNS label of at most 24 characters (part of the IAM role name); distinct."))
+    namespace: str = Field(description="Namespace of the workload's ServiceAccount.")
+    service_account: str = Field(description=(
+        "The ServiceAccount bound to the role: one binding per (namespace, ServiceAccount); the platform "
+        "controllers' kube-system ServiceAccounts are refused."))
+    method: WorkloadMethod = Field(description=(
+        "How pods get the role: `pod-identity` (EKS only), `irsa`, `roles-anywhere` (X.509 certificate) or "
+        "`instance-profile` (the nodes' role; on EKS Karpenter's node role, so it needs `karpenter.enabled`)."))
+    policies: WorkloadPolicies = Field(WorkloadPolicies(), description=(
+        "The role's permissions: at least one managed ARN or statement, unless `crossAccountRoleArns` is set."))
+    cross_account_role_arns: list[str] = Field(default_factory=list, description=(
+        "Distinct role ARNs in other accounts the workload may `sts:AssumeRole`."))
+    issuers: list[str] | None = Field(None, description=(
+        "`irsa` on k3s: names of the `identity.issuers` the role trusts; unset means all; must include the "
+        "active one."))
 
     @field_validator("name")
     @classmethod

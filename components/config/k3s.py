@@ -22,8 +22,9 @@ K3S_INTERNAL_RANGES = ("10.42.0.0/16", "10.43.0.0/16")
 
 class K3sServersConfig(Model):
     # Embedded etcd needs a quorum: 1 (dev, no HA), 3 or 5 servers. Even counts add no tolerance.
-    count: int = 1
-    instance_type: str = "t3.medium"
+    count: int = Field(1, description=(
+        "K3s servers (embedded etcd): `1` (no HA), `3` or `5`; even counts are refused (no fault-tolerance gain)."))
+    instance_type: str = Field("t3.medium", description="Instance type of the servers (on-demand only).")
 
     @field_validator("count")
     @classmethod
@@ -39,11 +40,14 @@ class K3sServersConfig(Model):
 class K3sAgentsConfig(Model):
     """The agent ASG: Spot across these types (capacity-optimized) above an on-demand base."""
 
-    instance_types: list[str] = Field(default_factory=lambda: ["t3.large", "t3a.large", "m5.large", "m5a.large", "m6i.large"])
-    on_demand_base: int = Field(default=0, ge=0)
-    min_size: int = Field(default=1, ge=0)
-    desired_size: int = Field(default=2, ge=0)
-    max_size: int = Field(default=5, ge=1)
+    instance_types: list[str] = Field(
+        default_factory=lambda: ["t3.large", "t3a.large", "m5.large", "m5a.large", "m6i.large"],
+        description="Distinct agent instance types, one architecture (one launch template); several spread Spot risk.")
+    on_demand_base: int = Field(default=0, ge=0, description=(
+        "On-demand agents before Spot (capacity-optimized) fills the rest; at most `maxSize`."))
+    min_size: int = Field(default=1, ge=0, description="Fewest agents of the ASG.")
+    desired_size: int = Field(default=2, ge=0, description="Agents to run; `minSize <= desiredSize <= maxSize`.")
+    max_size: int = Field(default=5, ge=1, description="Most agents of the ASG.")
 
     @field_validator("instance_types")
     @classmethod
@@ -72,8 +76,10 @@ class K3sAgentsConfig(Model):
 class K3sApiAccessConfig(Model):
     """Who reaches the API through the NLB. Internal by default; internet-facing needs an allowlist."""
 
-    internet_facing: bool = False
-    allowed_cidrs: list[str] = Field(default_factory=list)
+    internet_facing: bool = Field(False, description=(
+        "Put the API's Network Load Balancer on the internet (needs `allowedCidrs`); internal otherwise."))
+    allowed_cidrs: list[str] = Field(default_factory=list, description=(
+        "IPv4 CIDRs allowed to reach the API through the NLB besides the VPC itself; `0.0.0.0/0` is refused."))
 
     @field_validator("allowed_cidrs")
     @classmethod
@@ -93,8 +99,8 @@ class K3sApiAccessConfig(Model):
 
 
 class K3sSnapshotsConfig(Model):
-    schedule_cron: str = "0 */6 * * *"
-    retention: int = Field(default=28, ge=1, le=500)
+    schedule_cron: str = Field("0 */6 * * *", description="5-field cron schedule of etcd snapshots to S3.")
+    retention: int = Field(default=28, ge=1, le=500, description="Snapshots K3s keeps (its `etcd-snapshot-retention`).")
 
     @field_validator("schedule_cron")
     @classmethod
@@ -107,16 +113,23 @@ class K3sSnapshotsConfig(Model):
 class K3sConfig(Model):
     """K3s-on-EC2 settings (components/k3s_*.py)."""
 
-    version: str = "v1.35.1+k3s1"
-    servers: K3sServersConfig = K3sServersConfig()
-    agents: K3sAgentsConfig = K3sAgentsConfig()
-    api_access: K3sApiAccessConfig = K3sApiAccessConfig()
-    ssh_key_name: str | None = None
-    ssh_source_security_group_id: str | None = None
-    snapshots: K3sSnapshotsConfig = K3sSnapshotsConfig()
+    version: str = Field("v1.35.1+k3s1", description=(
+        "K3s release on every node: an exact `vX.Y.Z+k3sN` (channels and ranges are refused)."))
+    servers: K3sServersConfig = Field(K3sServersConfig(), description="The K3s servers (control plane and etcd).")
+    agents: K3sAgentsConfig = Field(K3sAgentsConfig(), description=(
+        "The agent Auto Scaling group: Spot across `instanceTypes` above an on-demand base."))
+    api_access: K3sApiAccessConfig = Field(K3sApiAccessConfig(), description=(
+        "Who reaches the Kubernetes API through its Network Load Balancer."))
+    ssh_key_name: str | None = Field(None, description=(
+        "EC2 key pair for SSH to the nodes; set together with `sshSourceSecurityGroupId` or not at all "
+        "(SSM Session Manager otherwise)."))
+    ssh_source_security_group_id: str | None = Field(None, description=(
+        "The only security group (`sg-...`) allowed to reach port 22; set together with `sshKeyName`."))
+    snapshots: K3sSnapshotsConfig = Field(K3sSnapshotsConfig(), description="etcd snapshots to S3.")
     # How long the interruption Lambda drains a node (PDB-blocked evictions retried) before it
     # gives up and lets SQS redeliver; below the Lambda's 900 s ceiling.
-    drain_timeout_seconds: int = Field(default=240, ge=30, le=840)
+    drain_timeout_seconds: int = Field(default=240, ge=30, le=840, description=(
+        "Seconds the interruption Lambda drains a node (retrying PDB-blocked evictions) before SQS redelivers."))
 
     @field_validator("version")
     @classmethod

@@ -26,14 +26,22 @@ def _duration(v: str) -> str:
 class KarpenterNodeClassConfig(Model):
     """One EC2NodeClass: the AMI, root volume and kubelet density of the nodes Karpenter launches."""
 
-    name: str = "default"
+    name: str = Field("default", description="EC2NodeClass name (a DNS label), referenced by `nodePools[].nodeClass`.")
     # EKS: an AL2023 alias, pinned (`al2023@v20260903`) in prod; `al2023@latest` only outside prod.
-    ami_alias: str | None = None
+    ami_alias: str | None = Field(None, description=(
+        "EKS only: the AL2023 EKS-optimized AMI release, `al2023@vYYYYMMDD`; unset means `al2023@latest`, "
+        "allowed only outside prod; refused on k3s."))
     # K3s: SSM parameters naming the AMI, one per architecture the pools allow.
-    ami_ssm_parameters: dict[Literal["amd64", "arm64"], str] | None = None
-    volume_size_gib: int = Field(default=50, ge=20, le=16384, alias="volumeSizeGiB")
+    ami_ssm_parameters: dict[Literal["amd64", "arm64"], str] | None = Field(None, description=(
+        "K3s only: the AMI per architecture as SSM parameter names; unset means AWS's public Amazon Linux 2023 "
+        "parameters (`DEFAULT_K3S_AMI_PARAMETERS` in `components/config/karpenter_rules.py`); each architecture "
+        "a pool of the class allows needs one; refused on EKS."))
+    volume_size_gib: int = Field(default=50, ge=20, le=16384, alias="volumeSizeGiB", description=(
+        "Encrypted gp3 root volume size of the class's nodes, GiB."))
     # kubelet maxPods; every instance type a pool using this class allows must hold it (see karpenter_rules).
-    max_pods: int = Field(default=110, ge=10, le=250)
+    max_pods: int = Field(default=110, ge=10, le=250, description=(
+        "kubelet `maxPods` of the class's nodes: every instance type a pool of the class allows must hold it "
+        "under prefix delegation (on EKS with custom networking)."))
 
     _name = field_validator("name")(classmethod(lambda cls, v: dns_label(v)))
 
@@ -58,8 +66,8 @@ class KarpenterNodeClassConfig(Model):
 class KarpenterLimits(Model):
     """The pool's circuit breaker: Karpenter launches nothing once the pool's nodes reach these totals."""
 
-    cpu: str | int
-    memory: str
+    cpu: str | int = Field(description="Most CPU the pool's nodes may add up to, a Kubernetes quantity like `1000`.")
+    memory: str = Field(description="Most memory the pool's nodes may add up to, a Kubernetes quantity like `4000Gi`.")
 
     @field_validator("cpu", "memory")
     @classmethod
@@ -70,10 +78,14 @@ class KarpenterLimits(Model):
 
 
 class KarpenterBudget(Model):
-    nodes: str = "10%"
-    reasons: list[Literal["Underutilized", "Empty", "Drifted"]] | None = None
-    schedule: str | None = None
-    duration: str | None = None
+    nodes: str = Field("10%", description=(
+        "Most nodes disrupted at once, a count or percentage (`0` blocks disruption in the window)."))
+    reasons: list[Literal["Underutilized", "Empty", "Drifted"]] | None = Field(None, description=(
+        "Disruption reasons the budget limits; unset means all of them."))
+    schedule: str | None = Field(None, description=(
+        "Cron schedule opening the budget's window (UTC); set together with `duration`."))
+    duration: str | None = Field(None, description=(
+        "Length of the window `schedule` opens, like `8h` or `1h30m`; set together with `schedule`."))
 
     @field_validator("nodes")
     @classmethod
@@ -97,9 +109,10 @@ class KarpenterBudget(Model):
 
 
 class KarpenterTaint(Model):
-    key: str
-    value: str | None = None
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
+    key: str = Field(description="Taint key, like `workload-class` or `example.com/dedicated`.")
+    value: str | None = Field(None, description="Taint value.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = Field(description=(
+        "What the taint does to pods that do not tolerate it."))
 
     @field_validator("key")
     @classmethod
@@ -112,21 +125,37 @@ class KarpenterTaint(Model):
 class KarpenterNodePoolConfig(Model):
     """One NodePool. Defaults are wide on purpose: more instance types mean better Spot availability and prices."""
 
-    name: str
-    node_class: str = "default"
-    capacity_types: list[Literal["spot", "on-demand"]] = Field(default_factory=lambda: ["spot", "on-demand"])
-    architectures: list[Literal["amd64", "arm64"]] = Field(default_factory=lambda: ["amd64", "arm64"])
-    instance_categories: list[str] = Field(default_factory=lambda: ["c", "m", "r"])
-    instance_generation_greater_than: int = Field(default=5, ge=0)
+    name: str = Field(description="NodePool name, a DNS label; distinct.")
+    node_class: str = Field("default", description="Name of the `nodeClasses` entry the pool's nodes use.")
+    capacity_types: list[Literal["spot", "on-demand"]] = Field(
+        default_factory=lambda: ["spot", "on-demand"],
+        description="Capacity types the pool may launch, distinct; with both, Karpenter prefers Spot when offered.")
+    architectures: list[Literal["amd64", "arm64"]] = Field(default_factory=lambda: ["amd64", "arm64"], description=(
+        "CPU architectures the pool may launch, distinct."))
+    instance_categories: list[str] = Field(default_factory=lambda: ["c", "m", "r"], description=(
+        "Instance categories (family letters like `c`, `m`, `r`), distinct."))
+    instance_generation_greater_than: int = Field(default=5, ge=0, description=(
+        "Only instance generations above this one (5: `m6i` yes, `m5` no)."))
     # None: every size except nano/micro/small/medium (components/karpenter_capacity.SMALL_SIZES).
-    instance_sizes: list[str] | None = None
-    limits: KarpenterLimits
-    consolidate_after: str = "1m"
-    expire_after: str = "720h"
-    budgets: list[KarpenterBudget] = Field(default_factory=lambda: [KarpenterBudget()])
-    weight: int | None = Field(default=None, ge=1, le=100)
-    taints: list[KarpenterTaint] = Field(default_factory=list)
-    labels: dict[str, str] = Field(default_factory=dict)
+    instance_sizes: list[str] | None = Field(None, description=(
+        "Allowed sizes (`large`, `2xlarge`, `metal`...); unset means every size but `nano`, `micro`, `small`, "
+        "`medium`. Refused when an instance type it matches cannot hold the class's `maxPods`."))
+    limits: KarpenterLimits = Field(description=(
+        "Circuit breaker: Karpenter launches nothing more once the pool's nodes reach these totals."))
+    consolidate_after: str = Field("1m", description=(
+        "How long a node stays empty or underutilized before consolidation (`WhenEmptyOrUnderutilized`), "
+        "a duration like `30s` or `10m`."))
+    expire_after: str = Field("720h", description=(
+        "Node lifetime before replacement (picking up patched AMIs), a duration like `720h`; the policy pack "
+        "refuses `Never` and more than 720h, mandatory in prod."))
+    budgets: list[KarpenterBudget] = Field(default_factory=lambda: [KarpenterBudget()], description=(
+        "Disruption budgets; the default is one budget of 10% of the nodes at any time."))
+    weight: int | None = Field(default=None, ge=1, le=100, description=(
+        "Priority against other pools (higher first); unset is lowest."))
+    taints: list[KarpenterTaint] = Field(default_factory=list, description="Taints on the pool's nodes.")
+    labels: dict[str, str] = Field(default_factory=dict, description=(
+        "Labels on the pool's nodes; the `karpenter.sh`, `karpenter.k8s.aws`, `kubernetes.io` and `k8s.io` "
+        "domains are reserved."))
 
     _names = field_validator("name", "node_class")(classmethod(lambda cls, v: dns_label(v)))
     _durations = field_validator("consolidate_after", "expire_after")(classmethod(lambda cls, v: _duration(v)))
@@ -177,11 +206,17 @@ def _default_node_pools() -> list[KarpenterNodePoolConfig]:
 
 
 class KarpenterConfig(Model):
-    enabled: bool = True
+    enabled: bool = Field(True, description=(
+        "Install Karpenter, its IAM, interruption queue, NodeClasses and NodePools."))
     # None: 2 in prod (with the chart's PodDisruptionBudget), 1 elsewhere.
-    replicas: int | None = Field(default=None, ge=1, le=5)
-    node_classes: list[KarpenterNodeClassConfig] = Field(default_factory=lambda: [KarpenterNodeClassConfig()])
-    node_pools: list[KarpenterNodePoolConfig] = Field(default_factory=_default_node_pools)
+    replicas: int | None = Field(default=None, ge=1, le=5, description=(
+        "Controller replicas; unset means 2 in prod, 1 elsewhere; prod refuses fewer than 2 (the chart's "
+        "PodDisruptionBudget allows one eviction at a time)."))
+    node_classes: list[KarpenterNodeClassConfig] = Field(
+        default_factory=lambda: [KarpenterNodeClassConfig()],
+        description="EC2NodeClasses, distinct names; the default is one class `default`, each field at its default.")
+    node_pools: list[KarpenterNodePoolConfig] = Field(default_factory=_default_node_pools, description=(
+        "NodePools, distinct names, at least one."))
 
     def replica_count(self, is_prod: bool) -> int:
         return self.replicas if self.replicas is not None else (2 if is_prod else 1)

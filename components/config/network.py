@@ -21,20 +21,32 @@ InterfaceEndpoint = Literal[
 
 
 class FlowLogsConfig(Model):
-    enabled: bool = True
-    retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653] = 90
-    traffic_type: Literal["ALL", "ACCEPT", "REJECT"] = "ALL"
+    enabled: bool = Field(True, description="Publish VPC flow logs to a KMS-encrypted CloudWatch log group.")
+    retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653] = Field(
+        90, description="Days the flow-log group keeps records (a CloudWatch Logs retention value).")
+    traffic_type: Literal["ALL", "ACCEPT", "REJECT"] = Field(
+        "ALL", description="Which traffic is logged: accepted, rejected or both.")
 
 
 class NetworkConfig(Model):
-    vpc_cidr: str = "10.0.0.0/16"
-    pod_cidr: str = "100.64.0.0/16"
-    availability_zones: list[str]
-    nat_gateways: Literal["one-per-az", "single"] = "one-per-az"
+    vpc_cidr: str = Field("10.0.0.0/16", description=(
+        "Primary VPC block, cut into node and public subnets: a private (RFC 1918) /16 to /20; on K3s outside "
+        "`10.42.0.0/16` and `10.43.0.0/16` (K3s's own pod and service ranges)."))
+    pod_cidr: str = Field("100.64.0.0/16", description=(
+        "Secondary VPC block for pod addresses (custom networking), split evenly across the zones: a /16 to /20 "
+        "inside `100.64.0.0/10` or `198.19.0.0/16`, disjoint from `vpcCidr`."))
+    availability_zones: list[str] = Field(description=(
+        "Zones the subnets, NAT gateways and nodes use: 2 to 6 distinct zones of `aws:region` "
+        "(e.g. `us-east-1a`); prod needs at least 3."))
+    nat_gateways: Literal["one-per-az", "single"] = Field("one-per-az", description=(
+        "NAT layout: one gateway per zone (a zone keeps egress when another fails) or a single shared one "
+        "(cheaper, a zonal single point of failure); prod must keep `one-per-az`."))
     interface_endpoints: list[InterfaceEndpoint] = Field(
-        default_factory=lambda: ["sts", "ec2", "ecr.api", "ecr.dkr", "ssm", "ssmmessages", "ec2messages", "sqs"]
+        default_factory=lambda: ["sts", "ec2", "ecr.api", "ecr.dkr", "ssm", "ssmmessages", "ec2messages", "sqs"],
+        description=("Interface VPC endpoints that keep node traffic to AWS APIs inside the VPC (an S3 gateway "
+                     "endpoint is always added); each service listed once."),
     )
-    flow_logs: FlowLogsConfig = FlowLogsConfig()
+    flow_logs: FlowLogsConfig = Field(FlowLogsConfig(), description="VPC flow logs.")
 
     @field_validator("vpc_cidr")
     @classmethod

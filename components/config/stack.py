@@ -27,10 +27,11 @@ from components.core.chart_versions import CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS
 
 
 class ClusterConfig(Model):
-    kind: Literal["eks", "k3s"]
-    name: str
-    eks: EksConfig = EksConfig()
-    k3s: K3sConfig = K3sConfig()
+    kind: Literal["eks", "k3s"] = Field(description="Control plane: Amazon EKS, or K3s on EC2.")
+    name: str = Field(description=(
+        "Cluster name, a DNS label of at most 32 characters (it prefixes IAM role names)."))
+    eks: EksConfig = Field(EksConfig(), description="EKS control-plane settings (`kind: eks`).")
+    k3s: K3sConfig = Field(K3sConfig(), description="K3s-on-EC2 settings (`kind: k3s`).")
 
     @field_validator("name")
     @classmethod
@@ -41,16 +42,25 @@ class ClusterConfig(Model):
 
 
 class StackConfig(Model):
-    environment: Literal["dev", "staging", "prod"]
-    region: str
-    account_id: str
-    tags: dict[str, str] = Field(default_factory=dict)
-    network: NetworkConfig
-    cluster: ClusterConfig
-    addons: AddonsConfig = AddonsConfig()
-    identity: IdentityConfig = IdentityConfig()
-    workloads: list[WorkloadConfig] = Field(default_factory=list)
-    karpenter: KarpenterConfig = KarpenterConfig()
+    environment: Literal["dev", "staging", "prod"] = Field(description=(
+        "The stack's environment; `prod` tightens several rules (zones, NAT, replicas, AMI pinning, policies)."))
+    region: str = Field(description=(
+        "Region of every resource, like `us-east-1`; commercial partition only (not `cn-*`, `us-gov-*`: ARNs "
+        "are built for `arn:aws`)."))
+    account_id: str = Field(description=(
+        "The only AWS account the stack may touch (the provider's `allowedAccountIds`), 12 digits, quoted in YAML."))
+    tags: dict[str, str] = Field(default_factory=dict, description=(
+        "Tags on every taggable resource: must include `owner` and `cost-center`; no `aws:` keys; keys 1-128 "
+        "and values up to 256 characters; at most 40."))
+    network: NetworkConfig = Field(description="The VPC, its pod CIDR, NAT layout, endpoints and flow logs.")
+    cluster: ClusterConfig = Field(description="The Kubernetes control plane and its nodes.")
+    addons: AddonsConfig = Field(AddonsConfig(), description=(
+        "Cluster add-ons; each can be switched off (its IAM goes with it)."))
+    identity: IdentityConfig = Field(IdentityConfig(), description="The K3s service-account issuers used by IRSA.")
+    workloads: list[WorkloadConfig] = Field(default_factory=list, description=(
+        "AWS identities for workloads: one IAM role per workload, bound to its ServiceAccount."))
+    karpenter: KarpenterConfig = Field(KarpenterConfig(), description=(
+        "Karpenter node autoscaling: node classes and pools."))
 
     @field_validator("region")
     @classmethod
