@@ -97,7 +97,7 @@ def _capacity_problems(key: str, pool: "KarpenterNodePoolConfig", nc: "Karpenter
         sizes = ", ".join(pool.instance_sizes) if pool.instance_sizes else f"all but {', '.join(SMALL_SIZES)}"
         yield (sizes_key, f"pool '{pool.name}' (categories {', '.join(pool.instance_categories)}, generation > "
                f"{pool.instance_generation_greater_than}, sizes {sizes}) matches no instance type with ENI data in "
-               "components/data/instance_network_limits.json, so its maxPods cannot be verified; widen the pool or add rows")
+               "components/data/instance_network_limits.json, so its maxPods cannot be verified; widen the pool")
         return
     if capacity.max_pods < nc.max_pods:
         yield (sizes_key, f"pool '{pool.name}' allows {capacity.instance_type}, which holds at most {capacity.max_pods} pods "

@@ -157,7 +157,7 @@ class EksSystemNodeGroupConfig(Model):
         unknown = [t for t in v if t not in INSTANCE_LIMITS]
         if unknown:
             raise ValueError(f"{', '.join(unknown)}: no ENI data for maxPods in components/data/instance_network_limits.json; "
-                             "use a listed type (e.g. m7i.large, m7g.large) or add its row")
+                             "use a listed type (e.g. m7i.large, m7g.large) or regenerate the table from newer published data")
         if len({is_graviton(t) for t in v}) > 1:
             raise ValueError("mixes arm64 (Graviton) and x86_64 types; one node group runs one AMI architecture")
         short = managed_node_group_overcommits(v)
