@@ -178,3 +178,21 @@ def test_dev_plan_webhook_probes_use_the_tls_serving_port(dev_run):
     container = reveal(deployment.inputs)["spec"]["template"]["spec"]["containers"][0]
     for probe in ("readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": webhook.CONTAINER_PORT, "scheme": "HTTPS"}
+
+
+# ------------------------------------------------------------ defects the oracles exposed (K3s)
+def test_every_k3s_node_kind_runs_its_kubelet_with_the_external_cloud_provider(dev_run):
+    # K3s adds --cloud-provider=external only while its embedded CCM runs (disabled here for the AWS one).
+    configs = rendered_node_configs(dev_run)
+    servers = [c for kind, c in configs.values() if kind == "server"]
+    assert servers and all(c["disable-cloud-controller"] is True for c in servers)
+    for name, (_kind, config) in configs.items():
+        assert "cloud-provider=external" in config.get("kubelet-arg", []), name
+
+
+def test_s3_snapshot_retention_is_set_explicitly(dev_run):
+    retention = dev_run.config.cluster.k3s.snapshots.retention
+    for name, (kind, config) in rendered_node_configs(dev_run).items():
+        if kind == "server":
+            # Default 5 since v1.34.0+k3s1, independent of etcd-snapshot-retention up to v1.35.1.
+            assert config["etcd-s3-retention"] == config["etcd-snapshot-retention"] == retention, name
