@@ -181,6 +181,7 @@ class EksSystemNodeGroupConfig(Model):
 class EksConfig(Model):
     """EKS control-plane settings."""
 
+    # components/eks_addon_versions.DEFAULT_KUBERNETES_VERSION (the newest minor with backed pins).
     version: str = "1.35"
     authentication_mode: str = "API"
     endpoint: EksEndpointConfig = EksEndpointConfig()
@@ -201,6 +202,15 @@ class EksConfig(Model):
         if v not in SUPPORTED_KUBERNETES_VERSIONS:
             raise ValueError(f"'{v}' has no pinned add-on versions; allowed: {', '.join(SUPPORTED_KUBERNETES_VERSIONS)}")
         return v
+
+    @model_validator(mode="after")
+    def _supported(self) -> "EksConfig":
+        from components.eks_support_calendar import support_problem
+
+        problem = support_problem(self.version, self.upgrade_policy.support_type)
+        if problem:
+            raise _KeyedError("cluster.eks.version", problem)
+        return self
 
     @field_validator("authentication_mode")
     @classmethod
