@@ -107,7 +107,11 @@ class K3sSnapshotsConfig(Model):
 class K3sConfig(Model):
     """K3s-on-EC2 settings (components/k3s_*.py)."""
 
-    version: str = "v1.35.1+k3s1"
+    # The newest v1.35 patch (../shared/reference/upstream/k3s-releases.txt: k3s-io/k3s#14544 "Update to
+    # v1.35.8-k3s1 and Go 1.26.7", 2026-08-27). Not v1.36: the AWS cloud controller has no 1.36 build
+    # yet (newest chart 0.0.11 ships v1.35.0, and it must match the cluster's minor), and K3s's CLI
+    # reference at hand (the flag contract tests) is v1.35's.
+    version: str = "v1.35.8+k3s1"
     servers: K3sServersConfig = K3sServersConfig()
     agents: K3sAgentsConfig = K3sAgentsConfig()
     api_access: K3sApiAccessConfig = K3sApiAccessConfig()
