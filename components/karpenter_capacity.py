@@ -60,9 +60,12 @@ class PoolShape:
     generation_greater_than: int
     architectures: tuple[str, ...]
     sizes: tuple[str, ...] | None  # None: every size except SMALL_SIZES
+    families: tuple[str, ...] | None = None  # None: every family of the categories
 
     def admits(self, shape: InstanceShape) -> bool:
         if shape.category not in self.categories or shape.generation <= self.generation_greater_than:
+            return False
+        if self.families is not None and shape.instance_type.split(".", 1)[0] not in self.families:
             return False
         if shape.architecture not in self.architectures:
             return False

@@ -7,9 +7,10 @@ classes, and whether every instance type a pool allows can hold its class's maxP
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Iterator
 
-from components.karpenter_capacity import SMALL_SIZES, PoolShape, pool_pod_capacity
+from components.karpenter_capacity import SMALL_SIZES, PoolShape, admitted_instance_types, pool_pod_capacity
 
 if TYPE_CHECKING:
     from components.config import KarpenterNodeClassConfig, KarpenterNodePoolConfig, StackConfig
@@ -36,6 +37,7 @@ def pool_shape(pool: "KarpenterNodePoolConfig") -> PoolShape:
         generation_greater_than=pool.instance_generation_greater_than,
         architectures=tuple(pool.architectures),
         sizes=tuple(pool.instance_sizes) if pool.instance_sizes else None,
+        families=tuple(pool.instance_families) if pool.instance_families else None,
     )
 
 
@@ -90,6 +92,16 @@ def karpenter_problems(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
 
 
 def _capacity_problems(key: str, pool: "KarpenterNodePoolConfig", nc: "KarpenterNodeClassConfig", kind: str) -> Iterator[tuple[str, str]]:
+    if pool.instance_families:
+        # A family the other requirements exclude would silently match nothing: name it.
+        wide = dataclasses.replace(pool_shape(pool), families=None, sizes=None)
+        admitted = {r.instance_type.split(".", 1)[0] for r in admitted_instance_types(wide)}
+        for family in pool.instance_families:
+            if family not in admitted:
+                yield (f"{key}.instanceFamilies", f"pool '{pool.name}': family '{family}' has no instance type with ENI "
+                       f"data that its instanceCategories ({', '.join(pool.instance_categories)}), "
+                       f"instanceGenerationGreaterThan ({pool.instance_generation_greater_than}) and architectures "
+                       f"({', '.join(pool.architectures)}) admit")
     networking = "prefix delegation with custom networking" if uses_custom_networking(kind) else "prefix delegation"
     capacity = pool_pod_capacity(pool_shape(pool), custom_networking=uses_custom_networking(kind))
     sizes_key = f"{key}.instanceSizes"

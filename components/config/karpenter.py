@@ -120,6 +120,8 @@ class KarpenterNodePoolConfig(Model):
     instance_generation_greater_than: int = Field(default=5, ge=0)
     # None: every size except nano/micro/small/medium (components/karpenter_capacity.SMALL_SIZES).
     instance_sizes: list[str] | None = None
+    # None: every family the categories/generation admit; else only these (e.g. [g5, g6] for a GPU pool).
+    instance_families: list[str] | None = None
     limits: KarpenterLimits
     consolidate_after: str = "1m"
     expire_after: str = "720h"
@@ -146,6 +148,20 @@ class KarpenterNodePoolConfig(Model):
         for c in v:
             if not re.match(r"^[a-z]+$", c):
                 raise ValueError(f"'{c}' is not an instance category like c, m or r")
+        return v
+
+    @field_validator("instance_families")
+    @classmethod
+    def _families(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("at least one family, or remove the key for every family of the categories")
+        for family in v:
+            if not re.match(r"^[a-z]+\d+[a-z0-9-]*$", family):
+                raise ValueError(f"'{family}' is not an instance family like g5, c7g or m7i")
+        if len(set(v)) != len(v):
+            raise ValueError("values must be distinct")
         return v
 
     @field_validator("instance_sizes")
