@@ -67,13 +67,12 @@ def rendered_node_configs(run) -> dict[str, tuple[str, dict]]:
 def boot_script_keys() -> dict[str, set[str]]:
     """Config keys the boot script writes into config.yaml.d, and the flags it passes to `k3s server`."""
     script = resources.files("components").joinpath("data/k3s_node_boot.sh").read_text()
-    keys: set[str] = set()
+    every_node: set[str] = set()  # the instance drop-in (heredoc) is written on servers and agents
     for heredoc in re.findall(r"<<EOF\n(.*?)\nEOF", script, flags=re.S):
-        keys |= {m.group(1) for m in re.finditer(r"^([a-z0-9-]+)\+?:", heredoc, flags=re.M)}
-    keys |= set(re.findall(r'echo "([a-z0-9-]+): [^"]*" >"\$\{dropins\}', script))
-    cli = set(re.findall(r"\bk3s server [^\n]*?--([a-z0-9-]+)", script))
-    cli |= set(re.findall(r"\bk3s server .*?--[a-z0-9-]+=\S+ --([a-z0-9-]+)", script))
-    return {"drop-in": keys, "cli": cli}
+        every_node |= {m.group(1) for m in re.finditer(r"^([a-z0-9-]+)\+?:", heredoc, flags=re.M)}
+    server_role = set(re.findall(r'echo "([a-z0-9-]+): [^"]*" >"\$\{dropins\}', script))
+    cli = {f for line in re.findall(r"\bk3s server ([^\n]*)", script) for f in re.findall(r"--([a-z0-9-]+)", line)}
+    return {"drop-in": every_node | server_role, "every-node": every_node, "cli": cli}
 
 
 # ------------------------------------------------------------------------------------- K3s
@@ -109,7 +108,8 @@ def test_boot_script_keys_and_flags_are_known_server_flags(dev_run):
     assert "cluster-reset" in found["cli"]
     assert sorted((found["drop-in"] | found["cli"]) - known) == []
     # Agents get the instance drop-in too: its keys must be agent flags.
-    assert {"node-name", "kubelet-arg", "node-label"} <= k3s_flags("agent", dev_run.config.cluster.k3s.version)
+    assert sorted(found["every-node"] - k3s_flags("agent", dev_run.config.cluster.k3s.version)) == []
+    assert {"cluster-reset", "cluster-reset-restore-path"} <= found["cli"]
 
 
 def test_disable_items_are_valid(dev_run):
@@ -148,11 +148,11 @@ def endpoint_ports() -> dict[str, tuple[str, str]]:
     return served
 
 
+WEBHOOK_VERSION = "v0.6.17"  # the version of the reference flag list
+
+
 def test_webhook_image_is_the_version_of_the_reference():
     assert WEBHOOK_VERSION == webhook.WEBHOOK_IMAGE.rsplit(":", 1)[1]
-
-
-WEBHOOK_VERSION = "v0.6.17"
 
 
 def test_every_webhook_flag_exists_in_the_pinned_version():
