@@ -63,7 +63,10 @@ def test_the_generator_reproduces_the_table(tmp_path):
 
     out = tmp_path / "limits.json"
     assert main(["--eni-data", str(reference_file("eni-instance-info.jsonl")), "--output", str(out)]) == 0
-    assert out.read_text() == _DATA_FILE.read_text()
+    # The rows, not the header: that names the moto version the vCPUs were read from.
+    regenerated, shipped = json.loads(out.read_text()), json.loads(_DATA_FILE.read_text())
+    assert regenerated["instances"] == shipped["instances"]
+    assert regenerated["_source"]["omitted"] == shipped["_source"]["omitted"]
 
 
 # ------------------------------------------------------------------ published max-pods figures
