@@ -1,6 +1,7 @@
 """Validate Karpenter objects the way the API server would, offline, against the vendored v1 CRDs.
 
-Three layers, all from `tests/data/karpenter-crds/*.yaml` (published by aws/karpenter-provider-aws):
+Three layers, all from `../shared/reference/karpenter-crds/*.yaml` (published by aws/karpenter-provider-aws;
+read in place, never copied into the project; tests skip with the reason when it is absent):
 
 1. structural defaulting: the schema's `default`s are applied first, as the API server does before
    validating (so CEL rules see e.g. `metadataOptions` even when omitted);
@@ -17,7 +18,6 @@ from __future__ import annotations
 import copy
 import re
 from functools import cache
-from pathlib import Path
 from typing import Any, Iterator
 
 import celpy
@@ -25,7 +25,8 @@ import jsonschema
 import yaml
 from celpy import celtypes
 
-CRD_DIR = Path(__file__).parent / "data" / "karpenter-crds"
+from tests.upstream_reference import reference_file
+
 CRD_FILES = {
     ("karpenter.sh/v1", "NodePool"): "karpenter.sh_nodepools.yaml",
     ("karpenter.k8s.aws/v1", "EC2NodeClass"): "karpenter.k8s.aws_ec2nodeclasses.yaml",
@@ -34,7 +35,7 @@ CRD_FILES = {
 
 @cache
 def crd_schema(api_version: str, kind: str) -> dict[str, Any]:
-    doc = yaml.safe_load((CRD_DIR / CRD_FILES[(api_version, kind)]).read_text())
+    doc = yaml.safe_load(reference_file(f"karpenter-crds/{CRD_FILES[(api_version, kind)]}").read_text())
     version = api_version.split("/")[1]
     (entry,) = [v for v in doc["spec"]["versions"] if v["name"] == version]
     return entry["schema"]["openAPIV3Schema"]

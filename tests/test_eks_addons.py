@@ -111,7 +111,7 @@ def test_addon_versions_table_is_exact_per_minor():
         assert pins["kube-proxy"].startswith(f"v{minor}.")  # kube-proxy must match the control plane
         for version in pins.values():
             assert version.startswith("v") and "-eksbuild." in version
-    assert SUPPORTED_KUBERNETES_VERSIONS[-1] == "1.35"
+    assert SUPPORTED_KUBERNETES_VERSIONS[-1] == "1.36"
 
 
 def test_addon_overrides_replace_one_pin():

@@ -97,7 +97,7 @@ P = "k8s-platform:cluster.eks"
     ({"endpoint": {"publicAccess": True, "publicAccessCidrs": ["203.0.113.7/24"]}}, f"{P}.endpoint.publicAccessCidrs",
      "not a valid IPv4 CIDR"),
     ({"endpoint": {"privateAccess": False}}, f"{P}.endpoint.privateAccess", "must be true"),
-    ({"version": "1.29"}, f"{P}.version", "allowed: 1.33, 1.34, 1.35"),
+    ({"version": "1.29"}, f"{P}.version", "allowed: 1.33, 1.34, 1.35, 1.36"),
     ({"logTypes": ["api", "authenticator"]}, f"{P}.logTypes", "audit must stay enabled"),
     ({"logTypes": ["api", "audit", "authenticator", "kubelet"]}, f"{P}.logTypes[3]", "'scheduler'"),
     ({"logRetentionDays": 10}, f"{P}.logRetentionDays", "14"),

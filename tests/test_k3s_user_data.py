@@ -112,7 +112,7 @@ def test_agent_renderer_takes_what_karpenter_needs():
     assert config["server"] == "https://k3s-api-0123.elb.us-east-1.amazonaws.com:6443"
     assert config["node-taint"] == ["karpenter.sh/unregistered:NoExecute"]
     assert config["node-label"] == ["karpenter.sh/nodepool=general"]
-    assert config["kubelet-arg"] == ["max-pods=58"]
+    assert config["kubelet-arg"] == ["cloud-provider=external", "max-pods=58"]
     script = files[BOOT_SCRIPT_PATH]
     assert "readonly TOKEN_PARAMETER=/k8s-platform/dev-k3s/k3s/agent-token" in script
     assert "readonly K3S_VERSION=v1.35.1+k3s1" in script and "readonly NODE_KIND=agent" in script

@@ -65,7 +65,7 @@ def test_k3s_node_user_data_joins_tainted_with_max_pods():
     config = k3s_config(k3s_node_user_data(JOIN, "https://api.internal:6443", "us-east-1", 98))
     assert config["server"] == "https://api.internal:6443"
     assert config["node-taint"] == ["karpenter.sh/unregistered:NoExecute"]
-    assert config["kubelet-arg"] == ["max-pods=98"]
+    assert config["kubelet-arg"] == ["cloud-provider=external", "max-pods=98"]
     assert config["token-file"] == f"{K3S_CONFIG_DIR}/token"  # fetched at boot, never rendered
 
 

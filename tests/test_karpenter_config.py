@@ -91,8 +91,8 @@ def test_prod_pool_too_small_for_max_pods_is_refused_naming_the_pool():
     def edit(k):
         k["nodePools"][1].update(instanceCategories=["t"], instanceGenerationGreaterThan=2, instanceSizes=["small", "large"])
     message = refusal(with_karpenter("prod", edit), "karpenter.nodePools[1].instanceSizes")
-    # t3.small with prefix delegation and custom networking: 2 ENIs x 3 slots x 16 + 2 = 98 pods.
-    assert "pool 'stateful' allows t3.small, which holds at most 98 pods" in message
+    # t3a.small with prefix delegation and custom networking: 1 ENI x 3 slots x 16 + 2 = 50 pods.
+    assert "pool 'stateful' allows t3a.small, which holds at most 50 pods" in message
     assert "prefix delegation with custom networking" in message
     assert "below maxPods 110 of node class 'default'" in message
 
@@ -106,14 +106,14 @@ def test_dev_pool_too_small_for_max_pods_is_refused():
 
 def test_lower_max_pods_makes_the_small_pool_acceptable():
     def edit(k):
-        k["nodeClasses"][0]["maxPods"] = 90
+        k["nodeClasses"][0]["maxPods"] = 50
         k["nodePools"][1].update(instanceCategories=["t"], instanceGenerationGreaterThan=2, instanceSizes=["small", "large"])
     raw = with_karpenter("prod", edit)
-    assert parse_stack_config(raw).karpenter.node_classes[0].max_pods == 90
+    assert parse_stack_config(raw).karpenter.node_classes[0].max_pods == 50
 
 
 def test_pool_with_no_known_instance_type_is_refused():
-    raw = with_karpenter("prod", lambda k: k["nodePools"][0].update(instanceCategories=["x"]))
+    raw = with_karpenter("prod", lambda k: k["nodePools"][0].update(instanceCategories=["q"]))
     assert "matches no instance type with ENI data" in refusal(raw, "karpenter.nodePools[0].instanceSizes")
 
 

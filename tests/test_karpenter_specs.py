@@ -219,11 +219,14 @@ def test_kubelet_max_pods_comes_from_the_max_pods_function():
 
 def test_pool_capacity_uses_prefix_delegation_and_custom_networking():
     shape = PoolShape(categories=("t",), generation_greater_than=2, architectures=("amd64",), sizes=("small",))
-    # t3.small: 3 ENIs x 3 slots x 16 + 2 = 146 -> 110 cap; with custom networking 2 ENIs: 98.
-    assert pool_pod_capacity(shape, custom_networking=False).max_pods == 110
+    # The pool admits t3.small (3 ENIs x 3 slots x 16 + 2 = 146 -> 110 cap) and t3a.small (2 ENIs:
+    # 98); the smaller decides. With custom networking one ENI fewer: t3a.small 1 x 3 x 16 + 2 = 50.
+    plain = pool_pod_capacity(shape, custom_networking=False)
+    assert (plain.instance_type, plain.max_pods, plain.checked) == ("t3a.small", 98, 2)
+    assert max_pods_for("t3.small", prefix_delegation=True) == 110
     capacity = pool_pod_capacity(shape, custom_networking=True)
-    assert (capacity.instance_type, capacity.max_pods) == ("t3.small", 98)
-    assert capacity.max_pods == max_pods_for("t3.small", prefix_delegation=True, custom_networking=True)
+    assert (capacity.instance_type, capacity.max_pods) == ("t3a.small", 50)
+    assert capacity.max_pods == max_pods_for("t3a.small", prefix_delegation=True, custom_networking=True)
 
 
 @pytest.mark.parametrize("name, category, generation, arch, size", [

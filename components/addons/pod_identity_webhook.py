@@ -61,7 +61,8 @@ def container_command(region: str) -> list[str]:
 
 def pod_spec(region: str, secret_name: str, node_selector: dict[str, str],
              tolerations: list[dict[str, str]]) -> dict[str, Any]:
-    probe = {"httpGet": {"path": "/healthz", "port": METRICS_PORT}, "periodSeconds": 10}
+    # v0.6.17 serves /healthz only on the TLS serving port (--port); the metrics port serves /metrics alone.
+    probe = {"httpGet": {"path": "/healthz", "port": CONTAINER_PORT, "scheme": "HTTPS"}, "periodSeconds": 10}
     return {
         "serviceAccountName": SERVICE,
         "priorityClassName": "system-cluster-critical",

@@ -65,8 +65,7 @@ LB_MODIFY_OWNED_ACTIONS = (
     "elasticloadbalancing:SetSecurityGroups", "elasticloadbalancing:SetSubnets",
     "elasticloadbalancing:DeleteLoadBalancer", "elasticloadbalancing:ModifyTargetGroup",
     "elasticloadbalancing:ModifyTargetGroupAttributes", "elasticloadbalancing:DeleteTargetGroup",
-    "elasticloadbalancing:ModifyListenerAttributes", "elasticloadbalancing:ModifyCapacityReservation",
-    "elasticloadbalancing:ModifyIpPools",
+    "elasticloadbalancing:ModifyCapacityReservation", "elasticloadbalancing:ModifyIpPools",
 )
 
 
@@ -117,6 +116,10 @@ def load_balancer_controller_policy(cluster_name: str, vpc_id: str, region: str,
                    "elasticloadbalancing:SetRulePriorities", "elasticloadbalancing:AddListenerCertificates",
                    "elasticloadbalancing:RemoveListenerCertificates", "elasticloadbalancing:SetWebAcl"],
                   elb("loadbalancer/*", "listener/*", "listener-rule/*"), sid="ListenersAndRules"),
+        # ModifyListenerAttributes acts on listener ARNs only (upstream grants it on load balancers
+        # and target groups, where it never matches): any listener attribute would be AccessDenied.
+        statement("elasticloadbalancing:ModifyListenerAttributes", elb("listener/app/*/*/*", "listener/net/*/*/*"),
+                  sid="ModifyListenerAttributes"),
         statement(["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
                   elb("listener/net/*/*/*", "listener/app/*/*/*", "listener-rule/net/*/*/*", "listener-rule/app/*/*/*"),
                   sid="TagListenersAndRules"),

@@ -18,6 +18,7 @@ from components.config.base import (
 )
 from components.core.eks_addon_versions import ADDON_NAMES, SUPPORTED_KUBERNETES_VERSIONS
 from components.core.max_pods import INSTANCE_LIMITS, max_pods_for
+from components.core.eks_support_calendar import support_problem
 
 EksLogType = Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]
 # EKS access modes: CONFIG_MAP (aws-auth only) is refused; see EksConfig._authentication_mode.
@@ -170,7 +171,7 @@ class EksSystemNodeGroupConfig(Model):
         unknown = [t for t in v if t not in INSTANCE_LIMITS]
         if unknown:
             raise ValueError(f"{', '.join(unknown)}: no ENI data for maxPods in components/data/instance_network_limits.json; "
-                             "use a listed type (e.g. m7i.large, m7g.large) or add its row")
+                             "use a listed type (e.g. m7i.large, m7g.large) or regenerate the table from newer published data")
         if len({is_graviton(t) for t in v}) > 1:
             raise ValueError("mixes arm64 (Graviton) and x86_64 types; one node group runs one AMI architecture")
         short = managed_node_group_overcommits(v)
@@ -194,9 +195,12 @@ class EksSystemNodeGroupConfig(Model):
 class EksConfig(Model):
     """EKS control-plane settings."""
 
+    # components/core/eks_addon_versions.DEFAULT_KUBERNETES_VERSION (the newest minor with backed pins).
     version: str = Field("1.35", description=(
         "EKS Kubernetes minor, quoted in YAML: one with pinned add-on versions "
-        "(`components/core/eks_addon_versions.py`)."))
+        "(`components/core/eks_addon_versions.py`); a minor past its standard support "
+        "(`components/core/eks_support_calendar.py`) is refused under `upgradePolicy.supportType: STANDARD`, "
+        "with the dates and the choice (upgrade, or `EXTENDED`)."))
     authentication_mode: str = Field("API", description=(
         "How IAM principals authenticate: `API` (access entries), or `API_AND_CONFIG_MAP` only while migrating "
         "off aws-auth; `CONFIG_MAP` is refused."))
@@ -225,6 +229,13 @@ class EksConfig(Model):
         if v not in SUPPORTED_KUBERNETES_VERSIONS:
             raise ValueError(f"'{v}' has no pinned add-on versions; allowed: {', '.join(SUPPORTED_KUBERNETES_VERSIONS)}")
         return v
+
+    @model_validator(mode="after")
+    def _supported(self) -> "EksConfig":
+        problem = support_problem(self.version, self.upgrade_policy.support_type)
+        if problem:
+            raise _KeyedError("cluster.eks.version", problem)
+        return self
 
     @field_validator("authentication_mode")
     @classmethod

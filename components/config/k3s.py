@@ -113,7 +113,11 @@ class K3sSnapshotsConfig(Model):
 class K3sConfig(Model):
     """K3s-on-EC2 settings (components/k3s_*.py)."""
 
-    version: str = Field("v1.35.1+k3s1", description=(
+    # The newest v1.35 patch (../shared/reference/upstream/k3s-releases.txt: k3s-io/k3s#14544 "Update to
+    # v1.35.8-k3s1 and Go 1.26.7", 2026-08-27). Not v1.36: the AWS cloud controller has no 1.36 build
+    # yet (newest chart 0.0.11 ships v1.35.0, and it must match the cluster's minor), and K3s's CLI
+    # reference at hand (the flag contract tests) is v1.35's.
+    version: str = Field("v1.35.8+k3s1", description=(
         "K3s release on every node: an exact `vX.Y.Z+k3sN` (channels and ranges are refused)."))
     servers: K3sServersConfig = Field(K3sServersConfig(), description="The K3s servers (control plane and etcd).")
     agents: K3sAgentsConfig = Field(K3sAgentsConfig(), description=(

@@ -140,6 +140,10 @@ class KarpenterNodePoolConfig(Model):
     instance_sizes: list[str] | None = Field(None, description=(
         "Allowed sizes (`large`, `2xlarge`, `metal`...); unset means every size but `nano`, `micro`, `small`, "
         "`medium`. Refused when an instance type it matches cannot hold the class's `maxPods`."))
+    instance_families: list[str] | None = Field(None, description=(
+        "Only these instance families (`karpenter.k8s.aws/instance-family`), e.g. `[g5, g6]` or `[c7g, m7g]`; "
+        "unset means every family the categories and generation admit. A family the pool's categories, "
+        "generation or architectures exclude is refused."))
     limits: KarpenterLimits = Field(description=(
         "Circuit breaker: Karpenter launches nothing more once the pool's nodes reach these totals."))
     consolidate_after: str = Field("1m", description=(
@@ -175,6 +179,20 @@ class KarpenterNodePoolConfig(Model):
         for c in v:
             if not re.match(r"^[a-z]+$", c):
                 raise ValueError(f"'{c}' is not an instance category like c, m or r")
+        return v
+
+    @field_validator("instance_families")
+    @classmethod
+    def _families(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("at least one family, or remove the key for every family of the categories")
+        for family in v:
+            if not re.match(r"^[a-z]+\d+[a-z0-9-]*$", family):
+                raise ValueError(f"'{family}' is not an instance family like g5, c7g or m7i")
+        if len(set(v)) != len(v):
+            raise ValueError("values must be distinct")
         return v
 
     @field_validator("instance_sizes")

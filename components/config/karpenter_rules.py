@@ -7,10 +7,11 @@ classes, and whether every instance type a pool allows can hold its class's maxP
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Iterator
 
 from components.core.instance_types import al2023_ami_parameter
-from components.core.pool_capacity import SMALL_SIZES, PoolShape, pool_pod_capacity
+from components.core.pool_capacity import SMALL_SIZES, PoolShape, admitted_instance_types, pool_pod_capacity
 
 if TYPE_CHECKING:
     from components.config.karpenter import KarpenterNodeClassConfig, KarpenterNodePoolConfig
@@ -35,6 +36,7 @@ def pool_shape(pool: "KarpenterNodePoolConfig") -> PoolShape:
         generation_greater_than=pool.instance_generation_greater_than,
         architectures=tuple(pool.architectures),
         sizes=tuple(pool.instance_sizes) if pool.instance_sizes else None,
+        families=tuple(pool.instance_families) if pool.instance_families else None,
     )
 
 
@@ -89,6 +91,16 @@ def karpenter_problems(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
 
 
 def _capacity_problems(key: str, pool: "KarpenterNodePoolConfig", nc: "KarpenterNodeClassConfig", kind: str) -> Iterator[tuple[str, str]]:
+    if pool.instance_families:
+        # A family the other requirements exclude would silently match nothing: name it.
+        wide = dataclasses.replace(pool_shape(pool), families=None, sizes=None)
+        admitted = {r.instance_type.split(".", 1)[0] for r in admitted_instance_types(wide)}
+        for family in pool.instance_families:
+            if family not in admitted:
+                yield (f"{key}.instanceFamilies", f"pool '{pool.name}': family '{family}' has no instance type with ENI "
+                       f"data that its instanceCategories ({', '.join(pool.instance_categories)}), "
+                       f"instanceGenerationGreaterThan ({pool.instance_generation_greater_than}) and architectures "
+                       f"({', '.join(pool.architectures)}) admit")
     networking = "prefix delegation with custom networking" if uses_custom_networking(kind) else "prefix delegation"
     capacity = pool_pod_capacity(pool_shape(pool), custom_networking=uses_custom_networking(kind))
     sizes_key = f"{key}.instanceSizes"
@@ -96,7 +108,7 @@ def _capacity_problems(key: str, pool: "KarpenterNodePoolConfig", nc: "Karpenter
         sizes = ", ".join(pool.instance_sizes) if pool.instance_sizes else f"all but {', '.join(SMALL_SIZES)}"
         yield (sizes_key, f"pool '{pool.name}' (categories {', '.join(pool.instance_categories)}, generation > "
                f"{pool.instance_generation_greater_than}, sizes {sizes}) matches no instance type with ENI data in "
-               "components/data/instance_network_limits.json, so its maxPods cannot be verified; widen the pool or add rows")
+               "components/data/instance_network_limits.json, so its maxPods cannot be verified; widen the pool")
         return
     if capacity.max_pods < nc.max_pods:
         yield (sizes_key, f"pool '{pool.name}' allows {capacity.instance_type}, which holds at most {capacity.max_pods} pods "

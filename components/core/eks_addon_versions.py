@@ -22,13 +22,23 @@ EBS_CSI = "aws-ebs-csi-driver"
 
 ADDON_NAMES = (VPC_CNI, POD_IDENTITY_AGENT, COREDNS, KUBE_PROXY, EBS_CSI)
 
-# Kubernetes minor -> add-on -> exact add-on version (the one documented place).
+# Kubernetes minor -> add-on -> exact add-on version (the one documented place). Evidence for each
+# row is in UNCONFIRMED_PINS below: the 1.35 vpc-cni, coredns and kube-proxy builds are the EKS 1.35
+# default add-on builds of a public listing (Oct 2026); every other pin could not be confirmed
+# against `describe-addon-versions` offline and must be checked before it reaches production.
 ADDON_VERSIONS: dict[str, dict[str, str]] = {
-    "1.35": {
-        VPC_CNI: "v1.21.1-eksbuild.3",
+    "1.36": {
+        VPC_CNI: "v1.22.4-eksbuild.3",
         POD_IDENTITY_AGENT: "v1.3.10-eksbuild.3",
-        COREDNS: "v1.13.2-eksbuild.1",
-        KUBE_PROXY: "v1.35.3-eksbuild.18",
+        COREDNS: "v1.13.2-eksbuild.31",
+        KUBE_PROXY: "v1.36.0-eksbuild.1",
+        EBS_CSI: "v1.55.0-eksbuild.2",
+    },
+    "1.35": {
+        VPC_CNI: "v1.22.4-eksbuild.3",
+        POD_IDENTITY_AGENT: "v1.3.10-eksbuild.3",
+        COREDNS: "v1.13.2-eksbuild.31",
+        KUBE_PROXY: "v1.35.3-eksbuild.29",
         EBS_CSI: "v1.55.0-eksbuild.2",
     },
     "1.34": {
@@ -46,6 +56,20 @@ ADDON_VERSIONS: dict[str, dict[str, str]] = {
         EBS_CSI: "v1.55.0-eksbuild.2",
     },
 }
+
+# Pins no offline evidence backs (README "Pins not confirmed offline"). 1.36: no listing of 1.36
+# builds was available; its vpc-cni/coredns are the 1.35 defaults (vpc-cni builds span minors) and
+# kube-proxy is the first build name EKS uses for a minor. EBS CSI: the driver is at 1.64 upstream,
+# but no eksbuild of it could be confirmed, so the last known build stays.
+UNCONFIRMED_PINS: dict[str, tuple[str, ...]] = {
+    "1.36": ADDON_NAMES,
+    "1.35": (POD_IDENTITY_AGENT, EBS_CSI),
+    "1.34": ADDON_NAMES,
+    "1.33": ADDON_NAMES,
+}
+
+# The default for new stacks: the newest minor whose pins are backed by evidence (1.36's are not).
+DEFAULT_KUBERNETES_VERSION = "1.35"
 
 SUPPORTED_KUBERNETES_VERSIONS = tuple(sorted(ADDON_VERSIONS, key=lambda v: tuple(int(p) for p in v.split("."))))
 

@@ -60,9 +60,12 @@ class PoolShape:
     generation_greater_than: int
     architectures: tuple[str, ...]
     sizes: tuple[str, ...] | None  # None: every size except SMALL_SIZES
+    families: tuple[str, ...] | None = None  # None: every family of the categories
 
     def admits(self, shape: InstanceShape) -> bool:
         if shape.category not in self.categories or shape.generation <= self.generation_greater_than:
+            return False
+        if self.families is not None and shape.instance_type.split(".", 1)[0] not in self.families:
             return False
         if shape.architecture not in self.architectures:
             return False
@@ -74,7 +77,9 @@ class PoolShape:
 def admitted_instance_types(pool: PoolShape, table: dict[str, InstanceNetworkLimits] | None = None) -> list[InstanceNetworkLimits]:
     """The rows of the ENI table the pool's requirements admit, sorted by name."""
     rows = INSTANCE_LIMITS if table is None else table
-    return [rows[name] for name in sorted(rows) if pool.admits(parse_instance_type(name))]
+    # Names outside the <category><generation><attributes>.<size> scheme (u-6tb1.metal, mac-m4.metal,
+    # bmn-sf1.metal) carry no category/generation label a pool could select them by.
+    return [rows[name] for name in sorted(rows) if _NAME.match(name) and pool.admits(parse_instance_type(name))]
 
 
 @dataclass(frozen=True)

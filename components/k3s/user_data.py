@@ -30,6 +30,14 @@ SERVICE_ACCOUNT_KEY_PATH = f"{K3S_TLS_DIR}/service.key"
 
 ServerRole = Literal["bootstrap", "join"]
 
+# Every node kind (servers, ASG agents, Karpenter nodes). K3s passes `--cloud-provider=external` to
+# the kubelet only while its embedded cloud controller runs (k3s pkg/daemons/agent/agent_linux.go:
+# `if !cfg.DisableCCM`); with the AWS cloud controller add-on it is disabled, and without this the
+# nodes never get the `node.cloudprovider.kubernetes.io/uninitialized` taint, so the AWS controller
+# never initialises them (no zone/region/instance-type labels, which EBS CSI's node plugin needs).
+# Harmless when the embedded controller runs: K3s then sets the same flag itself.
+KUBELET_ARGS = ("cloud-provider=external",)
+
 
 @dataclass(frozen=True)
 class K3sServerSettings:
@@ -88,6 +96,7 @@ def server_k3s_config(s: K3sServerSettings) -> dict:
         "secrets-encryption": True,
         "write-kubeconfig-mode": "0600",
         "kube-apiserver-arg": api_args,
+        "kubelet-arg": list(KUBELET_ARGS),
         "node-label": _labels(s.node_labels),
         "node-taint": list(s.node_taints),
         "etcd-s3": True,
@@ -96,6 +105,9 @@ def server_k3s_config(s: K3sServerSettings) -> dict:
         "etcd-s3-folder": s.cluster_name,
         "etcd-snapshot-schedule-cron": s.snapshot_schedule_cron,
         "etcd-snapshot-retention": s.snapshot_retention,
+        # Separate since v1.34.0+k3s1 with its own default of 5; the fallback to
+        # etcd-snapshot-retention (k3s PR #13770) came after v1.35.1. Set explicitly on every version.
+        "etcd-s3-retention": s.snapshot_retention,
     }
 
 
@@ -106,9 +118,8 @@ def agent_k3s_config(server_url: str, node_labels: Mapping[str, str], node_taint
         "token-file": f"{K3S_CONFIG_DIR}/token",
         "node-label": _labels(node_labels),
         "node-taint": list(node_taints),
+        "kubelet-arg": list(KUBELET_ARGS) + ([f"max-pods={max_pods}"] if max_pods is not None else []),
     }
-    if max_pods is not None:
-        config["kubelet-arg"] = [f"max-pods={max_pods}"]
     return config
 
 

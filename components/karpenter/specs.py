@@ -36,6 +36,7 @@ CAPACITY_TYPE = "karpenter.sh/capacity-type"
 INSTANCE_CATEGORY = "karpenter.k8s.aws/instance-category"
 INSTANCE_GENERATION = "karpenter.k8s.aws/instance-generation"
 INSTANCE_SIZE = "karpenter.k8s.aws/instance-size"
+INSTANCE_FAMILY = "karpenter.k8s.aws/instance-family"
 
 Operator = Literal["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt", "Gte", "Lte"]
 Effect = Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
@@ -143,6 +144,7 @@ def pool_requirements(
     generation_greater_than: int,
     sizes: tuple[str, ...] | None,
     excluded_sizes: tuple[str, ...],
+    families: tuple[str, ...] | None = None,
 ) -> tuple[Requirement, ...]:
     """The scheduling requirements of a wide pool: Linux, the given archs, capacity types, families and sizes."""
     size_requirement = (
@@ -154,6 +156,7 @@ def pool_requirements(
         Requirement(CAPACITY_TYPE, "In", tuple(capacity_types)),
         Requirement(INSTANCE_CATEGORY, "In", tuple(categories)),
         Requirement(INSTANCE_GENERATION, "Gt", (str(generation_greater_than),)),
+        *((Requirement(INSTANCE_FAMILY, "In", tuple(families)),) if families else ()),
         size_requirement,
     )
 
@@ -273,6 +276,7 @@ def node_pool_from_config(pool: "KarpenterNodePoolConfig") -> NodePoolSpec:
             generation_greater_than=pool.instance_generation_greater_than,
             sizes=tuple(pool.instance_sizes) if pool.instance_sizes else None,
             excluded_sizes=SMALL_SIZES,
+            families=tuple(pool.instance_families) if pool.instance_families else None,
         ),
         limits={"cpu": str(pool.limits.cpu), "memory": pool.limits.memory},
         consolidate_after=pool.consolidate_after,

@@ -159,7 +159,7 @@ RULES = [
     resource_rule(
         "eks-version-allowed", "The EKS Kubernetes version is pinned to an allowed, supported release.",
         Severity.MEDIUM, [checkov("CKV_AWS_339")], [CLUSTER], _version,
-        {"allowedVersions": {"type": "array", "items": {"type": "string"}, "default": ["1.35"]}}),
+        {"allowedVersions": {"type": "array", "items": {"type": "string"}, "default": ["1.35", "1.36"]}}),
     resource_rule(
         "eks-authentication-mode-api", "Cluster access is managed with access entries (authenticationMode API).",
         Severity.HIGH, [cis_eks("5.5.1")], [CLUSTER], _auth_mode,

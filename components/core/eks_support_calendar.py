@@ -1,0 +1,83 @@
+"""The EKS Kubernetes version support calendar: ONE table of dates (pure, no Pulumi).
+
+Amazon EKS supports a minor for 14 months after its EKS release ("standard support"), then for
+12 more months at a higher per-cluster-hour price ("extended support"). A cluster whose upgrade
+policy is `supportType: STANDARD` is upgraded automatically by EKS when standard support ends:
+the control plane moves to the next minor underneath an unchanged program, while the program's
+kube-proxy/coredns pins (components/core/eks_addon_versions.py) stay on the old minor. So a stack on a
+minor past its standard support must either upgrade (`cluster.eks.version`) or choose
+`cluster.eks.upgradePolicy.supportType: EXTENDED` explicitly.
+
+Source of each row (`source`): the Amazon EKS Kubernetes version calendar ("Amazon EKS Kubernetes
+release calendar" in the EKS User Guide) as quoted in this project's issue 12 (December 2026):
+EKS 1.36 available since June 2026; 1.34's standard support ends 2026-12-02; 1.33 is in extended
+support since 2026-07-29. Rows marked `derived` apply EKS's published rule (standard = EKS release
++ 14 months, extended = standard end + 12 months) to a date that could not be confirmed offline;
+re-check them against the calendar when bumping. The upgrade work reuses this module.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Literal
+
+SupportType = Literal["STANDARD", "EXTENDED"]
+
+
+@dataclass(frozen=True)
+class MinorSupport:
+    minor: str
+    eks_release: dt.date
+    end_of_standard: dt.date
+    end_of_extended: dt.date
+    source: str  # "calendar" (confirmed) or "derived" (release + 14 / + 26 months, unconfirmed)
+
+
+def _row(minor: str, release: str, standard: str, extended: str, source: str) -> MinorSupport:
+    return MinorSupport(minor, dt.date.fromisoformat(release), dt.date.fromisoformat(standard),
+                        dt.date.fromisoformat(extended), source)
+
+
+# The one documented table. Keep every minor that has add-on pins (eks_addon_versions.ADDON_VERSIONS).
+CALENDAR: dict[str, MinorSupport] = {r.minor: r for r in (
+    _row("1.33", "2025-05-29", "2026-07-29", "2027-07-29", "calendar"),
+    _row("1.34", "2025-10-02", "2026-12-02", "2027-12-02", "calendar"),
+    _row("1.35", "2026-01-27", "2027-03-27", "2028-03-27", "derived"),
+    _row("1.36", "2026-06-10", "2027-08-10", "2028-08-10", "derived"),
+)}
+
+
+def support_for(minor: str) -> MinorSupport:
+    try:
+        return CALENDAR[minor]
+    except KeyError:
+        raise ValueError(f"no support dates for EKS {minor}; known: {', '.join(CALENDAR)}") from None
+
+
+def support_phase(minor: str, today: dt.date) -> Literal["standard", "extended", "ended"]:
+    row = support_for(minor)
+    if today <= row.end_of_standard:
+        return "standard"
+    return "extended" if today <= row.end_of_extended else "ended"
+
+
+def standard_support_minors(today: dt.date) -> list[str]:
+    return [m for m in CALENDAR if support_phase(m, today) == "standard"]
+
+
+def support_problem(minor: str, support_type: SupportType, today: dt.date | None = None) -> str | None:
+    """Why `minor` cannot run under `support_type` on `today` (a message with dates and choices), or None."""
+    today = today or dt.date.today()
+    row = support_for(minor)
+    phase = support_phase(minor, today)
+    if phase == "ended":
+        return (f"EKS {minor} left extended support on {row.end_of_extended.isoformat()}; "
+                f"upgrade to one of {', '.join(standard_support_minors(today)) or 'a newer minor'}")
+    if phase == "extended" and support_type == "STANDARD":
+        return (f"EKS {minor} left standard support on {row.end_of_standard.isoformat()} (extended support until "
+                f"{row.end_of_extended.isoformat()}); under upgradePolicy.supportType STANDARD EKS would upgrade the "
+                f"control plane itself and the add-on pins would no longer match. Upgrade to one of "
+                f"{', '.join(standard_support_minors(today))}, or set cluster.eks.upgradePolicy.supportType: "
+                "EXTENDED (billed at the extended-support rate)")
+    return None
