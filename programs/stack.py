@@ -11,6 +11,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.api_port_forward import ApiPortForward, ApiPortForwardArgs
 from components.cloud_controller_manager import (
     CloudControllerManager,
     CloudControllerManagerArgs,
@@ -22,8 +23,10 @@ from components.config import (
     parse_stack_config,
     read_pulumi_config,
 )
+from components.eks_access_instance import EKS_API_PORT, AccessInstance, AccessInstanceArgs
 from components.eks_cluster import EksCluster, EksClusterArgs
 from components.identity_rules import effective_issuers
+from components.k3s_cluster import API_PORT as K3S_API_PORT
 from components.k3s_cluster import K3sCluster, K3sClusterArgs
 from components.k3s_pki import K3sPki
 from components.karpenter import K3sNodeJoin, Karpenter, KarpenterArgs
@@ -56,8 +59,10 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
     # Then, in this order: Karpenter, workload identities, cluster add-ons.
     k3s: K3sCluster | None = None
     named_issuers: list[NamedIssuer] = []  # K3s: the published service-account issuers, active first
+    eks: EksCluster | None = None
     if cfg.cluster.kind == "eks":
-        cluster = EksCluster("eks", EksClusterArgs(config=cfg, network=network), opts=providers).handle
+        eks = EksCluster("eks", EksClusterArgs(config=cfg, network=network), opts=providers)
+        cluster = eks.handle
     else:
         k3s, named_issuers = _k3s_control_plane(cfg, network, providers, tags)
         cluster = k3s.handle
@@ -101,10 +106,43 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
                                   for i in named_issuers}
     if workloads is not None:
         outputs["workloadIdentities"] = workloads.identities
+    api_access = _api_access(cfg, network, eks, k3s, providers, tags)
+    if api_access is not None:
+        outputs["apiAccess"] = api_access  # what `platformctl connect` forwards through
+    if k3s is not None:
+        # What `platformctl doctor` checks on K3s: etcd snapshots and the spot-drain dead letters.
+        outputs["etcdSnapshotBucket"] = k3s.snapshot_bucket.bucket
+        outputs["nodeDrainerDeadLetterQueueUrl"] = k3s.interruption.dead_letter_queue.id
     if karpenter is not None:
         outputs["karpenterInterruptionQueue"] = karpenter.interruption.queue_name
         outputs["karpenterNodeRoleArn"] = karpenter.node_role.arn
     return outputs
+
+
+def _api_access(cfg: StackConfig, network: Network, eks: EksCluster | None, k3s: K3sCluster | None,
+                providers: pulumi.ResourceOptions, tags: dict[str, str]) -> dict[str, Any] | None:
+    """The SSM port-forwarding target of the private API: a K3s server, or the EKS access instance."""
+    target: dict[str, Any]
+    if k3s is not None:
+        api_host, api_port = k3s.api_host, K3S_API_PORT
+        target = {"targetKind": "autoScalingGroup",
+                  "autoScalingGroupNames": [f"{cfg.cluster_name}-k3s-server-bootstrap", f"{cfg.cluster_name}-k3s-servers"]}
+    elif eks is not None and cfg.cluster.eks.access_instance.enabled:
+        instance = AccessInstance("eks-access", AccessInstanceArgs(
+            cluster_name=cfg.cluster_name, instance_type=cfg.cluster.eks.access_instance.instance_type,
+            vpc_id=network.vpc_id, subnet_id=network.private_subnet_ids[network.azs[0]],
+            cluster_security_group_id=eks.cluster.vpc_config.cluster_security_group_id, tags=tags), opts=providers)
+        api_host = eks.cluster.endpoint.apply(lambda url: url.removeprefix("https://").split("/", 1)[0])
+        api_port = EKS_API_PORT
+        target = {"targetKind": "instance", "instanceId": instance.instance_id}
+    else:
+        return None
+    forward = ApiPortForward("api-port-forward", ApiPortForwardArgs(
+        cluster_name=cfg.cluster_name, region=cfg.region, account_id=cfg.account_id, api_host=api_host,
+        api_port=api_port, tags=tags), opts=providers)
+    return {**target, "remoteHost": api_host, "remotePort": api_port, "tlsServerName": api_host,
+            "region": cfg.region, "ssmDocumentName": forward.document_name,
+            "operatorPolicyArn": forward.operator_policy_arn}
 
 
 def _k3s_control_plane(cfg: StackConfig, network: Network, providers: pulumi.ResourceOptions,

@@ -178,6 +178,21 @@ class EksSystemNodeGroupConfig(Model):
 
 
 
+class EksAccessInstanceConfig(Model):
+    """The SSM-only instance `platformctl connect` forwards the private API endpoint through
+    (components/eks_access_instance.py): no inbound rule, no public IP, no SSH."""
+
+    enabled: bool = False
+    instance_type: str = "t4g.nano"
+
+    @field_validator("instance_type")
+    @classmethod
+    def _instance_type(cls, v: str) -> str:
+        from components.config.base import check_instance_type
+
+        return check_instance_type(v)
+
+
 class EksConfig(Model):
     """EKS control-plane settings."""
 
@@ -189,6 +204,7 @@ class EksConfig(Model):
     access: EksAccessConfig = EksAccessConfig()
     upgrade_policy: EksUpgradePolicyConfig = EksUpgradePolicyConfig()
     system_node_group: EksSystemNodeGroupConfig = EksSystemNodeGroupConfig()
+    access_instance: EksAccessInstanceConfig = EksAccessInstanceConfig()
     # Per-stack add-on version overrides (e.g. a hotfix build); pins live in eks_addon_versions.py.
     addon_versions: dict[str, str] = Field(default_factory=dict)
     resolve_conflicts_on_update: Literal["PRESERVE", "OVERWRITE", "NONE"] = "PRESERVE"
