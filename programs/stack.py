@@ -125,10 +125,12 @@ def _api_access(cfg: StackConfig, network: Network, eks: EksCluster | None, k3s:
     target: dict[str, Any]
     if k3s is not None:
         api_host, api_port = k3s.api_host, K3S_API_PORT
-        target = {"targetKind": "autoScalingGroup",
-                  "autoScalingGroupNames": [f"{cfg.cluster_name}-k3s-server-bootstrap", f"{cfg.cluster_name}-k3s-servers"]}
+        groups = [f"{cfg.cluster_name}-k3s-server-bootstrap"]
+        if cfg.cluster.k3s.servers.count > 1:
+            groups.append(f"{cfg.cluster_name}-k3s-servers")
+        target = {"targetKind": "autoScalingGroup", "autoScalingGroupNames": groups}
     elif eks is not None and cfg.cluster.eks.access_instance.enabled:
-        instance = AccessInstance("eks-access", AccessInstanceArgs(
+        instance = AccessInstance("eks-access-instance", AccessInstanceArgs(
             cluster_name=cfg.cluster_name, instance_type=cfg.cluster.eks.access_instance.instance_type,
             vpc_id=network.vpc_id, subnet_id=network.private_subnet_ids[network.azs[0]],
             cluster_security_group_id=eks.cluster.vpc_config.cluster_security_group_id, tags=tags), opts=providers)
