@@ -387,3 +387,10 @@ def test_unreachable_api_is_a_failed_check_not_a_crash(fresh, monkeypatch, capsy
     code, [result] = run_doctor(fresh, "prod", "eks-access-entries", monkeypatch=monkeypatch, capsys=capsys)
     assert result["verdict"] == "fail" and "could not query" in result["detail"]
     assert code == exit_codes.CHECK_FAILED
+
+
+def test_readme_day_two_table_lists_every_check():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Day two", 1)[1].split("\n## ", 1)[0]
+    for check in CHECKS:
+        assert f"| `{check.id}` |" in section, check.id
