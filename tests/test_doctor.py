@@ -394,3 +394,10 @@ def test_readme_day_two_table_lists_every_check():
     section = readme.split("## Day two", 1)[1].split("\n## ", 1)[0]
     for check in CHECKS:
         assert f"| `{check.id}` |" in section, check.id
+
+
+def test_without_outputs_or_pulumi_cli_says_what_to_pass(monkeypatch, capsys):
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    code = cli.main(["doctor", "--stack", "dev"])
+    assert code == exit_codes.CONFIG_ERROR
+    assert "pass --outputs FILE" in capsys.readouterr().err

@@ -82,7 +82,9 @@ def job_manifest(name: str, workload: dict[str, Any], image: str, deadline_secon
                 "metadata": {"labels": labels},
                 "spec": {
                     "serviceAccountName": service_account, "restartPolicy": "Never",
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+                    # fsGroup: the projected web-identity token stays readable by the non-root user.
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532,
+                                        "seccompProfile": {"type": "RuntimeDefault"}},
                     "containers": [{
                         "name": "probe", "image": image, "imagePullPolicy": "IfNotPresent",
                         "command": ["/bin/sh", "-c", PROBE_SCRIPT], "env": env, "volumeMounts": mounts,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from components.config import StackConfig, parse_stack_config
-from programs.offline import read_stack_file, stack_file
+from programs.offline import REPO_ROOT, read_stack_file, stack_file
 
 
 class OutputsUnavailable(Exception):
@@ -48,7 +48,7 @@ def load_outputs(stack: str, *, outputs_file: Path | None = None, offline: bool 
         raise OutputsUnavailable("the pulumi CLI is not installed: pass --outputs FILE "
                                  "(`pulumi stack output --json --show-secrets > FILE`) or --offline for a dry run")
     done = subprocess.run(["pulumi", "stack", "output", "--json", "--show-secrets", "--stack", stack],
-                          capture_output=True, text=True, check=False)
+                          capture_output=True, text=True, check=False, cwd=REPO_ROOT)
     if done.returncode != 0:
         raise OutputsUnavailable(f"pulumi stack output failed: {done.stderr.strip()}")
     return json.loads(done.stdout)
