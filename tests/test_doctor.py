@@ -157,6 +157,18 @@ def orders_sa(env: Env, annotations: dict[str, str]) -> None:
                       [{"metadata": {"name": "orders-api", "namespace": "orders", "annotations": annotations}}])
 
 
+def orders_pods(env: Env, injected: bool) -> None:
+    container_env = [{"name": "AWS_CONTAINER_CREDENTIALS_FULL_URI", "value": "http://169.254.170.23/v1/credentials"},
+                     {"name": "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                      "value": "/var/run/secrets/pods.eks.amazonaws.com/serviceaccount/eks-pod-identity-token"}]
+    env.kube.set_list("/api/v1/namespaces/orders/pods", [
+        {"metadata": {"name": "orders-api-0", "namespace": "orders"},
+         "spec": {"serviceAccountName": "orders-api", "containers": [{"name": "app", "env": container_env if injected else []}]},
+         "status": {"phase": "Running"}},
+        {"metadata": {"name": "batch-0", "namespace": "orders"},  # another ServiceAccount: not checked
+         "spec": {"serviceAccountName": "default", "containers": [{"name": "app"}]}, "status": {"phase": "Running"}}])
+
+
 def nodepool(name: str, *, cpu: str | None = "100", policy: str = "WhenEmptyOrUnderutilized",
              requirements: list[dict] | None = None) -> dict[str, Any]:
     return {"metadata": {"name": name}, "spec": {
@@ -281,6 +293,10 @@ CASES: list[tuple[str, str, str, Callable[[Env], None], str]] = [
     ("pod-identity-irsa-annotation", "prod", "fail",
      lambda e: orders_sa(e, {"eks.amazonaws.com/role-arn": "arn:aws:iam::222222222222:role/old"}), "role/old beside"),
     ("pod-identity-irsa-annotation", "dev", "skipped", _nothing, "applies to eks"),
+    ("pod-identity-injection", "prod", "ok", lambda e: orders_pods(e, injected=True), "1 running Pod Identity pods"),
+    ("pod-identity-injection", "prod", "fail", lambda e: orders_pods(e, injected=False),
+     "orders/orders-api-0 container app: no AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"),
+    ("pod-identity-injection", "prod", "skipped", lambda e: e.kube.set_list("/api/v1/namespaces/orders/pods", []), "no running pod"),
     ("karpenter-nodepools", "prod", "ok", lambda e: e.kube.set_list("/apis/karpenter.sh/v1/nodepools", [nodepool("general")]), "1 NodePools"),
     ("karpenter-nodepools", "prod", "warn", lambda e: e.kube.set_list("/apis/karpenter.sh/v1/nodepools", [
         nodepool("general", policy="WhenEmpty", requirements=[

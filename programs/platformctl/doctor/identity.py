@@ -65,6 +65,34 @@ def no_irsa_annotation(ctx: Context) -> Result:
     return ok(f"{len(workloads)} Pod Identity ServiceAccounts exist without an IRSA annotation", queried)
 
 
+TOKEN_FILE_ENV = "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"
+
+
+def credentials_injected(ctx: Context) -> Result:
+    """Pods started before the agent or the association run without the injected credentials env."""
+    workloads = _pod_identity_workloads(ctx)
+    if not workloads:
+        return skipped("no pod-identity workloads declared (k8s-platform:workloads)")
+    queried, missing, seen = [], [], 0
+    for w in workloads:
+        path = f"/api/v1/namespaces/{w.namespace}/pods"
+        queried.append(f"GET {path}")
+        for pod in ctx.kube_items(path) or []:
+            spec = pod.get("spec") or {}
+            if spec.get("serviceAccountName") != w.service_account or (pod.get("status") or {}).get("phase") != "Running":
+                continue
+            seen += 1
+            for c in spec.get("containers") or []:
+                if not any(e.get("name") == TOKEN_FILE_ENV for e in c.get("env") or []):
+                    missing.append(f"{w.namespace}/{pod['metadata']['name']} container {c.get('name')}: no {TOKEN_FILE_ENV}")
+    if not seen:
+        return skipped("no running pod uses a Pod Identity ServiceAccount", queried)
+    if missing:
+        return fail(f"{len(missing)} containers run without Pod Identity credentials (started before the agent "
+                    "or the association)", queried, missing)
+    return ok(f"{seen} running Pod Identity pods have {TOKEN_FILE_ENV}", queried)
+
+
 CHECKS = [
     Check("pod-identity-agent", "AccessDenied / node role from get-caller-identity: Pod Identity agent missing",
           f"kubectl -n kube-system get ds {AGENT}  # DESIRED == READY == UP-TO-DATE",
@@ -79,4 +107,8 @@ CHECKS = [
           "kubectl -n <ns> exec <pod> -- env | grep AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
           f"kubectl -n <ns> annotate sa <sa> {IRSA_ANNOTATION}-; roll the pods",
           ("eks",), no_irsa_annotation),
+    Check("pod-identity-injection", "AccessDenied / node role in pods started before the agent or the association",
+          f"kubectl -n <ns> exec <pod> -- env | grep {TOKEN_FILE_ENV}",
+          "kubectl -n <ns> rollout restart deploy/<name> (credentials are injected at pod creation only)",
+          ("eks",), credentials_injected),
 ]
