@@ -18,12 +18,15 @@ from components.config import (
     parse_stack_config,
     read_pulumi_config,
 )
+from components.eks.access_instance import EKS_API_PORT, AccessInstance, AccessInstanceArgs
 from components.eks.cluster import EksCluster, EksClusterArgs
 from components.identity import NamedIssuer, WorkloadIdentity, WorkloadIdentityArgs
+from components.k3s.cluster import API_PORT as K3S_API_PORT
 from components.k3s.cluster import K3sCluster
 from components.k3s.control_plane import k3s_control_plane
 from components.karpenter.controller import K3sNodeJoin, Karpenter, KarpenterArgs
 from components.network import Network, NetworkArgs
+from components.network.api_port_forward import ApiPortForward, ApiPortForwardArgs
 
 
 def build_stack(cfg: StackConfig) -> dict[str, Any]:
@@ -41,8 +44,10 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
     # Then, in this order: Karpenter, workload identities, cluster add-ons.
     k3s: K3sCluster | None = None
     named_issuers: tuple[NamedIssuer, ...] = ()  # K3s: the published service-account issuers, active first
+    eks: EksCluster | None = None
     if cfg.cluster.kind == "eks":
-        cluster = EksCluster("eks", EksClusterArgs(config=cfg, network=network), opts=providers).handle
+        eks = EksCluster("eks", EksClusterArgs(config=cfg, network=network), opts=providers)
+        cluster = eks.handle
     else:
         control_plane = k3s_control_plane(cfg, network, providers, tags)
         k3s, cluster, named_issuers = control_plane.cluster, control_plane.handle, control_plane.issuers
@@ -86,10 +91,45 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
                                   for i in named_issuers}
     if workloads is not None:
         outputs["workloadIdentities"] = workloads.identities
+    api_access = _api_access(cfg, network, eks, k3s, providers, tags)
+    if api_access is not None:
+        outputs["apiAccess"] = api_access  # what `platformctl connect` forwards through
+    if k3s is not None:
+        # What `platformctl doctor` checks on K3s: etcd snapshots and the spot-drain dead letters.
+        outputs["etcdSnapshotBucket"] = k3s.snapshot_bucket.bucket
+        outputs["nodeDrainerDeadLetterQueueUrl"] = k3s.interruption.dead_letter_queue.id
     if karpenter is not None:
         outputs["karpenterInterruptionQueue"] = karpenter.interruption.queue_name
         outputs["karpenterNodeRoleArn"] = karpenter.node_role.arn
     return outputs
+
+
+def _api_access(cfg: StackConfig, network: Network, eks: EksCluster | None, k3s: K3sCluster | None,
+                providers: pulumi.ResourceOptions, tags: dict[str, str]) -> dict[str, Any] | None:
+    """The SSM port-forwarding target of the private API: a K3s server, or the EKS access instance."""
+    target: dict[str, Any]
+    if k3s is not None:
+        api_host, api_port = k3s.api_host, K3S_API_PORT
+        groups = [f"{cfg.cluster_name}-k3s-server-bootstrap"]
+        if cfg.cluster.k3s.servers.count > 1:
+            groups.append(f"{cfg.cluster_name}-k3s-servers")
+        target = {"targetKind": "autoScalingGroup", "autoScalingGroupNames": groups}
+    elif eks is not None and cfg.cluster.eks.access_instance.enabled:
+        instance = AccessInstance("eks-access-instance", AccessInstanceArgs(
+            cluster_name=cfg.cluster_name, instance_type=cfg.cluster.eks.access_instance.instance_type,
+            vpc_id=network.vpc_id, subnet_id=network.private_subnet_ids[network.azs[0]],
+            cluster_security_group_id=eks.cluster.vpc_config.cluster_security_group_id, tags=tags), opts=providers)
+        api_host = eks.cluster.endpoint.apply(lambda url: url.removeprefix("https://").split("/", 1)[0])
+        api_port = EKS_API_PORT
+        target = {"targetKind": "instance", "instanceId": instance.instance_id}
+    else:
+        return None
+    forward = ApiPortForward("api-port-forward", ApiPortForwardArgs(
+        cluster_name=cfg.cluster_name, region=cfg.region, account_id=cfg.account_id, api_host=api_host,
+        api_port=api_port, tags=tags), opts=providers)
+    return {**target, "remoteHost": api_host, "remotePort": api_port, "tlsServerName": api_host,
+            "region": cfg.region, "ssmDocumentName": forward.document_name,
+            "operatorPolicyArn": forward.operator_policy_arn}
 
 
 def load_config() -> StackConfig:

@@ -54,7 +54,7 @@ def test_eniconfigs_follow_vpc_cni_which_installs_their_crd(prod_run):
 def test_one_eniconfig_per_zone_pointing_at_that_zones_pod_subnet(prod_run):
     pod_subnets = prod_run.outputs["podSubnetIds"]
     node_sg = prod_run.one("aws:ec2/securityGroup:SecurityGroup", "eks-node-sg")
-    node_sg_id = prod_run.one("aws:ec2/launchTemplate:LaunchTemplate").inputs["networkInterfaces"][0]["securityGroups"][0]
+    node_sg_id = prod_run.one("aws:ec2/launchTemplate:LaunchTemplate", "eks-system-lt").inputs["networkInterfaces"][0]["securityGroups"][0]
     by_zone = {e.inputs["metadata"]["name"]: e for e in prod_run.of_type(ENICONFIG)}
     assert sorted(by_zone) == sorted(prod_run.config.network.availability_zones)
     for az, e in by_zone.items():

@@ -26,7 +26,7 @@ def node_configs(user_data_b64: str) -> list[dict]:
 
 
 def test_launch_template_hardening(prod_run):
-    lt = prod_run.one(LT).inputs
+    lt = prod_run.one(LT, "eks-system-lt").inputs
     assert lt["metadataOptions"]["httpTokens"] == "required"
     assert lt["metadataOptions"]["httpPutResponseHopLimit"] == 1
     [nic] = lt["networkInterfaces"]
@@ -37,25 +37,25 @@ def test_launch_template_hardening(prod_run):
     assert ebs["volumeType"] == "gp3" and ebs["encrypted"] == "true"
     assert ebs["volumeSize"] == prod_run.config.cluster.eks.system_node_group.disk_size_gib
     assert ebs["kmsKeyId"].startswith("arn:aws:kms:us-east-1:222222222222:key/")
-    assert prod_run.one("aws:kms/key:Key", "eks-system-ebs").urn in prod_run.one(LT).dependencies
+    assert prod_run.one("aws:kms/key:Key", "eks-system-ebs").urn in prod_run.one(LT, "eks-system-lt").dependencies
 
 
 def test_nodes_carry_node_and_cluster_security_groups(prod_run):
-    sgs = prod_run.one(LT).inputs["networkInterfaces"][0]["securityGroups"]
+    sgs = prod_run.one(LT, "eks-system-lt").inputs["networkInterfaces"][0]["securityGroups"]
     assert len(sgs) == 2 and all(s.startswith("sg-") for s in sgs)
-    assert prod_run.one("aws:ec2/securityGroup:SecurityGroup", "eks-node-sg").urn in prod_run.one(LT).dependencies
+    assert prod_run.one("aws:ec2/securityGroup:SecurityGroup", "eks-node-sg").urn in prod_run.one(LT, "eks-system-lt").dependencies
 
 
 def test_user_data_is_a_nodeadm_config_with_computed_max_pods(prod_run):
     types = prod_run.config.cluster.eks.system_node_group.instance_types
-    [config] = node_configs(prod_run.one(LT).inputs["userData"])
+    [config] = node_configs(prod_run.one(LT, "eks-system-lt").inputs["userData"])
     assert config["apiVersion"] == "node.eks.aws/v1alpha1" and config["kind"] == "NodeConfig"
     expected = min(max_pods_for(t, prefix_delegation=True, custom_networking=True) for t in types)
     assert config["spec"]["kubelet"]["config"]["maxPods"] == expected == 110
 
 
 def test_user_data_holds_no_secret(prod_run):
-    text = base64.b64decode(prod_run.one(LT).inputs["userData"]).decode()
+    text = base64.b64decode(prod_run.one(LT, "eks-system-lt").inputs["userData"]).decode()
     for marker in ("PRIVATE KEY", "token", "password", "aws_secret_access_key", "client-key"):
         assert marker.lower() not in text.lower()
 

@@ -11,6 +11,7 @@ from components.config.base import (
     LogRetentionDays,
     Model,
     _KeyedError,
+    check_instance_type,
     dns_label,
     iam_role_arn,
     ipv4_network,
@@ -192,6 +193,24 @@ class EksSystemNodeGroupConfig(Model):
 
 
 
+class EksAccessInstanceConfig(Model):
+    """The SSM-only instance `platformctl connect` forwards the private API endpoint through
+    (components/eks/access_instance.py): no inbound rule, no public IP, no SSH."""
+
+    enabled: bool = Field(False, description=(
+        "Create the access instance (EKS only; K3s forwards through a server). Needed when the API endpoint "
+        "is private only and no other host in the VPC is at hand."))
+    instance_type: str = Field("t4g.nano", description=(
+        "Instance type of the access instance; it only relays one TCP port, so the smallest Graviton fits."))
+
+    @field_validator("instance_type")
+    @classmethod
+    def _instance_type(cls, v: str) -> str:
+
+
+        return check_instance_type(v)
+
+
 class EksConfig(Model):
     """EKS control-plane settings."""
 
@@ -215,6 +234,9 @@ class EksConfig(Model):
     upgrade_policy: EksUpgradePolicyConfig = Field(EksUpgradePolicyConfig(), description="EKS upgrade policy.")
     system_node_group: EksSystemNodeGroupConfig = Field(EksSystemNodeGroupConfig(), description=(
         "The small on-demand managed node group for Karpenter and cluster-critical controllers."))
+    access_instance: EksAccessInstanceConfig = Field(EksAccessInstanceConfig(), description=(
+        "An SSM-only instance in a private subnet through which `platformctl connect` reaches a private API "
+        "endpoint (no inbound rule, no public IP, no SSH)."))
     # Per-stack add-on version overrides (e.g. a hotfix build); pins live in eks_addon_versions.py.
     addon_versions: dict[str, str] = Field(default_factory=dict, description=(
         "Per-stack override of add-on pins (e.g. a hotfix build), like `{coredns: v1.13.2-eksbuild.9}`: keys are "

@@ -127,6 +127,14 @@ class StackConfig(Model):
         return self
 
     @model_validator(mode="after")
+    def _access_instance_fits_cluster(self) -> "StackConfig":
+        if self.cluster.kind == "k3s" and self.cluster.eks.access_instance.enabled:
+            raise _KeyedError("cluster.eks.accessInstance.enabled",
+                              "only EKS creates an access instance; on k3s `platformctl connect` forwards "
+                              "through a K3s server (set false or remove the key)")
+        return self
+
+    @model_validator(mode="after")
     def _addons_fit_cluster(self) -> "StackConfig":
         if self.cluster.kind == "eks" and self.addons.cloud_controller_manager.enabled:
             raise _KeyedError("addons.cloudControllerManager.enabled",

@@ -19,6 +19,7 @@ import pulumi_random as random
 
 from components.core import iam_documents as iam
 from components.k3s import policies as policies
+from components.core.api_access import API_ACCESS_TAG
 from components.core.cluster_handle import ClusterHandle, SystemScheduling
 from components.config import K3sConfig, StackConfig
 from components.k3s.interruption import K3sInterruptionArgs, K3sInterruptionHandling
@@ -174,7 +175,8 @@ class K3sCluster(pulumi.ComponentResource):
         def server_spec(role: str) -> LaunchSpec:
             return LaunchSpec(f"{name}-server-{role}", cfg.servers.instance_type, cfg.servers.instance_type,
                               server_user_data(role), server_profile.arn, server_sgs, SERVER_ROOT_GIB, key_name,
-                              {**tags, **node_ownership, "Name": f"{cluster}-server", "k8s-platform/k3s-role": f"server-{role}"})
+                              {**tags, **node_ownership, "Name": f"{cluster}-server", "k8s-platform/k3s-role": f"server-{role}",
+                               API_ACCESS_TAG: cluster})
 
         self.server_user_data = {r: server_user_data(r) for r in ("bootstrap", "join")}
         bootstrap = server_group(f"{name}-server-bootstrap", asg_name=f"{cluster}-k3s-server-bootstrap", size=1,

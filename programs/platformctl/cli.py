@@ -6,7 +6,7 @@ import argparse
 import sys
 import traceback
 
-from programs.platformctl import automation, fleet, graph, policy_cmd, preview
+from programs.platformctl import automation, connect, doctor_cmd, fleet, graph, policy_cmd, preview, probe
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     fleet.add_parser(sub)
     graph.add_parser(sub)
     policy_cmd.add_parser(sub)
+    connect.add_parser(sub)  # day two: connect, doctor, probe identities
+    doctor_cmd.add_parser(sub)
+    probe.add_parser(sub)
     return parser
 
 
