@@ -126,17 +126,21 @@ def ingress_entries(props, resource_type):
                get(props, "toPort", default=0), cidrs)
 
 
+def _entry_label(protocol, from_port, to_port) -> str:
+    return "all protocols" if protocol in ALL_PROTOCOLS else f"{protocol} {int(from_port)}-{int(to_port)}"
+
+
 def _world_admin_ports(props, cfg, report, args) -> None:
     entries = list(ingress_entries(props, args.resource_type))
     exposed = admin_exposure(entries, cfg)
     if not exposed:
         return
     sources = sorted({c for cidrs in exposed.values() for c in public_sources(cidrs)})
-    protocols = sorted({e[0] for e in entries if e[3]})
-    how = "ingress of all protocols" if any(p in ALL_PROTOCOLS for p in protocols) else "ingress tcp"
-    report(f"{how} from {', '.join(sources)} exposes admin port(s) {describe_ports(sorted(exposed))} to the internet "
-           f"(public sources covering a /{cfg['worldOpenIpv4Prefix']} or IPv6 /{cfg['worldOpenIpv6Prefix']} "
-           "or more count as world-open)")
+    opening = sorted({_entry_label(p, f, t) for p, f, t, c in entries
+                      if public_sources(c) and exposed_admin_ranges(p, f, t, cfg["adminPorts"])})
+    report(f"ingress {', '.join(opening)} from {', '.join(sources)} exposes admin port(s) "
+           f"{describe_ports(sorted(exposed))} to the internet (public sources that together cover a "
+           f"/{int(cfg['worldOpenIpv4Prefix'])} or an IPv6 /{int(cfg['worldOpenIpv6Prefix'])} count as world-open)")
 
 
 def _target_group(res) -> str:
