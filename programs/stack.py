@@ -47,7 +47,7 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
     network = Network(
         "network",
         NetworkArgs(config=cfg.network, cluster_name=cfg.cluster_name, region=cfg.region,
-                    account_id=cfg.account_id, tags=tags, protect=cfg.is_prod),
+                    account_id=cfg.account_id, tags=tags, protect=cfg.safeguards_in_force.protect_stateful_resources),
         opts=providers,
     )
     # Control plane -> a ClusterHandle (components/cluster_handle.py) that everything above builds on.
@@ -71,7 +71,8 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
                                    join_key_arn=k3s.join_key.arn, k3s_version=cfg.cluster.k3s.version)
         karpenter = Karpenter("karpenter", KarpenterArgs(
             config=cfg.karpenter, cluster=cluster, region=cfg.region, account_id=cfg.account_id,
-            is_prod=cfg.is_prod, tags=tags, k3s_join=k3s_join), opts=providers)
+            controller_replicas=cfg.safeguards_in_force.controller_replicas, tags=tags,
+            k3s_join=k3s_join), opts=providers)
         cluster.workload_node_role_names.append(karpenter.node_role.name)
 
     workloads: WorkloadIdentity | None = None
@@ -79,7 +80,7 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
         # One declared identity per workload (k8s-platform:workloads): role, ServiceAccount, binding.
         workloads = WorkloadIdentity("workloads", WorkloadIdentityArgs(
             cluster=cluster, workloads=list(cfg.workloads), account_id=cfg.account_id, region=cfg.region,
-            tags=tags, issuers=named_issuers, protect=cfg.is_prod), opts=providers)
+            tags=tags, issuers=named_issuers, protect=cfg.safeguards_in_force.protect_stateful_resources), opts=providers)
 
     # Cluster add-ons last: controllers on the system capacity the control plane made ready.
     ClusterAddons("addons", ClusterAddonsArgs(config=cfg, cluster=cluster, vpc_id=network.vpc_id), opts=providers)
@@ -110,15 +111,15 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
 def _k3s_control_plane(cfg: StackConfig, network: Network, providers: pulumi.ResourceOptions,
                        tags: dict[str, str]) -> tuple[K3sCluster, list[NamedIssuer]]:
     """K3sPki -> OidcIssuer(s) -> K3sCluster, then what must run before any other pod (CCM, webhook)."""
-    # Protected in prod (inherited by every key and CA): the service-account key is what every
+    # Protected where the environment protects stateful resources (inherited by every key and CA): the service-account key is what every
     # published JWKS and every IRSA token depends on; a replaced key breaks all IRSA pods at once.
     k3s_pki = K3sPki("k3s-pki", cfg.cluster_name,
-                     opts=pulumi.ResourceOptions.merge(providers, pulumi.ResourceOptions(protect=cfg.is_prod)))
+                     opts=pulumi.ResourceOptions.merge(providers, pulumi.ResourceOptions(protect=cfg.safeguards_in_force.protect_stateful_resources)))
     # Issuers before servers: the active issuer's URL (derived from config, never from servers)
     # goes into kube-apiserver; its JWKS is computed from the Pulumi-minted public key.
     issuers = [OidcIssuer(f"oidc-{issuer.name}", OidcIssuerArgs(
         config=issuer, cluster_name=cfg.cluster_name, account_id=cfg.account_id, region=cfg.region,
-        public_key_pems=[k3s_pki.service_account_public_key_pem], tags=tags, protect=cfg.is_prod),
+        public_key_pems=[k3s_pki.service_account_public_key_pem], tags=tags, protect=cfg.safeguards_in_force.protect_stateful_resources),
         opts=providers) for issuer in effective_issuers(cfg)]
     active = issuers[0]
     k3s = K3sCluster("k3s", K3sClusterArgs.from_stack(

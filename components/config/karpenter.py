@@ -178,10 +178,11 @@ def _default_node_pools() -> list[KarpenterNodePoolConfig]:
 
 class KarpenterConfig(Model):
     enabled: bool = True
-    # None: 2 in prod (with the chart's PodDisruptionBudget), 1 elsewhere.
+    # None: the environment's controller replicas (components/config/environments.py: 2 in staging and
+    # prod, with the chart's PodDisruptionBudget; 1 in dev).
     replicas: int | None = Field(default=None, ge=1, le=5)
     node_classes: list[KarpenterNodeClassConfig] = Field(default_factory=lambda: [KarpenterNodeClassConfig()])
     node_pools: list[KarpenterNodePoolConfig] = Field(default_factory=_default_node_pools)
 
-    def replica_count(self, is_prod: bool) -> int:
-        return self.replicas if self.replicas is not None else (2 if is_prod else 1)
+    def replica_count(self, default: int) -> int:
+        return self.replicas if self.replicas is not None else default

@@ -17,6 +17,7 @@ from components.config.base import (
     short_dns_label,
 )
 from components.config.eks import EksConfig
+from components.config.environments import Safeguards, SafeguardsConfig, effective_safeguards
 from components.config.identity import IdentityConfig, WorkloadConfig
 from components.config.k3s import K3S_INTERNAL_RANGES, K3sConfig
 from components.config.karpenter import KarpenterConfig
@@ -48,6 +49,7 @@ class StackConfig(Model):
     identity: IdentityConfig = IdentityConfig()
     workloads: list[WorkloadConfig] = Field(default_factory=list)
     karpenter: KarpenterConfig = KarpenterConfig()
+    safeguards: SafeguardsConfig = SafeguardsConfig()
 
     @field_validator("region")
     @classmethod
@@ -86,13 +88,9 @@ class StackConfig(Model):
     @model_validator(mode="after")
     def _cross_field(self) -> "StackConfig":
         azs = self.network.availability_zones
-        if self.environment == "prod" and len(azs) < 3:
-            raise _KeyedError("network.availabilityZones", f"prod needs at least 3 zones, {len(azs)} given")
         wrong = [az for az in azs if not az.startswith(self.region)]
         if wrong:
             raise _KeyedError("network.availabilityZones", f"{', '.join(wrong)} not in region {self.region}")
-        if self.environment == "prod" and self.network.nat_gateways == "single":
-            raise _KeyedError("network.natGateways", "prod needs 'one-per-az' (a single NAT is a zonal SPOF)")
         if self.cluster.kind == "k3s":
             vpc = ipaddress.ip_network(self.network.vpc_cidr)
             for k3s_range in K3S_INTERNAL_RANGES:
@@ -111,6 +109,14 @@ class StackConfig(Model):
                 raise _KeyedError("cluster.eks.access.adminRoleArns",
                                   "at least one admin role is required: the cluster creator gets no implicit access, "
                                   "and the deployment itself (ENIConfigs) runs as one of these roles")
+        return self
+
+    @model_validator(mode="after")
+    def _safeguards_fit_environment(self) -> "StackConfig":
+        from components.config.environments import safeguard_problems
+
+        for key, message in safeguard_problems(self):
+            raise _KeyedError(key, message)
         return self
 
     @model_validator(mode="after")
@@ -154,6 +160,11 @@ class StackConfig(Model):
         return self.environment == "prod"
 
     @property
+    def safeguards_in_force(self) -> Safeguards:
+        """The environment's defaults tightened by `k8s-platform:safeguards` (components/config/environments.py)."""
+        return effective_safeguards(self.environment, self.safeguards)
+
+    @property
     def cluster_name(self) -> str:
         return self.cluster.name
 
@@ -167,7 +178,7 @@ REQUIRED_TAGS = ("owner", "cost-center")
 
 # Top-level keys read from the stack file: `k8s-platform:<key>` unless namespaced explicitly.
 TOP_LEVEL_KEYS = {"environment", "accountId", "tags", "network", "cluster", "addons", "identity", "workloads",
-                  "karpenter"}
+                  "karpenter", "safeguards"}
 EXTERNAL_KEYS = {"aws:region": "region"}
 
 
