@@ -8,6 +8,7 @@ CONCURRENT_UPDATE = 4  # another update holds the stack's lock (still so after t
 CREDENTIALS_MISSING = 5  # no cloud credentials, or not logged in to a Pulumi backend
 STACK_NOT_FOUND = 6  # the backend has no such stack (create it with `pulumi stack init`)
 FLEET_FAILED = 7  # `platformctl fleet`: at least one stack failed (each stack's own code is in the table)
+TIMED_OUT = 8  # the run did not finish within its timeout (`fleet --timeout`)
 INTERRUPTED = 130  # Ctrl-C
 
 DESCRIPTIONS = {
@@ -19,6 +20,7 @@ DESCRIPTIONS = {
     CREDENTIALS_MISSING: "cloud credentials or backend login missing",
     STACK_NOT_FOUND: "no such stack in the backend",
     FLEET_FAILED: "at least one stack of the fleet failed",
+    TIMED_OUT: "timed out",
     INTERRUPTED: "interrupted",
 }
 
@@ -26,7 +28,7 @@ DESCRIPTIONS = {
 NAMES = {
     OK: "ok", POLICY_VIOLATION: "policy", CONFIG_ERROR: "config", DEPLOY_FAILED: "failed",
     CONCURRENT_UPDATE: "locked", CREDENTIALS_MISSING: "credentials", STACK_NOT_FOUND: "no-stack",
-    FLEET_FAILED: "fleet-failed", INTERRUPTED: "interrupted",
+    FLEET_FAILED: "fleet-failed", TIMED_OUT: "timeout", INTERRUPTED: "interrupted",
 }
 
 

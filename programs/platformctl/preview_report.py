@@ -179,7 +179,8 @@ def diff_plans(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
         if bool(before[urn].get("protect")) != bool(after[urn].get("protect")):
             own.setdefault(urn, []).append({"key": "(protect)", "old": bool(before[urn].get("protect")),
                                             "new": bool(after[urn].get("protect"))})
-    moved = {r["urn"] for r in added} | set(own)
+    # Outputs move when a resource is added or its inputs change (protect is an option, not an input).
+    moved = {r["urn"] for r in added} | {u for u, cs in own.items() if any(c["key"] != "(protect)" for c in cs)}
     grew = True
     while grew:  # a derived change is real when its source changed: propagate to a fixed point
         grew = False
