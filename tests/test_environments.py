@@ -5,6 +5,7 @@ the effective values where it decides protection, replicas, zones, NAT layout an
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 
@@ -73,3 +74,10 @@ def test_staging_stack_runs_with_prod_protection_and_ha_replicas():
     karpenter = run.one("kubernetes:helm.sh/v3:Release", "karpenter-chart")
     values = karpenter.inputs["values"]
     assert values["replicas"] == 2
+
+
+def test_readme_documents_the_safeguards_table():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for row in environments_table():
+        cells = " | ".join(str(v).lower() for k, v in row.items() if k != "environment")
+        assert f"| `{row['environment']}` | {cells} |" in readme, row

@@ -113,7 +113,7 @@ def test_policy_list_prints_every_policy(capsys):
     rows = json.loads(capsys.readouterr().out)
     assert [r["id"] for r in rows] == [r.id for r in RULES]
     admin_ports = next(r for r in rows if r["id"] == "no-world-open-admin-ports")
-    assert admin_ports["enforcement"] == {"dev": "mandatory", "prod": "mandatory"}
+    assert admin_ports["enforcement"] == {"none": "mandatory", "dev": "mandatory", "prod": "mandatory", "staging": "mandatory"}
     assert next(r for r in rows if r["id"] == "kms-key-rotation")["enforcement"] == {"dev": "advisory", "prod": "mandatory"}
 
 
