@@ -88,6 +88,9 @@ def read_plan_file(path: Path) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     if not args.offline:
+        if args.diff_plan is not None:
+            print("error: --diff compares offline plans; add --offline", file=sys.stderr)
+            return exit_codes.CONFIG_ERROR
         return _automation_preview(args)
     try:
         old_plan = read_plan_file(args.diff_plan) if args.diff_plan is not None else None
