@@ -18,7 +18,9 @@ from policy.registry import PACK_NAME, policies  # noqa: E402
 PolicyPack(
     name=PACK_NAME,
     policies=policies(),
-    # Advisory unless the stack's policy config (policy/config/<env>.json) says otherwise.
+    # Fail safe without --policy-pack-config: every policy declares its own level (critical and high
+    # severity mandatory, see policy/rules/common.py default_enforcement); this pack-wide level only
+    # applies to a policy that declares none. policy/config/<env>.json overrides both.
     enforcement_level=EnforcementLevel.ADVISORY,
     description="Guardrails for Kubernetes platforms on AWS (EKS and K3s): control plane, nodes, network, "
                 "IAM, workload identity, storage, Karpenter, Helm, tags and protection.",

@@ -194,8 +194,14 @@ def config_path(stack: str, environment: str | None = None, config_dir: Path = C
     for path in candidates:
         if path.exists():
             return path
-    names = ", ".join(str(p) for p in candidates)
-    raise FileNotFoundError(f"no policy config for stack '{stack}' (looked for {names}); pass --policy-config")
+    expected = candidates[-1]  # the environment's file when there is an environment: the one to create
+    try:
+        shown = expected.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        shown = expected
+    whose = f"environment '{environment}'" if environment else f"stack '{stack}'"
+    raise FileNotFoundError(f"{shown}: no policy config for {whose}; create it (policy/README.md, "
+                            "\"Enforcement per environment\") or pass --policy-config FILE")
 
 
 # -------------------------------------------------------------------------------------- adapters

@@ -246,7 +246,9 @@ def read_stack_file(path: Path) -> dict[str, Any]:
     try:
         doc = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML ({exc})") from None
+        from programs.yaml_errors import yaml_error_line
+
+        raise ValueError(yaml_error_line(path, exc)) from None
     config = doc.get("config") or {}
     if not isinstance(config, dict):
         raise ValueError(f"{path}: 'config' must be a mapping")

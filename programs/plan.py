@@ -1,7 +1,9 @@
 """The offline plan: the public JSON shape written by `platformctl preview --offline --json`.
 
     {"project", "stack",
-     "resources": [{"urn", "type", "name", "parent", "custom", "inputs", "dependencies", "protect"}],
+     "resources": [{"urn", "type", "name", "parent", "custom", "inputs", "dependencies", "protect",
+                    "propertyDependencies"}],
+     "stackInfo": {...} (preview: region, account, cluster, zones, safeguards),
      "outputs": {...}, "policy": {"violations": [{"policy", "level", "urn", "message"}]}}
 
 Later issues add keys; none is ever removed or renamed. Secret values are "[secret]" unless the
@@ -37,6 +39,8 @@ def resource_entry(res: CapturedResource, show_secrets: bool) -> dict[str, Any]:
         "inputs": plan_value(res.inputs, show_secrets),
         "dependencies": list(res.dependencies),
         "protect": res.protect,
+        # Which inputs come from which resources' outputs (`preview --diff` uses it, the policy runner reads it).
+        "propertyDependencies": {k: list(v) for k, v in res.property_dependencies.items() if v},
     }
 
 

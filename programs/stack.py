@@ -61,14 +61,15 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
                                    join_key_arn=k3s.join_key.arn, k3s_version=cfg.cluster.k3s.version)
         karpenter = Karpenter("karpenter", KarpenterArgs(
             config=cfg.karpenter, cluster=cluster, region=cfg.region, account_id=cfg.account_id,
-            is_prod=cfg.is_prod, tags=tags, k3s_join=k3s_join), opts=providers)
+            controller_replicas=cfg.safeguards_in_force.controller_replicas, tags=tags,
+            k3s_join=k3s_join), opts=providers)
 
     workloads: WorkloadIdentity | None = None
     if cfg.workloads:
         # One declared identity per workload (k8s-platform:workloads): role, ServiceAccount, binding.
         workloads = WorkloadIdentity("workloads", WorkloadIdentityArgs(
             cluster=cluster, workloads=list(cfg.workloads), account_id=cfg.account_id, region=cfg.region,
-            tags=tags, issuers=list(named_issuers), protect=cfg.is_prod,
+            tags=tags, issuers=list(named_issuers), protect=cfg.safeguards_in_force.protect_stateful_resources,
             extra_node_role_names=(karpenter.node_role.name,) if karpenter is not None else ()), opts=providers)
 
     # Cluster add-ons last: controllers on the system capacity the control plane made ready.

@@ -13,11 +13,11 @@ SYSTEM = SystemScheduling(node_selector={"k8s-platform/node-pool": "system"},
 TAGS = {"owner": "platform-team", "cost-center": "cc-1234"}
 
 
-def lb_values(is_prod: bool) -> dict:
+def lb_values(highly_available: bool) -> dict:
     return v.load_balancer_controller_values(
         cluster_name="prod-eks", region="us-east-1", vpc_id="vpc-0abc",
         service_account_annotations={"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/lb"},
-        scheduling=SYSTEM, is_prod=is_prod, webhook_ca="CA", webhook_cert="CERT", webhook_key="KEY", default_tags=TAGS)
+        scheduling=SYSTEM, highly_available=highly_available, webhook_ca="CA", webhook_cert="CERT", webhook_key="KEY", default_tags=TAGS)
 
 
 def test_lb_controller_knows_its_cluster_without_imds():
@@ -44,13 +44,13 @@ def test_lb_controller_webhook_uses_the_given_certificates():
 
 @pytest.mark.parametrize("render", [
     lambda p: lb_values(p),
-    lambda p: v.metrics_server_values(scheduling=SYSTEM, is_prod=p, ca_bundle="CA"),
+    lambda p: v.metrics_server_values(scheduling=SYSTEM, highly_available=p, ca_bundle="CA"),
     lambda p: v.ebs_csi_values(cluster_name="c", region="us-east-1", service_account_annotations={},
-                               scheduling=SYSTEM, is_prod=p, volume_tags=TAGS)["controller"],
+                               scheduling=SYSTEM, highly_available=p, volume_tags=TAGS)["controller"],
 ])
 def test_controllers_run_on_system_capacity(render):
-    for is_prod in (True, False):
-        values = render(is_prod)
+    for highly_available in (True, False):
+        values = render(highly_available)
         assert values["nodeSelector"] == {"k8s-platform/node-pool": "system"}
         assert values["tolerations"] == [{"key": "CriticalAddonsOnly", "operator": "Exists", "effect": "NoSchedule"}]
 
@@ -58,19 +58,19 @@ def test_controllers_run_on_system_capacity(render):
 def test_prod_runs_two_replicas_with_a_disruption_budget_dev_one_without():
     assert lb_values(True)["replicaCount"] == 2 and lb_values(True)["podDisruptionBudget"] == {"maxUnavailable": 1}
     assert lb_values(False)["replicaCount"] == 1 and "podDisruptionBudget" not in lb_values(False)
-    ms_prod = v.metrics_server_values(scheduling=SYSTEM, is_prod=True, ca_bundle="CA")
-    ms_dev = v.metrics_server_values(scheduling=SYSTEM, is_prod=False, ca_bundle="CA")
+    ms_prod = v.metrics_server_values(scheduling=SYSTEM, highly_available=True, ca_bundle="CA")
+    ms_dev = v.metrics_server_values(scheduling=SYSTEM, highly_available=False, ca_bundle="CA")
     assert ms_prod["replicas"] == 2 and ms_prod["podDisruptionBudget"]["enabled"] is True
     assert ms_dev["replicas"] == 1 and "podDisruptionBudget" not in ms_dev
     ebs = lambda p: v.ebs_csi_values(cluster_name="c", region="r", service_account_annotations={},  # noqa: E731
-                                     scheduling=SYSTEM, is_prod=p, volume_tags=TAGS)["controller"]
+                                     scheduling=SYSTEM, highly_available=p, volume_tags=TAGS)["controller"]
     assert ebs(True)["replicaCount"] == 2 and ebs(True)["podDisruptionBudget"] == {"enabled": True}
     # The chart's PDB is on by default; with one replica it would block every node drain.
     assert ebs(False)["replicaCount"] == 1 and ebs(False)["podDisruptionBudget"] == {"enabled": False}
 
 
 def test_metrics_server_apiservice_is_verified_against_the_minted_ca():
-    values = v.metrics_server_values(scheduling=SYSTEM, is_prod=False, ca_bundle="-----BEGIN CERTIFICATE-----")
+    values = v.metrics_server_values(scheduling=SYSTEM, highly_available=False, ca_bundle="-----BEGIN CERTIFICATE-----")
     assert values["apiService"]["insecureSkipTLSVerify"] is False
     assert values["apiService"]["caBundle"] == "-----BEGIN CERTIFICATE-----"
     assert values["tls"]["type"] == "existingSecret" and values["tls"]["existingSecret"]["name"] == v.METRICS_SERVER_TLS_SECRET
@@ -103,7 +103,7 @@ def test_storage_class_uses_a_configured_kms_key():
 
 def test_ebs_csi_tags_volumes_and_owns_no_storage_class():
     values = v.ebs_csi_values(cluster_name="dev-k3s", region="us-east-1", service_account_annotations={"a": "b"},
-                              scheduling=SYSTEM, is_prod=False, volume_tags=TAGS)
+                              scheduling=SYSTEM, highly_available=False, volume_tags=TAGS)
     assert values["controller"]["k8sTagClusterId"] == "dev-k3s"
     assert values["controller"]["extraVolumeTags"] == TAGS
     assert values["controller"]["serviceAccount"]["annotations"] == {"a": "b"}
@@ -178,6 +178,6 @@ def test_kubernetes_minor():
 def test_target_type_reaches_the_controller_default_and_the_ingress_class():
     values = v.load_balancer_controller_values(
         cluster_name="dev-k3s", region="us-east-1", vpc_id="vpc-1", service_account_annotations={}, scheduling=SYSTEM,
-        is_prod=False, webhook_ca="CA", webhook_cert="C", webhook_key="K", default_tags=TAGS, target_type="instance")
+        highly_available=False, webhook_ca="CA", webhook_cert="C", webhook_key="K", default_tags=TAGS, target_type="instance")
     assert values["defaultTargetType"] == "instance"
     assert v.ingress_class_params_spec("shared", "internal", TAGS, "instance")["targetType"] == "instance"

@@ -267,7 +267,9 @@ def test_offline_runner_with_an_injected_process_runner():
     def slow(cmd, **kw):
         raise subprocess.TimeoutExpired(cmd, kw["timeout"])
 
-    assert OfflineRunner(run=slow, timeout=30)(StackJob("s", Path("x"))).code == exit_codes.DEPLOY_FAILED
+    timed_out = OfflineRunner(run=slow, timeout=30)(StackJob("s", Path("x")))
+    assert timed_out.code == exit_codes.TIMED_OUT and exit_codes.name(timed_out.code) == "timeout"
+    assert "timed out after 30s" in timed_out.detail
 
 
 # --- the Automation API runner -------------------------------------------------------------------------
@@ -348,3 +350,31 @@ def test_offline_fleet_for_real_reports_the_broken_stack_and_the_others(tmp_path
     for name in by_name:
         assert name in table
     assert "3 stacks: 2 succeeded, 1 failed (dev-02)" in proc.stdout
+
+
+# --- issue 13: default stacks, `fleet list`, one-line YAML reasons, timeout status ----------------------
+def test_without_a_selection_the_fleet_is_the_repositorys_stacks(capsys):
+    jobs = select_jobs("preview")
+    assert [j.name for j in jobs] == sorted(p.name.split(".")[1] for p in REPO_ROOT.glob("Pulumi.*.yaml"))
+    assert {"dev", "staging", "prod"} <= {j.name for j in jobs}
+    assert main(["fleet", "list"]) == exit_codes.OK
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert listed == [j.name for j in jobs]
+
+
+def test_a_yaml_syntax_error_is_one_line_naming_file_line_and_reason(tmp_path):
+    bad = tmp_path / "Pulumi.bad.yaml"
+    bad.write_text("config:\n  aws:region: us-east-1\n  k8s-platform:tags:\n    owner: [a\n  k8s-platform:environment: dev\n")
+    proc = subprocess.run([sys.executable, "-m", "programs.platformctl.cli", "preview", "--stack", "bad", "--offline",
+                           "--config-file", str(bad), "--quiet"], capture_output=True, text=True, cwd=REPO_ROOT,
+                          timeout=300)
+    outcome = outcome_from_process(proc.returncode, proc.stderr, None)
+    assert outcome.code == exit_codes.CONFIG_ERROR
+    assert outcome.detail.startswith(f"{bad}:5:27: not valid YAML: expected ',' or ']', but got ':'")
+    assert "\n" not in outcome.detail
+
+
+def test_the_policy_config_option_reaches_every_stacks_preview(tmp_path):
+    cmd = offline_command(StackJob("s", Path("/gen/Pulumi.s.yaml")), tmp_path / "p.json", "/py", Path("/cfg/x.json"))
+    assert cmd[cmd.index("--policy-config") + 1] == "/cfg/x.json"
+    assert main(["fleet", "preview", "--offline", "--policy-config", str(tmp_path / "none.json")]) == exit_codes.CONFIG_ERROR

@@ -134,7 +134,7 @@ def test_graph_command_writes_svg(tmp_path, capsys):
 def test_dot_output_needs_no_graphviz_and_svg_without_it_is_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(graph, "dot_binary", lambda: None)
     out = tmp_path / "graph.dot"
-    assert main(["graph", "--stack", "dev", "--offline", "-o", str(out)]) == exit_codes.OK
+    assert main(["graph", "--stack", "dev", "--offline", "--depth", "all", "-o", str(out)]) == exit_codes.OK
     assert out.read_text().startswith('digraph "k8s-platform-dev"') and "subgraph cluster_" in out.read_text()
     capsys.readouterr()
     assert main(["graph", "--stack", "dev", "--offline", "-o", str(tmp_path / "g.svg")]) == exit_codes.CONFIG_ERROR
@@ -176,3 +176,65 @@ def test_plan_from_the_engines_preview_json():
     dot = plan_to_dot(plan)
     ids = node_ids(dot)
     assert len(cluster_blocks(dot)) == 1 and f"{ids['network-vpc']} -> {ids['network-private-a']};" in dot
+
+
+# --- issue 13: legend, --depth, --focus, PNG at screen size, the -o default in --help -------------------
+def _plan_of(dev_run):
+    from programs.plan import build_plan
+
+    return build_plan(dev_run)
+
+
+def test_depth_collapses_components_and_keeps_their_dependencies(dev_run):
+    from programs.platformctl.graph_view import collapse
+
+    plan = _plan_of(dev_run)
+    top = collapse(plan, 0)
+    components = [r for r in top["resources"] if "collapsed" in r]
+    tops = [r for r in plan["resources"] if not r["custom"] and r["parent"] not in {x["urn"] for x in plan["resources"]}]
+    assert sorted(r["name"] for r in components) == sorted(r["name"] for r in tops)
+    # every resource is either drawn or counted inside exactly one collapsed node
+    drawn = [r for r in top["resources"] if "collapsed" not in r]
+    assert len(drawn) + sum(r["collapsed"] for r in components) + len(components) == len(plan["resources"])
+    network = next(r for r in components if r["type"] == "k8s-platform:network:Network")
+    assert any(network["urn"] in r["dependencies"] for r in components)  # the cluster depends on the network
+    one = collapse(plan, 1)
+    assert len(top["resources"]) < len(one["resources"]) < len(plan["resources"])
+
+
+def test_focus_draws_one_component_with_its_neighbours(dev_run):
+    from programs.platformctl.graph_view import focus
+
+    plan = _plan_of(dev_run)
+    view = focus(plan, "karpenter")
+    names = {r["name"] for r in view["resources"]}
+    assert "karpenter" in names and "karpenter-chart" in names
+    neighbours = [r for r in view["resources"] if r.get("neighbour")]
+    assert neighbours and not any(r["name"].startswith("karpenter") for r in neighbours)
+    with pytest.raises(ValueError, match="no component of that name"):
+        focus(plan, "nope")
+
+
+def test_the_picture_has_a_legend():
+    text = plan_to_dot({"project": "p", "stack": "s", "resources": []})
+    assert "Legend" in text and "B depends on A" in text and "protected" in text
+    assert "Legend" not in plan_to_dot({"project": "p", "stack": "s", "resources": []}, legend=False)
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz dot not installed (make setup installs it)")
+def test_default_prod_png_fits_a_screen(tmp_path, capsys):
+    import struct
+
+    out = tmp_path / "prod.png"
+    assert main(["graph", "--stack", "prod", "--offline", "-o", str(out)]) == exit_codes.OK
+    head = out.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", head[16:24])
+    assert width <= 1920 and height <= 1200, (width, height)
+    assert "--depth 1 or --depth all draws more" in capsys.readouterr().out
+
+
+def test_help_states_the_output_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["graph", "--help"])
+    assert "default: graph.svg" in capsys.readouterr().out

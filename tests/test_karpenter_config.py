@@ -45,7 +45,7 @@ def test_defaults_are_wide():
     assert pool.instance_categories == ["c", "m", "r"] and pool.instance_generation_greater_than == 5
     assert pool.consolidate_after == "1m" and pool.expire_after == "720h"
     assert [b.nodes for b in pool.budgets] == ["10%"]
-    assert k.replica_count(is_prod=True) == 2 and k.replica_count(is_prod=False) == 1
+    assert k.replica_count(2) == 2 and k.replica_count(1) == 1
     assert k.node_classes[0].max_pods == 110
 
 
@@ -54,7 +54,7 @@ def test_prod_refuses_latest_alias():
     raw = with_karpenter("prod", lambda k: k["nodeClasses"][0].update(amiAlias="al2023@latest"))
     message = refusal(raw, "karpenter.nodeClasses[0].amiAlias")
     assert "prod nodes must run a pinned AMI release like al2023@v20260903" in message
-    assert "al2023@latest is allowed only outside prod" in message
+    assert "al2023@latest is allowed only where safeguards.pinnedAmis is off" in message
 
 
 def test_prod_refuses_an_unpinned_default_alias():
@@ -62,10 +62,16 @@ def test_prod_refuses_an_unpinned_default_alias():
     assert "not set (defaults to al2023@latest)" in refusal(raw, "karpenter.nodeClasses[0].amiAlias")
 
 
-def test_latest_alias_is_allowed_outside_prod():
+def test_latest_alias_is_allowed_only_where_amis_are_not_pinned():
     raw = with_karpenter("prod", lambda k: k["nodeClasses"][0].update(amiAlias="al2023@latest"))
-    raw["k8s-platform:environment"] = "staging"
+    raw["k8s-platform:environment"] = "dev"
     assert parse_stack_config(raw).karpenter.node_classes[0].ami_alias == "al2023@latest"
+    # staging rehearses prod's pins; a dev stack can opt into them
+    raw["k8s-platform:environment"] = "staging"
+    assert "staging nodes must run a pinned AMI" in refusal(raw, "karpenter.nodeClasses[0].amiAlias")
+    raw["k8s-platform:environment"] = "dev"
+    raw["k8s-platform:safeguards"] = {"pinnedAmis": True}
+    assert "dev nodes must run a pinned AMI" in refusal(raw, "karpenter.nodeClasses[0].amiAlias")
 
 
 def test_alias_format_is_checked():

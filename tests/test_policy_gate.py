@@ -113,8 +113,9 @@ def test_policy_list_prints_every_policy(capsys):
     rows = json.loads(capsys.readouterr().out)
     assert [r["id"] for r in rows] == [r.id for r in RULES]
     admin_ports = next(r for r in rows if r["id"] == "no-world-open-admin-ports")
-    assert admin_ports["enforcement"] == {"dev": "mandatory", "prod": "mandatory"}
-    assert next(r for r in rows if r["id"] == "kms-key-rotation")["enforcement"] == {"dev": "advisory", "prod": "mandatory"}
+    assert admin_ports["enforcement"] == {"none": "mandatory", "dev": "mandatory", "prod": "mandatory", "staging": "mandatory"}
+    assert next(r for r in rows if r["id"] == "kms-key-rotation")["enforcement"] == {
+        "none": "advisory", "dev": "advisory", "prod": "mandatory", "staging": "mandatory"}
 
 
 def test_offline_preview_records_violations_and_exits_1_on_mandatory(tmp_path: Path, monkeypatch, capsys):

@@ -139,3 +139,13 @@ def test_engine_analyze_with_unknowns_as_a_preview_sends_them(analyzer):
     diags = [d for d in response.diagnostics if d.policyName == "no-world-open-admin-ports"]
     assert [d.enforcementLevel for d in diags] == [analyzer_pb2.ADVISORY]
     assert "can't run policy" in diags[0].message
+
+
+def test_without_a_config_the_pack_declares_critical_and_high_policies_mandatory(analyzer):
+    """What the engine reconciles when `--policy-pack-config` is absent: each policy's own level."""
+    info = analyzer.GetAnalyzerInfo(empty_pb2.Empty())
+    levels = {p.name: p.enforcementLevel for p in info.policies}
+    for rule in RULES:
+        expected = analyzer_pb2.MANDATORY if rule.severity.value in ("critical", "high") else analyzer_pb2.ADVISORY
+        assert levels[rule.id] == expected, rule.id
+    assert levels["no-world-open-admin-ports"] == levels["user-data-no-secrets"] == analyzer_pb2.MANDATORY

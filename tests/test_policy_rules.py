@@ -97,6 +97,13 @@ def with_condition(op: str, key_suffix: str, values: Any, drop_ops: tuple[str, .
     return edit
 
 
+def ports(name: str, low: int, high: int | None = None) -> Callable[[list[Resource]], None]:
+    def edit(rs: list[Resource]) -> None:
+        set_input(name, "fromPort", low)(rs)
+        set_input(name, "toPort", low if high is None else high)(rs)
+    return edit
+
+
 ADMIN = "arn:aws:iam::aws:policy/AdministratorAccess"
 PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----"
 
@@ -163,6 +170,24 @@ CASES: list[tuple[str, str | None, Mutation, str]] = [
      lambda rs: named(rs, "api-sg").inputs["ingress"].append(
          {"fromPort": 2379, "toPort": 2380, "protocol": "tcp", "cidrBlocks": ["0.0.0.0/0"]}), "sg-etcd"),
     ("no-world-open-admin-ports", "https-rule", set_input("https-rule", "protocol", "-1"), "all-protocols"),
+    ("no-world-open-admin-ports", "https-rule", ports("https-rule", 3389), "rule-rdp"),
+    ("no-world-open-admin-ports", "https-rule", ports("https-rule", 5986), "rule-winrm"),
+    ("no-world-open-admin-ports", "https-rule",
+     lambda rs: (ports("https-rule", 22)(rs), set_input("https-rule", "cidrBlocks", ["0.0.0.0/1", "128.0.0.0/1"])(rs)),
+     "ssh-halves"),
+    ("no-world-open-admin-ports", "https-rule",
+     lambda rs: (ports("https-rule", 22)(rs), set_input("https-rule", "cidrBlocks", ["1.0.0.0/8"])(rs)), "ssh-slash8"),
+    ("no-world-open-admin-ports", "kubelet-rule",
+     lambda rs: (set_input("kubelet-rule", "cidrIpv4", DELETE)(rs), set_input("kubelet-rule", "cidrIpv6", "2600::/32")(rs)),
+     "ipv6-slash32"),
+    ("no-world-open-admin-ports", "api-sg",
+     lambda rs: named(rs, "api-sg").inputs["ingress"].extend([
+         {"fromPort": 22, "toPort": 22, "protocol": "tcp", "cidrBlocks": ["1.0.0.0/9"]},
+         {"fromPort": 22, "toPort": 22, "protocol": "tcp", "cidrBlocks": ["1.128.0.0/9"]}]), "sg-inline-entries-add-up"),
+    ("no-world-open-admin-ports-combined", "kubelet-rule",
+     lambda rs: (ports("https-rule", 22)(rs), set_input("https-rule", "cidrBlocks", ["1.0.0.0/9"])(rs),
+                 ports("kubelet-rule", 22)(rs), set_input("kubelet-rule", "cidrIpv4", "1.128.0.0/9")(rs)),
+     "two-rules-one-group"),
     ("no-world-open-all-traffic", "https-rule", set_input("https-rule", "protocol", "-1"), "rule"),
     ("subnet-no-auto-public-ip", "private", set_input("private", "mapPublicIpOnLaunch", True), "public-ip"),
     ("vpc-flow-logs-enabled", "vpc", remove("vpc-flow"), "no-flow-log"),
@@ -330,6 +355,17 @@ COMPLIANT_VARIANTS: list[tuple[str, Mutation, str]] = [
     ("karpenter-nodepool-expire-after", set_input("general-pool", "spec.template.spec.expireAfter", DELETE), "crd-default"),
     # Ingress from the VPC only, on every admin port, is not world-open.
     ("no-world-open-admin-ports", set_input("api-sg", "ingress.0.toPort", 65535), "vpc-cidr-wide-range"),
+    # Private and narrow public sources are not world-open.
+    ("no-world-open-admin-ports",
+     lambda rs: (ports("https-rule", 22)(rs), set_input("https-rule", "cidrBlocks", ["10.0.0.0/8", "100.64.0.0/10"])(rs)),
+     "private-slash8"),
+    ("no-world-open-admin-ports",
+     lambda rs: (ports("https-rule", 3389)(rs), set_input("https-rule", "cidrBlocks", ["1.0.0.0/9"])(rs)), "public-slash9"),
+    # Two rules on different groups do not add up.
+    ("no-world-open-admin-ports-combined",
+     lambda rs: (ports("https-rule", 22)(rs), set_input("https-rule", "cidrBlocks", ["1.0.0.0/9"])(rs),
+                 ports("kubelet-rule", 22)(rs), set_input("kubelet-rule", "cidrIpv4", "1.128.0.0/9")(rs),
+                 set_input("kubelet-rule", "securityGroupId", "sg-2")(rs)), "two-groups"),
 ]
 
 
@@ -338,3 +374,27 @@ def test_compliant_variant_is_not_reported(policy_id, mutation):
     resources = compliant_resources()
     mutation(resources)
     assert [v for v in violations_of(resources) if v.policy == policy_id] == []
+
+
+@pytest.mark.parametrize("protocol,low,high", [("-1", 0, 0), ("tcp", 0, 65535)], ids=["all-protocols", "port-range"])
+def test_wide_rule_names_every_admin_port_it_exposes(protocol, low, high):
+    resources = compliant_resources()
+    ports("https-rule", low, high)(resources)
+    set_input("https-rule", "protocol", protocol)(resources)
+    [hit] = [v for v in violations_of(resources) if v.policy == "no-world-open-admin-ports"]
+    for port in ("22 (SSH)", "3389 (RDP)", "5985-5986 (WinRM)", "6443 (Kubernetes API)", "10250 (kubelet)", "2379-2380 (etcd)"):
+        assert port in hit.message, hit.message
+
+
+def test_without_a_policy_config_critical_and_high_policies_are_mandatory():
+    """`pulumi preview --policy-pack policy` without --policy-pack-config: the pack fails safe."""
+    from policy.offline_runner import check
+
+    resources = compliant_resources()
+    ports("https-rule", 22)(resources)
+    hits = [v for v in check(resources, None) if v.policy == "no-world-open-admin-ports"]
+    assert hits and all(v.level == "mandatory" for v in hits)
+    levels = {rid: s.level.value for rid, s in reconcile({}).items()}
+    for rule in RULES:
+        expected = "mandatory" if rule.severity.value in ("critical", "high") else "advisory"
+        assert levels[rule.id] == expected, rule.id

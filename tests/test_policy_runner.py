@@ -77,9 +77,10 @@ def test_config_forms_match_the_engine():
     assert settings["eks-version-allowed"].config == {"allowedVersions": ["1.34"]}
     assert settings["imds-hop-limit"].level == EnforcementLevel.MANDATORY  # object without a level keeps "all"
     assert settings["imds-hop-limit"].config == {"maxHopLimit": 2}
-    # no config at all: the pack default (advisory) and schema defaults
-    default = reconcile({})
-    assert set(_levels(default).values()) == {EnforcementLevel.ADVISORY}
+    # no config at all: fail safe, critical and high severity mandatory, the rest advisory
+    default = _levels(reconcile({}))
+    assert default["user-data-no-secrets"] == default["no-world-open-admin-ports"] == EnforcementLevel.MANDATORY
+    assert default["lambda-in-vpc"] == EnforcementLevel.ADVISORY  # medium
 
 
 @pytest.mark.parametrize("raw,needle", [

@@ -138,7 +138,7 @@ class ClusterAddons(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(self._cluster.ready)),
         )
         release_values = values.metrics_server_values(
-            scheduling=self._cluster.system_scheduling, is_prod=self._cfg.is_prod, ca_bundle=certs.ca_cert_pem)
+            scheduling=self._cluster.system_scheduling, highly_available=self._cfg.safeguards_in_force.highly_available, ca_bundle=certs.ca_cert_pem)
         return self._release(values.METRICS_SERVER_RELEASE, "metrics-server", release_values,
                              [certs.secret] if certs.secret else [])
 
@@ -154,7 +154,7 @@ class ClusterAddons(pulumi.ComponentResource):
             release_values = values.ebs_csi_values(
                 cluster_name=cfg.cluster_name, region=cfg.region,
                 service_account_annotations=identity.service_account_annotations,
-                scheduling=self._cluster.system_scheduling, is_prod=cfg.is_prod, volume_tags=cfg.resource_tags())
+                scheduling=self._cluster.system_scheduling, highly_available=cfg.safeguards_in_force.highly_available, volume_tags=cfg.resource_tags())
             installed.append(self._release(values.EBS_CSI_RELEASE, "aws-ebs-csi-driver", release_values, [], identity))
         spec = values.storage_class_manifest(ebs.kms_key_arn)
         self.storage_class = k8s.storage.v1.StorageClass(
@@ -183,7 +183,7 @@ class ClusterAddons(pulumi.ComponentResource):
         release_values = values.load_balancer_controller_values(
             cluster_name=cfg.cluster_name, region=cfg.region, vpc_id=self._vpc_id,
             service_account_annotations=identity.service_account_annotations,
-            scheduling=self._cluster.system_scheduling, is_prod=cfg.is_prod,
+            scheduling=self._cluster.system_scheduling, highly_available=cfg.safeguards_in_force.highly_available,
             webhook_ca=certs.ca_cert_pem, webhook_cert=certs.cert_pem, webhook_key=certs.private_key_pem,
             default_tags=cfg.resource_tags(), target_type=target_type)
         release = self._release(values.LB_CONTROLLER_RELEASE, "aws-load-balancer-controller", release_values,

@@ -43,9 +43,10 @@ CCM_CLOUD_CONFIG_FILE = "cloud.conf"
 IRSA_TOKEN_DIR = "/var/run/secrets/eks.amazonaws.com/serviceaccount"
 
 
-def replicas(is_prod: bool) -> int:
-    """Two controllers in prod (leader election, one survives a node drain); one in dev."""
-    return 2 if is_prod else 1
+def replicas(highly_available: bool) -> int:
+    """Two controllers where the environment is highly available (leader election, one survives a node
+    drain: staging and prod by default); one otherwise."""
+    return 2 if highly_available else 1
 
 
 def scheduling_values(scheduling: SystemScheduling) -> dict[str, Any]:
@@ -60,7 +61,7 @@ def ingress_class_params_name(group: str) -> str:
 # -------------------------------------------------------------------- AWS Load Balancer Controller
 def load_balancer_controller_values(*, cluster_name: str, region: str, vpc_id: Any,
                                     service_account_annotations: Any, scheduling: SystemScheduling,
-                                    is_prod: bool, webhook_ca: Any, webhook_cert: Any, webhook_key: Any,
+                                    highly_available: bool, webhook_ca: Any, webhook_cert: Any, webhook_key: Any,
                                     default_tags: dict[str, str], target_type: str = "ip") -> dict[str, Any]:
     values: dict[str, Any] = {
         "clusterName": cluster_name,
@@ -69,7 +70,7 @@ def load_balancer_controller_values(*, cluster_name: str, region: str, vpc_id: A
         "vpcId": vpc_id,
         "serviceAccount": {"create": True, "name": LB_CONTROLLER_SERVICE_ACCOUNT,
                            "annotations": service_account_annotations},
-        "replicaCount": replicas(is_prod),
+        "replicaCount": replicas(highly_available),
         **scheduling_values(scheduling),
         "priorityClassName": "system-cluster-critical",
         # The IngressClass and its IngressClassParams are owned by the ClusterAddons component.
@@ -87,7 +88,7 @@ def load_balancer_controller_values(*, cluster_name: str, region: str, vpc_id: A
         "webhookTLS": {"caCert": webhook_ca, "cert": webhook_cert, "key": webhook_key},
         "defaultTags": dict(default_tags),
     }
-    if is_prod:
+    if highly_available:
         values["podDisruptionBudget"] = {"maxUnavailable": 1}
         values["topologySpreadConstraints"] = [_zone_spread({"app.kubernetes.io/name": "aws-load-balancer-controller"})]
     return values
@@ -115,9 +116,9 @@ def ingress_class_manifest(params_name: str) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------- metrics-server
-def metrics_server_values(*, scheduling: SystemScheduling, is_prod: bool, ca_bundle: Any) -> dict[str, Any]:
+def metrics_server_values(*, scheduling: SystemScheduling, highly_available: bool, ca_bundle: Any) -> dict[str, Any]:
     values: dict[str, Any] = {
-        "replicas": replicas(is_prod),
+        "replicas": replicas(highly_available),
         **scheduling_values(scheduling),
         "priorityClassName": "system-cluster-critical",
         # Serving certificate minted by Pulumi, stored in a Secret the component creates; the API
@@ -125,23 +126,23 @@ def metrics_server_values(*, scheduling: SystemScheduling, is_prod: bool, ca_bun
         "tls": {"type": "existingSecret", "existingSecret": {"name": METRICS_SERVER_TLS_SECRET, "lookup": False}},
         "apiService": {"create": True, "insecureSkipTLSVerify": False, "caBundle": ca_bundle},
     }
-    if is_prod:
+    if highly_available:
         values["podDisruptionBudget"] = {"enabled": True, "maxUnavailable": 1}
     return values
 
 
 # ------------------------------------------------------------------------------- EBS CSI (K3s)
 def ebs_csi_values(*, cluster_name: str, region: str, service_account_annotations: Any,
-                   scheduling: SystemScheduling, is_prod: bool, volume_tags: dict[str, str]) -> dict[str, Any]:
+                   scheduling: SystemScheduling, highly_available: bool, volume_tags: dict[str, str]) -> dict[str, Any]:
     return {
         "controller": {
             "region": region,
-            "replicaCount": replicas(is_prod),
+            "replicaCount": replicas(highly_available),
             **scheduling_values(scheduling),
             "serviceAccount": {"create": True, "name": EBS_CSI_CONTROLLER_SERVICE_ACCOUNT,
                                "annotations": service_account_annotations},
             # The chart's PDB (maxUnavailable 1) would block every drain with one replica.
-            "podDisruptionBudget": {"enabled": is_prod},
+            "podDisruptionBudget": {"enabled": highly_available},
             # Volumes carry the cluster tag and the platform's tags like every other resource.
             "k8sTagClusterId": cluster_name,
             "extraVolumeTags": dict(volume_tags),

@@ -226,15 +226,17 @@ def _default_node_pools() -> list[KarpenterNodePoolConfig]:
 class KarpenterConfig(Model):
     enabled: bool = Field(True, description=(
         "Install Karpenter, its IAM, interruption queue, NodeClasses and NodePools."))
-    # None: 2 in prod (with the chart's PodDisruptionBudget), 1 elsewhere.
+    # None: the environment's controller replicas (components/config/environments.py: 2 in staging and
+    # prod, with the chart's PodDisruptionBudget; 1 in dev).
     replicas: int | None = Field(default=None, ge=1, le=5, description=(
-        "Controller replicas; unset means 2 in prod, 1 elsewhere; prod refuses fewer than 2 (the chart's "
-        "PodDisruptionBudget allows one eviction at a time)."))
+        "Controller replicas; unset means the environment's `controllerReplicas` (2 in staging and prod, 1 in "
+        "dev); fewer than the environment's is refused (the chart's PodDisruptionBudget allows one eviction "
+        "at a time)."))
     node_classes: list[KarpenterNodeClassConfig] = Field(
         default_factory=lambda: [KarpenterNodeClassConfig()],
         description="EC2NodeClasses, distinct names; the default is one class `default`, each field at its default.")
     node_pools: list[KarpenterNodePoolConfig] = Field(default_factory=_default_node_pools, description=(
         "NodePools, distinct names, at least one."))
 
-    def replica_count(self, is_prod: bool) -> int:
-        return self.replicas if self.replicas is not None else (2 if is_prod else 1)
+    def replica_count(self, default: int) -> int:
+        return self.replicas if self.replicas is not None else default

@@ -50,8 +50,10 @@ def karpenter_problems(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
     if not k.enabled:
         return
     kind = cfg.cluster.kind
-    if cfg.is_prod and k.replicas is not None and k.replicas < 2:
-        yield "karpenter.replicas", f"{k.replicas} replica in prod; at least 2 (a single controller is a SPOF for all scaling)"
+    wanted = cfg.safeguards_in_force
+    if k.replicas is not None and k.replicas < wanted.controller_replicas:
+        yield ("karpenter.replicas", f"{k.replicas} replica in {cfg.environment}; at least {wanted.controller_replicas} "
+               "(a single controller is a SPOF for all scaling)")
 
     classes = {}
     for i, nc in enumerate(k.node_classes):
@@ -62,10 +64,11 @@ def karpenter_problems(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
         if kind == "eks":
             if nc.ami_ssm_parameters is not None:
                 yield f"{key}.amiSsmParameters", "applies to k3s clusters; EKS node classes use amiAlias (e.g. al2023@v20260903)"
-            if cfg.is_prod and effective_ami_alias(nc) == LATEST_ALIAS:
+            if wanted.pinned_amis and effective_ami_alias(nc) == LATEST_ALIAS:
                 shown = "not set (defaults to al2023@latest)" if nc.ami_alias is None else "al2023@latest"
-                yield (f"{key}.amiAlias", f"{shown}: prod nodes must run a pinned AMI release like al2023@v20260903 "
-                       "(so a new AMI rolls out only through a reviewed change); al2023@latest is allowed only outside prod")
+                yield (f"{key}.amiAlias", f"{shown}: {cfg.environment} nodes must run a pinned AMI "
+                       "release like al2023@v20260903 (so a new AMI rolls out only through a reviewed change); "
+                       "al2023@latest is allowed only where safeguards.pinnedAmis is off (dev by default)")
         elif nc.ami_alias is not None:
             yield (f"{key}.amiAlias", "applies to EKS clusters; K3s node classes boot a custom AMI named by "
                    "amiSsmParameters (the alias AMIs join EKS, not K3s)")

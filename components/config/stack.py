@@ -17,6 +17,7 @@ from components.config.base import (
     short_dns_label,
 )
 from components.config.eks import EksConfig
+from components.config.environments import Safeguards, SafeguardsConfig, effective_safeguards, safeguard_problems
 from components.config.identity import IdentityConfig, WorkloadConfig
 from components.config.k3s import K3S_INTERNAL_RANGES, K3sConfig
 from components.config.karpenter import KarpenterConfig
@@ -43,7 +44,8 @@ class ClusterConfig(Model):
 
 class StackConfig(Model):
     environment: Literal["dev", "staging", "prod"] = Field(description=(
-        "The stack's environment; `prod` tightens several rules (zones, NAT, replicas, AMI pinning, policies)."))
+        "The stack's environment: `dev`, `staging` or `prod`, each with documented safeguards "
+        "(`components/config/environments.py`: protection, AMI pinning, zones, replicas, NAT layout)."))
     region: str = Field(description=(
         "Region of every resource, like `us-east-1`; commercial partition only (not `cn-*`, `us-gov-*`: ARNs "
         "are built for `arn:aws`)."))
@@ -61,6 +63,9 @@ class StackConfig(Model):
         "AWS identities for workloads: one IAM role per workload, bound to its ServiceAccount."))
     karpenter: KarpenterConfig = Field(KarpenterConfig(), description=(
         "Karpenter node autoscaling: node classes and pools."))
+    safeguards: SafeguardsConfig = Field(SafeguardsConfig(), description=(
+        "Tighten the environment's safeguards (protection, AMI pinning, zones, controller replicas, NAT per "
+        "zone); a looser value than the environment's is refused."))
 
     @field_validator("region")
     @classmethod
@@ -99,13 +104,9 @@ class StackConfig(Model):
     @model_validator(mode="after")
     def _cross_field(self) -> "StackConfig":
         azs = self.network.availability_zones
-        if self.environment == "prod" and len(azs) < 3:
-            raise _KeyedError("network.availabilityZones", f"prod needs at least 3 zones, {len(azs)} given")
         wrong = [az for az in azs if not az.startswith(self.region)]
         if wrong:
             raise _KeyedError("network.availabilityZones", f"{', '.join(wrong)} not in region {self.region}")
-        if self.environment == "prod" and self.network.nat_gateways == "single":
-            raise _KeyedError("network.natGateways", "prod needs 'one-per-az' (a single NAT is a zonal SPOF)")
         if self.cluster.kind == "k3s":
             vpc = ipaddress.ip_network(self.network.vpc_cidr)
             for k3s_range in K3S_INTERNAL_RANGES:
@@ -132,6 +133,12 @@ class StackConfig(Model):
             raise _KeyedError("cluster.eks.accessInstance.enabled",
                               "only EKS creates an access instance; on k3s `platformctl connect` forwards "
                               "through a K3s server (set false or remove the key)")
+        return self
+
+    @model_validator(mode="after")
+    def _safeguards_fit_environment(self) -> "StackConfig":
+        for key, message in safeguard_problems(self):
+            raise _KeyedError(key, message)
         return self
 
     @model_validator(mode="after")
@@ -169,6 +176,11 @@ class StackConfig(Model):
         return self.environment == "prod"
 
     @property
+    def safeguards_in_force(self) -> Safeguards:
+        """The environment's defaults tightened by `k8s-platform:safeguards` (components/config/environments.py)."""
+        return effective_safeguards(self.environment, self.safeguards)
+
+    @property
     def cluster_name(self) -> str:
         return self.cluster.name
 
@@ -182,7 +194,7 @@ REQUIRED_TAGS = ("owner", "cost-center")
 
 # Top-level keys read from the stack file: `k8s-platform:<key>` unless namespaced explicitly.
 TOP_LEVEL_KEYS = {"environment", "accountId", "tags", "network", "cluster", "addons", "identity", "workloads",
-                  "karpenter"}
+                  "karpenter", "safeguards"}
 EXTERNAL_KEYS = {"aws:region": "region"}
 
 

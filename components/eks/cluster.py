@@ -81,7 +81,7 @@ class EksCluster(pulumi.ComponentResource):
         cfg, net = args.config, args.network
         eks, cluster_name, tags = cfg.cluster.eks, cfg.cluster_name, cfg.resource_tags()
         child = pulumi.ResourceOptions(parent=self)
-        protect = cfg.is_prod
+        protect = cfg.safeguards_in_force.protect_stateful_resources
 
         role = aws.iam.Role(f"{name}-cluster-role", name=f"{cluster_name}-eks-cluster",
                             assume_role_policy=iam.to_json(cluster_role_trust()), tags=tags, opts=child)

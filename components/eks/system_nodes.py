@@ -109,7 +109,7 @@ class EksSystemNodes(pulumi.ComponentResource):
         )
         self.ebs_key = rotating_key(
             f"{name}-ebs", alias=f"{cluster_name}-system-node-volumes", description=f"{cluster_name} system node root volumes",
-            policy=iam.to_json(ebs_key_policy(cfg.account_id, cfg.region)), tags=tags, parent=self, protect=cfg.is_prod,
+            policy=iam.to_json(ebs_key_policy(cfg.account_id, cfg.region)), tags=tags, parent=self, protect=cfg.safeguards_in_force.protect_stateful_resources,
         )
         self.max_pods = system_max_pods(ng.instance_types)
         user_data = system_user_data(ng.instance_types)

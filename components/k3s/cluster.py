@@ -47,7 +47,7 @@ AGENT_LABELS = {"k8s-platform/node-group": "agents"}
 class K3sClusterArgs:
     config: K3sConfig
     cluster_name: str
-    is_prod: bool
+    protect_stateful: bool  # the environment's safeguard (StackConfig.safeguards_in_force)
     region: str
     account_id: str
     tags: dict[str, str]
@@ -74,7 +74,7 @@ class K3sClusterArgs:
                    service_account_jwks_uri: pulumi.Input[str] | None = None,
                    extra_service_account_issuers: list[str] | None = None,
                    oidc_provider_arn: pulumi.Input[str] | None = None) -> "K3sClusterArgs":
-        return cls(config=cfg.cluster.k3s, cluster_name=cfg.cluster_name, is_prod=cfg.is_prod, region=cfg.region,
+        return cls(config=cfg.cluster.k3s, cluster_name=cfg.cluster_name, protect_stateful=cfg.safeguards_in_force.protect_stateful_resources, region=cfg.region,
                    account_id=cfg.account_id, tags=cfg.resource_tags(), vpc_id=network.vpc_id,
                    vpc_cidr=network.vpc_cidr, private_subnet_ids=network.private_subnet_ids,
                    public_subnet_ids=network.public_subnet_ids, pki=pki,
@@ -123,10 +123,10 @@ class K3sCluster(pulumi.ComponentResource):
         pki_secret = aws.secretsmanager.Secret(
             f"{name}-pki", name=f"k8s-platform/{cluster}/k3s/pki", kms_key_id=secrets_key.arn,
             description="K3s custom CA bundle and service-account key, read by the bootstrap server at first start",
-            recovery_window_in_days=30 if args.is_prod else 7, tags=tags, opts=child)
+            recovery_window_in_days=30 if args.protect_stateful else 7, tags=tags, opts=child)
         aws.secretsmanager.SecretVersion(f"{name}-pki", secret_id=pki_secret.id, secret_string=args.pki.server_bundle,
                                          opts=child)
-        bucket = snapshot_bucket(f"{name}-etcd-snapshots", key_arn=secrets_key.arn, is_prod=args.is_prod, tags=tags,
+        bucket = snapshot_bucket(f"{name}-etcd-snapshots", key_arn=secrets_key.arn, protect=args.protect_stateful, tags=tags,
                                  parent=self)
         self.snapshot_bucket = bucket
         aws.iam.RolePolicy(f"{name}-server", role=self.server_role.id, policy=pulumi.Output.all(
@@ -247,7 +247,7 @@ class K3sCluster(pulumi.ComponentResource):
     def _key(self, purpose: str, description: str, policy: pulumi.Input[str]) -> aws.kms.Key:
         a = self._args
         return rotating_key(f"{self._name}-{purpose}", alias=f"{a.cluster_name}-k3s-{purpose}", description=description,
-                            policy=policy, tags=a.tags, parent=self, protect=a.is_prod)
+                            policy=policy, tags=a.tags, parent=self, protect=a.protect_stateful)
 
     def _secure_parameter(self, purpose: str, param_name: str, value: pulumi.Output[str], key: aws.kms.Key) -> None:
         aws.ssm.Parameter(f"{self._name}-{purpose}", name=param_name, type="SecureString", key_id=key.arn,
@@ -305,7 +305,7 @@ class K3sCluster(pulumi.ComponentResource):
         nlb = aws.lb.LoadBalancer(
             f"{self._name}-api", load_balancer_type="network", internal=not access.internet_facing,
             subnets=list(subnets.values()), security_groups=[self.api_security_group.id],
-            enable_cross_zone_load_balancing=True, enable_deletion_protection=a.is_prod,
+            enable_cross_zone_load_balancing=True, enable_deletion_protection=a.protect_stateful,
             tags={**a.tags, "Name": f"{a.cluster_name}-k3s-api"}, opts=child)
         target_group = aws.lb.TargetGroup(
             f"{self._name}-api", port=API_PORT, protocol="TCP", target_type="instance", vpc_id=a.vpc_id,

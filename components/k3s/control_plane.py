@@ -47,13 +47,15 @@ class K3sControlPlane:
 
 def k3s_control_plane(cfg: StackConfig, network: Network, providers: pulumi.ResourceOptions,
                       tags: dict[str, str]) -> K3sControlPlane:
-    # Protected in prod (inherited by every key and CA): the service-account key is what every
-    # published JWKS and every IRSA token depends on; a replaced key breaks all IRSA pods at once.
+    protect = cfg.safeguards_in_force.protect_stateful_resources
+    # Protected where the environment protects stateful resources (inherited by every key and CA):
+    # the service-account key is what every published JWKS and every IRSA token depends on; a
+    # replaced key breaks all IRSA pods at once.
     pki = K3sPki("k3s-pki", K3sPkiArgs.from_stack(cfg),
-                 opts=pulumi.ResourceOptions.merge(providers, pulumi.ResourceOptions(protect=cfg.is_prod)))
+                 opts=pulumi.ResourceOptions.merge(providers, pulumi.ResourceOptions(protect=protect)))
     issuers = [OidcIssuer(f"oidc-{issuer.name}", OidcIssuerArgs(
         config=issuer, cluster_name=cfg.cluster_name, account_id=cfg.account_id, region=cfg.region,
-        public_key_pems=[pki.service_account_public_key_pem], tags=tags, protect=cfg.is_prod),
+        public_key_pems=[pki.service_account_public_key_pem], tags=tags, protect=protect),
         opts=providers) for issuer in effective_issuers(cfg)]
     active = issuers[0]
     k3s = K3sCluster("k3s", K3sClusterArgs.from_stack(

@@ -12,11 +12,11 @@ from components.k3s.policies import snapshot_bucket_policy
 NONCURRENT_DAYS = 30
 
 
-def snapshot_bucket(name: str, *, key_arn: pulumi.Input[str], is_prod: bool, tags: dict[str, str],
+def snapshot_bucket(name: str, *, key_arn: pulumi.Input[str], protect: bool, tags: dict[str, str],
                     parent: pulumi.Resource) -> aws.s3.Bucket:
     child = pulumi.ResourceOptions(parent=parent)
-    bucket = aws.s3.Bucket(name, force_destroy=not is_prod, tags=tags,
-                           opts=pulumi.ResourceOptions(parent=parent, protect=is_prod))
+    bucket = aws.s3.Bucket(name, force_destroy=not protect, tags=tags,
+                           opts=pulumi.ResourceOptions(parent=parent, protect=protect))
     aws.s3.BucketServerSideEncryptionConfiguration(
         name, bucket=bucket.id,
         rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(

@@ -68,7 +68,7 @@ class KarpenterArgs:
     cluster: ClusterHandle
     region: str
     account_id: str
-    is_prod: bool
+    controller_replicas: int  # the environment's safeguard (StackConfig.safeguards_in_force)
     tags: dict[str, str]
     k3s_join: K3sNodeJoin | None = None  # required on K3s
 
@@ -179,7 +179,7 @@ class Karpenter(pulumi.ComponentResource):
         chart, crd_chart = CHARTS[CHART_KEY], CHARTS[CRD_CHART_KEY]
         values = controller_chart_values(
             cluster_name=cluster_name, cluster_endpoint=cluster.endpoint, queue_name=self.interruption.queue_name,
-            region=args.region, replicas=cfg.replica_count(args.is_prod), scheduling=cluster.system_scheduling,
+            region=args.region, replicas=cfg.replica_count(args.controller_replicas), scheduling=cluster.system_scheduling,
             kind=kind, irsa_role_arn=self.identity.role_arn if kind == "k3s" else None)
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=cluster.k8s_provider)
         # CRDs as templates of their own release, so that a version bump upgrades them (Helm leaves a

@@ -38,7 +38,7 @@ class NetworkArgs:
     @classmethod
     def from_stack(cls, cfg: StackConfig) -> "NetworkArgs":
         return cls(config=cfg.network, cluster_name=cfg.cluster_name, region=cfg.region, account_id=cfg.account_id,
-                   tags=cfg.resource_tags(), protect=cfg.is_prod)
+                   tags=cfg.resource_tags(), protect=cfg.safeguards_in_force.protect_stateful_resources)
 
 
 class Network(pulumi.ComponentResource):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pulumi_policy import (
+    EnforcementLevel,
     PolicyComplianceFramework,
     PolicyConfigSchema,
     ReportViolation,
@@ -141,11 +142,22 @@ def stack_rule(
     return Rule(id, description, severity, bench, "stack", tuple(types), schema, policy)
 
 
+# Fail safe: what a policy enforces when the run has no policy config (`pulumi preview --policy-pack
+# policy` without `--policy-pack-config`). Critical and high findings block; the rest advise. A config
+# file overrides this per policy or with `all`.
+MANDATORY_WITHOUT_CONFIG = (Severity.CRITICAL, Severity.HIGH)
+
+
+def default_enforcement(severity: Severity) -> EnforcementLevel:
+    return EnforcementLevel.MANDATORY if severity in MANDATORY_WITHOUT_CONFIG else EnforcementLevel.ADVISORY
+
+
 def _policy_fields(id: str, description: str, severity: Severity, bench: tuple[Benchmark, ...],
                    schema: dict[str, dict[str, Any]], remediation: str | None) -> dict[str, Any]:
     """What resource and stack policies declare alike: identity, knobs, severity, benchmark mapping."""
     return {
         "name": id,
+        "enforcement_level": default_enforcement(severity),
         "description": description,
         "config_schema": PolicyConfigSchema(properties=schema) if schema else None,
         "severity": severity,

@@ -82,6 +82,8 @@ def build_request(operation: str, args: argparse.Namespace, root: Path = REPO_RO
         raise FileNotFoundError(f"no stack file {path} (stacks: Pulumi.<stack>.yaml beside Pulumi.yaml)")
     cfg = parse_stack_config(read_stack_file(path))
     pack, pack_config = policy_paths(root, args.stack, cfg.environment)
+    if getattr(args, "policy_config", None) is not None:  # --policy-config
+        pack_config = Path(args.policy_config)
     with_policy = operation in POLICY_OPERATIONS
     parallel = getattr(args, "parallel", None)
     if parallel is not None and parallel < 1:

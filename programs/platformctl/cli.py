@@ -9,6 +9,19 @@ import traceback
 from programs.platformctl import automation, connect, doctor_cmd, fleet, graph, policy_cmd, preview, probe
 
 
+def _version() -> str:
+    """The installed distribution's version and the policy pack's (what a bug report needs)."""
+    from importlib import metadata
+
+    from policy.offline_runner import PACK_NAME, PACK_VERSION
+
+    try:
+        own = metadata.version("k8s-platform")
+    except metadata.PackageNotFoundError:  # running from a checkout that is not installed
+        own = "unknown (not installed)"
+    return f"{own} (policy pack {PACK_NAME} {PACK_VERSION})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from programs.platformctl import exit_codes
 
@@ -17,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="platformctl", description="Preview and deploy k8s-platform stacks.",
         epilog=f"exit codes:\n{codes}\n\nplatformctl COMMAND --help shows a command's options.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"platformctl {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     preview.add_parser(sub)
     automation.add_parsers(sub)  # up, destroy, refresh (preview without --offline calls into it)

@@ -8,8 +8,9 @@ CONCURRENT_UPDATE = 4  # another update holds the stack's lock (still so after t
 CREDENTIALS_MISSING = 5  # no cloud credentials, or not logged in to a Pulumi backend
 STACK_NOT_FOUND = 6  # the backend has no such stack (create it with `pulumi stack init`)
 FLEET_FAILED = 7  # `platformctl fleet`: at least one stack failed (each stack's own code is in the table)
-CHECK_WARNINGS = 8  # `platformctl doctor` / `probe`: the worst verdict is warn
-CHECK_FAILED = 9  # `platformctl doctor` / `probe`: at least one check or probe failed
+TIMED_OUT = 8  # the run did not finish within its timeout (`fleet --timeout`)
+CHECK_WARNINGS = 9  # `platformctl doctor` / `probe`: the worst verdict is warn
+CHECK_FAILED = 10  # `platformctl doctor` / `probe`: at least one check or probe failed
 INTERRUPTED = 130  # Ctrl-C
 
 DESCRIPTIONS = {
@@ -21,6 +22,7 @@ DESCRIPTIONS = {
     CREDENTIALS_MISSING: "cloud credentials or backend login missing",
     STACK_NOT_FOUND: "no such stack in the backend",
     FLEET_FAILED: "at least one stack of the fleet failed",
+    TIMED_OUT: "timed out",
     CHECK_WARNINGS: "doctor/probe: the worst verdict is warn",
     CHECK_FAILED: "doctor/probe: a check or probe failed",
     INTERRUPTED: "interrupted",
@@ -30,7 +32,8 @@ DESCRIPTIONS = {
 NAMES = {
     OK: "ok", POLICY_VIOLATION: "policy", CONFIG_ERROR: "config", DEPLOY_FAILED: "failed",
     CONCURRENT_UPDATE: "locked", CREDENTIALS_MISSING: "credentials", STACK_NOT_FOUND: "no-stack",
-    FLEET_FAILED: "fleet-failed", CHECK_WARNINGS: "warn", CHECK_FAILED: "check-failed", INTERRUPTED: "interrupted",
+    FLEET_FAILED: "fleet-failed", TIMED_OUT: "timeout", CHECK_WARNINGS: "warn", CHECK_FAILED: "check-failed",
+    INTERRUPTED: "interrupted",
 }
 
 

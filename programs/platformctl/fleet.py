@@ -166,12 +166,17 @@ def stack_name_of(path: Path) -> str:
     return path.stem
 
 
+def repo_stack_files(root: Path = REPO_ROOT) -> list[Path]:
+    """The repository's own stacks: every Pulumi.<stack>.yaml beside Pulumi.yaml."""
+    return sorted(p for p in root.glob("Pulumi.*.y*ml") if p.name.count(".") >= 2)
+
+
 def select_jobs(operation: str, stacks: str | None = None, stacks_dir: Path | None = None,
                 stack_files: str | None = None, root: Path = REPO_ROOT) -> list[StackJob]:
     """The stacks to run: names (`--stacks a,b`, files in `--stacks-dir` or the repo), every stack
     file of `--stacks-dir`, or the files matching `--stack-files GLOB`. Missing files stay in the list:
     their run fails and is reported like any other failure."""
-    if operation not in FLEET_OPERATIONS:
+    if operation not in (*FLEET_OPERATIONS, "list"):
         raise ValueError(f"fleet runs {' or '.join(FLEET_OPERATIONS)}, not {operation!r}")
     if stacks and stack_files:
         raise ValueError("give either --stacks or --stack-files, not both")
@@ -186,8 +191,11 @@ def select_jobs(operation: str, stacks: str | None = None, stacks_dir: Path | No
     elif stacks_dir:
         paths = sorted(p for p in stacks_dir.glob("Pulumi.*.y*ml") if p.name.count(".") >= 2)
         jobs = [StackJob(stack_name_of(p), p, operation) for p in paths]
+    if not jobs and not (stacks or stack_files or stacks_dir):
+        jobs = [StackJob(stack_name_of(p), p, operation) for p in repo_stack_files(root)]
     if not jobs:
-        raise ValueError("no stacks selected: give --stacks a,b,..., --stacks-dir DIR or --stack-files GLOB")
+        raise ValueError("no stacks selected: give --stacks a,b,..., --stacks-dir DIR or --stack-files GLOB "
+                         f"(without them: the Pulumi.<stack>.yaml files beside {root / 'Pulumi.yaml'})")
     seen: set[str] = set()
     dupes = sorted({j.name for j in jobs if j.name in seen or seen.add(j.name)})
     if dupes:
@@ -197,10 +205,12 @@ def select_jobs(operation: str, stacks: str | None = None, stacks_dir: Path | No
 
 # --- runners ---------------------------------------------------------------------------------
 
-def offline_command(job: StackJob, json_path: Path, python: str = sys.executable) -> list[str]:
+def offline_command(job: StackJob, json_path: Path, python: str = sys.executable,
+                    policy_config: Path | None = None) -> list[str]:
     """The offline preview of one stack, in its own interpreter (mocks are process-global)."""
     return [python, "-m", "programs.platformctl.cli", "preview", "--stack", job.name, "--offline",
-            "--config-file", str(job.stack_file), "--quiet", "--json", str(json_path)]
+            "--config-file", str(job.stack_file), "--quiet", "--json", str(json_path)] + (
+                ["--policy-config", str(policy_config)] if policy_config is not None else [])
 
 
 def outcome_from_process(returncode: int, stderr: str, plan: dict[str, Any] | None) -> StackOutcome:
@@ -212,7 +222,10 @@ def outcome_from_process(returncode: int, stderr: str, plan: dict[str, Any] | No
     crashed = any(ln.startswith("Traceback") for ln in err_lines)
     if returncode == exit_codes.CONFIG_ERROR and not crashed:
         problems = [ln for ln in err_lines if ln.startswith("k8s-platform:") or ln.startswith("aws:")]
-        detail = "; ".join(problems) if problems else (err_lines[-1] if err_lines else "invalid configuration")
+        # Else the first `error:` line: the reason (a YAML error's later lines are context).
+        errors = [ln for ln in err_lines if ln.startswith("error:")]
+        detail = "; ".join(problems) if problems else (errors[0] if errors else err_lines[0] if err_lines
+                                                       else "invalid configuration")
         return StackOutcome(exit_codes.CONFIG_ERROR, one_line(detail.removeprefix("error: ")), resources)
     violations = (plan or {}).get("policy", {}).get("violations", [])
     mandatory = [v for v in violations if v.get("level") == "mandatory"]
@@ -228,8 +241,10 @@ class OfflineRunner:
     """Runs `offline_command` through `run` (subprocess.run by default; injectable for tests)."""
 
     def __init__(self, run: Callable[..., Any] = subprocess.run, python: str = sys.executable,
-                 cwd: Path = REPO_ROOT, timeout: float = 900.0, work_dir: Path | None = None):
+                 cwd: Path = REPO_ROOT, timeout: float = 900.0, work_dir: Path | None = None,
+                 policy_config: Path | None = None):
         self.run = run
+        self.policy_config = policy_config
         self.python = python
         self.cwd = cwd
         self.timeout = timeout
@@ -239,10 +254,10 @@ class OfflineRunner:
         with tempfile.TemporaryDirectory(prefix=f"fleet-{job.name}-", dir=self.work_dir) as tmp:
             plan_path = Path(tmp) / "plan.json"
             try:
-                proc = self.run(offline_command(job, plan_path, self.python), capture_output=True, text=True,
-                                cwd=str(self.cwd), timeout=self.timeout)
+                proc = self.run(offline_command(job, plan_path, self.python, self.policy_config), capture_output=True,
+                                text=True, cwd=str(self.cwd), timeout=self.timeout)
             except subprocess.TimeoutExpired:
-                return StackOutcome(exit_codes.DEPLOY_FAILED, f"offline preview timed out after {self.timeout:.0f}s")
+                return StackOutcome(exit_codes.TIMED_OUT, f"offline preview timed out after {self.timeout:g}s (--timeout)")
             plan = None
             if plan_path.exists():
                 try:
@@ -256,8 +271,9 @@ class AutomationRunner:
     """Drives one stack through the Automation API (progress lines prefixed with the stack name)."""
 
     def __init__(self, operation: str, root: Path = REPO_ROOT, opener: Callable[..., Any] | None = None,
-                 quiet: bool = False):
+                 quiet: bool = False, policy_config: Path | None = None):
         self.operation = operation
+        self.policy_config = policy_config
         self.root = root
         self.opener = opener
         self.quiet = quiet
@@ -268,7 +284,8 @@ class AutomationRunner:
         from programs.platformctl import automation, events
 
         in_repo = job.stack_file.resolve() == (self.root / f"Pulumi.{job.name}.yaml").resolve()
-        args = argparse.Namespace(stack=job.name, config_file=None if in_repo else job.stack_file)
+        args = argparse.Namespace(stack=job.name, config_file=None if in_repo else job.stack_file,
+                                  policy_config=self.policy_config)
         try:
             req = automation.build_request(self.operation, args, self.root)
         except ConfigError as exc:
@@ -310,7 +327,25 @@ def default_parallel() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def run_list(args: argparse.Namespace) -> int:
+    """`fleet list`: the stacks a fleet run would take with the same selection options."""
+    try:
+        jobs = select_jobs("list", args.stacks, args.stacks_dir, args.stack_files)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exit_codes.CONFIG_ERROR
+    width = max(len(j.name) for j in jobs)
+    for job in jobs:
+        print(f"{job.name:<{width}}  {job.stack_file}" + ("" if job.stack_file.exists() else "  (missing)"))
+    return exit_codes.OK
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.operation == "list":
+        return run_list(args)
+    if args.policy_config is not None and not args.policy_config.is_file():
+        print(f"error: {args.policy_config}: no such policy config file (--policy-config)", file=sys.stderr)
+        return exit_codes.CONFIG_ERROR
     if args.offline and args.operation != "preview":
         print("error: fleet --offline only previews (there is no offline up)", file=sys.stderr)
         return exit_codes.CONFIG_ERROR
@@ -334,7 +369,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exit_codes.CONFIG_ERROR
-    runner: Runner = OfflineRunner(timeout=args.timeout) if args.offline else AutomationRunner(args.operation, quiet=args.quiet)
+    runner: Runner = (OfflineRunner(timeout=args.timeout, policy_config=args.policy_config) if args.offline
+                      else AutomationRunner(args.operation, quiet=args.quiet, policy_config=args.policy_config))
     retry = RetryPolicy(attempts=args.retries + 1, base_delay=args.backoff)
     print(f"fleet {args.operation}{' --offline' if args.offline else ''}: {len(jobs)} stacks, parallel {parallel}",
           flush=True)
@@ -363,16 +399,20 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("fleet", help="preview or deploy many stacks with bounded concurrency")
-    p.add_argument("operation", choices=FLEET_OPERATIONS,
-                   help="preview (offline with --offline) or up (Automation API, needs --yes)")
-    p.add_argument("--stacks", help="comma-separated stack names (Pulumi.<name>.yaml in the repo or --stacks-dir)")
+    p.add_argument("operation", choices=(*FLEET_OPERATIONS, "list"),
+                   help="preview (offline with --offline), up (Automation API, needs --yes), or list the stacks")
+    p.add_argument("--stacks", help="comma-separated stack names (Pulumi.<name>.yaml in the repo or --stacks-dir); "
+                                    "default: every Pulumi.<stack>.yaml of the repository (`fleet list` prints them)")
+    p.add_argument("--policy-config", type=Path, metavar="FILE",
+                   help="one policy config JSON for every stack (default: each stack's own or its environment's)")
     p.add_argument("--stacks-dir", type=Path, help="directory of stack files; alone: every Pulumi.*.yaml in it")
     p.add_argument("--stack-files", help="glob of stack files, e.g. 'gen/Pulumi.*.yaml' (quote it)")
     p.add_argument("--parallel", type=int, help="stacks run at once (default: number of CPUs)")
     p.add_argument("--offline", action="store_true", help="offline preview of each stack in its own process")
     p.add_argument("--retries", type=int, default=2, help="retries of a transient failure (default 2)")
     p.add_argument("--backoff", type=float, default=5.0, help="first retry delay in seconds, doubled each retry")
-    p.add_argument("--timeout", type=float, default=900.0, help="per-stack timeout of an offline preview (s)")
+    p.add_argument("--timeout", type=float, default=900.0,
+                   help="per-stack timeout of an offline preview in seconds; a stack over it has status 'timeout'")
     p.add_argument("--json", type=Path, dest="json_path", help="write the per-stack results here")
     p.add_argument("--quiet", action="store_true", help="no per-resource progress (Automation API mode)")
     p.add_argument("--yes", action="store_true", help="confirm `fleet up` (it changes real infrastructure)")

@@ -22,10 +22,21 @@ from programs.platformctl import exit_codes
 from programs.platformctl.input_errors import INPUT_ERRORS, report_input_error
 
 DOT_SUFFIXES = {".dot", ".gv"}
+DEFAULT_DEPTH_TEXT = "0, or all with --focus"
+
+
+def _depth(text: str) -> int | str:
+    if text == "all":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of levels or 'all'") from None
 RENDERED_SUFFIXES = {".svg": "svg", ".png": "png", ".pdf": "pdf"}
 # Fill colours per provider package, so AWS, Kubernetes and generated secrets read apart at a glance.
 PACKAGE_COLOURS = {"aws": "#fde7c8", "kubernetes": "#d6e6fb", "tls": "#e6dcf5", "random": "#e6dcf5",
                    "pulumi": "#eeeeee"}
+COLLAPSED_COLOUR = "#dff0d8"
 
 
 def quote(text: str) -> str:
@@ -39,7 +50,27 @@ def _package(typ: str) -> str:
     return typ.split(":", 1)[0]
 
 
-def plan_to_dot(plan: dict[str, Any]) -> str:
+def legend_lines() -> list[str]:
+    """A legend: one compact table node saying what colours, borders, frames and arrows mean."""
+    rows = [
+        (PACKAGE_COLOURS["aws"], "AWS resource"),
+        (PACKAGE_COLOURS["kubernetes"], "Kubernetes object"),
+        (PACKAGE_COLOURS["tls"], "generated key or secret (tls, random)"),
+        (PACKAGE_COLOURS["pulumi"], "provider"),
+        (COLLAPSED_COLOUR, "component drawn as one node (--depth), with its resource count"),
+    ]
+    cells = "".join(f'<TR><TD BGCOLOR="{colour}" WIDTH="18"> </TD><TD ALIGN="LEFT">{text}</TD></TR>'
+                    for colour, text in rows)
+    cells += ('<TR><TD COLOR="#b00020" BORDER="2"> </TD><TD ALIGN="LEFT">red border: protected from deletion '
+              '(or holds protected resources)</TD></TR>'
+              '<TR><TD STYLE="dashed"> </TD><TD ALIGN="LEFT">dashed frame: a component and what it holds; '
+              'dashed box: outside the --focus component</TD></TR>'
+              '<TR><TD>A &#8594; B</TD><TD ALIGN="LEFT">B depends on A (A is created first)</TD></TR>')
+    table = f'<<TABLE BORDER="1" CELLBORDER="1" CELLSPACING="2" CELLPADDING="3" COLOR="#999999"><TR><TD COLSPAN="2"><B>Legend</B></TD></TR>{cells}</TABLE>>'
+    return [f"  legend [shape=plaintext, style=\"\", fillcolor=none, fontsize=9, label={table}];"]
+
+
+def plan_to_dot(plan: dict[str, Any], legend: bool = True) -> str:
     """DOT text of a plan: components as nested clusters, custom resources as nodes, dependency edges."""
     resources = plan.get("resources", [])
     by_urn = {r["urn"]: r for r in resources}
@@ -49,7 +80,9 @@ def plan_to_dot(plan: dict[str, Any]) -> str:
         parent = r.get("parent") if r.get("parent") in by_urn else None
         children[parent].append(r)
 
-    title = f"{plan.get('project', '')} {plan.get('stack', '')}: {len(resources)} resources".strip()
+    total = plan.get("totalResources", len(resources))
+    shown = f", {len(resources)} nodes drawn" if total != len(resources) else ""
+    title = f"{plan.get('project', '')} {plan.get('stack', '')}: {total} resources{shown}".strip()
     lines = [
         f"digraph {quote(str(plan.get('project', 'stack')) + '-' + str(plan.get('stack', '')))} {{",
         f"  graph [rankdir=LR, compound=true, newrank=true, fontname=Helvetica, fontsize=12, label={quote(title)}, labelloc=t];",
@@ -76,10 +109,19 @@ def plan_to_dot(plan: dict[str, Any]) -> str:
                 colour = PACKAGE_COLOURS.get(_package(r["type"]), "#f5f5f5")
                 protect = ", penwidth=2, color=\"#b00020\"" if r.get("protect") else ""
                 label = r["name"] + "\n" + r["type"] + ("\n[protect]" if r.get("protect") else "")
-                lines.append(f"{pad}{ids[r['urn']]} [label={quote(label)}, fillcolor=\"{colour}\"{protect}];")
+                extra = ""
+                if "collapsed" in r:  # a component drawn as one node (--depth)
+                    label = f"{r['name']}\n{r['type']}\n{r['collapsed']} resources" + (
+                        "\n[holds protected]" if r.get("protect") else "")
+                    colour, extra = COLLAPSED_COLOUR, ", shape=box3d"
+                elif r.get("neighbour"):  # outside the --focus component
+                    extra = ", style=\"rounded,dashed\""
+                lines.append(f"{pad}{ids[r['urn']]} [label={quote(label)}, fillcolor=\"{colour}\"{protect}{extra}];")
                 emit(r["urn"], depth)  # children of a custom resource (rare) sit beside it
 
     emit(None, 1)
+    if legend:
+        lines.extend(legend_lines())
 
     edges: set[tuple[str, str]] = set()
     for r in resources:
@@ -200,7 +242,17 @@ def run(args: argparse.Namespace) -> int:
                 return code
     except INPUT_ERRORS as exc:
         return report_input_error(args.stack, exc)
-    dot_text = plan_to_dot(plan)
+    from programs.platformctl import graph_view
+
+    try:
+        if args.focus:
+            plan = graph_view.focus(plan, args.focus)
+        depth = args.depth if args.depth is not None else ("all" if args.focus else graph_view.DEFAULT_DEPTH)
+        plan = graph_view.collapse(plan, None if depth == "all" else depth)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exit_codes.CONFIG_ERROR
+    dot_text = plan_to_dot(plan, legend=not args.no_legend)
     if str(args.output) == "-":
         sys.stdout.write(dot_text)
         return exit_codes.OK
@@ -213,8 +265,10 @@ def run(args: argparse.Namespace) -> int:
         except (RuntimeError, subprocess.TimeoutExpired, OSError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return exit_codes.DEPLOY_FAILED
-    components = sum(1 for r in plan["resources"] if not r.get("custom"))
-    print(f"{args.stack}: {len(plan['resources'])} resources ({components} components) drawn to {out}")
+    components = sum(1 for r in plan["resources"] if not r.get("custom") or "collapsed" in r)
+    collapsed = sum(1 for r in plan["resources"] if "collapsed" in r)
+    print(f"{args.stack}: {len(plan['resources'])} nodes ({components} components, {collapsed} of them collapsed"
+          f"{'' if args.depth is not None or args.focus else '; --depth 1 or --depth all draws more'}) drawn to {out}")
     return exit_codes.OK
 
 
@@ -224,5 +278,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--offline", action="store_true", help="plan under Pulumi mocks (no CLI, no cloud)")
     p.add_argument("--config-file", type=Path, help="stack file to use instead of Pulumi.<stack>.yaml")
     p.add_argument("-o", "--output", default="graph.svg",
-                   help="picture to write: .svg/.png/.pdf (needs Graphviz dot), .dot/.gv or - for DOT text")
+                   help="picture to write (default: graph.svg): .svg/.png/.pdf (needs Graphviz dot), .dot/.gv "
+                        "or - for DOT text")
+    p.add_argument("--depth", type=_depth, metavar="N",
+                   help="open N levels of components, drawing deeper ones as one node each (0: each top-level "
+                        f"component is one node; 1: their resources, sub-components collapsed; all: everything; "
+                        f"default {DEFAULT_DEPTH_TEXT})")
+    p.add_argument("--focus", metavar="NAME",
+                   help="draw one component (by name, or TYPE::NAME) with its resources and its neighbours")
+    p.add_argument("--no-legend", action="store_true", help="leave the legend out")
     p.set_defaults(func=run)

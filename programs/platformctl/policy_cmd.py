@@ -15,7 +15,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     psub = p.add_subparsers(dest="policy_command", required=True)
     c = psub.add_parser("check", help="apply the pack to a saved plan JSON with a stack's enforcement config")
     c.add_argument("--plan", type=Path, required=True, help="plan JSON from `platformctl preview --offline --json`")
-    c.add_argument("--stack", required=True, help="stack whose policy config applies (policy/config/<stack>.json)")
+    c.add_argument("--stack", required=True, help="stack whose policy config applies (policy/config/<stack>.json, else "
+                                                  "its environment's); must be the plan's stack unless --policy-config is given")
     c.add_argument("--policy-config", type=Path, help="policy config JSON instead of the stack's")
     c.add_argument("--json", type=Path, dest="json_path", help="write the plan with its violations here")
     c.set_defaults(func=run_check)
@@ -28,10 +29,15 @@ def run_check(args: argparse.Namespace) -> int:
     from policy.offline_runner import PolicyConfigError
     from programs.platformctl.policy_gate import check_plan
 
+    from programs.platformctl.preview import read_plan_file
+
     try:
-        plan = json.loads(args.plan.read_text())
-        if not isinstance(plan, dict) or not isinstance(plan.get("resources"), list):
-            raise ValueError(f"{args.plan}: not a plan (expected an object with a 'resources' list)")
+        plan = read_plan_file(args.plan)
+        planned = plan.get("stack")
+        if args.policy_config is None and isinstance(planned, str) and planned != args.stack:
+            # Never fall back silently to the plan's environment for another stack's name.
+            raise ValueError(f"{args.plan}: the plan is of stack '{planned}', not '{args.stack}'; use --stack "
+                             f"{planned}, or --policy-config FILE to check it against another config")
         plan = check_plan(plan, args.stack, args.policy_config)
     except PolicyConfigError as exc:
         print("error: invalid policy config:", file=sys.stderr)
@@ -58,7 +64,12 @@ def run_list(args: argparse.Namespace) -> int:
     from policy.offline_runner import CONFIG_DIR, load_pack_config, reconcile
     from policy.registry import describe
 
+    from policy.registry import BY_ID
+
     rows = describe()
+    # Without a config (pulumi preview --policy-pack policy, no --policy-pack-config): the fail-safe levels.
+    for row in rows:
+        row.setdefault("enforcement", {})["none"] = BY_ID[row["id"]].policy.enforcement_level.value
     # Enforcement per environment file shipped with the pack (policy/config/*.json).
     for path in sorted(CONFIG_DIR.glob("*.json")):
         settings = reconcile(load_pack_config(path), source=str(path))
@@ -67,10 +78,15 @@ def run_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return exit_codes.OK
+    envs = list(rows[0].get("enforcement", {})) if rows else []
+    levels_of = {row["id"]: " ".join(f"{env}={row['enforcement'][env]}" for env in envs) for row in rows}
+    width = max([len(v) for v in levels_of.values()] + [len("enforcement (none: without a config)")])
+    print(f"{'policy':42s} {'severity':8s} {'kind':8s} {'enforcement (none: without a config)':{width}s} benchmarks")
     for row in rows:
         knobs = f"  knobs: {', '.join(row['config'])}" if row["config"] else ""
-        levels = " ".join(f"{env}={level}" for env, level in row.get("enforcement", {}).items())
-        print(f"{row['id']:42s} {row['severity']:8s} {row['kind']:8s} {levels:32s} "
+        levels = levels_of[row["id"]]
+        print(f"{row['id']:42s} {row['severity']:8s} {row['kind']:8s} {levels:{width}s} "
               f"{'; '.join(row['benchmarks'])}{knobs}")
-    print(f"\n{len(rows)} policies")
+        print(f"    {row['description']}")
+    print(f"\n{len(rows)} policies; without a policy config critical and high severity policies are mandatory")
     return exit_codes.OK

@@ -28,6 +28,21 @@ def _display(path: Path) -> str:
         return str(path)
 
 
+def resolve_policy_config(stack: str, raw_config: dict[str, Any], given: Path | None = None) -> Path | None:
+    """The policy config a run will use, found before the program runs (FileNotFoundError naming one
+    path). None when the stack file's environment is itself invalid: config validation reports that."""
+    from components.config.environments import ENVIRONMENTS
+
+    if given is not None:
+        if not given.is_file():
+            raise FileNotFoundError(f"{given}: no such policy config file (--policy-config)")
+        return given
+    environment = raw_config.get("k8s-platform:environment")
+    if environment not in ENVIRONMENTS:
+        return None
+    return config_path(stack, environment)
+
+
 def apply_policies(plan: dict[str, Any], run: Any, stack: str, config_file: Path | None = None) -> dict[str, Any]:
     """Evaluate the pack on the run's resources (secrets revealed, as the engine does) into `plan`."""
     path = config_file or config_path(stack, run.config.environment)

@@ -27,7 +27,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config-file", type=Path, help="stack file to use instead of Pulumi.<stack>.yaml")
     p.add_argument("--json", type=Path, dest="json_path", help="write the plan JSON here")
     p.add_argument("--show-secrets", action="store_true", help="show secret values in the plan instead of [secret]")
-    p.add_argument("--quiet", action="store_true", help="print only the summary line")
+    p.add_argument("--quiet", action="store_true",
+                   help="print the header, the summary and mandatory violations only (advisories are counted)")
+    p.add_argument("--policy-config", type=Path, metavar="FILE",
+                   help="policy config JSON (default: policy/config/<stack>.json, else <environment>.json)")
+    p.add_argument("--diff", type=Path, dest="diff_plan", metavar="OLD_PLAN.json",
+                   help="also show resources added, removed and changed (by input key) against a saved plan")
     p.set_defaults(func=run)
 
 
@@ -45,23 +50,51 @@ def write_json(path: Path | None, plan: dict[str, Any], private: bool = False) -
         out.write(text)
 
 
-def offline_plan(stack: str, config_file: Path | None, show_secrets: bool) -> dict[str, Any]:
-    """Plan dict of one stack; raises ConfigError / ValueError / FileNotFoundError on bad input."""
+def offline_plan(stack: str, config_file: Path | None, show_secrets: bool,
+                 policy_config: Path | None = None) -> dict[str, Any]:
+    """Plan dict of one stack; raises ConfigError / ValueError / FileNotFoundError on bad input.
+
+    The policy config is found before the program runs: a missing one costs no run."""
+    if config_file is not None and not config_file.is_file():
+        raise FileNotFoundError(f"{config_file}: no such stack file (--config-file)")
     path = config_file or stack_file(stack)
     if not path.exists():
         raise FileNotFoundError(f"no stack file {path} (stacks: Pulumi.<stack>.yaml beside Pulumi.yaml)")
-    run = run_offline(stack, read_stack_file(path))
-    plan = build_plan(run, show_secrets=show_secrets)
-    from programs.platformctl.policy_gate import apply_policies
+    raw = read_stack_file(path)
+    from programs.platformctl.policy_gate import apply_policies, resolve_policy_config
 
-    return apply_policies(plan, run, stack)
+    policy_path = resolve_policy_config(stack, raw, policy_config)
+    run = run_offline(stack, raw)
+    plan = build_plan(run, show_secrets=show_secrets)
+    from programs.platformctl.preview_report import stack_info
+
+    plan["stackInfo"] = stack_info(run.config)
+    return apply_policies(plan, run, stack, policy_path)
+
+
+def read_plan_file(path: Path) -> dict[str, Any]:
+    """A saved plan JSON; every problem names the file."""
+    try:
+        plan = json.loads(path.read_text())
+    except OSError as exc:
+        raise FileNotFoundError(f"{path}: cannot read the plan ({exc.strerror or exc})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a plan JSON file ({exc})") from None
+    if not isinstance(plan, dict) or not isinstance(plan.get("resources"), list):
+        raise ValueError(f"{path}: not a plan (expected an object with a 'resources' list, as "
+                         "`platformctl preview --offline --json` writes)")
+    return plan
 
 
 def run(args: argparse.Namespace) -> int:
     if not args.offline:
+        if args.diff_plan is not None:
+            print("error: --diff compares offline plans; add --offline", file=sys.stderr)
+            return exit_codes.CONFIG_ERROR
         return _automation_preview(args)
     try:
-        plan = offline_plan(args.stack, args.config_file, args.show_secrets)
+        old_plan = read_plan_file(args.diff_plan) if args.diff_plan is not None else None
+        plan = offline_plan(args.stack, args.config_file, args.show_secrets, args.policy_config)
     except INPUT_ERRORS as exc:
         write_json(args.json_path, empty_plan(PROJECT, args.stack, problems_of(exc)))
         return report_input_error(args.stack, exc)
@@ -71,19 +104,37 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {problem}", file=sys.stderr)
         return exit_codes.DEPLOY_FAILED
     write_json(args.json_path, plan, private=args.show_secrets)
+    from programs.platformctl import preview_report as report
+
+    print(report.render_header(plan))
     if not args.quiet:
+        print()
         print(render_tree(plan))
+        print()
+        print(report.render_counts(plan))
         print()
         print("Resources by type:")
         for typ, count in type_counts(plan):
             print(f"  {count:4d}  {typ}")
+        print()
+        print(report.render_outputs(plan))
+    if old_plan is not None:
+        print()
+        print(report.render_diff(report.diff_plans(old_plan, plan), str(args.diff_plan)))
     violations = plan["policy"]["violations"]
     mandatory = [v for v in violations if v["level"] == "mandatory"]
-    for v in violations:
-        print(f"policy {v['level']}: {v['policy']}: {v['message']} ({v['urn']})", file=sys.stderr)
-    print(("" if args.quiet else "\n") + f"{args.stack}: {len(plan['resources'])} resources planned offline; "
+    lines = report.render_violations(plan, args.quiet)
+    if lines:
+        print()
+        print(f"Policy violations ({plan['policy']['config']}):")
+        for line in lines:
+            print(f"  {line}")
+    protected = sum(1 for r in plan["resources"] if r["protect"])
+    print(f"\n{args.stack}: {len(plan['resources'])} resources planned offline ({protected} protected); "
           f"{len(mandatory)} mandatory and {len(violations) - len(mandatory)} advisory policy violations"
           + (f"; plan written to {args.json_path}" if args.json_path else ""))
+    if mandatory:
+        print("mandatory policies violated: " + ", ".join(sorted({v["policy"] for v in mandatory})), file=sys.stderr)
     return exit_codes.POLICY_VIOLATION if mandatory else exit_codes.OK
 
 

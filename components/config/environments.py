@@ -1,0 +1,113 @@
+"""Environments: what dev, staging and prod guarantee by default, and the `safeguards` a stack adds.
+
+Every behaviour that used to hang on `environment == "prod"` is one field of `Safeguards`; the
+table `ENVIRONMENTS` gives each environment's defaults (README "Environments" prints it). A stack
+may tighten them with `k8s-platform:safeguards` (e.g. protection in dev, three zones in staging),
+never loosen them: a loosening value is refused naming the key. Components read the effective
+values from `StackConfig.safeguards_in_force`, never the environment's name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING, Iterator
+
+from pydantic import Field
+
+from components.config.base import Model
+
+if TYPE_CHECKING:  # pragma: no cover
+    from components.config.stack import StackConfig
+
+
+@dataclass(frozen=True)
+class Safeguards:
+    """What an environment guarantees; each field's comment is what it changes."""
+
+    # protect=True on stateful resources (cluster, KMS keys, buckets, OIDC providers, etcd snapshot
+    # bucket without force_destroy), deletion protection on the K3s API load balancer, a 30-day
+    # (instead of 7-day) recovery window on the K3s token secret.
+    protect_stateful_resources: bool
+    # Karpenter node classes must run a released AMI (al2023@v20260903), not al2023@latest.
+    pinned_amis: bool
+    # Fewest availability zones network.availabilityZones may list.
+    min_availability_zones: int
+    # Replicas of Karpenter and the add-on controllers (>= 2 also enables their PodDisruptionBudgets).
+    controller_replicas: int
+    # network.natGateways must be one-per-az (a single NAT gateway is a zonal single point of failure).
+    nat_gateway_per_zone: bool
+
+    @property
+    def highly_available(self) -> bool:
+        return self.controller_replicas >= 2
+
+
+ENVIRONMENTS: dict[str, Safeguards] = {
+    "dev": Safeguards(protect_stateful_resources=False, pinned_amis=False, min_availability_zones=2,
+                      controller_replicas=1, nat_gateway_per_zone=False),
+    # A rehearsal of prod: same protection, pins and replica counts, so a change that would fail in
+    # prod fails here first; two zones and one NAT gateway keep it affordable.
+    "staging": Safeguards(protect_stateful_resources=True, pinned_amis=True, min_availability_zones=2,
+                          controller_replicas=2, nat_gateway_per_zone=False),
+    "prod": Safeguards(protect_stateful_resources=True, pinned_amis=True, min_availability_zones=3,
+                       controller_replicas=2, nat_gateway_per_zone=True),
+}
+
+
+class SafeguardsConfig(Model):
+    """`k8s-platform:safeguards`: tighten the environment's defaults (unset keys keep them)."""
+
+    protect_stateful_resources: bool | None = Field(None, description=(
+        "`protect` on stateful resources (cluster, KMS keys, buckets, OIDC providers), deletion protection "
+        "on the K3s API load balancer, a 30-day recovery window on the K3s token secret; unset: the environment's."))
+    pinned_amis: bool | None = Field(None, description=(
+        "Karpenter node classes must run a released AMI (`al2023@vYYYYMMDD`), not `al2023@latest`; unset: the "
+        "environment's."))
+    min_availability_zones: int | None = Field(default=None, ge=2, le=6, description=(
+        "Fewest zones `network.availabilityZones` may list; unset: the environment's."))
+    controller_replicas: int | None = Field(default=None, ge=1, le=5, description=(
+        "Replicas of Karpenter and the add-on controllers (2 or more also enables their PodDisruptionBudgets); "
+        "unset: the environment's."))
+    nat_gateway_per_zone: bool | None = Field(None, description=(
+        "`network.natGateways` must be `one-per-az`; unset: the environment's."))
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p.title() for p in rest)
+
+
+def effective_safeguards(environment: str, given: SafeguardsConfig) -> Safeguards:
+    """The environment's defaults, tightened by the stack (a looser value keeps the default)."""
+    base = ENVIRONMENTS[environment]
+    changes = {}
+    for f in fields(Safeguards):
+        value = getattr(given, f.name)
+        if value is not None:
+            changes[f.name] = max(value, getattr(base, f.name))
+    return replace(base, **changes)
+
+
+def safeguard_problems(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
+    """(key, message) for every safeguard the stack tries to loosen, and every value it breaks."""
+    base = ENVIRONMENTS[cfg.environment]
+    for f in fields(Safeguards):
+        value = getattr(cfg.safeguards, f.name)
+        if value is not None and value < getattr(base, f.name):
+            yield (f"safeguards.{_camel(f.name)}",
+                   f"{value!r} is looser than {cfg.environment}'s {getattr(base, f.name)!r}; a stack can tighten "
+                   "its environment's safeguards, not loosen them (remove the key)")
+    wanted = cfg.safeguards_in_force
+    azs = cfg.network.availability_zones
+    if len(azs) < wanted.min_availability_zones:
+        yield ("network.availabilityZones",
+               f"{cfg.environment} needs at least {wanted.min_availability_zones} zones, {len(azs)} given")
+    if wanted.nat_gateway_per_zone and cfg.network.nat_gateways == "single":
+        yield ("network.natGateways",
+               f"{cfg.environment} needs 'one-per-az' (a single NAT is a zonal SPOF)")
+
+
+def environments_table() -> list[dict[str, object]]:
+    """Rows for README and `platformctl` (camelCase keys as in `k8s-platform:safeguards`)."""
+    return [{"environment": env, **{_camel(f.name): getattr(s, f.name) for f in fields(Safeguards)}}
+            for env, s in ENVIRONMENTS.items()]
