@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from components.config import parse_stack_config
-from programs.offline import REPO_ROOT, read_stack_file, stack_file
+from programs.stack_files import REPO_ROOT, read_stack_file, stack_file
 from programs.platformctl import events, exit_codes
 from programs.platformctl.input_errors import INPUT_ERRORS, report_input_error
 from programs.platformctl.preview import pulumi_cli_missing
