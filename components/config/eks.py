@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from components.config.checks import allowlist_problem
 from components.config.base import (
     LogRetentionDays,
     Model,
@@ -20,6 +21,7 @@ from components.config.base import (
 EksLogType = Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]
 # EKS access modes: CONFIG_MAP (aws-auth only) is refused; see EksConfig._authentication_mode.
 AUTHENTICATION_MODES = ("API", "API_AND_CONFIG_MAP")
+EKS_PUBLIC_ACCESS_CIDRS_MAX = 40  # EKS UpdateClusterConfig/CreateCluster limit on publicAccessCidrs
 
 
 
@@ -40,10 +42,16 @@ class EksEndpointConfig(Model):
     @field_validator("public_access_cidrs")
     @classmethod
     def _cidrs(cls, v: list[str]) -> list[str]:
-        for cidr in v:
-            ipv4_network(cidr)
-        if len(set(v)) != len(v):
+        nets = [ipv4_network(cidr) for cidr in v]
+        if len(set(nets)) != len(nets):
             raise ValueError("CIDRs must be distinct")
+        if len(v) > EKS_PUBLIC_ACCESS_CIDRS_MAX:
+            raise ValueError(f"{len(v)} CIDRs; EKS accepts at most {EKS_PUBLIC_ACCESS_CIDRS_MAX} public access CIDRs")
+        if nets and not any(n.prefixlen == 0 for n in nets):
+            # 0.0.0.0/0 itself gets its own rule (refused in prod); a union as wide is refused everywhere.
+            problem = allowlist_problem(nets)
+            if problem:
+                raise ValueError(problem)
         return v
 
     @model_validator(mode="after")
@@ -231,6 +239,6 @@ class EksConfig(Model):
         for name, version in v.items():
             if name not in ADDON_NAMES:
                 raise ValueError(f"'{name}' is not an installed add-on; allowed: {', '.join(ADDON_NAMES)}")
-            if not re.match(r"^v\d+\.\d+\.\d+-eksbuild\.\d+$", version):
+            if not re.fullmatch(r"v[0-9]+\.[0-9]+\.[0-9]+-eksbuild\.[0-9]+", version, re.ASCII):
                 raise ValueError(f"{name}: '{version}' is not an exact add-on version like v1.21.1-eksbuild.3")
         return v

@@ -10,11 +10,12 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from components.config.base import Model, dns_label, iam_role_arn, short_dns_label
+from components.config.checks import IAM_POLICY_ARN, RESOURCE_ARN, SID, bucket_name_problem, shown
 
 WorkloadMethod = Literal["pod-identity", "irsa", "roles-anywhere", "instance-profile"]
-IAM_POLICY_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(aws|\d{12}):policy/[\w+=,.@/-]{1,512}$")
-IAM_ACTION = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9*]+$")
-ACM_CLOUDFRONT_CERT = re.compile(r"^arn:aws[a-z-]*:acm:us-east-1:\d{12}:certificate/[0-9a-f-]{36}$")
+IAM_ACTION = re.compile(r"[a-z0-9-]{1,64}:[A-Za-z0-9*]{1,128}", re.ASCII)  # fullmatch
+ACM_CLOUDFRONT_CERT = re.compile(r"arn:aws:acm:us-east-1:[0-9]{12}:certificate/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-"
+                                 r"[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)  # fullmatch; CloudFront: us-east-1 only
 
 
 class IssuerConfig(Model):
@@ -35,10 +36,9 @@ class IssuerConfig(Model):
     @field_validator("bucket_name")
     @classmethod
     def _bucket(cls, v: str | None) -> str | None:
-        from components.oidc_hosting import BUCKET_NAME
-
-        if v is not None and not BUCKET_NAME.match(v):
-            raise ValueError(f"'{v}' is not an S3 bucket name usable over HTTPS: 3-63 lowercase letters, digits, '-' (no dots)")
+        problem = bucket_name_problem(v) if v is not None else None
+        if problem:
+            raise ValueError(problem)
         return v
 
     @field_validator("domain_name")
@@ -46,22 +46,22 @@ class IssuerConfig(Model):
     def _domain(cls, v: str | None) -> str | None:
         from components.oidc_hosting import HOSTNAME
 
-        if v is not None and not HOSTNAME.match(v):
-            raise ValueError(f"'{v}' is not a lowercase DNS name like oidc.dev.example.com")
+        if v is not None and not HOSTNAME.fullmatch(v):
+            raise ValueError(f"'{shown(v)}' is not a lowercase DNS name like oidc.dev.example.com")
         return v
 
     @field_validator("certificate_arn")
     @classmethod
     def _certificate(cls, v: str | None) -> str | None:
-        if v is not None and not ACM_CLOUDFRONT_CERT.match(v):
-            raise ValueError(f"'{v}' is not an ACM certificate ARN in us-east-1 (CloudFront only uses certificates from us-east-1)")
+        if v is not None and not ACM_CLOUDFRONT_CERT.fullmatch(v):
+            raise ValueError(f"'{shown(v)}' is not an ACM certificate ARN in us-east-1 (CloudFront only uses certificates from us-east-1)")
         return v
 
     @field_validator("hosted_zone_id")
     @classmethod
     def _zone(cls, v: str | None) -> str | None:
-        if v is not None and not re.match(r"^Z[A-Z0-9]{1,32}$", v):
-            raise ValueError(f"'{v}' is not a Route 53 hosted zone id like Z0123456789ABCDEFGHIJ")
+        if v is not None and not re.fullmatch(r"Z[A-Z0-9]{1,32}", v):
+            raise ValueError(f"'{shown(v)}' is not a Route 53 hosted zone id like Z0123456789ABCDEFGHIJ")
         return v
 
     @model_validator(mode="after")
@@ -108,8 +108,27 @@ class WorkloadStatement(Model):
         if not v:
             raise ValueError("at least one action like s3:GetObject")
         for action in v:
-            if action == "*" or not IAM_ACTION.match(action):
-                raise ValueError(f"'{action}' is not a service action like s3:GetObject ('*' is refused)")
+            if action == "*" or not IAM_ACTION.fullmatch(action):
+                raise ValueError(f"'{shown(action)}' is not a service action like s3:GetObject ('*' is refused)")
+        if len(set(v)) != len(v):
+            raise ValueError("actions must be distinct")
+        return v
+
+    @field_validator("sid")
+    @classmethod
+    def _sid(cls, v: str | None) -> str | None:
+        if v is not None and not SID.fullmatch(v):
+            raise ValueError(f"'{shown(v)}' is not a statement id: 1-128 ASCII letters and digits (IAM's Sid charset)")
+        return v
+
+    @field_validator("resources")
+    @classmethod
+    def _resources(cls, v: list[str]) -> list[str]:
+        for resource in v:
+            if not RESOURCE_ARN.fullmatch(resource) or len(resource) > 2048:
+                raise ValueError(f"'{shown(resource)}' is not a resource ARN like arn:aws:s3:::bucket/* (or '*')")
+        if len(set(v)) != len(v):
+            raise ValueError("resources must be distinct")
         return v
 
     @model_validator(mode="after")
@@ -129,10 +148,21 @@ class WorkloadPolicies(Model):
     @classmethod
     def _managed(cls, v: list[str]) -> list[str]:
         for arn in v:
-            if not IAM_POLICY_ARN.match(arn):
-                raise ValueError(f"'{arn}' is not an IAM policy ARN like arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess")
+            if not IAM_POLICY_ARN.fullmatch(arn) or len(arn) > 2048:
+                raise ValueError(f"'{shown(arn)}' is not an IAM policy ARN like arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess")
             if arn.rsplit("/", 1)[1] in ("AdministratorAccess", "PowerUserAccess", "IAMFullAccess"):
                 raise ValueError(f"'{arn}' is refused for a workload role (least privilege)")
+        if len(set(v)) != len(v):
+            raise ValueError("managed policy ARNs must be distinct (each would be a second attachment of one policy)")
+        return v
+
+    @field_validator("statements")
+    @classmethod
+    def _statements(cls, v: list[WorkloadStatement]) -> list[WorkloadStatement]:
+        sids = [s.sid for s in v if s.sid]
+        dupes = sorted({s for s in sids if sids.count(s) > 1})
+        if dupes:
+            raise ValueError(f"Sid {', '.join(dupes)} used twice; Sids must be unique within a policy (IAM refuses it)")
         return v
 
 
