@@ -19,6 +19,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from components.config import ConfigError, decode_config_values
+from components.config.stack import config_key_problem
 from components.config.checks import did_you_mean, shown
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -163,15 +164,18 @@ def load_yaml(text: str, where: str = "") -> tuple[Any, list[str]]:
             raise StackFileError(f"{where}not valid YAML: {shown(' '.join(str(exc).split()), 160)}") from None
         except RecursionError:
             raise StackFileError(f"{where}nested too deeply to read") from None
+        except StackFileError as exc:
+            raise StackFileError(f"{where}{exc}") from None
         if node is None:
             return None, []
         checker = _Checker(where)
         checker.check(node, "")
-        if checker.problems:
-            return None, checker.problems
         try:
-            return loader.construct_document(node), []
-        except yaml.YAMLError as exc:
+            # Constructed even with problems (bounded now), so the caller can report the rest of the file too.
+            return loader.construct_document(node), checker.problems
+        except (yaml.YAMLError, TypeError, ValueError) as exc:
+            if checker.problems:
+                return None, checker.problems
             raise StackFileError(f"{where}not valid YAML: {shown(' '.join(str(exc).split()), 160)}") from None
     finally:
         loader.dispose()
@@ -203,27 +207,24 @@ def read_text(path: Path) -> str:
     return text
 
 
-def read_stack_document(path: Path) -> dict[str, Any]:
-    """The stack file's `config:` mapping, exactly as written (keys fully qualified)."""
+def read_stack_document(path: Path) -> tuple[dict[str, Any], list[str]]:
+    """The stack file's `config:` mapping, exactly as written (keys fully qualified), and its problems."""
     text = read_text(path)
     doc, problems = load_yaml(text, f"{path}: ")
-    if problems:
-        raise ConfigError(problems)
     if doc is None:
-        return {}
+        return {}, problems
     if not isinstance(doc, dict):
         raise StackFileError(f"{path}: the document is {_kind(doc)}; a stack file is a mapping with a 'config:' key")
-    unknown = [k for k in doc if k not in STACK_FILE_KEYS]
-    if unknown:
-        raise ConfigError([f"{shown(k)}: is not a stack file key{did_you_mean(k, STACK_FILE_KEYS)}; config goes under "
-                           "'config:' (allowed beside it: " + ", ".join(STACK_FILE_KEYS[1:]) + ")" for k in unknown])
+    problems += [f"{shown(k)}: is not a stack file key{did_you_mean(str(k), STACK_FILE_KEYS)}; config goes under "
+                 "'config:' (allowed beside it: " + ", ".join(STACK_FILE_KEYS[1:]) + ")"
+                 for k in doc if k not in STACK_FILE_KEYS]
     config = doc.get("config")
     if config is None:
-        return {}
+        return {}, problems
     if not isinstance(config, dict):
         raise StackFileError(f"{path}: 'config' is {_kind(config)}; it must be a mapping of keys like "
                              "k8s-platform:environment")
-    return config
+    return config, problems
 
 
 def _kind(value: Any) -> str:
@@ -235,9 +236,10 @@ def _kind(value: Any) -> str:
 def read_stack_file(path: Path) -> dict[str, Any]:
     """Fully-qualified config from a `Pulumi.<stack>.yaml`, shaped as the engine hands it to the program."""
     path = Path(path)
-    config = read_stack_document(path)
-    problems = [f"{shown(k)}: is not a config key: keys are <namespace>:<name>, e.g. k8s-platform:{shown(k)}"
-                for k in config if ":" not in k]
+    config, problems = read_stack_document(path)
+    if problems:
+        # Report the rest of the file's key problems with these (parse_stack_config would, once readable).
+        problems += [p for p in (config_key_problem(k) for k in config if isinstance(k, str)) if p]
     encrypted = sorted(k for k, v in config.items() if isinstance(v, dict) and set(v) == {"secure"})
     if encrypted:
         raise StackFileError(f"{path}: {', '.join(encrypted)}: encrypted (secure) values need the Pulumi CLI to "

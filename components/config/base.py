@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
@@ -77,7 +77,15 @@ def ipv4_network(value: str) -> ipaddress.IPv4Network:
 
 
 
-LogRetentionDays = Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653]
+def not_bool(value: object) -> object:
+    # A Literal of numbers compares by equality, and True == 1: `retentionDays: true` would be a 1-day retention.
+    if isinstance(value, bool):
+        raise ValueError(f"got {str(value).lower()}; a number is required")
+    return value
+
+
+LogRetentionDays = Annotated[Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653],
+                             BeforeValidator(not_bool)]
 from components.config.checks import IAM_ROLE_ARN  # noqa: E402 (defined once, with the IAM limits)
 
 

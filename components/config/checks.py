@@ -26,9 +26,7 @@ def shown(value: object, limit: int = SHOWN_MAX) -> str:
     text = value if isinstance(value, str) else repr(value)
     out = []
     for ch in text:
-        if ch == "\\":
-            out.append("\\\\")
-        elif unicodedata.category(ch)[0] in ("C", "Z") and ch != " ":
+        if unicodedata.category(ch)[0] in ("C", "Z") and ch != " ":
             # Cc control, Cf format (zero-width, bidi overrides), Cs/Co/Cn, Zl/Zp line breaks, odd spaces.
             code = ord(ch)
             out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from components.config.base import Model, _KeyedError, ipv4_network
+from components.config.base import LogRetentionDays, Model, _KeyedError, ipv4_network
 from components.config.checks import RFC1918, ZONE, in_ranges, shown
 
 # Pod CIDRs must come from ranges VPCs accept as secondary blocks and that do not collide with
@@ -22,7 +22,7 @@ InterfaceEndpoint = Literal[
 
 class FlowLogsConfig(Model):
     enabled: bool = True
-    retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653] = 90
+    retention_days: LogRetentionDays = 90
     traffic_type: Literal["ALL", "ACCEPT", "REJECT"] = "ALL"
 
 

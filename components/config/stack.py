@@ -245,8 +245,12 @@ EXTERNAL_KEYS = {"aws:region": "region"}
 ENGINE_NAMESPACES = ("pulumi",)
 
 
+_UNION_MEMBERS = {"str", "int", "bool", "float", "none", "list[str]", "dict[str,str]"}
+
+
 def _key_path(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if not str(p).startswith("function-")]
+    # Union members add their type to the location (`limits.cpu.str`); the key is the field's.
+    parts = [str(p) for p in loc if not str(p).startswith("function-") and str(p) not in _UNION_MEMBERS]
     if not parts:
         return f"{NAMESPACE}:(root)"
     head, rest = parts[0], parts[1:]
@@ -360,6 +364,19 @@ def _partial(model: Any, data: Any, bad: list[tuple[Any, ...]], prefix: tuple[An
     return built
 
 
+def config_key_problem(key: Any) -> str | None:
+    """Why a fully-qualified config key is not one the platform reads (None if it is)."""
+    if isinstance(key, str) and key.startswith(f"{NAMESPACE}:"):
+        short = key.split(":", 1)[1]
+        if short in TOP_LEVEL_KEYS:
+            return None
+        allowed = ", ".join(f"{NAMESPACE}:{k}" for k in sorted(TOP_LEVEL_KEYS))
+        return f"{shown(key)}: is not a known key{did_you_mean(short, TOP_LEVEL_KEYS)}; allowed: {allowed}"
+    if key in EXTERNAL_KEYS:
+        return None
+    return _namespace_problems(key)
+
+
 def _namespace_problems(key: Any) -> str | None:
     if not isinstance(key, str):
         return f"{shown(key)}: config keys are strings like {NAMESPACE}:environment"
@@ -390,10 +407,9 @@ def parse_stack_config(raw: dict[str, Any]) -> StackConfig:
             data[EXTERNAL_KEYS[key]] = value
         elif isinstance(key, str) and key.startswith(f"{NAMESPACE}:"):
             short = key.split(":", 1)[1]
-            if short not in TOP_LEVEL_KEYS:
-                hint = did_you_mean(short, TOP_LEVEL_KEYS)
-                allowed = ", ".join(f"{NAMESPACE}:{k}" for k in sorted(TOP_LEVEL_KEYS))
-                problems.append(_line(f"{shown(key)}: is not a known key{hint}; allowed: {allowed}"))
+            problem = config_key_problem(key)
+            if problem:
+                problems.append(_line(problem))
                 continue
             data[short] = value
         else:
@@ -415,7 +431,16 @@ def parse_stack_config(raw: dict[str, Any]) -> StackConfig:
             if isinstance(ctx_err, _KeyedError):
                 problems.append(_line(f"{_key_path(tuple(ctx_err.key.split('.')))}: {ctx_err}"))
                 continue
-            problems.append(_line(f"{_key_path(loc)}: {_message(err)}"))
+            path = _key_path(loc)
+            if any(str(p) in _UNION_MEMBERS for p in loc):
+                # Each member of a union reports its own mismatch; one line per key says it.
+                if any(p.startswith(path + ":") for p in problems):
+                    continue
+                err = {**err, "msg": "must be a string like \"100\" or a whole number"
+                       if err["type"] in ("int_type", "string_type") else err["msg"]}
+            line = _line(f"{path}: {_message(err)}")
+            if line not in problems:
+                problems.append(line)
         if not any(p.startswith(f"{NAMESPACE}:(root)") for p in problems):
             partial = _partial(StackConfig, data, bad, ())
             for key, message in stack_rule_problems(partial, partial=True):

@@ -70,6 +70,13 @@ def run(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         return exit_codes.DEPLOY_FAILED
+    except Exception as exc:
+        # A bug: the README promises the JSON then holds the error; the traceback follows (exit 3).
+        from components.config.checks import shown
+
+        write_json(args.json_path, empty_plan(PROJECT, args.stack, [f"platformctl crashed: {type(exc).__name__}: "
+                                                                    f"{shown(str(exc), 300)}"]))
+        raise
     write_json(args.json_path, plan, private=args.show_secrets)
     if not args.quiet:
         print(render_tree(plan))
