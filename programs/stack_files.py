@@ -62,6 +62,21 @@ class _Limited(yaml.SafeLoader):
             self._depth -= 1
 
 
+def _check_depth(text: str) -> None:
+    depth = 0
+    for event in yaml.parse(text, Loader=_LOADER):
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise StackFileError(f"line {event.start_mark.line + 1}: nested deeper than {MAX_DEPTH} levels")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+
+
+# libyaml (C) when PyYAML has it: the pure-Python scanner costs ~50 ms per stack file.
+_LOADER: Any = getattr(yaml, "CSafeLoader", None) or _Limited
+
+
 def _line(node: Node) -> int:
     return node.start_mark.line + 1
 
@@ -151,9 +166,14 @@ class _Checker:
 
 def load_yaml(text: str, where: str = "") -> tuple[Any, list[str]]:
     """Parse one YAML document defensively: (value, problems). Raises StackFileError when unreadable."""
-    loader = _Limited(text)
+    try:
+        loader = _LOADER(text)
+    except yaml.YAMLError as exc:  # the reader refuses characters YAML does not allow (before any parsing)
+        raise StackFileError(f"{where}not valid YAML: {shown(' '.join(str(exc).split()), 160)}") from None
     try:
         try:
+            if _LOADER is not _Limited:
+                _check_depth(text)  # libyaml's composer recurses: bound the nesting on its event stream first
             node = loader.get_single_node()
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark

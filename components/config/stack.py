@@ -331,6 +331,16 @@ def _line(problem: str) -> str:
     return shown(problem, 600)
 
 
+_ADAPTERS: dict[Any, TypeAdapter[Any]] = {}
+
+
+def _adapter(annotation: Any) -> TypeAdapter[Any]:
+    key = repr(annotation)
+    if key not in _ADAPTERS:
+        _ADAPTERS[key] = TypeAdapter(annotation)
+    return _ADAPTERS[key]
+
+
 def _partial(model: Any, data: Any, bad: list[tuple[Any, ...]], prefix: tuple[Any, ...]) -> Any:
     """`model` built from `data` with only the fields that validated (failed fields are absent), so the
     cross-field rules can still run on everything else."""
@@ -348,7 +358,7 @@ def _partial(model: Any, data: Any, bad: list[tuple[Any, ...]], prefix: tuple[An
             continue
         if not failed:
             try:
-                values[name] = TypeAdapter(field.annotation, config=None).validate_python(data[key], strict=True)
+                values[name] = _adapter(field.annotation).validate_python(data[key], strict=True)
             except ValidationError:
                 pass
             continue
