@@ -260,12 +260,11 @@ def read_stack_file(path: Path) -> dict[str, Any]:
     if problems:
         # Report the rest of the file's key problems with these (parse_stack_config would, once readable).
         problems += [p for p in (config_key_problem(k) for k in config if isinstance(k, str)) if p]
+        raise ConfigError(problems, source=path)
     encrypted = sorted(k for k, v in config.items() if isinstance(v, dict) and set(v) == {"secure"})
     if encrypted:
         raise StackFileError(f"{path}: {', '.join(encrypted)}: encrypted (secure) values need the Pulumi CLI to "
                              "decrypt; the offline preview cannot read them")
-    if problems:
-        raise ConfigError(problems)
     # Project-level values (Pulumi.yaml `config:`) apply to every stack; the stack file wins, as in the engine.
     merged = {**project_config(_project_file(path)), **config}
     # The engine passes top-level values as strings (objects as JSON); mirror it, then decode.
@@ -284,7 +283,7 @@ def project_config(project_file: Path) -> dict[str, Any]:
         return {}
     doc, problems = load_yaml(read_text(project_file), f"{project_file}: ")
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(problems, source=project_file)
     if doc is None:
         return {}
     if not isinstance(doc, dict) or not isinstance(doc.get("config") or {}, dict):

@@ -21,8 +21,9 @@ DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", re.ASCII)  # used 
 class ConfigError(Exception):
     """All problems of one stack config, each `key: what is wrong and what is allowed`."""
 
-    def __init__(self, problems: list[str]):
+    def __init__(self, problems: list[str], source: object = None):
         self.problems = problems
+        self.source = source  # the stack file, when the problems were found reading one
         super().__init__("\n".join(problems))
 
 

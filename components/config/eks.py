@@ -16,6 +16,7 @@ from components.config.base import (
     iam_role_arn,
     ipv4_network,
     is_graviton,
+    raise_problems,
 )
 
 EksLogType = Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]
@@ -113,15 +114,17 @@ class EksAccessConfig(Model):
     def _one_entry_per_principal(self) -> "EksAccessConfig":
         # EKS allows one access entry per principal: a role listed twice would be two entries.
         seen: dict[str, str] = {}
+        problems: list[tuple[str, str]] = []
         listed = [(a, "adminRoleArns") for a in self.admin_role_arns]
         listed += [(self.break_glass_role_arn, "breakGlassRoleArn")] if self.break_glass_role_arn else []
         listed += [(a, "readOnlyRoleArns") for a in self.read_only_role_arns]
         listed += [(g.role_arn, "namespaceGrants") for g in self.namespace_grants]
         for arn, where in listed:
             if arn in seen:
-                raise _KeyedError(f"cluster.eks.access.{where}",
-                                  f"{arn} is already listed in {seen[arn]}; each role gets exactly one access level")
+                problems.append((f"cluster.eks.access.{where}",
+                                 f"{arn} is already listed in {seen[arn]}; each role gets exactly one access level"))
             seen[arn] = where
+        raise_problems("EksAccessConfig", problems)
         return self
 
 

@@ -11,6 +11,7 @@ from components.config.base import (
     Model,
     _KeyedError,
     check_instance_type,
+    raise_problems,
     instance_architecture,
     ipv4_network,
 )
@@ -62,11 +63,13 @@ class K3sAgentsConfig(Model):
 
     @model_validator(mode="after")
     def _sizes(self) -> "K3sAgentsConfig":
+        problems = []
         if not self.min_size <= self.desired_size <= self.max_size:
-            raise _KeyedError("cluster.k3s.agents.desiredSize",
-                              f"need minSize <= desiredSize <= maxSize, got {self.min_size} <= {self.desired_size} <= {self.max_size}")
+            problems.append(("cluster.k3s.agents.desiredSize",
+                             f"need minSize <= desiredSize <= maxSize, got {self.min_size} <= {self.desired_size} <= {self.max_size}"))
         if self.on_demand_base > self.max_size:
-            raise _KeyedError("cluster.k3s.agents.onDemandBase", f"{self.on_demand_base} exceeds maxSize {self.max_size}")
+            problems.append(("cluster.k3s.agents.onDemandBase", f"{self.on_demand_base} exceeds maxSize {self.max_size}"))
+        raise_problems("K3sAgentsConfig", problems)
         return self
 
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from components.config import ConfigError
 from programs.offline import PROJECT, OfflineProgramError, read_stack_file, run_offline, stack_file
 from programs.plan import build_plan, empty_plan, render_tree, type_counts
 from programs.platformctl import exit_codes
@@ -50,7 +51,12 @@ def offline_plan(stack: str, config_file: Path | None, show_secrets: bool) -> di
     path = config_file or stack_file(stack)
     if not path.exists():
         raise FileNotFoundError(f"no stack file {path} (stacks: Pulumi.<stack>.yaml beside Pulumi.yaml)")
-    run = run_offline(stack, read_stack_file(path))
+    raw = read_stack_file(path)
+    try:
+        run = run_offline(stack, raw)
+    except ConfigError as exc:
+        exc.source = path  # the header then names the file the problems are in
+        raise
     plan = build_plan(run, show_secrets=show_secrets)
     from programs.platformctl.policy_gate import apply_policies
 
