@@ -292,3 +292,28 @@ def test_ten_mistakes_are_ten_problems_in_one_run(tmp_path, capsys, no_registrat
     assert named == expected, problems
     assert len(problems) == len(expected), problems
     assert any("did you mean 'k8s-platform:tags'" in p for p in problems)
+
+
+def test_a_crash_still_writes_the_json_with_the_error(tmp_path, monkeypatch):
+    """If platformctl itself fails (a bug), the plan JSON holds the error, as the README documents."""
+    from programs.platformctl import preview as preview_cmd
+
+    def broken(*_args, **_kwargs):
+        raise KeyError("boom\nsecond line")
+
+    monkeypatch.setattr(preview_cmd, "build_plan", broken)
+    out = tmp_path / "plan.json"
+    with pytest.raises(KeyError):
+        cli.main(["preview", "--stack", "dev", "--offline", "--json", str(out)])
+    plan = json.loads(out.read_text())
+    assert plan["resources"] == []
+    assert plan["errors"] == ["platformctl crashed: KeyError: 'boom\\nsecond line'"]
+
+
+def test_every_problem_line_is_one_printable_line(tmp_path, capsys):
+    raw = mutated("dev", "cluster.name", "x\x1b[2J\ny" + "z" * 5000)
+    raw["k8s-platform:tags"] = {"owner": "a\nk8s-platform:fake: forged", "cost-center": "cc"}
+    code, lines = preview(write_config(tmp_path, raw), tmp_path, capsys)
+    assert code == 2
+    assert [line.split(": ", 1)[0].strip() for line in lines[1:]] == ["k8s-platform:tags.owner", "k8s-platform:cluster.name"]
+    assert all(len(line) < 700 and "\x1b" not in line for line in lines)

@@ -198,3 +198,91 @@ def test_garbage_files_never_crash(data):
     code, lines, registered = run_cli(data)
     assert code == 2 and registered == [] and lines, lines
     assert not any("Traceback" in line for line in lines)
+
+
+def _field(path: tuple) -> Any:
+    """The pydantic FieldInfo the config value at `path` is validated by (None for list items, free dicts)."""
+    from components.config import StackConfig
+    from components.config.stack import _model_of
+
+    top = str(path[0])
+    name = "region" if top == "aws:region" else top.split(":", 1)[1]
+    model: Any = StackConfig
+    field = None
+    for part in (name, *path[1:]):
+        if isinstance(part, int):
+            field = None
+            continue
+        if model is None:
+            return None
+        field = next((f for n, f in model.model_fields.items() if part in (f.alias, n)), None)
+        if field is None:
+            return None
+        model = _model_of(field.annotation)
+    return field
+
+
+def _bounds(field: Any) -> tuple[int | None, int | None]:
+    lo = hi = None
+    for meta in field.metadata:
+        lo = getattr(meta, "ge", lo)
+        hi = getattr(meta, "le", hi)
+    return lo, hi
+
+
+def _literal_choices(field: Any) -> tuple | None:
+    import typing
+
+    def find(annotation: Any) -> tuple | None:
+        if typing.get_origin(annotation) is typing.Literal:
+            return typing.get_args(annotation)
+        for arg in typing.get_args(annotation):
+            found = find(arg)
+            if found:
+                return found
+        return None
+
+    return find(field.annotation)
+
+
+def _constrained(stack: str) -> list[tuple[tuple, Any, Any]]:
+    found = []
+    for path, value in NODES[stack]:
+        field = _field(path) if not isinstance(path[-1], int) else None
+        if field is None or isinstance(value, (dict, list)):
+            continue
+        if _literal_choices(field) or any(b is not None for b in _bounds(field)):
+            found.append((path, value, field))
+    return found
+
+
+CONSTRAINED = {s: _constrained(s) for s in ("dev", "prod")}
+
+
+@st.composite
+def out_of_model(draw):
+    """A value the model's own declaration excludes: outside its ge/le bounds, or not one of its Literal values."""
+    stack = draw(st.sampled_from(["dev", "prod"]))
+    path, value, field = draw(st.sampled_from(CONSTRAINED[stack]))
+    choices = _literal_choices(field)
+    if choices:
+        new = draw(st.one_of(st.text(min_size=1, max_size=12), st.integers(-10, 5000)).filter(lambda v: v not in choices))
+    else:
+        lo, hi = _bounds(field)
+        options = ([st.integers(lo - 10_000, lo - 1)] if lo is not None else []) + \
+                  ([st.integers(hi + 1, hi + 10_000)] if hi is not None else [])
+        new = draw(st.one_of(*options))
+    cfg = _stack(stack)
+    _set(cfg, path, new)
+    return cfg, key_path(path)
+
+
+def test_the_models_have_constrained_fields_to_fuzz():
+    assert len(CONSTRAINED["dev"]) >= 8 and len(CONSTRAINED["prod"]) >= 8
+
+
+@FUZZ
+@given(out_of_model())
+def test_values_outside_the_models_are_refused_naming_the_key(case):
+    cfg, key = case
+    assert_refused(*run_cli(dump(cfg)), key)

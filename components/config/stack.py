@@ -286,13 +286,20 @@ def _fields_at(loc: tuple[Any, ...]) -> list[str]:
     for part in loc:
         if isinstance(part, int) or model is None:
             continue
-        field = next((f for n, f in model.model_fields.items() if (f.alias or n) == part), None)
+        field = next((f for n, f in model.model_fields.items() if part in (f.alias, n)), None)
         if field is None:
             return []
         model = _model_of(field.annotation)
     if model is None:
         return []
-    return [f.alias or n for n, f in model.model_fields.items()]
+    return [_written(n, f.alias) for n, f in model.model_fields.items()]
+
+
+def _written(name: str, alias: str | None) -> str:
+    """The key as users write it: the camelCase alias, except where to_camel mangles (`k3s` -> `k3S`)."""
+    if not alias or alias.lower() == name.lower():
+        return name
+    return alias
 
 
 def _message(err: dict[str, Any]) -> str:
@@ -350,7 +357,7 @@ def _partial(model: Any, data: Any, bad: list[tuple[Any, ...]], prefix: tuple[An
     for name, field in model.model_fields.items():
         alias = field.alias or name
         key = alias if alias in data else name if name in data else None
-        here = prefix + (alias,)
+        here = prefix + (key or alias,)  # error locations use the key the input used
         failed = [loc for loc in bad if loc[:len(here)] == here]
         if key is None:
             if not failed and not field.is_required():
