@@ -142,6 +142,14 @@ class K3sConfig(Model):
             raise ValueError(f"'{shown(v)}' is not an exact K3s release like v1.35.1+k3s1 (channels and ranges are refused)")
         return v
 
+    @field_validator("ssh_key_name")
+    @classmethod
+    def _key_name(cls, v: str | None) -> str | None:
+        # EC2 key pair names: up to 255 printable ASCII characters.
+        if v is not None and not re.fullmatch(r"[\x20-\x7e]{1,255}", v) or v is not None and v != v.strip():
+            raise ValueError(f"'{shown(v)}' is not an EC2 key pair name: 1-255 printable ASCII characters")
+        return v
+
     @field_validator("ssh_source_security_group_id")
     @classmethod
     def _sg(cls, v: str | None) -> str | None:
