@@ -433,6 +433,8 @@ def parse_stack_config(raw: dict[str, Any]) -> StackConfig:
             problem = _namespace_problems(key)
             if problem:
                 problems.append(_line(problem))
+    # A misspelt key leaves the key it meant missing: say so on the misspelling's line, not on a second one.
+    meant = {m.group(1): i for i, p in enumerate(problems) if (m := re.search(r"did you mean '([^']+)'", p))}
     try:
         cfg = StackConfig.model_validate(data)
     except ValidationError as exc:
@@ -449,6 +451,9 @@ def parse_stack_config(raw: dict[str, Any]) -> StackConfig:
                 problems.append(_line(f"{_key_path(tuple(ctx_err.key.split('.')))}: {ctx_err}"))
                 continue
             path = _key_path(loc)
+            if err["type"] == "missing" and len(loc) == 1 and path in meant:
+                problems[meant[path]] += f"; {path} is required"
+                continue
             if any(str(p) in _UNION_MEMBERS for p in loc):
                 # Each member of a union reports its own mismatch; one line per key says it.
                 if any(p.startswith(path + ":") for p in problems):
