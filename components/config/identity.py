@@ -14,6 +14,8 @@ from components.config.checks import IAM_POLICY_ARN, RESOURCE_ARN, SID, bucket_n
 
 WorkloadMethod = Literal["pod-identity", "irsa", "roles-anywhere", "instance-profile"]
 IAM_ACTION = re.compile(r"[a-z0-9-]{1,64}:[A-Za-z0-9*]{1,128}", re.ASCII)  # fullmatch
+CONDITION_OPERATOR = re.compile(r"((ForAllValues|ForAnyValue):)?[A-Za-z]{2,64}", re.ASCII)  # fullmatch
+CONDITION_KEY = re.compile(r"[A-Za-z0-9-]{1,64}:[A-Za-z0-9/_.:*-]{1,128}", re.ASCII)  # fullmatch
 ACM_CLOUDFRONT_CERT = re.compile(r"arn:aws:acm:us-east-1:[0-9]{12}:certificate/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-"
                                  r"[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)  # fullmatch; CloudFront: us-east-1 only
 
@@ -112,6 +114,22 @@ class WorkloadStatement(Model):
                 raise ValueError(f"'{shown(action)}' is not a service action like s3:GetObject ('*' is refused)")
         if len(set(v)) != len(v):
             raise ValueError("actions must be distinct")
+        return v
+
+    @field_validator("conditions")
+    @classmethod
+    def _conditions(cls, v: dict[str, dict[str, str | list[str]]] | None) -> dict[str, dict[str, str | list[str]]] | None:
+        for operator, tests in (v or {}).items():
+            if not CONDITION_OPERATOR.fullmatch(operator):
+                raise ValueError(f"'{shown(operator)}' is not a condition operator like StringEquals or "
+                                 "ForAnyValue:StringLike")
+            for key, values in tests.items():
+                if not CONDITION_KEY.fullmatch(key):
+                    raise ValueError(f"{operator}: '{shown(key)}' is not a condition key like aws:SourceAccount")
+                for value in values if isinstance(values, list) else [values]:
+                    if len(value) > 1024 or shown(value, 2048) != value:
+                        raise ValueError(f"{operator}.{key}: '{shown(value)}' holds control characters or is longer "
+                                         "than 1024 characters")
         return v
 
     @field_validator("sid")
