@@ -13,22 +13,25 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 import pulumi
-import yaml
 from google.protobuf import json_format, struct_pb2
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc, settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from components.config import StackConfig, decode_config_values, parse_stack_config
+from components.config import StackConfig, parse_stack_config
 from programs.mock_resources import MockContext, mock_state
+from programs.stack_files import (  # noqa: F401 (the one stack-file reader; these names stay importable here)
+    REPO_ROOT,
+    project_config,
+    read_stack_file,
+    stack_file,
+)
 
 PROJECT = "k8s-platform"
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 _SECRET_SIG = rpc._special_secret_sig
 _SIG_KEY = rpc._special_sig_key
@@ -239,53 +242,6 @@ def _mark_secret_outputs(state: struct_pb2.Struct, names: Any) -> None:
         wrapper.fields[_SIG_KEY].string_value = _SECRET_SIG
         wrapper.fields["value"].CopyFrom(plain)
         state.fields[key].struct_value.CopyFrom(wrapper)
-
-
-def read_stack_file(path: Path) -> dict[str, Any]:
-    """Fully-qualified config from a `Pulumi.<stack>.yaml`, shaped as the engine hands it to the program."""
-    try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        from programs.yaml_errors import yaml_error_line
-
-        raise ValueError(yaml_error_line(path, exc)) from None
-    config = doc.get("config") or {}
-    if not isinstance(config, dict):
-        raise ValueError(f"{path}: 'config' must be a mapping")
-    encrypted = sorted(k for k, v in config.items() if isinstance(v, dict) and set(v) == {"secure"})
-    if encrypted:
-        raise ValueError(f"{path}: {', '.join(encrypted)}: encrypted (secure) values need the Pulumi CLI to "
-                         "decrypt; the offline preview cannot read them")
-    # Project-level values (Pulumi.yaml `config:`) apply to every stack; the stack file wins, as in the engine.
-    merged = {**project_config(_project_file(path)), **config}
-    # The engine passes top-level values as strings (objects as JSON); mirror it, then decode.
-    as_engine = {k: v if isinstance(v, str) else json.dumps(v) for k, v in merged.items()}
-    return decode_config_values(as_engine)
-
-
-def _project_file(stack_path: Path) -> Path:
-    beside = stack_path.parent / "Pulumi.yaml"
-    return beside if beside.exists() else REPO_ROOT / "Pulumi.yaml"
-
-
-def project_config(project_file: Path) -> dict[str, Any]:
-    """Values of a `Pulumi.yaml` `config:` block: `key: value`, `key: {value: ...}` or `key: {default: ...}`."""
-    if not project_file.exists():
-        return {}
-    doc = yaml.safe_load(project_file.read_text()) or {}
-    values: dict[str, Any] = {}
-    for key, spec in (doc.get("config") or {}).items():
-        if isinstance(spec, dict) and ("value" in spec or "default" in spec):
-            values[key] = spec.get("value", spec.get("default"))
-        elif isinstance(spec, dict) and "type" in spec:
-            continue  # a declared key without a value: the stack must set it
-        else:
-            values[key] = spec
-    return values
-
-
-def stack_file(stack: str, root: Path = REPO_ROOT) -> Path:
-    return root / f"Pulumi.{stack}.yaml"
 
 
 async def _resolve_outputs(outputs: dict[str, Any]) -> dict[str, Any]:

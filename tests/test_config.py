@@ -56,8 +56,8 @@ def problems_for(raw) -> list[str]:
         ("dev", "aws:region", "cn-north-1", "aws:region", "commercial 'aws' partition"),
         ("dev", "aws:region", "us-gov-west-1", "aws:region", "commercial 'aws' partition"),
         ("dev", "tags", {"owner": "x"}, "k8s-platform:tags", "cost-center"),
-        ("dev", "tags", {"owner": "x", "cost-center": "y", "aws:team": "z"}, "k8s-platform:tags", "aws: prefix is reserved"),
-        ("dev", "tags", {"owner": "x", "cost-center": "y" * 257}, "k8s-platform:tags", "values at most 256"),
+        ("dev", "tags", {"owner": "x", "cost-center": "y", "aws:team": "z"}, "k8s-platform:tags.aws:team", "aws: prefix is reserved"),
+        ("dev", "tags", {"owner": "x", "cost-center": "y" * 257}, "k8s-platform:tags.cost-center", "values at most 256"),
         ("dev", "networking", {}, "k8s-platform:networking", "not a known key"),
     ],
 )
@@ -68,11 +68,13 @@ def test_each_rule_names_its_key(mutate_config, stack, key, value, expected_key,
     assert expected_text in matching[0], matching[0]
 
 
-def test_pod_cidr_overlapping_vpc_is_refused(mutate_config):
+def test_pod_range_as_vpc_block_is_refused(mutate_config):
+    # A VPC block must be RFC 1918, pod ranges are 100.64.0.0/10 or 198.19.0.0/16: disjoint by construction.
     raw = mutate_config("dev", "network.vpcCidr", "198.19.0.0/16")
     raw["k8s-platform:network"]["podCidr"] = "198.19.0.0/18"
     problems = problems_for(raw)
-    assert problems == ["k8s-platform:network.podCidr: 198.19.0.0/18 overlaps vpcCidr 198.19.0.0/16; they must be disjoint"]
+    assert problems == ["k8s-platform:network.vpcCidr: '198.19.0.0/16' must be a private (RFC 1918) range: within "
+                        "10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16"]
 
 
 def test_one_error_per_problem(mutate_config):

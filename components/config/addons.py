@@ -9,7 +9,8 @@ from pydantic import Field, field_validator
 
 from components.config.base import Model, dns_label
 
-KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-f-]{36}$")
+KMS_KEY_ARN = re.compile(r"arn:aws:kms:[a-z0-9-]+:[0-9]{12}:key/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+                         re.ASCII)  # used with fullmatch; partition aws
 
 
 class LoadBalancerControllerConfig(Model):
@@ -47,7 +48,7 @@ class EbsCsiConfig(Model):
     @field_validator("kms_key_arn")
     @classmethod
     def _kms(cls, v: str | None) -> str | None:
-        if v is not None and not KMS_KEY_ARN.match(v):
+        if v is not None and not KMS_KEY_ARN.fullmatch(v):
             raise ValueError(f"'{v}' is not a KMS key ARN like arn:aws:kms:us-east-1:123456789012:key/<uuid>")
         return v
 

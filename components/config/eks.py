@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from components.config.checks import allowlist_problem
 from components.config.base import (
     LogRetentionDays,
     Model,
@@ -16,6 +17,7 @@ from components.config.base import (
     iam_role_arn,
     ipv4_network,
     is_graviton,
+    raise_problems,
 )
 from components.core.eks_addon_versions import ADDON_NAMES, SUPPORTED_KUBERNETES_VERSIONS
 from components.core.max_pods import INSTANCE_LIMITS, max_pods_for
@@ -24,6 +26,7 @@ from components.core.eks_support_calendar import support_problem
 EksLogType = Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]
 # EKS access modes: CONFIG_MAP (aws-auth only) is refused; see EksConfig._authentication_mode.
 AUTHENTICATION_MODES = ("API", "API_AND_CONFIG_MAP")
+EKS_PUBLIC_ACCESS_CIDRS_MAX = 40  # EKS UpdateClusterConfig/CreateCluster limit on publicAccessCidrs
 
 
 
@@ -48,10 +51,16 @@ class EksEndpointConfig(Model):
     @field_validator("public_access_cidrs")
     @classmethod
     def _cidrs(cls, v: list[str]) -> list[str]:
-        for cidr in v:
-            ipv4_network(cidr)
-        if len(set(v)) != len(v):
+        nets = [ipv4_network(cidr) for cidr in v]
+        if len(set(nets)) != len(nets):
             raise ValueError("CIDRs must be distinct")
+        if len(v) > EKS_PUBLIC_ACCESS_CIDRS_MAX:
+            raise ValueError(f"{len(v)} CIDRs; EKS accepts at most {EKS_PUBLIC_ACCESS_CIDRS_MAX} public access CIDRs")
+        if nets and not any(n.prefixlen == 0 for n in nets):
+            # 0.0.0.0/0 itself gets its own rule (refused in prod); a union as wide is refused everywhere.
+            problem = allowlist_problem(nets)
+            if problem:
+                raise ValueError(problem)
         return v
 
     @model_validator(mode="after")
@@ -119,15 +128,17 @@ class EksAccessConfig(Model):
     def _one_entry_per_principal(self) -> "EksAccessConfig":
         # EKS allows one access entry per principal: a role listed twice would be two entries.
         seen: dict[str, str] = {}
+        problems: list[tuple[str, str]] = []
         listed = [(a, "adminRoleArns") for a in self.admin_role_arns]
         listed += [(self.break_glass_role_arn, "breakGlassRoleArn")] if self.break_glass_role_arn else []
         listed += [(a, "readOnlyRoleArns") for a in self.read_only_role_arns]
         listed += [(g.role_arn, "namespaceGrants") for g in self.namespace_grants]
         for arn, where in listed:
             if arn in seen:
-                raise _KeyedError(f"cluster.eks.access.{where}",
-                                  f"{arn} is already listed in {seen[arn]}; each role gets exactly one access level")
+                problems.append((f"cluster.eks.access.{where}",
+                                 f"{arn} is already listed in {seen[arn]}; each role gets exactly one access level"))
             seen[arn] = where
+        raise_problems("EksAccessConfig", problems)
         return self
 
 
@@ -286,6 +297,6 @@ class EksConfig(Model):
         for name, version in v.items():
             if name not in ADDON_NAMES:
                 raise ValueError(f"'{name}' is not an installed add-on; allowed: {', '.join(ADDON_NAMES)}")
-            if not re.match(r"^v\d+\.\d+\.\d+-eksbuild\.\d+$", version):
+            if not re.fullmatch(r"v[0-9]+\.[0-9]+\.[0-9]+-eksbuild\.[0-9]+", version, re.ASCII):
                 raise ValueError(f"{name}: '{version}' is not an exact add-on version like v1.21.1-eksbuild.3")
         return v

@@ -88,8 +88,7 @@ def effective_safeguards(environment: str, given: SafeguardsConfig) -> Safeguard
     return replace(base, **changes)
 
 
-def safeguard_problems(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
-    """(key, message) for every safeguard the stack tries to loosen, and every value it breaks."""
+def _loosened(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
     base = ENVIRONMENTS[cfg.environment]
     for f in fields(Safeguards):
         value = getattr(cfg.safeguards, f.name)
@@ -97,14 +96,29 @@ def safeguard_problems(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
             yield (f"safeguards.{_camel(f.name)}",
                    f"{value!r} is looser than {cfg.environment}'s {getattr(base, f.name)!r}; a stack can tighten "
                    "its environment's safeguards, not loosen them (remove the key)")
-    wanted = cfg.safeguards_in_force
-    azs = cfg.network.availability_zones
+
+
+def _zone_count(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
+    wanted, azs = cfg.safeguards_in_force, cfg.network.availability_zones
     if len(azs) < wanted.min_availability_zones:
         yield ("network.availabilityZones",
                f"{cfg.environment} needs at least {wanted.min_availability_zones} zones, {len(azs)} given")
-    if wanted.nat_gateway_per_zone and cfg.network.nat_gateways == "single":
+
+
+def _nat_layout(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
+    if cfg.safeguards_in_force.nat_gateway_per_zone and cfg.network.nat_gateways == "single":
         yield ("network.natGateways",
                f"{cfg.environment} needs 'one-per-az' (a single NAT is a zonal SPOF)")
+
+
+# Independent rules, so that one whose inputs failed validation does not hide the others.
+SAFEGUARD_RULES = (_loosened, _zone_count, _nat_layout)
+
+
+def safeguard_problems(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
+    """(key, message) for every safeguard the stack tries to loosen, and every value it breaks."""
+    for rule in SAFEGUARD_RULES:
+        yield from rule(cfg)
 
 
 def environments_table() -> list[dict[str, object]]:

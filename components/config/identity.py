@@ -11,11 +11,14 @@ from pydantic import Field, field_validator, model_validator
 
 from components.config.base import Model, dns_label, iam_role_arn, short_dns_label
 from components.core.oidc_hosting import BUCKET_NAME, HOSTNAME, cloudfront_issuer_url, default_bucket_name, s3_issuer_url
+from components.config.checks import IAM_POLICY_ARN, RESOURCE_ARN, SID, bucket_name_problem, shown
 
 WorkloadMethod = Literal["pod-identity", "irsa", "roles-anywhere", "instance-profile"]
-IAM_POLICY_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(aws|\d{12}):policy/[\w+=,.@/-]{1,512}$")
-IAM_ACTION = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9*]+$")
-ACM_CLOUDFRONT_CERT = re.compile(r"^arn:aws[a-z-]*:acm:us-east-1:\d{12}:certificate/[0-9a-f-]{36}$")
+IAM_ACTION = re.compile(r"[a-z0-9-]{1,64}:[A-Za-z0-9*]{1,128}", re.ASCII)  # fullmatch
+CONDITION_OPERATOR = re.compile(r"((ForAllValues|ForAnyValue):)?[A-Za-z]{2,64}", re.ASCII)  # fullmatch
+CONDITION_KEY = re.compile(r"[A-Za-z0-9-]{1,64}:[A-Za-z0-9/_.:*-]{1,128}", re.ASCII)  # fullmatch
+ACM_CLOUDFRONT_CERT = re.compile(r"arn:aws:acm:us-east-1:[0-9]{12}:certificate/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-"
+                                 r"[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)  # fullmatch; CloudFront: us-east-1 only
 
 
 class IssuerConfig(Model):
@@ -44,29 +47,30 @@ class IssuerConfig(Model):
     @field_validator("bucket_name")
     @classmethod
     def _bucket(cls, v: str | None) -> str | None:
-        if v is not None and not BUCKET_NAME.match(v):
-            raise ValueError(f"'{v}' is not an S3 bucket name usable over HTTPS: 3-63 lowercase letters, digits, '-' (no dots)")
+        problem = bucket_name_problem(v) if v is not None else None
+        if problem:
+            raise ValueError(problem)
         return v
 
     @field_validator("domain_name")
     @classmethod
     def _domain(cls, v: str | None) -> str | None:
-        if v is not None and not HOSTNAME.match(v):
-            raise ValueError(f"'{v}' is not a lowercase DNS name like oidc.dev.example.com")
+        if v is not None and not HOSTNAME.fullmatch(v):
+            raise ValueError(f"'{shown(v)}' is not a lowercase DNS name like oidc.dev.example.com")
         return v
 
     @field_validator("certificate_arn")
     @classmethod
     def _certificate(cls, v: str | None) -> str | None:
-        if v is not None and not ACM_CLOUDFRONT_CERT.match(v):
-            raise ValueError(f"'{v}' is not an ACM certificate ARN in us-east-1 (CloudFront only uses certificates from us-east-1)")
+        if v is not None and not ACM_CLOUDFRONT_CERT.fullmatch(v):
+            raise ValueError(f"'{shown(v)}' is not an ACM certificate ARN in us-east-1 (CloudFront only uses certificates from us-east-1)")
         return v
 
     @field_validator("hosted_zone_id")
     @classmethod
     def _zone(cls, v: str | None) -> str | None:
-        if v is not None and not re.match(r"^Z[A-Z0-9]{1,32}$", v):
-            raise ValueError(f"'{v}' is not a Route 53 hosted zone id like Z0123456789ABCDEFGHIJ")
+        if v is not None and not re.fullmatch(r"Z[A-Z0-9]{1,32}", v):
+            raise ValueError(f"'{shown(v)}' is not a Route 53 hosted zone id like Z0123456789ABCDEFGHIJ")
         return v
 
     @model_validator(mode="after")
@@ -119,8 +123,43 @@ class WorkloadStatement(Model):
         if not v:
             raise ValueError("at least one action like s3:GetObject")
         for action in v:
-            if action == "*" or not IAM_ACTION.match(action):
-                raise ValueError(f"'{action}' is not a service action like s3:GetObject ('*' is refused)")
+            if action == "*" or not IAM_ACTION.fullmatch(action):
+                raise ValueError(f"'{shown(action)}' is not a service action like s3:GetObject ('*' is refused)")
+        if len(set(v)) != len(v):
+            raise ValueError("actions must be distinct")
+        return v
+
+    @field_validator("conditions")
+    @classmethod
+    def _conditions(cls, v: dict[str, dict[str, str | list[str]]] | None) -> dict[str, dict[str, str | list[str]]] | None:
+        for operator, tests in (v or {}).items():
+            if not CONDITION_OPERATOR.fullmatch(operator):
+                raise ValueError(f"'{shown(operator)}' is not a condition operator like StringEquals or "
+                                 "ForAnyValue:StringLike")
+            for key, values in tests.items():
+                if not CONDITION_KEY.fullmatch(key):
+                    raise ValueError(f"{operator}: '{shown(key)}' is not a condition key like aws:SourceAccount")
+                for value in values if isinstance(values, list) else [values]:
+                    if len(value) > 1024 or shown(value, 2048) != value:
+                        raise ValueError(f"{operator}.{key}: '{shown(value)}' holds control characters or is longer "
+                                         "than 1024 characters")
+        return v
+
+    @field_validator("sid")
+    @classmethod
+    def _sid(cls, v: str | None) -> str | None:
+        if v is not None and not SID.fullmatch(v):
+            raise ValueError(f"'{shown(v)}' is not a statement id: 1-128 ASCII letters and digits (IAM's Sid charset)")
+        return v
+
+    @field_validator("resources")
+    @classmethod
+    def _resources(cls, v: list[str]) -> list[str]:
+        for resource in v:
+            if not RESOURCE_ARN.fullmatch(resource) or len(resource) > 2048:
+                raise ValueError(f"'{shown(resource)}' is not a resource ARN like arn:aws:s3:::bucket/* (or '*')")
+        if len(set(v)) != len(v):
+            raise ValueError("resources must be distinct")
         return v
 
     @model_validator(mode="after")
@@ -143,10 +182,21 @@ class WorkloadPolicies(Model):
     @classmethod
     def _managed(cls, v: list[str]) -> list[str]:
         for arn in v:
-            if not IAM_POLICY_ARN.match(arn):
-                raise ValueError(f"'{arn}' is not an IAM policy ARN like arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess")
+            if not IAM_POLICY_ARN.fullmatch(arn) or len(arn) > 2048:
+                raise ValueError(f"'{shown(arn)}' is not an IAM policy ARN like arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess")
             if arn.rsplit("/", 1)[1] in ("AdministratorAccess", "PowerUserAccess", "IAMFullAccess"):
                 raise ValueError(f"'{arn}' is refused for a workload role (least privilege)")
+        if len(set(v)) != len(v):
+            raise ValueError("managed policy ARNs must be distinct (each would be a second attachment of one policy)")
+        return v
+
+    @field_validator("statements")
+    @classmethod
+    def _statements(cls, v: list[WorkloadStatement]) -> list[WorkloadStatement]:
+        sids = [s.sid for s in v if s.sid]
+        dupes = sorted({s for s in sids if sids.count(s) > 1})
+        if dupes:
+            raise ValueError(f"Sid {', '.join(dupes)} used twice; Sids must be unique within a policy (IAM refuses it)")
         return v
 
 

@@ -6,15 +6,17 @@ import re
 
 from pydantic import Field, field_validator, model_validator
 
+from components.config.checks import allowlist_problem, cron_problem, shown
 from components.config.base import (
     Model,
     _KeyedError,
     check_instance_type,
+    raise_problems,
     instance_architecture,
     ipv4_network,
 )
 
-K3S_VERSION = re.compile(r"^v1\.\d+\.\d+\+k3s\d+$")
+K3S_VERSION = re.compile(r"v1\.[0-9]+\.[0-9]+\+k3s[0-9]+", re.ASCII)  # used with fullmatch
 
 # K3s's default cluster (flannel pod) and service CIDRs: the VPC must not overlap them.
 K3S_INTERNAL_RANGES = ("10.42.0.0/16", "10.43.0.0/16")
@@ -65,11 +67,13 @@ class K3sAgentsConfig(Model):
 
     @model_validator(mode="after")
     def _sizes(self) -> "K3sAgentsConfig":
+        problems = []
         if not self.min_size <= self.desired_size <= self.max_size:
-            raise _KeyedError("cluster.k3s.agents.desiredSize",
-                              f"need minSize <= desiredSize <= maxSize, got {self.min_size} <= {self.desired_size} <= {self.max_size}")
+            problems.append(("cluster.k3s.agents.desiredSize",
+                             f"need minSize <= desiredSize <= maxSize, got {self.min_size} <= {self.desired_size} <= {self.max_size}"))
         if self.on_demand_base > self.max_size:
-            raise _KeyedError("cluster.k3s.agents.onDemandBase", f"{self.on_demand_base} exceeds maxSize {self.max_size}")
+            problems.append(("cluster.k3s.agents.onDemandBase", f"{self.on_demand_base} exceeds maxSize {self.max_size}"))
+        raise_problems("K3sAgentsConfig", problems)
         return self
 
 
@@ -84,10 +88,18 @@ class K3sApiAccessConfig(Model):
     @field_validator("allowed_cidrs")
     @classmethod
     def _cidrs(cls, v: list[str]) -> list[str]:
+        nets = []
         for c in v:
             net = ipv4_network(c)
             if net.prefixlen == 0:
                 raise ValueError(f"'{c}' opens the API to everyone; list the networks deploys and admins come from")
+            nets.append(net)
+        if len(set(nets)) != len(nets):
+            raise ValueError("CIDRs must be distinct")
+        # Judged as a set: [0.0.0.0/1, 128.0.0.0/1] is the whole internet too.
+        problem = allowlist_problem(nets)
+        if problem:
+            raise ValueError(problem)
         return v
 
     @model_validator(mode="after")
@@ -95,6 +107,10 @@ class K3sApiAccessConfig(Model):
         if self.internet_facing and not self.allowed_cidrs:
             raise _KeyedError("cluster.k3s.apiAccess.allowedCidrs",
                               "internetFacing: true needs a non-empty CIDR allowlist (an open API endpoint is refused)")
+        if not self.internet_facing and self.allowed_cidrs:
+            raise _KeyedError("cluster.k3s.apiAccess.allowedCidrs",
+                              "an allowlist on the internal API load balancer restricts nothing it says (the VPC "
+                              "reaches it): set internetFacing: true or remove allowedCidrs")
         return self
 
 
@@ -105,8 +121,9 @@ class K3sSnapshotsConfig(Model):
     @field_validator("schedule_cron")
     @classmethod
     def _cron(cls, v: str) -> str:
-        if len(v.split()) != 5 or not re.match(r"^[0-9*/,\- ]+$", v):
-            raise ValueError(f"'{v}' is not a 5-field cron expression like '0 */6 * * *'")
+        problem = cron_problem(v)
+        if problem:
+            raise ValueError(problem)
         return v
 
 
@@ -138,15 +155,23 @@ class K3sConfig(Model):
     @field_validator("version")
     @classmethod
     def _version(cls, v: str) -> str:
-        if not K3S_VERSION.match(v):
-            raise ValueError(f"'{v}' is not an exact K3s release like v1.35.1+k3s1 (channels and ranges are refused)")
+        if not K3S_VERSION.fullmatch(v):
+            raise ValueError(f"'{shown(v)}' is not an exact K3s release like v1.35.1+k3s1 (channels and ranges are refused)")
+        return v
+
+    @field_validator("ssh_key_name")
+    @classmethod
+    def _key_name(cls, v: str | None) -> str | None:
+        # EC2 key pair names: up to 255 printable ASCII characters.
+        if v is not None and not re.fullmatch(r"[\x20-\x7e]{1,255}", v) or v is not None and v != v.strip():
+            raise ValueError(f"'{shown(v)}' is not an EC2 key pair name: 1-255 printable ASCII characters")
         return v
 
     @field_validator("ssh_source_security_group_id")
     @classmethod
     def _sg(cls, v: str | None) -> str | None:
-        if v is not None and not re.match(r"^sg-[0-9a-f]{8,17}$", v):
-            raise ValueError(f"'{v}' is not a security group id like sg-0123456789abcdef0")
+        if v is not None and not re.fullmatch(r"sg-([0-9a-f]{8}|[0-9a-f]{17})", v):
+            raise ValueError(f"'{shown(v)}' is not a security group id like sg-0123456789abcdef0")
         return v
 
     @model_validator(mode="after")

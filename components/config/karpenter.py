@@ -10,16 +10,30 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from components.config.base import Model, dns_label
+from components.config.checks import (
+    GO_DURATION_MAX_SECONDS,
+    cron_problem,
+    duration_seconds,
+    quantity_value,
+    shown,
+)
 
-K8S_QUANTITY = re.compile(r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$")
-KARPENTER_DURATION = re.compile(r"^(([0-9]+(s|m|h))+|Never)$")
-LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
-LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+K8S_QUANTITY = re.compile(r"(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?")  # fullmatch
+KARPENTER_DURATION = re.compile(r"([0-9]+(s|m|h))+|Never")  # fullmatch
+LABEL_KEY = re.compile(r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")  # fullmatch
+# An AL2023 release is a date: al2023@vYYYYMMDD.
+AMI_ALIAS = re.compile(r"al2023@(latest|v(?P<date>20[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])))", re.ASCII)
+# Karpenter's own bound on consolidateAfter/expireAfter would be Go's; a year is far beyond any sane value.
+DURATION_MAX_SECONDS = 10 * 365 * 24 * 3600
 
 
 def _duration(v: str) -> str:
-    if not KARPENTER_DURATION.match(v):
-        raise ValueError(f"'{v}' is not a duration like 30s, 10m, 720h or 1h30m (or Never)")
+    if not KARPENTER_DURATION.fullmatch(v):
+        raise ValueError(f"'{shown(v)}' is not a duration like 30s, 10m, 720h or 1h30m (or Never)")
+    seconds = duration_seconds(v)
+    if seconds is not None and seconds > min(DURATION_MAX_SECONDS, GO_DURATION_MAX_SECONDS):
+        raise ValueError(f"'{shown(v)}' is longer than 10 years (87600h); use Never for no limit")
     return v
 
 
@@ -48,16 +62,16 @@ class KarpenterNodeClassConfig(Model):
     @field_validator("ami_alias")
     @classmethod
     def _alias(cls, v: str | None) -> str | None:
-        if v is not None and not re.match(r"^al2023@(latest|v\d{8})$", v):
-            raise ValueError(f"'{v}' is not an AL2023 alias like al2023@v20260903 (or al2023@latest outside prod)")
+        if v is not None and not AMI_ALIAS.fullmatch(v):
+            raise ValueError(f"'{shown(v)}' is not an AL2023 alias like al2023@v20260903 (or al2023@latest outside prod)")
         return v
 
     @field_validator("ami_ssm_parameters")
     @classmethod
     def _parameters(cls, v: dict[str, str] | None) -> dict[str, str] | None:
         for arch, name in (v or {}).items():
-            if not re.match(r"^/[A-Za-z0-9_.\-/]+$", name):
-                raise ValueError(f"{arch}: '{name}' is not an SSM parameter name like /aws/service/ami-amazon-linux-latest/...")
+            if not re.fullmatch(r"/[A-Za-z0-9_.\-/]{1,2047}", name):
+                raise ValueError(f"{arch}: '{shown(name)}' is not an SSM parameter name like /aws/service/ami-amazon-linux-latest/...")
         if v is not None and not v:
             raise ValueError("at least one architecture's AMI parameter")
         return v
@@ -72,8 +86,11 @@ class KarpenterLimits(Model):
     @field_validator("cpu", "memory")
     @classmethod
     def _quantity(cls, v: str | int) -> str | int:
-        if not K8S_QUANTITY.match(str(v)):
-            raise ValueError(f"'{v}' is not a Kubernetes quantity like 1000 or 4000Gi")
+        number = quantity_value(str(v)) if K8S_QUANTITY.fullmatch(str(v)) else None
+        if number is None:
+            raise ValueError(f"'{shown(v)}' is not a Kubernetes quantity like 1000 or 4000Gi")
+        if number < 0:
+            raise ValueError(f"'{shown(v)}' is negative; a limit is the most the pool may launch")
         return v
 
 
@@ -90,15 +107,26 @@ class KarpenterBudget(Model):
     @field_validator("nodes")
     @classmethod
     def _nodes(cls, v: str) -> str:
-        if not re.match(r"^((100|[0-9]{1,2})%|[0-9]+)$", v):
-            raise ValueError(f"'{v}' is not a node count or percentage like 1 or 10%")
+        if not re.fullmatch(r"(100|[0-9]{1,2})%|[0-9]{1,6}", v):
+            raise ValueError(f"'{shown(v)}' is not a node count or percentage like 1 or 10%")
         return v
 
     @field_validator("duration")
     @classmethod
     def _budget_duration(cls, v: str | None) -> str | None:
-        if v is not None and not re.match(r"^((([0-9]+(h|m))|([0-9]+h[0-9]+m))(0s)?)$", v):
-            raise ValueError(f"'{v}' is not a window length like 8h or 1h30m")
+        if v is not None and not re.fullmatch(r"(([0-9]+(h|m))|([0-9]+h[0-9]+m))(0s)?", v):
+            raise ValueError(f"'{shown(v)}' is not a window length like 8h or 1h30m")
+        if v is not None and not 0 < (duration_seconds(v) or 0) <= 7 * 24 * 3600:
+            raise ValueError(f"'{shown(v)}': a budget window is longer than 0 and at most a week (168h)")
+        return v
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, v: str | None) -> str | None:
+        # Karpenter parses it as a standard cron expression (macros like @daily allowed), in UTC.
+        problem = cron_problem(v, macros=True) if v is not None else None
+        if problem:
+            raise ValueError(problem)
         return v
 
     @model_validator(mode="after")
@@ -117,8 +145,16 @@ class KarpenterTaint(Model):
     @field_validator("key")
     @classmethod
     def _key(cls, v: str) -> str:
-        if not LABEL_KEY.match(v):
-            raise ValueError(f"'{v}' is not a taint key like workload-class or example.com/dedicated")
+        if not LABEL_KEY.fullmatch(v):
+            raise ValueError(f"'{shown(v)}' is not a taint key like workload-class or example.com/dedicated")
+        return v
+
+    @field_validator("value")
+    @classmethod
+    def _value(cls, v: str | None) -> str | None:
+        if v is not None and not LABEL_VALUE.fullmatch(v):
+            raise ValueError(f"'{shown(v)}' is not a taint value: up to 63 letters, digits, '-', '_', '.', "
+                             "starting and ending with a letter or digit")
         return v
 
 
@@ -161,6 +197,16 @@ class KarpenterNodePoolConfig(Model):
         "Labels on the pool's nodes; the `karpenter.sh`, `karpenter.k8s.aws`, `kubernetes.io` and `k8s.io` "
         "domains are reserved."))
 
+    @field_validator("taints")
+    @classmethod
+    def _distinct_taints(cls, v: list[KarpenterTaint]) -> list[KarpenterTaint]:
+        # Kubernetes keeps one taint per (key, effect); a second one is refused by the API server.
+        seen = [(t.key, t.effect) for t in v]
+        dupes = sorted({f"{k}:{e}" for k, e in seen if seen.count((k, e)) > 1})
+        if dupes:
+            raise ValueError(f"{', '.join(dupes)} listed twice; one taint per (key, effect)")
+        return v
+
     _names = field_validator("name", "node_class")(classmethod(lambda cls, v: dns_label(v)))
     _durations = field_validator("consolidate_after", "expire_after")(classmethod(lambda cls, v: _duration(v)))
 
@@ -177,8 +223,8 @@ class KarpenterNodePoolConfig(Model):
     @classmethod
     def _categories(cls, v: list[str]) -> list[str]:
         for c in v:
-            if not re.match(r"^[a-z]+$", c):
-                raise ValueError(f"'{c}' is not an instance category like c, m or r")
+            if not re.fullmatch(r"[a-z]{1,8}", c):
+                raise ValueError(f"'{shown(c)}' is not an instance category like c, m or r")
         return v
 
     @field_validator("instance_families")
@@ -203,16 +249,17 @@ class KarpenterNodePoolConfig(Model):
         if not v:
             raise ValueError("at least one size, or remove the key for every size from large up")
         for size in v:
-            if not re.match(r"^(nano|micro|small|medium|large|\d*xlarge|metal(-\d+xl)?)$", size):
-                raise ValueError(f"'{size}' is not an instance size like large, 2xlarge or metal")
+            if not re.fullmatch(r"nano|micro|small|medium|large|xlarge|([2-9]|[1-9][0-9]+)xlarge|metal(-[0-9]+xl)?",
+                                size, re.ASCII):
+                raise ValueError(f"'{shown(size)}' is not an instance size like large, 2xlarge or metal")
         return v
 
     @field_validator("labels")
     @classmethod
     def _labels(cls, v: dict[str, str]) -> dict[str, str]:
         for key, value in v.items():
-            if not LABEL_KEY.match(key) or not LABEL_VALUE.match(value):
-                raise ValueError(f"'{key}: {value}' is not a valid Kubernetes label")
+            if not LABEL_KEY.fullmatch(key) or not LABEL_VALUE.fullmatch(value):
+                raise ValueError(f"'{shown(key)}: {shown(value)}' is not a valid Kubernetes label")
             domain = key.split("/", 1)[0] if "/" in key else ""
             if domain.endswith(("karpenter.sh", "karpenter.k8s.aws", "kubernetes.io", "k8s.io")):
                 raise ValueError(f"'{key}': the {domain} label domain is reserved (Karpenter and the kubelet set it)")

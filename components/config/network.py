@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from components.config.base import Model, _KeyedError, ipv4_network
+from components.config.base import LogRetentionDays, Model, _KeyedError, ipv4_network
+from components.config.checks import RFC1918, ZONE, in_ranges, shown
 
 # Pod CIDRs must come from ranges VPCs accept as secondary blocks and that do not collide with
 # corporate RFC 1918 space: the carrier-grade NAT range is what AWS documents for custom networking.
@@ -22,7 +22,7 @@ InterfaceEndpoint = Literal[
 
 class FlowLogsConfig(Model):
     enabled: bool = Field(True, description="Publish VPC flow logs to a KMS-encrypted CloudWatch log group.")
-    retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653] = Field(
+    retention_days: LogRetentionDays = Field(
         90, description="Days the flow-log group keeps records (a CloudWatch Logs retention value).")
     traffic_type: Literal["ALL", "ACCEPT", "REJECT"] = Field(
         "ALL", description="Which traffic is logged: accepted, rejected or both.")
@@ -54,8 +54,9 @@ class NetworkConfig(Model):
         net = ipv4_network(v)
         if not 16 <= net.prefixlen <= 20:
             raise ValueError(f"'{v}' must be a /16 to /20 (AWS allows /16-/28; smaller leaves no room for node subnets)")
-        if not net.is_private:
-            raise ValueError(f"'{v}' must be a private (RFC 1918) range")
+        # An explicit table: Python's is_private also admits loopback, link-local, 0/8, 198.18/15, 240/4.
+        if not in_ranges(net, RFC1918):
+            raise ValueError(f"'{v}' must be a private (RFC 1918) range: within 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16")
         return v
 
     @field_validator("pod_cidr")
@@ -83,8 +84,9 @@ class NetworkConfig(Model):
         if len(set(v)) != len(v):
             raise ValueError("availability zones must be distinct")
         for az in v:
-            if not re.match(r"^[a-z]{2}(-[a-z]+)+-\d[a-z]$", az):
-                raise ValueError(f"'{az}' is not an availability zone name like us-east-1a")
+            m = ZONE.fullmatch(az)
+            if not m or m.group("letter") not in "abcdef":
+                raise ValueError(f"'{shown(az)}' is not an availability zone name like us-east-1a (<region><letter a-f>)")
         if not 2 <= len(v) <= 6:
             raise ValueError(f"{len(v)} zones given; 2 to 6 are allowed")
         return v

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any, Literal
+from typing import Any, Callable, Iterator, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from components.config.addons import AddonsConfig, kubernetes_minor
 from components.config.base import (
@@ -14,10 +14,19 @@ from components.config.base import (
     ConfigError,
     Model,
     _KeyedError,
+    raise_problems,
     short_dns_label,
 )
+from components.config.checks import (
+    ACCOUNT_ID,
+    AWS_TAGS_PER_RESOURCE,
+    REGION,
+    did_you_mean,
+    shown,
+    tag_text_ok,
+)
 from components.config.eks import EksConfig
-from components.config.environments import Safeguards, SafeguardsConfig, effective_safeguards, safeguard_problems
+from components.config.environments import SAFEGUARD_RULES, Safeguards, SafeguardsConfig, effective_safeguards
 from components.config.identity import IdentityConfig, WorkloadConfig
 from components.config.k3s import K3S_INTERNAL_RANGES, K3sConfig
 from components.config.karpenter import KarpenterConfig
@@ -25,6 +34,9 @@ from components.config.network import NetworkConfig
 from components.config.identity_rules import identity_problems
 from components.config.karpenter_rules import karpenter_problems
 from components.core.chart_versions import CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS
+
+
+Problem = tuple[str, str]
 
 
 class ClusterConfig(Model):
@@ -40,6 +52,15 @@ class ClusterConfig(Model):
         # EKS cluster names allow 100 characters, but names are embedded in IAM role names (64).
         return short_dns_label(v, 32, "it prefixes IAM role names")
 
+    @model_validator(mode="after")
+    def _one_kind(self) -> "ClusterConfig":
+        # A block for the other kind would be silently ignored: the user believes it configures something.
+        other = "k3s" if self.kind == "eks" else "eks"
+        if other in self.model_fields_set:
+            raise _KeyedError(f"cluster.{other}", f"applies to kind {other}; this cluster is kind {self.kind} "
+                              f"(remove the block, or set kind: {other})")
+        return self
+
 
 
 class StackConfig(Model):
@@ -51,9 +72,11 @@ class StackConfig(Model):
         "are built for `arn:aws`)."))
     account_id: str = Field(description=(
         "The only AWS account the stack may touch (the provider's `allowedAccountIds`), 12 digits, quoted in YAML."))
-    tags: dict[str, str] = Field(default_factory=dict, description=(
-        "Tags on every taggable resource: must include `owner` and `cost-center`; no `aws:` keys; keys 1-128 "
-        "and values up to 256 characters; at most 40."))
+    tags: dict[str, str] = Field(description=(
+        "Tags on every taggable resource, required: must include `owner` and `cost-center`; no `aws:` keys and "
+        "none of the keys the platform sets itself (`environment`, `managed-by`, `Name`, `k8s-platform/*`, "
+        "`kubernetes.io/*`, `karpenter.sh/*`); AWS's tag character set; keys 1-128 and values up to 256 "
+        "characters; at most 40."))
     network: NetworkConfig = Field(description="The VPC, its pod CIDR, NAT layout, endpoints and flow logs.")
     cluster: ClusterConfig = Field(description="The Kubernetes control plane and its nodes.")
     addons: AddonsConfig = Field(AddonsConfig(), description=(
@@ -70,105 +93,56 @@ class StackConfig(Model):
     @field_validator("region")
     @classmethod
     def _region(cls, v: str) -> str:
-        if not re.match(r"^[a-z]{2}(-[a-z]+)+-\d$", v):
-            raise ValueError(f"'{v}' is not an AWS region like us-east-1")
+        if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-[0-9]", v, re.ASCII):
+            raise ValueError(f"'{shown(v)}' is not an AWS region like us-east-1")
         if v.startswith(("cn-", "us-gov-", "us-iso", "eu-isoe-")):
             # ARNs, service principals and endpoint names are built for the commercial partition.
             raise ValueError(f"'{v}' is outside the commercial 'aws' partition; only its regions are supported")
+        if not REGION.fullmatch(v):
+            raise ValueError(f"'{v}' is not an AWS region like us-east-1 (no commercial region has this shape)")
         return v
 
-    @field_validator("account_id")
+    @field_validator("account_id", mode="before")
     @classmethod
-    def _account(cls, v: str) -> str:
-        if not re.match(r"^\d{12}$", v):
-            raise ValueError(f"'{v}' must be a 12-digit AWS account id")
+    def _account(cls, v: Any) -> Any:
+        if isinstance(v, int) and not isinstance(v, bool) or isinstance(v, str) and v.isascii() and v.isdigit():
+            if isinstance(v, int) or not ACCOUNT_ID.fullmatch(v):
+                # An unquoted id is a YAML number: leading zeros vanish, and 0-prefixed ones are read as octal.
+                raise ValueError(f"'{v}' must be a 12-digit AWS account id; if you wrote it unquoted, YAML read it "
+                                 "as a number (a leading 0 even as octal): quote it, e.g. accountId: \"011111111111\"")
+        elif not isinstance(v, str) or not ACCOUNT_ID.fullmatch(v):
+            raise ValueError(f"'{shown(v)}' must be a 12-digit AWS account id (ASCII digits)")
         return v
 
     @field_validator("tags")
     @classmethod
     def _tags(cls, v: dict[str, str]) -> dict[str, str]:
+        problems: list[tuple[str, str]] = []
         missing = [k for k in REQUIRED_TAGS if not v.get(k)]
         if missing:
-            raise ValueError(f"required tags missing: {', '.join(missing)} (ownership and cost attribution)")
-        # AWS refuses these at create time, half-way through an update; say so before anything runs.
-        reserved = sorted(k for k in v if k.lower().startswith("aws:"))
-        if reserved:
-            raise ValueError(f"{', '.join(reserved)}: the aws: prefix is reserved for AWS")
-        too_long = sorted(k for k, val in v.items() if not 1 <= len(k) <= 128 or len(val) > 256)
-        if too_long:
-            raise ValueError(f"{', '.join(too_long)}: tag keys are 1-128 characters, values at most 256")
+            problems.append(("tags", f"required tags missing: {', '.join(missing)} (ownership and cost attribution)"))
+        for key, value in v.items():
+            where = f"tags.{shown(key)}"
+            # AWS refuses these at create time, half-way through an update; say so before anything runs.
+            if key.lower().startswith("aws:"):
+                problems.append((where, "the aws: prefix is reserved for AWS"))
+            elif key in RESERVED_TAG_KEYS or key.startswith(RESERVED_TAG_PREFIXES):
+                problems.append((where, f"set by the platform on every resource ({RESERVED_TAG_REASON}); "
+                                 "a value here would be silently overwritten: use another key"))
+            elif not 1 <= len(key) <= 128 or len(value) > 256:
+                problems.append((where, "tag keys are 1-128 characters, values at most 256"))
+            elif not tag_text_ok(key) or not tag_text_ok(value):
+                problems.append((where, f"'{shown(value)}': tag keys and values may hold letters, digits, spaces "
+                                 "and + - = . _ : / @ only (IAM, S3 and EKS refuse other characters)"))
         if len(v) > 40:
-            raise ValueError(f"{len(v)} tags; at most 40 (AWS allows 50 per resource, the platform adds up to 10)")
+            problems.append(("tags", f"{len(v)} tags; at most 40 (AWS allows {AWS_TAGS_PER_RESOURCE} per resource, "
+                             "the platform adds up to 10)"))
+        raise_problems("tags", problems)
         return v
 
     @model_validator(mode="after")
-    def _cross_field(self) -> "StackConfig":
-        azs = self.network.availability_zones
-        wrong = [az for az in azs if not az.startswith(self.region)]
-        if wrong:
-            raise _KeyedError("network.availabilityZones", f"{', '.join(wrong)} not in region {self.region}")
-        if self.cluster.kind == "k3s":
-            vpc = ipaddress.ip_network(self.network.vpc_cidr)
-            for k3s_range in K3S_INTERNAL_RANGES:
-                if vpc.overlaps(ipaddress.ip_network(k3s_range)):
-                    raise _KeyedError("network.vpcCidr", f"{vpc} overlaps K3s's pod/service range {k3s_range}; "
-                                      "pick a VPC block outside 10.42.0.0/16 and 10.43.0.0/16")
-        eks = self.cluster.eks
-        if self.cluster.kind == "eks":
-            if self.environment == "prod" and any(
-                ipaddress.ip_network(c).prefixlen == 0 for c in eks.endpoint.public_access_cidrs
-            ):
-                raise _KeyedError("cluster.eks.endpoint.publicAccessCidrs",
-                                  "0.0.0.0/0 opens the prod API server to the internet; list specific CIDRs "
-                                  "or keep publicAccess: false (private endpoint only)")
-            if not eks.access.admin_role_arns:
-                raise _KeyedError("cluster.eks.access.adminRoleArns",
-                                  "at least one admin role is required: the cluster creator gets no implicit access, "
-                                  "and the deployment itself (ENIConfigs) runs as one of these roles")
-        return self
-
-    @model_validator(mode="after")
-    def _access_instance_fits_cluster(self) -> "StackConfig":
-        if self.cluster.kind == "k3s" and self.cluster.eks.access_instance.enabled:
-            raise _KeyedError("cluster.eks.accessInstance.enabled",
-                              "only EKS creates an access instance; on k3s `platformctl connect` forwards "
-                              "through a K3s server (set false or remove the key)")
-        return self
-
-    @model_validator(mode="after")
-    def _safeguards_fit_environment(self) -> "StackConfig":
-        for key, message in safeguard_problems(self):
-            raise _KeyedError(key, message)
-        return self
-
-    @model_validator(mode="after")
-    def _addons_fit_cluster(self) -> "StackConfig":
-        if self.cluster.kind == "eks" and self.addons.cloud_controller_manager.enabled:
-            raise _KeyedError("addons.cloudControllerManager.enabled",
-                              "only k3s runs the AWS cloud controller as an add-on; EKS runs it inside its "
-                              "managed control plane (set false or remove the key)")
-        if self.cluster.kind == "k3s" and self.addons.aws_load_balancer_controller.target_type == "ip":
-            raise _KeyedError("addons.awsLoadBalancerController.targetType",
-                              "'ip' needs pods on VPC addresses; K3s pods live on flannel's overlay, which a load "
-                              "balancer cannot reach: use 'instance' (or remove the key)")
-        if self.addons.cloud_controller_manager_enabled(self.cluster.kind):
-            minor = kubernetes_minor(self.cluster.k3s.version)
-            if minor not in CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS:
-                raise _KeyedError("cluster.k3s.version",
-                                  f"no AWS cloud controller image pinned for Kubernetes {minor}; pinned: "
-                                  f"{', '.join(sorted(CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS))} (components/core/chart_versions.py)")
-        return self
-
-    @model_validator(mode="after")
-    def _karpenter_fits_cluster(self) -> "StackConfig":
-        for key, message in karpenter_problems(self):
-            raise _KeyedError(key, message)
-        return self
-
-    @model_validator(mode="after")
-    def _identity_fits_cluster(self) -> "StackConfig":
-        for key, message in identity_problems(self):
-            raise _KeyedError(key, message)
+    def _rules(self) -> "StackConfig":
+        raise_problems("StackConfig", stack_rule_problems(self))
         return self
 
     @property
@@ -189,17 +163,115 @@ class StackConfig(Model):
         return {**self.tags, "environment": self.environment, "managed-by": "pulumi", "k8s-platform/cluster": self.cluster.name, **extra}
 
 
+def _zone_rules(cfg: "StackConfig") -> Iterator[Problem]:
+    azs = cfg.network.availability_zones
+    wrong = [az for az in azs if az[:-1] != cfg.region]
+    if wrong:
+        yield "network.availabilityZones", f"{', '.join(wrong)} not in region {cfg.region} (zones are <region><letter>)"
+
+
+def _access_instance_rule(cfg: "StackConfig") -> Iterator[Problem]:
+    if cfg.cluster.kind == "k3s" and cfg.cluster.eks.access_instance.enabled:
+        yield ("cluster.eks.accessInstance.enabled",
+               "only EKS creates an access instance; on k3s `platformctl connect` forwards "
+               "through a K3s server (set false or remove the key)")
+
+
+def _k3s_vpc_rule(cfg: "StackConfig") -> Iterator[Problem]:
+    if cfg.cluster.kind == "k3s":
+        vpc = ipaddress.ip_network(cfg.network.vpc_cidr)
+        for k3s_range in K3S_INTERNAL_RANGES:
+            if vpc.overlaps(ipaddress.ip_network(k3s_range)):
+                yield ("network.vpcCidr", f"{vpc} overlaps K3s's pod/service range {k3s_range}; "
+                       "pick a VPC block outside 10.42.0.0/16 and 10.43.0.0/16")
+
+
+def _eks_rules(cfg: "StackConfig") -> Iterator[Problem]:
+    if cfg.cluster.kind != "eks":
+        return
+    eks = cfg.cluster.eks
+    if cfg.environment == "prod" and any(
+        ipaddress.ip_network(c).prefixlen == 0 for c in eks.endpoint.public_access_cidrs
+    ):
+        yield ("cluster.eks.endpoint.publicAccessCidrs",
+               "0.0.0.0/0 opens the prod API server to the internet; list specific CIDRs "
+               "or keep publicAccess: false (private endpoint only)")
+    if not eks.access.admin_role_arns:
+        yield ("cluster.eks.access.adminRoleArns",
+               "at least one admin role is required: the cluster creator gets no implicit access, "
+               "and the deployment itself (ENIConfigs) runs as one of these roles")
+
+
+def _addons_rules(cfg: "StackConfig") -> Iterator[Problem]:
+    if cfg.cluster.kind == "eks" and cfg.addons.cloud_controller_manager.enabled:
+        yield ("addons.cloudControllerManager.enabled",
+               "only k3s runs the AWS cloud controller as an add-on; EKS runs it inside its "
+               "managed control plane (set false or remove the key)")
+    if cfg.cluster.kind == "k3s" and cfg.addons.aws_load_balancer_controller.target_type == "ip":
+        yield ("addons.awsLoadBalancerController.targetType",
+               "'ip' needs pods on VPC addresses; K3s pods live on flannel's overlay, which a load "
+               "balancer cannot reach: use 'instance' (or remove the key)")
+    if cfg.addons.cloud_controller_manager_enabled(cfg.cluster.kind):
+        minor = kubernetes_minor(cfg.cluster.k3s.version)
+        if minor not in CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS:
+            yield ("cluster.k3s.version",
+                   f"no AWS cloud controller image pinned for Kubernetes {minor}; pinned: "
+                   f"{', '.join(sorted(CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS))} (components/core/chart_versions.py)")
+
+
+def _karpenter_rules(cfg: "StackConfig") -> Iterator[Problem]:
+    yield from karpenter_problems(cfg)
+
+
+def _identity_rules(cfg: "StackConfig") -> Iterator[Problem]:
+    yield from identity_problems(cfg)
+
+
+# Every cross-field rule of the whole stack; each yields (key.path, message) and all of them run.
+STACK_RULES: tuple[Callable[["StackConfig"], Iterator[Problem]], ...] = (
+    # The environment's safeguards: none loosened, its zone count, its NAT layout.
+    _zone_rules, *SAFEGUARD_RULES, _k3s_vpc_rule, _eks_rules, _access_instance_rule, _addons_rules,
+    _karpenter_rules, _identity_rules,
+)
+
+
+def stack_rule_problems(cfg: "StackConfig", partial: bool = False) -> list[Problem]:
+    """Every cross-field problem. `partial`: `cfg` lacks the fields that failed validation; a rule that
+    needs one of them is skipped (its field error is already reported)."""
+    problems: list[Problem] = []
+    for rule in STACK_RULES:
+        found: list[Problem] = []
+        try:
+            for problem in rule(cfg):
+                found.append(problem)
+        except Exception:  # noqa: BLE001 - only on a partial config: the rule read a field that failed
+            if not partial:
+                raise
+        problems += found
+    return problems
+
+
 REQUIRED_TAGS = ("owner", "cost-center")
+# Tags the platform sets on every resource (resource_tags) or on its nodes: a user value would be overwritten.
+RESERVED_TAG_KEYS = ("environment", "managed-by", "Name")
+RESERVED_TAG_PREFIXES = ("k8s-platform/", "kubernetes.io/", "karpenter.sh/", "karpenter.k8s.aws/")
+RESERVED_TAG_REASON = "environment, managed-by, Name, k8s-platform/*, kubernetes.io/*, karpenter.sh/*"
 
 
 # Top-level keys read from the stack file: `k8s-platform:<key>` unless namespaced explicitly.
 TOP_LEVEL_KEYS = {"environment", "accountId", "tags", "network", "cluster", "addons", "identity", "workloads",
                   "karpenter", "safeguards"}
 EXTERNAL_KEYS = {"aws:region": "region"}
+# Namespaces whose keys the platform does not read but the engine does (`pulumi:tags`, `pulumi:disable-default-providers`).
+ENGINE_NAMESPACES = ("pulumi",)
+
+
+_UNION_MEMBERS = {"str", "int", "bool", "float", "none", "list[str]", "dict[str,str]"}
 
 
 def _key_path(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if not str(p).startswith("function-")]
+    # Union members add their type to the location (`limits.cpu.str`); the key is the field's.
+    parts = [str(p) for p in loc if not str(p).startswith("function-") and str(p) not in _UNION_MEMBERS]
     if not parts:
         return f"{NAMESPACE}:(root)"
     head, rest = parts[0], parts[1:]
@@ -213,48 +285,211 @@ def _key_path(loc: tuple[Any, ...]) -> str:
     return path
 
 
+_PLAIN_LOC = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+
+
+def _model_of(annotation: Any) -> Any:
+    """The Model class an annotation holds (through list/dict/Optional), or None."""
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, Model):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    """The keys the model at `loc` (a location inside StackConfig) allows."""
+    model: Any = StackConfig
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue
+        field = next((f for n, f in model.model_fields.items() if part in (f.alias, n)), None)
+        if field is None:
+            return []
+        model = _model_of(field.annotation)
+    if model is None:
+        return []
+    return [_written(n, f.alias) for n, f in model.model_fields.items()]
+
+
+def _written(name: str, alias: str | None) -> str:
+    """The key as users write it: the camelCase alias, except where to_camel mangles (`k3s` -> `k3S`)."""
+    if not alias or alias.lower() == name.lower():
+        return name
+    return alias
+
+
 def _message(err: dict[str, Any]) -> str:
     msg = err["msg"]
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):
             msg = msg[len(prefix):]
+    given = err.get("input")
     if err["type"] == "literal_error":
-        msg = f"got {err.get('input')!r}; {msg[0].lower()}{msg[1:]}"
+        hint = did_you_mean(given, re.findall(r"'([^']*)'", msg)) if isinstance(given, str) else ""
+        msg = f"got {shown(given)!r}{hint}; {msg[0].lower()}{msg[1:]}"
     elif err["type"] == "missing":
         msg = "is required"
     elif err["type"] == "extra_forbidden":
-        msg = "is not a known key (check the spelling; keys are camelCase)"
+        key = str(err["loc"][-1])
+        hint = did_you_mean(key, _fields_at(err["loc"][:-1]))
+        msg = f"is not a known key{hint or ' (check the spelling; keys are camelCase)'}"
+    elif err["type"] in ("int_type", "bool_type", "string_type", "list_type", "dict_type", "model_type",
+                         "float_type", "model_attributes_type", "dataclass_type"):
+        msg = f"{msg} (got {_type_name(given)} {shown(given, 40)})"
+    else:
+        # Values echoed by validators: escape control characters, shorten long ones.
+        for value in (given if isinstance(given, list) else [given]):
+            if isinstance(value, str) and value and value != shown(value):
+                msg = msg.replace(value, shown(value))
     return msg
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list",
+            dict: "a mapping", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _line(problem: str) -> str:
+    """A problem as exactly one printable line of bounded length."""
+    return shown(problem, 600)
+
+
+_ADAPTERS: dict[Any, TypeAdapter[Any]] = {}
+
+
+def _adapter(annotation: Any) -> TypeAdapter[Any]:
+    key = repr(annotation)
+    if key not in _ADAPTERS:
+        _ADAPTERS[key] = TypeAdapter(annotation)
+    return _ADAPTERS[key]
+
+
+def _partial(model: Any, data: Any, bad: list[tuple[Any, ...]], prefix: tuple[Any, ...]) -> Any:
+    """`model` built from `data` with only the fields that validated (failed fields are absent), so the
+    cross-field rules can still run on everything else."""
+    if not isinstance(data, dict):
+        return None
+    values: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        alias = field.alias or name
+        key = alias if alias in data else name if name in data else None
+        here = prefix + (key or alias,)  # error locations use the key the input used
+        failed = [loc for loc in bad if loc[:len(here)] == here]
+        if key is None:
+            if not failed and not field.is_required():
+                values[name] = field.get_default(call_default_factory=True)
+            continue
+        if not failed:
+            try:
+                values[name] = _adapter(field.annotation).validate_python(data[key], strict=True)
+            except ValidationError:
+                pass
+            continue
+        sub = _model_of(field.annotation)
+        if sub is not None and field.annotation is sub:
+            part = _partial(sub, data[key], bad, here)
+            if part is not None:
+                values[name] = part
+    built = model.model_construct(**values)
+    for name in model.model_fields:
+        if name not in values:
+            built.__dict__.pop(name, None)
+    return built
+
+
+def config_key_problem(key: Any) -> str | None:
+    """Why a fully-qualified config key is not one the platform reads (None if it is)."""
+    if isinstance(key, str) and key.startswith(f"{NAMESPACE}:"):
+        short = key.split(":", 1)[1]
+        if short in TOP_LEVEL_KEYS:
+            return None
+        allowed = ", ".join(f"{NAMESPACE}:{k}" for k in sorted(TOP_LEVEL_KEYS))
+        return f"{shown(key)}: is not a known key{did_you_mean(short, TOP_LEVEL_KEYS)}; allowed: {allowed}"
+    if key in EXTERNAL_KEYS:
+        return None
+    return _namespace_problems(key)
+
+
+def _namespace_problems(key: Any) -> str | None:
+    if not isinstance(key, str):
+        return f"{shown(key)}: config keys are strings like {NAMESPACE}:environment"
+    if ":" not in key:
+        return f"{shown(key)}: is not a config key: keys are <namespace>:<name>, e.g. {NAMESPACE}:{shown(key)}"
+    namespace, short = key.split(":", 1)
+    if namespace == "aws":
+        return (f"{shown(key)}: is not an aws provider key the platform reads{did_you_mean(key, EXTERNAL_KEYS)}; "
+                f"allowed: {', '.join(EXTERNAL_KEYS)} (the platform's AWS provider is explicit)")
+    if namespace in ENGINE_NAMESPACES:
+        return None
+    known = [f"{NAMESPACE}:{k}" for k in sorted(TOP_LEVEL_KEYS)] + list(EXTERNAL_KEYS)
+    hint = did_you_mean(key, known) or did_you_mean(namespace, [NAMESPACE])
+    return (f"{shown(key)}: unknown namespace '{shown(namespace)}'{hint}; keys are {NAMESPACE}:<key>, "
+            f"{', '.join(EXTERNAL_KEYS)} or {', '.join(n + ':*' for n in ENGINE_NAMESPACES)}")
 
 
 def parse_stack_config(raw: dict[str, Any]) -> StackConfig:
     """Validate fully-qualified config (`{"k8s-platform:network": {...}, "aws:region": ...}`).
 
-    Raises ConfigError with one line per problem, each `key.path: message`.
+    Raises ConfigError with every problem at once, one line each, `key.path: message`: field errors and
+    every cross-field rule (rules run on the fields that did validate when others failed).
     """
     data: dict[str, Any] = {}
     problems: list[str] = []
     for key, value in raw.items():
         if key in EXTERNAL_KEYS:
             data[EXTERNAL_KEYS[key]] = value
-        elif key.startswith(f"{NAMESPACE}:"):
+        elif isinstance(key, str) and key.startswith(f"{NAMESPACE}:"):
             short = key.split(":", 1)[1]
-            if short not in TOP_LEVEL_KEYS:
-                allowed = ", ".join(f"{NAMESPACE}:{k}" for k in sorted(TOP_LEVEL_KEYS))
-                problems.append(f"{key}: is not a known key; allowed: {allowed}")
+            problem = config_key_problem(key)
+            if problem:
+                problems.append(_line(problem))
                 continue
             data[short] = value
+        else:
+            problem = _namespace_problems(key)
+            if problem:
+                problems.append(_line(problem))
+    # A misspelt key leaves the key it meant missing: say so on the misspelling's line, not on a second one.
+    meant = {m.group(1): i for i, p in enumerate(problems) if (m := re.search(r"did you mean '([^']+)'", p))}
     try:
         cfg = StackConfig.model_validate(data)
     except ValidationError as exc:
+        bad: list[tuple[Any, ...]] = []
         for err in exc.errors():
             loc = err["loc"]
-            ctx_err = (err.get("ctx") or {}).get("error")
-            if isinstance(ctx_err, _KeyedError):
-                loc = tuple(ctx_err.key.split("."))
-                problems.append(f"{_key_path(loc)}: {ctx_err}")
+            bad.append(tuple(loc))
+            ctx = err.get("ctx") or {}
+            if err["type"] == "cross_field":
+                problems.append(_line(f"{_key_path(tuple(ctx['key'].split('.')))}: {ctx['message']}"))
                 continue
-            problems.append(f"{_key_path(loc)}: {_message(err)}")
+            ctx_err = ctx.get("error")
+            if isinstance(ctx_err, _KeyedError):
+                problems.append(_line(f"{_key_path(tuple(ctx_err.key.split('.')))}: {ctx_err}"))
+                continue
+            path = _key_path(loc)
+            if err["type"] == "missing" and len(loc) == 1 and path in meant:
+                problems[meant[path]] += f"; {path} is required"
+                continue
+            if any(str(p) in _UNION_MEMBERS for p in loc):
+                # Each member of a union reports its own mismatch; one line per key says it.
+                if any(p.startswith(path + ":") for p in problems):
+                    continue
+                err = {**err, "msg": "must be a string like \"100\" or a whole number"
+                       if err["type"] in ("int_type", "string_type") else err["msg"]}
+            line = _line(f"{path}: {_message(err)}")
+            if line not in problems:
+                problems.append(line)
+        if not any(p.startswith(f"{NAMESPACE}:(root)") for p in problems):
+            partial = _partial(StackConfig, data, bad, ())
+            for key, message in stack_rule_problems(partial, partial=True):
+                line = _line(f"{_key_path(tuple(key.split('.')))}: {message}")
+                if line not in problems:
+                    problems.append(line)
         raise ConfigError(problems) from None
     if problems:
         raise ConfigError(problems)

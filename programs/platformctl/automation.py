@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TextIO
 
-from components.config import parse_stack_config
-from programs.offline import REPO_ROOT, read_stack_file, stack_file
+from components.config import ConfigError, parse_stack_config
+from programs.stack_files import REPO_ROOT, read_stack_file, stack_file
 from programs.platformctl import events, exit_codes
 from programs.platformctl.input_errors import INPUT_ERRORS, report_input_error
 from programs.platformctl.preview import pulumi_cli_missing
@@ -80,7 +80,12 @@ def build_request(operation: str, args: argparse.Namespace, root: Path = REPO_RO
     path = Path(config_file) if config_file else stack_file(args.stack, root)
     if not path.exists():
         raise FileNotFoundError(f"no stack file {path} (stacks: Pulumi.<stack>.yaml beside Pulumi.yaml)")
-    cfg = parse_stack_config(read_stack_file(path))
+    raw = read_stack_file(path)
+    try:
+        cfg = parse_stack_config(raw)
+    except ConfigError as exc:
+        exc.source = path
+        raise
     pack, pack_config = policy_paths(root, args.stack, cfg.environment)
     if getattr(args, "policy_config", None) is not None:  # --policy-config
         pack_config = Path(args.policy_config)

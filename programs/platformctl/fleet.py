@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from programs.offline import REPO_ROOT
+from programs.stack_files import REPO_ROOT
 from programs.platformctl import exit_codes
 from programs.platformctl.fleet_stacks import dev_variant, write_dev_variants  # noqa: F401 (public here too)
 

@@ -17,7 +17,8 @@ def problems_of(exc: Exception) -> list[str]:
 
 def report_input_error(stack: str, exc: Exception) -> int:
     if isinstance(exc, ConfigError):
-        print(f"error: invalid configuration for stack '{stack}':", file=sys.stderr)
+        source = f" in {exc.source}" if getattr(exc, "source", None) else ""
+        print(f"error: invalid configuration for stack '{stack}'{source}:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
     else:

@@ -38,7 +38,7 @@ def resolve_policy_config(stack: str, raw_config: dict[str, Any], given: Path | 
             raise FileNotFoundError(f"{given}: no such policy config file (--policy-config)")
         return given
     environment = raw_config.get("k8s-platform:environment")
-    if environment not in ENVIRONMENTS:
+    if not isinstance(environment, str) or environment not in ENVIRONMENTS:
         return None
     return config_path(stack, environment)
 

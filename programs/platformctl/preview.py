@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from components.config import ConfigError
 from programs.offline import PROJECT, OfflineProgramError, read_stack_file, run_offline, stack_file
 from programs.plan import build_plan, empty_plan, render_tree, type_counts
 from programs.platformctl import exit_codes
@@ -55,19 +56,22 @@ def offline_plan(stack: str, config_file: Path | None, show_secrets: bool,
     """Plan dict of one stack; raises ConfigError / ValueError / FileNotFoundError on bad input.
 
     The policy config is found before the program runs: a missing one costs no run."""
-    if config_file is not None and not config_file.is_file():
+    if config_file is not None and not config_file.exists():
         raise FileNotFoundError(f"{config_file}: no such stack file (--config-file)")
     path = config_file or stack_file(stack)
     if not path.exists():
         raise FileNotFoundError(f"no stack file {path} (stacks: Pulumi.<stack>.yaml beside Pulumi.yaml)")
     raw = read_stack_file(path)
     from programs.platformctl.policy_gate import apply_policies, resolve_policy_config
-
-    policy_path = resolve_policy_config(stack, raw, policy_config)
-    run = run_offline(stack, raw)
-    plan = build_plan(run, show_secrets=show_secrets)
     from programs.platformctl.preview_report import stack_info
 
+    policy_path = resolve_policy_config(stack, raw, policy_config)
+    try:
+        run = run_offline(stack, raw)
+    except ConfigError as exc:
+        exc.source = path  # the header then names the file the problems are in
+        raise
+    plan = build_plan(run, show_secrets=show_secrets)
     plan["stackInfo"] = stack_info(run.config)
     return apply_policies(plan, run, stack, policy_path)
 
@@ -103,6 +107,13 @@ def run(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         return exit_codes.DEPLOY_FAILED
+    except Exception as exc:
+        # A bug: the README promises the JSON then holds the error; the traceback follows (exit 3).
+        from components.config.checks import shown
+
+        write_json(args.json_path, empty_plan(PROJECT, args.stack, [f"platformctl crashed: {type(exc).__name__}: "
+                                                                    f"{shown(str(exc), 300)}"]))
+        raise
     write_json(args.json_path, plan, private=args.show_secrets)
     from programs.platformctl import preview_report as report
 
