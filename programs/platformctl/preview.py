@@ -12,7 +12,7 @@ from typing import Any
 
 from programs.offline import PROJECT, OfflineProgramError, read_stack_file, run_offline, stack_file
 from programs.plan import build_plan, empty_plan, render_tree, type_counts
-from programs.platformctl import exit_codes
+from programs.platformctl import exit_codes, plan_cache
 from programs.platformctl.input_errors import (
     INPUT_ERRORS,
     problems_of,
@@ -28,6 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", type=Path, dest="json_path", help="write the plan JSON here")
     p.add_argument("--show-secrets", action="store_true", help="show secret values in the plan instead of [secret]")
     p.add_argument("--quiet", action="store_true", help="print only the summary line")
+    p.add_argument("--no-cache", action="store_true", help="run the program even if the plan cache has this stack")
     p.set_defaults(func=run)
 
 
@@ -61,7 +62,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.offline:
         return _automation_preview(args)
     try:
-        plan = offline_plan(args.stack, args.config_file, args.show_secrets)
+        plan, cached = plan_cache.cached_offline_plan(args.stack, args.config_file, args.show_secrets,
+                                                      not getattr(args, "no_cache", False), offline_plan)
+        if cached and not args.quiet:
+            print(f"{args.stack}: unchanged since its cached plan (--no-cache runs the program)", file=sys.stderr)
     except INPUT_ERRORS as exc:
         write_json(args.json_path, empty_plan(PROJECT, args.stack, problems_of(exc)))
         return report_input_error(args.stack, exc)
