@@ -60,3 +60,10 @@ def mutate_config() -> Callable[..., dict[str, Any]]:
 
 
 DELETE = object()
+
+
+@pytest.fixture(autouse=True)
+def _no_plan_cache(monkeypatch):
+    """Tests see fresh runs: the plan cache (programs/platformctl/plan_cache.py) is off unless a test
+    turns it on for itself."""
+    monkeypatch.setenv("PLATFORMCTL_NO_CACHE", "1")

@@ -9,7 +9,8 @@ never stale; entries of older keys for the same stack are pruned when a new one 
 
 Only plans that were built are cached (a config error is cheap to find again), and never a plan
 with revealed secrets (`--show-secrets` always runs the program). `--no-cache` forces a run; the
-cache lives under `.platformctl/cache/` in the project (git-ignored) or `$PLATFORMCTL_CACHE_DIR`.
+cache lives under `.platformctl/cache/` in the project (git-ignored) or `$PLATFORMCTL_CACHE_DIR`;
+`PLATFORMCTL_NO_CACHE=1` turns it off for every command.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CACHE_ENV = "PLATFORMCTL_CACHE_DIR"
+NO_CACHE_ENV = "PLATFORMCTL_NO_CACHE"  # set (not "0"): as if every command had --no-cache (the test suite)
 # The parts of the repository that the program, the harness and the policy pack are made of.
 SOURCE_DIRS = ("components", "programs", "policy")
 SOURCE_FILES = ("pyproject.toml",)
@@ -36,6 +38,10 @@ _VERSIONED = ("pulumi", "pulumi-aws", "pulumi-kubernetes", "pulumi-tls", "pulumi
 _FORMAT = "1"
 
 _source_digest: str | None = None
+
+
+def enabled() -> bool:
+    return os.environ.get(NO_CACHE_ENV, "") in ("", "0")
 
 
 def cache_dir() -> Path:
@@ -140,7 +146,7 @@ def cached_offline_plan(stack: str, config_file: Path | None, show_secrets: bool
     from programs.offline import stack_file
 
     path = config_file or stack_file(stack)
-    cacheable = use_cache and not show_secrets and path.exists()
+    cacheable = use_cache and enabled() and not show_secrets and path.exists()
     if cacheable:
         plan = lookup(stack, path)
         if plan is not None:

@@ -118,12 +118,13 @@ class WarmRunner:
 
     def __init__(self, parallel: int, timeout: float = 900.0, use_cache: bool = True,
                  child_main: Callable[[list[str]], int] = run_preview_in_process,
-                 clock: Callable[[], float] = time.monotonic, work_dir: Path | None = None):
+                 clock: Callable[[], float] = time.monotonic, work_dir: Path | None = None, warm_up: bool = True):
         if parallel < 1:
             raise ValueError(f"--parallel must be at least 1, got {parallel}")
         self.parallel = parallel
         self.timeout = timeout
-        self.use_cache = use_cache
+        self.use_cache = use_cache and plan_cache.enabled()
+        self.warm_up = warm_up
         self.child_main = child_main
         self.clock = clock
         self.work_dir = work_dir
@@ -132,12 +133,11 @@ class WarmRunner:
     # --- warm-up -------------------------------------------------------------------------------
 
     def warm(self, jobs: Sequence[StackJob]) -> float:
-        """One offline preview in this process (the first stack whose program runs; its result is
-        discarded: each stack's own result comes from its child), then release the loop's threads."""
+        """One offline preview in this process (the first of the first three stacks whose program
+        runs; its result is discarded: each stack's own result comes from its child), then release
+        the loop's threads and freeze the warm heap."""
         start = time.perf_counter()
-        from programs.offline import REPO_ROOT
-
-        candidates = [j.stack_file for j in jobs[:3]] + [REPO_ROOT / "Pulumi.dev.yaml"]
+        candidates = [j.stack_file for j in jobs[:3]]
         with tempfile.TemporaryDirectory(prefix="warm-", dir=self.work_dir) as tmp:
             for stack_file in candidates:
                 if not stack_file.exists():
@@ -191,6 +191,10 @@ class WarmRunner:
             err = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             os.dup2(devnull, 1)
             os.dup2(err, 2)
+            # Whatever sys.stdout/sys.stderr were in the parent (a terminal, a test's capture), the
+            # child's own go to these files.
+            sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+            sys.stderr = open(2, "w", buffering=1, closefd=False, errors="backslashreplace")  # noqa: SIM115
             code = self.child_main(preview_argv(job, plan_path, self.use_cache))
             sys.stdout.flush()
             sys.stderr.flush()
@@ -267,7 +271,8 @@ class WarmRunner:
                                           outcome.changes))
             else:
                 pending.append((index, job))
-        if pending and self.warm_seconds is None:
+        if len(pending) > 1 and self.warm_up and self.warm_seconds is None:
+            # One stack alone gains nothing from a warm-up run before it.
             self.warm([job for _, job in pending])
         index_of = {id(job): index for index, job in pending}
         queue = [job for _, job in pending]
