@@ -32,4 +32,4 @@ bench:
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) plan-*.json *.egg-info
+	rm -rf $(VENV) plan-*.json *.egg-info .platformctl
