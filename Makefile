@@ -15,8 +15,12 @@ setup:
 	$(UV) pip install -q --python $(BIN)/python --compile-bytecode -e ".[test]"
 	./scripts/install-system-tools.sh
 
+# One pytest-xdist worker per CPU, whole files per worker (module fixtures are not built twice).
+# On 2 cores this measured ~95 s CPU in ~48 s of CPU per core, against ~79 s in one process.
+TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
+
 test:
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # README's configuration reference, rendered from the config models' Field descriptions
 # (tests/test_config_docs.py fails when they disagree).
@@ -33,4 +37,4 @@ bench:
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) plan-*.json *.egg-info
+	rm -rf $(VENV) plan-*.json *.egg-info .platformctl

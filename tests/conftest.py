@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any, Callable
 
 import pytest
@@ -33,30 +34,51 @@ def prod_run() -> OfflineRun:
     return offline_run("prod")
 
 
+def mutated_config(stack: str, key: str, value: Any) -> dict[str, Any]:
+    """Copy of a shipped stack's config with one dotted key set (or removed with value=DELETE)."""
+    cfg = copy.deepcopy(shipped_config(stack))
+    top, *rest = key.split(".")
+    full = top if ":" in top else f"k8s-platform:{top}"
+    if not rest:
+        if value is DELETE:
+            cfg.pop(full, None)
+        else:
+            cfg[full] = value
+        return cfg
+    node = cfg.setdefault(full, {})
+    for part in rest[:-1]:
+        node = node.setdefault(part, {})
+    if value is DELETE:
+        node.pop(rest[-1], None)
+    else:
+        node[rest[-1]] = value
+    return cfg
+
+
+_VARIANTS: dict[str, OfflineRun] = {}
+
+
+def variant_run(stack: str, key: str, value: Any) -> OfflineRun:
+    """The offline run of a shipped stack with one dotted key changed, computed once per session for
+    each distinct variant (tests read runs, never change them)."""
+    cfg = mutated_config(stack, key, value)
+    ident = json.dumps([stack, cfg], sort_keys=True, default=repr)
+    if ident not in _VARIANTS:
+        _VARIANTS[ident] = run_offline(stack, cfg)
+    return _VARIANTS[ident]
+
+
 @pytest.fixture
 def mutate_config() -> Callable[..., dict[str, Any]]:
     """Copy of a shipped stack's config with one dotted key set (or removed with value=DELETE)."""
-
-    def _mutate(stack: str, key: str, value: Any) -> dict[str, Any]:
-        cfg = copy.deepcopy(shipped_config(stack))
-        top, *rest = key.split(".")
-        full = top if ":" in top else f"k8s-platform:{top}"
-        if not rest:
-            if value is DELETE:
-                cfg.pop(full, None)
-            else:
-                cfg[full] = value
-            return cfg
-        node = cfg.setdefault(full, {})
-        for part in rest[:-1]:
-            node = node.setdefault(part, {})
-        if value is DELETE:
-            node.pop(rest[-1], None)
-        else:
-            node[rest[-1]] = value
-        return cfg
-
-    return _mutate
+    return mutated_config
 
 
 DELETE = object()
+
+
+@pytest.fixture(autouse=True)
+def _no_plan_cache(monkeypatch):
+    """Tests see fresh runs: the plan cache (programs/platformctl/plan_cache.py) is off unless a test
+    turns it on for itself."""
+    monkeypatch.setenv("PLATFORMCTL_NO_CACHE", "1")

@@ -174,7 +174,7 @@ class K3sCluster(pulumi.ComponentResource):
 
         def server_spec(role: str) -> LaunchSpec:
             return LaunchSpec(f"{name}-server-{role}", cfg.servers.instance_type, cfg.servers.instance_type,
-                              server_user_data(role), server_profile.arn, server_sgs, SERVER_ROOT_GIB, key_name,
+                              self.server_user_data[role], server_profile.arn, server_sgs, SERVER_ROOT_GIB, key_name,
                               {**tags, **node_ownership, "Name": f"{cluster}-server", "k8s-platform/k3s-role": f"server-{role}",
                                API_ACCESS_TAG: cluster})
 

@@ -382,7 +382,10 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.monotonic()
     try:
-        results = run_fleet(jobs, runner, parallel, retry, on_result=progress)
+        if args.offline:
+            results = _offline_fleet(jobs, runner, parallel, retry, args, progress)
+        else:
+            results = run_fleet(jobs, runner, parallel, retry, on_result=progress)
     except KeyboardInterrupt:
         print("error: fleet interrupted", file=sys.stderr)
         return exit_codes.INTERRUPTED
@@ -395,6 +398,17 @@ def run(args: argparse.Namespace) -> int:
                                               "wallSeconds": round(wall, 3),
                                               "stacks": [asdict(r) for r in results]}, indent=2) + "\n")
     return fleet_exit_code(results)
+
+
+def _offline_fleet(jobs: Sequence[StackJob], runner: Runner, parallel: int, retry: RetryPolicy,
+                   args: argparse.Namespace, progress: Callable[[StackResult, int, int], None]) -> list[StackResult]:
+    """Offline fleets run on the warm runner (programs/platformctl/warm_runner.py) where it can fork."""
+    from programs.platformctl import warm_runner
+
+    if not warm_runner.available():
+        return run_fleet(jobs, runner, parallel, retry, on_result=progress)
+    return warm_runner.run_offline_fleet(jobs, parallel, args.timeout, use_cache=not getattr(args, "no_cache", False),
+                                         on_result=progress, policy_config=args.policy_config)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -414,6 +428,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=900.0,
                    help="per-stack timeout of an offline preview in seconds; a stack over it has status 'timeout'")
     p.add_argument("--json", type=Path, dest="json_path", help="write the per-stack results here")
+    p.add_argument("--no-cache", action="store_true", help="offline: run every stack, even those unchanged since "
+                   "their cached plan")
     p.add_argument("--quiet", action="store_true", help="no per-resource progress (Automation API mode)")
     p.add_argument("--yes", action="store_true", help="confirm `fleet up` (it changes real infrastructure)")
     p.set_defaults(func=run)

@@ -13,7 +13,7 @@ from typing import Any
 from components.config import ConfigError
 from programs.offline import PROJECT, OfflineProgramError, read_stack_file, run_offline, stack_file
 from programs.plan import build_plan, empty_plan, render_tree, type_counts
-from programs.platformctl import exit_codes
+from programs.platformctl import exit_codes, plan_cache
 from programs.platformctl.input_errors import (
     INPUT_ERRORS,
     problems_of,
@@ -34,6 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="policy config JSON (default: policy/config/<stack>.json, else <environment>.json)")
     p.add_argument("--diff", type=Path, dest="diff_plan", metavar="OLD_PLAN.json",
                    help="also show resources added, removed and changed (by input key) against a saved plan")
+    p.add_argument("--no-cache", action="store_true", help="run the program even if the plan cache has this stack")
     p.set_defaults(func=run)
 
 
@@ -98,7 +99,13 @@ def run(args: argparse.Namespace) -> int:
         return _automation_preview(args)
     try:
         old_plan = read_plan_file(args.diff_plan) if args.diff_plan is not None else None
-        plan = offline_plan(args.stack, args.config_file, args.show_secrets, args.policy_config)
+        # An explicit --policy-config is not part of the cache key: such a run always runs the program.
+        plan, cached = plan_cache.cached_offline_plan(
+            args.stack, args.config_file, args.show_secrets,
+            not getattr(args, "no_cache", False) and args.policy_config is None,
+            lambda stack, config_file, show_secrets: offline_plan(stack, config_file, show_secrets, args.policy_config))
+        if cached and not args.quiet:
+            print(f"{args.stack}: unchanged since its cached plan (--no-cache runs the program)", file=sys.stderr)
     except INPUT_ERRORS as exc:
         write_json(args.json_path, empty_plan(PROJECT, args.stack, problems_of(exc)))
         return report_input_error(args.stack, exc)

@@ -1,0 +1,337 @@
+"""Warm runner: import and warm the SDK once, then fork one child per stack run.
+
+A cold offline preview pays, before its first resource, for importing every SDK submodule the
+program touches and for the SDK resolving the type hints of every input and resource class it
+constructs; a fleet of N stacks in N fresh interpreters pays that N times. Pulumi mocks are
+process-global, so two stacks cannot share one process either. The warm runner does both: this
+process runs one offline preview itself (the warm-up: imports, class building, type resolution,
+the policy pack), drops the event loop's worker threads so that forking is safe, then forks a
+child per stack. A child inherits the warm interpreter, runs exactly what
+`platformctl preview --offline --quiet --json PLAN` runs, interprets its own exit code, stderr and
+plan with `fleet.outcome_from_process` (so both runners report alike) and streams that outcome
+back over a pipe as one JSON line.
+
+A child that dies without reporting (a signal, `os._exit`, an interpreter crash) or exceeds the
+timeout is one failed stack; the others go on. At most `parallel` children run at once. Stacks
+unchanged since their cached plan (`plan_cache`) are reported from the cache without a child.
+
+POSIX only (`os.fork`); elsewhere `fleet` keeps its one-interpreter-per-stack runner.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import io
+import json
+import os
+import selectors
+import signal
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from programs.platformctl import exit_codes, plan_cache
+from programs.platformctl.fleet import StackJob, StackOutcome, StackResult, one_line, outcome_from_process
+
+OnResult = Callable[[StackResult, int, int], None]
+
+
+def available() -> bool:
+    return hasattr(os, "fork") and sys.platform != "win32"
+
+
+def preview_argv(job: StackJob, plan_path: Path, use_cache: bool, policy_config: Path | None = None) -> list[str]:
+    """The `platformctl` arguments a child runs: the same as the subprocess runner's command."""
+    return (["preview", "--stack", job.name, "--offline", "--config-file", str(job.stack_file), "--quiet",
+             "--json", str(plan_path)] + ([] if use_cache else ["--no-cache"])
+            + (["--policy-config", str(policy_config)] if policy_config is not None else []))
+
+
+def run_preview_in_process(argv: list[str]) -> int:
+    """`platformctl ARGV` in this process, exit code as the console script gives it."""
+    from programs.offline import OfflineProgramError
+    from programs.platformctl.cli import main
+
+    try:
+        return main(argv)
+    except OfflineProgramError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return exit_codes.DEPLOY_FAILED
+    except SystemExit as exc:  # argparse
+        return exc.code if isinstance(exc.code, int) else exit_codes.CONFIG_ERROR
+    except Exception:  # noqa: BLE001 - a bug: the traceback is the detail, as from the console script
+        import traceback
+
+        traceback.print_exc()
+        return exit_codes.DEPLOY_FAILED
+
+
+def cached_outcome(job: StackJob) -> StackOutcome | None:
+    """The outcome of an unchanged stack from its cached plan (no child), marked as cached."""
+    plan = plan_cache.lookup(job.name, job.stack_file)
+    if plan is None:
+        return None
+    mandatory = [v for v in plan.get("policy", {}).get("violations", []) if v.get("level") == "mandatory"]
+    code = exit_codes.POLICY_VIOLATION if mandatory else exit_codes.OK
+    outcome = outcome_from_process(code, "", plan)
+    outcome.changes = f"{outcome.changes} (cached)" if outcome.changes else "cached"
+    if outcome.detail:
+        outcome.detail += " (cached)"
+    return outcome
+
+
+def _release_event_loop() -> None:
+    """Stop the asyncio default executor's threads (Pulumi's RPCs run there) and start the next run
+    on a new loop: a forked child has only the forking thread, and must not inherit a pool whose
+    workers do not exist in it."""
+    import asyncio
+
+    try:
+        loop = asyncio.get_event_loop()
+    except RuntimeError:
+        loop = None
+    if loop is not None and not loop.is_running() and not loop.is_closed():
+        loop.run_until_complete(loop.shutdown_default_executor())
+        loop.close()
+    asyncio.set_event_loop(asyncio.new_event_loop())
+
+
+@dataclass
+class _Child:
+    pid: int
+    job: StackJob
+    fd: int
+    start: float
+    deadline: float
+    work: Path
+    chunks: list[bytes] = field(default_factory=list)
+    timed_out: bool = False
+
+
+class WarmRunner:
+    """`run(jobs)` -> one StackResult per job (job order), `on_result` as each finishes."""
+
+    def __init__(self, parallel: int, timeout: float = 900.0, use_cache: bool = True,
+                 child_main: Callable[[list[str]], int] = run_preview_in_process,
+                 clock: Callable[[], float] = time.monotonic, work_dir: Path | None = None, warm_up: bool = True,
+                 policy_config: Path | None = None):
+        if parallel < 1:
+            raise ValueError(f"--parallel must be at least 1, got {parallel}")
+        self.parallel = parallel
+        self.timeout = timeout
+        self.policy_config = policy_config
+        self.use_cache = use_cache and plan_cache.enabled()
+        self.warm_up = warm_up
+        self.child_main = child_main
+        self.clock = clock
+        self.work_dir = work_dir
+        self.warm_seconds: float | None = None
+
+    # --- warm-up -------------------------------------------------------------------------------
+
+    def warm(self, jobs: Sequence[StackJob]) -> float:
+        """One offline preview in this process (the first of the first three stacks whose program
+        runs; its result is discarded: each stack's own result comes from its child), then release
+        the loop's threads and freeze the warm heap."""
+        start = time.perf_counter()
+        candidates = [j.stack_file for j in jobs[:3]]
+        with tempfile.TemporaryDirectory(prefix="warm-", dir=self.work_dir) as tmp:
+            for stack_file in candidates:
+                if not stack_file.exists():
+                    continue
+                argv = preview_argv(StackJob("warm-up", stack_file), Path(tmp) / "plan.json", use_cache=False)
+                sink = io.StringIO()
+                with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+                    code = self._guarded(lambda argv=argv: self.child_main(argv))
+                if code in (exit_codes.OK, exit_codes.POLICY_VIOLATION):
+                    break
+        _release_event_loop()
+        # Children share the warm heap copy-on-write: keep the collector from walking (and so
+        # copying) it in every child; a child only collects what it allocated itself.
+        gc.collect()
+        gc.freeze()
+        self.warm_seconds = time.perf_counter() - start
+        return self.warm_seconds
+
+    def _guarded(self, fn: Callable[[], int]) -> int | None:
+        """The warm-up may not hang the fleet: it gets the per-stack timeout (SIGALRM, main thread)."""
+        use_alarm = threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGALRM")
+
+        class _WarmUpTimeout(Exception):
+            pass
+
+        def on_alarm(signum, frame):
+            raise _WarmUpTimeout()
+
+        previous = signal.signal(signal.SIGALRM, on_alarm) if use_alarm else None
+        if use_alarm:
+            signal.setitimer(signal.ITIMER_REAL, max(1.0, self.timeout))
+        try:
+            return fn()
+        except Exception:  # noqa: BLE001 - a failed warm-up only means colder children
+            return None
+        finally:
+            if use_alarm:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
+
+    # --- children ------------------------------------------------------------------------------
+
+    def _child(self, job: StackJob, write_fd: int, work: Path) -> None:
+        """In the forked child: run the stack, report one JSON line, exit without cleanup handlers."""
+        status = 0
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            stderr_path = work / "stderr.txt"
+            plan_path = work / "plan.json"
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            err = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.dup2(devnull, 1)
+            os.dup2(err, 2)
+            # Whatever sys.stdout/sys.stderr were in the parent (a terminal, a test's capture), the
+            # child's own go to these files.
+            sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+            sys.stderr = open(2, "w", buffering=1, closefd=False, errors="backslashreplace")  # noqa: SIM115
+            code = self.child_main(preview_argv(job, plan_path, self.use_cache, self.policy_config))
+            sys.stdout.flush()
+            sys.stderr.flush()
+            plan = None
+            if plan_path.exists():
+                try:
+                    plan = json.loads(plan_path.read_text())
+                except ValueError:
+                    plan = None
+            outcome = outcome_from_process(code, stderr_path.read_text(errors="replace"), plan)
+            with os.fdopen(write_fd, "w") as out:
+                out.write(json.dumps(asdict(outcome)) + "\n")
+        except BaseException:  # noqa: BLE001 - nothing may escape into the parent's code paths
+            status = 70
+        finally:
+            os._exit(status)
+
+    def _spawn(self, job: StackJob, sel: selectors.BaseSelector, running: dict[int, _Child]) -> None:
+        work = Path(tempfile.mkdtemp(prefix=f"fleet-{job.name}-", dir=self.work_dir))
+        read_fd, write_fd = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        start = self.clock()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child, which never returns
+            os.close(read_fd)
+            self._child(job, write_fd, work)
+        os.close(write_fd)
+        running[read_fd] = _Child(pid, job, read_fd, start, start + self.timeout, work)
+        sel.register(read_fd, selectors.EVENT_READ)
+
+    def _finish(self, child: _Child) -> StackResult:
+        _, status = os.waitpid(child.pid, 0)
+        seconds = self.clock() - child.start
+        outcome = self._outcome(child, status)
+        _remove_tree(child.work)
+        return StackResult(child.job.name, outcome.code, 1, seconds, outcome.detail, outcome.resources,
+                           outcome.changes)
+
+    def _outcome(self, child: _Child, status: int) -> StackOutcome:
+        if child.timed_out:
+            return StackOutcome(exit_codes.TIMED_OUT, f"offline preview timed out after {self.timeout:g}s (--timeout)")
+        text = b"".join(child.chunks).decode(errors="replace").strip()
+        if text:
+            try:
+                return StackOutcome(**json.loads(text.splitlines()[-1]))
+            except (ValueError, TypeError):
+                pass
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            how = f"killed by signal {signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else sig}"
+        else:
+            how = f"exit {os.WEXITSTATUS(status)}"
+        last = _last_line(child.work / "stderr.txt")
+        return StackOutcome(exit_codes.DEPLOY_FAILED,
+                            one_line(f"offline preview crashed ({how}) before reporting" + (f": {last}" if last else "")))
+
+    def run(self, jobs: Sequence[StackJob], on_result: OnResult | None = None) -> list[StackResult]:
+        results: dict[int, StackResult] = {}
+        done = 0
+
+        def report(index: int, result: StackResult) -> None:
+            nonlocal done
+            results[index] = result
+            done += 1
+            if on_result is not None:
+                on_result(result, done, len(jobs))
+
+        pending: list[tuple[int, StackJob]] = []
+        for index, job in enumerate(jobs):
+            outcome = cached_outcome(job) if self.use_cache and job.stack_file.exists() else None
+            if outcome is not None:
+                report(index, StackResult(job.name, outcome.code, 1, 0.0, outcome.detail, outcome.resources,
+                                          outcome.changes))
+            else:
+                pending.append((index, job))
+        if len(pending) > 1 and self.warm_up and self.warm_seconds is None:
+            # One stack alone gains nothing from a warm-up run before it.
+            self.warm([job for _, job in pending])
+        index_of = {id(job): index for index, job in pending}
+        queue = [job for _, job in pending]
+        running: dict[int, _Child] = {}
+        sel = selectors.DefaultSelector()
+        try:
+            while queue or running:
+                while queue and len(running) < self.parallel:
+                    self._spawn(queue.pop(0), sel, running)
+                now = self.clock()
+                wait = max(0.0, min(c.deadline for c in running.values()) - now)
+                for key, _ in sel.select(timeout=min(wait, 1.0)):
+                    child = running[key.fd]
+                    data = os.read(key.fd, 65536)
+                    if data:
+                        child.chunks.append(data)
+                        continue
+                    sel.unregister(key.fd)
+                    os.close(key.fd)
+                    del running[key.fd]
+                    report(index_of[id(child.job)], self._finish(child))
+                now = self.clock()
+                for child in running.values():
+                    if now >= child.deadline and not child.timed_out:
+                        child.timed_out = True
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(child.pid, signal.SIGKILL)  # its pipe closes: reaped above
+        except BaseException:
+            for child in running.values():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, signal.SIGKILL)
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(child.pid, 0)
+                _remove_tree(child.work)
+            raise
+        finally:
+            sel.close()
+        return [results[i] for i in range(len(jobs))]
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def run_offline_fleet(jobs: Sequence[StackJob], parallel: int, timeout: float, use_cache: bool = True,
+                      on_result: OnResult | None = None, policy_config: Path | None = None) -> list[StackResult]:
+    """`fleet preview --offline`: the warm runner."""
+    return WarmRunner(parallel, timeout=timeout, use_cache=use_cache, policy_config=policy_config).run(
+        jobs, on_result=on_result)

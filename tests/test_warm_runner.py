@@ -1,0 +1,175 @@
+"""The warm runner: one forked child per stack, outcomes streamed back, a crashed or hung child is
+one failed stack, the parallel bound holds, unchanged stacks come from the plan cache; and the
+acceptance run of `fleet preview --offline` over 15 generated stacks with one broken."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from programs.offline import REPO_ROOT
+from programs.platformctl import exit_codes, plan_cache, warm_runner
+from programs.platformctl.fleet import StackJob, write_dev_variants
+from programs.platformctl.warm_runner import WarmRunner, preview_argv
+
+pytestmark = pytest.mark.skipif(not warm_runner.available(), reason="the warm runner needs os.fork (POSIX)")
+
+
+def _arg(argv: list[str], flag: str) -> str:
+    return argv[argv.index(flag) + 1]
+
+
+def fake_preview(active_dir: Path | None = None):
+    """A stand-in for `platformctl preview` in the child, steered by the stack name."""
+
+    def child_main(argv: list[str]) -> int:
+        name = _arg(argv, "--stack")
+        if active_dir is not None:  # record how many children run at once
+            marker = active_dir / f"{name}.running"
+            marker.write_text("")
+            time.sleep(0.2)
+            peak = len(list(active_dir.glob("*.running")))
+            (active_dir / f"{name}.peak").write_text(str(peak))
+            marker.unlink()
+        if name == "segfault":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if name == "exits":
+            print("half a line of output", file=sys.stderr)
+            os._exit(9)
+        if name == "hangs":
+            time.sleep(60)
+        if name == "raises":
+            raise RuntimeError("boom inside the program")
+        if name == "bad-config":
+            print("error: invalid configuration for stack 'bad-config':\n  k8s-platform:network.vpcCidr: not a "
+                  "private block", file=sys.stderr)
+            return exit_codes.CONFIG_ERROR
+        Path(_arg(argv, "--json")).write_text(json.dumps({"resources": [{}] * 5, "policy": {"violations": []}}))
+        print(f"{name}: 5 resources planned offline")  # stdout of a child goes nowhere
+        return exit_codes.OK
+
+    return child_main
+
+
+def jobs(tmp_path: Path, *names: str) -> list[StackJob]:
+    out = []
+    for n in names:
+        path = tmp_path / f"Pulumi.{n}.yaml"
+        path.write_text("config: {}\n")
+        out.append(StackJob(n, path))
+    return out
+
+
+def test_a_crashed_child_is_one_failed_stack_and_the_others_report(tmp_path):
+    names = ("a", "segfault", "b", "exits", "raises", "bad-config", "c")
+    runner = WarmRunner(parallel=2, timeout=30, use_cache=False, warm_up=False, child_main=_guard(fake_preview()))
+    seen: list[str] = []
+    results = runner.run(jobs(tmp_path, *names), on_result=lambda r, done, total: seen.append(r.name))
+    by = {r.name: r for r in results}
+    assert [r.name for r in results] == list(names)  # job order, whatever order they finished in
+    assert sorted(seen) == sorted(names)  # each streamed once as it finished
+    for ok in ("a", "b", "c"):
+        assert by[ok].code == exit_codes.OK and by[ok].resources == 5 and by[ok].changes == "5 to create"
+    assert by["segfault"].code == exit_codes.DEPLOY_FAILED and "killed by signal SIGKILL" in by["segfault"].detail
+    assert by["exits"].code == exit_codes.DEPLOY_FAILED and "exit 9" in by["exits"].detail
+    assert "half a line of output" in by["exits"].detail
+    assert by["raises"].code == exit_codes.DEPLOY_FAILED and "RuntimeError: boom inside the program" in by["raises"].detail
+    assert by["bad-config"].code == exit_codes.CONFIG_ERROR
+    assert by["bad-config"].detail == "k8s-platform:network.vpcCidr: not a private block"
+
+
+def _guard(child_main):
+    """The console script's handling around the fake (tracebacks to stderr, exit 3)."""
+
+    def guarded(argv):
+        try:
+            return child_main(argv)
+        except Exception:  # noqa: BLE001
+            import traceback
+
+            traceback.print_exc()
+            return exit_codes.DEPLOY_FAILED
+
+    return guarded
+
+
+def test_a_hung_child_times_out_alone(tmp_path):
+    runner = WarmRunner(parallel=2, timeout=1.0, use_cache=False, warm_up=False, child_main=fake_preview())
+    hung, ok = runner.run(jobs(tmp_path, "hangs", "a"))
+    assert hung.code == exit_codes.TIMED_OUT and hung.detail == "offline preview timed out after 1s (--timeout)"
+    assert ok.ok
+
+
+def test_at_most_parallel_children_run_at_once(tmp_path):
+    active = tmp_path / "active"
+    active.mkdir()
+    names = [f"s{i}" for i in range(6)]
+    results = WarmRunner(parallel=2, use_cache=False, warm_up=False,
+                         child_main=fake_preview(active)).run(jobs(tmp_path, *names))
+    assert all(r.ok for r in results)
+    peaks = [int((active / f"{n}.peak").read_text()) for n in names]
+    assert max(peaks) <= 2
+
+
+def test_the_child_runs_the_same_preview_command_as_the_subprocess_runner():
+    job = StackJob("dev-03", Path("/gen/Pulumi.dev-03.yaml"))
+    assert preview_argv(job, Path("/tmp/p.json"), use_cache=True) == [
+        "preview", "--stack", "dev-03", "--offline", "--config-file", "/gen/Pulumi.dev-03.yaml", "--quiet",
+        "--json", "/tmp/p.json"]
+    assert preview_argv(job, Path("/tmp/p.json"), use_cache=False)[-1] == "--no-cache"
+
+
+def test_unchanged_stacks_are_reported_from_the_cache_without_a_child(tmp_path, monkeypatch):
+    monkeypatch.delenv("PLATFORMCTL_NO_CACHE")
+    monkeypatch.setenv("PLATFORMCTL_CACHE_DIR", str(tmp_path / "cache"))
+    [cached, fresh] = jobs(tmp_path, "cached", "fresh")
+    plan_cache.store("cached", cached.stack_file, {"resources": [{}] * 7, "policy": {"violations": []}})
+    def child_main(argv):
+        (tmp_path / f"ran-{_arg(argv, '--stack')}").write_text("")
+        return fake_preview()(argv)
+
+    results = WarmRunner(parallel=2, warm_up=False, child_main=child_main).run([cached, fresh])
+    assert results[0].ok and results[0].resources == 7 and results[0].changes == "7 to create (cached)"
+    assert results[1].ok and results[1].changes == "5 to create"
+    assert not (tmp_path / "ran-cached").exists() and (tmp_path / "ran-fresh").exists()
+
+
+def test_offline_fleet_of_15_with_a_broken_stack_through_the_warm_runner(tmp_path):
+    """Acceptance: 15 generated dev stacks, one with a pod range outside the allowed blocks: 14 ok,
+    1 failed (config, with its key), exit 7; the second run reports the 14 from the plan cache."""
+    paths = write_dev_variants(REPO_ROOT / "Pulumi.dev.yaml", tmp_path / "stacks", 15)
+    broken = yaml.safe_load(paths[6].read_text())
+    broken["config"]["k8s-platform:network"]["podCidr"] = "10.99.0.0/16"
+    paths[6].write_text(yaml.safe_dump(broken, sort_keys=False))
+    env = {k: v for k, v in os.environ.items() if k != "PLATFORMCTL_NO_CACHE"}
+    env["PLATFORMCTL_CACHE_DIR"] = str(tmp_path / "cache")
+    out = tmp_path / "fleet.json"
+    cmd = [sys.executable, "-m", "programs.platformctl.cli", "fleet", "preview", "--offline",
+           "--stacks-dir", str(tmp_path / "stacks"), "--parallel", "2", "--json", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, timeout=900, env=env)
+    assert proc.returncode == exit_codes.FLEET_FAILED, proc.stdout + proc.stderr
+    by_name = {s["name"]: s for s in json.loads(out.read_text())["stacks"]}
+    assert sorted(by_name) == [f"dev-{i:02d}" for i in range(1, 16)]
+    assert by_name["dev-07"]["code"] == exit_codes.CONFIG_ERROR
+    assert "k8s-platform:network.podCidr" in by_name["dev-07"]["detail"]
+    ok = [s for s in by_name.values() if s["code"] == exit_codes.OK]
+    assert len(ok) == 14 and all(s["resources"] > 100 for s in ok)
+    assert len({s["resources"] for s in ok}) == 1  # every variant plans the same shape
+    assert "15 stacks: 14 succeeded, 1 failed (dev-07)" in proc.stdout
+    table = proc.stdout[proc.stdout.index("stack "):]
+    assert all(name in table for name in by_name)
+
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, timeout=900, env=env)
+    assert again.returncode == exit_codes.FLEET_FAILED, again.stdout + again.stderr
+    second = {s["name"]: s for s in json.loads(out.read_text())["stacks"]}
+    assert all(second[s["name"]]["changes"].endswith("(cached)") for s in ok)
+    assert second["dev-07"]["code"] == exit_codes.CONFIG_ERROR and "(cached)" not in second["dev-07"]["changes"]
+    assert "15 stacks: 14 succeeded, 1 failed (dev-07)" in again.stdout
