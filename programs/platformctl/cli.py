@@ -6,7 +6,7 @@ import argparse
 import sys
 import traceback
 
-from programs.platformctl import automation, fleet, graph, policy_cmd, preview
+from programs.platformctl import automation, export, fleet, graph, policy_cmd, preview, scan
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     fleet.add_parser(sub)
     graph.add_parser(sub)
     policy_cmd.add_parser(sub)
+    export.add_parser(sub)
+    scan.add_parser(sub)
     return parser
 
 
