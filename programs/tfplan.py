@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import keyword
 import re
 import typing
 from collections.abc import Mapping, Sequence
@@ -145,11 +146,23 @@ def args_class(token: str) -> type | None:
     if sdk is None:
         return None
     module = module_path.split("/")[0]
+    module = f"{module}_" if keyword.iskeyword(module) else module  # `lambda` is `pulumi_aws.lambda_`
     try:
         mod = importlib.import_module(sdk if module == "index" else f"{sdk}.{module}")
     except ImportError:
         return None
-    return getattr(mod, f"{name}Args", None)
+    resource = getattr(mod, name, None)
+    if resource is None:
+        return None
+    # The class defined in the resource's own module: where a nested input type has the name
+    # `<Name>Args` (`s3.BucketServerSideEncryptionConfigurationArgs` is a block of the legacy
+    # Bucket input), the SDK calls the resource's own `<Name>InitArgs`.
+    own = importlib.import_module(resource.__module__)
+    for candidate in (f"{name}InitArgs", f"{name}Args"):
+        cls = getattr(own, candidate, None)
+        if cls is not None and cls.__module__ == own.__name__:
+            return cls
+    return None
 
 
 def _members(tp: Any) -> list[Any]:
@@ -286,15 +299,9 @@ def to_terraform_plan(plan: dict[str, Any]) -> dict[str, Any]:
     for r in mapped:
         tf_type = TERRAFORM_TYPES[r["type"]]
         values = terraform_values(tf_type, args_class(r["type"]), r.get("inputs") or {})
-        expressions: dict[str, Any] = {}
-        for dep in r.get("dependencies") or []:
-            if dep not in identity:
-                continue
-            for attr, value in list(values.items()):
-                refs = _reference(value, identity[dep], address[dep])
-                if refs:
-                    expressions[attr] = {"references": refs}
-                    del values[attr]
+        known = {value: f"{address[dep]}.{attr}" for dep in r.get("dependencies") or [] if dep in identity
+                 for value, attr in identity[dep].items()}
+        values, expressions = split_references(values, known)
         provider = r["type"].split(":")[0]
         entry = {"address": address[r["urn"]], "mode": "managed", "type": tf_type, "name": names[r["urn"]],
                  "provider_name": PROVIDERS[provider], "schema_version": 0, "values": values,
@@ -322,16 +329,39 @@ def to_terraform_plan(plan: dict[str, Any]) -> dict[str, Any]:
             "project": plan.get("project"), "stack": plan.get("stack"),
             "addresses": {address[r["urn"]]: r["urn"] for r in mapped},
             "unmapped": unmapped,
+            # Mapped types whose SDK input class was not found: attribute names and blocks unconverted.
+            "without_schema": sorted({r["type"] for r in mapped if args_class(r["type"]) is None}),
             "kubernetes_objects": sum(1 for r in custom if is_kubernetes(r["type"])),
             "components": sum(1 for r in plan["resources"] if not r["custom"]),
         },
     }
 
 
-def _reference(value: Any, dep_identity: dict[str, str], dep_address: str) -> list[str] | None:
-    """`references` of an attribute whose whole value comes from one dependency."""
-    if isinstance(value, str) and value in dep_identity:
-        return [f"{dep_address}.{dep_identity[value]}", dep_address]
-    if isinstance(value, list) and value and all(isinstance(v, str) and v in dep_identity for v in value):
-        return [f"{dep_address}.{dep_identity[value[0]]}", dep_address]
-    return None
+def _references_of(value: Any, known: dict[str, str]) -> list[str] | None:
+    """Terraform `references` of a value read wholly from dependencies (`aws_x.y.id`, `aws_x.y`)."""
+    items = value if isinstance(value, list) else [value]
+    if not items or not all(isinstance(v, str) and v in known for v in items):
+        return None
+    refs: list[str] = []
+    for v in items:
+        refs += [known[v], known[v].rsplit(".", 1)[0]]
+    return list(dict.fromkeys(refs))
+
+
+def split_references(values: dict[str, Any], known: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(values without what comes from dependencies, configuration expressions with their references),
+    through nested blocks; maps (`tags`) are data, never references."""
+    kept: dict[str, Any] = {}
+    expressions: dict[str, Any] = {}
+    for key, value in values.items():
+        refs = _references_of(value, known)
+        if refs:
+            expressions[key] = {"references": refs}
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            pairs = [split_references(v, known) for v in value]
+            kept[key] = [p[0] for p in pairs]
+            if any(p[1] for p in pairs):
+                expressions[key] = [p[1] for p in pairs]
+        else:
+            kept[key] = value
+    return kept, expressions

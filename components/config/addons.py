@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import field_validator
+from pydantic import StrictBool, field_validator
 
 from components.config.base import Model, dns_label
 
@@ -23,6 +23,9 @@ class LoadBalancerControllerConfig(Model):
     # None = by cluster: `ip` on EKS (pods hold VPC addresses: no NodePort hop, no 502s from draining
     # instance targets), `instance` on K3s (flannel's overlay pod IPs are unreachable from an ALB).
     target_type: Literal["ip", "instance"] | None = None
+    # WAF / WAFv2 / Shield Advanced on the ALBs (Ingress annotations wafv2-acl-arn, shield-advanced-
+    # protection): off, so the controller holds no WAF or Shield permission unless asked.
+    waf_integration: StrictBool = False
 
     def effective_target_type(self, kind: str) -> str:
         return self.target_type or ("ip" if kind == "eks" else "instance")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
@@ -181,7 +181,9 @@ class EksConfig(Model):
     version: str = "1.35"
     authentication_mode: str = "API"
     endpoint: EksEndpointConfig = EksEndpointConfig()
-    log_types: list[EksLogType] = Field(default_factory=lambda: ["api", "audit", "authenticator"])
+    # All five by default (CIS EKS 2.1.1, checkov CKV_AWS_37): scheduler and controllerManager logs
+    # explain evictions and failed scheduling; a stack may drop those two to save CloudWatch cost.
+    log_types: list[EksLogType] = Field(default_factory=lambda: list(get_args(EksLogType)))
     log_retention_days: LogRetentionDays = 90
     access: EksAccessConfig = EksAccessConfig()
     upgrade_policy: EksUpgradePolicyConfig = EksUpgradePolicyConfig()
