@@ -14,6 +14,7 @@ setup:
 	test -x $(UV) || $(BIN)/python -m pip install -q "uv>=0.5"
 	$(UV) pip install -q --python $(BIN)/python --compile-bytecode -e ".[test]"
 	./scripts/install-system-tools.sh
+	./scripts/install-scan-tools.sh
 
 test:
 	$(BIN)/python -m pytest -q

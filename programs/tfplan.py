@@ -338,13 +338,15 @@ def to_terraform_plan(plan: dict[str, Any]) -> dict[str, Any]:
 
 
 def _references_of(value: Any, known: dict[str, str]) -> list[str] | None:
-    """Terraform `references` of a value read wholly from dependencies (`aws_x.y.id`, `aws_x.y`)."""
+    """Terraform `references` of a value read from dependencies (`aws_x.y.id`, `aws_x.y`): a list
+    with one element from a dependency is unknown as a whole in a first Terraform plan."""
     items = value if isinstance(value, list) else [value]
-    if not items or not all(isinstance(v, str) and v in known for v in items):
+    if not items or not all(isinstance(v, str) for v in items) or not any(v in known for v in items):
         return None
     refs: list[str] = []
     for v in items:
-        refs += [known[v], known[v].rsplit(".", 1)[0]]
+        if v in known:
+            refs += [known[v], known[v].rsplit(".", 1)[0]]
     return list(dict.fromkeys(refs))
 
 
