@@ -14,6 +14,9 @@ from typing import Any
 import yaml
 
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+# A Secret's `data`/`stringData` masked as a whole in the plan: shown as one redacted entry, so the
+# manifest keeps its schema type (a map) without revealing even the key names.
+REDACTED_KEY = "redacted"
 
 
 def api_version(token: str) -> tuple[str, str] | None:
@@ -36,6 +39,10 @@ def manifests(plan: dict[str, Any]) -> list[dict[str, Any]]:
         inputs = dict(r.get("inputs") or {})
         manifest = {"apiVersion": found[0], "kind": found[1]}
         manifest.update({k: v for k, v in inputs.items() if k not in ("apiVersion", "kind")})
+        if found[1] == "Secret":
+            for key in ("data", "stringData"):
+                if isinstance(manifest.get(key), str):
+                    manifest[key] = {REDACTED_KEY: manifest[key]}
         out.append(manifest)
     return out
 

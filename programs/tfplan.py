@@ -294,13 +294,13 @@ def to_terraform_plan(plan: dict[str, Any]) -> dict[str, Any]:
     address = {r["urn"]: f"{TERRAFORM_TYPES[r['type']]}.{names[r['urn']]}" for r in mapped}
     ctx = _mock_context(plan)
     identity = {r["urn"]: _identities(ctx, r) for r in mapped}
+    deps_of = {r["urn"]: set(r.get("dependencies") or []) for r in mapped}
 
     planned, configured, changes = [], [], []
     for r in mapped:
         tf_type = TERRAFORM_TYPES[r["type"]]
         values = terraform_values(tf_type, args_class(r["type"]), r.get("inputs") or {})
-        known = {value: f"{address[dep]}.{attr}" for dep in r.get("dependencies") or [] if dep in identity
-                 for value, attr in identity[dep].items()}
+        known = _known_values([d for d in r.get("dependencies") or [] if d in identity], identity, address, deps_of)
         values, expressions = split_references(values, known)
         provider = r["type"].split(":")[0]
         entry = {"address": address[r["urn"]], "mode": "managed", "type": tf_type, "name": names[r["urn"]],
@@ -335,6 +335,22 @@ def to_terraform_plan(plan: dict[str, Any]) -> dict[str, Any]:
             "components": sum(1 for r in plan["resources"] if not r["custom"]),
         },
     }
+
+
+def _known_values(deps: list[str], identity: dict[str, dict[str, str]], address: dict[str, str],
+                  deps_of: dict[str, set[str]]) -> dict[str, str]:
+    """Value -> `address.attr` over a resource's dependencies. Sub-resources share their parent's ID
+    (a bucket's versioning is identified by the bucket name): of several claimants of one value,
+    the one that depends on none of the others (the bucket itself) is the source."""
+    claimants: dict[str, list[str]] = {}
+    for dep in deps:
+        for value in identity[dep]:
+            claimants.setdefault(value, []).append(dep)
+    known: dict[str, str] = {}
+    for value, urns in claimants.items():
+        roots = [u for u in urns if not (deps_of.get(u, set()) & set(urns))] or urns
+        known[value] = f"{address[roots[0]]}.{identity[roots[0]][value]}"
+    return known
 
 
 def _references_of(value: Any, known: dict[str, str]) -> list[str] | None:

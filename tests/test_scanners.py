@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -69,9 +70,9 @@ def test_terraform_view_maps_every_cloud_resource_and_converts_every_name(stack)
             return []
         found = []
         for key, v in value.items():
-            if key.endswith("tags") or key in ("tag",):
+            if key.endswith("tags") or key in ("tag", "variables"):
                 continue  # maps of user data
-            if any(c.isupper() for c in key):
+            if re.match(r"^[a-z]+[A-Z]", key):  # an engine (camelCase) name left unconverted
                 found.append(f"{path}.{key}")
             found += camel_keys(v, f"{path}.{key}")
         return found
@@ -105,7 +106,9 @@ def test_k8s_yaml_lists_helm_releases_and_holds_every_object():
     assert len(docs) == len(objects)
     for release in [r for r in plan["resources"] if r["type"] == HELM_RELEASE]:
         assert f"/{release['inputs']['name']}: chart" in text
-    assert all(d.get("data", {}).get(k) == "[secret]" for d in docs if d["kind"] == "Secret" for k in d.get("data", {}))
+    secrets = [d for d in docs if d["kind"] == "Secret"]
+    assert secrets and all(v == "[secret]" for d in secrets for field in ("data", "stringData")
+                           for v in (d.get(field) or {}).values())
 
 
 # ------------------------------------------------------------------------------------ checkov
