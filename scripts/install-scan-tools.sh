@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CHECKOV_VERSION="${CHECKOV_VERSION:-3.3.30}"
 venv=.tools/checkov
-if [ -x "$venv/bin/checkov" ] && "$venv/bin/checkov" --version 2>/dev/null | grep -qx "$CHECKOV_VERSION"; then
+# Installed at this version already (its dist-info; `checkov --version` alone takes ~10 s to import).
+if [ -x "$venv/bin/checkov" ] && compgen -G "$venv/lib/python3*/site-packages/checkov-$CHECKOV_VERSION.dist-info" >/dev/null; then
   exit 0
 fi
 python3 -m venv "$venv"
