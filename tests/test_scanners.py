@@ -230,3 +230,40 @@ def test_custom_resources_validate_against_the_upstream_crds(stack):
                    for e in jsonschema.Draft7Validator(schema).iter_errors(obj)]
         errors += [f"{obj['kind']} {obj['metadata']['name']}: {p}: unknown field" for p in unknown_fields(schema, obj)]
     assert not errors, errors
+
+
+def test_every_attribute_rename_names_a_real_sdk_input():
+    """A rename of an input the SDK does not have would silently never apply."""
+    from programs.tfplan import ATTRIBUTE_RENAMES, args_class, field_shapes
+
+    by_tf = {tf: token for token, tf in TERRAFORM_TYPES.items()}
+    for (tf_type, path), _ in ATTRIBUTE_RENAMES.items():
+        cls = args_class(by_tf[tf_type])
+        for part in path.split("."):
+            shapes = {py: (shape, nested) for py, shape, nested in field_shapes(cls).values()}
+            assert part in shapes, f"{tf_type}: {path} ({part} not an input of {cls.__name__})"
+            cls = shapes[part][1]
+
+
+def test_export_cli_writes_both_formats(tmp_path):
+    from programs.platformctl.cli import main
+
+    plan_path = tmp_path / "plan.json"
+    plan_path.write_text(json.dumps(plan_of("prod")))
+    assert main(["export", "--plan", str(plan_path), "--format", "terraform-plan", "-o", str(tmp_path / "tf.json")]) == 0
+    assert json.loads((tmp_path / "tf.json").read_text())["format_version"] == "1.2"
+    assert main(["export", "--plan", str(plan_path), "--format", "k8s-yaml", "-o", str(tmp_path / "k.yaml")]) == 0
+    assert any(d["kind"] == "ENIConfig" for d in yaml.safe_load_all((tmp_path / "k.yaml").read_text()) if d)
+    (tmp_path / "bad.json").write_text("[]")
+    assert main(["export", "--plan", str(tmp_path / "bad.json"), "--format", "k8s-yaml", "-o", "-"]) == 2
+
+
+def test_bad_triage_entries_are_reported_all_at_once(tmp_path):
+    from programs.scan import ScanError
+
+    path = tmp_path / "triage.yaml"
+    path.write_text("triage:\n  - check: CKV_AWS_18\n    resource: x\n  - check: NOPE\n    resource: y\n"
+                    "    stacks: [dev]\n    reason: r\n    extra: 1\n")
+    with pytest.raises(ScanError) as exc:
+        load_triage(path)
+    assert "triage[0]: missing stacks, reason" in str(exc.value) and "triage[1]: unknown extra" in str(exc.value)
