@@ -199,7 +199,7 @@ def _field_shapes(cls: type) -> dict[str, tuple[str, str, type | None]]:
             origin = typing.get_origin(member)
             if _is_input_class(member):
                 shape, nested = "block", member
-            elif origin in (Sequence, list, typing.Sequence) or origin is not None and issubclass(origin, Sequence):
+            elif isinstance(origin, type) and issubclass(origin, Sequence) and not issubclass(origin, str):
                 inner = [m for a in typing.get_args(member) for m in _members(a)]
                 cls_inner = next((m for m in inner if _is_input_class(m)), None)
                 if cls_inner is not None:
