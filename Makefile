@@ -14,6 +14,7 @@ setup:
 	test -x $(UV) || $(BIN)/python -m pip install -q "uv>=0.5"
 	$(UV) pip install -q --python $(BIN)/python --compile-bytecode -e ".[test]"
 	./scripts/install-system-tools.sh
+	./scripts/install-scan-tools.sh
 
 # One pytest-xdist worker per CPU, whole files per worker (module fixtures are not built twice).
 # On 2 cores this measured ~95 s CPU in ~48 s of CPU per core, against ~79 s in one process.

@@ -94,3 +94,12 @@ def test_target_type_defaults_by_cluster_and_ip_is_refused_on_k3s():
     ]
     assert _parse("prod", {"awsLoadBalancerController": {"targetType": "instance"}}).addons \
         .aws_load_balancer_controller.effective_target_type("eks") == "instance"
+
+
+def test_waf_integration_is_off_by_default_and_must_be_a_boolean():
+    assert not _parse("prod").addons.aws_load_balancer_controller.waf_integration
+    assert _parse("prod", {"awsLoadBalancerController": {"wafIntegration": True}}).addons \
+        .aws_load_balancer_controller.waf_integration
+    with pytest.raises(ConfigError) as exc:
+        _parse("prod", {"awsLoadBalancerController": {"wafIntegration": "yes"}})
+    assert any(p.startswith("k8s-platform:addons.awsLoadBalancerController.wafIntegration:") for p in exc.value.problems)

@@ -7,6 +7,7 @@ import pytest
 from components.addons.policies import (
     EBS_CSI_MANAGED_POLICY_ARN,
     LB_CLUSTER_TAG,
+    LB_WAF_SHIELD_ACTIONS_REMOVED_BY_DEFAULT,
     cloud_controller_manager_policy,
     ebs_csi_kms_policy,
     load_balancer_controller_policy,
@@ -69,8 +70,46 @@ def _actions(policy: dict) -> set[str]:
     return found
 
 
+WAF_POLICY = load_balancer_controller_policy(CLUSTER, VPC, REGION, ACCOUNT, waf_integration=True)
+
+
 def test_lb_policy_grants_every_call_of_the_published_policy_and_nothing_else():
-    assert _actions(LB_POLICY) == UPSTREAM_ACTIONS
+    # Without wafIntegration the WAF and Shield calls are left out on purpose (the chart's
+    # enableWaf/enableWafv2/enableShield are off then); with it, every published call is granted.
+    assert _actions(LB_POLICY) == UPSTREAM_ACTIONS - set(LB_WAF_SHIELD_ACTIONS_REMOVED_BY_DEFAULT)
+    assert _actions(WAF_POLICY) == UPSTREAM_ACTIONS
+
+
+def test_lb_policy_without_waf_integration_cannot_touch_waf_or_shield():
+    for action in LB_WAF_SHIELD_ACTIONS_REMOVED_BY_DEFAULT:
+        assert not allows(LB_POLICY, action, ALB), action
+
+
+def test_lb_waf_and_shield_calls_are_limited_to_this_accounts_albs():
+    acl = f"arn:aws:wafv2:{REGION}:{ACCOUNT}:regional/webacl/edge/0123"
+    assert allows(WAF_POLICY, "wafv2:AssociateWebACL", ALB) and allows(WAF_POLICY, "wafv2:AssociateWebACL", acl)
+    assert allows(WAF_POLICY, "shield:CreateProtection", ALB)
+    other_account = ALB.replace(ACCOUNT, "333333333333")
+    other_region = ALB.replace(REGION, "eu-west-1")
+    for action in ("wafv2:AssociateWebACL", "wafv2:DisassociateWebACL", "waf-regional:AssociateWebACL",
+                   "shield:CreateProtection", "shield:DeleteProtection"):
+        assert not allows(WAF_POLICY, action, other_account), action
+        assert not allows(WAF_POLICY, action, other_region), action
+    cloudfront = f"arn:aws:cloudfront::{ACCOUNT}:distribution/EDFDVBD6EXAMPLE"
+    assert not allows(WAF_POLICY, "shield:CreateProtection", cloudfront)
+
+
+def test_lb_policy_reads_are_pinned_where_the_action_takes_a_resource():
+    """Only calls without resource-level permissions (lists, Describe*) stay on "*" (checkov CKV_AWS_355)."""
+    on_star = {a for s in LB_POLICY["Statement"] if s["Resource"] == "*"
+               for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    assert not {"acm:DescribeCertificate", "iam:GetServerCertificate", "cognito-idp:DescribeUserPoolClient",
+                "ec2:GetCoipPoolUsage", "ec2:GetSecurityGroupsForVpc"} & on_star
+    cert = f"arn:aws:acm:{REGION}:{ACCOUNT}:certificate/0123"
+    assert allows(LB_POLICY, "acm:DescribeCertificate", cert)
+    assert not allows(LB_POLICY, "acm:DescribeCertificate", cert.replace(ACCOUNT, "333333333333"))
+    assert allows(LB_POLICY, "ec2:GetSecurityGroupsForVpc", VPC_ARN)
+    assert not allows(LB_POLICY, "ec2:GetSecurityGroupsForVpc", VPC_ARN.replace(VPC, "vpc-other"))
 
 
 def test_lb_policy_has_no_action_wildcards():
@@ -137,19 +176,17 @@ def test_lb_policy_is_pinned_to_this_account_and_region():
     assert not allows(LB_POLICY, "elasticloadbalancing:DeleteLoadBalancer", other_account_alb, OWNED)
 
 
-def test_star_resources_only_for_reads_and_annotation_named_integrations():
+@pytest.mark.parametrize("policy", [LB_POLICY, WAF_POLICY], ids=["default", "wafIntegration"])
+def test_star_resources_only_for_reads(policy):
     mutating_on_star = set()
-    for stmt in LB_POLICY["Statement"]:
+    for stmt in policy["Statement"]:
         if stmt["Resource"] == "*" and "Condition" not in stmt:
-            for action in stmt["Action"]:
+            for action in [stmt["Action"]] if isinstance(stmt["Action"], str) else stmt["Action"]:
                 verb = action.split(":", 1)[1]
                 if not verb.startswith(("Describe", "Get", "List")):
                     mutating_on_star.add(action)
-    # WAF/Shield associations offer no ownership tag to condition on (same as upstream).
-    assert mutating_on_star == {
-        "waf-regional:AssociateWebACL", "waf-regional:DisassociateWebACL", "wafv2:AssociateWebACL",
-        "wafv2:DisassociateWebACL", "shield:CreateProtection", "shield:DeleteProtection",
-    }
+    # Upstream grants WAF/Shield associations on "*"; here they are pinned to this account's ALBs.
+    assert mutating_on_star == set()
 
 
 def test_service_linked_role_only_for_elastic_load_balancing():

@@ -30,7 +30,7 @@ def test_defaults(mutate_config):
     assert eks.endpoint.private_access is True
     assert eks.endpoint.public_access is False
     assert eks.endpoint.public_access_cidrs == []
-    assert eks.log_types == ["api", "audit", "authenticator"]
+    assert eks.log_types == ["api", "audit", "authenticator", "controllerManager", "scheduler"]
     assert eks.log_retention_days == 90
     assert eks.upgrade_policy.support_type == "STANDARD"
     assert eks.resolve_conflicts_on_update == "PRESERVE"

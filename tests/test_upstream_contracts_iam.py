@@ -38,7 +38,10 @@ KARPENTER_REMOVALS = {
 }
 # On K3s there is no EKS control plane to discover or zonal-shift.
 KARPENTER_K3S_REMOVALS = {"eks:DescribeCluster": "no EKS cluster", "arc-zonal-shift:GetManagedResource": "no EKS cluster"}
-LBC_REMOVALS: dict[str, str] = {}
+# Without `addons.awsLoadBalancerController.wafIntegration` the chart's enableWaf/enableWafv2/
+# enableShield are off, so the controller makes none of these calls (components/addons/policies.py).
+LBC_REMOVALS: dict[str, str] = {a: "WAF/Shield integration off by default"
+                                for a in addon_policies.LB_WAF_SHIELD_ACTIONS_REMOVED_BY_DEFAULT}
 
 # Action -> ARN resource types it acts on ("*": no resource-level permissions, only "*" matches).
 # From the AWS Service Authorization Reference (actions, resources and condition keys per service).
@@ -84,10 +87,23 @@ RESOURCE_KINDS: dict[str, set[str]] = {
     "sqs:DeleteMessage": {"queue"}, "sqs:GetQueueUrl": {"queue"}, "sqs:ReceiveMessage": {"queue"},
     "ssm:GetParameter": {"parameter"},
     "eks:DescribeCluster": {"cluster"},
+    # Reads of what the user names in Ingress annotations, scoped to this account's ARNs.
+    "acm:DescribeCertificate": {"certificate"},
+    "iam:GetServerCertificate": {"server-certificate"},
+    "cognito-idp:DescribeUserPoolClient": {"userpool"},
+    "ec2:GetCoipPoolUsage": {"coip-pool"},
+    "ec2:GetSecurityGroupsForVpc": {"vpc", "security-group"},
+    # WAF and Shield (only with wafIntegration): the web ACL and the ALB it is associated with.
+    **{f"wafv2:{a}": {"regional", "loadbalancer/app"} for a in (
+        "GetWebACL", "GetWebACLForResource", "AssociateWebACL", "DisassociateWebACL")},
+    **{f"waf-regional:{a}": {"webacl", "loadbalancer/app"} for a in (
+        "GetWebACL", "GetWebACLForResource", "AssociateWebACL", "DisassociateWebACL")},
+    **{f"shield:{a}": {"protection", "loadbalancer/app"} for a in (
+        "DescribeProtection", "CreateProtection", "DeleteProtection")},
 }
-# Integration calls on resources the user names in annotations (certificates, ACLs, protections):
-# no tag to condition on, so "*" as upstream (see addon_policies.LB_INTEGRATION_ACTIONS).
-USER_NAMED = set(addon_policies.LB_INTEGRATION_ACTIONS)
+# Actions allowed on "*" although they take a resource ARN: none (every read the controller makes on
+# a resource the user names is scoped to this account's ARNs of that kind).
+USER_NAMED: set[str] = set()
 
 
 def actions_of(policy: dict[str, Any]) -> set[str]:
@@ -162,6 +178,8 @@ def karpenter_policy(kind: str) -> dict[str, Any]:
 
 
 LBC_POLICY = addon_policies.load_balancer_controller_policy(CLUSTER, "vpc-0123456789abcdef0", REGION, ACCOUNT)
+LBC_WAF_POLICY = addon_policies.load_balancer_controller_policy(CLUSTER, "vpc-0123456789abcdef0", REGION, ACCOUNT,
+                                                                waf_integration=True)
 
 
 # ------------------------------------------------------------------------------------ Karpenter
@@ -184,12 +202,21 @@ def test_karpenter_actions_are_granted_on_resources_of_their_kind(kind):
 def test_lbc_grants_exactly_the_upstream_actions():
     upstream = actions_of(lbc_reference())
     ours = actions_of(LBC_POLICY)
+    assert set(LBC_REMOVALS) <= upstream, "a documented removal upstream does not grant: drop it from the list"
     assert sorted(upstream - set(LBC_REMOVALS) - ours) == []
     assert sorted(ours - upstream) == []
+    assert not ours & set(LBC_REMOVALS)
 
 
-def test_lbc_actions_are_granted_on_resources_of_their_kind():
-    assert wrong_kind_grants(LBC_POLICY) == []
+def test_lbc_with_waf_integration_grants_every_upstream_action():
+    upstream = actions_of(lbc_reference())
+    ours = actions_of(LBC_WAF_POLICY)
+    assert sorted(upstream - ours) == [] and sorted(ours - upstream) == []
+
+
+@pytest.mark.parametrize("policy", [LBC_POLICY, LBC_WAF_POLICY], ids=["default", "waf-integration"])
+def test_lbc_actions_are_granted_on_resources_of_their_kind(policy):
+    assert wrong_kind_grants(policy) == []
 
 
 def test_lbc_listener_attributes_are_granted_on_listener_arns():

@@ -152,7 +152,8 @@ WEBHOOK_VERSION = "v0.6.17"  # the version of the reference flag list
 
 
 def test_webhook_image_is_the_version_of_the_reference():
-    assert WEBHOOK_VERSION == webhook.WEBHOOK_IMAGE.rsplit(":", 1)[1]
+    # `<repository>:<tag>@sha256:<digest>`: the tag names the version, the digest pins its bytes.
+    assert WEBHOOK_VERSION == webhook.WEBHOOK_IMAGE.split("@", 1)[0].rsplit(":", 1)[1]
 
 
 def test_every_webhook_flag_exists_in_the_pinned_version():

@@ -173,7 +173,8 @@ class ClusterAddons(pulumi.ComponentResource):
         cfg, lb = self._cfg, self._cfg.addons.aws_load_balancer_controller
         target_type = lb.effective_target_type(self._cluster.kind)
         policy = pulumi.Output.from_input(self._vpc_id).apply(lambda vpc: iam.to_json(
-            load_balancer_controller_policy(cfg.cluster_name, vpc, cfg.region, cfg.account_id)))
+            load_balancer_controller_policy(cfg.cluster_name, vpc, cfg.region, cfg.account_id,
+                                            waf_integration=lb.waf_integration)))
         identity = self._identity("aws-load-balancer-controller", values.LB_CONTROLLER_SERVICE_ACCOUNT, policy)
         certs = WebhookCertificates(
             f"{self._name}-lb-webhook-certs",
@@ -185,7 +186,8 @@ class ClusterAddons(pulumi.ComponentResource):
             service_account_annotations=identity.service_account_annotations,
             scheduling=self._cluster.system_scheduling, highly_available=cfg.safeguards_in_force.highly_available,
             webhook_ca=certs.ca_cert_pem, webhook_cert=certs.cert_pem, webhook_key=certs.private_key_pem,
-            default_tags=cfg.resource_tags(), target_type=target_type)
+            default_tags=cfg.resource_tags(), target_type=target_type,
+            waf_integration=lb.waf_integration)
         release = self._release(values.LB_CONTROLLER_RELEASE, "aws-load-balancer-controller", release_values,
                                 after, identity)
         params_name = values.ingress_class_params_name(lb.ingress_group)

@@ -29,8 +29,15 @@ from components.core.cluster_handle import ClusterHandle
 from components.core.trust_policies import STS_AUDIENCE
 from components.addons.webhook_certs import WebhookCertificates, WebhookCertificatesArgs
 
-# Pinned upstream image (public ECR). Bump here after reading the release notes.
-WEBHOOK_IMAGE = "public.ecr.aws/eks/amazon-eks-pod-identity-webhook:v0.6.17"
+# Pinned upstream image (public ECR), by digest: the webhook mutates every pod and fails closed, so
+# a re-pushed tag must not change what runs. The digest is the v0.6.17 multi-arch index as recorded
+# by a public project that resolved it with `docker buildx imagetools inspect
+# public.ecr.aws/eks/amazon-eks-pod-identity-webhook:v0.6.17` (sivchari/fjord, internal/cluster);
+# it could NOT be re-verified from this offline build machine. Before a bump (or first rollout),
+# run that command (or `crane digest ...:<tag>`) and replace both tag and digest here.
+WEBHOOK_IMAGE_TAG = "v0.6.17"
+WEBHOOK_IMAGE_DIGEST = "sha256:3071570e8e8cba6d5aff01e86d52bc91025a0578782aa9cd2b681480845b0a50"
+WEBHOOK_IMAGE = f"public.ecr.aws/eks/amazon-eks-pod-identity-webhook:{WEBHOOK_IMAGE_TAG}@{WEBHOOK_IMAGE_DIGEST}"
 NAMESPACE = "pod-identity-webhook"
 SERVICE = "pod-identity-webhook"
 ANNOTATION_PREFIX = "eks.amazonaws.com"
@@ -114,11 +121,39 @@ def mutating_webhook(ca_bundle: str) -> dict[str, Any]:
     }
 
 
+def network_policy_spec(api_server_cidrs: list[str], api_server_port: int, api_service_ip: str,
+                        tunnel_cidrs: list[str]) -> dict[str, Any]:
+    """Ingress: the API server to the webhook port only; egress: the API server only (it watches
+    ServiceAccounts). The API server runs on the K3s servers' host network: its calls come from the
+    servers' VPC addresses, or, to a replica on another server, from that server's flannel
+    interface address in the cluster CIDR (`tunnel_cidrs`: the overlay cannot tell it from a pod's
+    at CIDR level, so the webhook port, and only it, stays reachable from the overlay). Egress is
+    matched after kube-proxy's DNAT (server address:port) and, for policy engines that match
+    before it, on the `kubernetes` Service address:443."""
+    peers = [{"ipBlock": {"cidr": c}} for c in [*api_server_cidrs, *tunnel_cidrs]]
+    return {
+        "podSelector": {"matchLabels": LABELS},
+        "policyTypes": ["Ingress", "Egress"],
+        "ingress": [{"from": peers, "ports": [{"protocol": "TCP", "port": CONTAINER_PORT}]}],
+        "egress": [
+            {"to": [{"ipBlock": {"cidr": c}} for c in api_server_cidrs],
+             "ports": [{"protocol": "TCP", "port": api_server_port}]},
+            {"to": [{"ipBlock": {"cidr": f"{api_service_ip}/32"}}], "ports": [{"protocol": "TCP", "port": 443}]},
+        ],
+    }
+
+
 @dataclass
 class PodIdentityWebhookArgs:
     cluster: ClusterHandle
     region: str
     replicas: int = 2
+    # Where the API server's calls come from and where it listens (network_policy_spec); empty:
+    # no NetworkPolicy (a cluster whose policy engine is off).
+    api_server_cidrs: tuple[str, ...] = ()
+    api_server_port: int = 6443
+    api_service_ip: str = "10.43.0.1"
+    tunnel_cidrs: tuple[str, ...] = ()
 
 
 class PodIdentityWebhook(pulumi.ComponentResource):
@@ -169,6 +204,13 @@ class PodIdentityWebhook(pulumi.ComponentResource):
             spec={"minAvailable": 1, "selector": {"matchLabels": LABELS}},
             opts=in_ns,
         )
+        if args.api_server_cidrs:
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-network-policy", metadata=meta(SERVICE, namespace=NAMESPACE),
+                spec=network_policy_spec(list(args.api_server_cidrs), args.api_server_port, args.api_service_ip,
+                                         list(args.tunnel_cidrs)),
+                opts=in_ns,
+            )
         # Registered last: the API server calls it (failurePolicy Fail) only once pods can answer.
         self.webhook_configuration = k8s.admissionregistration.v1.MutatingWebhookConfiguration(
             f"{name}-webhook", metadata=meta(SERVICE),

@@ -39,7 +39,7 @@ LB_DESCRIBE_ACTIONS = (
     "ec2:DescribeInternetGateways", "ec2:DescribeVpcs", "ec2:DescribeVpcPeeringConnections",
     "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups", "ec2:DescribeInstances",
     "ec2:DescribeNetworkInterfaces", "ec2:DescribeTags", "ec2:DescribeRouteTables",
-    "ec2:DescribeIpamPools", "ec2:GetCoipPoolUsage", "ec2:DescribeCoipPools", "ec2:GetSecurityGroupsForVpc",
+    "ec2:DescribeIpamPools", "ec2:DescribeCoipPools",
     "elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeLoadBalancerAttributes",
     "elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeListenerAttributes",
     "elasticloadbalancing:DescribeListenerCertificates", "elasticloadbalancing:DescribeSSLPolicies",
@@ -49,16 +49,45 @@ LB_DESCRIBE_ACTIONS = (
     "elasticloadbalancing:DescribeCapacityReservation",
 )
 
-# Certificates, WAF and Shield are named by the user in Ingress annotations; these services offer
-# no tag the controller could be conditioned on, so (as upstream) they stay on "*".
-LB_INTEGRATION_ACTIONS = (
-    "cognito-idp:DescribeUserPoolClient", "acm:ListCertificates", "acm:DescribeCertificate",
-    "iam:ListServerCertificates", "iam:GetServerCertificate",
+# Certificates and Cognito user pools are named by the user in Ingress annotations; they offer no
+# tag the controller could be conditioned on. Listing has no resource-level permission ("*"); the
+# reads take the ARN of the object read, so they are pinned to this account (and region).
+LB_LIST_CERTIFICATE_ACTIONS = ("acm:ListCertificates", "iam:ListServerCertificates")
+
+# WAF (Classic regional and v2) and Shield Advanced on the ALBs, granted only with
+# `addons.awsLoadBalancerController.wafIntegration` (the chart's enableWaf/enableWafv2/enableShield
+# follow it, so the controller makes none of these calls otherwise). Upstream grants them on "*".
+LB_WAF_ACTIONS = (
     "waf-regional:GetWebACL", "waf-regional:GetWebACLForResource", "waf-regional:AssociateWebACL",
     "waf-regional:DisassociateWebACL", "wafv2:GetWebACL", "wafv2:GetWebACLForResource",
-    "wafv2:AssociateWebACL", "wafv2:DisassociateWebACL", "shield:GetSubscriptionState",
-    "shield:DescribeProtection", "shield:CreateProtection", "shield:DeleteProtection",
+    "wafv2:AssociateWebACL", "wafv2:DisassociateWebACL",
 )
+LB_SHIELD_ACTIONS = (
+    "shield:GetSubscriptionState", "shield:DescribeProtection", "shield:CreateProtection", "shield:DeleteProtection",
+)
+# What a policy without WAF integration leaves out of upstream's iam_policy.json, on purpose.
+LB_WAF_SHIELD_ACTIONS_REMOVED_BY_DEFAULT = LB_WAF_ACTIONS + LB_SHIELD_ACTIONS
+
+
+def load_balancer_waf_shield_statements(region: str, account_id: str, partition: str = "aws") -> list[Statement]:
+    """WAF and Shield on this account's ALBs in this region (wafIntegration on).
+
+    Association calls name both the web ACL and the ALB; neither carries a tag IAM could compare
+    to this cluster for both at once, so the scope is this account and region's web ACLs and
+    application load balancers. Shield protections are global (no region in their ARN)."""
+    albs = _arns(partition, "elasticloadbalancing", region, account_id, "loadbalancer/app/*/*")
+    web_acls = _arns(partition, "wafv2", region, account_id, "regional/webacl/*/*")
+    classic_acls = _arns(partition, "waf-regional", region, account_id, "webacl/*")
+    protections = [f"arn:{partition}:shield::{account_id}:protection/*"]
+    return [
+        statement([a for a in LB_WAF_ACTIONS if a.startswith("wafv2:")], [*web_acls, *albs], sid="WafV2OnAlbs"),
+        statement([a for a in LB_WAF_ACTIONS if a.startswith("waf-regional:")], [*classic_acls, *albs],
+                  sid="WafRegionalOnAlbs"),
+        # GetSubscriptionState is account-level: no resource-level permission.
+        statement("shield:GetSubscriptionState", "*", sid="ShieldSubscription"),
+        statement(["shield:DescribeProtection", "shield:CreateProtection", "shield:DeleteProtection"],
+                  [*protections, *albs], sid="ShieldProtectionOfAlbs"),
+    ]
 
 LB_MODIFY_OWNED_ACTIONS = (
     "elasticloadbalancing:ModifyLoadBalancerAttributes", "elasticloadbalancing:SetIpAddressType",
@@ -70,8 +99,9 @@ LB_MODIFY_OWNED_ACTIONS = (
 
 
 def load_balancer_controller_policy(cluster_name: str, vpc_id: str, region: str, account_id: str,
-                                    partition: str = "aws") -> dict[str, Any]:
-    """Least-privilege permissions of the AWS Load Balancer Controller of one cluster."""
+                                    partition: str = "aws", waf_integration: bool = False) -> dict[str, Any]:
+    """Least-privilege permissions of the AWS Load Balancer Controller of one cluster; WAF and
+    Shield only with `waf_integration`."""
     elb = lambda *paths: _arns(partition, "elasticloadbalancing", region, account_id, *paths)  # noqa: E731
     security_groups = _arns(partition, "ec2", region, account_id, "security-group/*")
     vpc_arn = _arns(partition, "ec2", region, account_id, f"vpc/{vpc_id}")[0]
@@ -87,7 +117,17 @@ def load_balancer_controller_policy(cluster_name: str, vpc_id: str, region: str,
                   sid="ElbServiceLinkedRole"),
         # Describe/Get calls support no resource-level permissions: "*" is the only valid resource.
         statement(list(LB_DESCRIBE_ACTIONS), "*", sid="Describe"),
-        statement(list(LB_INTEGRATION_ACTIONS), "*", sid="CertificatesWafShield"),
+        statement(list(LB_LIST_CERTIFICATE_ACTIONS), "*", sid="ListCertificates"),
+        statement(["acm:DescribeCertificate"], _arns(partition, "acm", region, account_id, "certificate/*"),
+                  sid="ReadCertificates"),
+        statement(["iam:GetServerCertificate"], f"arn:{partition}:iam::{account_id}:server-certificate/*",
+                  sid="ReadServerCertificates"),
+        statement(["cognito-idp:DescribeUserPoolClient"],
+                  _arns(partition, "cognito-idp", region, account_id, "userpool/*"), sid="ReadCognitoUserPools"),
+        statement("ec2:GetCoipPoolUsage", _arns(partition, "ec2", region, account_id, "coip-pool/*"),
+                  sid="ReadCoipPools"),
+        statement("ec2:GetSecurityGroupsForVpc", [vpc_arn, *security_groups], sid="ReadClusterVpcSecurityGroups"),
+        *(load_balancer_waf_shield_statements(region, account_id, partition) if waf_integration else []),
         statement(["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"], security_groups,
                   conditions={"ArnEquals": {"ec2:Vpc": vpc_arn}}, sid="SecurityGroupRulesInClusterVpc"),
         statement("ec2:CreateSecurityGroup", [vpc_arn, *security_groups], sid="CreateSecurityGroupInClusterVpc"),

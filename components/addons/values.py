@@ -62,7 +62,8 @@ def ingress_class_params_name(group: str) -> str:
 def load_balancer_controller_values(*, cluster_name: str, region: str, vpc_id: Any,
                                     service_account_annotations: Any, scheduling: SystemScheduling,
                                     highly_available: bool, webhook_ca: Any, webhook_cert: Any, webhook_key: Any,
-                                    default_tags: dict[str, str], target_type: str = "ip") -> dict[str, Any]:
+                                    default_tags: dict[str, str], target_type: str = "ip",
+                                    waf_integration: bool = False) -> dict[str, Any]:
     values: dict[str, Any] = {
         "clusterName": cluster_name,
         # Set explicitly: with IMDS hop limit 1 the controller pod cannot discover them itself.
@@ -87,6 +88,11 @@ def load_balancer_controller_values(*, cluster_name: str, region: str, vpc_id: A
         # Webhook serving certificate minted by Pulumi (see README "Certificates").
         "webhookTLS": {"caCert": webhook_ca, "cert": webhook_cert, "key": webhook_key},
         "defaultTags": dict(default_tags),
+        # The chart defaults all three on: the controller would then call WAF and Shield on every
+        # reconcile, with permissions it only has under wafIntegration.
+        "enableWaf": waf_integration,
+        "enableWafv2": waf_integration,
+        "enableShield": waf_integration,
     }
     if highly_available:
         values["podDisruptionBudget"] = {"maxUnavailable": 1}

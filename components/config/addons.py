@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, StrictBool, field_validator
 
 from components.config.base import Model, dns_label
 
@@ -28,6 +28,12 @@ class LoadBalancerControllerConfig(Model):
     target_type: Literal["ip", "instance"] | None = Field(None, description=(
         "Default target type (IngressClassParams and Services); unset means `ip` on EKS, `instance` on K3s; "
         "`ip` is refused on K3s (a load balancer cannot reach flannel's overlay pod addresses)."))
+    # WAF / WAFv2 / Shield Advanced on the ALBs (Ingress annotations wafv2-acl-arn, shield-advanced-
+    # protection): off, so the controller holds no WAF or Shield permission unless asked.
+    waf_integration: StrictBool = Field(False, description=(
+        "Let the controller attach WAF Regional / WAFv2 web ACLs and Shield Advanced protections to the ALBs "
+        "(sets the chart's `enableWaf`, `enableWafv2`, `enableShield` and grants those actions, scoped to this "
+        "account and region's load balancers); off: the controller holds no WAF or Shield permission."))
 
     def effective_target_type(self, kind: str) -> str:
         return self.target_type or ("ip" if kind == "eks" else "instance")

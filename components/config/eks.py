@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
@@ -235,9 +235,11 @@ class EksConfig(Model):
         "How IAM principals authenticate: `API` (access entries), or `API_AND_CONFIG_MAP` only while migrating "
         "off aws-auth; `CONFIG_MAP` is refused."))
     endpoint: EksEndpointConfig = Field(EksEndpointConfig(), description="API server endpoint exposure.")
-    log_types: list[EksLogType] = Field(default_factory=lambda: ["api", "audit", "authenticator"], description=(
-        "Control-plane log types, distinct: `api`, `audit` and `authenticator` must stay; `controllerManager` "
-        "and `scheduler` may be added."))
+    # All five by default (CIS EKS 2.1.1, checkov CKV_AWS_37): scheduler and controllerManager logs
+    # explain evictions and failed scheduling; a stack may drop those two to save CloudWatch cost.
+    log_types: list[EksLogType] = Field(default_factory=lambda: list(get_args(EksLogType)), description=(
+        "Control-plane log types, distinct: all five by default; `api`, `audit` and `authenticator` must stay, "
+        "`controllerManager` and `scheduler` may be dropped to save CloudWatch cost."))
     log_retention_days: LogRetentionDays = Field(90, description=(
         "Days `/aws/eks/<cluster>/cluster` (KMS-encrypted) keeps control-plane logs."))
     access: EksAccessConfig = Field(EksAccessConfig(), description=(

@@ -81,6 +81,7 @@ class OidcIssuer(pulumi.ComponentResource):
     issuer_url: str  # known from config, before anything is created
     jwks_url: str
     bucket_name: str
+    bucket: aws.s3.Bucket
     oidc_provider_arn: pulumi.Output[str]
     discovery_json: str
     jwks_json: pulumi.Output[str]
@@ -97,6 +98,7 @@ class OidcIssuer(pulumi.ComponentResource):
         tags = {**args.tags, "k8s-platform/oidc-issuer-url": self.issuer_url}
 
         bucket = aws.s3.Bucket(f"{name}-bucket", bucket=self.bucket_name, tags={**tags, ISSUER_TAG: "true"}, opts=kept)
+        self.bucket = bucket  # its access logging is wired by the control plane (k3s/access_logs.py)
         aws.s3.BucketOwnershipControls(f"{name}-ownership", bucket=bucket.id,
                                        rule={"object_ownership": "BucketOwnerEnforced"}, opts=child)
         public = cfg.hosting == "s3-public"

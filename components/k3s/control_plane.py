@@ -17,6 +17,7 @@ assembled this sequence itself.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from dataclasses import dataclass
 
 import pulumi
@@ -29,9 +30,11 @@ from components.addons import (
 )
 from components.config import StackConfig
 from components.config.identity_rules import effective_issuers
+from components.k3s.access_logs import AccessLogBucket, AccessLogBucketArgs
 from components.core.cluster_handle import ClusterHandle
 from components.identity import NamedIssuer, OidcIssuer, OidcIssuerArgs
-from components.k3s.cluster import K3sCluster, K3sClusterArgs
+from components.config.k3s import K3S_INTERNAL_RANGES
+from components.k3s.cluster import API_PORT, K3sCluster, K3sClusterArgs
 from components.k3s.pki import K3sPki, K3sPkiArgs
 from components.network import Network
 
@@ -62,6 +65,11 @@ def k3s_control_plane(cfg: StackConfig, network: Network, providers: pulumi.Reso
         cfg, network, pki, active.issuer_url, service_account_jwks_uri=active.jwks_url,
         extra_service_account_issuers=[i.issuer_url for i in issuers[1:]],
         oidc_provider_arn=active.oidc_provider_arn), opts=providers)
+    # Who read or wrote the snapshots (every Secret) and the issuer documents (workload identity).
+    access_logs = AccessLogBucket("access-logs", AccessLogBucketArgs.from_stack(cfg), opts=providers)
+    for issuer, component_name in zip(issuers, [f"oidc-{i.name}" for i in effective_issuers(cfg)]):
+        access_logs.log(f"{component_name}-access-logging", issuer.bucket, issuer.bucket_name, parent=issuer)
+    access_logs.log("k3s-etcd-snapshots-access-logging", k3s.snapshot_bucket, k3s.snapshot_bucket.bucket, parent=k3s)
     # IRSA roles also trust the standby issuers, so promoting one to active breaks no pod.
     handle = dataclasses.replace(
         k3s.handle, standby_oidc_issuers=tuple((i.oidc_provider_arn, i.issuer_url) for i in issuers[1:]))
@@ -70,8 +78,10 @@ def k3s_control_plane(cfg: StackConfig, network: Network, providers: pulumi.Reso
             config=cfg, cluster=handle, vpc_id=network.vpc_id,
             subnet_id=network.private_subnet_ids[network.azs[0]]), opts=providers)
         handle = dataclasses.replace(handle, ready=(*handle.ready, ccm))
-    webhook = PodIdentityWebhook("pod-identity-webhook", PodIdentityWebhookArgs(cluster=handle, region=cfg.region),
-                                 opts=providers)
+    cluster_cidr, service_cidr = K3S_INTERNAL_RANGES
+    webhook = PodIdentityWebhook("pod-identity-webhook", PodIdentityWebhookArgs(
+        cluster=handle, region=cfg.region, api_server_cidrs=(network.vpc_cidr,), api_server_port=API_PORT,
+        api_service_ip=str(ipaddress.ip_network(service_cidr)[1]), tunnel_cidrs=(cluster_cidr,)), opts=providers)
     handle = dataclasses.replace(handle, ready=(*handle.ready, webhook))
     named = tuple(NamedIssuer(i.issuer_name, i.oidc_provider_arn, i.issuer_url) for i in issuers)
     return K3sControlPlane(cluster=k3s, handle=handle, issuers=named)

@@ -36,6 +36,14 @@ ISSUER_SCHEMA = {
 }
 
 
+# S3 server access log delivery supports only SSE-S3 on the target bucket (AWS S3 User Guide,
+# "Enabling Amazon S3 server access logging"): the stack's log bucket is exempt from SSE-KMS.
+ACCESS_LOG_SCHEMA = {
+    "accessLogTag": {"type": "string", "default": "k8s-platform/s3-access-log-target",
+                     "description": "tag (value 'true') marking the server access log bucket (SSE-S3 only)"},
+}
+
+
 def is_issuer_bucket(bucket, cfg) -> bool:
     return tags_of(bucket.props).get(cfg["issuerTag"]) == "true"
 
@@ -135,7 +143,8 @@ def _bucket_kms(resources, cfg, report, args) -> None:
         # The bucket's own (deprecated, still honoured) serverSideEncryptionConfiguration counts too.
         inline = get(bucket.props, "serverSideEncryptionConfiguration", "rule", "applyServerSideEncryptionByDefault",
                      "sseAlgorithm")
-        if is_issuer_bucket(bucket, cfg) or bucket.urn in encrypted or inline in ("aws:kms", "aws:kms:dsse"):
+        access_log_target = tags_of(bucket.props).get(cfg["accessLogTag"]) == "true"
+        if is_issuer_bucket(bucket, cfg) or access_log_target or bucket.urn in encrypted or inline in ("aws:kms", "aws:kms:dsse"):
             continue
         report(f"bucket '{bucket.name}' has no SSE-KMS default encryption configuration", bucket.urn)
 
@@ -197,7 +206,7 @@ RULES = [
                                       "description": "object keys the JWKS may be served from"}}),
     stack_rule(
         "s3-bucket-kms-encryption", "Buckets (except the public issuer bucket) default to SSE-KMS.",
-        Severity.MEDIUM, [checkov("CKV_AWS_145")], [*BUCKET_TYPES, *BUCKET_SSE], _bucket_kms, dict(ISSUER_SCHEMA)),
+        Severity.MEDIUM, [checkov("CKV_AWS_145")], [*BUCKET_TYPES, *BUCKET_SSE], _bucket_kms, {**ISSUER_SCHEMA, **ACCESS_LOG_SCHEMA}),
     resource_rule(
         "kms-key-rotation", "Symmetric KMS keys rotate automatically.",
         Severity.MEDIUM, [awsguard("cmk-backing-key-rotation-enabled"), checkov("CKV_AWS_7"), cis_aws("3.6")],

@@ -6,7 +6,7 @@ import argparse
 import sys
 import traceback
 
-from programs.platformctl import automation, connect, doctor_cmd, fleet, graph, policy_cmd, preview, probe
+from programs.platformctl import automation, connect, doctor_cmd, export, fleet, graph, policy_cmd, preview, probe, scan
 
 
 def _version() -> str:
@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     connect.add_parser(sub)  # day two: connect, doctor, probe identities
     doctor_cmd.add_parser(sub)
     probe.add_parser(sub)
+    export.add_parser(sub)
+    scan.add_parser(sub)
     return parser
 
 
