@@ -21,6 +21,7 @@ setup:
 TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 
 test:
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # README's configuration reference, rendered from the config models' Field descriptions

@@ -42,8 +42,14 @@ sys.path.insert(0, str(REPO_ROOT))
 
 PROJECT_PACKAGES = ("components", "programs", "policy", "tests", "benchmarks")
 # The SDK's entry points that resolve a class's type hints (each call is replayed by the floor).
-TYPE_RESOLVERS = ("input_type_types", "input_type_py_to_pulumi_names", "output_type_types", "resource_types",
-                  "resource_py_to_pulumi_names", "resource_pulumi_to_py_names")
+TYPE_RESOLVERS = (
+    "input_type_types",
+    "input_type_py_to_pulumi_names",
+    "output_type_types",
+    "resource_types",
+    "resource_py_to_pulumi_names",
+    "resource_pulumi_to_py_names",
+)
 
 
 def machine() -> str:
@@ -74,6 +80,7 @@ def load() -> str:
 
 # --- measuring one process (wall, CPU and max RSS of it and everything it waited for) -------------
 
+
 def timed_process(cmd: list[str], env: dict[str, str] | None = None) -> dict:
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
@@ -83,15 +90,25 @@ def timed_process(cmd: list[str], env: dict[str, str] | None = None) -> dict:
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mib": usage.ru_maxrss / 1024,
-                "code": proc.returncode, "stdout": out.read().decode(errors="replace"),
-                "stderr": err.read().decode(errors="replace")}
+        return {
+            "wall": wall,
+            "cpu": usage.ru_utime + usage.ru_stime,
+            "rss_mib": usage.ru_maxrss / 1024,
+            "code": proc.returncode,
+            "stdout": out.read().decode(errors="replace"),
+            "stderr": err.read().decode(errors="replace"),
+        }
 
 
 def repeated(cmd: list[str], reps: int, env: dict[str, str] | None = None) -> dict:
     runs = [timed_process(cmd, env) for _ in range(reps)]
-    return {"seconds": statistics.median(r["wall"] for r in runs), "cpu": statistics.median(r["cpu"] for r in runs),
-            "rss_mib": max(r["rss_mib"] for r in runs), "runs": [r["wall"] for r in runs], "last": runs[-1]}
+    return {
+        "seconds": statistics.median(r["wall"] for r in runs),
+        "cpu": statistics.median(r["cpu"] for r in runs),
+        "rss_mib": max(r["rss_mib"] for r in runs),
+        "runs": [r["wall"] for r in runs],
+        "last": runs[-1],
+    }
 
 
 def fail_line(proc: dict) -> str:
@@ -99,6 +116,7 @@ def fail_line(proc: dict) -> str:
 
 
 # --- the true floor -------------------------------------------------------------------------------
+
 
 def record_footprint(out: Path, stack: str) -> None:
     """In a fresh interpreter: an offline preview of `stack` as `platformctl` runs it, recording which
@@ -124,9 +142,13 @@ def record_footprint(out: Path, stack: str) -> None:
     # The SDKs register every submodule lazily (pulumi._utils.lazy_import, a `_LazyModule` until its
     # first attribute access): a placeholder never touched was never loaded, so it is no part of the
     # floor. `type()` does not touch it.
-    modules = [name for name, module in list(sys.modules.items())
-               if name.split(".")[0] not in PROJECT_PACKAGES and name not in ("__main__", "run")
-               and type(module).__name__ != "_LazyModule"]
+    modules = [
+        name
+        for name, module in list(sys.modules.items())
+        if name.split(".")[0] not in PROJECT_PACKAGES
+        and name not in ("__main__", "run")
+        and type(module).__name__ != "_LazyModule"
+    ]
     out.write_text(json.dumps({"modules": modules, "types": [list(k) for k in resolved]}))
 
 
@@ -164,16 +186,33 @@ def bench_floor(stack: str, reps: int, tmp: Path) -> dict:
         raise SystemExit(f"floor failed: {fail_line(r['last'])}")
     info = json.loads(r["last"]["stdout"].strip().splitlines()[-1])
     top = repeated([sys.executable, "-c", "import pulumi, pulumi_aws, pulumi_kubernetes, pulumi_tls"], reps)
-    return {"name": f"true floor {stack}", **r, "info": info, "top_level_imports": top["seconds"],
-            "note": f"{info['modules']} modules, {info['types']} type resolutions, nothing registered "
-                    f"(top-level imports alone: {top['seconds']:.2f}s)"}
+    return {
+        "name": f"true floor {stack}",
+        **r,
+        "info": info,
+        "top_level_imports": top["seconds"],
+        "note": f"{info['modules']} modules, {info['types']} type resolutions, nothing registered "
+        f"(top-level imports alone: {top['seconds']:.2f}s)",
+    }
 
 
 # --- previews -------------------------------------------------------------------------------------
 
+
 def preview_cmd(stack: str, plan: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "programs.platformctl.cli", "preview", "--stack", stack, "--offline", "--quiet",
-            "--json", str(plan), *extra]
+    return [
+        sys.executable,
+        "-m",
+        "programs.platformctl.cli",
+        "preview",
+        "--stack",
+        stack,
+        "--offline",
+        "--quiet",
+        "--json",
+        str(plan),
+        *extra,
+    ]
 
 
 def bench_preview(stack: str, reps: int, tmp: Path) -> dict:
@@ -193,8 +232,11 @@ def bench_repreview(stack: str, reps: int, tmp: Path) -> dict:
     fill = timed_process(preview_cmd(stack, plan_path), env)
     r = repeated(preview_cmd(stack, plan_path), reps, env)
     same = fill["code"] == r["last"]["code"]
-    return {"name": f"re-preview {stack} (unchanged)", **r,
-            "note": f"plan cache; exit {r['last']['code']}{'' if same else ' (differs from the first run!)'}"}
+    return {
+        "name": f"re-preview {stack} (unchanged)",
+        **r,
+        "note": f"plan cache; exit {r['last']['code']}{'' if same else ' (differs from the first run!)'}",
+    }
 
 
 def warm_previews(stack: str, count: int) -> None:
@@ -211,22 +253,38 @@ def warm_previews(stack: str, count: int) -> None:
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         [result] = runner.run([job])
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        runs.append({"wall": result.seconds, "ok": result.ok, "rss_mib": after.ru_maxrss / 1024,
-                     "cpu": after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime})
+        runs.append(
+            {
+                "wall": result.seconds,
+                "ok": result.ok,
+                "rss_mib": after.ru_maxrss / 1024,
+                "cpu": after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime,
+            }
+        )
     print(json.dumps({"warm": warm, "runs": runs}))
 
 
 def bench_warm(stack: str, reps: int) -> dict:
     proc = timed_process([sys.executable, __file__, "--warm-previews", stack, str(reps)])
     if proc["code"] != 0:
-        return {"name": f"warm preview {stack} (forked)", "seconds": None, "cpu": None, "runs": [],
-                "note": f"failed: {fail_line(proc)}"}
+        return {
+            "name": f"warm preview {stack} (forked)",
+            "seconds": None,
+            "cpu": None,
+            "runs": [],
+            "note": f"failed: {fail_line(proc)}",
+        }
     data = json.loads(proc["stdout"].strip().splitlines()[-1])
     runs = data["runs"]
-    return {"name": f"warm preview {stack} (forked)", "seconds": statistics.median(r["wall"] for r in runs),
-            "cpu": statistics.median(r["cpu"] for r in runs), "rss_mib": max(r["rss_mib"] for r in runs),
-            "runs": [r["wall"] for r in runs], "warm_up": data["warm"],
-            "note": f"after a {data['warm']:.2f}s warm-up; {sum(r['ok'] for r in runs)}/{len(runs)} ok"}
+    return {
+        "name": f"warm preview {stack} (forked)",
+        "seconds": statistics.median(r["wall"] for r in runs),
+        "cpu": statistics.median(r["cpu"] for r in runs),
+        "rss_mib": max(r["rss_mib"] for r in runs),
+        "runs": [r["wall"] for r in runs],
+        "warm_up": data["warm"],
+        "note": f"after a {data['warm']:.2f}s warm-up; {sum(r['ok'] for r in runs)}/{len(runs)} ok",
+    }
 
 
 def bench_fleet(count: int, parallel: int, tmp: Path) -> dict:
@@ -235,25 +293,49 @@ def bench_fleet(count: int, parallel: int, tmp: Path) -> dict:
     stacks_dir = tmp / f"fleet-{count}"
     write_dev_variants(REPO_ROOT / "Pulumi.dev.yaml", stacks_dir, count)
     out = tmp / f"fleet-{count}.json"
-    proc = timed_process([sys.executable, "-m", "programs.platformctl.cli", "fleet", "preview", "--offline",
-                          "--no-cache", "--stacks-dir", str(stacks_dir), "--parallel", str(parallel),
-                          "--json", str(out)])
+    proc = timed_process(
+        [
+            sys.executable,
+            "-m",
+            "programs.platformctl.cli",
+            "fleet",
+            "preview",
+            "--offline",
+            "--no-cache",
+            "--stacks-dir",
+            str(stacks_dir),
+            "--parallel",
+            str(parallel),
+            "--json",
+            str(out),
+        ]
+    )
     stacks = json.loads(out.read_text())["stacks"] if out.exists() else []
     ok = sum(s["code"] == 0 for s in stacks)
     failed = [f"{s['name']}: {s['detail']}" for s in stacks if s["code"] != 0] or (
-        [] if proc["code"] == 0 else [fail_line(proc)])
-    return {"name": f"fleet of {count} stacks", "seconds": proc["wall"], "cpu": proc["cpu"], "rss_mib": proc["rss_mib"],
-            "runs": [proc["wall"]], "parallel": parallel, "ok": ok, "failed": failed,
-            "note": f"parallel {parallel}, {ok}/{count} ok, max RSS {proc['rss_mib']:.0f} MiB"
-                    + (f"; {failed[0][:60]}" if failed else "")}
+        [] if proc["code"] == 0 else [fail_line(proc)]
+    )
+    return {
+        "name": f"fleet of {count} stacks",
+        "seconds": proc["wall"],
+        "cpu": proc["cpu"],
+        "rss_mib": proc["rss_mib"],
+        "runs": [proc["wall"]],
+        "parallel": parallel,
+        "ok": ok,
+        "failed": failed,
+        "note": f"parallel {parallel}, {ok}/{count} ok, max RSS {proc['rss_mib']:.0f} MiB"
+        + (f"; {failed[0][:60]}" if failed else ""),
+    }
 
 
 # --- policy pack ----------------------------------------------------------------------------------
 
+
 def synthetic_resources(count: int) -> list:
     """`count` resources: the dev stack's real resources, copied under new URNs until there are enough."""
-    from programs.plan import resources_from_run
     from programs.offline import read_stack_file, run_offline, stack_file
+    from programs.plan import resources_from_run
 
     base = resources_from_run(run_offline("dev", read_stack_file(stack_file("dev"))))
     out = []
@@ -263,11 +345,18 @@ def synthetic_resources(count: int) -> list:
             if len(out) == count:
                 break
             suffix = f"-c{i}"
-            out.append(type(r)(urn=r.urn + suffix, type=r.type, name=r.name + suffix, inputs=r.inputs,
-                               parent=(r.parent + suffix) if r.parent else None,
-                               dependencies=[d + suffix for d in r.dependencies],
-                               property_dependencies={k: [d + suffix for d in v] for k, v in r.property_dependencies.items()},
-                               protect=r.protect))
+            out.append(
+                type(r)(
+                    urn=r.urn + suffix,
+                    type=r.type,
+                    name=r.name + suffix,
+                    inputs=r.inputs,
+                    parent=(r.parent + suffix) if r.parent else None,
+                    dependencies=[d + suffix for d in r.dependencies],
+                    property_dependencies={k: [d + suffix for d in v] for k, v in r.property_dependencies.items()},
+                    protect=r.protect,
+                )
+            )
         i += 1
     return out
 
@@ -276,8 +365,13 @@ def bench_policy(count: int) -> dict:
     try:
         from policy.offline_runner import evaluate, load_pack_config, reconcile
     except ImportError as exc:
-        return {"name": f"policy pack, {count} resources", "seconds": None, "cpu": None, "runs": [],
-                "note": f"skipped: offline policy runner not importable ({exc})"}
+        return {
+            "name": f"policy pack, {count} resources",
+            "seconds": None,
+            "cpu": None,
+            "runs": [],
+            "note": f"skipped: offline policy runner not importable ({exc})",
+        }
     resources = synthetic_resources(count)
     config_file = REPO_ROOT / "policy" / "config" / "dev.json"
     config = load_pack_config(config_file) if config_file.exists() else {}
@@ -286,23 +380,37 @@ def bench_policy(count: int) -> dict:
     violations = evaluate(resources, settings)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu0
     per = seconds / count * 1e6
-    return {"name": f"policy pack, {count} resources", "seconds": seconds, "cpu": cpu, "runs": [seconds],
-            "us_per_resource": per, "violations": len(violations),
-            "note": f"{per:.0f} µs/resource, {len(violations)} violations reported"}
+    return {
+        "name": f"policy pack, {count} resources",
+        "seconds": seconds,
+        "cpu": cpu,
+        "runs": [seconds],
+        "us_per_resource": per,
+        "violations": len(violations),
+        "note": f"{per:.0f} µs/resource, {len(violations)} violations reported",
+    }
 
 
 # --- the test suite -------------------------------------------------------------------------------
+
 
 def bench_suite() -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     proc = timed_process(["make", "test"], env)
     tail = [ln for ln in proc["stdout"].splitlines() if " passed" in ln or " failed" in ln]
-    return {"name": "make test", "seconds": proc["wall"], "cpu": proc["cpu"], "rss_mib": proc["rss_mib"],
-            "runs": [proc["wall"]], "code": proc["code"],
-            "note": f"exit {proc['code']}; {tail[-1].strip('= ') if tail else fail_line(proc)}"}
+    return {
+        "name": "make test",
+        "seconds": proc["wall"],
+        "cpu": proc["cpu"],
+        "rss_mib": proc["rss_mib"],
+        "runs": [proc["wall"]],
+        "code": proc["code"],
+        "note": f"exit {proc['code']}; {tail[-1].strip('= ') if tail else fail_line(proc)}",
+    }
 
 
 # --- report ---------------------------------------------------------------------------------------
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -331,11 +439,17 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="k8s-platform-bench-") as tmp_dir:
         tmp = Path(tmp_dir)
-        steps = [lambda: bench_floor("dev", args.reps, tmp), lambda: bench_floor("prod", args.reps, tmp),
-                 lambda: bench_preview("dev", args.reps, tmp),
-                 lambda: bench_preview("prod", args.reps, tmp), lambda: bench_repreview("dev", args.reps, tmp),
-                 lambda: bench_warm("dev", args.reps), lambda: bench_fleet(args.stacks, args.parallel, tmp),
-                 lambda: bench_fleet(args.small_stacks, args.parallel, tmp), lambda: bench_policy(args.resources)]
+        steps = [
+            lambda: bench_floor("dev", args.reps, tmp),
+            lambda: bench_floor("prod", args.reps, tmp),
+            lambda: bench_preview("dev", args.reps, tmp),
+            lambda: bench_preview("prod", args.reps, tmp),
+            lambda: bench_repreview("dev", args.reps, tmp),
+            lambda: bench_warm("dev", args.reps),
+            lambda: bench_fleet(args.stacks, args.parallel, tmp),
+            lambda: bench_fleet(args.small_stacks, args.parallel, tmp),
+            lambda: bench_policy(args.resources),
+        ]
         if not args.skip_suite:
             steps.append(bench_suite)
         for step in steps:
@@ -363,7 +477,11 @@ def main() -> int:
         (f"each added stack at parallel {args.parallel} (s)", added, 1.0),
         ("re-preview unchanged dev (s)", again["seconds"], 0.5),
         ("re-preview unchanged dev / dev floor", again["seconds"] / floor["seconds"], None),
-        ("warm forked dev preview / dev floor", warm["seconds"] / floor["seconds"] if warm["seconds"] else float("nan"), None),
+        (
+            "warm forked dev preview / dev floor",
+            warm["seconds"] / floor["seconds"] if warm["seconds"] else float("nan"),
+            None,
+        ),
         (f"fleet {args.stacks} / dev floor", big["seconds"] / floor["seconds"], None),
         ("cold preview prod / its floor, CPU", prod["cpu"] / floor_prod["cpu"], 2.5),
         ("cold preview dev / its floor, CPU", dev["cpu"] / floor["cpu"], 3.0),
@@ -392,8 +510,9 @@ def main() -> int:
         mark = "" if target is None else f"  (target <= {target:g}: {'met' if value <= target else 'NOT met'})"
         print(f"  {name:<52} {value:8.2f}{mark}")
     if args.json:
-        args.json.write_text(json.dumps({"machine": machine(), "rows": rows,
-                                         "ratios": {n: v for n, v, _ in ratios}}, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps({"machine": machine(), "rows": rows, "ratios": {n: v for n, v, _ in ratios}}, indent=2) + "\n"
+        )
     return 0 if not big["failed"] and not small["failed"] else 1
 
 

@@ -1,4 +1,5 @@
-"""Entry point of the CrossGuard pack: `pulumi preview --policy-pack policy --policy-pack-config policy/config/<env>.json`.
+"""Entry point of the CrossGuard pack:
+`pulumi preview --policy-pack policy --policy-pack-config policy/config/<env>.json`.
 
 The only place a PolicyPack is constructed (constructing one starts the analyzer gRPC server and
 blocks). The rules live in `policy/rules/`, listed by `policy/registry.py`.
@@ -23,5 +24,5 @@ PolicyPack(
     # applies to a policy that declares none. policy/config/<env>.json overrides both.
     enforcement_level=EnforcementLevel.ADVISORY,
     description="Guardrails for Kubernetes platforms on AWS (EKS and K3s): control plane, nodes, network, "
-                "IAM, workload identity, storage, Karpenter, Helm, tags and protection.",
+    "IAM, workload identity, storage, Karpenter, Helm, tags and protection.",
 )

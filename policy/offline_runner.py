@@ -18,9 +18,10 @@ unknown values, since the real value is not in the file).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from pulumi_policy import (
     EnforcementLevel,
@@ -86,7 +87,9 @@ class PolicySettings:
 
 
 # ---------------------------------------------------------------------------------------- config
-def parse_pack_config(raw: Mapping[str, Any], source: str = "policy config") -> dict[str, tuple[EnforcementLevel | None, dict[str, Any]]]:
+def parse_pack_config(
+    raw: Mapping[str, Any], source: str = "policy config"
+) -> dict[str, tuple[EnforcementLevel | None, dict[str, Any]]]:
     """Engine parsing of a policy pack config document: each value a level string or an object."""
     problems: list[str] = []
     parsed: dict[str, tuple[EnforcementLevel | None, dict[str, Any]]] = {}
@@ -102,8 +105,9 @@ def parse_pack_config(raw: Mapping[str, Any], source: str = "policy config") -> 
             props = dict(value)
             level = props.pop("enforcementLevel", None)
             if level is not None and level not in _LEVELS:
-                problems.append(f"{source}: {name}.enforcementLevel: '{level}' is not an enforcement level "
-                                f"({', '.join(_LEVELS)})")
+                problems.append(
+                    f"{source}: {name}.enforcementLevel: '{level}' is not an enforcement level ({', '.join(_LEVELS)})"
+                )
                 continue
             parsed[name] = (_LEVELS[level] if level else None, props)
         else:
@@ -153,14 +157,20 @@ def _schema_problems(value: Any, schema: Mapping[str, Any], where: str) -> list[
     return problems
 
 
-def reconcile(config: Mapping[str, tuple[EnforcementLevel | None, dict[str, Any]]],
-              rules: Iterable[Rule] = RULES, default_level: EnforcementLevel = EnforcementLevel.ADVISORY,
-              source: str = "policy config") -> dict[str, PolicySettings]:
+def reconcile(
+    config: Mapping[str, tuple[EnforcementLevel | None, dict[str, Any]]],
+    rules: Iterable[Rule] = RULES,
+    default_level: EnforcementLevel = EnforcementLevel.ADVISORY,
+    source: str = "policy config",
+) -> dict[str, PolicySettings]:
     """Schema defaults, then `all`, then per-policy entries (the engine's ReconcilePolicyPackConfig)."""
     rules = list(rules)
     known = {r.id for r in rules}
-    problems = [f"{source}: '{name}' is not a policy of {PACK_NAME} (known: see `platformctl policy list`)"
-                for name in config if name != "all" and name not in known]
+    problems = [
+        f"{source}: '{name}' is not a policy of {PACK_NAME} (known: see `platformctl policy list`)"
+        for name in config
+        if name != "all" and name not in known
+    ]
     all_level = config.get("all", (None, {}))[0]
     settings: dict[str, PolicySettings] = {}
     for rule in rules:
@@ -173,8 +183,10 @@ def reconcile(config: Mapping[str, tuple[EnforcementLevel | None, dict[str, Any]
             level = given_level or level
             for key, value in given_props.items():
                 if rule.config_schema and key not in rule.config_schema:
-                    problems.append(f"{source}: {rule.id}.{key}: not a knob of this policy "
-                                    f"(knobs: {', '.join(sorted(rule.config_schema)) or 'none'})")
+                    problems.append(
+                        f"{source}: {rule.id}.{key}: not a knob of this policy "
+                        f"(knobs: {', '.join(sorted(rule.config_schema)) or 'none'})"
+                    )
                     continue
                 props[key] = value
         for key, schema in rule.config_schema.items():
@@ -200,8 +212,10 @@ def config_path(stack: str, environment: str | None = None, config_dir: Path = C
     except ValueError:
         shown = expected
     whose = f"environment '{environment}'" if environment else f"stack '{stack}'"
-    raise FileNotFoundError(f"{shown}: no policy config for {whose}; create it (policy/README.md, "
-                            "\"Enforcement per environment\") or pass --policy-config FILE")
+    raise FileNotFoundError(
+        f"{shown}: no policy config for {whose}; create it (policy/README.md, "
+        '"Enforcement per environment") or pass --policy-config FILE'
+    )
 
 
 # -------------------------------------------------------------------------------------- adapters
@@ -219,11 +233,18 @@ def resources_from_plan(plan: Mapping[str, Any]) -> list[Resource]:
     """Resources of a plan JSON; "[secret]" masks become unknowns (the value is not in the file)."""
     out = []
     for r in plan.get("resources", []):
-        out.append(Resource(
-            urn=r["urn"], type=r["type"], name=r["name"], inputs=_mask_to_unknown(r.get("inputs") or {}),
-            parent=r.get("parent"), dependencies=list(r.get("dependencies") or []),
-            property_dependencies=dict(r.get("propertyDependencies") or {}), protect=bool(r.get("protect")),
-        ))
+        out.append(
+            Resource(
+                urn=r["urn"],
+                type=r["type"],
+                name=r["name"],
+                inputs=_mask_to_unknown(r.get("inputs") or {}),
+                parent=r.get("parent"),
+                dependencies=list(r.get("dependencies") or []),
+                property_dependencies=dict(r.get("propertyDependencies") or {}),
+                protect=bool(r.get("protect")),
+            )
+        )
     return out
 
 
@@ -237,13 +258,21 @@ def _effective(level: EnforcementLevel) -> EnforcementLevel:
 
 
 def _cant_run(rule: Rule, err: UnknownValueError, urn: str) -> Violation:
-    return Violation(rule.id, EnforcementLevel.ADVISORY.value, urn,
-                     f"can't run policy '{rule.id}' from policy pack '{PACK_NAME}@v{PACK_VERSION}' during "
-                     f"preview: {err.message}", rule.severity.value)
+    return Violation(
+        rule.id,
+        EnforcementLevel.ADVISORY.value,
+        urn,
+        f"can't run policy '{rule.id}' from policy pack '{PACK_NAME}@v{PACK_VERSION}' during preview: {err.message}",
+        rule.severity.value,
+    )
 
 
-def evaluate(resources: list[Resource], settings: Mapping[str, PolicySettings] | None = None,
-             rules: Iterable[Rule] = RULES, stack_tags: Mapping[str, str] | None = None) -> list[Violation]:
+def evaluate(
+    resources: list[Resource],
+    settings: Mapping[str, PolicySettings] | None = None,
+    rules: Iterable[Rule] = RULES,
+    stack_tags: Mapping[str, str] | None = None,
+) -> list[Violation]:
     rules = list(rules)
     settings = settings if settings is not None else reconcile({}, rules)
     active = [(r, settings[r.id]) for r in rules if settings[r.id].level != EnforcementLevel.DISABLED]
@@ -253,6 +282,7 @@ def evaluate(resources: list[Resource], settings: Mapping[str, PolicySettings] |
         def report(message: str, urn: str | None = None) -> None:
             target = default_urn if fixed_urn or not urn else urn
             violations.append(Violation(rule.id, _effective(level).value, target, message, rule.severity.value))
+
         return report
 
     def run_one(rule: Rule, call, urn: str) -> None:
@@ -263,8 +293,15 @@ def evaluate(resources: list[Resource], settings: Mapping[str, PolicySettings] |
         except _NotApplicableError:
             pass
         except Exception as exc:  # a policy bug must block, visibly, not vanish
-            violations.append(Violation(rule.id, _effective(settings[rule.id].level).value, urn,
-                                        f"policy raised {type(exc).__name__}: {exc}", rule.severity.value))
+            violations.append(
+                Violation(
+                    rule.id,
+                    _effective(settings[rule.id].level).value,
+                    urn,
+                    f"policy raised {type(exc).__name__}: {exc}",
+                    rule.severity.value,
+                )
+            )
 
     resource_rules = [(r, s) for r, s in active if r.kind == "resource"]
     # One read-only proxy per resource, shared by every policy (the engine builds an equal one per call).
@@ -280,10 +317,11 @@ def evaluate(resources: list[Resource], settings: Mapping[str, PolicySettings] |
         props = proxies[res.urn]
         opts = _options(res)
         for rule, s in applicable:
-            args = ResourceValidationArgs(res.type, props, res.urn, res.name, opts, None, dict(s.config),
-                                          stack_tags or {})
+            args = ResourceValidationArgs(
+                res.type, props, res.urn, res.name, opts, None, dict(s.config), stack_tags or {}
+            )
             report = reporter(rule, s.level, res.urn, fixed_urn=True)
-            run_one(rule, lambda: rule.policy.validate(args, report), res.urn)
+            run_one(rule, lambda rule=rule, args=args, report=report: rule.policy.validate(args, report), res.urn)
 
     stack_rules = [(r, s) for r, s in active if r.kind == "stack"]
     if stack_rules:
@@ -291,7 +329,7 @@ def evaluate(resources: list[Resource], settings: Mapping[str, PolicySettings] |
         for rule, s in stack_rules:
             args = StackValidationArgs(policy_resources, dict(s.config), stack_tags or {})
             report = reporter(rule, s.level, "", fixed_urn=False)
-            run_one(rule, lambda: rule.policy.validate(args, report), "")
+            run_one(rule, lambda rule=rule, args=args, report=report: rule.policy.validate(args, report), "")
     return violations
 
 
@@ -300,8 +338,7 @@ def stack_view(resources: list[Resource], proxies: Mapping[str, Any] | None = No
     by_urn: dict[str, PolicyResource] = {}
     for res in resources:
         props = proxies[res.urn] if proxies is not None else unknown_checking_proxy(res.inputs)
-        by_urn[res.urn] = PolicyResource(res.type, props, res.urn, res.name,
-                                         _options(res), None, None, [], {})
+        by_urn[res.urn] = PolicyResource(res.type, props, res.urn, res.name, _options(res), None, None, [], {})
     for res in resources:
         pr = by_urn[res.urn]
         if res.parent in by_urn:

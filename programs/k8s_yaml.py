@@ -48,17 +48,26 @@ def manifests(plan: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def helm_releases(plan: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"name": (r.get("inputs") or {}).get("name", r["name"]),
-             "namespace": (r.get("inputs") or {}).get("namespace"),
-             "chart": (r.get("inputs") or {}).get("chart"),
-             "version": (r.get("inputs") or {}).get("version")}
-            for r in plan["resources"] if r["type"] == HELM_RELEASE]
+    return [
+        {
+            "name": (r.get("inputs") or {}).get("name", r["name"]),
+            "namespace": (r.get("inputs") or {}).get("namespace"),
+            "chart": (r.get("inputs") or {}).get("chart"),
+            "version": (r.get("inputs") or {}).get("version"),
+        }
+        for r in plan["resources"]
+        if r["type"] == HELM_RELEASE
+    ]
 
 
 def to_yaml(plan: dict[str, Any]) -> str:
-    header = [f"# Kubernetes objects of {plan.get('project')}-{plan.get('stack')} (offline plan).",
-              "# Helm releases (charts are not rendered offline, so their objects are not below):"]
+    header = [
+        f"# Kubernetes objects of {plan.get('project')}-{plan.get('stack')} (offline plan).",
+        "# Helm releases (charts are not rendered offline, so their objects are not below):",
+    ]
     releases = helm_releases(plan)
-    header += [f"#   {h['namespace']}/{h['name']}: chart {h['chart']} {h['version']}" for h in releases] or ["#   (none)"]
+    header += [f"#   {h['namespace']}/{h['name']}: chart {h['chart']} {h['version']}" for h in releases] or [
+        "#   (none)"
+    ]
     docs = [yaml.safe_dump(m, sort_keys=False, default_flow_style=False) for m in manifests(plan)]
     return "\n".join(header) + "\n" + "".join(f"---\n{d}" for d in docs)

@@ -16,8 +16,9 @@ import ipaddress
 import secrets
 import string
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -96,9 +97,19 @@ def arn_for(ctx: MockContext, typ: str, name: str, rid: str, inputs: dict[str, A
         return f"arn:aws:eks:{r}:{a}:cluster/{nm}"
     if module in ("ec2", "vpc"):
         kind = ID_PREFIX.get(typ, "resource").replace("eipalloc", "elastic-ip")
-        resource_type = {"vpc": "vpc", "subnet": "subnet", "sg": "security-group", "lt": "launch-template",
-                         "igw": "internet-gateway", "nat": "natgateway", "rtb": "route-table", "vpce": "vpc-endpoint",
-                         "i": "instance", "fl": "vpc-flow-log", "sgr": "security-group-rule"}.get(kind, kind)
+        resource_type = {
+            "vpc": "vpc",
+            "subnet": "subnet",
+            "sg": "security-group",
+            "lt": "launch-template",
+            "igw": "internet-gateway",
+            "nat": "natgateway",
+            "rtb": "route-table",
+            "vpce": "vpc-endpoint",
+            "i": "instance",
+            "fl": "vpc-flow-log",
+            "sgr": "security-group-rule",
+        }.get(kind, kind)
         return f"arn:aws:ec2:{r}:{a}:{resource_type}/{rid}"
     return f"arn:aws:{module}:{r}:{a}:{typ.rsplit(':', 1)[1].lower()}/{nm}"
 
@@ -146,17 +157,28 @@ def _private_key(ctx: MockContext, inputs: dict[str, Any], name: str) -> dict[st
         key = ed25519.Ed25519PrivateKey.generate()
     else:
         raise ValueError(f"tls.PrivateKey: unsupported algorithm {algorithm}")
-    traditional = serialization.PrivateFormat.TraditionalOpenSSL if algorithm != "ED25519" else serialization.PrivateFormat.PKCS8
+    traditional = (
+        serialization.PrivateFormat.TraditionalOpenSSL if algorithm != "ED25519" else serialization.PrivateFormat.PKCS8
+    )
     pub = key.public_key()
     pub_der = pub.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     openssh = pub.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
     return {
-        "privateKeyPem": key.private_bytes(serialization.Encoding.PEM, traditional, serialization.NoEncryption()).decode(),
-        "privateKeyPemPkcs8": key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode(),
-        "privateKeyOpenssh": key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()).decode(),
-        "publicKeyPem": pub.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode(),
+        "privateKeyPem": key.private_bytes(
+            serialization.Encoding.PEM, traditional, serialization.NoEncryption()
+        ).decode(),
+        "privateKeyPemPkcs8": key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode(),
+        "privateKeyOpenssh": key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        ).decode(),
+        "publicKeyPem": pub.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode(),
         "publicKeyOpenssh": openssh + "\n",
-        "publicKeyFingerprintSha256": "SHA256:" + base64.b64encode(hashlib.sha256(pub_der).digest()).decode().rstrip("="),
+        "publicKeyFingerprintSha256": "SHA256:"
+        + base64.b64encode(hashlib.sha256(pub_der).digest()).decode().rstrip("="),
         "publicKeyFingerprintMd5": ":".join(f"{b:02x}" for b in hashlib.md5(pub_der).digest()),
     }
 
@@ -164,15 +186,18 @@ def _private_key(ctx: MockContext, inputs: dict[str, Any], name: str) -> dict[st
 def _subject(subject: dict[str, Any] | None) -> x509.Name:
     subject = subject or {}
     fields = [
-        ("country", NameOID.COUNTRY_NAME), ("province", NameOID.STATE_OR_PROVINCE_NAME),
-        ("locality", NameOID.LOCALITY_NAME), ("organization", NameOID.ORGANIZATION_NAME),
-        ("organizationalUnit", NameOID.ORGANIZATIONAL_UNIT_NAME), ("commonName", NameOID.COMMON_NAME),
+        ("country", NameOID.COUNTRY_NAME),
+        ("province", NameOID.STATE_OR_PROVINCE_NAME),
+        ("locality", NameOID.LOCALITY_NAME),
+        ("organization", NameOID.ORGANIZATION_NAME),
+        ("organizationalUnit", NameOID.ORGANIZATIONAL_UNIT_NAME),
+        ("commonName", NameOID.COMMON_NAME),
         ("serialNumber", NameOID.SERIAL_NUMBER),
     ]
     attrs = []
     for key, oid in fields:
         value = subject.get(key)
-        for v in (value if isinstance(value, list) else [value] if value else []):
+        for v in value if isinstance(value, list) else [value] if value else []:
             attrs.append(x509.NameAttribute(oid, str(v)))
     return x509.Name(attrs)
 
@@ -181,31 +206,64 @@ def _load_key(pem: str):
     return serialization.load_pem_private_key(pem.encode(), password=None)
 
 
-def _sign_certificate(inputs: dict[str, Any], subject: x509.Name, public_key, issuer: x509.Name, signing_key,
-                      sans: list[x509.GeneralName], issuer_cert: x509.Certificate | None) -> dict[str, Any]:
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+def _sign_certificate(
+    inputs: dict[str, Any],
+    subject: x509.Name,
+    public_key,
+    issuer: x509.Name,
+    signing_key,
+    sans: list[x509.GeneralName],
+    issuer_cert: x509.Certificate | None,
+) -> dict[str, Any]:
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     not_after = now + dt.timedelta(hours=int(inputs.get("validityPeriodHours", 24)))
     uses = set(inputs.get("allowedUses") or [])
     is_ca = bool(inputs.get("isCaCertificate", False))
     builder = (
         x509.CertificateBuilder()
-        .subject_name(subject).issuer_name(issuer).public_key(public_key)
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now).not_valid_after(not_after)
+        .not_valid_before(now)
+        .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
     )
-    key_usage = {k: k.replace("_", "-") in {u.replace("_", "-") for u in uses} for k in (
-        "digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
-        "key_agreement", "cert_signing", "crl_signing")}
+    key_usage = {
+        k: k.replace("_", "-") in {u.replace("_", "-") for u in uses}
+        for k in (
+            "digital_signature",
+            "content_commitment",
+            "key_encipherment",
+            "data_encipherment",
+            "key_agreement",
+            "cert_signing",
+            "crl_signing",
+        )
+    }
     if any(key_usage.values()):
-        builder = builder.add_extension(x509.KeyUsage(
-            digital_signature=key_usage["digital_signature"], content_commitment=key_usage["content_commitment"],
-            key_encipherment=key_usage["key_encipherment"], data_encipherment=key_usage["data_encipherment"],
-            key_agreement=key_usage["key_agreement"], key_cert_sign=key_usage["cert_signing"],
-            crl_sign=key_usage["crl_signing"], encipher_only=False, decipher_only=False), critical=True)
-    ext_map = {"server_auth": ExtendedKeyUsageOID.SERVER_AUTH, "client_auth": ExtendedKeyUsageOID.CLIENT_AUTH,
-               "code_signing": ExtendedKeyUsageOID.CODE_SIGNING, "email_protection": ExtendedKeyUsageOID.EMAIL_PROTECTION,
-               "timestamping": ExtendedKeyUsageOID.TIME_STAMPING, "ocsp_signing": ExtendedKeyUsageOID.OCSP_SIGNING}
+        builder = builder.add_extension(
+            x509.KeyUsage(
+                digital_signature=key_usage["digital_signature"],
+                content_commitment=key_usage["content_commitment"],
+                key_encipherment=key_usage["key_encipherment"],
+                data_encipherment=key_usage["data_encipherment"],
+                key_agreement=key_usage["key_agreement"],
+                key_cert_sign=key_usage["cert_signing"],
+                crl_sign=key_usage["crl_signing"],
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+    ext_map = {
+        "server_auth": ExtendedKeyUsageOID.SERVER_AUTH,
+        "client_auth": ExtendedKeyUsageOID.CLIENT_AUTH,
+        "code_signing": ExtendedKeyUsageOID.CODE_SIGNING,
+        "email_protection": ExtendedKeyUsageOID.EMAIL_PROTECTION,
+        "timestamping": ExtendedKeyUsageOID.TIME_STAMPING,
+        "ocsp_signing": ExtendedKeyUsageOID.OCSP_SIGNING,
+    }
     ekus = [ext_map[u] for u in sorted(uses) if u in ext_map]
     if ekus:
         builder = builder.add_extension(x509.ExtendedKeyUsage(ekus), critical=False)
@@ -214,7 +272,8 @@ def _sign_certificate(inputs: dict[str, Any], subject: x509.Name, public_key, is
     builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
     if issuer_cert is not None:
         builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_cert.public_key()), critical=False)
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_cert.public_key()), critical=False
+        )
     algorithm = None if isinstance(signing_key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
     cert = builder.sign(signing_key, algorithm)
     return {
@@ -270,14 +329,21 @@ def _eks_cluster(ctx: MockContext, inputs: dict[str, Any], name: str) -> dict[st
         "identities": [{"oidcs": [{"issuer": f"https://oidc.eks.{ctx.region}.amazonaws.com/id/{oidc_id}"}]}],
         "status": "ACTIVE",
         "platformVersion": "eks.1",
-        "vpcConfig": {**(inputs.get("vpcConfig") or {}), "clusterSecurityGroupId": f"sg-{short_hash('cluster-sg', nm)}"},
+        "vpcConfig": {
+            **(inputs.get("vpcConfig") or {}),
+            "clusterSecurityGroupId": f"sg-{short_hash('cluster-sg', nm)}",
+        },
     }
 
 
 def _s3_bucket(ctx: MockContext, inputs: dict[str, Any], name: str) -> dict[str, Any]:
     bucket = inputs.get("bucket") or f"{name}-{short_hash(name, length=7)}"
-    return {"bucket": bucket, "bucketDomainName": f"{bucket}.s3.amazonaws.com",
-            "bucketRegionalDomainName": f"{bucket}.s3.{ctx.region}.amazonaws.com", "region": ctx.region}
+    return {
+        "bucket": bucket,
+        "bucketDomainName": f"{bucket}.s3.amazonaws.com",
+        "bucketRegionalDomainName": f"{bucket}.s3.{ctx.region}.amazonaws.com",
+        "region": ctx.region,
+    }
 
 
 def _sqs_queue(ctx: MockContext, inputs: dict[str, Any], name: str) -> dict[str, Any]:
@@ -288,8 +354,11 @@ def _sqs_queue(ctx: MockContext, inputs: dict[str, Any], name: str) -> dict[str,
 def _load_balancer(ctx: MockContext, inputs: dict[str, Any], name: str) -> dict[str, Any]:
     nm = inputs.get("name") or name[:32]
     scheme = "internal-" if inputs.get("internal") else ""
-    return {"dnsName": f"{scheme}{nm}-{short_hash(nm, length=16)}.elb.{ctx.region}.amazonaws.com",
-            "zoneId": "Z26RNL4JYFTOTI", "arnSuffix": f"net/{nm}/{short_hash(nm, length=16)}"}
+    return {
+        "dnsName": f"{scheme}{nm}-{short_hash(nm, length=16)}.elb.{ctx.region}.amazonaws.com",
+        "zoneId": "Z26RNL4JYFTOTI",
+        "arnSuffix": f"net/{nm}/{short_hash(nm, length=16)}",
+    }
 
 
 def _launch_template(ctx: MockContext, inputs: dict[str, Any], name: str) -> dict[str, Any]:
@@ -310,7 +379,11 @@ def _ssm_parameter(ctx: MockContext, inputs: dict[str, Any], name: str) -> dict[
 def _autoscaling_group(ctx: MockContext, inputs: dict[str, Any], name: str) -> dict[str, Any]:
     nm = inputs.get("name") or name
     group_id = uuid.UUID(short_hash("asg", nm, length=32))
-    return {"name": nm, "arn": f"arn:aws:autoscaling:{ctx.region}:{ctx.account_id}:autoScalingGroup:{group_id}:autoScalingGroupName/{nm}"}
+    return {
+        "name": nm,
+        "arn": f"arn:aws:autoscaling:{ctx.region}:{ctx.account_id}:autoScalingGroup:{group_id}"
+        f":autoScalingGroupName/{nm}",
+    }
 
 
 def _kms_key(ctx: MockContext, inputs: dict[str, Any], name: str) -> dict[str, Any]:
@@ -318,21 +391,29 @@ def _kms_key(ctx: MockContext, inputs: dict[str, Any], name: str) -> dict[str, A
 
 
 def _iam_role(ctx: MockContext, inputs: dict[str, Any], name: str) -> dict[str, Any]:
-    return {"name": inputs.get("name") or f"{name}-{short_hash(name, length=7)}", "uniqueId": "AROA" + short_hash(name, length=17).upper()}
+    return {
+        "name": inputs.get("name") or f"{name}-{short_hash(name, length=7)}",
+        "uniqueId": "AROA" + short_hash(name, length=17).upper(),
+    }
 
 
 def _cloudfront(ctx: MockContext, inputs: dict[str, Any], name: str) -> dict[str, Any]:
     dist_id = "E" + short_hash("cloudfront", name, length=13).upper()
     # CloudFront is global: no region in the ARN.
-    return {"domainName": f"d{short_hash(name, length=13)}.cloudfront.net", "hostedZoneId": "Z2FDTNDATAQYW2",
-            "arn": f"arn:aws:cloudfront::{ctx.account_id}:distribution/{dist_id}"}
+    return {
+        "domainName": f"d{short_hash(name, length=13)}.cloudfront.net",
+        "hostedZoneId": "Z2FDTNDATAQYW2",
+        "arn": f"arn:aws:cloudfront::{ctx.account_id}:distribution/{dist_id}",
+    }
 
 
 def _rolesanywhere(kind: str) -> "ComputedFn":
     """Trust anchors and profiles are addressed by a UUID, not by name."""
+
     def computed(ctx: MockContext, inputs: dict[str, Any], name: str) -> dict[str, Any]:
         rid = str(uuid.UUID(short_hash("rolesanywhere", kind, name, length=32)))
         return {"arn": f"arn:aws:rolesanywhere:{ctx.region}:{ctx.account_id}:{kind}/{rid}"}
+
     return computed
 
 
@@ -343,7 +424,9 @@ COMPUTED: dict[str, ComputedFn] = {
     "random:index/randomString:RandomString": lambda c, i, n: {"result": _random_string(i)},
     "random:index/randomId:RandomId": _random_id,
     "random:index/randomUuid:RandomUuid": lambda c, i, n: {"result": str(uuid.uuid4())},
-    "random:index/randomInteger:RandomInteger": lambda c, i, n: {"result": secrets.randbelow(int(i["max"]) - int(i["min"]) + 1) + int(i["min"])},
+    "random:index/randomInteger:RandomInteger": lambda c, i, n: {
+        "result": secrets.randbelow(int(i["max"]) - int(i["min"]) + 1) + int(i["min"])
+    },
     "random:index/randomPet:RandomPet": lambda c, i, n: {"id": f"{i.get('prefix', 'pet')}-{short_hash(n, length=6)}"},
     "tls:index/privateKey:PrivateKey": _private_key,
     "tls:index/selfSignedCert:SelfSignedCert": _self_signed_cert,

@@ -13,8 +13,9 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pulumi
 from google.protobuf import json_format, struct_pb2
@@ -167,10 +168,12 @@ class _PlatformMocks(pulumi_mocks.Mocks):
 
     def call(self, args: pulumi_mocks.MockCallArgs):
         # The program is built to need no provider invokes; one that appears is a design regression.
-        raise OfflineProgramError([
-            f"offline preview: the program invoked {args.token}; use a config value or an SSM-parameter "
-            "selector instead of a provider invoke"
-        ])
+        raise OfflineProgramError(
+            [
+                f"offline preview: the program invoked {args.token}; use a config value or an SSM-parameter "
+                "selector instead of a provider invoke"
+            ]
+        )
 
 
 def _unwrap_rpc(value: Any) -> Any:
@@ -193,17 +196,21 @@ class _CaptureMonitor(pulumi_mocks.MockMonitor):
     def ReadResource(self, request):
         # `Resource.get(...)` reads live cloud state; under mocks it would return made-up state and
         # never appear in the plan, so the plan would look complete while the real run depends on the cloud.
-        self.refused.append(f"offline preview: the program reads an existing {request.type} "
-                            f"'{request.name}' (Resource.get); pass its id/ARN through config instead")
+        self.refused.append(
+            f"offline preview: the program reads an existing {request.type} "
+            f"'{request.name}' (Resource.get); pass its id/ARN through config instead"
+        )
         return super().ReadResource(request)
 
     def RegisterResource(self, request):
         if request.remote:
             # A multi-language component builds its children in another process: none of them
             # would be registered here, so the plan (and the policy pack) would never see them.
-            self.refused.append(f"offline preview: {request.type} '{request.name}' is a multi-language "
-                                "(remote) component whose children are invisible under mocks; build it "
-                                "from pulumi_aws/pulumi_kubernetes resources")
+            self.refused.append(
+                f"offline preview: {request.type} '{request.name}' is a multi-language "
+                "(remote) component whose children are invisible under mocks; build it "
+                "from pulumi_aws/pulumi_kubernetes resources"
+            )
         response = super().RegisterResource(request)
         if request.type == "pulumi:pulumi:Stack":
             return response
@@ -211,23 +218,27 @@ class _CaptureMonitor(pulumi_mocks.MockMonitor):
         urn = normalize_urn(response.urn)
         if urn in self._urns:
             # The engine fails the whole run on this ("Duplicate resource URN"); the mocks would not.
-            self.refused.append(f"offline preview: duplicate resource URN {urn}; the engine refuses a second "
-                                f"{request.type} named '{request.name}' under the same parent")
+            self.refused.append(
+                f"offline preview: duplicate resource URN {urn}; the engine refuses a second "
+                f"{request.type} named '{request.name}' under the same parent"
+            )
         self._urns.add(urn)
         inputs = decode_struct(json_format.MessageToDict(request.object, preserving_proto_field_name=True))
         prop_deps = {k: [normalize_urn(u) for u in v.urns] for k, v in request.propertyDependencies.items()}
-        self.captured.append(CapturedResource(
-            urn=urn,
-            type=request.type,
-            name=request.name,
-            parent=normalize_urn(request.parent) if request.parent else None,
-            custom=bool(request.custom),
-            inputs=inputs,
-            dependencies=sorted({normalize_urn(u) for u in request.dependencies}),
-            protect=bool(request.protect),
-            provider=request.provider.split("::")[-2] if request.provider else None,
-            property_dependencies=prop_deps,
-        ))
+        self.captured.append(
+            CapturedResource(
+                urn=urn,
+                type=request.type,
+                name=request.name,
+                parent=normalize_urn(request.parent) if request.parent else None,
+                custom=bool(request.custom),
+                inputs=inputs,
+                dependencies=sorted({normalize_urn(u) for u in request.dependencies}),
+                protect=bool(request.protect),
+                provider=request.provider.split("::")[-2] if request.provider else None,
+                property_dependencies=prop_deps,
+            )
+        )
         return response
 
 

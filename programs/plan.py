@@ -44,7 +44,9 @@ def resource_entry(res: CapturedResource, show_secrets: bool) -> dict[str, Any]:
     }
 
 
-def build_plan(run: OfflineRun, violations: list[dict[str, Any]] | None = None, show_secrets: bool = False) -> dict[str, Any]:
+def build_plan(
+    run: OfflineRun, violations: list[dict[str, Any]] | None = None, show_secrets: bool = False
+) -> dict[str, Any]:
     return {
         "project": run.project,
         "stack": run.stack,
@@ -55,7 +57,13 @@ def build_plan(run: OfflineRun, violations: list[dict[str, Any]] | None = None, 
 
 
 def empty_plan(project: str, stack: str, error: list[str] | None = None) -> dict[str, Any]:
-    plan: dict[str, Any] = {"project": project, "stack": stack, "resources": [], "outputs": {}, "policy": {"violations": []}}
+    plan: dict[str, Any] = {
+        "project": project,
+        "stack": stack,
+        "resources": [],
+        "outputs": {},
+        "policy": {"violations": []},
+    }
     if error:
         plan["errors"] = list(error)
     return plan
@@ -87,7 +95,16 @@ def render_tree(plan: dict[str, Any]) -> str:
 def resources_from_run(run: OfflineRun) -> list[Resource]:
     """Resources of an `OfflineRun` for the policy pack; `Secret` values unwrapped, as the engine
     gives policies plaintext."""
-    return [Resource(urn=r.urn, type=r.type, name=r.name, inputs=reveal(r.inputs), parent=r.parent,
-                     dependencies=list(r.dependencies), property_dependencies=dict(r.property_dependencies),
-                     protect=r.protect)
-            for r in run.resources]
+    return [
+        Resource(
+            urn=r.urn,
+            type=r.type,
+            name=r.name,
+            inputs=reveal(r.inputs),
+            parent=r.parent,
+            dependencies=list(r.dependencies),
+            property_dependencies=dict(r.property_dependencies),
+            protect=r.protect,
+        )
+        for r in run.resources
+    ]

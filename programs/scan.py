@@ -81,14 +81,21 @@ def load_triage(path: Path = TRIAGE_FILE) -> list[TriageEntry]:
         missing = [k for k in ("check", "resource", "stacks", "reason") if not item.get(k)]
         unknown = sorted(set(item) - {"check", "resource", "stacks", "reason"})
         if missing or unknown:
-            problems.append(f"{where}: " + "; ".join(
-                ([f"missing {', '.join(missing)}"] if missing else []) + ([f"unknown {', '.join(unknown)}"] if unknown else [])))
+            problems.append(
+                f"{where}: "
+                + "; ".join(
+                    ([f"missing {', '.join(missing)}"] if missing else [])
+                    + ([f"unknown {', '.join(unknown)}"] if unknown else [])
+                )
+            )
             continue
         stacks = item["stacks"] if isinstance(item["stacks"], list) else [item["stacks"]]
         if not str(item["check"]).startswith("CKV"):
             problems.append(f"{where}.check: '{item['check']}' is not a checkov id (CKV_..., CKV2_...)")
             continue
-        entries.append(TriageEntry(str(item["check"]), str(item["resource"]), tuple(map(str, stacks)), str(item["reason"])))
+        entries.append(
+            TriageEntry(str(item["check"]), str(item["resource"]), tuple(map(str, stacks)), str(item["reason"]))
+        )
     if problems:
         raise ScanError("\n".join(problems))
     return entries
@@ -102,12 +109,34 @@ def run_checkov(tfplan: dict[str, Any], manifests_yaml: str, checkov: Path = CHE
         plan_path, yaml_path = Path(tmp) / "tfplan.json", Path(tmp) / "k8s.yaml"
         plan_path.write_text(json.dumps(tfplan))
         yaml_path.write_text(manifests_yaml)
-        env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false",
-               "ANSI_COLORS_DISABLED": "1", "LOG_LEVEL": "ERROR"}
+        env = {
+            **os.environ,
+            "BC_SKIP_MAPPING": "TRUE",
+            "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false",
+            "ANSI_COLORS_DISABLED": "1",
+            "LOG_LEVEL": "ERROR",
+        }
         proc = subprocess.run(
-            [str(checkov), "-f", str(plan_path), "-f", str(yaml_path), "--framework", "terraform_plan", "kubernetes",
-             "-o", "json", "--skip-download", "--no-fail-on-crash"],
-            capture_output=True, text=True, cwd=tmp, env=env, timeout=900)
+            [
+                str(checkov),
+                "-f",
+                str(plan_path),
+                "-f",
+                str(yaml_path),
+                "--framework",
+                "terraform_plan",
+                "kubernetes",
+                "-o",
+                "json",
+                "--skip-download",
+                "--no-fail-on-crash",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=tmp,
+            env=env,
+            timeout=900,
+        )
     if proc.returncode not in (0, 1):
         raise ScanError(f"checkov failed (exit {proc.returncode}): {proc.stderr.strip()[-2000:]}")
     try:
@@ -147,8 +176,9 @@ def scan_plan(plan: dict[str, Any], triage: list[TriageEntry] | None = None, che
     from programs.tfplan import to_terraform_plan
 
     tfplan = to_terraform_plan(plan)
-    result = evaluate(plan["stack"], run_checkov(tfplan, to_yaml(plan), checkov),
-                      load_triage() if triage is None else triage)
+    result = evaluate(
+        plan["stack"], run_checkov(tfplan, to_yaml(plan), checkov), load_triage() if triage is None else triage
+    )
     result.unmapped_types = list(tfplan["k8s_platform"]["unmapped"])
     return result
 
@@ -156,10 +186,15 @@ def scan_plan(plan: dict[str, Any], triage: list[TriageEntry] | None = None, che
 def render(result: ScanResult) -> str:
     lines = [f"{f.check} {f.resource} ({f.framework}): {f.name}" for f in result.untriaged]
     lines = [f"untriaged: {line}" for line in lines]
-    lines += [f"stale triage entry: {t.check} {t.resource} (stacks {', '.join(t.stacks)}) matched nothing: "
-              f"remove it from policy/scan-triage.yaml" for t in result.stale]
+    lines += [
+        f"stale triage entry: {t.check} {t.resource} (stacks {', '.join(t.stacks)}) matched nothing: "
+        f"remove it from policy/scan-triage.yaml"
+        for t in result.stale
+    ]
     lines += [f"not scanned (no Terraform type): {t}" for t in result.unmapped_types]
-    lines.append(f"{result.stack}: checkov {result.passed} passed, {len(result.failed)} failed, "
-                 f"{len(result.triaged)} triaged, {len(result.untriaged)} untriaged; "
-                 f"{len(result.stale)} stale triage entries")
+    lines.append(
+        f"{result.stack}: checkov {result.passed} passed, {len(result.failed)} failed, "
+        f"{len(result.triaged)} triaged, {len(result.untriaged)} untriaged; "
+        f"{len(result.stale)} stale triage entries"
+    )
     return "\n".join(lines)

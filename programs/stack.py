@@ -57,20 +57,43 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
         # Karpenter right after the control plane: nodes for everything that follows.
         k3s_join = None
         if k3s is not None:
-            k3s_join = K3sNodeJoin(server_url=k3s.server_url, token_parameter_name=k3s.join_token_parameter_name,
-                                   join_key_arn=k3s.join_key.arn, k3s_version=cfg.cluster.k3s.version)
-        karpenter = Karpenter("karpenter", KarpenterArgs(
-            config=cfg.karpenter, cluster=cluster, region=cfg.region, account_id=cfg.account_id,
-            controller_replicas=cfg.safeguards_in_force.controller_replicas, tags=tags,
-            k3s_join=k3s_join), opts=providers)
+            k3s_join = K3sNodeJoin(
+                server_url=k3s.server_url,
+                token_parameter_name=k3s.join_token_parameter_name,
+                join_key_arn=k3s.join_key.arn,
+                k3s_version=cfg.cluster.k3s.version,
+            )
+        karpenter = Karpenter(
+            "karpenter",
+            KarpenterArgs(
+                config=cfg.karpenter,
+                cluster=cluster,
+                region=cfg.region,
+                account_id=cfg.account_id,
+                controller_replicas=cfg.safeguards_in_force.controller_replicas,
+                tags=tags,
+                k3s_join=k3s_join,
+            ),
+            opts=providers,
+        )
 
     workloads: WorkloadIdentity | None = None
     if cfg.workloads:
         # One declared identity per workload (k8s-platform:workloads): role, ServiceAccount, binding.
-        workloads = WorkloadIdentity("workloads", WorkloadIdentityArgs(
-            cluster=cluster, workloads=list(cfg.workloads), account_id=cfg.account_id, region=cfg.region,
-            tags=tags, issuers=list(named_issuers), protect=cfg.safeguards_in_force.protect_stateful_resources,
-            extra_node_role_names=(karpenter.node_role.name,) if karpenter is not None else ()), opts=providers)
+        workloads = WorkloadIdentity(
+            "workloads",
+            WorkloadIdentityArgs(
+                cluster=cluster,
+                workloads=list(cfg.workloads),
+                account_id=cfg.account_id,
+                region=cfg.region,
+                tags=tags,
+                issuers=list(named_issuers),
+                protect=cfg.safeguards_in_force.protect_stateful_resources,
+                extra_node_role_names=(karpenter.node_role.name,) if karpenter is not None else (),
+            ),
+            opts=providers,
+        )
 
     # Cluster add-ons last: controllers on the system capacity the control plane made ready.
     ClusterAddons("addons", ClusterAddonsArgs(config=cfg, cluster=cluster, vpc_id=network.vpc_id), opts=providers)
@@ -88,8 +111,9 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
         "oidcIssuerUrl": cluster.oidc_issuer_url,
     }
     if named_issuers:
-        outputs["oidcIssuers"] = {i.name: {"issuerUrl": i.issuer_url, "oidcProviderArn": i.provider_arn}
-                                  for i in named_issuers}
+        outputs["oidcIssuers"] = {
+            i.name: {"issuerUrl": i.issuer_url, "oidcProviderArn": i.provider_arn} for i in named_issuers
+        }
     if workloads is not None:
         outputs["workloadIdentities"] = workloads.identities
     api_access = _api_access(cfg, network, eks, k3s, providers, tags)
@@ -105,8 +129,14 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
     return outputs
 
 
-def _api_access(cfg: StackConfig, network: Network, eks: EksCluster | None, k3s: K3sCluster | None,
-                providers: pulumi.ResourceOptions, tags: dict[str, str]) -> dict[str, Any] | None:
+def _api_access(
+    cfg: StackConfig,
+    network: Network,
+    eks: EksCluster | None,
+    k3s: K3sCluster | None,
+    providers: pulumi.ResourceOptions,
+    tags: dict[str, str],
+) -> dict[str, Any] | None:
     """The SSM port-forwarding target of the private API: a K3s server, or the EKS access instance."""
     target: dict[str, Any]
     if k3s is not None:
@@ -116,21 +146,44 @@ def _api_access(cfg: StackConfig, network: Network, eks: EksCluster | None, k3s:
             groups.append(f"{cfg.cluster_name}-k3s-servers")
         target = {"targetKind": "autoScalingGroup", "autoScalingGroupNames": groups}
     elif eks is not None and cfg.cluster.eks.access_instance.enabled:
-        instance = AccessInstance("eks-access-instance", AccessInstanceArgs(
-            cluster_name=cfg.cluster_name, instance_type=cfg.cluster.eks.access_instance.instance_type,
-            vpc_id=network.vpc_id, subnet_id=network.private_subnet_ids[network.azs[0]],
-            cluster_security_group_id=eks.cluster.vpc_config.cluster_security_group_id, tags=tags), opts=providers)
+        instance = AccessInstance(
+            "eks-access-instance",
+            AccessInstanceArgs(
+                cluster_name=cfg.cluster_name,
+                instance_type=cfg.cluster.eks.access_instance.instance_type,
+                vpc_id=network.vpc_id,
+                subnet_id=network.private_subnet_ids[network.azs[0]],
+                cluster_security_group_id=eks.cluster.vpc_config.cluster_security_group_id,
+                tags=tags,
+            ),
+            opts=providers,
+        )
         api_host = eks.cluster.endpoint.apply(lambda url: url.removeprefix("https://").split("/", 1)[0])
         api_port = EKS_API_PORT
         target = {"targetKind": "instance", "instanceId": instance.instance_id}
     else:
         return None
-    forward = ApiPortForward("api-port-forward", ApiPortForwardArgs(
-        cluster_name=cfg.cluster_name, region=cfg.region, account_id=cfg.account_id, api_host=api_host,
-        api_port=api_port, tags=tags), opts=providers)
-    return {**target, "remoteHost": api_host, "remotePort": api_port, "tlsServerName": api_host,
-            "region": cfg.region, "ssmDocumentName": forward.document_name,
-            "operatorPolicyArn": forward.operator_policy_arn}
+    forward = ApiPortForward(
+        "api-port-forward",
+        ApiPortForwardArgs(
+            cluster_name=cfg.cluster_name,
+            region=cfg.region,
+            account_id=cfg.account_id,
+            api_host=api_host,
+            api_port=api_port,
+            tags=tags,
+        ),
+        opts=providers,
+    )
+    return {
+        **target,
+        "remoteHost": api_host,
+        "remotePort": api_port,
+        "tlsServerName": api_host,
+        "region": cfg.region,
+        "ssmDocumentName": forward.document_name,
+        "operatorPolicyArn": forward.operator_policy_arn,
+    }
 
 
 def load_config() -> StackConfig:

@@ -19,8 +19,8 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from components.config import ConfigError, decode_config_values
-from components.config.stack import config_key_problem
 from components.config.checks import did_you_mean, shown
+from components.config.stack import config_key_problem
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,8 +33,13 @@ STACK_FILE_KEYS = ("config", "secretsprovider", "encryptedkey", "encryptionsalt"
 
 _YAML = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {f"{_YAML}{t}" for t in ("str", "int", "float", "bool", "null")}
-_WHAT = {f"{_YAML}timestamp": "a date/time", f"{_YAML}binary": "binary data", f"{_YAML}set": "a set",
-         f"{_YAML}omap": "an ordered map", f"{_YAML}pairs": "a list of pairs"}
+_WHAT = {
+    f"{_YAML}timestamp": "a date/time",
+    f"{_YAML}binary": "binary data",
+    f"{_YAML}set": "a set",
+    f"{_YAML}omap": "an ordered map",
+    f"{_YAML}pairs": "a list of pairs",
+}
 
 
 _NOT_FINITE = re.compile(r"[-+]?\.(inf|Inf|INF|nan|NaN|NAN)")
@@ -98,13 +103,15 @@ class _Checker:
         """The node's expanded size; problems recorded on the way (each shared node checked once)."""
         ident = id(node)
         if ident in self._open:
-            raise StackFileError(f"{self.where}line {_line(node)}: {path or 'the document'} contains itself "
-                                 "through a recursive alias")
+            raise StackFileError(
+                f"{self.where}line {_line(node)}: {path or 'the document'} contains itself through a recursive alias"
+            )
         if ident in self._size:
             return self._size[ident]
         if depth > MAX_DEPTH:
-            raise StackFileError(f"{self.where}line {_line(node)}: {path}: nested deeper than {MAX_DEPTH} levels "
-                                 "(aliases included)")
+            raise StackFileError(
+                f"{self.where}line {_line(node)}: {path}: nested deeper than {MAX_DEPTH} levels (aliases included)"
+            )
         self._open.add(ident)
         size = 1
         if isinstance(node, MappingNode):
@@ -121,8 +128,10 @@ class _Checker:
         self._open.discard(ident)
         self._size[ident] = size
         if size > MAX_NODES:
-            raise StackFileError(f"{self.where}line {_line(node)}: expands to more than {MAX_NODES:,} values through "
-                                 "aliases; write the values out")
+            raise StackFileError(
+                f"{self.where}line {_line(node)}: expands to more than {MAX_NODES:,} values through "
+                "aliases; write the values out"
+            )
         return size
 
     def _mapping(self, node: MappingNode, path: str, depth: int) -> int:
@@ -137,14 +146,18 @@ class _Checker:
                 continue
             if not (isinstance(key_node, ScalarNode) and key_node.tag == f"{_YAML}str"):
                 kind = key_node.tag.rsplit(":", 1)[-1] if isinstance(key_node, ScalarNode) else "a collection"
-                self.problems.append(f"{path or '(top level)'}: key {_key_text(key_node)} (line {_line(key_node)}) "
-                                     f"is read as {kind}, not a string; keys must be strings (quote it)")
+                self.problems.append(
+                    f"{path or '(top level)'}: key {_key_text(key_node)} (line {_line(key_node)}) "
+                    f"is read as {kind}, not a string; keys must be strings (quote it)"
+                )
                 continue
             key = key_node.value
             child = self._child(path, key)
             if key in seen:
-                self.problems.append(f"{child}: duplicate key (lines {seen[key]} and {_line(key_node)}); YAML would "
-                                     "silently keep only the last one")
+                self.problems.append(
+                    f"{child}: duplicate key (lines {seen[key]} and {_line(key_node)}); YAML would "
+                    "silently keep only the last one"
+                )
             else:
                 seen[key] = _line(key_node)
             size += self.check(value_node, child, depth + 1)
@@ -160,8 +173,10 @@ class _Checker:
         what = _WHAT.get(node.tag, f"a value tagged {shown(node.tag)}")
         text = node.value if isinstance(node, ScalarNode) else ""
         hint = f' (write "{shown(text)}")' if text else ""
-        self.problems.append(f"{path or '(top level)'}: {what} (line {_line(node)}) cannot be passed to the program "
-                             f"as config; quote it to make it a string{hint}")
+        self.problems.append(
+            f"{path or '(top level)'}: {what} (line {_line(node)}) cannot be passed to the program "
+            f"as config; quote it to make it a string{hint}"
+        )
 
 
 def load_yaml(text: str, where: str = "") -> tuple[Any, list[str]]:
@@ -217,13 +232,15 @@ def read_text(path: Path) -> str:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise StackFileError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
-                             "save the stack file as UTF-8") from None
+        raise StackFileError(
+            f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); save the stack file as UTF-8"
+        ) from None
     bad = re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", text)
     if bad:
         line = text.count("\n", 0, bad.start()) + 1
-        raise StackFileError(f"{path}: line {line}: control character {shown(bad.group())} in the file; "
-                             "a stack file is plain text")
+        raise StackFileError(
+            f"{path}: line {line}: control character {shown(bad.group())} in the file; a stack file is plain text"
+        )
     return text
 
 
@@ -235,15 +252,19 @@ def read_stack_document(path: Path) -> tuple[dict[str, Any], list[str]]:
         return {}, problems
     if not isinstance(doc, dict):
         raise StackFileError(f"{path}: the document is {_kind(doc)}; a stack file is a mapping with a 'config:' key")
-    problems += [f"{shown(k)}: is not a stack file key{did_you_mean(str(k), STACK_FILE_KEYS)}; config goes under "
-                 "'config:' (allowed beside it: " + ", ".join(STACK_FILE_KEYS[1:]) + ")"
-                 for k in doc if k not in STACK_FILE_KEYS]
+    problems += [
+        f"{shown(k)}: is not a stack file key{did_you_mean(str(k), STACK_FILE_KEYS)}; config goes under "
+        "'config:' (allowed beside it: " + ", ".join(STACK_FILE_KEYS[1:]) + ")"
+        for k in doc
+        if k not in STACK_FILE_KEYS
+    ]
     config = doc.get("config")
     if config is None:
         return {}, problems
     if not isinstance(config, dict):
-        raise StackFileError(f"{path}: 'config' is {_kind(config)}; it must be a mapping of keys like "
-                             "k8s-platform:environment")
+        raise StackFileError(
+            f"{path}: 'config' is {_kind(config)}; it must be a mapping of keys like k8s-platform:environment"
+        )
     return config, problems
 
 
@@ -263,8 +284,10 @@ def read_stack_file(path: Path) -> dict[str, Any]:
         raise ConfigError(problems, source=path)
     encrypted = sorted(k for k, v in config.items() if isinstance(v, dict) and set(v) == {"secure"})
     if encrypted:
-        raise StackFileError(f"{path}: {', '.join(encrypted)}: encrypted (secure) values need the Pulumi CLI to "
-                             "decrypt; the offline preview cannot read them")
+        raise StackFileError(
+            f"{path}: {', '.join(encrypted)}: encrypted (secure) values need the Pulumi CLI to "
+            "decrypt; the offline preview cannot read them"
+        )
     # Project-level values (Pulumi.yaml `config:`) apply to every stack; the stack file wins, as in the engine.
     merged = {**project_config(_project_file(path)), **config}
     # The engine passes top-level values as strings (objects as JSON); mirror it, then decode.
@@ -287,7 +310,9 @@ def project_config(project_file: Path) -> dict[str, Any]:
     if doc is None:
         return {}
     if not isinstance(doc, dict) or not isinstance(doc.get("config") or {}, dict):
-        raise StackFileError(f"{project_file}: not a Pulumi project file (a mapping with an optional 'config:' mapping)")
+        raise StackFileError(
+            f"{project_file}: not a Pulumi project file (a mapping with an optional 'config:' mapping)"
+        )
     values: dict[str, Any] = {}
     for key, spec in (doc.get("config") or {}).items():
         if isinstance(spec, dict) and ("value" in spec or "default" in spec):

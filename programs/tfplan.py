@@ -95,8 +95,9 @@ TERRAFORM_TYPES: dict[str, str] = {
     "aws:s3/bucketOwnershipControls:BucketOwnershipControls": "aws_s3_bucket_ownership_controls",
     "aws:s3/bucketPolicy:BucketPolicy": "aws_s3_bucket_policy",
     "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock": "aws_s3_bucket_public_access_block",
-    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration":
-        "aws_s3_bucket_server_side_encryption_configuration",
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration": (
+        "aws_s3_bucket_server_side_encryption_configuration"
+    ),
     "aws:s3/bucketVersioning:BucketVersioning": "aws_s3_bucket_versioning",
     "aws:secretsmanager/secret:Secret": "aws_secretsmanager_secret",
     "aws:secretsmanager/secretVersion:SecretVersion": "aws_secretsmanager_secret_version",
@@ -133,13 +134,16 @@ ATTRIBUTE_RENAMES: dict[tuple[str, str], str] = {
     ("aws_secretsmanager_secret", "replicas"): "replica",
 }
 
-PROVIDERS = {"aws": "registry.terraform.io/hashicorp/aws", "tls": "registry.terraform.io/hashicorp/tls",
-             "random": "registry.terraform.io/hashicorp/random"}
+PROVIDERS = {
+    "aws": "registry.terraform.io/hashicorp/aws",
+    "tls": "registry.terraform.io/hashicorp/tls",
+    "random": "registry.terraform.io/hashicorp/random",
+}
 SDK_PACKAGES = {"aws": "pulumi_aws", "tls": "pulumi_tls", "random": "pulumi_random"}
 
 
 # ------------------------------------------------------------------------- schema from the SDK
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def args_class(token: str) -> type | None:
     """`<Resource>Args` of the installed SDK for a type token, or None."""
     package, module_path, name = token.split(":")
@@ -211,7 +215,7 @@ def _field_shapes(cls: type) -> dict[str, tuple[str, str, type | None]]:
     return shapes
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def field_shapes(cls: type) -> dict[str, tuple[str, str, type | None]]:
     return _field_shapes(cls)
 
@@ -231,8 +235,9 @@ def terraform_values(tf_type: str, cls: type | None, inputs: dict[str, Any], pat
         if shape == "block" and isinstance(value, dict):
             out[tf_name] = [terraform_values(tf_type, nested, value, f"{dotted}.")]
         elif shape == "blocks" and isinstance(value, list):
-            out[tf_name] = [terraform_values(tf_type, nested, v, f"{dotted}.") if isinstance(v, dict) else v
-                            for v in value]
+            out[tf_name] = [
+                terraform_values(tf_type, nested, v, f"{dotted}.") if isinstance(v, dict) else v for v in value
+            ]
         else:
             out[tf_name] = value
     return out
@@ -304,30 +309,62 @@ def to_terraform_plan(plan: dict[str, Any]) -> dict[str, Any]:
         known = _known_values([d for d in r.get("dependencies") or [] if d in identity], identity, address, deps_of)
         values, expressions = split_references(values, known)
         provider = r["type"].split(":")[0]
-        entry = {"address": address[r["urn"]], "mode": "managed", "type": tf_type, "name": names[r["urn"]],
-                 "provider_name": PROVIDERS[provider], "schema_version": 0, "values": values,
-                 "sensitive_values": {}}
+        entry = {
+            "address": address[r["urn"]],
+            "mode": "managed",
+            "type": tf_type,
+            "name": names[r["urn"]],
+            "provider_name": PROVIDERS[provider],
+            "schema_version": 0,
+            "values": values,
+            "sensitive_values": {},
+        }
         planned.append(entry)
-        configured.append({"address": entry["address"], "mode": "managed", "type": tf_type, "name": entry["name"],
-                           "provider_config_key": provider, "expressions": expressions, "schema_version": 0,
-                           **({"depends_on": sorted({address[d] for d in r["dependencies"] if d in address})}
-                              if r.get("dependencies") else {})})
-        changes.append({"address": entry["address"], "mode": "managed", "type": tf_type, "name": entry["name"],
-                        "provider_name": PROVIDERS[provider],
-                        "change": {"actions": ["create"], "before": None, "after": values,
-                                   "after_unknown": {k: True for k in expressions}}})
+        configured.append(
+            {
+                "address": entry["address"],
+                "mode": "managed",
+                "type": tf_type,
+                "name": entry["name"],
+                "provider_config_key": provider,
+                "expressions": expressions,
+                "schema_version": 0,
+                **(
+                    {"depends_on": sorted({address[d] for d in r["dependencies"] if d in address})}
+                    if r.get("dependencies")
+                    else {}
+                ),
+            }
+        )
+        changes.append(
+            {
+                "address": entry["address"],
+                "mode": "managed",
+                "type": tf_type,
+                "name": entry["name"],
+                "provider_name": PROVIDERS[provider],
+                "change": {
+                    "actions": ["create"],
+                    "before": None,
+                    "after": values,
+                    "after_unknown": {k: True for k in expressions},
+                },
+            }
+        )
     return {
         "format_version": FORMAT_VERSION,
         "terraform_version": TERRAFORM_VERSION,
         "planned_values": {"root_module": {"resources": planned}},
         "resource_changes": changes,
         "configuration": {
-            "provider_config": {p: {"name": p, "full_name": PROVIDERS[p]} for p in sorted(
-                {r["type"].split(":")[0] for r in mapped})},
+            "provider_config": {
+                p: {"name": p, "full_name": PROVIDERS[p]} for p in sorted({r["type"].split(":")[0] for r in mapped})
+            },
             "root_module": {"resources": configured},
         },
         "k8s_platform": {
-            "project": plan.get("project"), "stack": plan.get("stack"),
+            "project": plan.get("project"),
+            "stack": plan.get("stack"),
             "addresses": {address[r["urn"]]: r["urn"] for r in mapped},
             "unmapped": unmapped,
             # Mapped types whose SDK input class was not found: attribute names and blocks unconverted.
@@ -338,8 +375,9 @@ def to_terraform_plan(plan: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _known_values(deps: list[str], identity: dict[str, dict[str, str]], address: dict[str, str],
-                  deps_of: dict[str, set[str]]) -> dict[str, str]:
+def _known_values(
+    deps: list[str], identity: dict[str, dict[str, str]], address: dict[str, str], deps_of: dict[str, set[str]]
+) -> dict[str, str]:
     """Value -> `address.attr` over a resource's dependencies. Sub-resources share their parent's ID
     (a bucket's versioning is identified by the bucket name): of several claimants of one value,
     the one that depends on none of the others (the bucket itself) is the source."""

@@ -22,9 +22,10 @@ import difflib
 import sys
 import types
 import typing
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 
 import annotated_types
 import yaml
@@ -65,6 +66,7 @@ class KeyedField:
 
 
 # --- walking the models ---------------------------------------------------------------------------
+
 
 def _alias(name: str, field: FieldInfo) -> str:
     """The spelling a stack file uses: the explicit or camelCase alias; a one-word name as it is.
@@ -134,6 +136,7 @@ def missing_descriptions(model: type[BaseModel] = StackConfig) -> list[str]:
 
 # --- rendering cells ------------------------------------------------------------------------------
 
+
 def _code(text: str) -> str:
     return f"`{text}`"
 
@@ -161,8 +164,11 @@ def type_text(tp: Any) -> str:
     if origin is dict:
         if not args:
             return "map"
-        key = "/".join(_code(_yaml_flow(v)) for v in typing.get_args(args[0])) if typing.get_origin(
-            args[0]) is Literal else type_text(args[0])
+        key = (
+            "/".join(_code(_yaml_flow(v)) for v in typing.get_args(args[0]))
+            if typing.get_origin(args[0]) is Literal
+            else type_text(args[0])
+        )
         return f"map of {key} to {'object' if _is_model(args[1]) else type_text(args[1])}"
     return _SCALARS.get(tp, getattr(tp, "__name__", str(tp)))
 
@@ -232,6 +238,7 @@ def _cell(text: str) -> str:
 
 # --- the reference --------------------------------------------------------------------------------
 
+
 def rows(model: type[BaseModel] = StackConfig) -> list[Row]:
     missing = missing_descriptions(model)
     if missing:
@@ -283,11 +290,19 @@ def main(argv: list[str] | None = None) -> int:
     if current == wanted:
         return 0
     if args.check:
-        diff = difflib.unified_diff(current.splitlines(), wanted.splitlines(), f"{args.readme} (now)",
-                                    f"{args.readme} (from the models)", lineterm="", n=0)
+        diff = difflib.unified_diff(
+            current.splitlines(),
+            wanted.splitlines(),
+            f"{args.readme} (now)",
+            f"{args.readme} (from the models)",
+            lineterm="",
+            n=0,
+        )
         print("\n".join(diff), file=sys.stderr)
-        print(f"{args.readme}: the configuration reference disagrees with components/config/; run `make docs`",
-              file=sys.stderr)
+        print(
+            f"{args.readme}: the configuration reference disagrees with components/config/; run `make docs`",
+            file=sys.stderr,
+        )
         return 1
     args.readme.write_text(wanted, encoding="utf-8")
     print(f"{args.readme}: configuration reference updated")

@@ -27,22 +27,36 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ENI_DATA = REPO_ROOT / ".." / "shared" / "reference" / "eni-instance-info.jsonl"
 OUTPUT = REPO_ROOT / "components" / "data" / "instance_network_limits.json"
 
-ENI_SOURCE = ("awslabs/amazon-eks-ami published instance data eni-instance-info.jsonl "
-              "(defaultMaxENIs, ipv4AddressesPerInterface; the inputs of eni-max-pods.txt), "
-              "as stored in ../shared/reference (see its README for the commit)")
+ENI_SOURCE = (
+    "awslabs/amazon-eks-ami published instance data eni-instance-info.jsonl "
+    "(defaultMaxENIs, ipv4AddressesPerInterface; the inputs of eni-max-pods.txt), "
+    "as stored in ../shared/reference (see its README for the commit)"
+)
 
 # DefaultVCpus of types missing from moto's capture (EC2 instance-type documentation).
 EXTRA_VCPUS = {
-    "c5a.metal": 192, "c5ad.metal": 192, "cr1.8xlarge": 32, "dl1.24xlarge": 96, "hs1.8xlarge": 16,
-    "g4ad.xlarge": 4, "g4ad.2xlarge": 8, "g4ad.4xlarge": 16, "g4ad.8xlarge": 32, "g4ad.16xlarge": 64,
-    "u-6tb1.metal": 448, "u-9tb1.metal": 448, "u-12tb1.metal": 448, "u-18tb1.metal": 448,
+    "c5a.metal": 192,
+    "c5ad.metal": 192,
+    "cr1.8xlarge": 32,
+    "dl1.24xlarge": 96,
+    "hs1.8xlarge": 16,
+    "g4ad.xlarge": 4,
+    "g4ad.2xlarge": 8,
+    "g4ad.4xlarge": 16,
+    "g4ad.8xlarge": 32,
+    "g4ad.16xlarge": 64,
+    "u-6tb1.metal": 448,
+    "u-9tb1.metal": 448,
+    "u-12tb1.metal": 448,
+    "u-18tb1.metal": 448,
     "u-24tb1.metal": 448,
 }
 
 
 def moto_vcpus() -> tuple[dict[str, int], str]:
-    import moto  # imported here: only this script and its contract test need it
     from importlib.metadata import version
+
+    import moto  # imported here: only this script and its contract test need it
 
     path = Path(moto.__file__).parent / "ec2" / "resources" / "instance_types.json.gz"
     data = json.loads(gzip.decompress(path.read_bytes()))
@@ -57,13 +71,21 @@ def build(eni_rows: list[dict], vcpus: dict[str, int], vcpu_source: str) -> tupl
         if cpus is None:
             skipped.append(name)
             continue
-        instances.append({"instanceType": name, "vcpus": cpus, "maxEnis": row["defaultMaxENIs"],
-                          "ipv4PerEni": row["ipv4AddressesPerInterface"]})
+        instances.append(
+            {
+                "instanceType": name,
+                "vcpus": cpus,
+                "maxEnis": row["defaultMaxENIs"],
+                "ipv4PerEni": row["ipv4AddressesPerInterface"],
+            }
+        )
     doc = {
         "_source": {
             "enis": ENI_SOURCE,
-            "vcpus": (f"EC2 DescribeInstanceTypes VCpuInfo.DefaultVCpus as captured in {vcpu_source} "
-                      "(ec2/resources/instance_types.json.gz); EXTRA_VCPUS in the generator for types it lacks"),
+            "vcpus": (
+                f"EC2 DescribeInstanceTypes VCpuInfo.DefaultVCpus as captured in {vcpu_source} "
+                "(ec2/resources/instance_types.json.gz); EXTRA_VCPUS in the generator for types it lacks"
+            ),
             "generator": "scripts/generate_instance_network_limits.py (do not edit by hand)",
             "omitted": skipped,
         },
@@ -75,8 +97,13 @@ def build(eni_rows: list[dict], vcpus: dict[str, int], vcpu_source: str) -> tupl
 def render(doc: dict) -> str:
     # One row per line: diffs of a regenerated table show exactly the types that changed.
     rows = ",\n".join("  " + json.dumps(r) for r in doc["instances"])
-    return "{\n \"_source\": " + json.dumps(doc["_source"], indent=2).replace("\n", "\n ") + \
-        ",\n \"instances\": [\n" + rows + "\n ]\n}\n"
+    return (
+        '{\n "_source": '
+        + json.dumps(doc["_source"], indent=2).replace("\n", "\n ")
+        + ',\n "instances": [\n'
+        + rows
+        + "\n ]\n}\n"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

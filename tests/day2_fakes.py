@@ -10,9 +10,10 @@ import json
 import socket
 import threading
 import urllib.parse
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 TOKEN = "day2-test-token"
 
@@ -61,7 +62,14 @@ class _Handler(BaseHTTPRequestHandler):
 
 # ------------------------------------------------------------------------------ Kubernetes API
 def _status(code: int, reason: str, message: str) -> dict[str, Any]:
-    return {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "reason": reason, "message": message}
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "code": code,
+        "reason": reason,
+        "message": message,
+    }
 
 
 class FakeKube(_Server):
@@ -85,10 +93,14 @@ class FakeKube(_Server):
         self.objects[path] = {"kind": "List", "apiVersion": "v1", "metadata": {}, "items": items}
 
     def kubeconfig(self) -> dict[str, Any]:
-        return {"apiVersion": "v1", "kind": "Config", "current-context": "fake",
-                "clusters": [{"name": "fake", "cluster": {"server": f"http://127.0.0.1:{self.port}"}}],
-                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
-                "users": [{"name": "fake", "user": {"token": TOKEN}}]}
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "fake",
+            "clusters": [{"name": "fake", "cluster": {"server": f"http://127.0.0.1:{self.port}"}}],
+            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
+            "users": [{"name": "fake", "user": {"token": TOKEN}}],
+        }
 
     def pods_of_jobs(self, namespace: str) -> list[dict[str, Any]]:
         return [job["_pod"] for (ns, _), job in self.jobs.items() if ns == namespace]
@@ -113,17 +125,28 @@ class _KubeHandler(_Handler):
             return
         parts = path.strip("/").split("/")
         # /api/v1/namespaces/{ns}/pods?labelSelector=job-name=X (pods the fake made for Jobs)
-        if len(parts) == 5 and parts[:3] == ["api", "v1", "namespaces"] and parts[4] == "pods" and "labelSelector" in query:
+        if (
+            len(parts) == 5
+            and parts[:3] == ["api", "v1", "namespaces"]
+            and parts[4] == "pods"
+            and "labelSelector" in query
+        ):
             key, _, value = query["labelSelector"].partition("=")
             items = [p for p in self.fake.pods_of_jobs(parts[3]) if p["metadata"]["labels"].get(key) == value]
             return self._send(200, {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items})
         if len(parts) == 5 and parts[4] == "events" and "fieldSelector" in query:
             name = query["fieldSelector"].split("=", 1)[1]
-            items = [e for job in self.fake.jobs.values() for e in job["_events"] if e["involvedObject"]["name"] == name]
+            items = [
+                e for job in self.fake.jobs.values() for e in job["_events"] if e["involvedObject"]["name"] == name
+            ]
             return self._send(200, {"kind": "EventList", "apiVersion": "v1", "metadata": {}, "items": items})
         if len(parts) == 7 and parts[4] == "pods" and parts[6] == "log":
             log = self.fake.logs.get((parts[3], parts[5]))
-            return self._send(200, log, "text/plain") if log is not None else self._send(404, _status(404, "NotFound", "no pod"))
+            return (
+                self._send(200, log, "text/plain")
+                if log is not None
+                else self._send(404, _status(404, "NotFound", "no pod"))
+            )
         if path in self.fake.objects:
             return self._send(200, self.fake.objects[path])
         parent, _, name = path.rpartition("/")
@@ -144,17 +167,44 @@ class _KubeHandler(_Handler):
         phase, log, events = self.fake.job_runner(job) if self.fake.job_runner else ("Succeeded", "", [])
         pod_name = f"{name}-x7k2p"
         template = job["spec"]["template"]
-        pod = {"apiVersion": "v1", "kind": "Pod",
-               "metadata": {"name": pod_name, "namespace": ns, "labels": {**template["metadata"]["labels"], "job-name": name}},
-               "spec": template["spec"],
-               "status": {"phase": phase, "containerStatuses": [] if phase != "Pending" else [
-                   {"name": "probe", "image": template["spec"]["containers"][0]["image"], "imageID": "", "ready": False,
-                    "restartCount": 0, "state": {"waiting": {"reason": "ContainerCreating"}}}]}}
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": pod_name,
+                "namespace": ns,
+                "labels": {**template["metadata"]["labels"], "job-name": name},
+            },
+            "spec": template["spec"],
+            "status": {
+                "phase": phase,
+                "containerStatuses": []
+                if phase != "Pending"
+                else [
+                    {
+                        "name": "probe",
+                        "image": template["spec"]["containers"][0]["image"],
+                        "imageID": "",
+                        "ready": False,
+                        "restartCount": 0,
+                        "state": {"waiting": {"reason": "ContainerCreating"}},
+                    }
+                ],
+            },
+        }
         job["_pod"] = pod
-        job["_events"] = [{"apiVersion": "v1", "kind": "Event", "type": "Warning", "reason": reason, "message": message,
-                           "metadata": {"name": f"{pod_name}.{i}", "namespace": ns},
-                           "involvedObject": {"kind": "Pod", "name": pod_name, "namespace": ns}}
-                          for i, (reason, message) in enumerate(events)]
+        job["_events"] = [
+            {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "type": "Warning",
+                "reason": reason,
+                "message": message,
+                "metadata": {"name": f"{pod_name}.{i}", "namespace": ns},
+                "involvedObject": {"kind": "Pod", "name": pod_name, "namespace": ns},
+            }
+            for i, (reason, message) in enumerate(events)
+        ]
         self.fake.jobs[(ns, name)] = job
         self.fake.logs[(ns, pod_name)] = log
         self._send(201, {k: v for k, v in job.items() if not k.startswith("_")})
@@ -200,17 +250,18 @@ class _EksHandler(_Handler):
         if rest == "access-entries":
             return self._send(200, {"accessEntries": sorted(entries)})
         if rest.startswith("access-entries/") and rest.endswith("/access-policies"):
-            principal = urllib.parse.unquote(rest[len("access-entries/"):-len("/access-policies")])
+            principal = urllib.parse.unquote(rest[len("access-entries/") : -len("/access-policies")])
             if principal not in entries:
                 return self._send(404, {"message": "no access entry"})
-            return self._send(200, {"clusterName": name, "principalArn": principal,
-                                    "associatedAccessPolicies": entries[principal]})
+            return self._send(
+                200, {"clusterName": name, "principalArn": principal, "associatedAccessPolicies": entries[principal]}
+            )
         if rest == "pod-identity-associations":
             return self._send(200, {"associations": fake.associations.get(name, [])})
         if rest == "addons":
             return self._send(200, {"addons": sorted(fake.addons.get(name, {}))})
         if rest.startswith("addons/"):
-            addon = fake.addons.get(name, {}).get(rest[len("addons/"):])
+            addon = fake.addons.get(name, {}).get(rest[len("addons/") :])
             if addon is None:
                 return self._send(404, {"message": "no addon"})
             return self._send(200, {"addon": addon})
@@ -227,17 +278,24 @@ def self_signed_localhost(directory: Path) -> tuple[Path, Path]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     cert_path, key_path = directory / "issuer.crt", directory / "issuer.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_path, key_path
 
 

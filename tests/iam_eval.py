@@ -79,16 +79,29 @@ def _resource_matches(stmt: dict[str, Any], resource: str | None) -> bool:
     return any(like(r, resource) for r in _as_list(stmt["Resource"]))
 
 
-def statement_applies(stmt: dict[str, Any], action: str, resource: str | None = None,
-                      context: dict[str, str] | None = None, principal: tuple[str, str] | None = None) -> bool:
-    return (_principal_matches(stmt, principal)
-            and any(like(a.lower(), action.lower()) for a in _as_list(stmt.get("Action")))
-            and _resource_matches(stmt, resource)
-            and conditions_match(stmt.get("Condition"), context or {}))
+def statement_applies(
+    stmt: dict[str, Any],
+    action: str,
+    resource: str | None = None,
+    context: dict[str, str] | None = None,
+    principal: tuple[str, str] | None = None,
+) -> bool:
+    return (
+        _principal_matches(stmt, principal)
+        and any(like(a.lower(), action.lower()) for a in _as_list(stmt.get("Action")))
+        and _resource_matches(stmt, resource)
+        and conditions_match(stmt.get("Condition"), context or {})
+    )
 
 
-def allows(policy: dict[str, Any], action: str, resource: str | None = None, context: dict[str, str] | None = None,
-           *, principal: tuple[str, str] | None = None) -> bool:
+def allows(
+    policy: dict[str, Any],
+    action: str,
+    resource: str | None = None,
+    context: dict[str, str] | None = None,
+    *,
+    principal: tuple[str, str] | None = None,
+) -> bool:
     stmts = policy["Statement"] if isinstance(policy["Statement"], list) else [policy["Statement"]]
     if any(s["Effect"] == "Deny" and statement_applies(s, action, resource, context, principal) for s in stmts):
         return False
@@ -100,5 +113,8 @@ def web_identity_request(provider_arn: str, claims: dict[str, Any]) -> dict[str,
     issuer as principal, the token's claims as `<issuer-host>:sub` / `:aud` keys."""
     host = str(claims["iss"]).removeprefix("https://").rstrip("/")
     aud = claims["aud"][0] if isinstance(claims["aud"], list) else claims["aud"]
-    return {"action": "sts:AssumeRoleWithWebIdentity", "principal": ("Federated", provider_arn),
-            "context": {f"{host}:sub": str(claims["sub"]), f"{host}:aud": str(aud)}}
+    return {
+        "action": "sts:AssumeRoleWithWebIdentity",
+        "principal": ("Federated", provider_arn),
+        "context": {f"{host}:sub": str(claims["sub"]), f"{host}:aud": str(aud)},
+    }

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Iterator
 from functools import cache
-from typing import Any, Iterator
+from typing import Any
 
 import celpy
 import jsonschema
@@ -139,8 +140,10 @@ def validation_errors(obj: dict[str, Any]) -> list[str]:
     """Everything the API server would refuse about `obj` (empty when valid)."""
     schema = crd_schema(obj["apiVersion"], obj["kind"])
     defaulted = apply_defaults(schema, obj)
-    errors = [f"{'.'.join(str(p) for p in e.absolute_path) or '.'}: {e.message}"
-              for e in jsonschema.Draft7Validator(schema).iter_errors(defaulted)]
+    errors = [
+        f"{'.'.join(str(p) for p in e.absolute_path) or '.'}: {e.message}"
+        for e in jsonschema.Draft7Validator(schema).iter_errors(defaulted)
+    ]
     errors += [f"{p}: unknown field (the API server would prune it)" for p in unknown_fields(schema, obj)]
     errors += cel_failures(schema, defaulted, structurally_valid=not errors)
     return errors

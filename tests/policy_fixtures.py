@@ -22,9 +22,9 @@ from pulumi.runtime.sync_await import _sync_await
 from components.core import iam_documents as iam
 from components.core.trust_policies import irsa_trust, pod_identity_trust
 from policy.offline_runner import Resource
-from programs.plan import resources_from_run
 from programs import offline
 from programs.offline import read_stack_file, reveal, run_offline, stack_file
+from programs.plan import resources_from_run
 
 ACCOUNT = "123456789012"
 TAGS = {"owner": "platform-team", "cost-center": "cc-1234", "environment": "prod"}
@@ -38,152 +38,340 @@ curl -sfL https://get.k3s.io | INSTALL_K3S_VERSION=v1.35.0+k3s1 sh -s - agent --
 """
 
 
-
 def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
 def _program(_cfg: Any) -> dict[str, Any]:
     protect = pulumi.ResourceOptions(protect=True)
-    key = aws.kms.Key("key", enable_key_rotation=True, tags=TAGS,
-                      policy=iam.to_json(iam.kms_key_policy(ACCOUNT)), opts=protect)
+    key = aws.kms.Key(
+        "key", enable_key_rotation=True, tags=TAGS, policy=iam.to_json(iam.kms_key_policy(ACCOUNT)), opts=protect
+    )
 
     # --- EKS control plane and access
     cluster = aws.eks.Cluster(
-        "cluster", name="fixture", version="1.35", role_arn=f"arn:aws:iam::{ACCOUNT}:role/cluster",
-        vpc_config={"subnet_ids": ["subnet-1", "subnet-2"], "endpoint_private_access": True,
-                    "endpoint_public_access": False},
+        "cluster",
+        name="fixture",
+        version="1.35",
+        role_arn=f"arn:aws:iam::{ACCOUNT}:role/cluster",
+        vpc_config={
+            "subnet_ids": ["subnet-1", "subnet-2"],
+            "endpoint_private_access": True,
+            "endpoint_public_access": False,
+        },
         access_config={"authentication_mode": "API", "bootstrap_cluster_creator_admin_permissions": False},
         encryption_config={"provider": {"key_arn": key.arn}, "resources": ["secrets"]},
-        enabled_cluster_log_types=["api", "audit", "authenticator"], tags=TAGS, opts=protect)
-    admin_entry = aws.eks.AccessEntry("admin-entry", cluster_name=cluster.name,
-                                      principal_arn=f"arn:aws:iam::{ACCOUNT}:role/platform-admin", tags=TAGS)
-    aws.eks.AccessPolicyAssociation("admin", cluster_name=admin_entry.cluster_name,
-                                    principal_arn=admin_entry.principal_arn, policy_arn=CLUSTER_ADMIN,
-                                    access_scope={"type": "cluster"})
-    aws.eks.Addon("vpc-cni", cluster_name=cluster.name, addon_name="vpc-cni", addon_version="v1.20.4-eksbuild.1",
-                  tags=TAGS)
-    aws.eks.NodeGroup("system", cluster_name=cluster.name, node_role_arn=f"arn:aws:iam::{ACCOUNT}:role/node",
-                      subnet_ids=["subnet-1"], scaling_config={"desired_size": 2, "max_size": 3, "min_size": 2},
-                      tags=TAGS)
+        enabled_cluster_log_types=["api", "audit", "authenticator"],
+        tags=TAGS,
+        opts=protect,
+    )
+    admin_entry = aws.eks.AccessEntry(
+        "admin-entry", cluster_name=cluster.name, principal_arn=f"arn:aws:iam::{ACCOUNT}:role/platform-admin", tags=TAGS
+    )
+    aws.eks.AccessPolicyAssociation(
+        "admin",
+        cluster_name=admin_entry.cluster_name,
+        principal_arn=admin_entry.principal_arn,
+        policy_arn=CLUSTER_ADMIN,
+        access_scope={"type": "cluster"},
+    )
+    aws.eks.Addon(
+        "vpc-cni", cluster_name=cluster.name, addon_name="vpc-cni", addon_version="v1.20.4-eksbuild.1", tags=TAGS
+    )
+    aws.eks.NodeGroup(
+        "system",
+        cluster_name=cluster.name,
+        node_role_arn=f"arn:aws:iam::{ACCOUNT}:role/node",
+        subnet_ids=["subnet-1"],
+        scaling_config={"desired_size": 2, "max_size": 3, "min_size": 2},
+        tags=TAGS,
+    )
 
     # --- network
     vpc = aws.ec2.Vpc("vpc", cidr_block="10.0.0.0/16", tags=TAGS)
     aws.ec2.FlowLog("vpc-flow", vpc_id=vpc.id, traffic_type="ALL", log_destination="arn:aws:logs:x", tags=TAGS)
     aws.ec2.Subnet("private", vpc_id=vpc.id, cidr_block="10.0.1.0/24", map_public_ip_on_launch=False, tags=TAGS)
-    aws.ec2.SecurityGroup("api-sg", vpc_id=vpc.id, tags=TAGS, ingress=[{
-        "from_port": 6443, "to_port": 6443, "protocol": "tcp", "cidr_blocks": ["10.0.0.0/16"]}])
-    aws.ec2.SecurityGroupRule("https-rule", type="ingress", from_port=443, to_port=443, protocol="tcp",
-                              cidr_blocks=["0.0.0.0/0"], security_group_id="sg-1")
-    aws.vpc.SecurityGroupIngressRule("kubelet-rule", from_port=10250, to_port=10250, ip_protocol="tcp",
-                                     cidr_ipv4="10.0.0.0/16", security_group_id="sg-1", tags=TAGS)
+    aws.ec2.SecurityGroup(
+        "api-sg",
+        vpc_id=vpc.id,
+        tags=TAGS,
+        ingress=[{"from_port": 6443, "to_port": 6443, "protocol": "tcp", "cidr_blocks": ["10.0.0.0/16"]}],
+    )
+    aws.ec2.SecurityGroupRule(
+        "https-rule",
+        type="ingress",
+        from_port=443,
+        to_port=443,
+        protocol="tcp",
+        cidr_blocks=["0.0.0.0/0"],
+        security_group_id="sg-1",
+    )
+    aws.vpc.SecurityGroupIngressRule(
+        "kubelet-rule",
+        from_port=10250,
+        to_port=10250,
+        ip_protocol="tcp",
+        cidr_ipv4="10.0.0.0/16",
+        security_group_id="sg-1",
+        tags=TAGS,
+    )
     nlb = aws.lb.LoadBalancer("api-nlb", internal=True, load_balancer_type="network", subnets=["subnet-1"], tags=TAGS)
-    aws.lb.Listener("api-listener", load_balancer_arn=nlb.arn, port=6443, protocol="TCP",
-                    default_actions=[{"type": "forward", "target_group_arn": "arn:aws:elasticloadbalancing:tg"}])
+    aws.lb.Listener(
+        "api-listener",
+        load_balancer_arn=nlb.arn,
+        port=6443,
+        protocol="TCP",
+        default_actions=[{"type": "forward", "target_group_arn": "arn:aws:elasticloadbalancing:tg"}],
+    )
 
     # --- nodes
     aws.ec2.LaunchTemplate(
-        "nodes", image_id="resolve:ssm:/aws/service/ami", user_data=b64(NODE_USER_DATA), tags=TAGS,
+        "nodes",
+        image_id="resolve:ssm:/aws/service/ami",
+        user_data=b64(NODE_USER_DATA),
+        tags=TAGS,
         metadata_options={"http_tokens": "required", "http_put_response_hop_limit": 1, "http_endpoint": "enabled"},
-        block_device_mappings=[{"device_name": "/dev/xvda", "ebs": {"encrypted": "true", "volume_type": "gp3",
-                                                                     "volume_size": 40}}],
-        network_interfaces=[{"associate_public_ip_address": "false", "security_groups": ["sg-1"]}])
+        block_device_mappings=[
+            {"device_name": "/dev/xvda", "ebs": {"encrypted": "true", "volume_type": "gp3", "volume_size": 40}}
+        ],
+        network_interfaces=[{"associate_public_ip_address": "false", "security_groups": ["sg-1"]}],
+    )
     aws.ec2.Instance(
-        "bastion", ami="ami-123", instance_type="t3.micro", associate_public_ip_address=False, tags=TAGS,
+        "bastion",
+        ami="ami-123",
+        instance_type="t3.micro",
+        associate_public_ip_address=False,
+        tags=TAGS,
         metadata_options={"http_tokens": "required", "http_put_response_hop_limit": 1},
-        root_block_device={"encrypted": True, "volume_type": "gp3"})
-    aws.autoscaling.Group("agents", min_size=1, max_size=3, vpc_zone_identifiers=["subnet-1"],
-                          launch_template={"id": "lt-1", "version": "$Latest"},
-                          tags=[{"key": k, "value": v, "propagate_at_launch": True} for k, v in TAGS.items()])
+        root_block_device={"encrypted": True, "volume_type": "gp3"},
+    )
+    aws.autoscaling.Group(
+        "agents",
+        min_size=1,
+        max_size=3,
+        vpc_zone_identifiers=["subnet-1"],
+        launch_template={"id": "lt-1", "version": "$Latest"},
+        tags=[{"key": k, "value": v, "propagate_at_launch": True} for k, v in TAGS.items()],
+    )
     aws.ebs.Volume("data", availability_zone="us-east-1a", size=10, encrypted=True, kms_key_id=key.arn, tags=TAGS)
 
     # --- IAM
-    node_role = aws.iam.Role("node-role", assume_role_policy=iam.to_json(iam.service_trust("ec2.amazonaws.com")),
-                             tags=TAGS)
-    aws.iam.RolePolicyAttachment("node-worker", role=node_role.name,
-                                 policy_arn="arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy")
-    aws.iam.Policy("controller-policy", tags=TAGS, policy=node_role.arn.apply(lambda arn: iam.to_json(iam.document(
-        iam.statement(["ec2:RunInstances", "ec2:CreateFleet"], "*",
-                      conditions={"StringEquals": {"aws:RequestTag/k8s-platform/cluster": "fixture"}}),
-        iam.statement("iam:PassRole", arn)))))
-    aws.iam.RolePolicy("node-inline", role=node_role.id,
-                       policy=iam.to_json(iam.document(iam.statement("ssm:GetParameter", f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/k3s/token"))))
+    node_role = aws.iam.Role(
+        "node-role", assume_role_policy=iam.to_json(iam.service_trust("ec2.amazonaws.com")), tags=TAGS
+    )
+    aws.iam.RolePolicyAttachment(
+        "node-worker", role=node_role.name, policy_arn="arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy"
+    )
+    aws.iam.Policy(
+        "controller-policy",
+        tags=TAGS,
+        policy=node_role.arn.apply(
+            lambda arn: iam.to_json(
+                iam.document(
+                    iam.statement(
+                        ["ec2:RunInstances", "ec2:CreateFleet"],
+                        "*",
+                        conditions={"StringEquals": {"aws:RequestTag/k8s-platform/cluster": "fixture"}},
+                    ),
+                    iam.statement("iam:PassRole", arn),
+                )
+            )
+        ),
+    )
+    aws.iam.RolePolicy(
+        "node-inline",
+        role=node_role.id,
+        policy=iam.to_json(
+            iam.document(iam.statement("ssm:GetParameter", f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/k3s/token"))
+        ),
+    )
 
     # --- workload identity: IRSA
-    oidc = aws.iam.OpenIdConnectProvider("oidc", url=ISSUER_URL, client_id_lists=["sts.amazonaws.com"], tags=TAGS,
-                                         opts=protect)
-    irsa_role = aws.iam.Role("irsa-role", tags=TAGS, assume_role_policy=oidc.arn.apply(
-        lambda arn: iam.to_json(irsa_trust(arn, ISSUER_URL, "apps", "api"))))
-    k8s.core.v1.ServiceAccount("irsa-sa", metadata={
-        "name": "api", "namespace": "apps",
-        "annotations": irsa_role.arn.apply(lambda arn: {"eks.amazonaws.com/role-arn": arn})})
+    oidc = aws.iam.OpenIdConnectProvider(
+        "oidc", url=ISSUER_URL, client_id_lists=["sts.amazonaws.com"], tags=TAGS, opts=protect
+    )
+    irsa_role = aws.iam.Role(
+        "irsa-role",
+        tags=TAGS,
+        assume_role_policy=oidc.arn.apply(lambda arn: iam.to_json(irsa_trust(arn, ISSUER_URL, "apps", "api"))),
+    )
+    k8s.core.v1.ServiceAccount(
+        "irsa-sa",
+        metadata={
+            "name": "api",
+            "namespace": "apps",
+            "annotations": irsa_role.arn.apply(lambda arn: {"eks.amazonaws.com/role-arn": arn}),
+        },
+    )
 
     # --- Pod Identity
-    pi_role = aws.iam.Role("pod-identity-role", tags=TAGS,
-                           assume_role_policy=iam.to_json(pod_identity_trust(ACCOUNT)))
-    aws.eks.PodIdentityAssociation("karpenter-association", cluster_name=cluster.name, namespace="kube-system",
-                                   service_account="karpenter", role_arn=pi_role.arn, tags=TAGS)
+    pi_role = aws.iam.Role("pod-identity-role", tags=TAGS, assume_role_policy=iam.to_json(pod_identity_trust(ACCOUNT)))
+    aws.eks.PodIdentityAssociation(
+        "karpenter-association",
+        cluster_name=cluster.name,
+        namespace="kube-system",
+        service_account="karpenter",
+        role_arn=pi_role.arn,
+        tags=TAGS,
+    )
     k8s.core.v1.ServiceAccount("karpenter-sa", metadata={"name": "karpenter", "namespace": "kube-system"})
 
     # --- Roles Anywhere
-    anchor = aws.rolesanywhere.TrustAnchor("anchor", name="anchor", enabled=True, tags=TAGS, source={
-        "source_type": "CERTIFICATE_BUNDLE", "source_data": {"x509_certificate_data": "-----BEGIN CERTIFICATE-----"}})
-    ra_role = aws.iam.Role("roles-anywhere-role", tags=TAGS, assume_role_policy=anchor.arn.apply(
-        lambda arn: iam.to_json(iam.document(iam.statement(
-            ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"],
-            principal={"Service": "rolesanywhere.amazonaws.com"},
-            conditions={"StringEquals": {"aws:PrincipalTag/x509Subject/CN": "batch-worker"},
-                        "ArnEquals": {"aws:SourceArn": arn}})))))
+    anchor = aws.rolesanywhere.TrustAnchor(
+        "anchor",
+        name="anchor",
+        enabled=True,
+        tags=TAGS,
+        source={
+            "source_type": "CERTIFICATE_BUNDLE",
+            "source_data": {"x509_certificate_data": "-----BEGIN CERTIFICATE-----"},
+        },
+    )
+    ra_role = aws.iam.Role(
+        "roles-anywhere-role",
+        tags=TAGS,
+        assume_role_policy=anchor.arn.apply(
+            lambda arn: iam.to_json(
+                iam.document(
+                    iam.statement(
+                        ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"],
+                        principal={"Service": "rolesanywhere.amazonaws.com"},
+                        conditions={
+                            "StringEquals": {"aws:PrincipalTag/x509Subject/CN": "batch-worker"},
+                            "ArnEquals": {"aws:SourceArn": arn},
+                        },
+                    )
+                )
+            )
+        ),
+    )
     aws.rolesanywhere.Profile("profile", name="profile", role_arns=[ra_role.arn], duration_seconds=3600, tags=TAGS)
 
     # --- storage
     snapshots = aws.s3.Bucket("snapshots", tags=TAGS, opts=protect)
-    aws.s3.BucketPublicAccessBlock("snapshots-pab", bucket=snapshots.id, block_public_acls=True,
-                                   block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True)
-    aws.s3.BucketServerSideEncryptionConfiguration("snapshots-sse", bucket=snapshots.id, rules=[{
-        "apply_server_side_encryption_by_default": {"sse_algorithm": "aws:kms", "kms_master_key_id": key.arn}}])
+    aws.s3.BucketPublicAccessBlock(
+        "snapshots-pab",
+        bucket=snapshots.id,
+        block_public_acls=True,
+        block_public_policy=True,
+        ignore_public_acls=True,
+        restrict_public_buckets=True,
+    )
+    aws.s3.BucketServerSideEncryptionConfiguration(
+        "snapshots-sse",
+        bucket=snapshots.id,
+        rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "aws:kms", "kms_master_key_id": key.arn}}],
+    )
     issuer = aws.s3.Bucket("issuer", tags={**TAGS, "k8s-platform/oidc-issuer": "true"}, opts=protect)
-    aws.s3.BucketPublicAccessBlock("issuer-pab", bucket=issuer.id, block_public_acls=True, ignore_public_acls=True,
-                                   block_public_policy=False, restrict_public_buckets=False)
-    aws.s3.BucketObjectv2("issuer-discovery", bucket=issuer.id, key=".well-known/openid-configuration",
-                          content=json.dumps({"issuer": ISSUER_URL, "jwks_uri": f"{ISSUER_URL}/keys.json"}))
-    aws.s3.BucketPolicy("issuer-policy", bucket=issuer.id, policy=issuer.arn.apply(lambda arn: iam.to_json(iam.document(
-        iam.statement("s3:GetObject", [f"{arn}/.well-known/openid-configuration", f"{arn}/keys.json"],
-                      principal="*")))))  # type: ignore[arg-type]
+    aws.s3.BucketPublicAccessBlock(
+        "issuer-pab",
+        bucket=issuer.id,
+        block_public_acls=True,
+        ignore_public_acls=True,
+        block_public_policy=False,
+        restrict_public_buckets=False,
+    )
+    aws.s3.BucketObjectv2(
+        "issuer-discovery",
+        bucket=issuer.id,
+        key=".well-known/openid-configuration",
+        content=json.dumps({"issuer": ISSUER_URL, "jwks_uri": f"{ISSUER_URL}/keys.json"}),
+    )
+    aws.s3.BucketPolicy(
+        "issuer-policy",
+        bucket=issuer.id,
+        policy=issuer.arn.apply(
+            lambda arn: iam.to_json(
+                iam.document(
+                    iam.statement(
+                        "s3:GetObject", [f"{arn}/.well-known/openid-configuration", f"{arn}/keys.json"], principal="*"
+                    )
+                )
+            )
+        ),
+    )  # type: ignore[arg-type]
     aws.sqs.Queue("interruptions", sqs_managed_sse_enabled=True, message_retention_seconds=300, tags=TAGS)
-    aws.sqs.QueuePolicy("interruptions-policy", queue_url="https://sqs/q", policy=iam.to_json(iam.document(
-        iam.statement("sqs:SendMessage", "arn:aws:sqs:us-east-1:123456789012:q",
-                      principal={"Service": ["events.amazonaws.com", "sqs.amazonaws.com"]}))))
+    aws.sqs.QueuePolicy(
+        "interruptions-policy",
+        queue_url="https://sqs/q",
+        policy=iam.to_json(
+            iam.document(
+                iam.statement(
+                    "sqs:SendMessage",
+                    "arn:aws:sqs:us-east-1:123456789012:q",
+                    principal={"Service": ["events.amazonaws.com", "sqs.amazonaws.com"]},
+                )
+            )
+        ),
+    )
     aws.ssm.Parameter("join-token", name="/k3s/token", type="SecureString", value="not-a-real-token", tags=TAGS)
     aws.secretsmanager.Secret("drain-credentials", kms_key_id=key.arn, tags=TAGS)
     aws.cloudwatch.LogGroup("cluster-logs", retention_in_days=90, kms_key_id=key.arn, tags=TAGS)
-    aws.lambda_.Function("drainer", role=node_role.arn, runtime="python3.12", handler="h.main", tags=TAGS,
-                         code=pulumi.AssetArchive({}), vpc_config={"subnet_ids": ["subnet-1"],
-                                                                   "security_group_ids": ["sg-1"]})
+    aws.lambda_.Function(
+        "drainer",
+        role=node_role.arn,
+        runtime="python3.12",
+        handler="h.main",
+        tags=TAGS,
+        code=pulumi.AssetArchive({}),
+        vpc_config={"subnet_ids": ["subnet-1"], "security_group_ids": ["sg-1"]},
+    )
 
     # --- Karpenter and Helm
-    k8s.apiextensions.CustomResource("general-pool", api_version="karpenter.sh/v1", kind="NodePool",
-                                     metadata={"name": "general"}, spec={
-        "template": {"spec": {"nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "default"},
-                              "requirements": [{"key": "karpenter.sh/capacity-type", "operator": "In",
-                                                "values": ["spot", "on-demand"]}],
-                              "expireAfter": "720h"}},
-        "limits": {"cpu": "64", "memory": "256Gi"},
-        "disruption": {"consolidationPolicy": "WhenEmptyOrUnderutilized", "consolidateAfter": "30s",
-                       "budgets": [{"nodes": "10%"}]}})
-    k8s.apiextensions.CustomResource("default-class", api_version="karpenter.k8s.aws/v1", kind="EC2NodeClass",
-                                     metadata={"name": "default"}, spec={
-        "role": "node", "amiSelectorTerms": [{"alias": "al2023@v20251117"}],
-        "subnetSelectorTerms": [{"tags": {"karpenter.sh/discovery": "fixture"}}],
-        "securityGroupSelectorTerms": [{"tags": {"karpenter.sh/discovery": "fixture"}}],
-        "metadataOptions": {"httpEndpoint": "enabled", "httpTokens": "required", "httpPutResponseHopLimit": 1},
-        "blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {"volumeSize": "40Gi", "volumeType": "gp3",
-                                                                      "encrypted": True}}],
-        "associatePublicIPAddress": False})
-    k8s.helm.v3.Release("karpenter", chart="oci://public.ecr.aws/karpenter/karpenter", version="1.8.1",
-                        namespace="kube-system", values={"settings": {"clusterName": "fixture"}})
-    k8s.helm.v3.Release("metrics-server", chart="metrics-server", version="3.13.0", namespace="kube-system",
-                        repository_opts={"repo": "https://kubernetes-sigs.github.io/metrics-server/"})
+    k8s.apiextensions.CustomResource(
+        "general-pool",
+        api_version="karpenter.sh/v1",
+        kind="NodePool",
+        metadata={"name": "general"},
+        spec={
+            "template": {
+                "spec": {
+                    "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "default"},
+                    "requirements": [
+                        {"key": "karpenter.sh/capacity-type", "operator": "In", "values": ["spot", "on-demand"]}
+                    ],
+                    "expireAfter": "720h",
+                }
+            },
+            "limits": {"cpu": "64", "memory": "256Gi"},
+            "disruption": {
+                "consolidationPolicy": "WhenEmptyOrUnderutilized",
+                "consolidateAfter": "30s",
+                "budgets": [{"nodes": "10%"}],
+            },
+        },
+    )
+    k8s.apiextensions.CustomResource(
+        "default-class",
+        api_version="karpenter.k8s.aws/v1",
+        kind="EC2NodeClass",
+        metadata={"name": "default"},
+        spec={
+            "role": "node",
+            "amiSelectorTerms": [{"alias": "al2023@v20251117"}],
+            "subnetSelectorTerms": [{"tags": {"karpenter.sh/discovery": "fixture"}}],
+            "securityGroupSelectorTerms": [{"tags": {"karpenter.sh/discovery": "fixture"}}],
+            "metadataOptions": {"httpEndpoint": "enabled", "httpTokens": "required", "httpPutResponseHopLimit": 1},
+            "blockDeviceMappings": [
+                {"deviceName": "/dev/xvda", "ebs": {"volumeSize": "40Gi", "volumeType": "gp3", "encrypted": True}}
+            ],
+            "associatePublicIPAddress": False,
+        },
+    )
+    k8s.helm.v3.Release(
+        "karpenter",
+        chart="oci://public.ecr.aws/karpenter/karpenter",
+        version="1.8.1",
+        namespace="kube-system",
+        values={"settings": {"clusterName": "fixture"}},
+    )
+    k8s.helm.v3.Release(
+        "metrics-server",
+        chart="metrics-server",
+        version="3.13.0",
+        namespace="kube-system",
+        repository_opts={"repo": "https://kubernetes-sigs.github.io/metrics-server/"},
+    )
     return {}
 
 
@@ -241,7 +429,16 @@ def first_preview_resources(stack: str) -> list[Resource]:
             _sync_await(run_pulumi_func(body))
         finally:
             settings.reset_options(project=offline.PROJECT, stack=stack, preview=False)
-    return [Resource(urn=r.urn, type=r.type, name=r.name, inputs=reveal(r.inputs), parent=r.parent,
-                     dependencies=list(r.dependencies), property_dependencies=dict(r.property_dependencies),
-                     protect=r.protect)
-            for r in monitor.captured]
+    return [
+        Resource(
+            urn=r.urn,
+            type=r.type,
+            name=r.name,
+            inputs=reveal(r.inputs),
+            parent=r.parent,
+            dependencies=list(r.dependencies),
+            property_dependencies=dict(r.property_dependencies),
+            protect=r.protect,
+        )
+        for r in monitor.captured
+    ]

@@ -40,25 +40,37 @@ def test_cloud_controller_refused_on_eks_with_the_key_path():
 
 
 def test_cloud_controller_off_is_accepted_on_both():
-    assert not _parse("prod", {"cloudControllerManager": {"enabled": False}}).addons.cloud_controller_manager_enabled("eks")
-    assert not _parse("dev", {"cloudControllerManager": {"enabled": False}}).addons.cloud_controller_manager_enabled("k3s")
+    assert not _parse("prod", {"cloudControllerManager": {"enabled": False}}).addons.cloud_controller_manager_enabled(
+        "eks"
+    )
+    assert not _parse("dev", {"cloudControllerManager": {"enabled": False}}).addons.cloud_controller_manager_enabled(
+        "k3s"
+    )
 
 
 def test_k3s_minor_without_a_pinned_cloud_controller_image_is_refused():
     raw_cluster = shipped_config("dev")["k8s-platform:cluster"]
     with pytest.raises(ConfigError) as err:
         _parse("dev", k3s={**raw_cluster.get("k3s", {}), "version": "v1.31.4+k3s1"})
-    assert any(p.startswith("k8s-platform:cluster.k3s.version: no AWS cloud controller image pinned for Kubernetes 1.31")
-               for p in err.value.problems), err.value.problems
+    assert any(
+        p.startswith("k8s-platform:cluster.k3s.version: no AWS cloud controller image pinned for Kubernetes 1.31")
+        for p in err.value.problems
+    ), err.value.problems
 
 
-@pytest.mark.parametrize("addons,key", [
-    ({"awsLoadBalancerController": {"ingressGroup": "Shared_Group"}}, "addons.awsLoadBalancerController.ingressGroup"),
-    ({"awsLoadBalancerController": {"scheme": "public"}}, "addons.awsLoadBalancerController.scheme"),
-    ({"ebsCsi": {"kmsKeyArn": "alias/ebs"}}, "addons.ebsCsi.kmsKeyArn"),
-    ({"metricsServer": {"enable": False}}, "addons.metricsServer.enable"),
-    ({"karpenter": {"enabled": True}}, "addons.karpenter"),
-])
+@pytest.mark.parametrize(
+    "addons,key",
+    [
+        (
+            {"awsLoadBalancerController": {"ingressGroup": "Shared_Group"}},
+            "addons.awsLoadBalancerController.ingressGroup",
+        ),
+        ({"awsLoadBalancerController": {"scheme": "public"}}, "addons.awsLoadBalancerController.scheme"),
+        ({"ebsCsi": {"kmsKeyArn": "alias/ebs"}}, "addons.ebsCsi.kmsKeyArn"),
+        ({"metricsServer": {"enable": False}}, "addons.metricsServer.enable"),
+        ({"karpenter": {"enabled": True}}, "addons.karpenter"),
+    ],
+)
 def test_bad_addon_values_name_their_key(addons, key):
     with pytest.raises(ConfigError) as err:
         _parse("dev", addons)
@@ -67,17 +79,31 @@ def test_bad_addon_values_name_their_key(addons, key):
 
 def test_k3s_servers_disable_what_the_addons_replace():
     settings = K3sServerSettings(
-        role="bootstrap", cluster_name="dev-k3s", k3s_version="v1.35.1+k3s1", region="us-east-1",
-        server_url="https://nlb:6443", api_host="nlb", token_parameter_name="/t", agent_token_parameter_name="/a",
-        pki_secret_id="pki", service_account_issuer_url="https://issuer", service_account_jwks_uri="https://issuer/jwks",
-        snapshot_bucket="b", snapshot_schedule_cron="0 */6 * * *", snapshot_retention=28)
+        role="bootstrap",
+        cluster_name="dev-k3s",
+        k3s_version="v1.35.1+k3s1",
+        region="us-east-1",
+        server_url="https://nlb:6443",
+        api_host="nlb",
+        token_parameter_name="/t",
+        agent_token_parameter_name="/a",
+        pki_secret_id="pki",
+        service_account_issuer_url="https://issuer",
+        service_account_jwks_uri="https://issuer/jwks",
+        snapshot_bucket="b",
+        snapshot_schedule_cron="0 */6 * * *",
+        snapshot_retention=28,
+    )
     # Default: all add-ons on -> every packaged replacement off, cloud controller external.
     config = server_k3s_config(settings)
     assert config["disable"] == ["servicelb", "traefik", "local-storage", "metrics-server"]
     assert config["disable-cloud-controller"] is True
     cfg = _parse("dev", {"awsLoadBalancerController": {"enabled": False}, "cloudControllerManager": {"enabled": False}})
-    custom = dataclasses.replace(settings, disable_components=cfg.addons.k3s_disabled_components(),
-                                 disable_cloud_controller=cfg.addons.cloud_controller_manager_enabled("k3s"))
+    custom = dataclasses.replace(
+        settings,
+        disable_components=cfg.addons.k3s_disabled_components(),
+        disable_cloud_controller=cfg.addons.cloud_controller_manager_enabled("k3s"),
+    )
     config = server_k3s_config(custom)
     assert "servicelb" not in config["disable"] and "traefik" not in config["disable"]
     assert config["disable-cloud-controller"] is False  # K3s's own controller initialises the nodes
@@ -92,14 +118,21 @@ def test_target_type_defaults_by_cluster_and_ip_is_refused_on_k3s():
         "k8s-platform:addons.awsLoadBalancerController.targetType: 'ip' needs pods on VPC addresses; K3s pods live "
         "on flannel's overlay, which a load balancer cannot reach: use 'instance' (or remove the key)"
     ]
-    assert _parse("prod", {"awsLoadBalancerController": {"targetType": "instance"}}).addons \
-        .aws_load_balancer_controller.effective_target_type("eks") == "instance"
+    assert (
+        _parse(
+            "prod", {"awsLoadBalancerController": {"targetType": "instance"}}
+        ).addons.aws_load_balancer_controller.effective_target_type("eks")
+        == "instance"
+    )
 
 
 def test_waf_integration_is_off_by_default_and_must_be_a_boolean():
     assert not _parse("prod").addons.aws_load_balancer_controller.waf_integration
-    assert _parse("prod", {"awsLoadBalancerController": {"wafIntegration": True}}).addons \
-        .aws_load_balancer_controller.waf_integration
+    assert _parse(
+        "prod", {"awsLoadBalancerController": {"wafIntegration": True}}
+    ).addons.aws_load_balancer_controller.waf_integration
     with pytest.raises(ConfigError) as exc:
         _parse("prod", {"awsLoadBalancerController": {"wafIntegration": "yes"}})
-    assert any(p.startswith("k8s-platform:addons.awsLoadBalancerController.wafIntegration:") for p in exc.value.problems)
+    assert any(
+        p.startswith("k8s-platform:addons.awsLoadBalancerController.wafIntegration:") for p in exc.value.problems
+    )

@@ -27,38 +27,84 @@ OTHER_CLUSTER = {f"aws:ResourceTag/{LB_CLUSTER_TAG}": "other-cluster"}
 # each of them for the cluster's own resources, or the controller breaks.
 UPSTREAM_ACTIONS = {
     "iam:CreateServiceLinkedRole",
-    "ec2:DescribeAccountAttributes", "ec2:DescribeAddresses", "ec2:DescribeAvailabilityZones",
-    "ec2:DescribeInternetGateways", "ec2:DescribeVpcs", "ec2:DescribeVpcPeeringConnections", "ec2:DescribeSubnets",
-    "ec2:DescribeSecurityGroups", "ec2:DescribeInstances", "ec2:DescribeNetworkInterfaces", "ec2:DescribeTags",
-    "ec2:GetCoipPoolUsage", "ec2:DescribeCoipPools", "ec2:GetSecurityGroupsForVpc", "ec2:DescribeIpamPools",
+    "ec2:DescribeAccountAttributes",
+    "ec2:DescribeAddresses",
+    "ec2:DescribeAvailabilityZones",
+    "ec2:DescribeInternetGateways",
+    "ec2:DescribeVpcs",
+    "ec2:DescribeVpcPeeringConnections",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeInstances",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeTags",
+    "ec2:GetCoipPoolUsage",
+    "ec2:DescribeCoipPools",
+    "ec2:GetSecurityGroupsForVpc",
+    "ec2:DescribeIpamPools",
     "ec2:DescribeRouteTables",
-    "elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeLoadBalancerAttributes",
-    "elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeListenerCertificates",
-    "elasticloadbalancing:DescribeSSLPolicies", "elasticloadbalancing:DescribeRules",
-    "elasticloadbalancing:DescribeTargetGroups", "elasticloadbalancing:DescribeTargetGroupAttributes",
-    "elasticloadbalancing:DescribeTargetHealth", "elasticloadbalancing:DescribeTags",
-    "elasticloadbalancing:DescribeTrustStores", "elasticloadbalancing:DescribeListenerAttributes",
+    "elasticloadbalancing:DescribeLoadBalancers",
+    "elasticloadbalancing:DescribeLoadBalancerAttributes",
+    "elasticloadbalancing:DescribeListeners",
+    "elasticloadbalancing:DescribeListenerCertificates",
+    "elasticloadbalancing:DescribeSSLPolicies",
+    "elasticloadbalancing:DescribeRules",
+    "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeTargetGroupAttributes",
+    "elasticloadbalancing:DescribeTargetHealth",
+    "elasticloadbalancing:DescribeTags",
+    "elasticloadbalancing:DescribeTrustStores",
+    "elasticloadbalancing:DescribeListenerAttributes",
     "elasticloadbalancing:DescribeCapacityReservation",
-    "cognito-idp:DescribeUserPoolClient", "acm:ListCertificates", "acm:DescribeCertificate",
-    "iam:ListServerCertificates", "iam:GetServerCertificate", "waf-regional:GetWebACL",
-    "waf-regional:GetWebACLForResource", "waf-regional:AssociateWebACL", "waf-regional:DisassociateWebACL",
-    "wafv2:GetWebACL", "wafv2:GetWebACLForResource", "wafv2:AssociateWebACL", "wafv2:DisassociateWebACL",
-    "shield:GetSubscriptionState", "shield:DescribeProtection", "shield:CreateProtection", "shield:DeleteProtection",
-    "ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress", "ec2:CreateSecurityGroup",
-    "ec2:CreateTags", "ec2:DeleteTags", "ec2:DeleteSecurityGroup",
-    "elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:CreateTargetGroup",
-    "elasticloadbalancing:CreateListener", "elasticloadbalancing:DeleteListener",
-    "elasticloadbalancing:CreateRule", "elasticloadbalancing:DeleteRule",
-    "elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags",
-    "elasticloadbalancing:ModifyLoadBalancerAttributes", "elasticloadbalancing:SetIpAddressType",
-    "elasticloadbalancing:SetSecurityGroups", "elasticloadbalancing:SetSubnets",
-    "elasticloadbalancing:DeleteLoadBalancer", "elasticloadbalancing:ModifyTargetGroup",
-    "elasticloadbalancing:ModifyTargetGroupAttributes", "elasticloadbalancing:DeleteTargetGroup",
-    "elasticloadbalancing:ModifyListenerAttributes", "elasticloadbalancing:ModifyCapacityReservation",
-    "elasticloadbalancing:ModifyIpPools", "elasticloadbalancing:RegisterTargets",
-    "elasticloadbalancing:DeregisterTargets", "elasticloadbalancing:SetWebAcl",
-    "elasticloadbalancing:ModifyListener", "elasticloadbalancing:AddListenerCertificates",
-    "elasticloadbalancing:RemoveListenerCertificates", "elasticloadbalancing:ModifyRule",
+    "cognito-idp:DescribeUserPoolClient",
+    "acm:ListCertificates",
+    "acm:DescribeCertificate",
+    "iam:ListServerCertificates",
+    "iam:GetServerCertificate",
+    "waf-regional:GetWebACL",
+    "waf-regional:GetWebACLForResource",
+    "waf-regional:AssociateWebACL",
+    "waf-regional:DisassociateWebACL",
+    "wafv2:GetWebACL",
+    "wafv2:GetWebACLForResource",
+    "wafv2:AssociateWebACL",
+    "wafv2:DisassociateWebACL",
+    "shield:GetSubscriptionState",
+    "shield:DescribeProtection",
+    "shield:CreateProtection",
+    "shield:DeleteProtection",
+    "ec2:AuthorizeSecurityGroupIngress",
+    "ec2:RevokeSecurityGroupIngress",
+    "ec2:CreateSecurityGroup",
+    "ec2:CreateTags",
+    "ec2:DeleteTags",
+    "ec2:DeleteSecurityGroup",
+    "elasticloadbalancing:CreateLoadBalancer",
+    "elasticloadbalancing:CreateTargetGroup",
+    "elasticloadbalancing:CreateListener",
+    "elasticloadbalancing:DeleteListener",
+    "elasticloadbalancing:CreateRule",
+    "elasticloadbalancing:DeleteRule",
+    "elasticloadbalancing:AddTags",
+    "elasticloadbalancing:RemoveTags",
+    "elasticloadbalancing:ModifyLoadBalancerAttributes",
+    "elasticloadbalancing:SetIpAddressType",
+    "elasticloadbalancing:SetSecurityGroups",
+    "elasticloadbalancing:SetSubnets",
+    "elasticloadbalancing:DeleteLoadBalancer",
+    "elasticloadbalancing:ModifyTargetGroup",
+    "elasticloadbalancing:ModifyTargetGroupAttributes",
+    "elasticloadbalancing:DeleteTargetGroup",
+    "elasticloadbalancing:ModifyListenerAttributes",
+    "elasticloadbalancing:ModifyCapacityReservation",
+    "elasticloadbalancing:ModifyIpPools",
+    "elasticloadbalancing:RegisterTargets",
+    "elasticloadbalancing:DeregisterTargets",
+    "elasticloadbalancing:SetWebAcl",
+    "elasticloadbalancing:ModifyListener",
+    "elasticloadbalancing:AddListenerCertificates",
+    "elasticloadbalancing:RemoveListenerCertificates",
+    "elasticloadbalancing:ModifyRule",
     "elasticloadbalancing:SetRulePriorities",
 }
 
@@ -91,8 +137,13 @@ def test_lb_waf_and_shield_calls_are_limited_to_this_accounts_albs():
     assert allows(WAF_POLICY, "shield:CreateProtection", ALB)
     other_account = ALB.replace(ACCOUNT, "333333333333")
     other_region = ALB.replace(REGION, "eu-west-1")
-    for action in ("wafv2:AssociateWebACL", "wafv2:DisassociateWebACL", "waf-regional:AssociateWebACL",
-                   "shield:CreateProtection", "shield:DeleteProtection"):
+    for action in (
+        "wafv2:AssociateWebACL",
+        "wafv2:DisassociateWebACL",
+        "waf-regional:AssociateWebACL",
+        "shield:CreateProtection",
+        "shield:DeleteProtection",
+    ):
         assert not allows(WAF_POLICY, action, other_account), action
         assert not allows(WAF_POLICY, action, other_region), action
     cloudfront = f"arn:aws:cloudfront::{ACCOUNT}:distribution/EDFDVBD6EXAMPLE"
@@ -101,10 +152,22 @@ def test_lb_waf_and_shield_calls_are_limited_to_this_accounts_albs():
 
 def test_lb_policy_reads_are_pinned_where_the_action_takes_a_resource():
     """Only calls without resource-level permissions (lists, Describe*) stay on "*" (checkov CKV_AWS_355)."""
-    on_star = {a for s in LB_POLICY["Statement"] if s["Resource"] == "*"
-               for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
-    assert not {"acm:DescribeCertificate", "iam:GetServerCertificate", "cognito-idp:DescribeUserPoolClient",
-                "ec2:GetCoipPoolUsage", "ec2:GetSecurityGroupsForVpc"} & on_star
+    on_star = {
+        a
+        for s in LB_POLICY["Statement"]
+        if s["Resource"] == "*"
+        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    assert (
+        not {
+            "acm:DescribeCertificate",
+            "iam:GetServerCertificate",
+            "cognito-idp:DescribeUserPoolClient",
+            "ec2:GetCoipPoolUsage",
+            "ec2:GetSecurityGroupsForVpc",
+        }
+        & on_star
+    )
     cert = f"arn:aws:acm:{REGION}:{ACCOUNT}:certificate/0123"
     assert allows(LB_POLICY, "acm:DescribeCertificate", cert)
     assert not allows(LB_POLICY, "acm:DescribeCertificate", cert.replace(ACCOUNT, "333333333333"))
@@ -116,23 +179,29 @@ def test_lb_policy_has_no_action_wildcards():
     assert not [a for a in _actions(LB_POLICY) if "*" in a]
 
 
-@pytest.mark.parametrize("action,resource", [
-    ("elasticloadbalancing:DeleteLoadBalancer", ALB),
-    ("elasticloadbalancing:DeleteTargetGroup", TG),
-    ("elasticloadbalancing:ModifyLoadBalancerAttributes", ALB),
-    ("elasticloadbalancing:SetSecurityGroups", ALB),
-    ("ec2:DeleteSecurityGroup", SG),
-])
+@pytest.mark.parametrize(
+    "action,resource",
+    [
+        ("elasticloadbalancing:DeleteLoadBalancer", ALB),
+        ("elasticloadbalancing:DeleteTargetGroup", TG),
+        ("elasticloadbalancing:ModifyLoadBalancerAttributes", ALB),
+        ("elasticloadbalancing:SetSecurityGroups", ALB),
+        ("ec2:DeleteSecurityGroup", SG),
+    ],
+)
 def test_lb_controller_changes_only_its_own_clusters_resources(action, resource):
     assert allows(LB_POLICY, action, resource, OWNED)
     assert not allows(LB_POLICY, action, resource, OTHER_CLUSTER)  # upstream would allow this
     assert not allows(LB_POLICY, action, resource, {})  # untagged: not ours
 
 
-@pytest.mark.parametrize("action,resource", [
-    ("elasticloadbalancing:CreateLoadBalancer", ALB),
-    ("elasticloadbalancing:CreateTargetGroup", TG),
-])
+@pytest.mark.parametrize(
+    "action,resource",
+    [
+        ("elasticloadbalancing:CreateLoadBalancer", ALB),
+        ("elasticloadbalancing:CreateTargetGroup", TG),
+    ],
+)
 def test_lb_controller_creates_only_resources_tagged_for_this_cluster(action, resource):
     assert allows(LB_POLICY, action, resource, {f"aws:RequestTag/{LB_CLUSTER_TAG}": CLUSTER})
     assert not allows(LB_POLICY, action, resource, {f"aws:RequestTag/{LB_CLUSTER_TAG}": "other-cluster"})
@@ -190,8 +259,13 @@ def test_star_resources_only_for_reads(policy):
 
 
 def test_service_linked_role_only_for_elastic_load_balancing():
-    slr = f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/elasticloadbalancing.amazonaws.com/AWSServiceRoleForElasticLoadBalancing"
-    assert allows(LB_POLICY, "iam:CreateServiceLinkedRole", slr, {"iam:AWSServiceName": "elasticloadbalancing.amazonaws.com"})
+    slr = (
+        f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/elasticloadbalancing.amazonaws.com/"
+        "AWSServiceRoleForElasticLoadBalancing"
+    )
+    assert allows(
+        LB_POLICY, "iam:CreateServiceLinkedRole", slr, {"iam:AWSServiceName": "elasticloadbalancing.amazonaws.com"}
+    )
     assert not allows(LB_POLICY, "iam:CreateServiceLinkedRole", slr, {"iam:AWSServiceName": "ec2.amazonaws.com"})
 
 

@@ -5,19 +5,29 @@ from __future__ import annotations
 import pytest
 
 from components.addons import values as v
-from components.core.cluster_handle import SystemScheduling
 from components.config import AddonsConfig, kubernetes_minor
+from components.core.cluster_handle import SystemScheduling
 
-SYSTEM = SystemScheduling(node_selector={"k8s-platform/node-pool": "system"},
-                          tolerations=[{"key": "CriticalAddonsOnly", "operator": "Exists", "effect": "NoSchedule"}])
+SYSTEM = SystemScheduling(
+    node_selector={"k8s-platform/node-pool": "system"},
+    tolerations=[{"key": "CriticalAddonsOnly", "operator": "Exists", "effect": "NoSchedule"}],
+)
 TAGS = {"owner": "platform-team", "cost-center": "cc-1234"}
 
 
 def lb_values(highly_available: bool) -> dict:
     return v.load_balancer_controller_values(
-        cluster_name="prod-eks", region="us-east-1", vpc_id="vpc-0abc",
+        cluster_name="prod-eks",
+        region="us-east-1",
+        vpc_id="vpc-0abc",
         service_account_annotations={"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/lb"},
-        scheduling=SYSTEM, highly_available=highly_available, webhook_ca="CA", webhook_cert="CERT", webhook_key="KEY", default_tags=TAGS)
+        scheduling=SYSTEM,
+        highly_available=highly_available,
+        webhook_ca="CA",
+        webhook_cert="CERT",
+        webhook_key="KEY",
+        default_tags=TAGS,
+    )
 
 
 def test_lb_controller_knows_its_cluster_without_imds():
@@ -34,20 +44,32 @@ def test_lb_controller_defaults_to_ip_targets_and_owns_no_ingress_class():
 
 def test_lb_controller_service_account_carries_the_identity_annotations():
     sa = lb_values(False)["serviceAccount"]
-    assert sa == {"create": True, "name": "aws-load-balancer-controller",
-                  "annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/lb"}}
+    assert sa == {
+        "create": True,
+        "name": "aws-load-balancer-controller",
+        "annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/lb"},
+    }
 
 
 def test_lb_controller_webhook_uses_the_given_certificates():
     assert lb_values(False)["webhookTLS"] == {"caCert": "CA", "cert": "CERT", "key": "KEY"}
 
 
-@pytest.mark.parametrize("render", [
-    lambda p: lb_values(p),
-    lambda p: v.metrics_server_values(scheduling=SYSTEM, highly_available=p, ca_bundle="CA"),
-    lambda p: v.ebs_csi_values(cluster_name="c", region="us-east-1", service_account_annotations={},
-                               scheduling=SYSTEM, highly_available=p, volume_tags=TAGS)["controller"],
-])
+@pytest.mark.parametrize(
+    "render",
+    [
+        lambda p: lb_values(p),
+        lambda p: v.metrics_server_values(scheduling=SYSTEM, highly_available=p, ca_bundle="CA"),
+        lambda p: v.ebs_csi_values(
+            cluster_name="c",
+            region="us-east-1",
+            service_account_annotations={},
+            scheduling=SYSTEM,
+            highly_available=p,
+            volume_tags=TAGS,
+        )["controller"],
+    ],
+)
 def test_controllers_run_on_system_capacity(render):
     for highly_available in (True, False):
         values = render(highly_available)
@@ -62,8 +84,14 @@ def test_prod_runs_two_replicas_with_a_disruption_budget_dev_one_without():
     ms_dev = v.metrics_server_values(scheduling=SYSTEM, highly_available=False, ca_bundle="CA")
     assert ms_prod["replicas"] == 2 and ms_prod["podDisruptionBudget"]["enabled"] is True
     assert ms_dev["replicas"] == 1 and "podDisruptionBudget" not in ms_dev
-    ebs = lambda p: v.ebs_csi_values(cluster_name="c", region="r", service_account_annotations={},  # noqa: E731
-                                     scheduling=SYSTEM, highly_available=p, volume_tags=TAGS)["controller"]
+    ebs = lambda p: v.ebs_csi_values(
+        cluster_name="c",
+        region="r",
+        service_account_annotations={},  # noqa: E731
+        scheduling=SYSTEM,
+        highly_available=p,
+        volume_tags=TAGS,
+    )["controller"]
     assert ebs(True)["replicaCount"] == 2 and ebs(True)["podDisruptionBudget"] == {"enabled": True}
     # The chart's PDB is on by default; with one replica it would block every node drain.
     assert ebs(False)["replicaCount"] == 1 and ebs(False)["podDisruptionBudget"] == {"enabled": False}
@@ -73,7 +101,10 @@ def test_metrics_server_apiservice_is_verified_against_the_minted_ca():
     values = v.metrics_server_values(scheduling=SYSTEM, highly_available=False, ca_bundle="-----BEGIN CERTIFICATE-----")
     assert values["apiService"]["insecureSkipTLSVerify"] is False
     assert values["apiService"]["caBundle"] == "-----BEGIN CERTIFICATE-----"
-    assert values["tls"]["type"] == "existingSecret" and values["tls"]["existingSecret"]["name"] == v.METRICS_SERVER_TLS_SECRET
+    assert (
+        values["tls"]["type"] == "existingSecret"
+        and values["tls"]["existingSecret"]["name"] == v.METRICS_SERVER_TLS_SECRET
+    )
 
 
 def test_default_ingress_class_shares_one_ingress_group_with_ip_targets():
@@ -102,8 +133,14 @@ def test_storage_class_uses_a_configured_kms_key():
 
 
 def test_ebs_csi_tags_volumes_and_owns_no_storage_class():
-    values = v.ebs_csi_values(cluster_name="dev-k3s", region="us-east-1", service_account_annotations={"a": "b"},
-                              scheduling=SYSTEM, highly_available=False, volume_tags=TAGS)
+    values = v.ebs_csi_values(
+        cluster_name="dev-k3s",
+        region="us-east-1",
+        service_account_annotations={"a": "b"},
+        scheduling=SYSTEM,
+        highly_available=False,
+        volume_tags=TAGS,
+    )
     assert values["controller"]["k8sTagClusterId"] == "dev-k3s"
     assert values["controller"]["extraVolumeTags"] == TAGS
     assert values["controller"]["serviceAccount"]["annotations"] == {"a": "b"}
@@ -112,8 +149,13 @@ def test_ebs_csi_tags_volumes_and_owns_no_storage_class():
 
 def ccm(manages_lbs: bool) -> dict:
     return v.cloud_controller_manager_values(
-        cluster_name="dev-k3s", region="us-east-1", image_tag="v1.35.0", role_arn="arn:aws:iam::1:role/ccm",
-        scheduling=SYSTEM, manages_load_balancers=manages_lbs)
+        cluster_name="dev-k3s",
+        region="us-east-1",
+        image_tag="v1.35.0",
+        role_arn="arn:aws:iam::1:role/ccm",
+        scheduling=SYSTEM,
+        manages_load_balancers=manages_lbs,
+    )
 
 
 def test_cloud_controller_runs_only_node_controllers_next_to_the_lb_controller():
@@ -149,16 +191,23 @@ def test_cloud_controller_needs_no_imds_from_its_pod_network():
     import configparser
 
     parsed = configparser.ConfigParser()
-    parsed.read_string(v.ccm_cloud_config(region="us-east-1", vpc_id="vpc-0abc", subnet_id="subnet-0def",
-                                          cluster_name="dev-k3s"))
-    assert dict(parsed["Global"]) == {"region": "us-east-1", "vpc": "vpc-0abc", "subnetid": "subnet-0def",
-                                      "kubernetesclusterid": "dev-k3s"}
+    parsed.read_string(
+        v.ccm_cloud_config(region="us-east-1", vpc_id="vpc-0abc", subnet_id="subnet-0def", cluster_name="dev-k3s")
+    )
+    assert dict(parsed["Global"]) == {
+        "region": "us-east-1",
+        "vpc": "vpc-0abc",
+        "subnetid": "subnet-0def",
+        "kubernetesclusterid": "dev-k3s",
+    }
 
 
 def test_cloud_controller_tolerates_uninitialised_nodes_on_system_capacity():
     values = ccm(False)
     assert values["nodeSelector"] == SYSTEM.node_selector
-    assert {"key": "node.cloudprovider.kubernetes.io/uninitialized", "value": "true", "effect": "NoSchedule"} in values["tolerations"]
+    assert {"key": "node.cloudprovider.kubernetes.io/uninitialized", "value": "true", "effect": "NoSchedule"} in values[
+        "tolerations"
+    ]
     assert values["image"] == {"repository": "registry.k8s.io/provider-aws/cloud-controller-manager", "tag": "v1.35.0"}
 
 
@@ -166,8 +215,13 @@ def test_k3s_packaged_components_replaced_by_enabled_addons_are_disabled():
     assert AddonsConfig().k3s_disabled_components() == ["servicelb", "traefik", "local-storage", "metrics-server"]
     only_lb = AddonsConfig.model_validate({"ebsCsi": {"enabled": False}, "metricsServer": {"enabled": False}})
     assert only_lb.k3s_disabled_components() == ["servicelb", "traefik"]
-    none = AddonsConfig.model_validate({"awsLoadBalancerController": {"enabled": False}, "ebsCsi": {"enabled": False},
-                                        "metricsServer": {"enabled": False}})
+    none = AddonsConfig.model_validate(
+        {
+            "awsLoadBalancerController": {"enabled": False},
+            "ebsCsi": {"enabled": False},
+            "metricsServer": {"enabled": False},
+        }
+    )
     assert none.k3s_disabled_components() == []
 
 
@@ -177,7 +231,17 @@ def test_kubernetes_minor():
 
 def test_target_type_reaches_the_controller_default_and_the_ingress_class():
     values = v.load_balancer_controller_values(
-        cluster_name="dev-k3s", region="us-east-1", vpc_id="vpc-1", service_account_annotations={}, scheduling=SYSTEM,
-        highly_available=False, webhook_ca="CA", webhook_cert="C", webhook_key="K", default_tags=TAGS, target_type="instance")
+        cluster_name="dev-k3s",
+        region="us-east-1",
+        vpc_id="vpc-1",
+        service_account_annotations={},
+        scheduling=SYSTEM,
+        highly_available=False,
+        webhook_ca="CA",
+        webhook_cert="C",
+        webhook_key="K",
+        default_tags=TAGS,
+        target_type="instance",
+    )
     assert values["defaultTargetType"] == "instance"
     assert v.ingress_class_params_spec("shared", "internal", TAGS, "instance")["targetType"] == "instance"

@@ -37,13 +37,37 @@ def problems_for(raw) -> list[str]:
         ("dev", "network.podCidr", "100.64.0.0/12", "k8s-platform:network.podCidr", "/16 to /20"),
         ("dev", "network.vpcCidr", "100.64.0.0/16", "k8s-platform:network.vpcCidr", "private"),
         ("dev", "network.availabilityZones", ["us-east-1a"], "k8s-platform:network.availabilityZones", "2 to 6"),
-        ("dev", "network.availabilityZones", ["us-east-1a", "us-east-1a"], "k8s-platform:network.availabilityZones", "distinct"),
-        ("dev", "network.availabilityZones", ["eu-west-1a", "eu-west-1b"], "k8s-platform:network.availabilityZones", "not in region us-east-1"),
-        ("prod", "network.availabilityZones", ["us-east-1a", "us-east-1b"], "k8s-platform:network.availabilityZones", "prod needs at least 3"),
+        (
+            "dev",
+            "network.availabilityZones",
+            ["us-east-1a", "us-east-1a"],
+            "k8s-platform:network.availabilityZones",
+            "distinct",
+        ),
+        (
+            "dev",
+            "network.availabilityZones",
+            ["eu-west-1a", "eu-west-1b"],
+            "k8s-platform:network.availabilityZones",
+            "not in region us-east-1",
+        ),
+        (
+            "prod",
+            "network.availabilityZones",
+            ["us-east-1a", "us-east-1b"],
+            "k8s-platform:network.availabilityZones",
+            "prod needs at least 3",
+        ),
         ("prod", "network.natGateways", "single", "k8s-platform:network.natGateways", "one-per-az"),
         ("dev", "network.natGateways", "none", "k8s-platform:network.natGateways", "'one-per-az' or 'single'"),
         ("dev", "network.interfaceEndpoints", ["sts", "bogus"], "k8s-platform:network.interfaceEndpoints[1]", "'sts'"),
-        ("dev", "network.interfaceEndpoints", ["sts", "ec2", "sts"], "k8s-platform:network.interfaceEndpoints", "listed twice: sts"),
+        (
+            "dev",
+            "network.interfaceEndpoints",
+            ["sts", "ec2", "sts"],
+            "k8s-platform:network.interfaceEndpoints",
+            "listed twice: sts",
+        ),
         ("dev", "network.flowLogs.retentionDays", 10, "k8s-platform:network.flowLogs.retentionDays", "14"),
         ("dev", "network.vpcCidrr", "10.0.0.0/16", "k8s-platform:network.vpcCidrr", "not a known key"),
         ("dev", "cluster.name", "Dev_Cluster", "k8s-platform:cluster.name", "DNS-safe"),
@@ -56,8 +80,20 @@ def problems_for(raw) -> list[str]:
         ("dev", "aws:region", "cn-north-1", "aws:region", "commercial 'aws' partition"),
         ("dev", "aws:region", "us-gov-west-1", "aws:region", "commercial 'aws' partition"),
         ("dev", "tags", {"owner": "x"}, "k8s-platform:tags", "cost-center"),
-        ("dev", "tags", {"owner": "x", "cost-center": "y", "aws:team": "z"}, "k8s-platform:tags.aws:team", "aws: prefix is reserved"),
-        ("dev", "tags", {"owner": "x", "cost-center": "y" * 257}, "k8s-platform:tags.cost-center", "values at most 256"),
+        (
+            "dev",
+            "tags",
+            {"owner": "x", "cost-center": "y", "aws:team": "z"},
+            "k8s-platform:tags.aws:team",
+            "aws: prefix is reserved",
+        ),
+        (
+            "dev",
+            "tags",
+            {"owner": "x", "cost-center": "y" * 257},
+            "k8s-platform:tags.cost-center",
+            "values at most 256",
+        ),
         ("dev", "networking", {}, "k8s-platform:networking", "not a known key"),
     ],
 )
@@ -73,8 +109,10 @@ def test_pod_range_as_vpc_block_is_refused(mutate_config):
     raw = mutate_config("dev", "network.vpcCidr", "198.19.0.0/16")
     raw["k8s-platform:network"]["podCidr"] = "198.19.0.0/18"
     problems = problems_for(raw)
-    assert problems == ["k8s-platform:network.vpcCidr: '198.19.0.0/16' must be a private (RFC 1918) range: within "
-                        "10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16"]
+    assert problems == [
+        "k8s-platform:network.vpcCidr: '198.19.0.0/16' must be a private (RFC 1918) range: within "
+        "10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16"
+    ]
 
 
 def test_one_error_per_problem(mutate_config):
@@ -139,10 +177,19 @@ def test_bad_config_in_a_real_run_is_one_run_error_before_any_resource(monkeypat
     assert built == []
 
 
-@pytest.mark.parametrize(("instance_type", "arch"), [
-    ("a1.large", "arm64"), ("t4g.small", "arm64"), ("x2gd.large", "arm64"), ("im4gn.large", "arm64"),
-    ("g5g.xlarge", "arm64"), ("g4dn.xlarge", "x86_64"), ("m7i-flex.large", "x86_64"), ("c6a.large", "x86_64"),
-])
+@pytest.mark.parametrize(
+    ("instance_type", "arch"),
+    [
+        ("a1.large", "arm64"),
+        ("t4g.small", "arm64"),
+        ("x2gd.large", "arm64"),
+        ("im4gn.large", "arm64"),
+        ("g5g.xlarge", "arm64"),
+        ("g4dn.xlarge", "x86_64"),
+        ("m7i-flex.large", "x86_64"),
+        ("c6a.large", "x86_64"),
+    ],
+)
 def test_instance_architecture(instance_type, arch):
     from components.config import instance_architecture
 

@@ -83,8 +83,10 @@ def assert_refused(lines: list[str], code: int, expected: str) -> None:
 # ------------------------------------------------------------------------------------- file level
 
 FILES = {
-    "billion-laughs": "config:\n  k8s-platform:tags:\n" + "".join(
-        f"    a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9) if i else ', '.join(['lol'] * 9)}]\n" for i in range(10)),
+    "billion-laughs": "config:\n  k8s-platform:tags:\n"
+    + "".join(
+        f"    a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9) if i else ', '.join(['lol'] * 9)}]\n" for i in range(10)
+    ),
     "recursive-alias": "config:\n  k8s-platform:tags: &a [*a]\n",
     "top-level-list": "- config\n- x\n",
     "top-level-scalar": "just text\n",
@@ -105,11 +107,15 @@ def test_unreadable_files_name_the_file(name, tmp_path, capsys, no_registration)
     assert len(lines) == 1 and str(path) in lines[0], lines
 
 
-@pytest.mark.parametrize("data", [
-    "config:\n  aws:region: us-east-1\n".encode("utf-16"),
-    bytes(range(256)) * 4,
-    b"config:\n  k8s-platform:environment: dev\x00\n",
-], ids=["utf-16", "random-bytes", "nul"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        "config:\n  aws:region: us-east-1\n".encode("utf-16"),
+        bytes(range(256)) * 4,
+        b"config:\n  k8s-platform:environment: dev\x00\n",
+    ],
+    ids=["utf-16", "random-bytes", "nul"],
+)
 def test_undecodable_bytes_name_the_file(data, tmp_path, capsys, no_registration):
     path = tmp_path / "Pulumi.bin.yaml"
     path.write_bytes(data)
@@ -125,20 +131,23 @@ def test_a_directory_names_it(tmp_path, capsys, no_registration):
 DEV = Path(__file__).resolve().parents[1] / "Pulumi.dev.yaml"
 
 
-@pytest.mark.parametrize(("replace", "by", "expected"), [
-    ("cost-center: cc-1234", "cost-center: 2024-01-01", "k8s-platform:tags.cost-center"),
-    ("cost-center: cc-1234", "cost-center: !!binary aGVsbG8=", "k8s-platform:tags.cost-center"),
-    ("cost-center: cc-1234", "cost-center: !!set {a, b}", "k8s-platform:tags.cost-center"),
-    ("cost-center: cc-1234", "cost-center: .inf", "k8s-platform:tags.cost-center"),
-    ("    owner: platform-team", "    owner: platform-team\n    owner: someone-else", "k8s-platform:tags.owner"),
-    ("    owner: platform-team", "    1: one", "k8s-platform:tags"),
-    ("    owner: platform-team", "    true: yes", "k8s-platform:tags"),
-    ("    owner: platform-team", "    ~: nothing", "k8s-platform:tags"),
-    ("  k8s-platform:karpenter:", "  karpenter:", "karpenter"),
-    ("  aws:region: us-east-1", "  aws:regoin: us-east-1", "aws:regoin"),
-    ("config:", "confg: {}\nconfig:", "confg"),
-    ("  k8s-platform:tags:", "  k8s-platfrom:tags:", "k8s-platfrom:tags"),
-])
+@pytest.mark.parametrize(
+    ("replace", "by", "expected"),
+    [
+        ("cost-center: cc-1234", "cost-center: 2024-01-01", "k8s-platform:tags.cost-center"),
+        ("cost-center: cc-1234", "cost-center: !!binary aGVsbG8=", "k8s-platform:tags.cost-center"),
+        ("cost-center: cc-1234", "cost-center: !!set {a, b}", "k8s-platform:tags.cost-center"),
+        ("cost-center: cc-1234", "cost-center: .inf", "k8s-platform:tags.cost-center"),
+        ("    owner: platform-team", "    owner: platform-team\n    owner: someone-else", "k8s-platform:tags.owner"),
+        ("    owner: platform-team", "    1: one", "k8s-platform:tags"),
+        ("    owner: platform-team", "    true: yes", "k8s-platform:tags"),
+        ("    owner: platform-team", "    ~: nothing", "k8s-platform:tags"),
+        ("  k8s-platform:karpenter:", "  karpenter:", "karpenter"),
+        ("  aws:region: us-east-1", "  aws:regoin: us-east-1", "aws:regoin"),
+        ("config:", "confg: {}\nconfig:", "confg"),
+        ("  k8s-platform:tags:", "  k8s-platfrom:tags:", "k8s-platfrom:tags"),
+    ],
+)
 def test_yaml_level_slips_name_the_key(replace, by, expected, tmp_path, capsys, no_registration):
     text = DEV.read_text()
     assert replace in text
@@ -169,16 +178,34 @@ CIDRS_41 = [f"203.0.{i}.0/24" for i in range(41)]
 LONG = "A" * 100_000
 CASES = [
     # guardrails bypassed through config
-    ("dev", "cluster.k3s.apiAccess", {"internetFacing": True, "allowedCidrs": ["0.0.0.0/1", "128.0.0.0/1"]},
-     "k8s-platform:cluster.k3s.apiAccess.allowedCidrs"),
-    ("dev", "cluster.k3s.apiAccess", {"internetFacing": True, "allowedCidrs": ["1.0.0.0/7"]},
-     "k8s-platform:cluster.k3s.apiAccess.allowedCidrs"),
-    *[("dev", "network.vpcCidr", c, "k8s-platform:network.vpcCidr")
-      for c in ("127.0.0.0/16", "0.0.0.0/16", "169.254.0.0/16", "198.18.0.0/16", "240.0.0.0/16")],
-    ("prod", "cluster.eks.endpoint", {"publicAccess": True, "publicAccessCidrs": CIDRS_41},
-     "k8s-platform:cluster.eks.endpoint.publicAccessCidrs"),
-    ("prod", "cluster.eks.endpoint", {"publicAccess": True, "publicAccessCidrs": ["0.0.0.0/1", "128.0.0.0/1"]},
-     "k8s-platform:cluster.eks.endpoint.publicAccessCidrs"),
+    (
+        "dev",
+        "cluster.k3s.apiAccess",
+        {"internetFacing": True, "allowedCidrs": ["0.0.0.0/1", "128.0.0.0/1"]},
+        "k8s-platform:cluster.k3s.apiAccess.allowedCidrs",
+    ),
+    (
+        "dev",
+        "cluster.k3s.apiAccess",
+        {"internetFacing": True, "allowedCidrs": ["1.0.0.0/7"]},
+        "k8s-platform:cluster.k3s.apiAccess.allowedCidrs",
+    ),
+    *[
+        ("dev", "network.vpcCidr", c, "k8s-platform:network.vpcCidr")
+        for c in ("127.0.0.0/16", "0.0.0.0/16", "169.254.0.0/16", "198.18.0.0/16", "240.0.0.0/16")
+    ],
+    (
+        "prod",
+        "cluster.eks.endpoint",
+        {"publicAccess": True, "publicAccessCidrs": CIDRS_41},
+        "k8s-platform:cluster.eks.endpoint.publicAccessCidrs",
+    ),
+    (
+        "prod",
+        "cluster.eks.endpoint",
+        {"publicAccess": True, "publicAccessCidrs": ["0.0.0.0/1", "128.0.0.0/1"]},
+        "k8s-platform:cluster.eks.endpoint.publicAccessCidrs",
+    ),
     # anchors and Unicode digits
     ("dev", "accountId", "111111111111\n", "k8s-platform:accountId"),
     ("dev", "accountId", "１１１１１１１１１１１１", "k8s-platform:accountId"),
@@ -186,41 +213,103 @@ CASES = [
     ("prod", "workloads.0.namespace", "orders\n", "k8s-platform:workloads[0].namespace"),
     ("dev", "karpenter.nodePools.0.consolidateAfter", "30s\n", "k8s-platform:karpenter.nodePools[0].consolidateAfter"),
     ("dev", "karpenter.nodePools.0.limits.memory", "256Gi\n", "k8s-platform:karpenter.nodePools[0].limits.memory"),
-    ("dev", "workloads.0.policies.statements.0.actions", ["s3:PutObject\n"],
-     "k8s-platform:workloads[0].policies.statements[0].actions"),
-    ("dev", "identity.issuers.1.hostedZoneId", "Z0DEVPLATFORMEXAMPLE1\n", "k8s-platform:identity.issuers[1].hostedZoneId"),
+    (
+        "dev",
+        "workloads.0.policies.statements.0.actions",
+        ["s3:PutObject\n"],
+        "k8s-platform:workloads[0].policies.statements[0].actions",
+    ),
+    (
+        "dev",
+        "identity.issuers.1.hostedZoneId",
+        "Z0DEVPLATFORMEXAMPLE1\n",
+        "k8s-platform:identity.issuers[1].hostedZoneId",
+    ),
     ("dev", "identity.issuers.0.bucketName", "dev-k3s-oidc-bucket\n", "k8s-platform:identity.issuers[0].bucketName"),
-    *[("prod", "cluster.eks.access.adminRoleArns", [f"arn:{p}:iam::222222222222:role/platform-admin"],
-       "k8s-platform:cluster.eks.access.adminRoleArns") for p in ("aws-cn", "aws-us-gov", "awsx")],
-    ("prod", "cluster.eks.access.adminRoleArns", ["arn:aws:iam::222222222222:role/" + "r" * 65],
-     "k8s-platform:cluster.eks.access.adminRoleArns"),
+    *[
+        (
+            "prod",
+            "cluster.eks.access.adminRoleArns",
+            [f"arn:{p}:iam::222222222222:role/platform-admin"],
+            "k8s-platform:cluster.eks.access.adminRoleArns",
+        )
+        for p in ("aws-cn", "aws-us-gov", "awsx")
+    ],
+    (
+        "prod",
+        "cluster.eks.access.adminRoleArns",
+        ["arn:aws:iam::222222222222:role/" + "r" * 65],
+        "k8s-platform:cluster.eks.access.adminRoleArns",
+    ),
     # weak or no validation
     ("dev", "karpenter.nodePools.0.limits.cpu", -1, "k8s-platform:karpenter.nodePools[0].limits.cpu"),
     ("dev", "karpenter.nodePools.0.limits.memory", "-4000Gi", "k8s-platform:karpenter.nodePools[0].limits.memory"),
-    *[("prod", "karpenter.nodePools.0.budgets.1.schedule", s, "k8s-platform:karpenter.nodePools[0].budgets[1].schedule")
-      for s in ("every weekday at nine", "60 9 * * mon-fri", "*/0 9 * * *")],
+    *[
+        (
+            "prod",
+            "karpenter.nodePools.0.budgets.1.schedule",
+            s,
+            "k8s-platform:karpenter.nodePools[0].budgets[1].schedule",
+        )
+        for s in ("every weekday at nine", "60 9 * * mon-fri", "*/0 9 * * *")
+    ],
     ("dev", "cluster.k3s.snapshots.scheduleCron", "99 99 99 99 99", "k8s-platform:cluster.k3s.snapshots.scheduleCron"),
-    ("dev", "workloads.0.policies.statements.0.sid", "Write\x00Reports", "k8s-platform:workloads[0].policies.statements[0].sid"),
+    (
+        "dev",
+        "workloads.0.policies.statements.0.sid",
+        "Write\x00Reports",
+        "k8s-platform:workloads[0].policies.statements[0].sid",
+    ),
     ("dev", "workloads.0.policies.statements.0.sid", LONG, "k8s-platform:workloads[0].policies.statements[0].sid"),
-    ("dev", "workloads.0.policies.statements.0.resources", ["not-an-arn"],
-     "k8s-platform:workloads[0].policies.statements[0].resources"),
-    ("dev", "workloads.0.policies.statements", [
-        {"sid": "Same", "actions": ["s3:PutObject"], "resources": ["arn:aws:s3:::b/*"]},
-        {"sid": "Same", "actions": ["s3:GetObject"], "resources": ["arn:aws:s3:::b/*"]}],
-     "k8s-platform:workloads[0].policies.statements"),
-    ("dev", "workloads.0.policies.statements.0.conditions", {"StringEquals": {"aws:PrincipalTag/team": "a\x00b"}},
-     "k8s-platform:workloads[0].policies.statements[0].conditions"),
-    ("dev", "workloads.0.policies.statements.0.conditions", {"StringEqual\n": {"aws:SourceAccount": "111111111111"}},
-     "k8s-platform:workloads[0].policies.statements[0].conditions"),
-    ("dev", "workloads.0.policies.managedArns", ["arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"] * 2,
-     "k8s-platform:workloads[0].policies.managedArns"),
+    (
+        "dev",
+        "workloads.0.policies.statements.0.resources",
+        ["not-an-arn"],
+        "k8s-platform:workloads[0].policies.statements[0].resources",
+    ),
+    (
+        "dev",
+        "workloads.0.policies.statements",
+        [
+            {"sid": "Same", "actions": ["s3:PutObject"], "resources": ["arn:aws:s3:::b/*"]},
+            {"sid": "Same", "actions": ["s3:GetObject"], "resources": ["arn:aws:s3:::b/*"]},
+        ],
+        "k8s-platform:workloads[0].policies.statements",
+    ),
+    (
+        "dev",
+        "workloads.0.policies.statements.0.conditions",
+        {"StringEquals": {"aws:PrincipalTag/team": "a\x00b"}},
+        "k8s-platform:workloads[0].policies.statements[0].conditions",
+    ),
+    (
+        "dev",
+        "workloads.0.policies.statements.0.conditions",
+        {"StringEqual\n": {"aws:SourceAccount": "111111111111"}},
+        "k8s-platform:workloads[0].policies.statements[0].conditions",
+    ),
+    (
+        "dev",
+        "workloads.0.policies.managedArns",
+        ["arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"] * 2,
+        "k8s-platform:workloads[0].policies.managedArns",
+    ),
     ("dev", "karpenter.nodePools.1.taints.0.value", "state ful", "k8s-platform:karpenter.nodePools[1].taints[0].value"),
-    ("dev", "karpenter.nodePools.1.taints", [{"key": "a", "value": "x", "effect": "NoSchedule"},
-                                             {"key": "a", "value": "y", "effect": "NoSchedule"}],
-     "k8s-platform:karpenter.nodePools[1].taints"),
-    *[("dev", "tags", {"owner": "platform-team", "cost-center": "cc-1234", k: v}, f"k8s-platform:tags.{e}")
-      for k, v, e in (("team\x00", "x", "team\\x00"), ("team", "a\tb", "team"), ("team", "a\nb", "team"),
-                      ("team", "a\u200bb", "team"))],
+    (
+        "dev",
+        "karpenter.nodePools.1.taints",
+        [{"key": "a", "value": "x", "effect": "NoSchedule"}, {"key": "a", "value": "y", "effect": "NoSchedule"}],
+        "k8s-platform:karpenter.nodePools[1].taints",
+    ),
+    *[
+        ("dev", "tags", {"owner": "platform-team", "cost-center": "cc-1234", k: v}, f"k8s-platform:tags.{e}")
+        for k, v, e in (
+            ("team\x00", "x", "team\\x00"),
+            ("team", "a\tb", "team"),
+            ("team", "a\nb", "team"),
+            ("team", "a\u200bb", "team"),
+        )
+    ],
     ("dev", "karpenter.nodePools.0.expireAfter", "9999999999h", "k8s-platform:karpenter.nodePools[0].expireAfter"),
     ("dev", "karpenter.nodePools.0.weight", True, "k8s-platform:karpenter.nodePools[0].weight"),
     ("prod", "karpenter.replicas", True, "k8s-platform:karpenter.replicas"),
@@ -231,13 +320,29 @@ CASES = [
     ("prod", "karpenter.nodeClasses.0.amiAlias", "al2023@v20269999", "k8s-platform:karpenter.nodeClasses[0].amiAlias"),
     ("dev", "network.availabilityZones", ["us-east-1a", "us-east-1z"], "k8s-platform:network.availabilityZones"),
     ("dev", "aws:region", "xx-fake-9", "aws:region"),
-    *[("dev", "identity.issuers.0.bucketName", b, "k8s-platform:identity.issuers[0].bucketName")
-      for b in ("sthree-oidc-bucket", "oidc-bucket-s3alias", "xn--oidc-bucket")],
+    *[
+        ("dev", "identity.issuers.0.bucketName", b, "k8s-platform:identity.issuers[0].bucketName")
+        for b in ("sthree-oidc-bucket", "oidc-bucket-s3alias", "xn--oidc-bucket")
+    ],
     # silently ignored
-    ("dev", "tags", {"owner": "platform-team", "cost-center": "cc-1234", "environment": "qa"}, "k8s-platform:tags.environment"),
-    ("dev", "tags", {"owner": "platform-team", "cost-center": "cc-1234", "managed-by": "me"}, "k8s-platform:tags.managed-by"),
-    ("dev", "cluster.k3s.apiAccess", {"internetFacing": False, "allowedCidrs": ["203.0.113.0/24"]},
-     "k8s-platform:cluster.k3s.apiAccess.allowedCidrs"),
+    (
+        "dev",
+        "tags",
+        {"owner": "platform-team", "cost-center": "cc-1234", "environment": "qa"},
+        "k8s-platform:tags.environment",
+    ),
+    (
+        "dev",
+        "tags",
+        {"owner": "platform-team", "cost-center": "cc-1234", "managed-by": "me"},
+        "k8s-platform:tags.managed-by",
+    ),
+    (
+        "dev",
+        "cluster.k3s.apiAccess",
+        {"internetFacing": False, "allowedCidrs": ["203.0.113.0/24"]},
+        "k8s-platform:cluster.k3s.apiAccess.allowedCidrs",
+    ),
     ("prod", "cluster.k3s", {"version": "v1.35.1+k3s1"}, "k8s-platform:cluster.k3s"),
     ("dev", "cluster.eks", {"version": "1.35"}, "k8s-platform:cluster.eks"),
     ("dev", "tags", DELETE, "k8s-platform:tags"),
@@ -248,8 +353,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("stack", "key", "value", "expected"), CASES,
-                         ids=[f"{i}-{c[1]}" for i, c in enumerate(CASES)])
+@pytest.mark.parametrize(("stack", "key", "value", "expected"), CASES, ids=[f"{i}-{c[1]}" for i, c in enumerate(CASES)])
 def test_invalid_values_are_refused_naming_the_key(stack, key, value, expected, tmp_path, capsys, no_registration):
     raw = mutated(stack, key, value)
     if value is DELETE and key == "tags":
@@ -266,18 +370,28 @@ TEN_MISTAKES = {
     '  k8s-platform:accountId: "222222222222"': ("  k8s-platform:accountId: 022222222222", "k8s-platform:accountId"),
     "  k8s-platform:tags:": ("  k8s-platfrom:tags:", "k8s-platfrom:tags"),
     "availabilityZones: [us-east-1a, us-east-1b, us-east-1c]": (
-        "availabilityZones: [us-east-1a, us-east-1b, us-east-1z]", "k8s-platform:network.availabilityZones"),
+        "availabilityZones: [us-east-1a, us-east-1b, us-east-1z]",
+        "k8s-platform:network.availabilityZones",
+    ),
     "natGateways: one-per-az": ("natGateways: single", "k8s-platform:network.natGateways"),
     "    kind: eks\n": ("    kind: eks\n    k3s:\n      version: v1.35.1+k3s1\n", "k8s-platform:cluster.k3s"),
     "        adminRoleArns:\n          - arn:aws:iam::222222222222:role/platform-admin\n": (
-        "        adminRoleArns: []\n", "k8s-platform:cluster.eks.access.adminRoleArns"),
+        "        adminRoleArns: []\n",
+        "k8s-platform:cluster.eks.access.adminRoleArns",
+    ),
     "    replicas: 2\n": ("    replicas: 1\n", "k8s-platform:karpenter.replicas"),
-    'limits: {cpu: "1000", memory: 4000Gi}': ('limits: {cpu: "-1", memory: 4000Gi}',
-                                             "k8s-platform:karpenter.nodePools[0].limits.cpu"),
-    "          - sid: OrdersTable": ("          - sid: Orders Table",
-                                    "k8s-platform:workloads[0].policies.statements[0].sid"),
-    "  k8s-platform:karpenter:\n": ("  k8s-platform:addons:\n    cloudControllerManager:\n      enabled: true\n"
-                                    "  k8s-platform:karpenter:\n", "k8s-platform:addons.cloudControllerManager.enabled"),
+    'limits: {cpu: "1000", memory: 4000Gi}': (
+        'limits: {cpu: "-1", memory: 4000Gi}',
+        "k8s-platform:karpenter.nodePools[0].limits.cpu",
+    ),
+    "          - sid: OrdersTable": (
+        "          - sid: Orders Table",
+        "k8s-platform:workloads[0].policies.statements[0].sid",
+    ),
+    "  k8s-platform:karpenter:\n": (
+        "  k8s-platform:addons:\n    cloudControllerManager:\n      enabled: true\n  k8s-platform:karpenter:\n",
+        "k8s-platform:addons.cloudControllerManager.enabled",
+    ),
 }
 
 
@@ -295,7 +409,9 @@ def test_ten_mistakes_are_ten_problems_in_one_run(tmp_path, capsys, no_registrat
     assert sorted(named) == sorted(key for _, key in TEN_MISTAKES.values()), problems
     assert len(problems) == 10
     # The typo's line says what it meant and that the meant key is therefore missing.
-    assert any("did you mean 'k8s-platform:tags'" in p and p.endswith("k8s-platform:tags is required") for p in problems)
+    assert any(
+        "did you mean 'k8s-platform:tags'" in p and p.endswith("k8s-platform:tags is required") for p in problems
+    )
 
 
 def test_a_crash_still_writes_the_json_with_the_error(tmp_path, monkeypatch):
@@ -319,5 +435,8 @@ def test_every_problem_line_is_one_printable_line(tmp_path, capsys):
     raw["k8s-platform:tags"] = {"owner": "a\nk8s-platform:fake: forged", "cost-center": "cc"}
     code, lines = preview(write_config(tmp_path, raw), tmp_path, capsys)
     assert code == 2
-    assert [line.split(": ", 1)[0].strip() for line in lines[1:]] == ["k8s-platform:tags.owner", "k8s-platform:cluster.name"]
+    assert [line.split(": ", 1)[0].strip() for line in lines[1:]] == [
+        "k8s-platform:tags.owner",
+        "k8s-platform:cluster.name",
+    ]
     assert all(len(line) < 700 and "\x1b" not in line for line in lines)

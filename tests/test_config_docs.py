@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -88,8 +89,11 @@ class _Outer(Model):
 
 
 def test_a_field_without_description_is_named_by_its_key_path():
-    assert gen.missing_descriptions(_Outer) == ["_Outer.items[].undocumented", "_Outer.nested.undocumented",
-                                                "_Outer.plain"]
+    assert gen.missing_descriptions(_Outer) == [
+        "_Outer.items[].undocumented",
+        "_Outer.nested.undocumented",
+        "_Outer.plain",
+    ]
     with pytest.raises(gen.MissingDescriptions) as exc:
         gen.render_reference(_Outer)
     assert exc.value.keys == ["_Outer.items[].undocumented", "_Outer.nested.undocumented", "_Outer.plain"]

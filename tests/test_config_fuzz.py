@@ -88,8 +88,9 @@ def run_cli(text: bytes | str) -> tuple[int, list[str], list[str]]:
         offline._CaptureMonitor.RegisterResource = spy
         try:
             with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-                code = cli.main(["preview", "--stack", "fuzz", "--offline", "--config-file", str(path),
-                                 "--json", str(out)])
+                code = cli.main(
+                    ["preview", "--stack", "fuzz", "--offline", "--config-file", str(path), "--json", str(out)]
+                )
         finally:
             offline._CaptureMonitor.RegisterResource = original
         if out.exists():
@@ -266,11 +267,14 @@ def out_of_model(draw):
     path, value, field = draw(st.sampled_from(CONSTRAINED[stack]))
     choices = _literal_choices(field)
     if choices:
-        new = draw(st.one_of(st.text(min_size=1, max_size=12), st.integers(-10, 5000)).filter(lambda v: v not in choices))
+        new = draw(
+            st.one_of(st.text(min_size=1, max_size=12), st.integers(-10, 5000)).filter(lambda v: v not in choices)
+        )
     else:
         lo, hi = _bounds(field)
-        options = ([st.integers(lo - 10_000, lo - 1)] if lo is not None else []) + \
-                  ([st.integers(hi + 1, hi + 10_000)] if hi is not None else [])
+        options = ([st.integers(lo - 10_000, lo - 1)] if lo is not None else []) + (
+            [st.integers(hi + 1, hi + 10_000)] if hi is not None else []
+        )
         new = draw(st.one_of(*options))
     cfg = _stack(stack)
     _set(cfg, path, new)

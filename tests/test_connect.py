@@ -9,10 +9,10 @@ import os
 import pytest
 import yaml
 
-from components.core.api_access import API_ACCESS_TAG, operator_policy
 from components.config import ConfigError, parse_stack_config
-from programs.platformctl import cli, connect, exit_codes
+from components.core.api_access import API_ACCESS_TAG, operator_policy
 from programs.plan import build_plan
+from programs.platformctl import cli, connect, exit_codes
 from programs.platformctl.policy_gate import apply_policies
 from tests.conftest import shipped_config
 
@@ -30,10 +30,15 @@ def test_dev_connects_through_a_k3s_server(dev_run, capsys, tmp_path):
     assert access["autoScalingGroupNames"] == ["dev-k3s-k3s-server-bootstrap"]
     assert access["remotePort"] == 6443 and access["remoteHost"].endswith(".elb.us-east-1.amazonaws.com")
     # The servers carry the tag the operator policy allows StartSession on.
-    templates = [r for r in dev_run.resources if r.type == "aws:ec2/launchTemplate:LaunchTemplate" and "server" in r.name]
+    templates = [
+        r for r in dev_run.resources if r.type == "aws:ec2/launchTemplate:LaunchTemplate" and "server" in r.name
+    ]
     assert templates and all(
-        spec["tags"][API_ACCESS_TAG] == "dev-k3s" for t in templates for spec in t.inputs["tagSpecifications"]
-        if spec["resourceType"] == "instance")
+        spec["tags"][API_ACCESS_TAG] == "dev-k3s"
+        for t in templates
+        for spec in t.inputs["tagSpecifications"]
+        if spec["resourceType"] == "instance"
+    )
     assert not [r for r in dev_run.resources if r.type == ACCESS]
     code = cli.main(["connect", "--stack", "dev", "--offline", "--write-kubeconfig", str(tmp_path / "kc.yaml")])
     out = capsys.readouterr().out
@@ -57,12 +62,19 @@ def test_prod_access_instance_has_no_inbound_rule_and_no_public_ip(prod_run):
     assert "keyName" not in instance.inputs and "userData" not in instance.inputs
     assert not group.inputs.get("ingress")
     group_id = instance.inputs["vpcSecurityGroupIds"][0]
-    inbound = [r for r in prod_run.resources if r.type in ("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
-                                                           "aws:ec2/securityGroupRule:SecurityGroupRule")
-               and r.inputs.get("securityGroupId") == group_id and r.inputs.get("type", "ingress") == "ingress"]
+    inbound = [
+        r
+        for r in prod_run.resources
+        if r.type
+        in ("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "aws:ec2/securityGroupRule:SecurityGroupRule")
+        and r.inputs.get("securityGroupId") == group_id
+        and r.inputs.get("type", "ingress") == "ingress"
+    ]
     assert inbound == []
     # The instance's role holds the SSM core policy and nothing else.
-    attachments = [r.inputs["policyArn"] for r in children if r.type == "aws:iam/rolePolicyAttachment:RolePolicyAttachment"]
+    attachments = [
+        r.inputs["policyArn"] for r in children if r.type == "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+    ]
     assert attachments == ["arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"]
     assert not [r for r in children if r.type == "aws:iam/rolePolicy:RolePolicy"]
     assert prod_run.outputs["apiAccess"]["instanceId"].startswith("i-")
@@ -75,11 +87,15 @@ def test_prod_plan_has_the_document_and_operator_policy_and_passes_the_pack(prod
     assert doc.inputs["documentType"] == "Session" and content["sessionType"] == "Port"
     assert content["properties"]["host"] == prod_run.outputs["apiAccess"]["remoteHost"]
     assert content["properties"]["portNumber"] == "443" and list(content["parameters"]) == ["localPortNumber"]
-    [policy] = [r for r in prod_run.resources if r.type == "aws:iam/policy:Policy" and r.name == "api-port-forward-operator"]
+    [policy] = [
+        r for r in prod_run.resources if r.type == "aws:iam/policy:Policy" and r.name == "api-port-forward-operator"
+    ]
     statements = json.loads(policy.inputs["policy"])["Statement"]
     start = [s for s in statements if s["Action"] == "ssm:StartSession"]
-    assert {s["Resource"] for s in start} == {"arn:aws:ec2:us-east-1:222222222222:instance/*",
-                                              "arn:aws:ssm:us-east-1:222222222222:document/prod-eks-api-port-forward"}
+    assert {s["Resource"] for s in start} == {
+        "arn:aws:ec2:us-east-1:222222222222:instance/*",
+        "arn:aws:ssm:us-east-1:222222222222:document/prod-eks-api-port-forward",
+    }
     assert start[0]["Condition"]["StringEquals"] == {f"ssm:resourceTag/{API_ACCESS_TAG}": "prod-eks"}
     plan = apply_policies(build_plan(prod_run), prod_run, "prod")
     assert [v for v in plan["policy"]["violations"] if v["level"] == "mandatory"] == []
@@ -93,13 +109,18 @@ def test_operator_policy_limits_sessions_to_the_caller():
 
 def test_access_instance_is_off_by_default_and_validated():
     cfg = shipped_config("prod")
-    cfg["k8s-platform:cluster"] = {**cfg["k8s-platform:cluster"], "eks": {
-        k: v for k, v in cfg["k8s-platform:cluster"]["eks"].items() if k != "accessInstance"}}
+    cfg["k8s-platform:cluster"] = {
+        **cfg["k8s-platform:cluster"],
+        "eks": {k: v for k, v in cfg["k8s-platform:cluster"]["eks"].items() if k != "accessInstance"},
+    }
     assert parse_stack_config(cfg).cluster.eks.access_instance.enabled is False
     cfg["k8s-platform:cluster"]["eks"]["accessInstance"] = {"enabled": True, "instanceType": "huge", "publicIp": True}
     with pytest.raises(ConfigError) as err:
         parse_stack_config(cfg)
-    assert "k8s-platform:cluster.eks.accessInstance.instanceType: 'huge' is not an EC2 instance type like m7i.large" in err.value.problems
+    assert (
+        "k8s-platform:cluster.eks.accessInstance.instanceType: 'huge' is not an EC2 instance type like m7i.large"
+        in err.value.problems
+    )
     assert any(p.startswith("k8s-platform:cluster.eks.accessInstance.publicIp:") for p in err.value.problems)
     dev = shipped_config("dev")
     dev["k8s-platform:cluster"] = {**dev["k8s-platform:cluster"], "eks": {"accessInstance": {"enabled": True}}}
@@ -123,14 +144,30 @@ def test_k3s_target_is_a_running_server_found_in_its_group(tmp_path):
             ec2 = boto3.client("ec2", region_name="us-east-1")
             asg = boto3.client("autoscaling", region_name="us-east-1")
             vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
-            subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.20.1.0/24", AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+            subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.20.1.0/24", AvailabilityZone="us-east-1a")["Subnet"][
+                "SubnetId"
+            ]
             ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
             asg.create_launch_configuration(LaunchConfigurationName="lc", ImageId=ami, InstanceType="t3.medium")
-            asg.create_auto_scaling_group(AutoScalingGroupName="dev-k3s-k3s-server-bootstrap", LaunchConfigurationName="lc",
-                                          MinSize=1, MaxSize=1, DesiredCapacity=1, VPCZoneIdentifier=subnet)
-            outputs = {"apiAccess": {"targetKind": "autoScalingGroup", "autoScalingGroupNames": ["dev-k3s-k3s-server-bootstrap"],
-                                     "remoteHost": "api.internal", "remotePort": 6443, "tlsServerName": "api.internal",
-                                     "ssmDocumentName": "dev-k3s-api-port-forward", "region": "us-east-1"}}
+            asg.create_auto_scaling_group(
+                AutoScalingGroupName="dev-k3s-k3s-server-bootstrap",
+                LaunchConfigurationName="lc",
+                MinSize=1,
+                MaxSize=1,
+                DesiredCapacity=1,
+                VPCZoneIdentifier=subnet,
+            )
+            outputs = {
+                "apiAccess": {
+                    "targetKind": "autoScalingGroup",
+                    "autoScalingGroupNames": ["dev-k3s-k3s-server-bootstrap"],
+                    "remoteHost": "api.internal",
+                    "remotePort": 6443,
+                    "tlsServerName": "api.internal",
+                    "ssmDocumentName": "dev-k3s-api-port-forward",
+                    "region": "us-east-1",
+                }
+            }
             conn = connect.resolve(outputs, autoscaling=asg)
             [running] = ec2.describe_instances()["Reservations"][0]["Instances"]
             assert conn.target == running["InstanceId"]

@@ -20,11 +20,17 @@ def access(**kw) -> EksAccessConfig:
 
 
 def test_levels_map_to_policies_and_scopes():
-    specs = render_access_entries(access(
-        adminRoleArns=[A + "admin"], breakGlassRoleArn=A + "bg", readOnlyRoleArns=[A + "ro"],
-        namespaceGrants=[{"roleArn": A + "dev", "namespaces": ["a", "b"], "policy": "view"},
-                         {"roleArn": A + "ops", "namespaces": ["c"], "policy": "edit"}],
-    ))
+    specs = render_access_entries(
+        access(
+            adminRoleArns=[A + "admin"],
+            breakGlassRoleArn=A + "bg",
+            readOnlyRoleArns=[A + "ro"],
+            namespaceGrants=[
+                {"roleArn": A + "dev", "namespaces": ["a", "b"], "policy": "view"},
+                {"roleArn": A + "ops", "namespaces": ["c"], "policy": "edit"},
+            ],
+        )
+    )
     by_arn = {s.principal_arn: s for s in specs}
     assert by_arn[A + "admin"].grants == (PolicyGrant(CLUSTER_ADMIN_POLICY, "cluster"),)
     assert by_arn[A + "bg"].level == "break-glass" and by_arn[A + "bg"].is_admin

@@ -6,7 +6,12 @@ import json
 
 import pytest
 
-from components.core.eks_addon_versions import ADDON_NAMES, ADDON_VERSIONS, SUPPORTED_KUBERNETES_VERSIONS, addon_versions
+from components.core.eks_addon_versions import (
+    ADDON_NAMES,
+    ADDON_VERSIONS,
+    SUPPORTED_KUBERNETES_VERSIONS,
+    addon_versions,
+)
 from components.eks.addons import render_eni_config_spec, render_vpc_cni_configuration
 
 ADDON = "aws:eks/addon:Addon"
@@ -54,7 +59,9 @@ def test_eniconfigs_follow_vpc_cni_which_installs_their_crd(prod_run):
 def test_one_eniconfig_per_zone_pointing_at_that_zones_pod_subnet(prod_run):
     pod_subnets = prod_run.outputs["podSubnetIds"]
     node_sg = prod_run.one("aws:ec2/securityGroup:SecurityGroup", "eks-node-sg")
-    node_sg_id = prod_run.one("aws:ec2/launchTemplate:LaunchTemplate", "eks-system-lt").inputs["networkInterfaces"][0]["securityGroups"][0]
+    node_sg_id = prod_run.one("aws:ec2/launchTemplate:LaunchTemplate", "eks-system-lt").inputs["networkInterfaces"][0][
+        "securityGroups"
+    ][0]
     by_zone = {e.inputs["metadata"]["name"]: e for e in prod_run.of_type(ENICONFIG)}
     assert sorted(by_zone) == sorted(prod_run.config.network.availability_zones)
     for az, e in by_zone.items():
@@ -77,15 +84,25 @@ def test_vpc_cni_configuration_enables_prefix_delegation_and_zone_custom_network
 
 
 def _pod_identity(run, service_account):
-    [assoc] = [a for a in run.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
-               if a.inputs["serviceAccount"] == service_account]
+    [assoc] = [
+        a
+        for a in run.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
+        if a.inputs["serviceAccount"] == service_account
+    ]
     return assoc
 
 
-@pytest.mark.parametrize(("addon_name", "service_account", "policy"), [
-    ("vpc-cni", "aws-node", "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy"),
-    ("aws-ebs-csi-driver", "ebs-csi-controller-sa", "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"),
-])
+@pytest.mark.parametrize(
+    ("addon_name", "service_account", "policy"),
+    [
+        ("vpc-cni", "aws-node", "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy"),
+        (
+            "aws-ebs-csi-driver",
+            "ebs-csi-controller-sa",
+            "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy",
+        ),
+    ],
+)
 def test_addon_iam_through_pod_identity_before_the_addon(prod_run, addon_name, service_account, policy):
     assoc = _pod_identity(prod_run, service_account)
     assert assoc.inputs["namespace"] == "kube-system" and assoc.inputs["clusterName"] == "prod-eks"
@@ -93,14 +110,20 @@ def test_addon_iam_through_pod_identity_before_the_addon(prod_run, addon_name, s
     role = [r for r in prod_run.of_type("aws:iam/role:Role") if r.parent == assoc.parent][0]
     trust = json.loads(role.inputs["assumeRolePolicy"])
     assert trust["Statement"][0]["Principal"] == {"Service": "pods.eks.amazonaws.com"}
-    attached = [a.inputs["policyArn"] for a in prod_run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
-                if a.parent == assoc.parent]
+    attached = [
+        a.inputs["policyArn"]
+        for a in prod_run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+        if a.parent == assoc.parent
+    ]
     assert attached == [policy]
 
 
 def test_cni_policy_is_not_on_the_node_role(prod_run):
-    node_policies = [a.inputs["policyArn"] for a in prod_run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
-                     if a.name.startswith("eks-system-node-")]
+    node_policies = [
+        a.inputs["policyArn"]
+        for a in prod_run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+        if a.name.startswith("eks-system-node-")
+    ]
     assert not any("CNI" in p for p in node_policies)
 
 

@@ -116,13 +116,18 @@ def test_access_entries_from_config(prod_run):
         assert [(a["policyArn"], a["accessScope"]) for a in assoc[arn]] == [(VIEW_POLICY, {"type": "cluster"})]
     grant = access.namespace_grants[0]
     assert [(a["policyArn"], a["accessScope"]) for a in assoc[grant.role_arn]] == [
-        (EDIT_POLICY, {"type": "namespace", "namespaces": ["payments"]})]
+        (EDIT_POLICY, {"type": "namespace", "namespaces": ["payments"]})
+    ]
 
 
 def test_only_configured_principals_and_the_node_role_have_access(prod_run):
     access = prod_run.config.cluster.eks.access
-    configured = {*access.admin_role_arns, access.break_glass_role_arn, *access.read_only_role_arns,
-                  *(g.role_arn for g in access.namespace_grants)}
+    configured = {
+        *access.admin_role_arns,
+        access.break_glass_role_arn,
+        *access.read_only_role_arns,
+        *(g.role_arn for g in access.namespace_grants),
+    }
     entries = _entries(prod_run)
     node_role = prod_run.one("aws:iam/role:Role", "eks-system-node-role")
     node_arn = f"arn:aws:iam::222222222222:role/{node_role.inputs['name']}"
@@ -138,8 +143,11 @@ def test_only_configured_principals_and_the_node_role_have_access(prod_run):
 
 def test_kubernetes_provider_waits_for_the_admin_grant(prod_run):
     provider = prod_run.one("pulumi:providers:kubernetes")
-    admin = [a for a in prod_run.of_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
-             if a.inputs["principalArn"] in prod_run.config.cluster.eks.access.admin_role_arns]
+    admin = [
+        a
+        for a in prod_run.of_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
+        if a.inputs["principalArn"] in prod_run.config.cluster.eks.access.admin_role_arns
+    ]
     assert admin and all(a.urn in provider.dependencies for a in admin)
 
 
@@ -150,7 +158,10 @@ def test_node_security_group_is_karpenter_discoverable(prod_run):
 
 
 def test_stack_outputs(prod_run):
-    assert prod_run.outputs["clusterEndpoint"].startswith("https://") and ".eks.amazonaws.com" in prod_run.outputs["clusterEndpoint"]
+    assert (
+        prod_run.outputs["clusterEndpoint"].startswith("https://")
+        and ".eks.amazonaws.com" in prod_run.outputs["clusterEndpoint"]
+    )
 
 
 def test_service_cidr_avoids_the_vpc():
@@ -179,20 +190,36 @@ def test_cluster_handle_is_filled():
     seen = {}
 
     def program(cfg):
-        net = Network("network", NetworkArgs(config=cfg.network, cluster_name=cfg.cluster_name, region=cfg.region,
-                                              account_id=cfg.account_id, tags=cfg.resource_tags()))
+        net = Network(
+            "network",
+            NetworkArgs(
+                config=cfg.network,
+                cluster_name=cfg.cluster_name,
+                region=cfg.region,
+                account_id=cfg.account_id,
+                tags=cfg.resource_tags(),
+            ),
+        )
         eks = EksCluster("eks", EksClusterArgs(config=cfg, network=net))
         h = eks.handle
         seen["handle"] = h
-        return {"endpoint": h.endpoint, "kubeconfig": h.kubeconfig, "sg": h.node_security_group_id,
-                "oidcArn": h.oidc_provider_arn, "issuer": h.oidc_issuer_url, "clusterName": h.eks_cluster.name}
+        return {
+            "endpoint": h.endpoint,
+            "kubeconfig": h.kubeconfig,
+            "sg": h.node_security_group_id,
+            "oidcArn": h.oidc_provider_arn,
+            "issuer": h.oidc_issuer_url,
+            "clusterName": h.eks_cluster.name,
+        }
 
     run = run_offline("prod", shipped_config("prod"), program=program)
     h = seen["handle"]
     assert h.kind == "eks" and h.name == "prod-eks" and h.supports_pod_identity
     assert isinstance(run.outputs["kubeconfig"], Secret)
     assert run.outputs["sg"].startswith("sg-")
-    assert run.outputs["oidcArn"] == "arn:aws:iam::222222222222:oidc-provider/" + run.outputs["issuer"].removeprefix("https://")
+    assert run.outputs["oidcArn"] == "arn:aws:iam::222222222222:oidc-provider/" + run.outputs["issuer"].removeprefix(
+        "https://"
+    )
     assert run.outputs["clusterName"] == "prod-eks"
     assert [r for r in h.ready if isinstance(r, pulumi.Resource)] and len(h.ready) == 1
     assert h.system_scheduling.node_selector == {"k8s-platform/node-pool": "system"}
@@ -200,4 +227,6 @@ def test_cluster_handle_is_filled():
     assert ng.inputs["labels"] == h.system_scheduling.node_selector
     [taint] = ng.inputs["taints"]
     [tol] = h.system_scheduling.tolerations
-    assert tol == {"key": taint["key"], "operator": "Exists", "effect": "NoSchedule"} and taint["effect"] == "NO_SCHEDULE"
+    assert (
+        tol == {"key": taint["key"], "operator": "Exists", "effect": "NoSchedule"} and taint["effect"] == "NO_SCHEDULE"
+    )

@@ -86,50 +86,110 @@ def test_eks_section_is_not_required_for_k3s(mutate_config):
 P = "k8s-platform:cluster.eks"
 
 
-@pytest.mark.parametrize(("eks", "expected_key", "expected_text"), [
-    ({"authenticationMode": "CONFIG_MAP"}, f"{P}.authenticationMode", "CONFIG_MAP is refused"),
-    ({"authenticationMode": "CONFIG_MAP"}, f"{P}.authenticationMode", "use API"),
-    ({"authenticationMode": "IAM"}, f"{P}.authenticationMode", "allowed: API, API_AND_CONFIG_MAP"),
-    ({"endpoint": {"publicAccess": True, "publicAccessCidrs": ["0.0.0.0/0"]}}, f"{P}.endpoint.publicAccessCidrs",
-     "0.0.0.0/0 opens the prod API server to the internet"),
-    ({"endpoint": {"publicAccess": True}}, f"{P}.endpoint.publicAccessCidrs", "needs explicit CIDRs"),
-    ({"endpoint": {"publicAccessCidrs": ["203.0.113.0/24"]}}, f"{P}.endpoint.publicAccessCidrs", "publicAccess is false"),
-    ({"endpoint": {"publicAccess": True, "publicAccessCidrs": ["203.0.113.7/24"]}}, f"{P}.endpoint.publicAccessCidrs",
-     "not a valid IPv4 CIDR"),
-    ({"endpoint": {"privateAccess": False}}, f"{P}.endpoint.privateAccess", "must be true"),
-    ({"version": "1.29"}, f"{P}.version", "allowed: 1.33, 1.34, 1.35, 1.36"),
-    ({"logTypes": ["api", "authenticator"]}, f"{P}.logTypes", "audit must stay enabled"),
-    ({"logTypes": ["api", "audit", "authenticator", "kubelet"]}, f"{P}.logTypes[3]", "'scheduler'"),
-    ({"logRetentionDays": 10}, f"{P}.logRetentionDays", "14"),
-    ({"upgradePolicy": {"supportType": "FOREVER"}}, f"{P}.upgradePolicy.supportType", "'STANDARD' or 'EXTENDED'"),
-    ({"access": {"adminRoleArns": []}}, f"{P}.access.adminRoleArns", "at least one admin role"),
-    ({"access": {"adminRoleArns": ["arn:aws:iam::222222222222:user/bob"]}}, f"{P}.access.adminRoleArns",
-     "not an IAM role ARN"),
-    ({"access": {"adminRoleArns": [ADMIN], "readOnlyRoleArns": [ADMIN]}}, f"{P}.access.readOnlyRoleArns",
-     "already listed in adminRoleArns"),
-    ({"access": {"adminRoleArns": [ADMIN], "namespaceGrants": [
-        {"roleArn": "arn:aws:iam::222222222222:role/dev", "namespaces": [], "policy": "edit"}]}},
-     f"{P}.access.namespaceGrants[0].namespaces", "at least one namespace"),
-    ({"access": {"adminRoleArns": [ADMIN], "namespaceGrants": [
-        {"roleArn": "arn:aws:iam::222222222222:role/dev", "namespaces": ["apps"], "policy": "admin"}]}},
-     f"{P}.access.namespaceGrants[0].policy", "'view' or 'edit'"),
-    ({"access": {"adminRoleArns": [ADMIN], "namespaceGrants": [
-        {"roleArn": "arn:aws:iam::222222222222:role/dev", "namespaces": ["Apps"], "policy": "view"}]}},
-     f"{P}.access.namespaceGrants[0].namespaces", "DNS-safe"),
-    ({"systemNodeGroup": {"instanceTypes": ["x9.mega"]}}, f"{P}.systemNodeGroup.instanceTypes", "x9.mega: no ENI data"),
-    ({"systemNodeGroup": {"instanceTypes": ["m7g.large", "m7i.large"]}}, f"{P}.systemNodeGroup.instanceTypes",
-     "mixes arm64"),
-    # EKS appends its own maxPods (prefix delegation, no custom networking) to managed nodes: t3.small
-    # would get 110 although its two pod ENIs address only 98 pods.
-    ({"systemNodeGroup": {"instanceTypes": ["m7i.large", "t3.small"]}}, f"{P}.systemNodeGroup.instanceTypes",
-     "t3.small: EKS managed node groups set the kubelet's maxPods themselves"),
-    ({"systemNodeGroup": {"minSize": 3, "desiredSize": 2}}, f"{P}.systemNodeGroup.desiredSize", "minSize <= desiredSize"),
-    ({"systemNodeGroup": {"diskSizeGiB": 10}}, f"{P}.systemNodeGroup.diskSizeGiB", "greater than or equal to 20"),
-    ({"addonVersions": {"metrics-server": "v0.8.0-eksbuild.1"}}, f"{P}.addonVersions", "not an installed add-on"),
-    ({"addonVersions": {"coredns": "latest"}}, f"{P}.addonVersions", "not an exact add-on version"),
-    ({"resolveConflictsOnUpdate": "MERGE"}, f"{P}.resolveConflictsOnUpdate", "'PRESERVE'"),
-    ({"bootstrapCreatorAdmin": True}, f"{P}.bootstrapCreatorAdmin", "not a known key"),
-])
+@pytest.mark.parametrize(
+    ("eks", "expected_key", "expected_text"),
+    [
+        ({"authenticationMode": "CONFIG_MAP"}, f"{P}.authenticationMode", "CONFIG_MAP is refused"),
+        ({"authenticationMode": "CONFIG_MAP"}, f"{P}.authenticationMode", "use API"),
+        ({"authenticationMode": "IAM"}, f"{P}.authenticationMode", "allowed: API, API_AND_CONFIG_MAP"),
+        (
+            {"endpoint": {"publicAccess": True, "publicAccessCidrs": ["0.0.0.0/0"]}},
+            f"{P}.endpoint.publicAccessCidrs",
+            "0.0.0.0/0 opens the prod API server to the internet",
+        ),
+        ({"endpoint": {"publicAccess": True}}, f"{P}.endpoint.publicAccessCidrs", "needs explicit CIDRs"),
+        (
+            {"endpoint": {"publicAccessCidrs": ["203.0.113.0/24"]}},
+            f"{P}.endpoint.publicAccessCidrs",
+            "publicAccess is false",
+        ),
+        (
+            {"endpoint": {"publicAccess": True, "publicAccessCidrs": ["203.0.113.7/24"]}},
+            f"{P}.endpoint.publicAccessCidrs",
+            "not a valid IPv4 CIDR",
+        ),
+        ({"endpoint": {"privateAccess": False}}, f"{P}.endpoint.privateAccess", "must be true"),
+        ({"version": "1.29"}, f"{P}.version", "allowed: 1.33, 1.34, 1.35, 1.36"),
+        ({"logTypes": ["api", "authenticator"]}, f"{P}.logTypes", "audit must stay enabled"),
+        ({"logTypes": ["api", "audit", "authenticator", "kubelet"]}, f"{P}.logTypes[3]", "'scheduler'"),
+        ({"logRetentionDays": 10}, f"{P}.logRetentionDays", "14"),
+        ({"upgradePolicy": {"supportType": "FOREVER"}}, f"{P}.upgradePolicy.supportType", "'STANDARD' or 'EXTENDED'"),
+        ({"access": {"adminRoleArns": []}}, f"{P}.access.adminRoleArns", "at least one admin role"),
+        (
+            {"access": {"adminRoleArns": ["arn:aws:iam::222222222222:user/bob"]}},
+            f"{P}.access.adminRoleArns",
+            "not an IAM role ARN",
+        ),
+        (
+            {"access": {"adminRoleArns": [ADMIN], "readOnlyRoleArns": [ADMIN]}},
+            f"{P}.access.readOnlyRoleArns",
+            "already listed in adminRoleArns",
+        ),
+        (
+            {
+                "access": {
+                    "adminRoleArns": [ADMIN],
+                    "namespaceGrants": [
+                        {"roleArn": "arn:aws:iam::222222222222:role/dev", "namespaces": [], "policy": "edit"}
+                    ],
+                }
+            },
+            f"{P}.access.namespaceGrants[0].namespaces",
+            "at least one namespace",
+        ),
+        (
+            {
+                "access": {
+                    "adminRoleArns": [ADMIN],
+                    "namespaceGrants": [
+                        {"roleArn": "arn:aws:iam::222222222222:role/dev", "namespaces": ["apps"], "policy": "admin"}
+                    ],
+                }
+            },
+            f"{P}.access.namespaceGrants[0].policy",
+            "'view' or 'edit'",
+        ),
+        (
+            {
+                "access": {
+                    "adminRoleArns": [ADMIN],
+                    "namespaceGrants": [
+                        {"roleArn": "arn:aws:iam::222222222222:role/dev", "namespaces": ["Apps"], "policy": "view"}
+                    ],
+                }
+            },
+            f"{P}.access.namespaceGrants[0].namespaces",
+            "DNS-safe",
+        ),
+        (
+            {"systemNodeGroup": {"instanceTypes": ["x9.mega"]}},
+            f"{P}.systemNodeGroup.instanceTypes",
+            "x9.mega: no ENI data",
+        ),
+        (
+            {"systemNodeGroup": {"instanceTypes": ["m7g.large", "m7i.large"]}},
+            f"{P}.systemNodeGroup.instanceTypes",
+            "mixes arm64",
+        ),
+        # EKS appends its own maxPods (prefix delegation, no custom networking) to managed nodes: t3.small
+        # would get 110 although its two pod ENIs address only 98 pods.
+        (
+            {"systemNodeGroup": {"instanceTypes": ["m7i.large", "t3.small"]}},
+            f"{P}.systemNodeGroup.instanceTypes",
+            "t3.small: EKS managed node groups set the kubelet's maxPods themselves",
+        ),
+        (
+            {"systemNodeGroup": {"minSize": 3, "desiredSize": 2}},
+            f"{P}.systemNodeGroup.desiredSize",
+            "minSize <= desiredSize",
+        ),
+        ({"systemNodeGroup": {"diskSizeGiB": 10}}, f"{P}.systemNodeGroup.diskSizeGiB", "greater than or equal to 20"),
+        ({"addonVersions": {"metrics-server": "v0.8.0-eksbuild.1"}}, f"{P}.addonVersions", "not an installed add-on"),
+        ({"addonVersions": {"coredns": "latest"}}, f"{P}.addonVersions", "not an exact add-on version"),
+        ({"resolveConflictsOnUpdate": "MERGE"}, f"{P}.resolveConflictsOnUpdate", "'PRESERVE'"),
+        ({"bootstrapCreatorAdmin": True}, f"{P}.bootstrapCreatorAdmin", "not a known key"),
+    ],
+)
 def test_each_refusal_names_its_key(mutate_config, eks, expected_key, expected_text):
     eks = {"access": {"adminRoleArns": [ADMIN]}, **eks}
     problems = problems_for(mutate_config("prod", "cluster.eks", eks))
@@ -143,4 +203,6 @@ def test_managed_node_group_overcommit_check_matches_the_max_pods_table():
 
     # Custom networking costs these small types addresses below what EKS configures (prefix delegation only).
     assert managed_node_group_overcommits(["t3.micro", "t3.small", "t3.medium", "m7i.large", "m7g.large"]) == [
-        "t3.micro", "t3.small"]
+        "t3.micro",
+        "t3.small",
+    ]

@@ -57,12 +57,15 @@ def test_default_is_the_newest_minor_with_backed_pins():
     assert ADDON_VERSIONS["1.35"]["kube-proxy"] == "v1.35.3-eksbuild.29"  # the Oct 2026 EKS 1.35 default build
 
 
-@pytest.mark.parametrize("today, minor, phase", [
-    (dt.date(2026, 12, 1), "1.34", "standard"),
-    (dt.date(2026, 12, 3), "1.34", "extended"),
-    (dt.date(2026, 12, 1), "1.33", "extended"),
-    (dt.date(2027, 7, 30), "1.33", "ended"),
-])
+@pytest.mark.parametrize(
+    "today, minor, phase",
+    [
+        (dt.date(2026, 12, 1), "1.34", "standard"),
+        (dt.date(2026, 12, 3), "1.34", "extended"),
+        (dt.date(2026, 12, 1), "1.33", "extended"),
+        (dt.date(2027, 7, 30), "1.33", "ended"),
+    ],
+)
 def test_support_phase(today, minor, phase):
     assert support_phase(minor, today) == phase
 
@@ -103,12 +106,15 @@ def test_stack_on_136_previews_with_no_mandatory_violation(tmp_path):
     doc["config"]["k8s-platform:cluster"]["eks"]["version"] = "1.36"
     path, out = tmp_path / "Pulumi.prod.yaml", tmp_path / "plan.json"
     path.write_text(yaml.safe_dump(doc))
-    assert main(["preview", "--stack", "prod", "--offline", "--config-file", str(path), "--json", str(out),
-                 "--quiet"]) == 0
+    assert (
+        main(["preview", "--stack", "prod", "--offline", "--config-file", str(path), "--json", str(out), "--quiet"])
+        == 0
+    )
     plan = json.loads(out.read_text())
     assert [v for v in plan["policy"]["violations"] if v.get("enforcementLevel", v.get("level")) == "mandatory"] == []
     (cluster,) = [r for r in plan["resources"] if r["type"] == "aws:eks/cluster:Cluster"]
     assert cluster["inputs"]["version"] == "1.36"
-    kube_proxy = [r for r in plan["resources"] if r["type"] == "aws:eks/addon:Addon"
-                  and r["inputs"]["addonName"] == "kube-proxy"]
+    kube_proxy = [
+        r for r in plan["resources"] if r["type"] == "aws:eks/addon:Addon" and r["inputs"]["addonName"] == "kube-proxy"
+    ]
     assert kube_proxy[0]["inputs"]["addonVersion"] == ADDON_VERSIONS["1.36"]["kube-proxy"]

@@ -11,8 +11,8 @@ import pytest
 
 from components.config import ConfigError, parse_stack_config
 from components.config.environments import ENVIRONMENTS, environments_table
-from programs.offline import read_stack_file, run_offline, stack_file
 from policy.offline_runner import CONFIG_DIR
+from programs.offline import read_stack_file, run_offline, stack_file
 
 
 def shipped(stack: str) -> dict:
@@ -51,8 +51,9 @@ def test_a_stack_cannot_loosen_its_environment():
 def test_zone_count_and_nat_layout_follow_the_safeguards():
     raw = copy.deepcopy(shipped("dev"))
     raw["k8s-platform:safeguards"] = {"minAvailabilityZones": 3}
-    assert any(p.startswith("k8s-platform:network.availabilityZones: dev needs at least 3 zones")
-               for p in problems(raw))
+    assert any(
+        p.startswith("k8s-platform:network.availabilityZones: dev needs at least 3 zones") for p in problems(raw)
+    )
     raw["k8s-platform:safeguards"] = {"natGatewayPerZone": True}
     assert any(p.startswith("k8s-platform:network.natGateways: dev needs 'one-per-az'") for p in problems(raw))
 

@@ -59,6 +59,7 @@ class FakeClock:
 
 # --- scheduling --------------------------------------------------------------------------------
 
+
 def test_at_most_parallel_stacks_run_at_once_and_the_bound_is_used():
     lock = threading.Lock()
     running = 0
@@ -157,8 +158,14 @@ def test_retries_stop_at_the_limit_and_say_so():
 
 def test_permanent_failures_are_not_retried():
     clock = FakeClock()
-    [result] = run_fleet(jobs("bad"), lambda job: StackOutcome(exit_codes.POLICY_VIOLATION, "imdsv2"),
-                         parallel=1, retry=NO_WAIT, sleep=clock.sleep, clock=clock)
+    [result] = run_fleet(
+        jobs("bad"),
+        lambda job: StackOutcome(exit_codes.POLICY_VIOLATION, "imdsv2"),
+        parallel=1,
+        retry=NO_WAIT,
+        sleep=clock.sleep,
+        clock=clock,
+    )
     assert result.attempts == 1 and clock.sleeps == []
 
 
@@ -169,7 +176,9 @@ def test_a_raised_concurrent_update_error_is_transient():
     def runner(job):
         calls.append(job.name)
         if len(calls) == 1:
-            raise auto.ConcurrentUpdateError(auto.CommandResult("", "error: the stack is currently locked by 1 lock(s)", 255))
+            raise auto.ConcurrentUpdateError(
+                auto.CommandResult("", "error: the stack is currently locked by 1 lock(s)", 255)
+            )
         return StackOutcome(exit_codes.OK)
 
     [result] = run_fleet(jobs("a"), runner, parallel=1, retry=NO_WAIT, sleep=clock.sleep, clock=clock)
@@ -190,12 +199,18 @@ def test_parallel_must_be_positive():
 
 def test_progress_callback_sees_every_stack_once():
     seen = []
-    run_fleet(jobs("a", "b", "c"), lambda j: StackOutcome(0), parallel=2, retry=NO_WAIT,
-              on_result=lambda r, done, total: seen.append((r.name, total)))
+    run_fleet(
+        jobs("a", "b", "c"),
+        lambda j: StackOutcome(0),
+        parallel=2,
+        retry=NO_WAIT,
+        on_result=lambda r, done, total: seen.append((r.name, total)),
+    )
     assert sorted(seen) == [("a", 3), ("b", 3), ("c", 3)]
 
 
 # --- which stacks --------------------------------------------------------------------------------
+
 
 def test_stack_selection(tmp_path):
     for name in ("b", "a", "c"):
@@ -204,7 +219,9 @@ def test_stack_selection(tmp_path):
     assert [j.name for j in select_jobs("preview", stacks_dir=tmp_path)] == ["a", "b", "c"]
     picked = select_jobs("up", stacks="c, a", stacks_dir=tmp_path)
     assert [(j.name, j.stack_file, j.operation) for j in picked] == [
-        ("c", tmp_path / "Pulumi.c.yaml", "up"), ("a", tmp_path / "Pulumi.a.yaml", "up")]
+        ("c", tmp_path / "Pulumi.c.yaml", "up"),
+        ("a", tmp_path / "Pulumi.a.yaml", "up"),
+    ]
     assert [j.name for j in select_jobs("preview", stack_files=str(tmp_path / "Pulumi.[ab].yaml"))] == ["a", "b"]
     assert select_jobs("preview", stacks="dev")[0].stack_file == REPO_ROOT / "Pulumi.dev.yaml"
     with pytest.raises(ValueError, match="listed twice: a"):
@@ -230,22 +247,52 @@ def test_generated_dev_variants_are_valid_and_distinct(tmp_path):
 
 # --- the offline runner ------------------------------------------------------------------------------
 
+
 def test_offline_command_is_a_separate_interpreter_per_stack():
     cmd = offline_command(StackJob("dev-03", Path("/gen/Pulumi.dev-03.yaml")), Path("/tmp/p.json"), python="/py")
-    assert cmd == ["/py", "-m", "programs.platformctl.cli", "preview", "--stack", "dev-03", "--offline",
-                   "--config-file", "/gen/Pulumi.dev-03.yaml", "--quiet", "--json", "/tmp/p.json"]
+    assert cmd == [
+        "/py",
+        "-m",
+        "programs.platformctl.cli",
+        "preview",
+        "--stack",
+        "dev-03",
+        "--offline",
+        "--config-file",
+        "/gen/Pulumi.dev-03.yaml",
+        "--quiet",
+        "--json",
+        "/tmp/p.json",
+    ]
 
 
 def test_process_outcomes_are_interpreted():
     plan = {"resources": [{}] * 40, "policy": {"violations": []}}
     assert outcome_from_process(0, "", plan) == StackOutcome(exit_codes.OK, resources=40, changes="40 to create")
-    bad = outcome_from_process(2, "error: invalid configuration for stack 'x':\n  k8s-platform:network.podCidr: "
-                                  "must be inside 100.64.0.0/10\n", {"resources": []})
-    assert bad.code == exit_codes.CONFIG_ERROR and bad.detail == "k8s-platform:network.podCidr: must be inside 100.64.0.0/10"
+    bad = outcome_from_process(
+        2,
+        "error: invalid configuration for stack 'x':\n  k8s-platform:network.podCidr: must be inside 100.64.0.0/10\n",
+        {"resources": []},
+    )
+    assert (
+        bad.code == exit_codes.CONFIG_ERROR
+        and bad.detail == "k8s-platform:network.podCidr: must be inside 100.64.0.0/10"
+    )
     missing = outcome_from_process(2, "error: no stack file /x/Pulumi.y.yaml\n", None)
     assert missing.code == exit_codes.CONFIG_ERROR and "no stack file" in missing.detail
-    policy = outcome_from_process(1, "policy mandatory: imdsv2: ...", {"resources": [{}], "policy": {"violations": [
-        {"policy": "imdsv2-required", "level": "mandatory"}, {"policy": "tags", "level": "advisory"}]}})
+    policy = outcome_from_process(
+        1,
+        "policy mandatory: imdsv2: ...",
+        {
+            "resources": [{}],
+            "policy": {
+                "violations": [
+                    {"policy": "imdsv2-required", "level": "mandatory"},
+                    {"policy": "tags", "level": "advisory"},
+                ]
+            },
+        },
+    )
     assert policy.code == exit_codes.POLICY_VIOLATION and "imdsv2-required" in policy.detail
     crash = outcome_from_process(1, "Traceback (most recent call last):\n  ...\nKeyError: 'vpc'\n", None)
     assert crash.code == exit_codes.DEPLOY_FAILED and "KeyError: 'vpc'" in crash.detail
@@ -274,6 +321,7 @@ def test_offline_runner_with_an_injected_process_runner():
 
 # --- the Automation API runner -------------------------------------------------------------------------
 
+
 def test_automation_runner_retries_a_locked_stack_then_succeeds(tmp_path, capsys):
     for name in ("Pulumi.yaml", "Pulumi.dev.yaml"):
         (tmp_path / name).write_text((REPO_ROOT / name).read_text())
@@ -281,21 +329,30 @@ def test_automation_runner_retries_a_locked_stack_then_succeeds(tmp_path, capsys
     (tmp_path / "policy" / "PulumiPolicy.yaml").write_text("runtime: python\n")
     (tmp_path / "policy" / "config" / "dev.json").write_text("{}")
     attempts = []
-    meta = ev.StepEventMetadata(ev.OpType.UPDATE, "urn:pulumi:dev::k8s-platform::aws:ec2/vpc:Vpc::network-vpc",
-                                "aws:ec2/vpc:Vpc", "p")
+    meta = ev.StepEventMetadata(
+        ev.OpType.UPDATE, "urn:pulumi:dev::k8s-platform::aws:ec2/vpc:Vpc::network-vpc", "aws:ec2/vpc:Vpc", "p"
+    )
 
     class Stack:
         def preview(self, on_event=None, **kw):
             attempts.append(kw)
             if len(attempts) == 1:
-                raise auto.ConcurrentUpdateError(auto.CommandResult("", "[409] Conflict: Another update is currently in progress.", 255))
+                raise auto.ConcurrentUpdateError(
+                    auto.CommandResult("", "[409] Conflict: Another update is currently in progress.", 255)
+                )
             on_event(ev.EngineEvent(1, 0, resource_pre_event=ev.ResourcePreEvent(meta, True)))
             on_event(ev.EngineEvent(2, 0, summary_event=ev.SummaryEvent(False, 1, {"update": 1}, {})))
 
     clock = FakeClock()
     runner = AutomationRunner("preview", root=tmp_path, opener=lambda req: Stack())
-    [result] = run_fleet([StackJob("dev", tmp_path / "Pulumi.dev.yaml")], runner, parallel=1, retry=NO_WAIT,
-                         sleep=clock.sleep, clock=clock)
+    [result] = run_fleet(
+        [StackJob("dev", tmp_path / "Pulumi.dev.yaml")],
+        runner,
+        parallel=1,
+        retry=NO_WAIT,
+        sleep=clock.sleep,
+        clock=clock,
+    )
     assert result.ok and result.attempts == 2 and result.changes == "1 to update"
     assert attempts[-1]["policy_pack_configs"] == [str(tmp_path / "policy" / "config" / "dev.json")]
     assert "config_file" not in attempts[-1]  # the stack's own file in the project
@@ -305,8 +362,12 @@ def test_automation_runner_retries_a_locked_stack_then_succeeds(tmp_path, capsys
 def test_result_table_lists_every_stack_with_its_code():
     from programs.platformctl.fleet import StackResult
 
-    table = render_table([StackResult("dev-01", 0, 1, 2.0, resources=40, changes="40 to create"),
-                          StackResult("dev-02", 2, 1, 0.4, "k8s-platform:network.vpcCidr: bad", resources=0)])
+    table = render_table(
+        [
+            StackResult("dev-01", 0, 1, 2.0, resources=40, changes="40 to create"),
+            StackResult("dev-02", 2, 1, 0.4, "k8s-platform:network.vpcCidr: bad", resources=0),
+        ]
+    )
     lines = table.splitlines()
     assert lines[0].split() == ["stack", "result", "exit", "tries", "time", "resources", "detail"]
     assert lines[2].split()[:6] == ["dev-01", "ok", "0", "1", "2.0s", "40"]
@@ -314,6 +375,7 @@ def test_result_table_lists_every_stack_with_its_code():
 
 
 # --- the shell ---------------------------------------------------------------------------------------------
+
 
 def test_fleet_without_the_cli_is_one_line(monkeypatch, capsys):
     monkeypatch.setenv("PATH", "/nonexistent")
@@ -335,9 +397,26 @@ def test_offline_fleet_for_real_reports_the_broken_stack_and_the_others(tmp_path
     broken["config"]["k8s-platform:network"]["vpcCidr"] = "10.300.0.0/16"
     paths[1].write_text(yaml.safe_dump(broken))
     out = tmp_path / "fleet.json"
-    proc = subprocess.run([sys.executable, "-m", "programs.platformctl.cli", "fleet", "preview", "--offline",
-                           "--stacks-dir", str(tmp_path / "stacks"), "--parallel", "2", "--json", str(out)],
-                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "programs.platformctl.cli",
+            "fleet",
+            "preview",
+            "--offline",
+            "--stacks-dir",
+            str(tmp_path / "stacks"),
+            "--parallel",
+            "2",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=600,
+    )
     assert proc.returncode == exit_codes.FLEET_FAILED, proc.stdout + proc.stderr
     report = json.loads(out.read_text())
     by_name = {s["name"]: s for s in report["stacks"]}
@@ -346,7 +425,7 @@ def test_offline_fleet_for_real_reports_the_broken_stack_and_the_others(tmp_path
     assert "k8s-platform:network.vpcCidr" in by_name["dev-02"]["detail"]
     for name in ("dev-01", "dev-03"):
         assert by_name[name]["code"] == exit_codes.OK and by_name[name]["resources"] > 10
-    table = proc.stdout[proc.stdout.index("stack "):]
+    table = proc.stdout[proc.stdout.index("stack ") :]
     for name in by_name:
         assert name in table
     assert "3 stacks: 2 succeeded, 1 failed (dev-02)" in proc.stdout
@@ -364,10 +443,27 @@ def test_without_a_selection_the_fleet_is_the_repositorys_stacks(capsys):
 
 def test_a_yaml_syntax_error_is_one_line_naming_file_line_and_reason(tmp_path):
     bad = tmp_path / "Pulumi.bad.yaml"
-    bad.write_text("config:\n  aws:region: us-east-1\n  k8s-platform:tags:\n    owner: [a\n  k8s-platform:environment: dev\n")
-    proc = subprocess.run([sys.executable, "-m", "programs.platformctl.cli", "preview", "--stack", "bad", "--offline",
-                           "--config-file", str(bad), "--quiet"], capture_output=True, text=True, cwd=REPO_ROOT,
-                          timeout=300)
+    bad.write_text(
+        "config:\n  aws:region: us-east-1\n  k8s-platform:tags:\n    owner: [a\n  k8s-platform:environment: dev\n"
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "programs.platformctl.cli",
+            "preview",
+            "--stack",
+            "bad",
+            "--offline",
+            "--config-file",
+            str(bad),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
     outcome = outcome_from_process(proc.returncode, proc.stderr, None)
     assert outcome.code == exit_codes.CONFIG_ERROR
     assert outcome.detail.startswith(f"{bad}: line 5, column 27: not valid YAML: ")
@@ -378,4 +474,7 @@ def test_a_yaml_syntax_error_is_one_line_naming_file_line_and_reason(tmp_path):
 def test_the_policy_config_option_reaches_every_stacks_preview(tmp_path):
     cmd = offline_command(StackJob("s", Path("/gen/Pulumi.s.yaml")), tmp_path / "p.json", "/py", Path("/cfg/x.json"))
     assert cmd[cmd.index("--policy-config") + 1] == "/cfg/x.json"
-    assert main(["fleet", "preview", "--offline", "--policy-config", str(tmp_path / "none.json")]) == exit_codes.CONFIG_ERROR
+    assert (
+        main(["fleet", "preview", "--offline", "--policy-config", str(tmp_path / "none.json")])
+        == exit_codes.CONFIG_ERROR
+    )

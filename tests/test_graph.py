@@ -25,21 +25,35 @@ KEY = P + "aws:kms/key:Key::state"
 
 
 def res(urn, custom=True, parent=None, deps=(), protect=False):
-    return {"urn": urn, "type": urn.split("::")[-2].rsplit("$", 1)[-1], "name": urn.rsplit("::", 1)[-1],
-            "parent": parent, "custom": custom, "inputs": {}, "dependencies": list(deps), "protect": protect}
+    return {
+        "urn": urn,
+        "type": urn.split("::")[-2].rsplit("$", 1)[-1],
+        "name": urn.rsplit("::", 1)[-1],
+        "parent": parent,
+        "custom": custom,
+        "inputs": {},
+        "dependencies": list(deps),
+        "protect": protect,
+    }
 
 
 def sample_plan() -> dict:
-    return {"project": "k8s-platform", "stack": "dev", "outputs": {}, "policy": {"violations": []}, "resources": [
-        res(NET, custom=False),
-        res(VPC, parent=NET),
-        res(SUBNET, parent=NET, deps=[VPC, VPC, "urn:unknown::x"]),
-        res(ENDPOINTS, custom=False, parent=NET, deps=[NET]),
-        res(SQS, parent=ENDPOINTS, deps=[SUBNET, NET]),
-        res(CLUSTER, custom=False, deps=[NET]),
-        res(SERVER, parent=CLUSTER, deps=[SUBNET, KEY]),
-        res(KEY, protect=True),
-    ]}
+    return {
+        "project": "k8s-platform",
+        "stack": "dev",
+        "outputs": {},
+        "policy": {"violations": []},
+        "resources": [
+            res(NET, custom=False),
+            res(VPC, parent=NET),
+            res(SUBNET, parent=NET, deps=[VPC, VPC, "urn:unknown::x"]),
+            res(ENDPOINTS, custom=False, parent=NET, deps=[NET]),
+            res(SQS, parent=ENDPOINTS, deps=[SUBNET, NET]),
+            res(CLUSTER, custom=False, deps=[NET]),
+            res(SERVER, parent=CLUSTER, deps=[SUBNET, KEY]),
+            res(KEY, protect=True),
+        ],
+    }
 
 
 def node_ids(dot: str) -> dict[str, str]:
@@ -55,7 +69,7 @@ def cluster_blocks(dot: str) -> dict[str, str]:
         while depth:
             depth += {"{": 1, "}": -1}.get(dot[i], 0)
             i += 1
-        blocks[m.group(1)] = dot[m.end():i - 1]
+        blocks[m.group(1)] = dot[m.end() : i - 1]
     return blocks
 
 
@@ -108,8 +122,12 @@ def test_dev_plan_draws_every_component_and_dependency(dev_run):
     assert components, "the dev stack has components"
     assert len(re.findall(r"subgraph cluster_\w+ \{", dot)) == len(components)
     urns = {r["urn"] for r in plan["resources"]}
-    custom_pairs = {(d, r["urn"]) for r in plan["resources"] for d in r["dependencies"]
-                    if d in urns and d != r["urn"] and r["custom"]}
+    custom_pairs = {
+        (d, r["urn"])
+        for r in plan["resources"]
+        for d in r["dependencies"]
+        if d in urns and d != r["urn"] and r["custom"]
+    }
     custom_deps = {(a, b) for a, b in custom_pairs if next(x for x in plan["resources"] if x["urn"] == a)["custom"]}
     assert len(re.findall(r"^\s*r\d+ -> r\d+;", dot, re.M)) == len(custom_deps)
     assert dot.count(" [label=") == len(plan["resources"]) - len(components)
@@ -162,15 +180,38 @@ def test_output_formats():
 
 
 def test_plan_from_the_engines_preview_json():
-    doc = {"steps": [
-        {"op": "same", "urn": P + "pulumi:pulumi:Stack::k8s-platform-dev",
-         "newState": {"urn": P + "pulumi:pulumi:Stack::k8s-platform-dev", "type": "pulumi:pulumi:Stack"}},
-        {"op": "create", "urn": NET, "newState": {"urn": NET, "type": "k8s-platform:network:Network", "custom": False}},
-        {"op": "create", "urn": VPC, "newState": {"urn": VPC, "type": "aws:ec2/vpc:Vpc", "custom": True, "parent": NET}},
-        {"op": "update", "urn": SUBNET, "newState": {"urn": SUBNET, "type": "aws:ec2/subnet:Subnet", "custom": True,
-                                                     "parent": NET, "dependencies": [VPC]}},
-        {"op": "delete", "urn": KEY, "oldState": {"urn": KEY, "type": "aws:kms/key:Key", "custom": True}},
-    ], "changeSummary": {"create": 2, "update": 1, "delete": 1}}
+    doc = {
+        "steps": [
+            {
+                "op": "same",
+                "urn": P + "pulumi:pulumi:Stack::k8s-platform-dev",
+                "newState": {"urn": P + "pulumi:pulumi:Stack::k8s-platform-dev", "type": "pulumi:pulumi:Stack"},
+            },
+            {
+                "op": "create",
+                "urn": NET,
+                "newState": {"urn": NET, "type": "k8s-platform:network:Network", "custom": False},
+            },
+            {
+                "op": "create",
+                "urn": VPC,
+                "newState": {"urn": VPC, "type": "aws:ec2/vpc:Vpc", "custom": True, "parent": NET},
+            },
+            {
+                "op": "update",
+                "urn": SUBNET,
+                "newState": {
+                    "urn": SUBNET,
+                    "type": "aws:ec2/subnet:Subnet",
+                    "custom": True,
+                    "parent": NET,
+                    "dependencies": [VPC],
+                },
+            },
+            {"op": "delete", "urn": KEY, "oldState": {"urn": KEY, "type": "aws:kms/key:Key", "custom": True}},
+        ],
+        "changeSummary": {"create": 2, "update": 1, "delete": 1},
+    }
     plan = plan_from_preview_json(doc, "k8s-platform", "dev")
     assert [r["name"] for r in plan["resources"]] == ["network", "network-vpc", "network-private-a"]
     dot = plan_to_dot(plan)
@@ -191,7 +232,9 @@ def test_depth_collapses_components_and_keeps_their_dependencies(dev_run):
     plan = _plan_of(dev_run)
     top = collapse(plan, 0)
     components = [r for r in top["resources"] if "collapsed" in r]
-    tops = [r for r in plan["resources"] if not r["custom"] and r["parent"] not in {x["urn"] for x in plan["resources"]}]
+    tops = [
+        r for r in plan["resources"] if not r["custom"] and r["parent"] not in {x["urn"] for x in plan["resources"]}
+    ]
     assert sorted(r["name"] for r in components) == sorted(r["name"] for r in tops)
     # every resource is either drawn or counted inside exactly one collapsed node
     drawn = [r for r in top["resources"] if "collapsed" not in r]

@@ -17,8 +17,11 @@ BOOT = "/usr/local/sbin/k3s-node-boot.sh"
 
 
 def user_data(run) -> dict[str, str]:
-    return {lt.name: base64.b64decode(lt.inputs["userData"]).decode() for lt in run.of_type(LT)
-            if lt.name.startswith("k3s-")}
+    return {
+        lt.name: base64.b64decode(lt.inputs["userData"]).decode()
+        for lt in run.of_type(LT)
+        if lt.name.startswith("k3s-")
+    }
 
 
 def minted_secrets(run) -> set[str]:
@@ -42,9 +45,19 @@ def minted_secrets(run) -> set[str]:
 
 def test_dev_plan_has_the_k3s_control_plane(dev_run):
     types = {r.type for r in dev_run.resources}
-    for t in (ASG, LT, "aws:lb/loadBalancer:LoadBalancer", "aws:lb/targetGroup:TargetGroup", "aws:lb/listener:Listener",
-              "aws:ssm/parameter:Parameter", "aws:s3/bucket:Bucket", "aws:cloudwatch/eventRule:EventRule",
-              "aws:sqs/queue:Queue", "aws:lambda/function:Function", "aws:lambda/eventSourceMapping:EventSourceMapping"):
+    for t in (
+        ASG,
+        LT,
+        "aws:lb/loadBalancer:LoadBalancer",
+        "aws:lb/targetGroup:TargetGroup",
+        "aws:lb/listener:Listener",
+        "aws:ssm/parameter:Parameter",
+        "aws:s3/bucket:Bucket",
+        "aws:cloudwatch/eventRule:EventRule",
+        "aws:sqs/queue:Queue",
+        "aws:lambda/function:Function",
+        "aws:lambda/eventSourceMapping:EventSourceMapping",
+    ):
         assert t in types, t
     groups = {g.name: g for g in dev_run.of_type(ASG) if g.name.startswith("k3s-")}
     assert set(groups) == {"k3s-server-bootstrap", "k3s-agents"}  # dev: one server, no joiners
@@ -75,7 +88,9 @@ def test_agents_mix_spot_above_an_on_demand_base(dev_run):
     assert dist["spotAllocationStrategy"] == "capacity-optimized"
     assert dist["onDemandBaseCapacity"] == dev_run.config.cluster.k3s.agents.on_demand_base
     assert dist["onDemandPercentageAboveBaseCapacity"] == 0
-    assert [o["instanceType"] for o in policy["launchTemplate"]["overrides"]] == dev_run.config.cluster.k3s.agents.instance_types
+    assert [
+        o["instanceType"] for o in policy["launchTemplate"]["overrides"]
+    ] == dev_run.config.cluster.k3s.agents.instance_types
     assert agents.inputs["capacityRebalance"] is True
     assert "targetGroupArns" not in agents.inputs
 
@@ -98,7 +113,9 @@ def test_launch_templates_are_locked_down(dev_run, name):
 
 
 def test_node_roles_get_session_manager(dev_run):
-    attached = {(a.name, a.inputs["policyArn"]) for a in dev_run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")}
+    attached = {
+        (a.name, a.inputs["policyArn"]) for a in dev_run.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    }
     for kind in ("server", "agent"):
         assert (f"k3s-{kind}-ssm", "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore") in attached
 
@@ -116,8 +133,9 @@ def test_join_tokens_are_securestrings_under_their_keys(dev_run):
 
 
 def _key_id(run, name) -> str:
-    from programs.mock_resources import short_hash
     import uuid
+
+    from programs.mock_resources import short_hash
 
     return str(uuid.UUID(short_hash("aws:kms/key:Key", name, length=32)))
 
@@ -129,7 +147,11 @@ def test_server_secrets_key_is_decryptable_only_by_the_server_role(dev_run):
     denies = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
     assert denies and "arn:aws:iam::111111111111:role/dev-k3s-k3s-agent" in _list(denies[0]["Principal"]["AWS"])
     agent_policy = dev_run.one("aws:iam/rolePolicy:RolePolicy", "k3s-agent").inputs["policy"]
-    assert "server-token" not in agent_policy and "pki" not in agent_policy and _key_id(dev_run, "k3s-server-secrets") not in agent_policy
+    assert (
+        "server-token" not in agent_policy
+        and "pki" not in agent_policy
+        and _key_id(dev_run, "k3s-server-secrets") not in agent_policy
+    )
 
 
 def _list(v):
@@ -139,27 +161,41 @@ def _list(v):
 def test_etcd_snapshot_bucket_is_encrypted_versioned_and_private(dev_run):
     bucket = dev_run.one("aws:s3/bucket:Bucket", "k3s-etcd-snapshots")
     assert bucket.protect is False  # dev; prod protects it (see test_prod_protects_stateful_k3s_resources)
-    sse = dev_run.one("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", "k3s-etcd-snapshots")
+    sse = dev_run.one(
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration", "k3s-etcd-snapshots"
+    )
     rule = sse.inputs["rules"][0]["applyServerSideEncryptionByDefault"]
     assert rule["sseAlgorithm"] == "aws:kms" and _key_id(dev_run, "k3s-server-secrets") in rule["kmsMasterKeyId"]
     versioning = dev_run.one("aws:s3/bucketVersioning:BucketVersioning", "k3s-etcd-snapshots")
     assert versioning.inputs["versioningConfiguration"]["status"] == "Enabled"
     block = dev_run.one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "k3s-etcd-snapshots")
-    assert all(block.inputs[k] is True for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"))
+    assert all(
+        block.inputs[k] is True
+        for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+    )
 
 
 def test_interruption_pipeline_eventbridge_to_sqs_with_dlq_to_lambda_in_vpc(dev_run):
-    rules = {r.name: json.loads(r.inputs["eventPattern"]) for r in dev_run.of_type("aws:cloudwatch/eventRule:EventRule")
-             if r.name.startswith("k3s-interruption-")}
+    rules = {
+        r.name: json.loads(r.inputs["eventPattern"])
+        for r in dev_run.of_type("aws:cloudwatch/eventRule:EventRule")
+        if r.name.startswith("k3s-interruption-")
+    }
     detail_types = {t for p in rules.values() for t in p["detail-type"]}
-    assert detail_types == {"EC2 Spot Instance Interruption Warning", "EC2 Instance Rebalance Recommendation",
-                            "EC2 Instance State-change Notification", "EC2 Instance-terminate Lifecycle Action"}
+    assert detail_types == {
+        "EC2 Spot Instance Interruption Warning",
+        "EC2 Instance Rebalance Recommendation",
+        "EC2 Instance State-change Notification",
+        "EC2 Instance-terminate Lifecycle Action",
+    }
     queue = dev_run.one("aws:sqs/queue:Queue", "k3s-interruption-events")
     dlq = dev_run.one("aws:sqs/queue:Queue", "k3s-interruption-dlq")
     assert queue.inputs["sqsManagedSseEnabled"] is True and dlq.inputs["sqsManagedSseEnabled"] is True
     redrive = json.loads(queue.inputs["redrivePolicy"])
     assert redrive["deadLetterTargetArn"].endswith(":dev-k3s-node-drainer-dlq") and redrive["maxReceiveCount"] >= 1
-    targets = [t for t in dev_run.of_type("aws:cloudwatch/eventTarget:EventTarget") if t.name.startswith("k3s-interruption-")]
+    targets = [
+        t for t in dev_run.of_type("aws:cloudwatch/eventTarget:EventTarget") if t.name.startswith("k3s-interruption-")
+    ]
     assert len(targets) == 4 and all(t.inputs["arn"].endswith(":dev-k3s-node-drainer") for t in targets)
     fn = dev_run.one("aws:lambda/function:Function", "k3s-interruption-drainer")
     assert fn.inputs["vpcConfig"]["subnetIds"] and fn.inputs["vpcConfig"]["securityGroupIds"]
@@ -175,10 +211,18 @@ def test_interruption_pipeline_eventbridge_to_sqs_with_dlq_to_lambda_in_vpc(dev_
 def test_drainer_rbac_is_limited_to_nodes_and_evictions(dev_run):
     role = dev_run.one("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole", "k3s-interruption-node-drainer")
     granted = {(res, verb) for rule in role.inputs["rules"] for res in rule["resources"] for verb in rule["verbs"]}
-    assert granted == {("nodes", "get"), ("nodes", "list"), ("nodes", "patch"), ("nodes", "delete"),
-                       ("pods", "list"), ("pods/eviction", "create")}
+    assert granted == {
+        ("nodes", "get"),
+        ("nodes", "list"),
+        ("nodes", "patch"),
+        ("nodes", "delete"),
+        ("pods", "list"),
+        ("pods/eviction", "create"),
+    }
     binding = dev_run.one("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding", "k3s-interruption-node-drainer")
-    assert binding.inputs["subjects"] == [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "k8s-platform:node-drainer"}]
+    assert binding.inputs["subjects"] == [
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "k8s-platform:node-drainer"}
+    ]
     secret = dev_run.one("aws:secretsmanager/secret:Secret", "k3s-interruption-drainer")
     assert secret.inputs["kmsKeyId"].startswith("arn:aws:kms:")
 
@@ -202,8 +246,13 @@ def test_exactly_one_server_may_run_cluster_init(dev_run, mutate_config):
         roles[name] = re.search(r"^readonly SERVER_ROLE=(\w+)$", files[BOOT], re.M).group(1)
     assert sorted(roles.values()) == ["bootstrap", "join"]
     # The bootstrap server checks the API target group's health before it may cluster-init.
-    target_groups = {n: re.search(r"^readonly API_TARGET_GROUP_ARN=(\S*)$", yaml.safe_load(t)["write_files"][1]["content"],
-                                  re.M).group(1) for n, t in user_data(ha).items() if n.startswith("k3s-server")}
+    target_groups = {
+        n: re.search(
+            r"^readonly API_TARGET_GROUP_ARN=(\S*)$", yaml.safe_load(t)["write_files"][1]["content"], re.M
+        ).group(1)
+        for n, t in user_data(ha).items()
+        if n.startswith("k3s-server")
+    }
     assert target_groups == {"k3s-server-bootstrap": tg_arn(ha), "k3s-server-join": "''"}
     server_policy = json.loads(ha.one("aws:iam/rolePolicy:RolePolicy", "k3s-server").inputs["policy"])
     assert any(st["Action"] == "elasticloadbalancing:DescribeTargetHealth" for st in server_policy["Statement"])
@@ -229,12 +278,18 @@ def subnet_ids(run, tier: str) -> set[str]:
     from programs.mock_resources import MockContext, resource_id
 
     ctx = MockContext(run.config.region, run.config.account_id, run.stack)
-    return {resource_id(ctx, s.type, s.name, s.inputs) for s in run.of_type("aws:ec2/subnet:Subnet") if f"-{tier}-" in s.name}
+    return {
+        resource_id(ctx, s.type, s.name, s.inputs)
+        for s in run.of_type("aws:ec2/subnet:Subnet")
+        if f"-{tier}-" in s.name
+    }
 
 
 def test_internet_facing_api_uses_public_subnets_and_the_allowlist(mutate_config):
-    run = run_offline("dev", mutate_config("dev", "cluster.k3s.apiAccess",
-                                           {"internetFacing": True, "allowedCidrs": ["203.0.113.0/24"]}))
+    run = run_offline(
+        "dev",
+        mutate_config("dev", "cluster.k3s.apiAccess", {"internetFacing": True, "allowedCidrs": ["203.0.113.0/24"]}),
+    )
     nlb = run.one("aws:lb/loadBalancer:LoadBalancer", "k3s-api")
     assert nlb.inputs["internal"] is False
     assert set(nlb.inputs["subnets"]) == subnet_ids(run, "public")
@@ -249,8 +304,11 @@ def test_internal_api_uses_private_subnets(dev_run):
 
 def test_prod_protects_stateful_k3s_resources(mutate_config):
     cfg = mutate_config("dev", "environment", "prod")
-    cfg["k8s-platform:network"] = {**cfg["k8s-platform:network"], "natGateways": "one-per-az",
-                                   "availabilityZones": ["us-east-1a", "us-east-1b", "us-east-1c"]}
+    cfg["k8s-platform:network"] = {
+        **cfg["k8s-platform:network"],
+        "natGateways": "one-per-az",
+        "availabilityZones": ["us-east-1a", "us-east-1b", "us-east-1c"],
+    }
     cfg["k8s-platform:cluster"]["k3s"]["servers"] = {"count": 3, "instanceType": "m7i.large"}
     run = run_offline("prod", cfg)
     assert run.one("aws:s3/bucket:Bucket", "k3s-etcd-snapshots").protect is True
@@ -261,8 +319,10 @@ def test_prod_protects_stateful_k3s_resources(mutate_config):
 
 
 def test_graviton_agents_boot_the_arm64_ami(mutate_config):
-    run = run_offline("dev", mutate_config("dev", "cluster.k3s.agents",
-                                           {"instanceTypes": ["m7g.large", "c7g.large"], "desiredSize": 1}))
+    run = run_offline(
+        "dev",
+        mutate_config("dev", "cluster.k3s.agents", {"instanceTypes": ["m7g.large", "c7g.large"], "desiredSize": 1}),
+    )
     assert run.one(LT, "k3s-agent").inputs["imageId"].endswith("al2023-ami-kernel-default-arm64")
     assert run.one(LT, "k3s-server-bootstrap").inputs["imageId"].endswith("al2023-ami-kernel-default-x86_64")
 
@@ -276,17 +336,21 @@ def test_only_this_clusters_rules_feed_the_queue_and_the_drainer_is_scoped(dev_r
     drainer = json.loads(dev_run.one("aws:iam/rolePolicy:RolePolicy", "k3s-interruption-drainer").inputs["policy"])
     by_sid = {s["Sid"]: s for s in drainer["Statement"]}
     assert by_sid["ReleaseTerminatingInstances"]["Resource"].endswith(":autoScalingGroupName/dev-k3s-k3s-*")
-    assert by_sid["DecryptCredentials"]["Condition"]["StringEquals"]["kms:ViaService"] == ["secretsmanager.us-east-1.amazonaws.com"]
+    assert by_sid["DecryptCredentials"]["Condition"]["StringEquals"]["kms:ViaService"] == [
+        "secretsmanager.us-east-1.amazonaws.com"
+    ]
     assert not any(a.endswith(":*") for s in drainer["Statement"] for a in _list(s["Action"]))
 
 
 def test_k3s_instances_carry_the_cluster_ownership_tag(dev_run):
-    """The cloud controller filters instances by `kubernetes.io/cluster/<id>=owned`; every node launch template tags it."""
+    """The cloud controller filters instances by `kubernetes.io/cluster/<id>=owned`; every node launch
+    template tags it."""
     cluster = dev_run.config.cluster_name
     templates = dev_run.of_type("aws:ec2/launchTemplate:LaunchTemplate")
     assert templates
     for lt in templates:
-        instance_tags = [spec["tags"] for spec in lt.inputs.get("tagSpecifications", [])
-                         if spec["resourceType"] == "instance"]
+        instance_tags = [
+            spec["tags"] for spec in lt.inputs.get("tagSpecifications", []) if spec["resourceType"] == "instance"
+        ]
         assert instance_tags, lt.name
         assert all(t.get(f"kubernetes.io/cluster/{cluster}") == "owned" for t in instance_tags), lt.name

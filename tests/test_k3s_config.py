@@ -36,34 +36,49 @@ def test_even_server_count_registers_no_resource(mutate_config):
 def test_internet_facing_needs_an_allowlist(mutate_config):
     (msg,) = problems(mutate_config("dev", "cluster.k3s.apiAccess", {"internetFacing": True}))
     assert msg.startswith("k8s-platform:cluster.k3s.apiAccess.allowedCidrs: ") and "non-empty" in msg
-    (msg,) = problems(mutate_config("dev", "cluster.k3s.apiAccess", {"internetFacing": True, "allowedCidrs": ["0.0.0.0/0"]}))
+    (msg,) = problems(
+        mutate_config("dev", "cluster.k3s.apiAccess", {"internetFacing": True, "allowedCidrs": ["0.0.0.0/0"]})
+    )
     assert "cluster.k3s.apiAccess.allowedCidrs" in msg and "everyone" in msg
 
 
-@pytest.mark.parametrize(("k3s", "key"), [
-    ({"sshKeyName": "ops"}, "cluster.k3s.sshSourceSecurityGroupId"),
-    ({"sshSourceSecurityGroupId": "sg-0123456789abcdef0"}, "cluster.k3s.sshKeyName"),
-])
+@pytest.mark.parametrize(
+    ("k3s", "key"),
+    [
+        ({"sshKeyName": "ops"}, "cluster.k3s.sshSourceSecurityGroupId"),
+        ({"sshSourceSecurityGroupId": "sg-0123456789abcdef0"}, "cluster.k3s.sshKeyName"),
+    ],
+)
 def test_ssh_needs_key_and_source_group_together(mutate_config, k3s, key):
     (msg,) = problems(mutate_config("dev", "cluster.k3s", k3s))
     assert msg.startswith(f"k8s-platform:{key}: ") and "both" in msg
 
 
 def test_ssh_pair_opens_port_22_from_that_group_only(mutate_config):
-    run = run_offline("dev", mutate_config("dev", "cluster.k3s", {"sshKeyName": "ops", "sshSourceSecurityGroupId": "sg-0123456789abcdef0"}))
+    run = run_offline(
+        "dev",
+        mutate_config("dev", "cluster.k3s", {"sshKeyName": "ops", "sshSourceSecurityGroupId": "sg-0123456789abcdef0"}),
+    )
     rule = run.one("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "k3s-ssh")
     assert rule.inputs["referencedSecurityGroupId"] == "sg-0123456789abcdef0" and rule.inputs["fromPort"] == 22
-    assert all(lt.inputs["keyName"] == "ops" for lt in run.of_type("aws:ec2/launchTemplate:LaunchTemplate") if lt.name.startswith("k3s-"))
+    assert all(
+        lt.inputs["keyName"] == "ops"
+        for lt in run.of_type("aws:ec2/launchTemplate:LaunchTemplate")
+        if lt.name.startswith("k3s-")
+    )
 
 
-@pytest.mark.parametrize(("k3s", "key", "fragment"), [
-    ({"version": "latest"}, "cluster.k3s.version", "exact K3s release"),
-    ({"agents": {"instanceTypes": ["t3.large", "m7g.large"]}}, "cluster.k3s.agents.instanceTypes", "architectures"),
-    ({"agents": {"minSize": 3, "desiredSize": 2}}, "cluster.k3s.agents.desiredSize", "minSize <= desiredSize"),
-    ({"snapshots": {"scheduleCron": "every hour"}}, "cluster.k3s.snapshots.scheduleCron", "cron"),
-    ({"drainTimeoutSeconds": 5000}, "cluster.k3s.drainTimeoutSeconds", "840"),
-    ({"servers": {"instanceType": "large"}}, "cluster.k3s.servers.instanceType", "instance type"),
-])
+@pytest.mark.parametrize(
+    ("k3s", "key", "fragment"),
+    [
+        ({"version": "latest"}, "cluster.k3s.version", "exact K3s release"),
+        ({"agents": {"instanceTypes": ["t3.large", "m7g.large"]}}, "cluster.k3s.agents.instanceTypes", "architectures"),
+        ({"agents": {"minSize": 3, "desiredSize": 2}}, "cluster.k3s.agents.desiredSize", "minSize <= desiredSize"),
+        ({"snapshots": {"scheduleCron": "every hour"}}, "cluster.k3s.snapshots.scheduleCron", "cron"),
+        ({"drainTimeoutSeconds": 5000}, "cluster.k3s.drainTimeoutSeconds", "840"),
+        ({"servers": {"instanceType": "large"}}, "cluster.k3s.servers.instanceType", "instance type"),
+    ],
+)
 def test_other_k3s_refusals(mutate_config, k3s, key, fragment):
     msgs = problems(mutate_config("dev", "cluster.k3s", k3s))
     assert any(m.startswith(f"k8s-platform:{key}: ") and fragment in m for m in msgs), msgs

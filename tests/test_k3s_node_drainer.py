@@ -33,25 +33,35 @@ def _key():
 
 
 def _pem_key(key) -> str:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode()
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
 
 
-def _cert(subject: str, key, issuer_name: x509.Name | None, issuer_key, *, ca: bool = False,
-          server: bool = False) -> x509.Certificate:
-    now = dt.datetime.now(dt.timezone.utc)
+def _cert(
+    subject: str, key, issuer_name: x509.Name | None, issuer_key, *, ca: bool = False, server: bool = False
+) -> x509.Certificate:
+    now = dt.datetime.now(dt.UTC)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    builder = (x509.CertificateBuilder().subject_name(name).issuer_name(issuer_name or name)
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(hours=1))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer_name or name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
     if not ca:
         usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
         builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
     if server:
         import ipaddress
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                                        critical=False)
+
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+        )
     return builder.sign(issuer_key, hashes.SHA256())
 
 
@@ -90,8 +100,11 @@ class FakeCluster:
         self.nodes[name] = {"metadata": {"name": name}, "spec": {"providerID": provider_id}}
 
     def add_pod(self, ns: str, name: str, node: str, owner_kind: str = "ReplicaSet", phase: str = "Running") -> None:
-        self.pods[(ns, name)] = {"metadata": {"namespace": ns, "name": name, "ownerReferences": [{"kind": owner_kind, "name": "o"}]},
-                                 "spec": {"nodeName": node}, "status": {"phase": phase}}
+        self.pods[(ns, name)] = {
+            "metadata": {"namespace": ns, "name": name, "ownerReferences": [{"kind": owner_kind, "name": "o"}]},
+            "spec": {"nodeName": node},
+            "status": {"phase": phase},
+        }
 
     def pods_on(self, node: str) -> list[str]:
         return sorted(f"{ns}/{n}" for (ns, n), p in self.pods.items() if p["spec"]["nodeName"] == node)
@@ -138,7 +151,9 @@ def _handler_class(cluster: FakeCluster):
                 if parts == ["api", "v1", "pods"] and method == "GET":
                     selector = urllib.parse.parse_qs(url.query)["fieldSelector"][0]
                     node = selector.removeprefix("spec.nodeName=")
-                    return self._send(200, {"items": [p for p in cluster.pods.values() if p["spec"]["nodeName"] == node]})
+                    return self._send(
+                        200, {"items": [p for p in cluster.pods.values() if p["spec"]["nodeName"] == node]}
+                    )
                 if len(parts) == 7 and parts[-1] == "eviction" and method == "POST":
                     key = (parts[3], parts[5])
                     assert body["kind"] == "Eviction" and body["apiVersion"] == "policy/v1"
@@ -146,7 +161,13 @@ def _handler_class(cluster: FakeCluster):
                         return self._send(404, {"reason": "NotFound"})
                     if cluster.pdb_refusals.get(key, 0) > 0:
                         cluster.pdb_refusals[key] -= 1
-                        return self._send(429, {"reason": "TooManyRequests", "message": "Cannot evict pod as it would violate the pod's disruption budget."})
+                        return self._send(
+                            429,
+                            {
+                                "reason": "TooManyRequests",
+                                "message": "Cannot evict pod as it would violate the pod's disruption budget.",
+                            },
+                        )
                     del cluster.pods[key]
                     return self._send(201, {})
             return self._send(405, {})
@@ -191,8 +212,12 @@ def aws(monkeypatch, pki, kube_api):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     with moto.mock_aws():
         secrets = boto3.client("secretsmanager", region_name=REGION)
-        secret = secrets.create_secret(Name="k8s-platform/dev-k3s/k3s/node-drainer", SecretString=json.dumps({
-            "server": kube_api.url, "ca": pki["server_ca"], "cert": pki["client_cert"], "key": pki["client_key"]}))
+        secret = secrets.create_secret(
+            Name="k8s-platform/dev-k3s/k3s/node-drainer",
+            SecretString=json.dumps(
+                {"server": kube_api.url, "ca": pki["server_ca"], "cert": pki["client_cert"], "key": pki["client_key"]}
+            ),
+        )
         monkeypatch.setenv("CREDENTIALS_SECRET_ID", secret["ARN"])
         monkeypatch.setenv("DRAIN_TIMEOUT_SECONDS", "30")
         monkeypatch.setattr(drainer, "_CLIENTS", {})
@@ -203,10 +228,17 @@ def aws(monkeypatch, pki, kube_api):
 
 def launch(ec2, count: int = 1) -> list[dict]:
     # Filtered: moto answers an unfiltered call with all of its ~1,300 AMIs, seconds of serialisation per test.
-    image = ec2.describe_images(Owners=["amazon"], Filters=[{"Name": "name", "Values": ["al2023-ami-2023*"]}],
-                                )["Images"][0]["ImageId"]
-    return ec2.run_instances(ImageId=image, MinCount=count, MaxCount=count, InstanceType="t3.large",
-                             Placement={"AvailabilityZone": f"{REGION}a"})["Instances"]
+    image = ec2.describe_images(
+        Owners=["amazon"],
+        Filters=[{"Name": "name", "Values": ["al2023-ami-2023*"]}],
+    )["Images"][0]["ImageId"]
+    return ec2.run_instances(
+        ImageId=image,
+        MinCount=count,
+        MaxCount=count,
+        InstanceType="t3.large",
+        Placement={"AvailabilityZone": f"{REGION}a"},
+    )["Instances"]
 
 
 def register_nodes(cluster: FakeCluster, instances: list[dict]) -> list[str]:
@@ -219,8 +251,14 @@ def register_nodes(cluster: FakeCluster, instances: list[dict]) -> list[str]:
 
 
 def spot_warning(instance_id: str) -> str:
-    return json.dumps({"version": "0", "source": "aws.ec2", "detail-type": drainer.SPOT_INTERRUPTION,
-                       "detail": {"instance-id": instance_id, "instance-action": "terminate"}})
+    return json.dumps(
+        {
+            "version": "0",
+            "source": "aws.ec2",
+            "detail-type": drainer.SPOT_INTERRUPTION,
+            "detail": {"instance-id": instance_id, "instance-action": "terminate"},
+        }
+    )
 
 
 def sqs_event(*bodies: str) -> dict:
@@ -286,16 +324,26 @@ def test_pdb_blocking_past_the_deadline_raises_and_keeps_the_node(aws, kube_api,
 def test_rebalance_recommendation_cordons_and_drains_but_keeps_the_node(aws, kube_api):
     (node,) = register_nodes(kube_api, launch(aws["ec2"]))
     kube_api.add_pod("web", "web-1", node)
-    body = json.dumps({"source": "aws.ec2", "detail-type": drainer.REBALANCE,
-                       "detail": {"instance-id": kube_api.nodes[node]["spec"]["providerID"].rsplit("/", 1)[1]}})
+    body = json.dumps(
+        {
+            "source": "aws.ec2",
+            "detail-type": drainer.REBALANCE,
+            "detail": {"instance-id": kube_api.nodes[node]["spec"]["providerID"].rsplit("/", 1)[1]},
+        }
+    )
     drainer.handler(sqs_event(body))
     assert kube_api.nodes[node]["spec"]["unschedulable"] is True and kube_api.pods_on(node) == []
 
 
 def test_node_found_by_provider_id_when_the_instance_is_gone_from_ec2(aws, kube_api):
     kube_api.add_node("ip-10-20-9-9.ec2.internal", "aws:///us-east-1b/i-0aaaaaaaaaaaaaaa1")
-    state = json.dumps({"source": "aws.ec2", "detail-type": drainer.STATE_CHANGE,
-                        "detail": {"instance-id": "i-0aaaaaaaaaaaaaaa1", "state": "terminated"}})
+    state = json.dumps(
+        {
+            "source": "aws.ec2",
+            "detail-type": drainer.STATE_CHANGE,
+            "detail": {"instance-id": "i-0aaaaaaaaaaaaaaa1", "state": "terminated"},
+        }
+    )
     drainer.handler(sqs_event(state))
     assert "ip-10-20-9-9.ec2.internal" not in kube_api.nodes
 
@@ -306,8 +354,13 @@ def test_terminated_instance_node_is_deleted_without_waiting_for_stuck_pods(aws,
     kube_api.add_pod("web", "web-1", node)
     kube_api.pods[("web", "web-1")]["metadata"]["deletionTimestamp"] = "2026-11-21T08:00:00Z"  # no kubelet to finish it
     aws["ec2"].terminate_instances(InstanceIds=[inst["InstanceId"]])
-    body = json.dumps({"source": "aws.ec2", "detail-type": drainer.STATE_CHANGE,
-                       "detail": {"instance-id": inst["InstanceId"], "state": "terminated"}})
+    body = json.dumps(
+        {
+            "source": "aws.ec2",
+            "detail-type": drainer.STATE_CHANGE,
+            "detail": {"instance-id": inst["InstanceId"], "state": "terminated"},
+        }
+    )
     assert drainer.handler(sqs_event(body))["results"] == [f"instance gone: node {node} deleted"]
     assert node not in kube_api.nodes
 
@@ -321,8 +374,13 @@ def test_stopped_instance_node_is_deleted_without_waiting_for_its_pods(aws, kube
     kube_api.add_pod("web", "web-1", node)
     kube_api.pods[("web", "web-1")]["metadata"]["deletionTimestamp"] = "2026-11-21T08:00:00Z"
     aws["ec2"].stop_instances(InstanceIds=[inst["InstanceId"]])
-    body = json.dumps({"source": "aws.ec2", "detail-type": drainer.STATE_CHANGE,
-                       "detail": {"instance-id": inst["InstanceId"], "state": "stopped"}})
+    body = json.dumps(
+        {
+            "source": "aws.ec2",
+            "detail-type": drainer.STATE_CHANGE,
+            "detail": {"instance-id": inst["InstanceId"], "state": "stopped"},
+        }
+    )
     assert drainer.handler(sqs_event(body))["results"] == [f"instance gone: node {node} deleted"]
     assert node not in kube_api.nodes
 
@@ -337,8 +395,13 @@ def test_karpenter_nodes_are_left_to_karpenter(aws, kube_api):
 
 
 def test_running_state_change_is_ignored(aws, kube_api):
-    body = json.dumps({"source": "aws.ec2", "detail-type": drainer.STATE_CHANGE,
-                       "detail": {"instance-id": "i-0123", "state": "running"}})
+    body = json.dumps(
+        {
+            "source": "aws.ec2",
+            "detail-type": drainer.STATE_CHANGE,
+            "detail": {"instance-id": "i-0123", "state": "running"},
+        }
+    )
     assert drainer.handler(sqs_event(body))["results"] == ["ignored"]
     assert kube_api.log == []
 
@@ -347,8 +410,10 @@ def test_poison_message_ends_in_the_dead_letter_queue(aws, kube_api):
     sqs = aws["sqs"]
     dlq = sqs.create_queue(QueueName="dev-k3s-node-drainer-dlq")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    queue = sqs.create_queue(QueueName="dev-k3s-node-drainer", Attributes={
-        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 3})})["QueueUrl"]
+    queue = sqs.create_queue(
+        QueueName="dev-k3s-node-drainer",
+        Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 3})},
+    )["QueueUrl"]
     sqs.send_message(QueueUrl=queue, MessageBody='{"detail-type": "Something Else", "detail": {}}')
 
     failures = 0
@@ -379,13 +444,29 @@ def test_lifecycle_hook_event_completes_the_action_after_deleting_the_node(aws, 
             completed.append(kwargs)
 
     monkeypatch.setitem(drainer._CLIENTS, "autoscaling", FakeAutoscaling())
-    body = json.dumps({"source": "aws.autoscaling", "detail-type": drainer.LIFECYCLE_TERMINATE, "detail": {
-        "EC2InstanceId": instance_id, "LifecycleHookName": "k8s-platform-drain",
-        "AutoScalingGroupName": "dev-k3s-k3s-agents", "LifecycleActionToken": "tok"}})
+    body = json.dumps(
+        {
+            "source": "aws.autoscaling",
+            "detail-type": drainer.LIFECYCLE_TERMINATE,
+            "detail": {
+                "EC2InstanceId": instance_id,
+                "LifecycleHookName": "k8s-platform-drain",
+                "AutoScalingGroupName": "dev-k3s-k3s-agents",
+                "LifecycleActionToken": "tok",
+            },
+        }
+    )
     drainer.handler(sqs_event(body))
     assert node not in kube_api.nodes
-    assert completed == [{"LifecycleHookName": "k8s-platform-drain", "AutoScalingGroupName": "dev-k3s-k3s-agents",
-                          "LifecycleActionToken": "tok", "LifecycleActionResult": "CONTINUE", "InstanceId": instance_id}]
+    assert completed == [
+        {
+            "LifecycleHookName": "k8s-platform-drain",
+            "AutoScalingGroupName": "dev-k3s-k3s-agents",
+            "LifecycleActionToken": "tok",
+            "LifecycleActionResult": "CONTINUE",
+            "InstanceId": instance_id,
+        }
+    ]
 
 
 def test_handler_is_stdlib_only_apart_from_the_runtime_boto3():

@@ -30,22 +30,36 @@ ISSUER = "https://dev-k3s-oidc-111111111111.s3.us-east-1.amazonaws.com"
 
 def settings(role: str = "bootstrap", **over) -> K3sServerSettings:
     base = dict(
-        role=role, cluster_name="dev-k3s", k3s_version="v1.35.1+k3s1", region="us-east-1",
-        server_url="https://k3s-api-0123.elb.us-east-1.amazonaws.com:6443", api_host="k3s-api-0123.elb.us-east-1.amazonaws.com",
+        role=role,
+        cluster_name="dev-k3s",
+        k3s_version="v1.35.1+k3s1",
+        region="us-east-1",
+        server_url="https://k3s-api-0123.elb.us-east-1.amazonaws.com:6443",
+        api_host="k3s-api-0123.elb.us-east-1.amazonaws.com",
         token_parameter_name="/k8s-platform/dev-k3s/k3s/server-token",
-        agent_token_parameter_name="/k8s-platform/dev-k3s/k3s/agent-token", pki_secret_id="k8s-platform/dev-k3s/k3s/pki",
-        service_account_issuer_url=ISSUER, service_account_jwks_uri=f"{ISSUER}/keys.json",
-        snapshot_bucket="k3s-etcd-snapshots-abc", snapshot_schedule_cron="0 */6 * * *", snapshot_retention=12,
+        agent_token_parameter_name="/k8s-platform/dev-k3s/k3s/agent-token",
+        pki_secret_id="k8s-platform/dev-k3s/k3s/pki",
+        service_account_issuer_url=ISSUER,
+        service_account_jwks_uri=f"{ISSUER}/keys.json",
+        snapshot_bucket="k3s-etcd-snapshots-abc",
+        snapshot_schedule_cron="0 */6 * * *",
+        snapshot_retention=12,
         node_taints=["CriticalAddonsOnly=true:NoExecute"],
-        api_target_group_arn="arn:aws:elasticloadbalancing:us-east-1:111111111111:targetgroup/k3s-api/0123456789abcdef")
+        api_target_group_arn="arn:aws:elasticloadbalancing:us-east-1:111111111111:targetgroup/k3s-api/0123456789abcdef",
+    )
     return K3sServerSettings(**{**base, **over})
 
 
 def agent_user_data(**over) -> str:
-    args = dict(server_url="https://k3s-api-0123.elb.us-east-1.amazonaws.com:6443",
-                token_parameter_name="/k8s-platform/dev-k3s/k3s/agent-token", region="us-east-1",
-                k3s_version="v1.35.1+k3s1", node_labels={"karpenter.sh/nodepool": "general"},
-                node_taints=["karpenter.sh/unregistered:NoExecute"], max_pods=58)
+    args = dict(
+        server_url="https://k3s-api-0123.elb.us-east-1.amazonaws.com:6443",
+        token_parameter_name="/k8s-platform/dev-k3s/k3s/agent-token",
+        region="us-east-1",
+        k3s_version="v1.35.1+k3s1",
+        node_labels={"karpenter.sh/nodepool": "general"},
+        node_taints=["karpenter.sh/unregistered:NoExecute"],
+        max_pods=58,
+    )
     return render_k3s_agent_cloud_init(**{**args, **over})
 
 
@@ -100,8 +114,11 @@ def test_server_config_sets_issuers_keys_and_cloud_provider_flags():
 
 
 def test_standby_issuers_sit_between_active_and_default():
-    config = yaml.safe_load(files_of(render_k3s_server_cloud_init(settings(
-        extra_service_account_issuers=["https://standby.example.com"])))[f"{K3S_CONFIG_DIR}/config.yaml"])
+    config = yaml.safe_load(
+        files_of(render_k3s_server_cloud_init(settings(extra_service_account_issuers=["https://standby.example.com"])))[
+            f"{K3S_CONFIG_DIR}/config.yaml"
+        ]
+    )
     issuers = [a.split("=", 1)[1] for a in config["kube-apiserver-arg"] if a.startswith("service-account-issuer=")]
     assert issuers == [ISSUER, "https://standby.example.com", K3S_DEFAULT_SERVICE_ACCOUNT_ISSUER]
 
@@ -169,15 +186,27 @@ FAKE_LOGGER = '#!/usr/bin/env bash\necho "$(basename "$0") $*" >>"$FAKE_LOG"\n'
 AL2023_CHRONY_SOURCES = "server 169.254.169.123 prefer iburst minpoll 4 maxpoll 4\n"
 
 
-def run_boot_script(tmp_path: Path, user_data: str, cluster_up: bool, snapshot: str = "None", peers: str = "0",
-                    expect_success: bool = True, chrony_conf: str = "driftfile /var/lib/chrony/drift\n",
-                    chrony_dropin: str | None = AL2023_CHRONY_SOURCES) -> tuple[Path, str]:
+def run_boot_script(
+    tmp_path: Path,
+    user_data: str,
+    cluster_up: bool,
+    snapshot: str = "None",
+    peers: str = "0",
+    expect_success: bool = True,
+    chrony_conf: str = "driftfile /var/lib/chrony/drift\n",
+    chrony_dropin: str | None = AL2023_CHRONY_SOURCES,
+) -> tuple[Path, str]:
     """Run the rendered script with fakes on PATH and its directories moved under tmp_path."""
     root = tmp_path / "root"
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for name, body in {"curl": FAKE_CURL, "aws": FAKE_AWS, "systemctl": FAKE_LOGGER, "k3s": FAKE_LOGGER,
-                       "sleep": "#!/bin/sh\nexit 0\n"}.items():
+    for name, body in {
+        "curl": FAKE_CURL,
+        "aws": FAKE_AWS,
+        "systemctl": FAKE_LOGGER,
+        "k3s": FAKE_LOGGER,
+        "sleep": "#!/bin/sh\nexit 0\n",
+    }.items():
         path = bin_dir / name
         path.write_text(body)
         path.chmod(path.stat().st_mode | stat.S_IEXEC)
@@ -195,8 +224,16 @@ def run_boot_script(tmp_path: Path, user_data: str, cluster_up: bool, snapshot: 
     assert str(root) in script.split("readonly CHRONY_CONF_DIR=")[1].split("\n")[0]
     (tmp_path / "boot.sh").write_text(script)
     log = tmp_path / "calls.log"
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "FAKE_LOG": str(log), "FAKE_PKI": str(pki),
-           "FAKE_CLUSTER_UP": "1" if cluster_up else "0", "FAKE_SNAPSHOT": snapshot, "FAKE_PEERS": peers, "TMPDIR": str(tmp_path)}
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "FAKE_LOG": str(log),
+        "FAKE_PKI": str(pki),
+        "FAKE_CLUSTER_UP": "1" if cluster_up else "0",
+        "FAKE_SNAPSHOT": snapshot,
+        "FAKE_PEERS": peers,
+        "TMPDIR": str(tmp_path),
+    }
     result = subprocess.run(["bash", str(tmp_path / "boot.sh")], env=env, capture_output=True, text=True, timeout=60)
     assert (result.returncode == 0) == expect_success, result.stderr
     return root, log.read_text()
@@ -222,8 +259,12 @@ def test_bootstrap_server_initialises_a_new_cluster_with_the_minted_pki(tmp_path
 
 
 def test_bootstrap_replacement_restores_the_newest_snapshot(tmp_path):
-    root, calls = run_boot_script(tmp_path, render_k3s_server_cloud_init(settings("bootstrap")), cluster_up=False,
-                                  snapshot="dev-k3s/etcd-snapshot-ip-10-20-1-5-1767225600")
+    root, calls = run_boot_script(
+        tmp_path,
+        render_k3s_server_cloud_init(settings("bootstrap")),
+        cluster_up=False,
+        snapshot="dev-k3s/etcd-snapshot-ip-10-20-1-5-1767225600",
+    )
     assert role_config(root) == {"cluster-init": True}
     assert "k3s server --cluster-reset --cluster-reset-restore-path=etcd-snapshot-ip-10-20-1-5-1767225600" in calls
 
@@ -237,8 +278,9 @@ def test_bootstrap_server_joins_when_the_cluster_already_answers(tmp_path):
 def test_bootstrap_server_joins_when_other_servers_are_healthy_but_the_nlb_does_not_answer_it(tmp_path):
     """A replaced bootstrap server whose /ping through the NLB fails (DNS/network hiccup at boot) must not
     start a second cluster next to healthy peers: it waits and joins."""
-    root, calls = run_boot_script(tmp_path, render_k3s_server_cloud_init(settings("bootstrap")), cluster_up=False,
-                                  peers="2", expect_success=False)
+    root, calls = run_boot_script(
+        tmp_path, render_k3s_server_cloud_init(settings("bootstrap")), cluster_up=False, peers="2", expect_success=False
+    )
     assert "elbv2 describe-target-health" in calls and "Target.Id!='i-0123456789abcdef0'" in calls
     # It kept waiting for the cluster to answer (and gave up here, where the cluster never comes back).
     assert calls.count("/ping") > 6
@@ -247,8 +289,13 @@ def test_bootstrap_server_joins_when_other_servers_are_healthy_but_the_nlb_does_
 
 
 def test_bootstrap_server_fails_closed_when_target_health_is_unreadable(tmp_path):
-    root, calls = run_boot_script(tmp_path, render_k3s_server_cloud_init(settings("bootstrap")), cluster_up=False,
-                                  peers="unreadable", expect_success=False)
+    root, calls = run_boot_script(
+        tmp_path,
+        render_k3s_server_cloud_init(settings("bootstrap")),
+        cluster_up=False,
+        peers="unreadable",
+        expect_success=False,
+    )
     assert calls.count("elbv2 describe-target-health") == 30
     assert not (root / "etc/config.yaml.d/20-role.yaml").exists()
     assert "secretsmanager" not in calls and "install server" not in calls and "systemctl" not in calls
@@ -272,7 +319,8 @@ def test_agent_fetches_only_its_token_and_starts_the_agent(tmp_path):
     assert not (root / "etc/config.yaml.d/20-role.yaml").exists()
     assert [c for c in calls.splitlines() if c.startswith("aws ")] == [
         "aws ssm get-parameter --region us-east-1 --with-decryption --name /k8s-platform/dev-k3s/k3s/agent-token "
-        "--query Parameter.Value --output text"]
+        "--query Parameter.Value --output text"
+    ]
     assert "install agent v1.35.1+k3s1" in calls and "systemctl enable --now k3s-agent" in calls
 
 
@@ -283,11 +331,16 @@ def test_time_sync_already_on_amazon_time_sync_is_left_alone(tmp_path):
 
 
 def test_time_sync_is_pointed_at_amazon_time_sync_when_missing(tmp_path):
-    root, calls = run_boot_script(tmp_path, agent_user_data(), cluster_up=False, chrony_dropin="pool 2.amazon.pool.ntp.org iburst\n")
-    assert (root / "chrony.conf").read_text().splitlines()[-1] == "server 169.254.169.123 prefer iburst minpoll 4 maxpoll 4"
+    root, calls = run_boot_script(
+        tmp_path, agent_user_data(), cluster_up=False, chrony_dropin="pool 2.amazon.pool.ntp.org iburst\n"
+    )
+    assert (root / "chrony.conf").read_text().splitlines()[
+        -1
+    ] == "server 169.254.169.123 prefer iburst minpoll 4 maxpoll 4"
     assert "systemctl restart chronyd" in calls
     # A look-alike address does not count as the Time Sync endpoint.
     (tmp_path / "again").mkdir()
-    root, calls = run_boot_script(tmp_path / "again", agent_user_data(), cluster_up=False,
-                                  chrony_dropin="server 169.254.169.1234 iburst\n")
+    root, calls = run_boot_script(
+        tmp_path / "again", agent_user_data(), cluster_up=False, chrony_dropin="server 169.254.169.1234 iburst\n"
+    )
     assert "systemctl restart chronyd" in calls

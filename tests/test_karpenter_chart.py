@@ -12,23 +12,40 @@ from components.core.cluster_handle import SystemScheduling
 from components.k3s.user_data import K3S_CONFIG_DIR
 from components.karpenter.controller import K3sNodeJoin, controller_chart_values, k3s_node_user_data
 
-SCHEDULING = SystemScheduling(node_selector={"k8s-platform/node-pool": "system"},
-                              tolerations=[{"key": "CriticalAddonsOnly", "operator": "Exists", "effect": "NoSchedule"}])
-JOIN = K3sNodeJoin(server_url="https://api.internal:6443", token_parameter_name="/k8s-platform/dev/k3s/agent-token",
-                   join_key_arn="arn:aws:kms:us-east-1:111111111111:key/x", k3s_version="v1.35.1+k3s1")
+SCHEDULING = SystemScheduling(
+    node_selector={"k8s-platform/node-pool": "system"},
+    tolerations=[{"key": "CriticalAddonsOnly", "operator": "Exists", "effect": "NoSchedule"}],
+)
+JOIN = K3sNodeJoin(
+    server_url="https://api.internal:6443",
+    token_parameter_name="/k8s-platform/dev/k3s/agent-token",
+    join_key_arn="arn:aws:kms:us-east-1:111111111111:key/x",
+    k3s_version="v1.35.1+k3s1",
+)
 
 
 def values(kind: str, **over) -> dict:
-    args = dict(cluster_name="c", cluster_endpoint="https://api", queue_name="c-karpenter-interruption",
-                region="us-east-1", replicas=2, scheduling=SCHEDULING, kind=kind,
-                irsa_role_arn="arn:aws:iam::111111111111:role/c-karpenter-controller" if kind == "k3s" else None)
+    args = dict(
+        cluster_name="c",
+        cluster_endpoint="https://api",
+        queue_name="c-karpenter-interruption",
+        region="us-east-1",
+        replicas=2,
+        scheduling=SCHEDULING,
+        kind=kind,
+        irsa_role_arn="arn:aws:iam::111111111111:role/c-karpenter-controller" if kind == "k3s" else None,
+    )
     return controller_chart_values(**{**args, **over})
 
 
 def test_settings_scheduling_replicas_and_pdb():
     v = values("eks")
-    assert v["settings"] == {"clusterName": "c", "clusterEndpoint": "https://api",
-                             "interruptionQueue": "c-karpenter-interruption", "reservedENIs": "1"}
+    assert v["settings"] == {
+        "clusterName": "c",
+        "clusterEndpoint": "https://api",
+        "interruptionQueue": "c-karpenter-interruption",
+        "reservedENIs": "1",
+    }
     assert v["nodeSelector"] == {"k8s-platform/node-pool": "system"}
     assert v["tolerations"] == [{"key": "CriticalAddonsOnly", "operator": "Exists", "effect": "NoSchedule"}]
     assert v["replicas"] == 2 and v["podDisruptionBudget"] == {"name": "karpenter", "maxUnavailable": 1}
@@ -41,9 +58,12 @@ def test_settings_scheduling_replicas_and_pdb():
 def test_k3s_values_project_the_irsa_token_and_keep_the_primary_eni():
     v = values("k3s", replicas=1)
     env = {e["name"]: e["value"] for e in v["controller"]["env"]}
-    assert env == {"AWS_ROLE_ARN": "arn:aws:iam::111111111111:role/c-karpenter-controller",
-                   "AWS_WEB_IDENTITY_TOKEN_FILE": "/var/run/secrets/eks.amazonaws.com/serviceaccount/token",
-                   "AWS_REGION": "us-east-1", "AWS_STS_REGIONAL_ENDPOINTS": "regional"}
+    assert env == {
+        "AWS_ROLE_ARN": "arn:aws:iam::111111111111:role/c-karpenter-controller",
+        "AWS_WEB_IDENTITY_TOKEN_FILE": "/var/run/secrets/eks.amazonaws.com/serviceaccount/token",
+        "AWS_REGION": "us-east-1",
+        "AWS_STS_REGIONAL_ENDPOINTS": "regional",
+    }
     (mount,) = v["controller"]["extraVolumeMounts"]
     (volume,) = v["extraVolumes"]
     assert mount["name"] == volume["name"] and mount["readOnly"] is True

@@ -95,7 +95,10 @@ def test_k3s_pool_architecture_needs_an_ami():
 # ------------------------------------------------------------------------- pod capacity (maxPods)
 def test_prod_pool_too_small_for_max_pods_is_refused_naming_the_pool():
     def edit(k):
-        k["nodePools"][1].update(instanceCategories=["t"], instanceGenerationGreaterThan=2, instanceSizes=["small", "large"])
+        k["nodePools"][1].update(
+            instanceCategories=["t"], instanceGenerationGreaterThan=2, instanceSizes=["small", "large"]
+        )
+
     message = refusal(with_karpenter("prod", edit), "karpenter.nodePools[1].instanceSizes")
     # t3a.small with prefix delegation and custom networking: 1 ENI x 3 slots x 16 + 2 = 50 pods.
     assert "pool 'stateful' allows t3a.small, which holds at most 50 pods" in message
@@ -106,6 +109,7 @@ def test_prod_pool_too_small_for_max_pods_is_refused_naming_the_pool():
 def test_dev_pool_too_small_for_max_pods_is_refused():
     def edit(k):
         k["nodePools"][1].update(instanceCategories=["t"], instanceGenerationGreaterThan=2, instanceSizes=["micro"])
+
     message = refusal(with_karpenter("dev", edit), "karpenter.nodePools[1].instanceSizes")
     assert "pool 'stateful' allows t3.micro, which holds at most 34 pods under prefix delegation" in message
 
@@ -113,7 +117,10 @@ def test_dev_pool_too_small_for_max_pods_is_refused():
 def test_lower_max_pods_makes_the_small_pool_acceptable():
     def edit(k):
         k["nodeClasses"][0]["maxPods"] = 50
-        k["nodePools"][1].update(instanceCategories=["t"], instanceGenerationGreaterThan=2, instanceSizes=["small", "large"])
+        k["nodePools"][1].update(
+            instanceCategories=["t"], instanceGenerationGreaterThan=2, instanceSizes=["small", "large"]
+        )
+
     raw = with_karpenter("prod", edit)
     assert parse_stack_config(raw).karpenter.node_classes[0].max_pods == 50
 
@@ -144,19 +151,22 @@ def test_duplicate_pool_names_are_refused():
     assert "defined twice" in refusal(raw, "karpenter.nodePools[1].name")
 
 
-@pytest.mark.parametrize("field, value, key, expected", [
-    ("capacityTypes", [], "capacityTypes", "at least one value"),
-    ("capacityTypes", ["preemptible"], "capacityTypes[0]", "got 'preemptible'"),
-    ("architectures", ["amd64", "amd64"], "architectures", "distinct"),
-    ("consolidateAfter", "5 minutes", "consolidateAfter", "is not a duration"),
-    ("expireAfter", "30d", "expireAfter", "is not a duration"),
-    ("budgets", [{"nodes": "1", "schedule": "@daily"}], "budgets[0]", "schedule and duration go together"),
-    ("budgets", [{"nodes": "ten"}], "budgets[0].nodes", "is not a node count or percentage"),
-    ("labels", {"karpenter.sh/nodepool": "x"}, "labels", "label domain is reserved"),
-    ("taints", [{"key": "dedicated", "effect": "Sometimes"}], "taints[0].effect", "got 'Sometimes'"),
-    ("weight", 0, "weight", "greater than or equal to 1"),
-    ("instanceSizes", ["huge"], "instanceSizes", "is not an instance size"),
-])
+@pytest.mark.parametrize(
+    "field, value, key, expected",
+    [
+        ("capacityTypes", [], "capacityTypes", "at least one value"),
+        ("capacityTypes", ["preemptible"], "capacityTypes[0]", "got 'preemptible'"),
+        ("architectures", ["amd64", "amd64"], "architectures", "distinct"),
+        ("consolidateAfter", "5 minutes", "consolidateAfter", "is not a duration"),
+        ("expireAfter", "30d", "expireAfter", "is not a duration"),
+        ("budgets", [{"nodes": "1", "schedule": "@daily"}], "budgets[0]", "schedule and duration go together"),
+        ("budgets", [{"nodes": "ten"}], "budgets[0].nodes", "is not a node count or percentage"),
+        ("labels", {"karpenter.sh/nodepool": "x"}, "labels", "label domain is reserved"),
+        ("taints", [{"key": "dedicated", "effect": "Sometimes"}], "taints[0].effect", "got 'Sometimes'"),
+        ("weight", 0, "weight", "greater than or equal to 1"),
+        ("instanceSizes", ["huge"], "instanceSizes", "is not an instance size"),
+    ],
+)
 def test_pool_field_refusals(field, value, key, expected):
     raw = with_karpenter("prod", lambda k: k["nodePools"][0].update({field: value}))
     assert expected in refusal(raw, f"karpenter.nodePools[0].{key}")

@@ -16,9 +16,15 @@ QUEUE = f"arn:aws:sqs:{REGION}:{ACCOUNT}:prod-eks-karpenter-interruption"
 
 def policy(kind: str = "eks", cluster: str = "prod-eks", ssm: tuple[str, ...] = ()) -> dict:
     return kiam.controller_policy(
-        cluster_name=cluster, kind=kind, region=REGION, account_id=ACCOUNT, node_role_arn=NODE_ROLE,
-        instance_profile_arn=PROFILE, queue_arn=QUEUE,
-        ami_parameter_arns=kiam.ami_parameter_arns(kind, ssm, REGION, ACCOUNT))
+        cluster_name=cluster,
+        kind=kind,
+        region=REGION,
+        account_id=ACCOUNT,
+        node_role_arn=NODE_ROLE,
+        instance_profile_arn=PROFILE,
+        queue_arn=QUEUE,
+        ami_parameter_arns=kiam.ami_parameter_arns(kind, ssm, REGION, ACCOUNT),
+    )
 
 
 def statements(doc: dict) -> dict[str, dict]:
@@ -35,22 +41,34 @@ def resources(stmt: dict) -> list[str]:
 
 def test_every_write_is_conditioned_on_this_clusters_tags():
     s = statements(policy())
-    owned = {"aws:RequestTag/kubernetes.io/cluster/prod-eks": "owned", "aws:RequestTag/eks:eks-cluster-name": "prod-eks"}
+    owned = {
+        "aws:RequestTag/kubernetes.io/cluster/prod-eks": "owned",
+        "aws:RequestTag/eks:eks-cluster-name": "prod-eks",
+    }
     launch = s["AllowScopedEC2InstanceActionsWithTags"]
     assert set(actions(launch)) == {"ec2:RunInstances", "ec2:CreateFleet", "ec2:CreateLaunchTemplate"}
     assert launch["Condition"] == {"StringEquals": owned, "StringLike": {"aws:RequestTag/karpenter.sh/nodepool": "*"}}
     create_tags = s["AllowScopedResourceCreationTagging"]
-    assert create_tags["Condition"]["StringEquals"]["ec2:CreateAction"] == ["RunInstances", "CreateFleet", "CreateLaunchTemplate"]
+    assert create_tags["Condition"]["StringEquals"]["ec2:CreateAction"] == [
+        "RunInstances",
+        "CreateFleet",
+        "CreateLaunchTemplate",
+    ]
     assert create_tags["Condition"]["StringEquals"]["aws:RequestTag/kubernetes.io/cluster/prod-eks"] == "owned"
     retag = s["AllowScopedResourceTagging"]
     assert retag["Condition"]["StringEquals"] == {"aws:ResourceTag/kubernetes.io/cluster/prod-eks": "owned"}
     assert retag["Condition"]["StringLike"] == {"aws:ResourceTag/karpenter.sh/nodepool": "*"}
     assert set(retag["Condition"]["ForAllValues:StringEquals"]["aws:TagKeys"]) == {
-        "eks:eks-cluster-name", "karpenter.sh/nodeclaim", "Name"}
+        "eks:eks-cluster-name",
+        "karpenter.sh/nodeclaim",
+        "Name",
+    }
     delete = s["AllowScopedDeletion"]
     assert set(actions(delete)) == {"ec2:TerminateInstances", "ec2:DeleteLaunchTemplate"}
-    assert delete["Condition"] == {"StringEquals": {"aws:ResourceTag/kubernetes.io/cluster/prod-eks": "owned"},
-                                   "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"}}
+    assert delete["Condition"] == {
+        "StringEquals": {"aws:ResourceTag/kubernetes.io/cluster/prod-eks": "owned"},
+        "StringLike": {"aws:ResourceTag/karpenter.sh/nodepool": "*"},
+    }
     # Launch templates are used only if they are this cluster's.
     lt = s["AllowScopedEC2LaunchTemplateAccessActions"]
     assert lt["Condition"]["StringEquals"] == {"aws:ResourceTag/kubernetes.io/cluster/prod-eks": "owned"}
@@ -103,8 +121,13 @@ def test_eks_gets_describe_cluster_for_its_own_cluster_only():
 def test_ssm_reads_only_the_ami_parameters():
     eks = statements(policy("eks"))["AllowSSMReadActions"]
     assert eks["Resource"] == f"arn:aws:ssm:{REGION}::parameter/aws/service/eks/optimized-ami/*"
-    k3s = statements(policy("k3s", "dev-k3s", (
-        "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64", "/golden/k3s-arm64")))["AllowSSMReadActions"]
+    k3s = statements(
+        policy(
+            "k3s",
+            "dev-k3s",
+            ("/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64", "/golden/k3s-arm64"),
+        )
+    )["AllowSSMReadActions"]
     assert k3s["Resource"] == [
         f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/golden/k3s-arm64",
         f"arn:aws:ssm:{REGION}::parameter/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64",
@@ -120,18 +143,25 @@ def test_node_role_trusts_ec2_and_gets_the_managed_policies_per_kind():
     trust = kiam.node_trust()["Statement"][0]
     assert trust["Principal"] == {"Service": "ec2.amazonaws.com"} and trust["Action"] == "sts:AssumeRole"
     eks = kiam.node_managed_policy_arns("eks")
-    assert eks == ["arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
-                   "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryPullOnly",
-                   "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"]
+    assert eks == [
+        "arn:aws:iam::aws:policy/AmazonEKSWorkerNodePolicy",
+        "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryPullOnly",
+        "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
+    ]
     # The CNI policy is bound to aws-node with Pod Identity by the EKS control plane, not to nodes.
     assert not any("CNI" in arn for arn in eks)
-    assert kiam.node_managed_policy_arns("k3s") == ["arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryPullOnly",
-                                                    "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"]
+    assert kiam.node_managed_policy_arns("k3s") == [
+        "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryPullOnly",
+        "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",
+    ]
 
 
-@pytest.mark.parametrize("name, arn", [
-    ("/aws/service/eks/optimized-ami/*", "arn:aws:ssm:us-east-1::parameter/aws/service/eks/optimized-ami/*"),
-    ("/team/ami", f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/team/ami"),
-])
+@pytest.mark.parametrize(
+    "name, arn",
+    [
+        ("/aws/service/eks/optimized-ami/*", "arn:aws:ssm:us-east-1::parameter/aws/service/eks/optimized-ami/*"),
+        ("/team/ami", f"arn:aws:ssm:us-east-1:{ACCOUNT}:parameter/team/ami"),
+    ],
+)
 def test_ssm_parameter_arns(name, arn):
     assert kiam.ssm_parameter_arn(name, REGION, ACCOUNT) == arn

@@ -39,8 +39,15 @@ def _matches(pattern: dict, event: dict) -> bool:
 
 
 def _health_event(service: str, category: str) -> dict:
-    return {"source": "aws.health", "detail-type": "AWS Health Event",
-            "detail": {"service": service, "eventTypeCategory": category, "eventTypeCode": "AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED"}}
+    return {
+        "source": "aws.health",
+        "detail-type": "AWS Health Event",
+        "detail": {
+            "service": service,
+            "eventTypeCategory": category,
+            "eventTypeCode": "AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED",
+        },
+    }
 
 
 def test_health_rule_passes_only_ec2_scheduled_changes():
@@ -50,8 +57,11 @@ def test_health_rule_passes_only_ec2_scheduled_changes():
     assert _matches(pattern, _health_event("EC2", "scheduledChange"))
     assert not _matches(pattern, _health_event("RDS", "scheduledChange"))
     assert not _matches(pattern, _health_event("EC2", "issue"))
-    spot = {"source": "aws.ec2", "detail-type": "EC2 Spot Instance Interruption Warning",
-            "detail": {"instance-id": "i-0abc", "instance-action": "terminate"}}
+    spot = {
+        "source": "aws.ec2",
+        "detail-type": "EC2 Spot Instance Interruption Warning",
+        "detail": {"instance-id": "i-0abc", "instance-action": "terminate"},
+    }
     assert _matches(event_pattern(INTERRUPTION_EVENTS[0]), spot)
 
 

@@ -59,7 +59,9 @@ def test_controller_identity_is_pod_identity_on_eks(prod_run):
     assert role.inputs["name"] == "prod-eks-karpenter-controller"
     trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]
     assert trust["Principal"] == {"Service": "pods.eks.amazonaws.com"}
-    association = one_own(prod_run, "aws:eks/podIdentityAssociation:PodIdentityAssociation", "karpenter-controller-association")
+    association = one_own(
+        prod_run, "aws:eks/podIdentityAssociation:PodIdentityAssociation", "karpenter-controller-association"
+    )
     assert (association.inputs["namespace"], association.inputs["serviceAccount"]) == ("kube-system", "karpenter")
     release = one_own(prod_run, RELEASE, "karpenter-chart")
     assert release.inputs["values"]["serviceAccount"]["name"] == "karpenter"
@@ -69,14 +71,18 @@ def test_controller_identity_is_pod_identity_on_eks(prod_run):
 def test_controller_identity_is_irsa_through_the_k3s_issuer(dev_run):
     role = one_own(dev_run, "aws:iam/role:Role", "karpenter-controller-role")
     statements = json.loads(role.inputs["assumeRolePolicy"])["Statement"]
-    providers = {r.inputs["url"].removeprefix("https://") for r in dev_run.of_type(
-        "aws:iam/openIdConnectProvider:OpenIdConnectProvider")}
+    providers = {
+        r.inputs["url"].removeprefix("https://")
+        for r in dev_run.of_type("aws:iam/openIdConnectProvider:OpenIdConnectProvider")
+    }
     assert statements and providers
     for stmt in statements:
         host = stmt["Principal"]["Federated"].split(":oidc-provider/", 1)[1]
         assert host in providers  # the K3s cluster's own issuers, served by this stack
-        assert stmt["Condition"]["StringEquals"] == {f"{host}:sub": "system:serviceaccount:kube-system:karpenter",
-                                                     f"{host}:aud": "sts.amazonaws.com"}
+        assert stmt["Condition"]["StringEquals"] == {
+            f"{host}:sub": "system:serviceaccount:kube-system:karpenter",
+            f"{host}:aud": "sts.amazonaws.com",
+        }
     # The chart gets the role and a projected token explicitly (no webhook in the path of the controller).
     values = one_own(dev_run, RELEASE, "karpenter-chart").inputs["values"]
     env = {e["name"]: e["value"] for e in values["controller"]["env"]}
@@ -91,10 +97,13 @@ def test_controller_policy_is_scoped_to_this_clusters_queue_and_node_role(run):
     by_sid = {s["Sid"]: s for s in doc["Statement"]}
     account, name = run.config.account_id, cluster(run)
     assert by_sid["AllowPassingInstanceRole"]["Resource"] == f"arn:aws:iam::{account}:role/{name}-karpenter-node"
-    assert by_sid["AllowInterruptionQueueActions"]["Resource"] == \
-        f"arn:aws:sqs:us-east-1:{account}:{name}-karpenter-interruption"
+    assert (
+        by_sid["AllowInterruptionQueueActions"]["Resource"]
+        == f"arn:aws:sqs:us-east-1:{account}:{name}-karpenter-interruption"
+    )
     assert by_sid["AllowScopedDeletion"]["Condition"]["StringEquals"] == {
-        f"aws:ResourceTag/kubernetes.io/cluster/{name}": "owned"}
+        f"aws:ResourceTag/kubernetes.io/cluster/{name}": "owned"
+    }
     assert ("AllowAPIServerEndpointDiscovery" in by_sid) == (run.config.cluster.kind == "eks")
 
 
@@ -104,12 +113,16 @@ def test_queue_and_its_five_rules_with_targets(run):
     assert queue.inputs["messageRetentionSeconds"] == 300 and queue.inputs["sqsManagedSseEnabled"] is True
     queue_arn = f"arn:aws:sqs:us-east-1:{run.config.account_id}:{queue.inputs['name']}"
     rules = own(run, "aws:cloudwatch/eventRule:EventRule")
-    patterns = {(tuple(p["source"]), tuple(p["detail-type"])) for p in (json.loads(r.inputs["eventPattern"]) for r in rules)}
+    patterns = {
+        (tuple(p["source"]), tuple(p["detail-type"])) for p in (json.loads(r.inputs["eventPattern"]) for r in rules)
+    }
     assert patterns == {((e.source,), (e.detail_type,)) for e in INTERRUPTION_EVENTS} and len(rules) == 5
     targets = own(run, "aws:cloudwatch/eventTarget:EventTarget")
     assert sorted(t.inputs["rule"] for t in targets) == sorted(r.inputs["name"] for r in rules)
     assert {t.inputs["arn"] for t in targets} == {queue_arn}
-    policy = json.loads(one_own(run, "aws:sqs/queuePolicy:QueuePolicy", "karpenter-interruption-policy").inputs["policy"])
+    policy = json.loads(
+        one_own(run, "aws:sqs/queuePolicy:QueuePolicy", "karpenter-interruption-policy").inputs["policy"]
+    )
     events = [s for s in policy["Statement"] if s.get("Principal") == {"Service": "events.amazonaws.com"}][0]
     assert len(events["Condition"]["ArnEquals"]["aws:SourceArn"]) == 5
 
@@ -119,11 +132,17 @@ def test_node_role_instance_profile_and_join_path(run):
     name = cluster(run)
     role = one_own(run, "aws:iam/role:Role", "karpenter-node")
     assert json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
-    attached = {a.inputs["policyArn"].rsplit("/", 1)[1] for a in own(run, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")}
+    attached = {
+        a.inputs["policyArn"].rsplit("/", 1)[1] for a in own(run, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    }
     profile = one_own(run, "aws:iam/instanceProfile:InstanceProfile", "karpenter-node")
     assert profile.inputs["role"] == f"{name}-karpenter-node"
     if run.config.cluster.kind == "eks":
-        assert attached == {"AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly", "AmazonSSMManagedInstanceCore"}
+        assert attached == {
+            "AmazonEKSWorkerNodePolicy",
+            "AmazonEC2ContainerRegistryPullOnly",
+            "AmazonSSMManagedInstanceCore",
+        }
         entry = one_own(run, "aws:eks/accessEntry:AccessEntry", "karpenter-node")
         assert entry.inputs["type"] == "EC2_LINUX"
         assert entry.inputs["principalArn"] == f"arn:aws:iam::{run.config.account_id}:role/{name}-karpenter-node"
@@ -137,8 +156,11 @@ def test_node_role_instance_profile_and_join_path(run):
 
 def test_discovery_tags_select_node_subnets_and_security_group(run):
     tag = {"karpenter.sh/discovery": cluster(run)}
-    tagged = lambda typ: [r for r in run.of_type(typ) if (r.inputs.get("tags") or {}).get("karpenter.sh/discovery") == tag[
-        "karpenter.sh/discovery"]]
+    tagged = lambda typ: [
+        r
+        for r in run.of_type(typ)
+        if (r.inputs.get("tags") or {}).get("karpenter.sh/discovery") == tag["karpenter.sh/discovery"]
+    ]
     assert len(tagged("aws:ec2/subnet:Subnet")) == len(run.config.network.availability_zones)
     assert len(tagged("aws:ec2/securityGroup:SecurityGroup")) == 1
 
@@ -228,8 +250,11 @@ def test_k3s_node_user_data_joins_with_taint_provider_id_and_max_pods_but_no_sec
     assert "provider-id=aws:///${az}/${instance_id}" in user_data
     assert "/k8s-platform/dev-k3s/k3s/agent-token" in user_data
     assert dev_run.outputs["clusterEndpoint"] in user_data  # joins through the API load balancer
-    tokens = [p.inputs["value"] for p in dev_run.of_type("aws:ssm/parameter:Parameter")
-              if isinstance(p.inputs.get("value"), Secret)]
+    tokens = [
+        p.inputs["value"]
+        for p in dev_run.of_type("aws:ssm/parameter:Parameter")
+        if isinstance(p.inputs.get("value"), Secret)
+    ]
     assert tokens
     assert not any(reveal(t) in user_data for t in tokens)
     assert "PRIVATE KEY" not in user_data
@@ -241,12 +266,17 @@ def test_node_pools_in_the_plan_are_wide_with_limits_and_disruption(run):
         reqs = {r["key"]: r for r in spec["template"]["spec"]["requirements"]}
         assert reqs["kubernetes.io/arch"]["values"] == ["amd64", "arm64"]
         assert reqs["karpenter.k8s.aws/instance-generation"] == {
-            "key": "karpenter.k8s.aws/instance-generation", "operator": "Gt", "values": ["5"]}
+            "key": "karpenter.k8s.aws/instance-generation",
+            "operator": "Gt",
+            "values": ["5"],
+        }
         assert set(spec["limits"]) == {"cpu", "memory"}
         assert spec["disruption"]["consolidationPolicy"] == "WhenEmptyOrUnderutilized"
         assert spec["disruption"]["consolidateAfter"] and spec["disruption"]["budgets"]
         assert spec["template"]["spec"]["expireAfter"]
     by_name = {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in own(run, NODE_POOL)}
-    capacity = lambda pool: next(r for r in pool["template"]["spec"]["requirements"] if r["key"] == "karpenter.sh/capacity-type")
+    capacity = lambda pool: next(
+        r for r in pool["template"]["spec"]["requirements"] if r["key"] == "karpenter.sh/capacity-type"
+    )
     assert capacity(by_name["general"])["values"] == ["spot", "on-demand"]
     assert capacity(by_name["stateful"])["values"] == ["on-demand"]

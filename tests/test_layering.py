@@ -5,6 +5,7 @@ Layers, lowest first: `components.core` (facts and pure recipes, no ComponentRes
 stands apart: it reads plans and imports neither `components` nor `programs`, so `pulumi preview
 --policy-pack policy` runs it without the program installed.
 """
+
 from __future__ import annotations
 
 import ast
@@ -40,8 +41,9 @@ def _imports(module: str, path: Path, known: set[str]):
     import), "typing" (under `if TYPE_CHECKING:`, never runs) or "local" (inside a function)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     top_level = {id(n) for n in tree.body}
-    typing_only = {id(c) for n in tree.body if isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test)
-                   for c in n.body}
+    typing_only = {
+        id(c) for n in tree.body if isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test) for c in n.body
+    }
     out = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -83,6 +85,7 @@ def test_core_imports_no_feature_and_no_config():
     def rule(module, target):
         if module.startswith("components.core") and not target.startswith("components.core"):
             return "core/ imports only core/"
+
     assert _violations(rule) == []
 
 
@@ -90,6 +93,7 @@ def test_config_imports_only_core():
     def rule(module, target):
         if module.startswith("components.config") and not target.startswith(("components.core", "components.config")):
             return "config/ imports only core/ and itself"
+
     assert _violations(rule) == []
 
 
@@ -102,6 +106,7 @@ def test_features_reach_siblings_only_through_their_public_surface():
             return None
         if target != dest:
             return f"a sibling's internals; import its public surface `{dest}`"
+
     assert _violations(rule) == []
 
 
@@ -109,6 +114,7 @@ def test_components_never_import_programs():
     def rule(module, target):
         if module.startswith("components") and target.startswith("programs"):
             return "components/ is below programs/"
+
     assert _violations(rule) == []
 
 
@@ -116,19 +122,26 @@ def test_policy_pack_imports_neither_components_nor_programs():
     def rule(module, target):
         if module.startswith("policy") and target.startswith(("components", "programs")):
             return "the pack runs without the program"
+
     assert _violations(rule) == []
 
 
 def test_no_function_local_imports_in_components():
-    found = [f"{SOURCES[m].relative_to(ROOT)}:{line} imports {t} inside a function"
-             for m, imports in GRAPH.items() if m.startswith("components")
-             for t, line, kind in imports if kind == "local"]
+    found = [
+        f"{SOURCES[m].relative_to(ROOT)}:{line} imports {t} inside a function"
+        for m, imports in GRAPH.items()
+        if m.startswith("components")
+        for t, line, kind in imports
+        if kind == "local"
+    ]
     assert found == []
 
 
 def test_the_module_import_graph_has_no_cycle():
-    edges = {m: sorted({t for t, _, kind in imports if kind == "top" and t in KNOWN and t != m})
-             for m, imports in GRAPH.items()}
+    edges = {
+        m: sorted({t for t, _, kind in imports if kind == "top" and t in KNOWN and t != m})
+        for m, imports in GRAPH.items()
+    }
     state: dict[str, int] = {}
     stack: list[str] = []
     cycles: list[list[str]] = []
@@ -138,7 +151,7 @@ def test_the_module_import_graph_has_no_cycle():
         stack.append(node)
         for nxt in edges.get(node, []):
             if state.get(nxt) == 1:
-                cycles.append(stack[stack.index(nxt):] + [nxt])
+                cycles.append(stack[stack.index(nxt) :] + [nxt])
             elif nxt not in state:
                 visit(nxt)
         stack.pop()

@@ -41,13 +41,16 @@ def test_m5_large_issue_acceptance_values():
     assert max_pods_for("m5.large", prefix_delegation=True) == 110
 
 
-@pytest.mark.parametrize("instance_type,published_uncapped,vcpus,capped", [
-    # eni-max-pods.txt lists the raw ENI figure; the calculator caps it by vCPU count.
-    ("c5.18xlarge", 737, 72, 250),
-    ("m5.24xlarge", 737, 96, 250),
-    ("m5.4xlarge", 234, 16, 110),
-    ("r6i.8xlarge", 234, 32, 234),  # 32 vCPUs: the 250 ceiling applies and is not reached
-])
+@pytest.mark.parametrize(
+    "instance_type,published_uncapped,vcpus,capped",
+    [
+        # eni-max-pods.txt lists the raw ENI figure; the calculator caps it by vCPU count.
+        ("c5.18xlarge", 737, 72, 250),
+        ("m5.24xlarge", 737, 96, 250),
+        ("m5.4xlarge", 234, 16, 110),
+        ("r6i.8xlarge", 234, 32, 234),  # 32 vCPUs: the 250 ceiling applies and is not reached
+    ],
+)
 def test_large_types_are_capped_by_vcpus(instance_type, published_uncapped, vcpus, capped):
     limits = INSTANCE_LIMITS[instance_type]
     assert limits.vcpus == vcpus
@@ -55,27 +58,33 @@ def test_large_types_are_capped_by_vcpus(instance_type, published_uncapped, vcpu
     assert max_pods_for(instance_type, prefix_delegation=False) == capped
 
 
-@pytest.mark.parametrize("instance_type,expected", [
-    ("t3.micro", 34),      # 2 ENIs * 1 slot * 16 + 2: below the cap, prefixes still bounded by slots
-    ("t3.small", 110),     # 3 * 3 * 16 + 2 = 146 -> 110 (2 vCPUs)
-    ("m5.xlarge", 110),    # 4 * 14 * 16 + 2 = 898 -> 110
-    ("c5.9xlarge", 250),   # 36 vCPUs: the high ceiling
-    ("c5.18xlarge", 250),
-])
+@pytest.mark.parametrize(
+    "instance_type,expected",
+    [
+        ("t3.micro", 34),  # 2 ENIs * 1 slot * 16 + 2: below the cap, prefixes still bounded by slots
+        ("t3.small", 110),  # 3 * 3 * 16 + 2 = 146 -> 110 (2 vCPUs)
+        ("m5.xlarge", 110),  # 4 * 14 * 16 + 2 = 898 -> 110
+        ("c5.9xlarge", 250),  # 36 vCPUs: the high ceiling
+        ("c5.18xlarge", 250),
+    ],
+)
 def test_prefix_delegation(instance_type, expected):
     assert max_pods_for(instance_type, prefix_delegation=True) == expected
 
 
-@pytest.mark.parametrize("instance_type,prefix_delegation,expected", [
-    # AWS custom-networking docs: m5.large gives (3 - 1) * (10 - 1) + 2 = 20 pods.
-    ("m5.large", False, 20),
-    ("t3.medium", False, 12),
-    ("m5.xlarge", False, 44),
-    ("t3.micro", False, 3),
-    ("t3.micro", True, 18),     # one pod ENI, one /28
-    ("m5.large", True, 110),    # 2 * 9 * 16 + 2 = 290 -> 110
-    ("c5.18xlarge", False, 250),  # 14 * 49 + 2 = 688 -> 250
-])
+@pytest.mark.parametrize(
+    "instance_type,prefix_delegation,expected",
+    [
+        # AWS custom-networking docs: m5.large gives (3 - 1) * (10 - 1) + 2 = 20 pods.
+        ("m5.large", False, 20),
+        ("t3.medium", False, 12),
+        ("m5.xlarge", False, 44),
+        ("t3.micro", False, 3),
+        ("t3.micro", True, 18),  # one pod ENI, one /28
+        ("m5.large", True, 110),  # 2 * 9 * 16 + 2 = 290 -> 110
+        ("c5.18xlarge", False, 250),  # 14 * 49 + 2 = 688 -> 250
+    ],
+)
 def test_custom_networking_primary_eni_carries_no_pods(instance_type, prefix_delegation, expected):
     assert max_pods_for(instance_type, prefix_delegation=prefix_delegation, custom_networking=True) == expected
 
@@ -83,7 +92,9 @@ def test_custom_networking_primary_eni_carries_no_pods(instance_type, prefix_del
 def test_custom_networking_never_exceeds_plain_mode():
     for name in INSTANCE_LIMITS:
         for pd in (False, True):
-            assert max_pods_for(name, prefix_delegation=pd, custom_networking=True) <= max_pods_for(name, prefix_delegation=pd)
+            assert max_pods_for(name, prefix_delegation=pd, custom_networking=True) <= max_pods_for(
+                name, prefix_delegation=pd
+            )
 
 
 def test_ceiling_boundary_is_30_vcpus():
@@ -109,7 +120,23 @@ def test_unknown_instance_type_is_named():
 
 
 def test_table_covers_the_common_families():
-    for family in ("c5", "m5", "r5", "c6i", "m6i", "r6i", "c6g", "m6g", "r6g", "c7i", "m7i", "r7i", "c7g", "m7g", "r7g"):
+    for family in (
+        "c5",
+        "m5",
+        "r5",
+        "c6i",
+        "m6i",
+        "r6i",
+        "c6g",
+        "m6g",
+        "r6g",
+        "c7i",
+        "m7i",
+        "r7i",
+        "c7g",
+        "m7g",
+        "r7g",
+    ):
         for size in ("large", "xlarge", "2xlarge", "4xlarge"):
             assert f"{family}.{size}" in INSTANCE_LIMITS
     for size in ("nano", "micro", "small", "medium", "large", "xlarge", "2xlarge"):

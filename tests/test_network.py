@@ -86,9 +86,12 @@ def test_nat_layout_per_environment(stack, expected_nats, request):
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_endpoints_and_flow_logs(stack, request):
     run = request.getfixturevalue(f"{stack}_run")
-    endpoints = {e.inputs["serviceName"].rsplit(".", 1)[-1] if "ecr" not in e.inputs["serviceName"]
-                 else e.inputs["serviceName"].split(f"{run.config.region}.")[1]: e
-                 for e in run.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")}
+    endpoints = {
+        e.inputs["serviceName"].rsplit(".", 1)[-1]
+        if "ecr" not in e.inputs["serviceName"]
+        else e.inputs["serviceName"].split(f"{run.config.region}.")[1]: e
+        for e in run.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")
+    }
     assert endpoints["s3"].inputs["vpcEndpointType"] == "Gateway"
     for service in ("sts", "ec2", "ecr.api", "ecr.dkr", "ssm", "sqs"):
         assert endpoints[service].inputs["vpcEndpointType"] == "Interface"
@@ -120,7 +123,8 @@ def test_flow_log_key_and_group_protected_in_prod_only(stack, protected, request
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_flow_log_role_has_what_the_service_needs_and_no_more(stack, request):
-    """AWS's flow-logs role: Create/Describe streams, PutLogEvents, DescribeLogGroups; trust bound to this account's flow logs."""
+    """AWS's flow-logs role: Create/Describe streams, PutLogEvents, DescribeLogGroups; trust bound to this
+    account's flow logs."""
     import json
 
     from tests.iam_eval import allows
@@ -140,7 +144,14 @@ def test_flow_log_role_has_what_the_service_needs_and_no_more(stack, request):
     service = ("Service", "vpc-flow-logs.amazonaws.com")
     own = {"aws:SourceAccount": account, "aws:SourceArn": f"arn:aws:ec2:{region}:{account}:vpc-flow-log/fl-0123"}
     assert allows(trust, "sts:AssumeRole", context=own, principal=service)
-    other = {"aws:SourceAccount": "999999999999", "aws:SourceArn": f"arn:aws:ec2:{region}:999999999999:vpc-flow-log/fl-1"}
+    other = {
+        "aws:SourceAccount": "999999999999",
+        "aws:SourceArn": f"arn:aws:ec2:{region}:999999999999:vpc-flow-log/fl-1",
+    }
     assert not allows(trust, "sts:AssumeRole", context=other, principal=service)
-    assert not allows(trust, "sts:AssumeRole", context={**own, "aws:SourceArn": f"arn:aws:ec2:{region}:{account}:instance/i-1"},
-                      principal=service)
+    assert not allows(
+        trust,
+        "sts:AssumeRole",
+        context={**own, "aws:SourceArn": f"arn:aws:ec2:{region}:{account}:instance/i-1"},
+        principal=service,
+    )

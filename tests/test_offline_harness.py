@@ -145,8 +145,11 @@ def test_stack_files_read_like_the_engine_project_values_then_stack_values(tmp_p
         "name: k8s-platform\nruntime: python\nconfig:\n"
         "  k8s-platform:environment: {value: staging}\n"
         "  k8s-platform:tags:\n    default: {owner: a, cost-center: b}\n"
-        "  pulumi:tags:\n    value: {pulumi:template: k8s-platform}\n")
-    (tmp_path / "Pulumi.s.yaml").write_text("config:\n  k8s-platform:environment: dev\n  k8s-platform:accountId: '012345678901'\n")
+        "  pulumi:tags:\n    value: {pulumi:template: k8s-platform}\n"
+    )
+    (tmp_path / "Pulumi.s.yaml").write_text(
+        "config:\n  k8s-platform:environment: dev\n  k8s-platform:accountId: '012345678901'\n"
+    )
     raw = read_stack_file(tmp_path / "Pulumi.s.yaml")
     assert raw["k8s-platform:environment"] == "dev"  # the stack file wins
     assert raw["k8s-platform:tags"] == {"owner": "a", "cost-center": "b"}  # project value fills in

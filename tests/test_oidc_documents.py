@@ -11,8 +11,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from components.identity import oidc_documents as docs
 from components.core.oidc_hosting import cloudfront_issuer_url, default_bucket_name, s3_issuer_url
+from components.identity import oidc_documents as docs
 
 ISSUER = "https://dev-k3s-oidc-111111111111.s3.us-east-1.amazonaws.com"
 
@@ -23,12 +23,17 @@ def rsa_key() -> rsa.RSAPrivateKey:
 
 
 def public_pem(key) -> str:
-    return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
 
 
 def private_pem(key) -> str:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                             serialization.NoEncryption()).decode()
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    ).decode()
 
 
 def apiserver_kid(key) -> str:
@@ -62,7 +67,10 @@ def test_jwks_key_verifies_a_token_signed_like_kube_apiserver(rsa_key):
     token = jwt.encode(claims, private_pem(rsa_key), algorithm="RS256", headers={"kid": apiserver_kid(rsa_key)})
     published = jwt.PyJWKSet.from_dict(json.loads(docs.to_json(key_set)))
     [match] = [k for k in published.keys if k.key_id == jwt.get_unverified_header(token)["kid"]]
-    assert jwt.decode(token, match.key, algorithms=["RS256"], audience="sts.amazonaws.com", issuer=ISSUER)["sub"] == claims["sub"]
+    assert (
+        jwt.decode(token, match.key, algorithms=["RS256"], audience="sts.amazonaws.com", issuer=ISSUER)["sub"]
+        == claims["sub"]
+    )
     assert key_set["keys"][0]["use"] == "sig" and key_set["keys"][0]["alg"] == "RS256"
 
 

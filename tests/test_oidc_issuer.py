@@ -66,9 +66,15 @@ def k3s_token(private_pem: str, issuer: str, namespace: str, service_account: st
     der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     kid = base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()
     now = int(time.time())
-    claims = {"iss": issuer, "sub": f"system:serviceaccount:{namespace}:{service_account}", "aud": ["sts.amazonaws.com"],
-              "iat": now, "nbf": now, "exp": now + 86400,
-              "kubernetes.io": {"namespace": namespace, "serviceaccount": {"name": service_account, "uid": "0"}}}
+    claims = {
+        "iss": issuer,
+        "sub": f"system:serviceaccount:{namespace}:{service_account}",
+        "aud": ["sts.amazonaws.com"],
+        "iat": now,
+        "nbf": now,
+        "exp": now + 86400,
+        "kubernetes.io": {"namespace": namespace, "serviceaccount": {"name": service_account, "uid": "0"}},
+    }
     return jwt.encode(claims, private_pem, algorithm="RS256", headers={"kid": kid})
 
 
@@ -77,8 +83,13 @@ def sts_verify(token: str, discovery: dict, key_set: dict) -> dict:
     kid = jwt.get_unverified_header(token)["kid"]
     keys = [k for k in jwt.PyJWKSet.from_dict(key_set).keys if k.key_id == kid]
     assert keys, f"no JWKS key with kid {kid}"
-    return jwt.decode(token, keys[0].key, algorithms=discovery["id_token_signing_alg_values_supported"],
-                      audience="sts.amazonaws.com", issuer=discovery["issuer"])
+    return jwt.decode(
+        token,
+        keys[0].key,
+        algorithms=discovery["id_token_signing_alg_values_supported"],
+        audience="sts.amazonaws.com",
+        issuer=discovery["issuer"],
+    )
 
 
 @pytest.mark.parametrize("issuer,url", [("primary", PRIMARY_URL), ("edge", EDGE_URL)])
@@ -94,12 +105,19 @@ def test_token_signed_with_the_servers_key_verifies_against_the_published_jwks(d
 
 def test_token_from_another_key_or_issuer_is_rejected(dev_run):
     discovery, key_set = documents(dev_run, "primary")
-    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()).decode()
+    stranger = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+        )
+        .decode()
+    )
     with pytest.raises(AssertionError, match="no JWKS key"):
         sts_verify(k3s_token(stranger, PRIMARY_URL, "reports", "reports-writer"), discovery, key_set)
     with pytest.raises(jwt.InvalidIssuerError):
-        sts_verify(k3s_token(service_account_private_key(dev_run), EDGE_URL, "reports", "reports-writer"), discovery, key_set)
+        sts_verify(
+            k3s_token(service_account_private_key(dev_run), EDGE_URL, "reports", "reports-writer"), discovery, key_set
+        )
 
 
 def test_discovery_document_carries_the_fields_sts_needs(dev_run):
@@ -137,26 +155,48 @@ def test_s3_public_bucket_exposes_exactly_the_two_documents(dev_run):
     policy = json.loads(dev_run.one(POLICY, "oidc-primary-policy").inputs["policy"])
     public = [s for s in policy["Statement"] if s["Effect"] == "Allow"]
     arn = "arn:aws:s3:::dev-k3s-oidc-111111111111"
-    assert public == [{"Sid": "PublicReadIssuerDocuments", "Effect": "Allow", "Principal": {"AWS": "*"},
-                       "Action": "s3:GetObject",
-                       "Resource": [f"{arn}/.well-known/openid-configuration", f"{arn}/keys.json"]}]
-    assert dev_run.one("aws:s3/bucketVersioning:BucketVersioning", "oidc-primary-versioning").inputs[
-        "versioningConfiguration"]["status"] == "Enabled"
-    sse = dev_run.one("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
-                      "oidc-primary-encryption").inputs
+    assert public == [
+        {
+            "Sid": "PublicReadIssuerDocuments",
+            "Effect": "Allow",
+            "Principal": {"AWS": "*"},
+            "Action": "s3:GetObject",
+            "Resource": [f"{arn}/.well-known/openid-configuration", f"{arn}/keys.json"],
+        }
+    ]
+    assert (
+        dev_run.one("aws:s3/bucketVersioning:BucketVersioning", "oidc-primary-versioning").inputs[
+            "versioningConfiguration"
+        ]["status"]
+        == "Enabled"
+    )
+    sse = dev_run.one(
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+        "oidc-primary-encryption",
+    ).inputs
     assert sse["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"
-    assert dev_run.one("aws:s3/bucketOwnershipControls:BucketOwnershipControls",
-                       "oidc-primary-ownership").inputs["rule"]["objectOwnership"] == "BucketOwnerEnforced"
+    assert (
+        dev_run.one("aws:s3/bucketOwnershipControls:BucketOwnershipControls", "oidc-primary-ownership").inputs["rule"][
+            "objectOwnership"
+        ]
+        == "BucketOwnerEnforced"
+    )
 
 
 def test_cloudfront_bucket_is_private_and_readable_only_by_its_distribution(dev_run):
     pab = dev_run.one(PAB, "oidc-edge-public-access-block").inputs
-    assert all(pab[f] is True for f in ("blockPublicAcls", "ignorePublicAcls", "blockPublicPolicy", "restrictPublicBuckets"))
-    [stmt] = [s for s in json.loads(dev_run.one(POLICY, "oidc-edge-policy").inputs["policy"])["Statement"]
-              if s["Effect"] == "Allow"]
+    assert all(
+        pab[f] is True for f in ("blockPublicAcls", "ignorePublicAcls", "blockPublicPolicy", "restrictPublicBuckets")
+    )
+    [stmt] = [
+        s
+        for s in json.loads(dev_run.one(POLICY, "oidc-edge-policy").inputs["policy"])["Statement"]
+        if s["Effect"] == "Allow"
+    ]
     assert stmt["Principal"] == {"Service": "cloudfront.amazonaws.com"}
-    assert re.fullmatch(r"arn:aws:cloudfront::111111111111:distribution/E[0-9A-F]+",
-                        stmt["Condition"]["StringEquals"]["AWS:SourceArn"])
+    assert re.fullmatch(
+        r"arn:aws:cloudfront::111111111111:distribution/E[0-9A-F]+", stmt["Condition"]["StringEquals"]["AWS:SourceArn"]
+    )
     dist = dev_run.one("aws:cloudfront/distribution:Distribution", "oidc-edge-distribution").inputs
     assert dist["aliases"] == ["oidc.dev-k3s.platform.example.com"]
     assert dist["origins"][0]["originAccessControlId"]
@@ -164,15 +204,22 @@ def test_cloudfront_bucket_is_private_and_readable_only_by_its_distribution(dev_
     assert dist["viewerCertificate"]["minimumProtocolVersion"] == "TLSv1.2_2021"
     oac = dev_run.one("aws:cloudfront/originAccessControl:OriginAccessControl", "oidc-edge-oac").inputs
     assert (oac["signingBehavior"], oac["signingProtocol"]) == ("always", "sigv4")
-    records = {r.inputs["type"]: r.inputs for r in dev_run.of_type("aws:route53/record:Record") if r.name.startswith("oidc-edge")}
+    records = {
+        r.inputs["type"]: r.inputs
+        for r in dev_run.of_type("aws:route53/record:Record")
+        if r.name.startswith("oidc-edge")
+    }
     assert set(records) == {"A", "AAAA"} and records["A"]["name"] == "oidc.dev-k3s.platform.example.com"
 
 
 def test_a_prod_k3s_stack_protects_its_issuers():
     raw = copy.deepcopy(shipped_config("dev"))
     raw["k8s-platform:environment"] = "prod"
-    raw["k8s-platform:network"] = {**raw["k8s-platform:network"], "natGateways": "one-per-az",
-                                   "availabilityZones": ["us-east-1a", "us-east-1b", "us-east-1c"]}
+    raw["k8s-platform:network"] = {
+        **raw["k8s-platform:network"],
+        "natGateways": "one-per-az",
+        "availabilityZones": ["us-east-1a", "us-east-1b", "us-east-1c"],
+    }
     raw["k8s-platform:cluster"]["k3s"]["servers"]["count"] = 3
     run = run_offline("prod", raw)
     for issuer in ("primary", "edge"):
@@ -186,9 +233,18 @@ def test_a_prod_k3s_stack_protects_its_issuers():
 
 def _issuer_program(cfg):
     key = tls.PrivateKey("sa", algorithm="RSA", rsa_bits=2048)
-    issuer = OidcIssuer("oidc", OidcIssuerArgs(
-        config=IssuerConfig(), cluster_name=cfg.cluster_name, account_id=cfg.account_id, region=cfg.region,
-        public_key_pems=[key.public_key_pem], tags=cfg.resource_tags(), protect=True))
+    issuer = OidcIssuer(
+        "oidc",
+        OidcIssuerArgs(
+            config=IssuerConfig(),
+            cluster_name=cfg.cluster_name,
+            account_id=cfg.account_id,
+            region=cfg.region,
+            public_key_pems=[key.public_key_pem],
+            tags=cfg.resource_tags(),
+            protect=True,
+        ),
+    )
     return {"issuerUrl": issuer.issuer_url}
 
 
@@ -214,26 +270,44 @@ def test_issuer_url_change_with_the_flag_is_accepted(mutate_config):
 
 
 def test_renaming_the_issuer_bucket_is_refused(mutate_config):
-    raw = mutate_config("dev", "identity.issuers", [{"name": "primary", "hosting": "s3-public", "bucketName": "renamed-oidc"}])
-    with pytest.raises(ConfigError, match=r"identity\.issuerUrl: the config now derives the issuer 'https://renamed-oidc\.s3"):
+    raw = mutate_config(
+        "dev", "identity.issuers", [{"name": "primary", "hosting": "s3-public", "bucketName": "renamed-oidc"}]
+    )
+    with pytest.raises(
+        ConfigError, match=r"identity\.issuerUrl: the config now derives the issuer 'https://renamed-oidc\.s3"
+    ):
         parse_stack_config(raw)
 
 
 def test_unpinned_issuer_is_refused_with_the_url_to_pin(mutate_config):
-    with pytest.raises(ConfigError, match=rf"identity\.issuerUrl: is required on k3s: pin .*'{re.escape(PRIMARY_URL)}'"):
+    with pytest.raises(
+        ConfigError, match=rf"identity\.issuerUrl: is required on k3s: pin .*'{re.escape(PRIMARY_URL)}'"
+    ):
         parse_stack_config(mutate_config("dev", "identity.issuerUrl", DELETE))
 
 
 def test_cloudfront_issuer_needs_a_custom_domain(mutate_config):
     raw = mutate_config("dev", "identity.issuers", [{"name": "primary"}, {"name": "edge", "hosting": "cloudfront"}])
-    with pytest.raises(ConfigError, match=r"identity\.issuers\[1\]: cloudfront hosting needs domainName and certificateArn"):
+    with pytest.raises(
+        ConfigError, match=r"identity\.issuers\[1\]: cloudfront hosting needs domainName and certificateArn"
+    ):
         parse_stack_config(raw)
 
 
 def test_cloudfront_certificate_must_be_in_us_east_1(mutate_config):
-    raw = mutate_config("dev", "identity.issuers", [{"name": "primary"}, {
-        "name": "edge", "hosting": "cloudfront", "domainName": "oidc.example.com",
-        "certificateArn": "arn:aws:acm:eu-west-1:111111111111:certificate/5e1f0c2a-8d3b-4c6e-9f7a-1b2c3d4e5f60"}])
+    raw = mutate_config(
+        "dev",
+        "identity.issuers",
+        [
+            {"name": "primary"},
+            {
+                "name": "edge",
+                "hosting": "cloudfront",
+                "domainName": "oidc.example.com",
+                "certificateArn": "arn:aws:acm:eu-west-1:111111111111:certificate/5e1f0c2a-8d3b-4c6e-9f7a-1b2c3d4e5f60",
+            },
+        ],
+    )
     with pytest.raises(ConfigError, match=r"identity\.issuers\[1\]\.certificateArn: .*us-east-1"):
         parse_stack_config(raw)
 

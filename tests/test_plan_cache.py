@@ -11,10 +11,24 @@ from programs.offline import REPO_ROOT
 from programs.platformctl import plan_cache, preview
 from programs.platformctl.cli import main
 
-PLAN = {"project": "k8s-platform", "stack": "s", "resources": [{"urn": "u", "type": "t", "name": "n", "parent": None,
-                                                               "custom": True, "inputs": {}, "dependencies": [],
-                                                               "protect": False}],
-        "outputs": {}, "policy": {"violations": []}}
+PLAN = {
+    "project": "k8s-platform",
+    "stack": "s",
+    "resources": [
+        {
+            "urn": "u",
+            "type": "t",
+            "name": "n",
+            "parent": None,
+            "custom": True,
+            "inputs": {},
+            "dependencies": [],
+            "protect": False,
+        }
+    ],
+    "outputs": {},
+    "policy": {"violations": []},
+}
 
 
 @pytest.fixture
@@ -42,8 +56,7 @@ def test_the_key_changes_with_each_input(tmp_path, cache_on, monkeypatch):
 
 def test_the_source_tree_digest_sees_any_edit(tmp_path):
     for top in plan_cache.SOURCE_DIRS:
-        shutil.copytree(REPO_ROOT / top, tmp_path / top,
-                        ignore=shutil.ignore_patterns("__pycache__", "venv", "*.pyc"))
+        shutil.copytree(REPO_ROOT / top, tmp_path / top, ignore=shutil.ignore_patterns("__pycache__", "venv", "*.pyc"))
     before = plan_cache.source_tree_digest(tmp_path)
     assert plan_cache.source_tree_digest(tmp_path) == before
     target = tmp_path / "components" / "network" / "vpc.py"

@@ -57,8 +57,18 @@ def fake_cli(tmp_path: Path, monkeypatch) -> Path:
 
 
 def ns(**kw) -> argparse.Namespace:
-    base = dict(stack="dev", config_file=None, parallel=None, message=None, target=None, refresh=False,
-                expect_no_changes=False, diff=False, quiet=False, yes=False)
+    base = dict(
+        stack="dev",
+        config_file=None,
+        parallel=None,
+        message=None,
+        target=None,
+        refresh=False,
+        expect_no_changes=False,
+        diff=False,
+        quiet=False,
+        yes=False,
+    )
     base.update(kw)
     return argparse.Namespace(**base)
 
@@ -99,14 +109,17 @@ def opener_for(stack: FakeStack, seen: list | None = None):
         if seen is not None:
             seen.append(req)
         return stack
+
     return opener
 
 
 def step_events(op: str = "create", planning: bool = False) -> list[ev.EngineEvent]:
     meta = ev.StepEventMetadata(ev.OpType(op), VPC_URN, "aws:ec2/vpc:Vpc", "urn:provider")
-    return [ev.EngineEvent(1, 0, resource_pre_event=ev.ResourcePreEvent(meta, planning)),
-            ev.EngineEvent(2, 0, res_outputs_event=ev.ResOutputsEvent(meta, planning)),
-            ev.EngineEvent(3, 0, summary_event=ev.SummaryEvent(False, 7, {op: 1, "same": 1}, {"guardrails": "0.1.0"}))]
+    return [
+        ev.EngineEvent(1, 0, resource_pre_event=ev.ResourcePreEvent(meta, planning)),
+        ev.EngineEvent(2, 0, res_outputs_event=ev.ResOutputsEvent(meta, planning)),
+        ev.EngineEvent(3, 0, summary_event=ev.SummaryEvent(False, 7, {op: 1, "same": 1}, {"guardrails": "0.1.0"})),
+    ]
 
 
 def command_result(stderr: str, stdout: str = "") -> auto.CommandResult:
@@ -114,6 +127,7 @@ def command_result(stderr: str, stdout: str = "") -> auto.CommandResult:
 
 
 # --- mapping ---------------------------------------------------------------------------------
+
 
 def test_preview_request_uses_the_stack_file_and_the_policy_config_of_its_environment(project):
     req = build_request("preview", ns(stack="prod"), project)
@@ -150,10 +164,15 @@ def test_options_mapped_to_the_automation_api(project):
     req = build_request("up", ns(parallel=8, message="rollout 42", target=[VPC_URN], refresh=True, diff=True), project)
     kwargs = operation_kwargs(req)
     assert kwargs == {
-        "color": "never", "show_secrets": False,
+        "color": "never",
+        "show_secrets": False,
         "policy_packs": [str(project / "policy")],
         "policy_pack_configs": [str(project / "policy" / "config" / "dev.json")],
-        "parallel": 8, "message": "rollout 42", "target": [VPC_URN], "refresh": True, "diff": True,
+        "parallel": 8,
+        "message": "rollout 42",
+        "target": [VPC_URN],
+        "refresh": True,
+        "diff": True,
     }
     # Every mapped name is a parameter of the real method.
     inspect.signature(auto.Stack.up).bind(None, **kwargs)
@@ -204,13 +223,16 @@ def test_missing_policy_pack_or_config_is_named(project):
 
 # --- runs with recorded events ---------------------------------------------------------------
 
+
 def test_up_streams_progress_and_succeeds(project):
     stack = FakeStack(step_events("create"))
     out = io.StringIO()
     outcome = run_operation(build_request("up", ns(), project), opener_for(stack), out=out)
     assert outcome.code == exit_codes.OK and outcome.message == ""
-    assert out.getvalue().splitlines() == [" + aws:ec2/vpc:Vpc  network-vpc  creating",
-                                           " + aws:ec2/vpc:Vpc  network-vpc  created (1 done)"]
+    assert out.getvalue().splitlines() == [
+        " + aws:ec2/vpc:Vpc  network-vpc  creating",
+        " + aws:ec2/vpc:Vpc  network-vpc  created (1 done)",
+    ]
     assert outcome.summary.changes == {"create": 1, "same": 1}
     assert stack.calls[0][0] == "up"
     assert stack.calls[0][1]["policy_pack_configs"] == [str(project / "policy" / "config" / "dev.json")]
@@ -240,27 +262,41 @@ def test_concurrent_update_is_its_own_code_and_transient(project):
 
 def test_missing_stack(project):
     err = auto.StackNotFoundError(command_result("error: no stack named 'dev' found"))
-    outcome = run_operation(build_request("refresh", ns(), project), opener_for(FakeStack(error=err)), out=io.StringIO())
+    outcome = run_operation(
+        build_request("refresh", ns(), project), opener_for(FakeStack(error=err)), out=io.StringIO()
+    )
     assert outcome.code == exit_codes.STACK_NOT_FOUND and "pulumi stack init dev" in outcome.message
     assert not outcome.transient
 
 
 def test_mandatory_policy_failure_exits_1_and_names_the_policy(project):
-    events = step_events("create", planning=True)[:1] + [ev.EngineEvent(2, 0, policy_event=ev.PolicyEvent(
-        "must require IMDSv2", "never", "imdsv2-required", "guardrails", "0.1.0", "0.1.0", "mandatory", VPC_URN))]
+    events = step_events("create", planning=True)[:1] + [
+        ev.EngineEvent(
+            2,
+            0,
+            policy_event=ev.PolicyEvent(
+                "must require IMDSv2", "never", "imdsv2-required", "guardrails", "0.1.0", "0.1.0", "mandatory", VPC_URN
+            ),
+        )
+    ]
     err = auto.CommandError(command_result("error: preview failed"))
-    outcome = run_operation(build_request("preview", ns(), project), opener_for(FakeStack(events, err)),
-                            out=io.StringIO())
+    outcome = run_operation(
+        build_request("preview", ns(), project), opener_for(FakeStack(events, err)), out=io.StringIO()
+    )
     assert outcome.code == exit_codes.POLICY_VIOLATION
     assert outcome.message == "stack 'dev': 1 mandatory policy violations (guardrails/imdsv2-required)"
 
 
 def test_missing_aws_credentials_is_one_line(project):
-    stderr = ("Diagnostics:\n  pulumi:providers:aws (aws):\n    error: pulumi:providers:aws resource 'aws' has a "
-              "problem: No valid credential sources found.\n    Please see https://www.pulumi.com/registry/"
-              "packages/aws/installation-configuration/ for more information about providing credentials.")
+    stderr = (
+        "Diagnostics:\n  pulumi:providers:aws (aws):\n    error: pulumi:providers:aws resource 'aws' has a "
+        "problem: No valid credential sources found.\n    Please see https://www.pulumi.com/registry/"
+        "packages/aws/installation-configuration/ for more information about providing credentials."
+    )
     err = auto.CommandError(command_result(stderr))
-    outcome = run_operation(build_request("preview", ns(), project), opener_for(FakeStack(error=err)), out=io.StringIO())
+    outcome = run_operation(
+        build_request("preview", ns(), project), opener_for(FakeStack(error=err)), out=io.StringIO()
+    )
     assert outcome.code == exit_codes.CREDENTIALS_MISSING
     assert "\n" not in outcome.message and "no AWS credentials found" in outcome.message
     assert "--offline" in outcome.message  # preview has an offline mode
@@ -282,6 +318,7 @@ def test_cli_vanishing_under_the_workspace_is_exit_2(project):
 
 
 # --- the shell ---------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("command", ["up", "destroy", "refresh"])
 def test_without_the_cli_every_command_says_so_in_one_line(monkeypatch, capsys, command):
@@ -323,8 +360,9 @@ def test_interactive_up_previews_first_then_asks(project, fake_cli, capsys):
 
 
 def test_not_logged_in_is_one_line_with_its_own_code(project, fake_cli, capsys):
-    err = auto.CommandError(command_result(
-        "error: PULUMI_ACCESS_TOKEN must be set for login during non-interactive CLI sessions"))
+    err = auto.CommandError(
+        command_result("error: PULUMI_ACCESS_TOKEN must be set for login during non-interactive CLI sessions")
+    )
 
     def opener(req):
         raise err
@@ -349,9 +387,17 @@ def test_invalid_config_and_missing_pack_exit_2_before_any_engine_call(project, 
 
 
 def test_exit_codes_are_distinct_and_keep_their_meaning():
-    codes = [exit_codes.OK, exit_codes.POLICY_VIOLATION, exit_codes.CONFIG_ERROR, exit_codes.DEPLOY_FAILED,
-             exit_codes.CONCURRENT_UPDATE, exit_codes.CREDENTIALS_MISSING, exit_codes.STACK_NOT_FOUND,
-             exit_codes.FLEET_FAILED, exit_codes.INTERRUPTED]
+    codes = [
+        exit_codes.OK,
+        exit_codes.POLICY_VIOLATION,
+        exit_codes.CONFIG_ERROR,
+        exit_codes.DEPLOY_FAILED,
+        exit_codes.CONCURRENT_UPDATE,
+        exit_codes.CREDENTIALS_MISSING,
+        exit_codes.STACK_NOT_FOUND,
+        exit_codes.FLEET_FAILED,
+        exit_codes.INTERRUPTED,
+    ]
     assert len(set(codes)) == len(codes)
     assert (exit_codes.OK, exit_codes.POLICY_VIOLATION, exit_codes.CONFIG_ERROR) == (0, 1, 2)
     assert all(c in exit_codes.DESCRIPTIONS and c in exit_codes.NAMES for c in codes)
@@ -361,7 +407,12 @@ def test_subcommands_are_registered():
     from programs.platformctl.cli import build_parser
 
     parser = build_parser()
-    for argv in (["up", "--stack", "dev", "--yes"], ["destroy", "--stack", "dev"], ["refresh", "--stack", "dev"],
-                 ["fleet", "preview", "--stacks", "dev", "--offline"], ["graph", "--stack", "dev", "--offline"]):
+    for argv in (
+        ["up", "--stack", "dev", "--yes"],
+        ["destroy", "--stack", "dev"],
+        ["refresh", "--stack", "dev"],
+        ["fleet", "preview", "--stacks", "dev", "--offline"],
+        ["graph", "--stack", "dev", "--offline"],
+    ):
         assert callable(parser.parse_args(argv).func)
     json.dumps(vars(parser.parse_args(["refresh", "--stack", "dev"])), default=str)

@@ -20,8 +20,13 @@ def test_console_script_runs_prod_and_writes_the_plan(tmp_path):
     """The installed entry point, in a subprocess, as a user runs it."""
     out = tmp_path / "plan.json"
     exe = Path(sys.executable).with_name("platformctl")
-    proc = subprocess.run([str(exe), "preview", "--stack", "prod", "--offline", "--json", str(out)],
-                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    proc = subprocess.run(
+        [str(exe), "preview", "--stack", "prod", "--offline", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Resources by type:" in proc.stdout
     plan = json.loads(out.read_text())

@@ -23,8 +23,14 @@ WORLD_OPEN_API_RULE = {
     "name": "injected-api-world",
     "parent": None,
     "custom": True,
-    "inputs": {"type": "ingress", "protocol": "tcp", "fromPort": 6443, "toPort": 6443,
-               "cidrBlocks": ["0.0.0.0/0"], "securityGroupId": "sg-0123456789abcdef0"},
+    "inputs": {
+        "type": "ingress",
+        "protocol": "tcp",
+        "fromPort": 6443,
+        "toPort": 6443,
+        "cidrBlocks": ["0.0.0.0/0"],
+        "securityGroupId": "sg-0123456789abcdef0",
+    },
     "dependencies": [],
     "protect": False,
 }
@@ -47,8 +53,13 @@ def test_saved_prod_plan_with_world_open_6443_fails_policy_check(prod_run, tmp_p
     plan["resources"].append(WORLD_OPEN_API_RULE)
     saved = tmp_path / "plan.json"
     saved.write_text(json.dumps(plan))
-    proc = subprocess.run([str(PLATFORMCTL), "policy", "check", "--plan", str(saved), "--stack", "prod"],
-                          capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    proc = subprocess.run(
+        [str(PLATFORMCTL), "policy", "check", "--plan", str(saved), "--stack", "prod"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=300,
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     output = proc.stdout + proc.stderr
     assert "no-world-open-admin-ports" in output
@@ -58,9 +69,24 @@ def test_saved_prod_plan_with_world_open_6443_fails_policy_check(prod_run, tmp_p
 
 def _fixture_plan() -> dict:
     resources = compliant_resources()
-    return {"project": "k8s-platform", "stack": "prod", "outputs": {"environment": "prod"}, "resources": [
-        {"urn": r.urn, "type": r.type, "name": r.name, "parent": r.parent, "custom": True, "inputs": r.inputs,
-         "dependencies": r.dependencies, "protect": r.protect} for r in resources]}
+    return {
+        "project": "k8s-platform",
+        "stack": "prod",
+        "outputs": {"environment": "prod"},
+        "resources": [
+            {
+                "urn": r.urn,
+                "type": r.type,
+                "name": r.name,
+                "parent": r.parent,
+                "custom": True,
+                "inputs": r.inputs,
+                "dependencies": r.dependencies,
+                "protect": r.protect,
+            }
+            for r in resources
+        ],
+    }
 
 
 def test_policy_check_passes_a_compliant_plan_and_writes_violations(tmp_path: Path, capsys):
@@ -75,7 +101,8 @@ def test_policy_check_passes_a_compliant_plan_and_writes_violations(tmp_path: Pa
     assert cli.main(["policy", "check", "--plan", str(saved), "--stack", "prod", "--json", str(out)]) == 1
     recorded = json.loads(out.read_text())["policy"]["violations"]
     assert {(v["policy"], v["level"], v["urn"]) for v in recorded} == {
-        ("no-world-open-admin-ports", "mandatory", WORLD_OPEN_API_RULE["urn"])}
+        ("no-world-open-admin-ports", "mandatory", WORLD_OPEN_API_RULE["urn"])
+    }
 
 
 def test_dev_enforcement_is_advisory_for_advisory_policies(tmp_path: Path):
@@ -113,17 +140,35 @@ def test_policy_list_prints_every_policy(capsys):
     rows = json.loads(capsys.readouterr().out)
     assert [r["id"] for r in rows] == [r.id for r in RULES]
     admin_ports = next(r for r in rows if r["id"] == "no-world-open-admin-ports")
-    assert admin_ports["enforcement"] == {"none": "mandatory", "dev": "mandatory", "prod": "mandatory", "staging": "mandatory"}
+    assert admin_ports["enforcement"] == {
+        "none": "mandatory",
+        "dev": "mandatory",
+        "prod": "mandatory",
+        "staging": "mandatory",
+    }
     assert next(r for r in rows if r["id"] == "kms-key-rotation")["enforcement"] == {
-        "none": "advisory", "dev": "advisory", "prod": "mandatory", "staging": "mandatory"}
+        "none": "advisory",
+        "dev": "advisory",
+        "prod": "mandatory",
+        "staging": "mandatory",
+    }
 
 
 def test_offline_preview_records_violations_and_exits_1_on_mandatory(tmp_path: Path, monkeypatch, capsys):
     from programs.platformctl import policy_gate
 
     strict = tmp_path / "strict.json"
-    strict.write_text(json.dumps({"all": "advisory", "stateful-resources-protected": {
-        "enforcementLevel": "mandatory", "protectedTypes": ["aws:ec2/vpc:Vpc"]}}))
+    strict.write_text(
+        json.dumps(
+            {
+                "all": "advisory",
+                "stateful-resources-protected": {
+                    "enforcementLevel": "mandatory",
+                    "protectedTypes": ["aws:ec2/vpc:Vpc"],
+                },
+            }
+        )
+    )
     monkeypatch.setattr(policy_gate, "config_path", lambda stack, environment=None: strict)
     out = tmp_path / "dev.json"
     assert cli.main(["preview", "--stack", "dev", "--offline", "--json", str(out), "--quiet"]) == 1
@@ -142,11 +187,24 @@ def _of(plan, typ):
 
 def _annotate_pod_identity_sa(plan):
     assoc = _of(plan, "aws:eks/podIdentityAssociation:PodIdentityAssociation")[0]["inputs"]
-    plan["resources"].append({"urn": "urn:pulumi:prod::k8s-platform::kubernetes:core/v1:ServiceAccount::leftover",
-                              "type": "kubernetes:core/v1:ServiceAccount", "name": "leftover", "parent": None,
-                              "custom": True, "dependencies": [], "protect": False, "inputs": {"metadata": {
-                                  "namespace": assoc["namespace"], "name": assoc["serviceAccount"],
-                                  "annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/old"}}}})
+    plan["resources"].append(
+        {
+            "urn": "urn:pulumi:prod::k8s-platform::kubernetes:core/v1:ServiceAccount::leftover",
+            "type": "kubernetes:core/v1:ServiceAccount",
+            "name": "leftover",
+            "parent": None,
+            "custom": True,
+            "dependencies": [],
+            "protect": False,
+            "inputs": {
+                "metadata": {
+                    "namespace": assoc["namespace"],
+                    "name": assoc["serviceAccount"],
+                    "annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/old"},
+                }
+            },
+        }
+    )
 
 
 def _widen_issuer_policy(plan):
@@ -160,39 +218,77 @@ def _widen_issuer_policy(plan):
 
 SHIPPED_MUTATIONS = {
     "prod": [
-        ("eks-endpoint-private", lambda p: _of(p, "aws:eks/cluster:Cluster")[0]["inputs"]["vpcConfig"].update(
-            endpointPublicAccess=True, publicAccessCidrs=["0.0.0.0/0"])),
-        ("eks-no-creator-admin-bootstrap", lambda p: _of(p, "aws:eks/cluster:Cluster")[0]["inputs"]["accessConfig"].update(
-            bootstrapClusterCreatorAdminPermissions=True)),
-        ("karpenter-nodepool-limits", lambda p: _of(p, "kubernetes:karpenter.sh/v1:NodePool")[0]["inputs"]["spec"].pop("limits")),
-        ("karpenter-ami-pinned", lambda p: _of(p, "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")[0]["inputs"]["spec"].update(
-            amiSelectorTerms=[{"alias": "al2023@latest"}])),
-        ("imds-hop-limit", lambda p: _of(p, "aws:ec2/launchTemplate:LaunchTemplate")[0]["inputs"]["metadataOptions"].update(
-            httpPutResponseHopLimit=2)),
+        (
+            "eks-endpoint-private",
+            lambda p: _of(p, "aws:eks/cluster:Cluster")[0]["inputs"]["vpcConfig"].update(
+                endpointPublicAccess=True, publicAccessCidrs=["0.0.0.0/0"]
+            ),
+        ),
+        (
+            "eks-no-creator-admin-bootstrap",
+            lambda p: _of(p, "aws:eks/cluster:Cluster")[0]["inputs"]["accessConfig"].update(
+                bootstrapClusterCreatorAdminPermissions=True
+            ),
+        ),
+        (
+            "karpenter-nodepool-limits",
+            lambda p: _of(p, "kubernetes:karpenter.sh/v1:NodePool")[0]["inputs"]["spec"].pop("limits"),
+        ),
+        (
+            "karpenter-ami-pinned",
+            lambda p: _of(p, "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")[0]["inputs"]["spec"].update(
+                amiSelectorTerms=[{"alias": "al2023@latest"}]
+            ),
+        ),
+        (
+            "imds-hop-limit",
+            lambda p: _of(p, "aws:ec2/launchTemplate:LaunchTemplate")[0]["inputs"]["metadataOptions"].update(
+                httpPutResponseHopLimit=2
+            ),
+        ),
         ("pod-identity-no-irsa-annotation", _annotate_pod_identity_sa),
-        ("helm-chart-version-pinned", lambda p: _of(p, "kubernetes:helm.sh/v3:Release")[0]["inputs"].update(version="")),
+        (
+            "helm-chart-version-pinned",
+            lambda p: _of(p, "kubernetes:helm.sh/v3:Release")[0]["inputs"].update(version=""),
+        ),
     ],
     "dev": [
-        ("imdsv2-required", lambda p: _of(p, "aws:ec2/launchTemplate:LaunchTemplate")[0]["inputs"]["metadataOptions"].update(
-            httpTokens="optional")),
+        (
+            "imdsv2-required",
+            lambda p: _of(p, "aws:ec2/launchTemplate:LaunchTemplate")[0]["inputs"]["metadataOptions"].update(
+                httpTokens="optional"
+            ),
+        ),
         ("s3-oidc-issuer-serves-only-discovery", _widen_issuer_policy),
-        ("irsa-subject-matches-service-account", lambda p: next(
-            r for r in _of(p, "kubernetes:core/v1:ServiceAccount")
-            if "eks.amazonaws.com/role-arn" in (r["inputs"]["metadata"].get("annotations") or {}))["inputs"]["metadata"].update(
-            name="renamed")),
+        (
+            "irsa-subject-matches-service-account",
+            lambda p: next(
+                r
+                for r in _of(p, "kubernetes:core/v1:ServiceAccount")
+                if "eks.amazonaws.com/role-arn" in (r["inputs"]["metadata"].get("annotations") or {})
+            )["inputs"]["metadata"].update(name="renamed"),
+        ),
     ],
 }
 
 
-@pytest.mark.parametrize("stack,policy_id,mutate", [
-    pytest.param(stack, pid, m, id=f"{stack}:{pid}") for stack, cases in SHIPPED_MUTATIONS.items() for pid, m in cases])
+@pytest.mark.parametrize(
+    "stack,policy_id,mutate",
+    [
+        pytest.param(stack, pid, m, id=f"{stack}:{pid}")
+        for stack, cases in SHIPPED_MUTATIONS.items()
+        for pid, m in cases
+    ],
+)
 def test_rules_read_the_shipped_stacks_resources(stack, policy_id, mutate, request):
     """The rules read the property paths the real components produce: break one, the policy fires."""
     run: OfflineRun = request.getfixturevalue(f"{stack}_run")
     strict = REPO_ROOT / "policy" / "config" / "prod.json"
 
     def fired(plan):
-        return {v["policy"] for v in check_plan(plan, stack, strict)["policy"]["violations"] if v["level"] == "mandatory"}
+        return {
+            v["policy"] for v in check_plan(plan, stack, strict)["policy"]["violations"] if v["level"] == "mandatory"
+        }
 
     plan = json.loads(json.dumps(build_plan(run)))
     assert policy_id not in fired(json.loads(json.dumps(plan)))

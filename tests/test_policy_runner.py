@@ -13,7 +13,14 @@ from pulumi_policy import EnforcementLevel, PolicyResource, Severity
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE
 
 from policy.offline_runner import (
-    CONFIG_DIR, PolicyConfigError, Resource, config_path, evaluate, load_pack_config, parse_pack_config, reconcile,
+    CONFIG_DIR,
+    PolicyConfigError,
+    Resource,
+    config_path,
+    evaluate,
+    load_pack_config,
+    parse_pack_config,
+    reconcile,
     resources_from_plan,
 )
 from policy.registry import BY_ID, RULES, describe
@@ -67,9 +74,14 @@ def test_knobs_reach_policies_from_the_env_file():
 
 # ------------------------------------------------------------------------ config reconciliation
 def test_config_forms_match_the_engine():
-    parsed = parse_pack_config({"all": "mandatory", "kms-key-rotation": "advisory",
-                                "eks-version-allowed": {"enforcementLevel": "disabled", "allowedVersions": ["1.34"]},
-                                "imds-hop-limit": {"maxHopLimit": 2}})
+    parsed = parse_pack_config(
+        {
+            "all": "mandatory",
+            "kms-key-rotation": "advisory",
+            "eks-version-allowed": {"enforcementLevel": "disabled", "allowedVersions": ["1.34"]},
+            "imds-hop-limit": {"maxHopLimit": 2},
+        }
+    )
     settings = reconcile(parsed)
     assert settings["lambda-in-vpc"].level == EnforcementLevel.MANDATORY  # from "all"
     assert settings["kms-key-rotation"].level == EnforcementLevel.ADVISORY  # per-policy string wins
@@ -83,16 +95,19 @@ def test_config_forms_match_the_engine():
     assert default["lambda-in-vpc"] == EnforcementLevel.ADVISORY  # medium
 
 
-@pytest.mark.parametrize("raw,needle", [
-    ({"all": "strict"}, "'strict' is not an enforcement level"),
-    ({"kms-key-rotation": {"enforcementLevel": "hard"}}, "kms-key-rotation.enforcementLevel"),
-    ({"kms-key-rotaton": "mandatory"}, "'kms-key-rotaton' is not a policy"),
-    ({"imds-hop-limit": {"maxHopLimit": "one"}}, "imds-hop-limit.maxHopLimit: expected integer"),
-    ({"imds-hop-limit": {"maxHopLimit": 0}}, "below the minimum 1"),
-    ({"imds-hop-limit": {"hopLimit": 1}}, "imds-hop-limit.hopLimit: not a knob"),
-    ({"required-tags": {"requiredTags": "owner"}}, "required-tags.requiredTags: expected array"),
-    ({"lambda-in-vpc": 3}, "must be an enforcement level string or an object"),
-])
+@pytest.mark.parametrize(
+    "raw,needle",
+    [
+        ({"all": "strict"}, "'strict' is not an enforcement level"),
+        ({"kms-key-rotation": {"enforcementLevel": "hard"}}, "kms-key-rotation.enforcementLevel"),
+        ({"kms-key-rotaton": "mandatory"}, "'kms-key-rotaton' is not a policy"),
+        ({"imds-hop-limit": {"maxHopLimit": "one"}}, "imds-hop-limit.maxHopLimit: expected integer"),
+        ({"imds-hop-limit": {"maxHopLimit": 0}}, "below the minimum 1"),
+        ({"imds-hop-limit": {"hopLimit": 1}}, "imds-hop-limit.hopLimit: not a knob"),
+        ({"required-tags": {"requiredTags": "owner"}}, "required-tags.requiredTags: expected array"),
+        ({"lambda-in-vpc": 3}, "must be an enforcement level string or an object"),
+    ],
+)
 def test_bad_config_is_refused_with_the_key(raw, needle):
     with pytest.raises(PolicyConfigError) as exc:
         reconcile(parse_pack_config(raw))
@@ -178,8 +193,15 @@ def test_stack_policies_see_parents_and_dependencies_as_policy_resources():
     rule = stack_rule("spy-stack", "spy", Severity.LOW, [checkov("X")], [], spy)
     parent = Resource("urn:p", "k8s-platform:x:Comp", "comp", {})
     dep = Resource("urn:d", "aws:iam/role:Role", "role", {})
-    child = Resource("urn:c", "aws:iam/rolePolicy:RolePolicy", "child", {"role": "r"}, parent="urn:p",
-                     dependencies=["urn:d"], property_dependencies={"role": ["urn:d"]})
+    child = Resource(
+        "urn:c",
+        "aws:iam/rolePolicy:RolePolicy",
+        "child",
+        {"role": "r"},
+        parent="urn:p",
+        dependencies=["urn:d"],
+        property_dependencies={"role": ["urn:d"]},
+    )
     evaluate([parent, dep, child], {"spy-stack": reconcile({}, [rule])["spy-stack"]}, rules=[rule])
     assert isinstance(seen["parent"], PolicyResource) and seen["parent"].name == "comp"
     assert [d.name for d in seen["deps"]] == ["role"]
@@ -197,11 +219,20 @@ def test_a_crashing_policy_is_reported_not_swallowed():
 
 # ---------------------------------------------------------------------------------- secrets
 def _launch_template(user_data):
-    return CapturedResource(urn="urn:pulumi:t::p::aws:ec2/launchTemplate:LaunchTemplate::lt",
-                            type="aws:ec2/launchTemplate:LaunchTemplate", name="lt", parent=None, custom=True,
-                            inputs={"userData": user_data, "tags": {"owner": "o", "cost-center": "c"},
-                                    "metadataOptions": {"httpTokens": "required", "httpPutResponseHopLimit": 1}},
-                            dependencies=[], protect=False)
+    return CapturedResource(
+        urn="urn:pulumi:t::p::aws:ec2/launchTemplate:LaunchTemplate::lt",
+        type="aws:ec2/launchTemplate:LaunchTemplate",
+        name="lt",
+        parent=None,
+        custom=True,
+        inputs={
+            "userData": user_data,
+            "tags": {"owner": "o", "cost-center": "c"},
+            "metadataOptions": {"httpTokens": "required", "httpPutResponseHopLimit": 1},
+        },
+        dependencies=[],
+        protect=False,
+    )
 
 
 class _Run:
@@ -218,10 +249,24 @@ def test_secret_inputs_of_a_run_are_unwrapped_for_evaluation():
 
 
 def test_secret_masks_in_a_plan_are_unknown_values():
-    plan = {"resources": [{"urn": "urn:lt", "type": "aws:ec2/launchTemplate:LaunchTemplate", "name": "lt",
-                           "parent": None, "custom": True, "dependencies": [], "protect": False,
-                           "inputs": {"userData": "[secret]", "tags": {"owner": "o", "cost-center": "c"},
-                                      "metadataOptions": {"httpTokens": "required", "httpPutResponseHopLimit": 1}}}]}
+    plan = {
+        "resources": [
+            {
+                "urn": "urn:lt",
+                "type": "aws:ec2/launchTemplate:LaunchTemplate",
+                "name": "lt",
+                "parent": None,
+                "custom": True,
+                "dependencies": [],
+                "protect": False,
+                "inputs": {
+                    "userData": "[secret]",
+                    "tags": {"owner": "o", "cost-center": "c"},
+                    "metadataOptions": {"httpTokens": "required", "httpPutResponseHopLimit": 1},
+                },
+            }
+        ]
+    }
     hits = [v for v in evaluate(resources_from_plan(plan)) if v.policy == "user-data-no-secrets"]
     assert len(hits) == 1 and hits[0].level == "advisory" and "during preview" in hits[0].message
 

@@ -29,9 +29,14 @@ STILL_RUNS = [
     ("eks-secrets-encryption-kms", set_input("cluster", "encryptionConfig.provider.keyArn", UNKNOWN), "key-arn"),
     ("log-group-kms", set_input("cluster-logs", "kmsKeyId", UNKNOWN), "log-key"),
     ("secretsmanager-secret-kms", set_input("drain-credentials", "kmsKeyId", UNKNOWN), "secret-key"),
-    ("sqs-queue-encrypted",
-     lambda rs: (set_input("interruptions", "sqsManagedSseEnabled", DELETE)(rs),
-                 set_input("interruptions", "kmsMasterKeyId", UNKNOWN)(rs)), "queue-key"),
+    (
+        "sqs-queue-encrypted",
+        lambda rs: (
+            set_input("interruptions", "sqsManagedSseEnabled", DELETE)(rs),
+            set_input("interruptions", "kmsMasterKeyId", UNKNOWN)(rs),
+        ),
+        "queue-key",
+    ),
     ("lambda-in-vpc", set_input("drainer", "vpcConfig.subnetIds", [UNKNOWN, UNKNOWN]), "subnet-ids"),
     ("lambda-in-vpc", set_input("drainer", "vpcConfig.subnetIds", UNKNOWN_ARRAY_VALUE), "subnet-list"),
     ("iam-no-admin-policy-attachment", set_input("node-worker", "policyArn", UNKNOWN), "stack-policy-arn"),
@@ -41,8 +46,11 @@ STILL_RUNS = [
     # An IRSA ServiceAccount whose annotations are computed from its role's ARN: the Pod Identity
     # rule only reads the annotations of ServiceAccounts an association binds.
     ("pod-identity-no-irsa-annotation", set_input("irsa-sa", "metadata.annotations", UNKNOWN_OBJECT_VALUE), "irsa-sa"),
-    ("irsa-subject-matches-service-account",
-     set_input("irsa-sa", "metadata.annotations", {"eks.amazonaws.com/role-arn": UNKNOWN}), "role-arn"),
+    (
+        "irsa-subject-matches-service-account",
+        set_input("irsa-sa", "metadata.annotations", {"eks.amazonaws.com/role-arn": UNKNOWN}),
+        "role-arn",
+    ),
 ]
 
 
@@ -60,19 +68,39 @@ def test_policy_runs_when_the_value_it_does_not_need_is_unknown(policy_id, mutat
 
 # The same rules still catch the defect while other values of the resource are unknown.
 STILL_FAILS = [
-    ("eks-secrets-encryption-kms", "cluster",
-     lambda rs: (set_input("cluster", "encryptionConfig.provider.keyArn", UNKNOWN)(rs),
-                 set_input("cluster", "encryptionConfig.resources", ["configmaps"])(rs))),
-    ("log-group-kms", "cluster-logs",
-     lambda rs: (set_input("cluster-logs", "kmsKeyId", DELETE)(rs), set_input("cluster-logs", "name", UNKNOWN)(rs))),
-    ("lambda-in-vpc", "drainer",
-     lambda rs: (set_input("drainer", "vpcConfig.subnetIds", [])(rs), set_input("drainer", "role", UNKNOWN)(rs))),
-    ("iam-no-admin-policy-attachment", "node-role",
-     set_input("node-role", "managedPolicyArns", [UNKNOWN, "arn:aws:iam::aws:policy/AdministratorAccess"])),
-    ("oidc-provider-sts-audience", "oidc",
-     lambda rs: (set_input("oidc", "url", UNKNOWN)(rs), set_input("oidc", "clientIdLists", ["kubernetes"])(rs))),
-    ("pod-identity-no-irsa-annotation", "karpenter-sa",
-     set_input("karpenter-sa", "metadata.annotations", {"eks.amazonaws.com/role-arn": UNKNOWN})),
+    (
+        "eks-secrets-encryption-kms",
+        "cluster",
+        lambda rs: (
+            set_input("cluster", "encryptionConfig.provider.keyArn", UNKNOWN)(rs),
+            set_input("cluster", "encryptionConfig.resources", ["configmaps"])(rs),
+        ),
+    ),
+    (
+        "log-group-kms",
+        "cluster-logs",
+        lambda rs: (set_input("cluster-logs", "kmsKeyId", DELETE)(rs), set_input("cluster-logs", "name", UNKNOWN)(rs)),
+    ),
+    (
+        "lambda-in-vpc",
+        "drainer",
+        lambda rs: (set_input("drainer", "vpcConfig.subnetIds", [])(rs), set_input("drainer", "role", UNKNOWN)(rs)),
+    ),
+    (
+        "iam-no-admin-policy-attachment",
+        "node-role",
+        set_input("node-role", "managedPolicyArns", [UNKNOWN, "arn:aws:iam::aws:policy/AdministratorAccess"]),
+    ),
+    (
+        "oidc-provider-sts-audience",
+        "oidc",
+        lambda rs: (set_input("oidc", "url", UNKNOWN)(rs), set_input("oidc", "clientIdLists", ["kubernetes"])(rs)),
+    ),
+    (
+        "pod-identity-no-irsa-annotation",
+        "karpenter-sa",
+        set_input("karpenter-sa", "metadata.annotations", {"eks.amazonaws.com/role-arn": UNKNOWN}),
+    ),
     ("required-tags", "vpc", set_input("vpc", "tags", {"owner": UNKNOWN})),
 ]
 
@@ -91,21 +119,46 @@ def test_a_value_the_policy_needs_stays_a_cant_run_advisory():
     set_input("api-sg", "ingress.0.cidrBlocks", UNKNOWN_ARRAY_VALUE)(resources)
     hits = _of(evaluate(resources, PROD), "no-world-open-admin-ports")
     assert [v.level for v in hits] == ["advisory"]
-    assert "can't run policy 'no-world-open-admin-ports'" in hits[0].message and ".ingress.0.cidrBlocks" in hits[0].message
+    assert (
+        "can't run policy 'no-world-open-admin-ports'" in hits[0].message and ".ingress.0.cidrBlocks" in hits[0].message
+    )
 
 
 # Mandatory guardrails that must decide during a first preview of the shipped prod stack: they read
 # only values the program knows before anything exists (literals and config), not computed ARNs/ids.
 MUST_RUN_AT_FIRST_PREVIEW = {
-    "eks-endpoint-private", "eks-secrets-encryption-kms", "eks-control-plane-logging", "eks-version-allowed",
-    "eks-authentication-mode-api", "eks-no-creator-admin-bootstrap", "eks-admin-access-entry-present",
-    "imdsv2-required", "imds-hop-limit", "node-volumes-encrypted", "node-no-public-ip", "no-world-open-admin-ports",
-    "no-world-open-all-traffic", "subnet-no-auto-public-ip", "vpc-flow-logs-enabled", "kms-key-rotation",
-    "log-group-kms", "log-group-retention", "sqs-queue-encrypted", "s3-public-access-blocked",
-    "s3-bucket-kms-encryption", "iam-no-admin-policy-attachment", "oidc-provider-sts-audience",
-    "pod-identity-association-unique", "pod-identity-no-irsa-annotation", "karpenter-nodepool-limits",
-    "karpenter-nodepool-disruption-budgets", "karpenter-ami-pinned", "helm-chart-version-pinned",
-    "helm-chart-source-trusted", "required-tags", "stateful-resources-protected",
+    "eks-endpoint-private",
+    "eks-secrets-encryption-kms",
+    "eks-control-plane-logging",
+    "eks-version-allowed",
+    "eks-authentication-mode-api",
+    "eks-no-creator-admin-bootstrap",
+    "eks-admin-access-entry-present",
+    "imdsv2-required",
+    "imds-hop-limit",
+    "node-volumes-encrypted",
+    "node-no-public-ip",
+    "no-world-open-admin-ports",
+    "no-world-open-all-traffic",
+    "subnet-no-auto-public-ip",
+    "vpc-flow-logs-enabled",
+    "kms-key-rotation",
+    "log-group-kms",
+    "log-group-retention",
+    "sqs-queue-encrypted",
+    "s3-public-access-blocked",
+    "s3-bucket-kms-encryption",
+    "iam-no-admin-policy-attachment",
+    "oidc-provider-sts-audience",
+    "pod-identity-association-unique",
+    "pod-identity-no-irsa-annotation",
+    "karpenter-nodepool-limits",
+    "karpenter-nodepool-disruption-budgets",
+    "karpenter-ami-pinned",
+    "helm-chart-version-pinned",
+    "helm-chart-source-trusted",
+    "required-tags",
+    "stateful-resources-protected",
 }
 
 
@@ -127,12 +180,24 @@ def test_key_guardrails_run_during_a_first_preview_of_prod(prod_first_preview):
 
 def test_first_preview_still_blocks_a_world_open_api_port(prod_first_preview):
     resources = list(prod_first_preview)
-    sg_rule = next(r for r in resources if r.type == "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
-                   or r.type == "aws:ec2/securityGroupRule:SecurityGroupRule")
-    opened = type(sg_rule)(urn=sg_rule.urn + "-world", type="aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
-                           name=sg_rule.name + "-world", inputs={
-                               "securityGroupId": UNKNOWN, "ipProtocol": "tcp", "fromPort": 6443, "toPort": 6443,
-                               "cidrIpv4": "0.0.0.0/0"})
+    sg_rule = next(
+        r
+        for r in resources
+        if r.type == "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+        or r.type == "aws:ec2/securityGroupRule:SecurityGroupRule"
+    )
+    opened = type(sg_rule)(
+        urn=sg_rule.urn + "-world",
+        type="aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+        name=sg_rule.name + "-world",
+        inputs={
+            "securityGroupId": UNKNOWN,
+            "ipProtocol": "tcp",
+            "fromPort": 6443,
+            "toPort": 6443,
+            "cidrIpv4": "0.0.0.0/0",
+        },
+    )
     resources.append(opened)
     hits = _of(evaluate(resources, PROD), "no-world-open-admin-ports")
     assert [(v.level, v.urn) for v in hits] == [("mandatory", opened.urn)]
@@ -146,8 +211,11 @@ def test_node_class_guardrails_run_during_a_first_preview_of_dev():
     assert node_classes and all(UNKNOWN in str(r.inputs["spec"]["userData"]) for r in node_classes.values())
     violations = evaluate(dev, PROD)
     on_node_classes = [v for v in violations if v.urn in node_classes]
-    decided_elsewhere = {v.policy for v in violations if v.urn in node_classes and not v.message.startswith("can't run")}
-    cant_run = sorted({v.policy for v in on_node_classes if v.message.startswith("can't run")}
-                      & {"imdsv2-required", "imds-hop-limit", "node-volumes-encrypted", "node-no-public-ip",
-                         "karpenter-ami-pinned"})
+    decided_elsewhere = {
+        v.policy for v in violations if v.urn in node_classes and not v.message.startswith("can't run")
+    }
+    cant_run = sorted(
+        {v.policy for v in on_node_classes if v.message.startswith("can't run")}
+        & {"imdsv2-required", "imds-hop-limit", "node-volumes-encrypted", "node-no-public-ip", "karpenter-ami-pinned"}
+    )
     assert cant_run == [], (cant_run, decided_elsewhere)

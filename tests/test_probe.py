@@ -17,7 +17,12 @@ pytest.importorskip("moto")
 
 from programs.platformctl import cli, exit_codes, probe  # noqa: E402
 from programs.platformctl.probe_failures import (  # noqa: E402
-    Facts, ProbeError, classify, identity_matches, p95, parse_error,
+    Facts,
+    ProbeError,
+    classify,
+    identity_matches,
+    p95,
+    parse_error,
 )
 from tests.day2_fakes import FakeKube, MotoServer  # noqa: E402
 
@@ -36,17 +41,37 @@ RECORDED = {
 
 def outputs() -> dict[str, Any]:
     def identity(method: str, ns: str, sa: str, role: str, session: str, **extra: str) -> dict[str, Any]:
-        return {"method": method, "serviceAccount": f"{ns}/{sa}", "roleArn": f"arn:aws:iam::{ACCOUNT}:role/{role}",
-                "expectedCallerIdentity": f"arn:aws:sts::{ACCOUNT}:assumed-role/{role}/{session}", "crossAccount": [], **extra}
+        return {
+            "method": method,
+            "serviceAccount": f"{ns}/{sa}",
+            "roleArn": f"arn:aws:iam::{ACCOUNT}:role/{role}",
+            "expectedCallerIdentity": f"arn:aws:sts::{ACCOUNT}:assumed-role/{role}/{session}",
+            "crossAccount": [],
+            **extra,
+        }
 
-    return {"clusterKind": "k3s", "oidcIssuerUrl": ISSUER,
-            "oidcIssuers": {"primary": {"issuerUrl": ISSUER, "oidcProviderArn": f"arn:aws:iam::{ACCOUNT}:oidc-provider/x"}},
-            "workloadIdentities": {
-                "reports-writer": identity("irsa", "reports", "reports-writer", "dev-k3s-wl-reports-writer", "<sdk-session-name>"),
-                "events-consumer": identity("irsa", "events", "consumer", "dev-k3s-wl-events-consumer", "<sdk-session-name>"),
-                "edge-agent": identity("roles-anywhere", "edge", "agent", "dev-k3s-wl-edge-agent", "edge-agent",
-                                       secret="edge/agent-rolesanywhere-cert", configMap="edge/agent-rolesanywhere-config"),
-            }}
+    return {
+        "clusterKind": "k3s",
+        "oidcIssuerUrl": ISSUER,
+        "oidcIssuers": {"primary": {"issuerUrl": ISSUER, "oidcProviderArn": f"arn:aws:iam::{ACCOUNT}:oidc-provider/x"}},
+        "workloadIdentities": {
+            "reports-writer": identity(
+                "irsa", "reports", "reports-writer", "dev-k3s-wl-reports-writer", "<sdk-session-name>"
+            ),
+            "events-consumer": identity(
+                "irsa", "events", "consumer", "dev-k3s-wl-events-consumer", "<sdk-session-name>"
+            ),
+            "edge-agent": identity(
+                "roles-anywhere",
+                "edge",
+                "agent",
+                "dev-k3s-wl-edge-agent",
+                "edge-agent",
+                secret="edge/agent-rolesanywhere-cert",
+                configMap="edge/agent-rolesanywhere-config",
+            ),
+        },
+    }
 
 
 def ok_log(seconds: float, arn: str) -> str:
@@ -72,8 +97,21 @@ class Env:
         (self.tmp / "outputs.json").write_text(json.dumps(outputs()))
         (self.tmp / "kubeconfig.json").write_text(json.dumps(self.kube.kubeconfig()))
         capsys.readouterr()
-        code = cli.main(["probe", "identities", "--stack", "dev", "--outputs", str(self.tmp / "outputs.json"),
-                         "--kubeconfig", str(self.tmp / "kubeconfig.json"), "--timeout", "1", *extra])
+        code = cli.main(
+            [
+                "probe",
+                "identities",
+                "--stack",
+                "dev",
+                "--outputs",
+                str(self.tmp / "outputs.json"),
+                "--kubeconfig",
+                str(self.tmp / "kubeconfig.json"),
+                "--timeout",
+                "1",
+                *extra,
+            ]
+        )
         return code, capsys.readouterr().out
 
 
@@ -82,9 +120,16 @@ def env(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("probe")
     e = Env(tmp)
     saved = dict(os.environ)
-    os.environ.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION,
-                       "AWS_ENDPOINT_URL": e.moto.url, "AWS_CONFIG_FILE": str(tmp / "none"),
-                       "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "none")})
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_ENDPOINT_URL": e.moto.url,
+            "AWS_CONFIG_FILE": str(tmp / "none"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "none"),
+        }
+    )
     os.environ.pop("AWS_PROFILE", None)
     yield e
     os.environ.clear()
@@ -108,7 +153,9 @@ def fresh(env, monkeypatch):
 
 
 def _role(env: Env, name: str) -> None:
-    env.iam().create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
+    env.iam().create_role(
+        RoleName=name, AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
+    )
 
 
 def test_per_method_table_with_median_and_p95(fresh, capsys):
@@ -131,7 +178,11 @@ def test_per_method_table_with_median_and_p95(fresh, capsys):
         assert row[2:5] == ["10", "10", f"{statistics.median(timings):.2f}s"]
         assert row[5] == f"{sorted(timings)[9]:.2f}s" and row[6] == "matches"
     assert rows["events-consumer"][5] == "13.68s"  # the CloudFront cold-miss tail shows in p95
-    per_method = {line.split()[0]: line.split()[1:] for line in out.split("per method (all runs)")[1].splitlines()[1:] if line.strip()}
+    per_method = {
+        line.split()[0]: line.split()[1:]
+        for line in out.split("per method (all runs)")[1].splitlines()[1:]
+        if line.strip()
+    }
     irsa = RECORDED["reports-writer"] + RECORDED["events-consumer"]
     assert per_method["irsa"] == [f"{statistics.median(irsa):.2f}s", f"{p95(irsa):.2f}s"]
     assert per_method["roles-anywhere"][0] == f"{statistics.median(RECORDED['edge-agent']):.2f}s"
@@ -162,31 +213,76 @@ def test_job_runs_as_the_workload_with_its_roles_anywhere_files(fresh, capsys):
 
 
 def test_identity_mismatch_fails(fresh, capsys):
-    fresh.kube.job_runner = lambda job: ("Succeeded", ok_log(3.2, f"arn:aws:sts::{ACCOUNT}:assumed-role/dev-k3s-k3s-agent/i-0abc"), [])
+    fresh.kube.job_runner = lambda job: (
+        "Succeeded",
+        ok_log(3.2, f"arn:aws:sts::{ACCOUNT}:assumed-role/dev-k3s-k3s-agent/i-0abc"),
+        [],
+    )
     code, out = fresh.probe(capsys, "--runs", "2", "--workload", "reports-writer")
     assert code == exit_codes.CHECK_FAILED
     assert "MISMATCH" in out and "assumed-role/dev-k3s-k3s-agent/i-0abc" in out
 
 
-NO_PROVIDER = ("An error occurred (InvalidIdentityToken) when calling the AssumeRoleWithWebIdentity operation: "
-               "No OpenIDConnect provider found in your account for {issuer}")
-NOT_AUTHORIZED = ("An error occurred (AccessDenied) when calling the AssumeRoleWithWebIdentity operation: "
-                  "Not authorized to perform sts:AssumeRoleWithWebIdentity")
+NO_PROVIDER = (
+    "An error occurred (InvalidIdentityToken) when calling the AssumeRoleWithWebIdentity operation: "
+    "No OpenIDConnect provider found in your account for {issuer}"
+)
+NOT_AUTHORIZED = (
+    "An error occurred (AccessDenied) when calling the AssumeRoleWithWebIdentity operation: "
+    "Not authorized to perform sts:AssumeRoleWithWebIdentity"
+)
 
 # (scenario, workload, arrange(env), pod phase, log, events)
 FAILURES = [
-    ("issuer-changed", "reports-writer", lambda e: _role(e, "dev-k3s-wl-reports-writer"), "Failed",
-     error_log(NO_PROVIDER.format(issuer="https://dev-k3s-oidc-v2.s3.us-east-1.amazonaws.com")), []),
-    ("clock-skew", "reports-writer", lambda e: _role(e, "dev-k3s-wl-reports-writer"), "Failed",
-     error_log("An error occurred (SignatureDoesNotMatch) when calling the GetCallerIdentity operation: Signature "
-               "expired: 20261201T201500Z is now earlier than 20261201T202000Z (20261201T202500Z - 5 min.)"), []),
+    (
+        "issuer-changed",
+        "reports-writer",
+        lambda e: _role(e, "dev-k3s-wl-reports-writer"),
+        "Failed",
+        error_log(NO_PROVIDER.format(issuer="https://dev-k3s-oidc-v2.s3.us-east-1.amazonaws.com")),
+        [],
+    ),
+    (
+        "clock-skew",
+        "reports-writer",
+        lambda e: _role(e, "dev-k3s-wl-reports-writer"),
+        "Failed",
+        error_log(
+            "An error occurred (SignatureDoesNotMatch) when calling the GetCallerIdentity operation: Signature "
+            "expired: 20261201T201500Z is now earlier than 20261201T202000Z (20261201T202500Z - 5 min.)"
+        ),
+        [],
+    ),
     ("role-deleted", "reports-writer", lambda e: None, "Failed", error_log(NOT_AUTHORIZED), []),
-    ("oidc-provider-deleted", "reports-writer", lambda e: _role(e, "dev-k3s-wl-reports-writer"), "Failed",
-     error_log(NO_PROVIDER.format(issuer=ISSUER)), []),
-    ("trust-sub-mismatch", "reports-writer", lambda e: _role(e, "dev-k3s-wl-reports-writer"), "Failed",
-     error_log("Unable to locate credentials yet", NOT_AUTHORIZED), []),
-    ("roles-anywhere-secret-deleted", "edge-agent", lambda e: _role(e, "dev-k3s-wl-edge-agent"), "Pending", "",
-     [("FailedMount", 'MountVolume.SetUp failed for volume "ra-cert" : secret "agent-rolesanywhere-cert" not found')]),
+    (
+        "oidc-provider-deleted",
+        "reports-writer",
+        lambda e: _role(e, "dev-k3s-wl-reports-writer"),
+        "Failed",
+        error_log(NO_PROVIDER.format(issuer=ISSUER)),
+        [],
+    ),
+    (
+        "trust-sub-mismatch",
+        "reports-writer",
+        lambda e: _role(e, "dev-k3s-wl-reports-writer"),
+        "Failed",
+        error_log("Unable to locate credentials yet", NOT_AUTHORIZED),
+        [],
+    ),
+    (
+        "roles-anywhere-secret-deleted",
+        "edge-agent",
+        lambda e: _role(e, "dev-k3s-wl-edge-agent"),
+        "Pending",
+        "",
+        [
+            (
+                "FailedMount",
+                'MountVolume.SetUp failed for volume "ra-cert" : secret "agent-rolesanywhere-cert" not found',
+            )
+        ],
+    ),
 ]
 
 
@@ -204,7 +300,11 @@ def test_recorded_failure_is_classified(fresh, capsys, scenario, workload, arran
 
 
 def test_failure_table_names_the_scenario(fresh, capsys):
-    fresh.kube.job_runner = lambda job: ("Failed", error_log(NO_PROVIDER.format(issuer="https://elsewhere.example.com")), [])
+    fresh.kube.job_runner = lambda job: (
+        "Failed",
+        error_log(NO_PROVIDER.format(issuer="https://elsewhere.example.com")),
+        [],
+    )
     code, out = fresh.probe(capsys, "--runs", "1", "--workload", "reports-writer")
     assert code == exit_codes.CHECK_FAILED
     assert "reports-writer (irsa): issuer-changed <- InvalidIdentityToken" in out
@@ -213,8 +313,13 @@ def test_failure_table_names_the_scenario(fresh, capsys):
 def test_roles_anywhere_secret_present_is_not_called_deleted():
     err = ProbeError("FailedMount", "", 'secret "x" not found')
     assert classify(err, Facts(secret_exists=True)) == "unclassified"
-    assert classify(parse_error("Error when retrieving credentials from custom-process: open tls.key"),
-                    Facts(secret_exists=False)) == "roles-anywhere-secret-deleted"
+    assert (
+        classify(
+            parse_error("Error when retrieving credentials from custom-process: open tls.key"),
+            Facts(secret_exists=False),
+        )
+        == "roles-anywhere-secret-deleted"
+    )
 
 
 def test_identity_placeholders_match_one_path_segment():

@@ -63,10 +63,18 @@ def test_leaf_chains_to_the_trust_anchor_ca_with_end_entity_extensions(chain):
 def test_leaf_does_not_chain_to_another_ca(chain):
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "impostor")])
-    now = dt.datetime.now(dt.timezone.utc)
-    impostor = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-                .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
-                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(key, hashes.SHA256()))
+    now = dt.datetime.now(dt.UTC)
+    impostor = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     with pytest.raises((ValueError, InvalidSignature)):  # issuer name / signature mismatch
         chain["leaf"].verify_directly_issued_by(impostor)
 
@@ -77,10 +85,19 @@ def test_role_trust_admits_exactly_this_certificate_through_this_anchor(dev_run,
     cn = chain["leaf"].subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
     issuer_cn = chain["ca"].subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
     assert cn == certificate_cn("dev-k3s", "edge", "agent")
-    ctx = {"aws:PrincipalTag/x509Subject/CN": cn, "aws:PrincipalTag/x509Issuer/CN": issuer_cn, "aws:SourceArn": anchor_arn}
+    ctx = {
+        "aws:PrincipalTag/x509Subject/CN": cn,
+        "aws:PrincipalTag/x509Issuer/CN": issuer_cn,
+        "aws:SourceArn": anchor_arn,
+    }
     for action in ("sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"):
         assert allows(policy, action, context=ctx, principal=AGENT)
-    assert not allows(policy, "sts:AssumeRole", context={**ctx, "aws:PrincipalTag/x509Subject/CN": "other.edge.dev-k3s"}, principal=AGENT)
+    assert not allows(
+        policy,
+        "sts:AssumeRole",
+        context={**ctx, "aws:PrincipalTag/x509Subject/CN": "other.edge.dev-k3s"},
+        principal=AGENT,
+    )
     other_anchor = anchor_arn.rsplit("/", 1)[0] + "/00000000-0000-0000-0000-000000000000"
     assert not allows(policy, "sts:AssumeRole", context={**ctx, "aws:SourceArn": other_anchor}, principal=AGENT)
     assert not allows(policy, "sts:AssumeRole", context=ctx, principal=("Service", "ec2.amazonaws.com"))
@@ -103,21 +120,47 @@ def test_config_map_runs_the_signing_helper_in_credential_process_mode(dev_run, 
     config = dev_run.one("kubernetes:core/v1:ConfigMap", "wl-edge-agent-ra-config").inputs
     ident = chain["identity"]
     assert config["metadata"]["namespace"] == "edge"
-    expected = aws_config_file(trust_anchor_arn=ident["trustAnchorArn"], profile_arn=ident["profileArn"],
-                               role_arn=ident["roleArn"], region="us-east-1", session_name="edge-agent")
+    expected = aws_config_file(
+        trust_anchor_arn=ident["trustAnchorArn"],
+        profile_arn=ident["profileArn"],
+        role_arn=ident["roleArn"],
+        region="us-east-1",
+        session_name="edge-agent",
+    )
     assert config["data"]["config"] == expected
     line = [ln for ln in expected.splitlines() if ln.startswith("credential_process = ")][0]
     assert line.startswith("credential_process = aws_signing_helper credential-process ")
     assert " serve" not in line
-    for flag, value in (("--certificate", f"{CERT_MOUNT}/tls.crt"), ("--private-key", f"{CERT_MOUNT}/tls.key"),
-                        ("--trust-anchor-arn", ident["trustAnchorArn"]), ("--profile-arn", ident["profileArn"]),
-                        ("--role-arn", ident["roleArn"])):
+    for flag, value in (
+        ("--certificate", f"{CERT_MOUNT}/tls.crt"),
+        ("--private-key", f"{CERT_MOUNT}/tls.key"),
+        ("--trust-anchor-arn", ident["trustAnchorArn"]),
+        ("--profile-arn", ident["profileArn"]),
+        ("--role-arn", ident["roleArn"]),
+    ):
         assert f"{flag} {value}" in line
     assert ident["profileArn"].startswith("arn:aws:rolesanywhere:us-east-1:111111111111:profile/")
 
 
 def test_credential_process_command_is_pure():
-    cmd = credential_process_command(trust_anchor_arn="TA", profile_arn="P", role_arn="R", region="eu-west-1", session_name="s")
-    assert cmd.split() == ["aws_signing_helper", "credential-process", "--certificate", f"{CERT_MOUNT}/tls.crt",
-                           "--private-key", f"{CERT_MOUNT}/tls.key", "--trust-anchor-arn", "TA", "--profile-arn", "P",
-                           "--role-arn", "R", "--region", "eu-west-1", "--role-session-name", "s"]
+    cmd = credential_process_command(
+        trust_anchor_arn="TA", profile_arn="P", role_arn="R", region="eu-west-1", session_name="s"
+    )
+    assert cmd.split() == [
+        "aws_signing_helper",
+        "credential-process",
+        "--certificate",
+        f"{CERT_MOUNT}/tls.crt",
+        "--private-key",
+        f"{CERT_MOUNT}/tls.key",
+        "--trust-anchor-arn",
+        "TA",
+        "--profile-arn",
+        "P",
+        "--role-arn",
+        "R",
+        "--region",
+        "eu-west-1",
+        "--role-session-name",
+        "s",
+    ]

@@ -29,7 +29,12 @@ LOGGING = "aws:s3/bucketLogging:BucketLogging"
 def test_prod_enables_all_five_control_plane_log_types(prod_run):
     cluster = prod_run.one("aws:eks/cluster:Cluster")
     assert sorted(cluster.inputs["enabledClusterLogTypes"]) == [
-        "api", "audit", "authenticator", "controllerManager", "scheduler"]
+        "api",
+        "audit",
+        "authenticator",
+        "controllerManager",
+        "scheduler",
+    ]
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -39,8 +44,11 @@ def test_lb_controller_has_no_waf_or_shield_by_default(stack, request):
     doc = json.loads(reveal(policy.inputs["policy"]))
     granted = {a for s in doc["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
     assert not granted & set(LB_WAF_SHIELD_ACTIONS_REMOVED_BY_DEFAULT)
-    release = next(r for r in run.of_type("kubernetes:helm.sh/v3:Release")
-                   if r.inputs.get("chart") == "aws-load-balancer-controller")
+    release = next(
+        r
+        for r in run.of_type("kubernetes:helm.sh/v3:Release")
+        if r.inputs.get("chart") == "aws-load-balancer-controller"
+    )
     values = reveal(release.inputs["values"])
     assert values["enableWaf"] is False and values["enableWafv2"] is False and values["enableShield"] is False
 
@@ -52,8 +60,11 @@ def test_waf_integration_turns_on_chart_and_permissions_together(mutate_config):
     alb = "arn:aws:elasticloadbalancing:us-east-1:222222222222:loadbalancer/app/k8s-shared-0123/abc"
     assert allows(doc, "wafv2:AssociateWebACL", alb) and allows(doc, "shield:CreateProtection", alb)
     assert not allows(doc, "wafv2:AssociateWebACL", alb.replace("222222222222", "333333333333"))
-    release = next(r for r in run.of_type("kubernetes:helm.sh/v3:Release")
-                   if r.inputs.get("chart") == "aws-load-balancer-controller")
+    release = next(
+        r
+        for r in run.of_type("kubernetes:helm.sh/v3:Release")
+        if r.inputs.get("chart") == "aws-load-balancer-controller"
+    )
     assert reveal(release.inputs["values"])["enableWafv2"] is True
 
 
@@ -74,30 +85,46 @@ def test_log_bucket_is_encrypted_private_expiring_and_only_writable_by_log_deliv
     def one(typ: str, name: str):
         return dev_run.one(typ, name)
 
-    sse = one("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
-              "access-logs-encryption")
+    sse = one(
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+        "access-logs-encryption",
+    )
     assert sse.inputs["rules"][0]["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"
     block = one("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock", "access-logs-public-access-block")
-    assert all(block.inputs[k] for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls",
-                                          "restrictPublicBuckets"))
+    assert all(
+        block.inputs[k] for k in ("blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets")
+    )
     lifecycle = one("aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration", "access-logs-lifecycle")
     assert lifecycle.inputs["rules"][0]["expiration"]["days"] == ACCESS_LOG_RETENTION_DAYS
     arn = "arn:aws:s3:::logs"
     doc = log_bucket_policy(arn, "111111111111")
     delivery = ("arn:aws:iam::111111111111:root",)  # any principal but the logging service is refused
-    ctx = {"aws:SourceAccount": "111111111111", "aws:SourceArn": "arn:aws:s3:::dev-k3s-oidc-111111111111",
-           "aws:SecureTransport": "true"}
-    assert allows(doc, "s3:PutObject", f"{arn}/{log_prefix('b')}x", ctx,
-                  principal=("Service", "logging.s3.amazonaws.com"))
-    assert not allows(doc, "s3:PutObject", f"{arn}/{log_prefix('b')}x", {**ctx, "aws:SourceAccount": "999999999999"},
-                      principal=("Service", "logging.s3.amazonaws.com"))
+    ctx = {
+        "aws:SourceAccount": "111111111111",
+        "aws:SourceArn": "arn:aws:s3:::dev-k3s-oidc-111111111111",
+        "aws:SecureTransport": "true",
+    }
+    assert allows(
+        doc, "s3:PutObject", f"{arn}/{log_prefix('b')}x", ctx, principal=("Service", "logging.s3.amazonaws.com")
+    )
+    assert not allows(
+        doc,
+        "s3:PutObject",
+        f"{arn}/{log_prefix('b')}x",
+        {**ctx, "aws:SourceAccount": "999999999999"},
+        principal=("Service", "logging.s3.amazonaws.com"),
+    )
     assert not allows(doc, "s3:PutObject", f"{arn}/{log_prefix('b')}x", ctx, principal=("AWS", delivery[0]))
 
 
 def test_log_bucket_is_protected_in_prod():
     def program(cfg):
-        AccessLogBucket("access-logs", AccessLogBucketArgs(cluster_name=cfg.cluster_name, account_id=cfg.account_id,
-                                                           tags=cfg.resource_tags(), protect=True))
+        AccessLogBucket(
+            "access-logs",
+            AccessLogBucketArgs(
+                cluster_name=cfg.cluster_name, account_id=cfg.account_id, tags=cfg.resource_tags(), protect=True
+            ),
+        )
         return {}
 
     run = run_offline("dev", shipped_config("dev"), program=program)

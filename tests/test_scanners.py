@@ -48,7 +48,8 @@ def test_prod_terraform_view_has_all_control_plane_logs_and_launch_template_bloc
     tfplan = tfplan_of("prod")
     (cluster,) = _resources(tfplan, "aws_eks_cluster")
     assert sorted(cluster["values"]["enabled_cluster_log_types"]) == sorted(
-        ["api", "audit", "authenticator", "controllerManager", "scheduler"])
+        ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+    )
     templates = _resources(tfplan, "aws_launch_template")  # the system node group's and the access instance's
     assert templates
     for lt in templates:
@@ -79,7 +80,9 @@ def test_terraform_view_maps_every_cloud_resource_and_converts_every_name(stack)
             found += camel_keys(v, f"{path}.{key}")
         return found
 
-    bad = [k for r in tfplan["planned_values"]["root_module"]["resources"] for k in camel_keys(r["values"], r["address"])]
+    bad = [
+        k for r in tfplan["planned_values"]["root_module"]["resources"] for k in camel_keys(r["values"], r["address"])
+    ]
     assert not bad, bad
 
 
@@ -92,8 +95,18 @@ def test_terraform_view_connects_bucket_settings_to_their_bucket():
 
 def test_unmapped_types_are_listed_not_guessed():
     plan = copy.deepcopy(plan_of("prod"))
-    plan["resources"].append({"urn": "urn:x", "type": "aws:newservice/thing:Thing", "name": "thing", "parent": None,
-                              "custom": True, "inputs": {}, "dependencies": [], "protect": False})
+    plan["resources"].append(
+        {
+            "urn": "urn:x",
+            "type": "aws:newservice/thing:Thing",
+            "name": "thing",
+            "parent": None,
+            "custom": True,
+            "inputs": {},
+            "dependencies": [],
+            "protect": False,
+        }
+    )
     tfplan = to_terraform_plan(plan)
     assert tfplan["k8s_platform"]["unmapped"] == ["aws:newservice/thing:Thing"]
     assert not [r for r in tfplan["planned_values"]["root_module"]["resources"] if "thing" in r["address"]]
@@ -103,14 +116,21 @@ def test_k8s_yaml_lists_helm_releases_and_holds_every_object():
     plan = plan_of("dev")
     text = to_yaml(plan)
     docs = [d for d in yaml.safe_load_all(text) if d]
-    objects = [r for r in plan["resources"] if r["type"].startswith("kubernetes:") and r["type"] != HELM_RELEASE
-               and not r["type"].startswith("kubernetes:helm") and r["custom"]]
+    objects = [
+        r
+        for r in plan["resources"]
+        if r["type"].startswith("kubernetes:")
+        and r["type"] != HELM_RELEASE
+        and not r["type"].startswith("kubernetes:helm")
+        and r["custom"]
+    ]
     assert len(docs) == len(objects)
     for release in [r for r in plan["resources"] if r["type"] == HELM_RELEASE]:
         assert f"/{release['inputs']['name']}: chart" in text
     secrets = [d for d in docs if d["kind"] == "Secret"]
-    assert secrets and all(v == "[secret]" for d in secrets for field in ("data", "stringData")
-                           for v in (d.get(field) or {}).values())
+    assert secrets and all(
+        v == "[secret]" for d in secrets for field in ("data", "stringData") for v in (d.get(field) or {}).values()
+    )
 
 
 # ------------------------------------------------------------------------------------ checkov
@@ -136,8 +156,14 @@ def test_the_four_weaknesses_stay_fixed():
     findings = {(f.check, f.resource) for s in STACKS for f in scanned(s).failed}
     for check in ("CKV_AWS_37", "CKV_AWS_290", "CKV_AWS_355", "CKV_K8S_43", "CKV2_K8S_6"):
         assert not [f for f in findings if f[0] == check], check
-    assert not {("CKV_AWS_18", "aws_s3_bucket.k3s_etcd_snapshots"), ("CKV_AWS_18", "aws_s3_bucket.oidc_primary_bucket"),
-                ("CKV_AWS_18", "aws_s3_bucket.oidc_edge_bucket")} & findings
+    assert (
+        not {
+            ("CKV_AWS_18", "aws_s3_bucket.k3s_etcd_snapshots"),
+            ("CKV_AWS_18", "aws_s3_bucket.oidc_primary_bucket"),
+            ("CKV_AWS_18", "aws_s3_bucket.oidc_edge_bucket"),
+        }
+        & findings
+    )
 
 
 @needs_checkov
@@ -160,8 +186,13 @@ def test_scan_fails_on_an_s3_star_grant(tmp_path, capsys):
 def test_triage_entry_that_matches_nothing_is_stale():
     entry = TriageEntry("CKV_AWS_18", "aws_s3_bucket.gone", ("dev",), "bucket removed")
     finding = Finding("terraform_plan", "CKV_AWS_18", "", "aws_s3_bucket.other")
-    report = {"check_type": "terraform_plan", "results": {"passed_checks": [], "failed_checks": [
-        {"check_id": finding.check, "check_name": "", "resource": finding.resource}]}}
+    report = {
+        "check_type": "terraform_plan",
+        "results": {
+            "passed_checks": [],
+            "failed_checks": [{"check_id": finding.check, "check_name": "", "resource": finding.resource}],
+        },
+    }
     result = evaluate("dev", [report], [entry])
     assert result.stale == [entry] and result.untriaged == [finding] and not result.ok
     assert evaluate("prod", [report], [entry]).stale == []  # not a prod entry
@@ -189,8 +220,12 @@ CRD_FILES = {
 def _crd_schema(api_version: str, kind: str) -> dict[str, Any]:
     group, version = api_version.split("/")
     for doc in yaml.safe_load_all((REFERENCE / CRD_FILES[(api_version, kind)]).read_text()):
-        if doc and doc.get("kind") == "CustomResourceDefinition" and doc["spec"]["group"] == group \
-                and doc["spec"]["names"]["kind"] == kind:
+        if (
+            doc
+            and doc.get("kind") == "CustomResourceDefinition"
+            and doc["spec"]["group"] == group
+            and doc["spec"]["names"]["kind"] == kind
+        ):
             (entry,) = [v for v in doc["spec"]["versions"] if v["name"] == version]
             return entry["schema"]["openAPIV3Schema"]
     raise LookupError(f"{kind} {api_version} not in {CRD_FILES[(api_version, kind)]}")
@@ -228,8 +263,10 @@ def test_custom_resources_validate_against_the_upstream_crds(stack):
         key = (obj["apiVersion"], obj["kind"])
         assert key in CRD_FILES, f"no upstream CRD known for {key}"
         schema = _crd_schema(*key)
-        errors += [f"{obj['kind']} {obj['metadata']['name']}: {'.'.join(map(str, e.absolute_path))}: {e.message}"
-                   for e in jsonschema.Draft7Validator(schema).iter_errors(obj)]
+        errors += [
+            f"{obj['kind']} {obj['metadata']['name']}: {'.'.join(map(str, e.absolute_path))}: {e.message}"
+            for e in jsonschema.Draft7Validator(schema).iter_errors(obj)
+        ]
         errors += [f"{obj['kind']} {obj['metadata']['name']}: {p}: unknown field" for p in unknown_fields(schema, obj)]
     assert not errors, errors
 
@@ -252,7 +289,9 @@ def test_export_cli_writes_both_formats(tmp_path):
 
     plan_path = tmp_path / "plan.json"
     plan_path.write_text(json.dumps(plan_of("prod")))
-    assert main(["export", "--plan", str(plan_path), "--format", "terraform-plan", "-o", str(tmp_path / "tf.json")]) == 0
+    assert (
+        main(["export", "--plan", str(plan_path), "--format", "terraform-plan", "-o", str(tmp_path / "tf.json")]) == 0
+    )
     assert json.loads((tmp_path / "tf.json").read_text())["format_version"] == "1.2"
     assert main(["export", "--plan", str(plan_path), "--format", "k8s-yaml", "-o", str(tmp_path / "k.yaml")]) == 0
     assert any(d["kind"] == "ENIConfig" for d in yaml.safe_load_all((tmp_path / "k.yaml").read_text()) if d)
@@ -264,8 +303,10 @@ def test_bad_triage_entries_are_reported_all_at_once(tmp_path):
     from programs.scan import ScanError
 
     path = tmp_path / "triage.yaml"
-    path.write_text("triage:\n  - check: CKV_AWS_18\n    resource: x\n  - check: NOPE\n    resource: y\n"
-                    "    stacks: [dev]\n    reason: r\n    extra: 1\n")
+    path.write_text(
+        "triage:\n  - check: CKV_AWS_18\n    resource: x\n  - check: NOPE\n    resource: y\n"
+        "    stacks: [dev]\n    reason: r\n    extra: 1\n"
+    )
     with pytest.raises(ScanError) as exc:
         load_triage(path)
     assert "triage[0]: missing stacks, reason" in str(exc.value) and "triage[1]: unknown extra" in str(exc.value)

@@ -14,7 +14,8 @@ values.yaml, descending while values.yaml declares a non-empty map (an empty map
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -33,8 +34,17 @@ TEMPLATE_ONLY_KEYS: dict[str, set[str]] = {
 
 # Maps whose keys are data, not chart settings (label/annotation/tag maps, resource quantities):
 # values.yaml may ship an example entry (karpenter's `nodeSelector: {kubernetes.io/os: linux}`).
-FREE_FORM_MAPS = {"nodeSelector", "annotations", "labels", "podAnnotations", "podLabels", "defaultTags",
-                  "extraVolumeTags", "requests", "limits"}
+FREE_FORM_MAPS = {
+    "nodeSelector",
+    "annotations",
+    "labels",
+    "podAnnotations",
+    "podLabels",
+    "defaultTags",
+    "extraVolumeTags",
+    "requests",
+    "limits",
+}
 
 # Which values.yaml of karpenter 1.14.1 is the oracle: the release tag's (its chart dir still carries
 # 1.13.0 version strings, the keys are 1.14.1's). main@1d92708 adds settings.awsFeatureGates only.
@@ -82,8 +92,10 @@ def chart_values(chart: str, version: str) -> dict[str, Any]:
     name = VALUES_FILES.get(chart, f"values-{chart}-{version}.yaml")
     path = upstream_file(".") / name  # skips only when the whole reference is absent
     if not path.is_file():
-        pytest.fail(f"{chart} {version}: no values.yaml of this version in the reference ({name}); "
-                    "pin a version whose values.yaml is there, or add it to ../shared/reference")
+        pytest.fail(
+            f"{chart} {version}: no values.yaml of this version in the reference ({name}); "
+            "pin a version whose values.yaml is there, or add it to ../shared/reference"
+        )
     return yaml.safe_load(path.read_text())
 
 
@@ -106,7 +118,8 @@ def test_every_chart_pin_is_a_published_version(key):
     else:
         assert ref.repo.rstrip("/") == entry["repo"].rstrip("/"), key
         assert ref.version in entry["versions"], (
-            f"{key}: {ref.version} is not in the published index; published: {', '.join(entry['versions'])}")
+            f"{key}: {ref.version} is not in the published index; published: {', '.join(entry['versions'])}"
+        )
 
 
 def test_cloud_controller_image_tags_are_published_app_versions():
@@ -136,9 +149,11 @@ def test_every_values_key_exists_in_the_pinned_charts_values_yaml(stack, dev_run
 
 def test_the_values_checker_catches_a_misspelt_key():
     upstream = chart_values("metrics-server", "3.13.1")
-    assert list(unknown_value_paths({"replicas": 2, "podDisruptionBudget": {"enabled": True, "maxUnavailble": 1}},
-                                    upstream)) == ["podDisruptionBudget.maxUnavailble"]
+    assert list(
+        unknown_value_paths({"replicas": 2, "podDisruptionBudget": {"enabled": True, "maxUnavailble": 1}}, upstream)
+    ) == ["podDisruptionBudget.maxUnavailble"]
     # Free-form maps accept any key; settings maps do not.
     assert list(unknown_value_paths({"nodeSelector": {"anything": "x"}}, upstream)) == []
-    assert list(unknown_value_paths({"apiService": {"insecureSkipTLSVerify": False, "cabundle": "x"}},
-                                    upstream)) == ["apiService.cabundle"]
+    assert list(unknown_value_paths({"apiService": {"insecureSkipTLSVerify": False, "cabundle": "x"}}, upstream)) == [
+        "apiService.cabundle"
+    ]

@@ -37,18 +37,34 @@ KARPENTER_REMOVALS = {
     "iam:DeleteInstanceProfile": "pre-made instance profile",
 }
 # On K3s there is no EKS control plane to discover or zonal-shift.
-KARPENTER_K3S_REMOVALS = {"eks:DescribeCluster": "no EKS cluster", "arc-zonal-shift:GetManagedResource": "no EKS cluster"}
+KARPENTER_K3S_REMOVALS = {
+    "eks:DescribeCluster": "no EKS cluster",
+    "arc-zonal-shift:GetManagedResource": "no EKS cluster",
+}
 # Without `addons.awsLoadBalancerController.wafIntegration` the chart's enableWaf/enableWafv2/
 # enableShield are off, so the controller makes none of these calls (components/addons/policies.py).
-LBC_REMOVALS: dict[str, str] = {a: "WAF/Shield integration off by default"
-                                for a in addon_policies.LB_WAF_SHIELD_ACTIONS_REMOVED_BY_DEFAULT}
+LBC_REMOVALS: dict[str, str] = {
+    a: "WAF/Shield integration off by default" for a in addon_policies.LB_WAF_SHIELD_ACTIONS_REMOVED_BY_DEFAULT
+}
 
 # Action -> ARN resource types it acts on ("*": no resource-level permissions, only "*" matches).
 # From the AWS Service Authorization Reference (actions, resources and condition keys per service).
 ELB_LB, ELB_TG = {"loadbalancer/app", "loadbalancer/net"}, {"targetgroup"}
 ELB_LISTENER, ELB_RULE = {"listener/app", "listener/net"}, {"listener-rule/app", "listener-rule/net"}
-EC2_LAUNCH = {"image", "snapshot", "security-group", "subnet", "capacity-reservation", "placement-group",
-              "launch-template", "instance", "volume", "network-interface", "fleet", "spot-instances-request"}
+EC2_LAUNCH = {
+    "image",
+    "snapshot",
+    "security-group",
+    "subnet",
+    "capacity-reservation",
+    "placement-group",
+    "launch-template",
+    "instance",
+    "volume",
+    "network-interface",
+    "fleet",
+    "spot-instances-request",
+}
 RESOURCE_KINDS: dict[str, set[str]] = {
     "elasticloadbalancing:CreateLoadBalancer": ELB_LB,
     "elasticloadbalancing:CreateTargetGroup": ELB_TG,
@@ -65,11 +81,28 @@ RESOURCE_KINDS: dict[str, set[str]] = {
     "elasticloadbalancing:ModifyRule": ELB_RULE,
     "elasticloadbalancing:SetRulePriorities": ELB_RULE,
     "elasticloadbalancing:SetWebAcl": ELB_LB,
-    **{f"elasticloadbalancing:{a}": ELB_LB for a in (
-        "ModifyLoadBalancerAttributes", "SetIpAddressType", "SetSecurityGroups", "SetSubnets", "DeleteLoadBalancer",
-        "ModifyCapacityReservation", "ModifyIpPools")},
-    **{f"elasticloadbalancing:{a}": ELB_TG for a in (
-        "ModifyTargetGroup", "ModifyTargetGroupAttributes", "DeleteTargetGroup", "RegisterTargets", "DeregisterTargets")},
+    **{
+        f"elasticloadbalancing:{a}": ELB_LB
+        for a in (
+            "ModifyLoadBalancerAttributes",
+            "SetIpAddressType",
+            "SetSecurityGroups",
+            "SetSubnets",
+            "DeleteLoadBalancer",
+            "ModifyCapacityReservation",
+            "ModifyIpPools",
+        )
+    },
+    **{
+        f"elasticloadbalancing:{a}": ELB_TG
+        for a in (
+            "ModifyTargetGroup",
+            "ModifyTargetGroupAttributes",
+            "DeleteTargetGroup",
+            "RegisterTargets",
+            "DeregisterTargets",
+        )
+    },
     "ec2:AuthorizeSecurityGroupIngress": {"security-group"},
     "ec2:RevokeSecurityGroupIngress": {"security-group"},
     "ec2:DeleteSecurityGroup": {"security-group"},
@@ -84,7 +117,9 @@ RESOURCE_KINDS: dict[str, set[str]] = {
     "iam:CreateServiceLinkedRole": {"role"},
     "iam:PassRole": {"role"},
     "iam:GetInstanceProfile": {"instance-profile"},
-    "sqs:DeleteMessage": {"queue"}, "sqs:GetQueueUrl": {"queue"}, "sqs:ReceiveMessage": {"queue"},
+    "sqs:DeleteMessage": {"queue"},
+    "sqs:GetQueueUrl": {"queue"},
+    "sqs:ReceiveMessage": {"queue"},
     "ssm:GetParameter": {"parameter"},
     "eks:DescribeCluster": {"cluster"},
     # Reads of what the user names in Ingress annotations, scoped to this account's ARNs.
@@ -94,12 +129,18 @@ RESOURCE_KINDS: dict[str, set[str]] = {
     "ec2:GetCoipPoolUsage": {"coip-pool"},
     "ec2:GetSecurityGroupsForVpc": {"vpc", "security-group"},
     # WAF and Shield (only with wafIntegration): the web ACL and the ALB it is associated with.
-    **{f"wafv2:{a}": {"regional", "loadbalancer/app"} for a in (
-        "GetWebACL", "GetWebACLForResource", "AssociateWebACL", "DisassociateWebACL")},
-    **{f"waf-regional:{a}": {"webacl", "loadbalancer/app"} for a in (
-        "GetWebACL", "GetWebACLForResource", "AssociateWebACL", "DisassociateWebACL")},
-    **{f"shield:{a}": {"protection", "loadbalancer/app"} for a in (
-        "DescribeProtection", "CreateProtection", "DeleteProtection")},
+    **{
+        f"wafv2:{a}": {"regional", "loadbalancer/app"}
+        for a in ("GetWebACL", "GetWebACLForResource", "AssociateWebACL", "DisassociateWebACL")
+    },
+    **{
+        f"waf-regional:{a}": {"webacl", "loadbalancer/app"}
+        for a in ("GetWebACL", "GetWebACLForResource", "AssociateWebACL", "DisassociateWebACL")
+    },
+    **{
+        f"shield:{a}": {"protection", "loadbalancer/app"}
+        for a in ("DescribeProtection", "CreateProtection", "DeleteProtection")
+    },
 }
 # Actions allowed on "*" although they take a resource ARN: none (every read the controller makes on
 # a resource the user names is scoped to this account's ARNs of that kind).
@@ -170,16 +211,21 @@ def lbc_reference() -> dict[str, Any]:
 
 def karpenter_policy(kind: str) -> dict[str, Any]:
     return karpenter_iam.controller_policy(
-        cluster_name=CLUSTER, kind=kind, region=REGION, account_id=ACCOUNT,
+        cluster_name=CLUSTER,
+        kind=kind,
+        region=REGION,
+        account_id=ACCOUNT,
         node_role_arn=f"arn:aws:iam::{ACCOUNT}:role/{CLUSTER}-karpenter-node",
         instance_profile_arn=f"arn:aws:iam::{ACCOUNT}:instance-profile/{CLUSTER}-karpenter-node",
         queue_arn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:{CLUSTER}-karpenter-interruption",
-        ami_parameter_arns=karpenter_iam.ami_parameter_arns(kind, ["/golden/k3s-amd64"], REGION, ACCOUNT))
+        ami_parameter_arns=karpenter_iam.ami_parameter_arns(kind, ["/golden/k3s-amd64"], REGION, ACCOUNT),
+    )
 
 
 LBC_POLICY = addon_policies.load_balancer_controller_policy(CLUSTER, "vpc-0123456789abcdef0", REGION, ACCOUNT)
-LBC_WAF_POLICY = addon_policies.load_balancer_controller_policy(CLUSTER, "vpc-0123456789abcdef0", REGION, ACCOUNT,
-                                                                waf_integration=True)
+LBC_WAF_POLICY = addon_policies.load_balancer_controller_policy(
+    CLUSTER, "vpc-0123456789abcdef0", REGION, ACCOUNT, waf_integration=True
+)
 
 
 # ------------------------------------------------------------------------------------ Karpenter
@@ -228,8 +274,11 @@ def test_lbc_listener_attributes_are_granted_on_listener_arns():
 def test_dev_plan_lbc_policy_covers_listener_arns(dev_run):
     from programs.offline import reveal
 
-    (policy,) = [json.loads(reveal(r.inputs)["policy"]) for r in dev_run.of_type("aws:iam/rolePolicy:RolePolicy")
-                 if "ModifyListenerAttributes" in str(reveal(r.inputs).get("policy"))]
+    (policy,) = [
+        json.loads(reveal(r.inputs)["policy"])
+        for r in dev_run.of_type("aws:iam/rolePolicy:RolePolicy")
+        if "ModifyListenerAttributes" in str(reveal(r.inputs).get("policy"))
+    ]
     resources = [r for a, r in grants(policy) if a == "elasticloadbalancing:ModifyListenerAttributes"]
     assert resources and all(re.search(r":listener/(app|net)/\*/\*/\*$", r) for r in resources)
 
@@ -237,11 +286,22 @@ def test_dev_plan_lbc_policy_covers_listener_arns(dev_run):
 # ------------------------------------------------------------------------- the checks can fail
 def test_the_checks_catch_an_extra_action_and_a_wrong_arn_kind():
     elb = f"arn:aws:elasticloadbalancing:{REGION}:{ACCOUNT}"
-    wrong = {"Statement": [{"Effect": "Allow", "Action": "elasticloadbalancing:ModifyListenerAttributes",
-                            "Resource": [f"{elb}:loadbalancer/app/*/*", f"{elb}:targetgroup/*/*"]}]}
+    wrong = {
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "elasticloadbalancing:ModifyListenerAttributes",
+                "Resource": [f"{elb}:loadbalancer/app/*/*", f"{elb}:targetgroup/*/*"],
+            }
+        ]
+    }
     assert len(wrong_kind_grants(wrong)) == 3  # no listener ARN, and two ARNs of no matching kind
-    extra = {"Statement": [*LBC_POLICY["Statement"], {"Effect": "Allow", "Action": "elasticloadbalancing:SetSubnetz",
-                                                     "Resource": "*"}]}
+    extra = {
+        "Statement": [
+            *LBC_POLICY["Statement"],
+            {"Effect": "Allow", "Action": "elasticloadbalancing:SetSubnetz", "Resource": "*"},
+        ]
+    }
     assert actions_of(extra) - actions_of(lbc_reference()) == {"elasticloadbalancing:SetSubnetz"}
     unscoped = {"Statement": [{"Effect": "Allow", "Action": "ec2:TerminateInstances", "Resource": "*"}]}
     assert wrong_kind_grants(unscoped)

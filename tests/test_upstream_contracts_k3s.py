@@ -82,8 +82,10 @@ def test_k3s_pins_are_published_releases_of_a_minor_with_a_flag_reference():
         if line.startswith("v"):
             tag, _date, source = (p.strip() for p in line.split("|", 2))
             releases[tag] = source
-    pins = {"default": K3sConfig().version,
-            "Pulumi.dev.yaml": shipped_config("dev")["k8s-platform:cluster"]["k3s"]["version"]}
+    pins = {
+        "default": K3sConfig().version,
+        "Pulumi.dev.yaml": shipped_config("dev")["k8s-platform:cluster"]["k3s"]["version"],
+    }
     for where, pin in pins.items():
         assert pin in releases and not releases[pin].startswith("NOT FOUND"), f"{where}: {pin} is no known K3s release"
         # The flag contract below needs the pinned minor's CLI reference.
@@ -114,13 +116,15 @@ def test_boot_script_keys_and_flags_are_known_server_flags(dev_run):
 
 def test_disable_items_are_valid(dev_run):
     valid = name_list("k3s-disable-items.txt")
-    for name, (kind, config) in rendered_node_configs(dev_run).items():
+    for name, (_kind, config) in rendered_node_configs(dev_run).items():
         assert set(config.get("disable", [])) <= valid, name
 
 
 def test_the_checker_catches_an_unknown_key(dev_run):
     known = k3s_flags("server", dev_run.config.cluster.k3s.version)
-    assert unknown_keys({"etcd-s3-retention": 12, "etcd-s3-retension": 12, "kubelet-arg+": []}, known) == ["etcd-s3-retension"]
+    assert unknown_keys({"etcd-s3-retention": 12, "etcd-s3-retension": 12, "kubelet-arg+": []}, known) == [
+        "etcd-s3-retension"
+    ]
     assert "disable-network-policy" in known and "cluster-reset" in known
     assert "etcd-s3" not in k3s_flags("agent", dev_run.config.cluster.k3s.version)
 
@@ -137,8 +141,11 @@ def webhook_flags(command: list[str]) -> dict[str, str | None]:
 
 def endpoint_ports() -> dict[str, tuple[str, str]]:
     """`/path` -> (flag naming its port, scheme), from the reference's `HTTP endpoints` line."""
-    (line,) = [ln for ln in upstream_file("pod-identity-webhook-flags-v0.6.17.txt").read_text().splitlines()
-               if "HTTP endpoints" in ln]
+    (line,) = [
+        ln
+        for ln in upstream_file("pod-identity-webhook-flags-v0.6.17.txt").read_text().splitlines()
+        if "HTTP endpoints" in ln
+    ]
     served: dict[str, tuple[str, str]] = {}
     for clause in line.split(":", 1)[1].split(";"):
         match = re.match(r"(.*?) on --([a-z-]+)(.*)", clause.strip())

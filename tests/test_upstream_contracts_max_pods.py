@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from components.config import parse_stack_config
-from components.core.pool_capacity import admitted_instance_types, pool_pod_capacity
 from components.config.karpenter_rules import pool_shape, uses_custom_networking
-from components.karpenter.specs import node_class_max_pods_from_config, node_pool_from_config
 from components.core.max_pods import _DATA_FILE, INSTANCE_LIMITS, max_pods, max_pods_for
+from components.core.pool_capacity import admitted_instance_types, pool_pod_capacity
+from components.karpenter.specs import node_class_max_pods_from_config, node_pool_from_config
 from tests.conftest import shipped_config
 from tests.karpenter_crd_validation import assert_valid
 from tests.upstream_reference import reference_file
@@ -43,7 +43,9 @@ def test_table_has_every_published_type_with_the_published_figures():
 def test_table_vcpus_agree_with_ec2_describe_instance_types():
     import moto
 
-    data = json.loads(gzip.decompress((Path(moto.__file__).parent / "ec2/resources/instance_types.json.gz").read_bytes()))
+    data = json.loads(
+        gzip.decompress((Path(moto.__file__).parent / "ec2/resources/instance_types.json.gz").read_bytes())
+    )
     checked = 0
     for name, limits in INSTANCE_LIMITS.items():
         if name in data:
@@ -72,10 +74,23 @@ def test_the_generator_reproduces_the_table(tmp_path):
 # ------------------------------------------------------------------ published max-pods figures
 # amazon-eks-ami eni-max-pods.txt (secondary-IP mode, uncapped there): one or two per family.
 PUBLISHED_ENI_MAX_PODS = {
-    "m5.large": 29, "m5.4xlarge": 234, "m5.24xlarge": 737, "c5.18xlarge": 737, "t3.medium": 17,
-    "a1.large": 29, "a1.4xlarge": 234, "g4dn.xlarge": 29, "g5.xlarge": 58, "p5.48xlarge": 100,
-    "p4d.24xlarge": 737, "i4i.large": 29, "c7gn.large": 29, "inf1.xlarge": 38, "hpc6id.32xlarge": 51,
-    "x1.32xlarge": 234, "m7g.large": 29,
+    "m5.large": 29,
+    "m5.4xlarge": 234,
+    "m5.24xlarge": 737,
+    "c5.18xlarge": 737,
+    "t3.medium": 17,
+    "a1.large": 29,
+    "a1.4xlarge": 234,
+    "g4dn.xlarge": 29,
+    "g5.xlarge": 58,
+    "p5.48xlarge": 100,
+    "p4d.24xlarge": 737,
+    "i4i.large": 29,
+    "c7gn.large": 29,
+    "inf1.xlarge": 38,
+    "hpc6id.32xlarge": 51,
+    "x1.32xlarge": 234,
+    "m7g.large": 29,
 }
 
 
@@ -87,19 +102,25 @@ def test_published_eni_max_pods_reproduced(instance_type, published):
     assert max_pods(limits, prefix_delegation=False) == min(published, 110 if limits.vcpus < 30 else 250)
 
 
-@pytest.mark.parametrize("instance_type, prefix_delegation, custom_networking, expected", [
-    # max-pods-calculator.sh figures (EKS User Guide examples and their arithmetic).
-    ("m5.large", True, False, 110),
-    ("m5.large", False, True, 20),      # (3 - 1) ENIs x 9 + 2
-    ("m5.large", True, True, 110),
-    ("t3.micro", True, False, 34),      # 2 x 1 x 16 + 2
-    ("g5.48xlarge", False, False, 250),  # 345 uncapped, 192 vCPUs
-    ("p5.48xlarge", False, True, 51),   # 1 pod ENI x 49 + 2
-    ("hpc6id.32xlarge", True, True, 2),  # one ENI: nothing left for pods under custom networking
-    ("c7gn.16xlarge", True, True, 250),
-])
+@pytest.mark.parametrize(
+    "instance_type, prefix_delegation, custom_networking, expected",
+    [
+        # max-pods-calculator.sh figures (EKS User Guide examples and their arithmetic).
+        ("m5.large", True, False, 110),
+        ("m5.large", False, True, 20),  # (3 - 1) ENIs x 9 + 2
+        ("m5.large", True, True, 110),
+        ("t3.micro", True, False, 34),  # 2 x 1 x 16 + 2
+        ("g5.48xlarge", False, False, 250),  # 345 uncapped, 192 vCPUs
+        ("p5.48xlarge", False, True, 51),  # 1 pod ENI x 49 + 2
+        ("hpc6id.32xlarge", True, True, 2),  # one ENI: nothing left for pods under custom networking
+        ("c7gn.16xlarge", True, True, 250),
+    ],
+)
 def test_calculator_figures(instance_type, prefix_delegation, custom_networking, expected):
-    assert max_pods_for(instance_type, prefix_delegation=prefix_delegation, custom_networking=custom_networking) == expected
+    assert (
+        max_pods_for(instance_type, prefix_delegation=prefix_delegation, custom_networking=custom_networking)
+        == expected
+    )
 
 
 # ---------------------------------------------------------------- pools the old table refused
@@ -109,12 +130,24 @@ def with_pool(stack: str, pool: dict) -> dict:
     return raw
 
 
-GPU_POOL = {"name": "gpu", "capacityTypes": ["on-demand"], "architectures": ["amd64"], "instanceCategories": ["g"],
-            "instanceGenerationGreaterThan": 4, "instanceFamilies": ["g5", "g6"], "limits": {"cpu": "256", "memory": "1024Gi"},
-            "taints": [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}]}
-GRAVITON_POOL = {"name": "graviton", "architectures": ["arm64"], "instanceCategories": ["c", "m"],
-                 "instanceGenerationGreaterThan": 6, "instanceFamilies": ["c7g", "m7g"],
-                 "limits": {"cpu": "256", "memory": "1024Gi"}}
+GPU_POOL = {
+    "name": "gpu",
+    "capacityTypes": ["on-demand"],
+    "architectures": ["amd64"],
+    "instanceCategories": ["g"],
+    "instanceGenerationGreaterThan": 4,
+    "instanceFamilies": ["g5", "g6"],
+    "limits": {"cpu": "256", "memory": "1024Gi"},
+    "taints": [{"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}],
+}
+GRAVITON_POOL = {
+    "name": "graviton",
+    "architectures": ["arm64"],
+    "instanceCategories": ["c", "m"],
+    "instanceGenerationGreaterThan": 6,
+    "instanceFamilies": ["c7g", "m7g"],
+    "limits": {"cpu": "256", "memory": "1024Gi"},
+}
 
 
 @pytest.mark.parametrize("stack", ["prod", "dev"])
@@ -123,7 +156,9 @@ def test_gpu_and_graviton_pools_are_accepted_with_max_pods_verified(stack, pool,
     raw = with_pool(stack, pool)
     if stack == "dev" and pool is GRAVITON_POOL:
         raw["k8s-platform:karpenter"]["nodeClasses"][0]["amiSsmParameters"] = {
-            "amd64": "/k8s-platform/k3s/ami/amd64", "arm64": "/k8s-platform/k3s/ami/arm64"}
+            "amd64": "/k8s-platform/k3s/ami/amd64",
+            "arm64": "/k8s-platform/k3s/ami/arm64",
+        }
     cfg = parse_stack_config(raw)  # refused before, "matches no instance type with ENI data"
     parsed = next(p for p in cfg.karpenter.node_pools if p.name == pool["name"])
     admitted = admitted_instance_types(pool_shape(parsed))
@@ -138,8 +173,11 @@ def test_gpu_and_graviton_pools_are_accepted_with_max_pods_verified(stack, pool,
     assert node_class_max_pods_from_config(cfg.karpenter, node_class, cfg.cluster.kind) == node_class.max_pods
     manifest = node_pool_from_config(parsed).manifest()
     assert_valid(manifest)
-    (family_requirement,) = [r for r in manifest["spec"]["template"]["spec"]["requirements"]
-                             if r["key"] == "karpenter.k8s.aws/instance-family"]
+    (family_requirement,) = [
+        r
+        for r in manifest["spec"]["template"]["spec"]["requirements"]
+        if r["key"] == "karpenter.k8s.aws/instance-family"
+    ]
     assert sorted(family_requirement["values"]) == sorted(families)
 
 

@@ -49,8 +49,11 @@ def fake_preview(active_dir: Path | None = None):
         if name == "raises":
             raise RuntimeError("boom inside the program")
         if name == "bad-config":
-            print("error: invalid configuration for stack 'bad-config':\n  k8s-platform:network.vpcCidr: not a "
-                  "private block", file=sys.stderr)
+            print(
+                "error: invalid configuration for stack 'bad-config':\n  k8s-platform:network.vpcCidr: not a "
+                "private block",
+                file=sys.stderr,
+            )
             return exit_codes.CONFIG_ERROR
         Path(_arg(argv, "--json")).write_text(json.dumps({"resources": [{}] * 5, "policy": {"violations": []}}))
         print(f"{name}: 5 resources planned offline")  # stdout of a child goes nowhere
@@ -81,7 +84,9 @@ def test_a_crashed_child_is_one_failed_stack_and_the_others_report(tmp_path):
     assert by["segfault"].code == exit_codes.DEPLOY_FAILED and "killed by signal SIGKILL" in by["segfault"].detail
     assert by["exits"].code == exit_codes.DEPLOY_FAILED and "exit 9" in by["exits"].detail
     assert "half a line of output" in by["exits"].detail
-    assert by["raises"].code == exit_codes.DEPLOY_FAILED and "RuntimeError: boom inside the program" in by["raises"].detail
+    assert (
+        by["raises"].code == exit_codes.DEPLOY_FAILED and "RuntimeError: boom inside the program" in by["raises"].detail
+    )
     assert by["bad-config"].code == exit_codes.CONFIG_ERROR
     assert by["bad-config"].detail == "k8s-platform:network.vpcCidr: not a private block"
 
@@ -112,8 +117,9 @@ def test_at_most_parallel_children_run_at_once(tmp_path):
     active = tmp_path / "active"
     active.mkdir()
     names = [f"s{i}" for i in range(6)]
-    results = WarmRunner(parallel=2, use_cache=False, warm_up=False,
-                         child_main=fake_preview(active)).run(jobs(tmp_path, *names))
+    results = WarmRunner(parallel=2, use_cache=False, warm_up=False, child_main=fake_preview(active)).run(
+        jobs(tmp_path, *names)
+    )
     assert all(r.ok for r in results)
     peaks = [int((active / f"{n}.peak").read_text()) for n in names]
     assert max(peaks) <= 2
@@ -122,8 +128,16 @@ def test_at_most_parallel_children_run_at_once(tmp_path):
 def test_the_child_runs_the_same_preview_command_as_the_subprocess_runner():
     job = StackJob("dev-03", Path("/gen/Pulumi.dev-03.yaml"))
     assert preview_argv(job, Path("/tmp/p.json"), use_cache=True) == [
-        "preview", "--stack", "dev-03", "--offline", "--config-file", "/gen/Pulumi.dev-03.yaml", "--quiet",
-        "--json", "/tmp/p.json"]
+        "preview",
+        "--stack",
+        "dev-03",
+        "--offline",
+        "--config-file",
+        "/gen/Pulumi.dev-03.yaml",
+        "--quiet",
+        "--json",
+        "/tmp/p.json",
+    ]
     assert preview_argv(job, Path("/tmp/p.json"), use_cache=False)[-1] == "--no-cache"
 
 
@@ -132,6 +146,7 @@ def test_unchanged_stacks_are_reported_from_the_cache_without_a_child(tmp_path, 
     monkeypatch.setenv("PLATFORMCTL_CACHE_DIR", str(tmp_path / "cache"))
     [cached, fresh] = jobs(tmp_path, "cached", "fresh")
     plan_cache.store("cached", cached.stack_file, {"resources": [{}] * 7, "policy": {"violations": []}})
+
     def child_main(argv):
         (tmp_path / f"ran-{_arg(argv, '--stack')}").write_text("")
         return fake_preview()(argv)
@@ -152,8 +167,20 @@ def test_offline_fleet_of_15_with_a_broken_stack_through_the_warm_runner(tmp_pat
     env = {k: v for k, v in os.environ.items() if k != "PLATFORMCTL_NO_CACHE"}
     env["PLATFORMCTL_CACHE_DIR"] = str(tmp_path / "cache")
     out = tmp_path / "fleet.json"
-    cmd = [sys.executable, "-m", "programs.platformctl.cli", "fleet", "preview", "--offline",
-           "--stacks-dir", str(tmp_path / "stacks"), "--parallel", "2", "--json", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "programs.platformctl.cli",
+        "fleet",
+        "preview",
+        "--offline",
+        "--stacks-dir",
+        str(tmp_path / "stacks"),
+        "--parallel",
+        "2",
+        "--json",
+        str(out),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, timeout=900, env=env)
     assert proc.returncode == exit_codes.FLEET_FAILED, proc.stdout + proc.stderr
     by_name = {s["name"]: s for s in json.loads(out.read_text())["stacks"]}
@@ -164,7 +191,7 @@ def test_offline_fleet_of_15_with_a_broken_stack_through_the_warm_runner(tmp_pat
     assert len(ok) == 14 and all(s["resources"] > 100 for s in ok)
     assert len({s["resources"] for s in ok}) == 1  # every variant plans the same shape
     assert "15 stacks: 14 succeeded, 1 failed (dev-07)" in proc.stdout
-    table = proc.stdout[proc.stdout.index("stack "):]
+    table = proc.stdout[proc.stdout.index("stack ") :]
     assert all(name in table for name in by_name)
 
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, timeout=900, env=env)

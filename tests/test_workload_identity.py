@@ -39,9 +39,13 @@ def provider_arns(run) -> dict[str, str]:
     return {v["issuerUrl"]: v["oidcProviderArn"] for v in reveal(run.outputs["oidcIssuers"]).values()}
 
 
-def admits(run, workload: str, issuer: str, namespace: str, service_account: str, aud: str = "sts.amazonaws.com") -> bool:
+def admits(
+    run, workload: str, issuer: str, namespace: str, service_account: str, aud: str = "sts.amazonaws.com"
+) -> bool:
     provider = provider_arns(run)[issuer]
-    return allows(trust(run, workload), **web_identity_request(provider, claims(issuer, namespace, service_account, aud)))
+    return allows(
+        trust(run, workload), **web_identity_request(provider, claims(issuer, namespace, service_account, aud))
+    )
 
 
 # ------------------------------------------------------------------------------------ IRSA on K3s
@@ -71,8 +75,10 @@ def test_a_forged_provider_is_not_trusted(dev_run):
 
 def test_irsa_service_accounts_are_annotated_with_their_own_role(dev_run):
     identities = reveal(dev_run.outputs["workloadIdentities"])
-    for workload, (namespace, name) in {"reports-writer": ("reports", "reports-writer"),
-                                        "events-consumer": ("events", "consumer")}.items():
+    for workload, (namespace, name) in {
+        "reports-writer": ("reports", "reports-writer"),
+        "events-consumer": ("events", "consumer"),
+    }.items():
         meta = dev_run.one(SA, f"wl-{workload}-sa").inputs["metadata"]
         assert (meta["namespace"], meta["name"]) == (namespace, name)
         assert meta["annotations"] == {"eks.amazonaws.com/role-arn": identities[workload]["roleArn"]}
@@ -91,9 +97,14 @@ def test_each_workload_has_its_own_least_privilege_role(dev_run):
 def test_controllers_on_k3s_also_trust_the_standby_issuer(dev_run):
     """ClusterHandle.standby_oidc_issuers: promoting the CloudFront issuer breaks no IRSA role."""
     federated_sets = [
-        {s["Principal"]["Federated"] for s in json.loads(r.inputs["assumeRolePolicy"])["Statement"]
-         if "Federated" in s.get("Principal", {})}
-        for r in dev_run.of_type(ROLE) if not r.name.startswith("wl-")]
+        {
+            s["Principal"]["Federated"]
+            for s in json.loads(r.inputs["assumeRolePolicy"])["Statement"]
+            if "Federated" in s.get("Principal", {})
+        }
+        for r in dev_run.of_type(ROLE)
+        if not r.name.startswith("wl-")
+    ]
     irsa = [f for f in federated_sets if f]
     assert irsa, "no controller role uses IRSA on K3s"
     assert all(f == set(provider_arns(dev_run).values()) for f in irsa)
@@ -102,22 +113,36 @@ def test_controllers_on_k3s_also_trust_the_standby_issuer(dev_run):
 # ------------------------------------------------------------------------------- EKS (prod stack)
 def test_pod_identity_trust_admits_only_its_association_tags(prod_run):
     policy = trust(prod_run, "orders-api")
-    tags = {"aws:SourceAccount": "222222222222", "aws:RequestTag/eks-cluster-name": "prod-eks",
-            "aws:RequestTag/kubernetes-namespace": "orders", "aws:RequestTag/kubernetes-service-account": "orders-api"}
+    tags = {
+        "aws:SourceAccount": "222222222222",
+        "aws:RequestTag/eks-cluster-name": "prod-eks",
+        "aws:RequestTag/kubernetes-namespace": "orders",
+        "aws:RequestTag/kubernetes-service-account": "orders-api",
+    }
     agent = ("Service", "pods.eks.amazonaws.com")
     for action in ("sts:AssumeRole", "sts:TagSession"):
         assert allows(policy, action, context=tags, principal=agent)
-    for key, other in (("aws:RequestTag/kubernetes-service-account", "default"),
-                       ("aws:RequestTag/kubernetes-namespace", "billing"),
-                       ("aws:RequestTag/eks-cluster-name", "staging-eks"), ("aws:SourceAccount", "999999999999")):
+    for key, other in (
+        ("aws:RequestTag/kubernetes-service-account", "default"),
+        ("aws:RequestTag/kubernetes-namespace", "billing"),
+        ("aws:RequestTag/eks-cluster-name", "staging-eks"),
+        ("aws:SourceAccount", "999999999999"),
+    ):
         assert not allows(policy, "sts:AssumeRole", context={**tags, key: other}, principal=agent)
     assert not allows(policy, "sts:AssumeRole", context=tags, principal=("Service", "ec2.amazonaws.com"))
 
 
 def test_pod_identity_binding_is_one_association_and_no_annotation(prod_run):
-    [assoc] = [a for a in prod_run.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
-               if a.name == "wl-orders-api-association"]
-    assert (assoc.inputs["clusterName"], assoc.inputs["namespace"], assoc.inputs["serviceAccount"]) == ("prod-eks", "orders", "orders-api")
+    [assoc] = [
+        a
+        for a in prod_run.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
+        if a.name == "wl-orders-api-association"
+    ]
+    assert (assoc.inputs["clusterName"], assoc.inputs["namespace"], assoc.inputs["serviceAccount"]) == (
+        "prod-eks",
+        "orders",
+        "orders-api",
+    )
     assert assoc.inputs["roleArn"] == reveal(prod_run.outputs["workloadIdentities"])["orders-api"]["roleArn"]
     assert prod_run.one(SA, "wl-orders-api-sa").inputs["metadata"]["annotations"] == {}
 
@@ -143,22 +168,37 @@ def test_cross_account_chain(prod_run):
     target_trust = json.loads(hop["targetTrustPolicy"])
     for action in ("sts:AssumeRole", "sts:TagSession"):  # Pod Identity session tags are transitive
         assert allows(target_trust, action, principal=("AWS", role_arn))
-    assert not allows(target_trust, "sts:AssumeRole", principal=("AWS", "arn:aws:iam::222222222222:role/prod-eks-wl-billing-export"))
-    assert hop["expectedCallerIdentity"] == "arn:aws:sts::333333333333:assumed-role/shared-catalog-reader/<session-name-passed-to-AssumeRole>"
+    assert not allows(
+        target_trust, "sts:AssumeRole", principal=("AWS", "arn:aws:iam::222222222222:role/prod-eks-wl-billing-export")
+    )
+    assert (
+        hop["expectedCallerIdentity"]
+        == "arn:aws:sts::333333333333:assumed-role/shared-catalog-reader/<session-name-passed-to-AssumeRole>"
+    )
 
 
 def test_expected_caller_identities(dev_run, prod_run):
     dev = reveal(dev_run.outputs["workloadIdentities"])
     prod = reveal(prod_run.outputs["workloadIdentities"])
-    assert prod["orders-api"]["expectedCallerIdentity"] == \
-        "arn:aws:sts::222222222222:assumed-role/prod-eks-wl-orders-api/eks-prod-eks-<pod-name>-<uuid>"
-    assert prod["billing-export"]["expectedCallerIdentity"] == \
-        "arn:aws:sts::222222222222:assumed-role/prod-eks-wl-billing-export/<sdk-session-name>"
-    assert dev["edge-agent"]["expectedCallerIdentity"] == \
-        "arn:aws:sts::111111111111:assumed-role/dev-k3s-wl-edge-agent/edge-agent"
+    assert (
+        prod["orders-api"]["expectedCallerIdentity"]
+        == "arn:aws:sts::222222222222:assumed-role/prod-eks-wl-orders-api/eks-prod-eks-<pod-name>-<uuid>"
+    )
+    assert (
+        prod["billing-export"]["expectedCallerIdentity"]
+        == "arn:aws:sts::222222222222:assumed-role/prod-eks-wl-billing-export/<sdk-session-name>"
+    )
+    assert (
+        dev["edge-agent"]["expectedCallerIdentity"]
+        == "arn:aws:sts::111111111111:assumed-role/dev-k3s-wl-edge-agent/edge-agent"
+    )
     assert {w: i["method"] for w, i in {**dev, **prod}.items()} == {
-        "reports-writer": "irsa", "events-consumer": "irsa", "edge-agent": "roles-anywhere",
-        "orders-api": "pod-identity", "billing-export": "irsa"}
+        "reports-writer": "irsa",
+        "events-consumer": "irsa",
+        "edge-agent": "roles-anywhere",
+        "orders-api": "pod-identity",
+        "billing-export": "irsa",
+    }
 
 
 # ---------------------------------------------------------------------------- instance-profile
@@ -167,12 +207,21 @@ def test_instance_profile_lands_on_the_node_roles_with_a_warning(monkeypatch):
     real_warn = pulumi.log.warn
     monkeypatch.setattr(pulumi.log, "warn", lambda msg, *a, **kw: (warnings.append(msg), real_warn(msg, *a, **kw)))
     raw = shipped_config("dev")
-    raw["k8s-platform:workloads"] = [*raw["k8s-platform:workloads"], {
-        "name": "legacy-batch", "namespace": "batch", "serviceAccount": "batch", "method": "instance-profile",
-        "policies": {"statements": [{"actions": ["s3:GetObject"], "resources": ["arn:aws:s3:::dev-inputs/*"]}]}}]
+    raw["k8s-platform:workloads"] = [
+        *raw["k8s-platform:workloads"],
+        {
+            "name": "legacy-batch",
+            "namespace": "batch",
+            "serviceAccount": "batch",
+            "method": "instance-profile",
+            "policies": {"statements": [{"actions": ["s3:GetObject"], "resources": ["arn:aws:s3:::dev-inputs/*"]}]},
+        },
+    ]
     run = run_offline("dev", raw)
     roles = {r.urn: r for r in run.of_type(ROLE)}
-    node_policies = [p for p in run.of_type("aws:iam/rolePolicy:RolePolicy") if p.name.startswith("wl-legacy-batch-node-policy")]
+    node_policies = [
+        p for p in run.of_type("aws:iam/rolePolicy:RolePolicy") if p.name.startswith("wl-legacy-batch-node-policy")
+    ]
     targets = {roles[u].name for p in node_policies for u in p.property_dependencies.get("role", [])}
     assert targets == {"k3s-agent", "karpenter-node"}  # every node workloads run on; not the servers
     for p in node_policies:
@@ -188,7 +237,10 @@ def test_instance_profile_lands_on_the_node_roles_with_a_warning(monkeypatch):
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_workload_namespaces_exist_before_their_service_accounts(stack, dev_run, prod_run):
     run = {"dev": dev_run, "prod": prod_run}[stack]
-    namespaces = {n.inputs["metadata"]["name"]: n.urn for n in run.of_type("kubernetes:core/v1:Namespace")
-                  if n.name.startswith("wl-namespace-")}
+    namespaces = {
+        n.inputs["metadata"]["name"]: n.urn
+        for n in run.of_type("kubernetes:core/v1:Namespace")
+        if n.name.startswith("wl-namespace-")
+    }
     for sa in (s for s in run.of_type(SA) if s.name.startswith("wl-")):
         assert namespaces[sa.inputs["metadata"]["namespace"]] in sa.dependencies

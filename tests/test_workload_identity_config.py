@@ -45,7 +45,10 @@ def test_pod_identity_on_k3s_is_refused_naming_the_key():
 def test_two_bindings_for_one_service_account_are_refused():
     raw = with_workloads("prod", workload("orders-api-2", "orders", "orders-api", "pod-identity"))
     [p] = problems(raw)
-    assert p.startswith("k8s-platform:workloads[2].serviceAccount: system:serviceaccount:orders:orders-api is already bound by workloads[0]")
+    assert p.startswith(
+        "k8s-platform:workloads[2].serviceAccount: system:serviceaccount:orders:orders-api is already bound by "
+        "workloads[0]"
+    )
 
 
 def test_same_service_account_with_two_methods_is_refused_too():
@@ -56,18 +59,24 @@ def test_same_service_account_with_two_methods_is_refused_too():
 @pytest.mark.parametrize("stack,method", [("prod", "pod-identity"), ("dev", "irsa")])
 def test_a_platform_controllers_service_account_cannot_be_bound_again(stack, method):
     from components.addons import values as addon_values
-    from components.karpenter import controller as karpenter
     from components.config.identity_rules import CONTROLLER_SERVICE_ACCOUNTS
+    from components.karpenter import controller as karpenter
 
     # The reserved set names exactly the ServiceAccounts the controllers are bound through.
-    assert {("kube-system", addon_values.LB_CONTROLLER_SERVICE_ACCOUNT),
-            ("kube-system", addon_values.EBS_CSI_CONTROLLER_SERVICE_ACCOUNT),
-            ("kube-system", addon_values.CCM_SERVICE_ACCOUNT),
-            (karpenter.NAMESPACE, karpenter.SERVICE_ACCOUNT)} <= CONTROLLER_SERVICE_ACCOUNTS
+    assert {
+        ("kube-system", addon_values.LB_CONTROLLER_SERVICE_ACCOUNT),
+        ("kube-system", addon_values.EBS_CSI_CONTROLLER_SERVICE_ACCOUNT),
+        ("kube-system", addon_values.CCM_SERVICE_ACCOUNT),
+        (karpenter.NAMESPACE, karpenter.SERVICE_ACCOUNT),
+    } <= CONTROLLER_SERVICE_ACCOUNTS
     raw = with_workloads(stack, workload("hijack", "kube-system", "aws-load-balancer-controller", method))
     [p] = problems(raw)
-    assert p.startswith("k8s-platform:workloads[") and ".serviceAccount: system:serviceaccount:kube-system:" \
-        "aws-load-balancer-controller is a platform controller's ServiceAccount" in p
+    assert (
+        p.startswith("k8s-platform:workloads[")
+        and ".serviceAccount: system:serviceaccount:kube-system:"
+        "aws-load-balancer-controller is a platform controller's ServiceAccount"
+        in p
+    )
 
 
 def test_duplicate_workload_names_are_refused():
@@ -97,27 +106,45 @@ def test_a_workload_without_permissions_is_refused():
 
 
 def test_cross_account_targets_must_be_role_arns_in_other_accounts():
-    [p] = problems(with_workloads("prod", workload("x", "x", "x", "pod-identity",
-                                                   crossAccountRoleArns=["arn:aws:iam::222222222222:role/local"]), keep=False))
+    [p] = problems(
+        with_workloads(
+            "prod",
+            workload("x", "x", "x", "pod-identity", crossAccountRoleArns=["arn:aws:iam::222222222222:role/local"]),
+            keep=False,
+        )
+    )
     assert p.startswith("k8s-platform:workloads[0].crossAccountRoleArns:") and "this account" in p
-    [p] = problems(with_workloads("prod", workload("x", "x", "x", "pod-identity", crossAccountRoleArns=["role/x"]), keep=False))
+    [p] = problems(
+        with_workloads("prod", workload("x", "x", "x", "pod-identity", crossAccountRoleArns=["role/x"]), keep=False)
+    )
     assert "workloads[0].crossAccountRoleArns" in p and "IAM role ARN" in p
 
 
-@pytest.mark.parametrize("statement,fragment", [
-    ({"actions": ["*"], "resources": ["*"]}, "'*' is refused"),
-    ({"actions": ["s3:*"], "resources": ["*"]}, "not least privilege"),
-    ({"actions": ["s3:GetObject"], "resources": []}, "at least one ARN"),
-])
+@pytest.mark.parametrize(
+    "statement,fragment",
+    [
+        ({"actions": ["*"], "resources": ["*"]}, "'*' is refused"),
+        ({"actions": ["s3:*"], "resources": ["*"]}, "not least privilege"),
+        ({"actions": ["s3:GetObject"], "resources": []}, "at least one ARN"),
+    ],
+)
 def test_overbroad_statements_are_refused(statement, fragment):
-    raw = with_workloads("dev", {**workload("x", "x", "x", "irsa"), "policies": {"statements": [statement]}}, keep=False)
+    raw = with_workloads(
+        "dev", {**workload("x", "x", "x", "irsa"), "policies": {"statements": [statement]}}, keep=False
+    )
     [p] = problems(raw)
     assert p.startswith("k8s-platform:workloads[0].policies.statements[0]") and fragment in p
 
 
 def test_admin_managed_policies_are_refused():
-    raw = with_workloads("dev", {**workload("x", "x", "x", "irsa"),
-                                 "policies": {"managedArns": ["arn:aws:iam::aws:policy/AdministratorAccess"]}}, keep=False)
+    raw = with_workloads(
+        "dev",
+        {
+            **workload("x", "x", "x", "irsa"),
+            "policies": {"managedArns": ["arn:aws:iam::aws:policy/AdministratorAccess"]},
+        },
+        keep=False,
+    )
     assert "least privilege" in problems(raw)[0]
 
 

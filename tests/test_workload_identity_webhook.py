@@ -44,7 +44,9 @@ def test_serving_certificate_chains_to_the_ca_bundle_for_the_service_name(dev_ru
 def test_webhook_mutates_pod_creation_and_fails_closed(webhook):
     [hook] = webhook.inputs["webhooks"]
     assert hook["clientConfig"]["service"] == {"name": SERVICE, "namespace": NAMESPACE, "path": "/mutate", "port": 443}
-    assert hook["rules"] == [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}]
+    assert hook["rules"] == [
+        {"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}
+    ]
     assert hook["failurePolicy"] == "Fail" and hook["sideEffects"] == "None"
     # Its own namespace is exempt, so the webhook can always restart itself.
     [expr] = hook["namespaceSelector"]["matchExpressions"]
@@ -64,7 +66,10 @@ def test_pods_projecting_their_own_sts_token_skip_the_webhook(webhook):
     sts = {"serviceAccountToken": {"audience": "sts.amazonaws.com", "expirationSeconds": 86400, "path": "token"}}
     vault = {"serviceAccountToken": {"audience": "vault", "path": "token"}}
     assert decide({"spec": {"containers": [{"name": "app"}]}}) is True
-    assert decide({"spec": {"volumes": [{"name": "t", "projected": {"sources": [vault]}}, {"name": "e", "emptyDir": {}}]}}) is True
+    assert (
+        decide({"spec": {"volumes": [{"name": "t", "projected": {"sources": [vault]}}, {"name": "e", "emptyDir": {}}]}})
+        is True
+    )
     assert decide({"spec": {"volumes": [{"name": "aws-iam-token", "projected": {"sources": [sts]}}]}}) is False
 
 
@@ -80,8 +85,13 @@ def test_deployment_pins_the_image_and_uses_the_minted_certificate(dev_run):
     [container] = pod["containers"]
     assert container["image"] == WEBHOOK_IMAGE and not WEBHOOK_IMAGE.endswith(":latest")
     cmd = container["command"]
-    for flag in ("--in-cluster=false", "--token-audience=sts.amazonaws.com", "--annotation-prefix=eks.amazonaws.com",
-                 "--aws-default-region=us-east-1", "--sts-regional-endpoint=true"):
+    for flag in (
+        "--in-cluster=false",
+        "--token-audience=sts.amazonaws.com",
+        "--annotation-prefix=eks.amazonaws.com",
+        "--aws-default-region=us-east-1",
+        "--sts-regional-endpoint=true",
+    ):
         assert flag in cmd
     [volume] = pod["volumes"]
     assert volume["secret"]["secretName"] == "pod-identity-webhook-tls"
@@ -103,7 +113,10 @@ def _certs_only(cfg):
 def test_webhook_certificates_are_reusable_without_a_cluster():
     run = run_offline("dev", shipped_config("dev"), program=_certs_only)
     assert not run.of_type("kubernetes:core/v1:Secret")
-    assert run.outputs["names"] == service_dns_names("svc", "ns") == [
-        "svc", "svc.ns", "svc.ns.svc", "svc.ns.svc.cluster.local"]
+    assert (
+        run.outputs["names"]
+        == service_dns_names("svc", "ns")
+        == ["svc", "svc.ns", "svc.ns.svc", "svc.ns.svc.cluster.local"]
+    )
     ca = x509.load_pem_x509_certificate(base64.b64decode(run.outputs["caBundle"]))
     assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is True

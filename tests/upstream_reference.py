@@ -26,8 +26,10 @@ def reference_file(relative: str) -> Path:
     """`<reference>/<relative>`; skips the calling test (with the path and why) when it is absent."""
     path = reference_dir() / relative
     if not path.exists():
-        pytest.skip(f"upstream reference {path} not found: these contract tests need ../shared/reference "
-                    f"next to the repository (or ${ENV_VAR}); see README 'Upstream contract tests'")
+        pytest.skip(
+            f"upstream reference {path} not found: these contract tests need ../shared/reference "
+            f"next to the repository (or ${ENV_VAR}); see README 'Upstream contract tests'"
+        )
     return path
 
 

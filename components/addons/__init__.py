@@ -11,6 +11,7 @@ Design notes:
 - Public surface: the components, the value helpers other charts reuse (`KUBE_SYSTEM`,
   `scheduling_values`, `irsa_token_projection`) and `ebs_csi_kms_policy`.
 """
+
 from components.addons.cloud_controller_manager import CloudControllerManager, CloudControllerManagerArgs
 from components.addons.cluster_addons import ClusterAddons, ClusterAddonsArgs
 from components.addons.pod_identity_webhook import PodIdentityWebhook, PodIdentityWebhookArgs
@@ -18,6 +19,14 @@ from components.addons.policies import ebs_csi_kms_policy
 from components.addons.values import KUBE_SYSTEM, irsa_token_projection, scheduling_values
 
 __all__ = [
-    "KUBE_SYSTEM", "CloudControllerManager", "CloudControllerManagerArgs", "ClusterAddons", "ClusterAddonsArgs",
-    "PodIdentityWebhook", "PodIdentityWebhookArgs", "ebs_csi_kms_policy", "irsa_token_projection", "scheduling_values",
+    "KUBE_SYSTEM",
+    "CloudControllerManager",
+    "CloudControllerManagerArgs",
+    "ClusterAddons",
+    "ClusterAddonsArgs",
+    "PodIdentityWebhook",
+    "PodIdentityWebhookArgs",
+    "ebs_csi_kms_policy",
+    "irsa_token_projection",
+    "scheduling_values",
 ]

@@ -22,12 +22,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.addons import values as values
-from components.core import iam_documents as iam
-from components.addons.policies import cloud_controller_manager_policy
-from components.core.chart_versions import CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS
 from components.addons.cluster_addons import addon_identity, pinned_release
-from components.core.cluster_handle import ClusterHandle
+from components.addons.policies import cloud_controller_manager_policy
 from components.config import StackConfig, kubernetes_minor
+from components.core import iam_documents as iam
+from components.core.chart_versions import CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS
+from components.core.cluster_handle import ClusterHandle
 
 
 @dataclass
@@ -46,24 +46,45 @@ class CloudControllerManager(pulumi.ComponentResource):
         if cluster.kind != "k3s":
             raise ValueError(f"{name}: the AWS cloud controller add-on is for k3s; EKS runs its own")
         manages_lbs = not cfg.addons.aws_load_balancer_controller.enabled
-        policy = pulumi.Output.from_input(args.vpc_id).apply(lambda vpc: iam.to_json(
-            cloud_controller_manager_policy(vpc, cfg.region, cfg.account_id, manages_load_balancers=manages_lbs)))
-        self.identity = addon_identity(f"{name}-identity", cfg, cluster, "cloud-controller-manager",
-                                       values.CCM_SERVICE_ACCOUNT, policy, None, self)
+        policy = pulumi.Output.from_input(args.vpc_id).apply(
+            lambda vpc: iam.to_json(
+                cloud_controller_manager_policy(vpc, cfg.region, cfg.account_id, manages_load_balancers=manages_lbs)
+            )
+        )
+        self.identity = addon_identity(
+            f"{name}-identity", cfg, cluster, "cloud-controller-manager", values.CCM_SERVICE_ACCOUNT, policy, None, self
+        )
         release_values = values.cloud_controller_manager_values(
-            cluster_name=cfg.cluster_name, region=cfg.region,
+            cluster_name=cfg.cluster_name,
+            region=cfg.region,
             image_tag=CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS[kubernetes_minor(cfg.cluster.k3s.version)],
-            role_arn=self.identity.role_arn, scheduling=cluster.system_scheduling, manages_load_balancers=manages_lbs)
+            role_arn=self.identity.role_arn,
+            scheduling=cluster.system_scheduling,
+            manages_load_balancers=manages_lbs,
+        )
         cloud_config = k8s.core.v1.ConfigMap(
             f"{name}-cloud-config",
-            metadata={"name": values.CCM_CLOUD_CONFIG_MAP, "namespace": values.KUBE_SYSTEM,
-                      "labels": {"app.kubernetes.io/managed-by": "pulumi"}},
-            data={values.CCM_CLOUD_CONFIG_FILE: pulumi.Output.all(args.vpc_id, args.subnet_id).apply(
-                lambda a: values.ccm_cloud_config(region=cfg.region, vpc_id=a[0], subnet_id=a[1],
-                                                  cluster_name=cfg.cluster_name))},
-            opts=pulumi.ResourceOptions(parent=self, provider=cluster.k8s_provider, depends_on=list(cluster.ready)))
+            metadata={
+                "name": values.CCM_CLOUD_CONFIG_MAP,
+                "namespace": values.KUBE_SYSTEM,
+                "labels": {"app.kubernetes.io/managed-by": "pulumi"},
+            },
+            data={
+                values.CCM_CLOUD_CONFIG_FILE: pulumi.Output.all(args.vpc_id, args.subnet_id).apply(
+                    lambda a: values.ccm_cloud_config(
+                        region=cfg.region, vpc_id=a[0], subnet_id=a[1], cluster_name=cfg.cluster_name
+                    )
+                )
+            },
+            opts=pulumi.ResourceOptions(parent=self, provider=cluster.k8s_provider, depends_on=list(cluster.ready)),
+        )
         self.release = pinned_release(
-            f"{name}-release", values.CCM_RELEASE, "aws-cloud-controller-manager", release_values,
-            pulumi.ResourceOptions(parent=self, provider=cluster.k8s_provider,
-                                   depends_on=[*cluster.ready, self.identity, cloud_config]))
+            f"{name}-release",
+            values.CCM_RELEASE,
+            "aws-cloud-controller-manager",
+            release_values,
+            pulumi.ResourceOptions(
+                parent=self, provider=cluster.k8s_provider, depends_on=[*cluster.ready, self.identity, cloud_config]
+            ),
+        )
         self.register_outputs({"release": self.release.name, "roleArn": self.identity.role_arn})

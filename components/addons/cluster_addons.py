@@ -22,25 +22,30 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.addons import values as values
-from components.core import iam_documents as iam
 from components.addons.policies import (
     EBS_CSI_MANAGED_POLICY_ARN,
     ebs_csi_kms_policy,
     load_balancer_controller_policy,
 )
+from components.addons.webhook_certs import WebhookCertificates, WebhookCertificatesArgs
+from components.config import StackConfig
+from components.core import iam_documents as iam
 from components.core.chart_versions import CHARTS
 from components.core.cluster_handle import ClusterHandle
-from components.config import StackConfig
 from components.identity import (
     ServiceAccountIdentity,
     ServiceAccountIdentityArgs,
     default_method,
 )
-from components.addons.webhook_certs import WebhookCertificates, WebhookCertificatesArgs
 
 
-def pinned_release(resource_name: str, release_name: str, chart_key: str, release_values: pulumi.Input[dict],
-                   opts: pulumi.ResourceOptions) -> k8s.helm.v3.Release:
+def pinned_release(
+    resource_name: str,
+    release_name: str,
+    chart_key: str,
+    release_values: pulumi.Input[dict],
+    opts: pulumi.ResourceOptions,
+) -> k8s.helm.v3.Release:
     """A Helm release of a chart pinned in `chart_versions.CHARTS`, into kube-system."""
     chart = CHARTS[chart_key]
     return k8s.helm.v3.Release(
@@ -58,17 +63,28 @@ def pinned_release(resource_name: str, release_name: str, chart_key: str, releas
     )
 
 
-def addon_identity(name: str, cfg: StackConfig, cluster: ClusterHandle, key: str, service_account: str,
-                   policy_json: pulumi.Input[str] | None, managed_policy_arns: list[str] | None,
-                   parent: pulumi.Resource) -> ServiceAccountIdentity:
+def addon_identity(
+    name: str,
+    cfg: StackConfig,
+    cluster: ClusterHandle,
+    key: str,
+    service_account: str,
+    policy_json: pulumi.Input[str] | None,
+    managed_policy_arns: list[str] | None,
+    parent: pulumi.Resource,
+) -> ServiceAccountIdentity:
     """A controller's role bound to its kube-system ServiceAccount (Pod Identity on EKS, IRSA on K3s)."""
     return ServiceAccountIdentity(
         name,
         ServiceAccountIdentityArgs(
-            cluster=cluster, namespace=values.KUBE_SYSTEM, service_account=service_account,
-            method=default_method(cluster), account_id=cfg.account_id,
+            cluster=cluster,
+            namespace=values.KUBE_SYSTEM,
+            service_account=service_account,
+            method=default_method(cluster),
+            account_id=cfg.account_id,
             tags=cfg.resource_tags(**{"k8s-platform/addon": key}),
-            inline_policy_json=policy_json, managed_policy_arns=managed_policy_arns or [],
+            inline_policy_json=policy_json,
+            managed_policy_arns=managed_policy_arns or [],
         ),
         opts=pulumi.ResourceOptions(parent=parent),
     )
@@ -103,25 +119,50 @@ class ClusterAddons(pulumi.ComponentResource):
         if addons.aws_load_balancer_controller.enabled:
             self._load_balancer_controller(after=before_lb)
 
-        self.register_outputs({
-            "releases": {k: r.name for k, r in self.releases.items()},
-            "roleArns": {k: i.role_arn for k, i in self.identities.items()},
-        })
+        self.register_outputs(
+            {
+                "releases": {k: r.name for k, r in self.releases.items()},
+                "roleArns": {k: i.role_arn for k, i in self.identities.items()},
+            }
+        )
 
     # ------------------------------------------------------------------------------ helpers
     def _k8s_opts(self, after: list[pulumi.Resource] | None = None, **kwargs) -> pulumi.ResourceOptions:
-        return pulumi.ResourceOptions(parent=self, provider=self._cluster.k8s_provider,
-                                      depends_on=[*self._cluster.ready, *(after or [])], **kwargs)
+        return pulumi.ResourceOptions(
+            parent=self,
+            provider=self._cluster.k8s_provider,
+            depends_on=[*self._cluster.ready, *(after or [])],
+            **kwargs,
+        )
 
-    def _identity(self, key: str, service_account: str, policy_json: pulumi.Input[str] | None = None,
-                  managed_policy_arns: list[str] | None = None) -> ServiceAccountIdentity:
-        identity = addon_identity(f"{self._name}-{key}", self._cfg, self._cluster, key, service_account,
-                                  policy_json, managed_policy_arns, self)
+    def _identity(
+        self,
+        key: str,
+        service_account: str,
+        policy_json: pulumi.Input[str] | None = None,
+        managed_policy_arns: list[str] | None = None,
+    ) -> ServiceAccountIdentity:
+        identity = addon_identity(
+            f"{self._name}-{key}",
+            self._cfg,
+            self._cluster,
+            key,
+            service_account,
+            policy_json,
+            managed_policy_arns,
+            self,
+        )
         self.identities[key] = identity
         return identity
 
-    def _release(self, key: str, chart_key: str, release_values: pulumi.Input[dict], after: list[pulumi.Resource],
-                 identity: ServiceAccountIdentity | None = None) -> k8s.helm.v3.Release:
+    def _release(
+        self,
+        key: str,
+        chart_key: str,
+        release_values: pulumi.Input[dict],
+        after: list[pulumi.Resource],
+        identity: ServiceAccountIdentity | None = None,
+    ) -> k8s.helm.v3.Release:
         # The identity (role, policy, Pod Identity association) exists before any pod of the chart.
         depends = [*after, *([identity] if identity else [])]
         release = pinned_release(f"{self._name}-{key}", key, chart_key, release_values, self._k8s_opts(depends))
@@ -132,15 +173,22 @@ class ClusterAddons(pulumi.ComponentResource):
     def _metrics_server(self) -> k8s.helm.v3.Release:
         certs = WebhookCertificates(
             f"{self._name}-metrics-server-certs",
-            WebhookCertificatesArgs(service_name=values.METRICS_SERVER_RELEASE, namespace=values.KUBE_SYSTEM,
-                                    k8s_provider=self._cluster.k8s_provider,
-                                    secret_name=values.METRICS_SERVER_TLS_SECRET),
+            WebhookCertificatesArgs(
+                service_name=values.METRICS_SERVER_RELEASE,
+                namespace=values.KUBE_SYSTEM,
+                k8s_provider=self._cluster.k8s_provider,
+                secret_name=values.METRICS_SERVER_TLS_SECRET,
+            ),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(self._cluster.ready)),
         )
         release_values = values.metrics_server_values(
-            scheduling=self._cluster.system_scheduling, highly_available=self._cfg.safeguards_in_force.highly_available, ca_bundle=certs.ca_cert_pem)
-        return self._release(values.METRICS_SERVER_RELEASE, "metrics-server", release_values,
-                             [certs.secret] if certs.secret else [])
+            scheduling=self._cluster.system_scheduling,
+            highly_available=self._cfg.safeguards_in_force.highly_available,
+            ca_bundle=certs.ca_cert_pem,
+        )
+        return self._release(
+            values.METRICS_SERVER_RELEASE, "metrics-server", release_values, [certs.secret] if certs.secret else []
+        )
 
     def _ebs_csi(self) -> list[pulumi.Resource]:
         cfg, ebs = self._cfg, self._cfg.addons.ebs_csi
@@ -148,13 +196,19 @@ class ClusterAddons(pulumi.ComponentResource):
         if self._cluster.kind == "k3s":
             # EKS: the managed add-on and its Pod Identity come from eks_addons.py.
             identity = self._identity(
-                "ebs-csi", values.EBS_CSI_CONTROLLER_SERVICE_ACCOUNT,
+                "ebs-csi",
+                values.EBS_CSI_CONTROLLER_SERVICE_ACCOUNT,
                 iam.to_json(ebs_csi_kms_policy(ebs.kms_key_arn)) if ebs.kms_key_arn else None,
-                managed_policy_arns=[EBS_CSI_MANAGED_POLICY_ARN])
+                managed_policy_arns=[EBS_CSI_MANAGED_POLICY_ARN],
+            )
             release_values = values.ebs_csi_values(
-                cluster_name=cfg.cluster_name, region=cfg.region,
+                cluster_name=cfg.cluster_name,
+                region=cfg.region,
                 service_account_annotations=identity.service_account_annotations,
-                scheduling=self._cluster.system_scheduling, highly_available=cfg.safeguards_in_force.highly_available, volume_tags=cfg.resource_tags())
+                scheduling=self._cluster.system_scheduling,
+                highly_available=cfg.safeguards_in_force.highly_available,
+                volume_tags=cfg.resource_tags(),
+            )
             installed.append(self._release(values.EBS_CSI_RELEASE, "aws-ebs-csi-driver", release_values, [], identity))
         spec = values.storage_class_manifest(ebs.kms_key_arn)
         self.storage_class = k8s.storage.v1.StorageClass(
@@ -172,9 +226,13 @@ class ClusterAddons(pulumi.ComponentResource):
     def _load_balancer_controller(self, after: list[pulumi.Resource]) -> None:
         cfg, lb = self._cfg, self._cfg.addons.aws_load_balancer_controller
         target_type = lb.effective_target_type(self._cluster.kind)
-        policy = pulumi.Output.from_input(self._vpc_id).apply(lambda vpc: iam.to_json(
-            load_balancer_controller_policy(cfg.cluster_name, vpc, cfg.region, cfg.account_id,
-                                            waf_integration=lb.waf_integration)))
+        policy = pulumi.Output.from_input(self._vpc_id).apply(
+            lambda vpc: iam.to_json(
+                load_balancer_controller_policy(
+                    cfg.cluster_name, vpc, cfg.region, cfg.account_id, waf_integration=lb.waf_integration
+                )
+            )
+        )
         identity = self._identity("aws-load-balancer-controller", values.LB_CONTROLLER_SERVICE_ACCOUNT, policy)
         certs = WebhookCertificates(
             f"{self._name}-lb-webhook-certs",
@@ -182,14 +240,22 @@ class ClusterAddons(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         release_values = values.load_balancer_controller_values(
-            cluster_name=cfg.cluster_name, region=cfg.region, vpc_id=self._vpc_id,
+            cluster_name=cfg.cluster_name,
+            region=cfg.region,
+            vpc_id=self._vpc_id,
             service_account_annotations=identity.service_account_annotations,
-            scheduling=self._cluster.system_scheduling, highly_available=cfg.safeguards_in_force.highly_available,
-            webhook_ca=certs.ca_cert_pem, webhook_cert=certs.cert_pem, webhook_key=certs.private_key_pem,
-            default_tags=cfg.resource_tags(), target_type=target_type,
-            waf_integration=lb.waf_integration)
-        release = self._release(values.LB_CONTROLLER_RELEASE, "aws-load-balancer-controller", release_values,
-                                after, identity)
+            scheduling=self._cluster.system_scheduling,
+            highly_available=cfg.safeguards_in_force.highly_available,
+            webhook_ca=certs.ca_cert_pem,
+            webhook_cert=certs.cert_pem,
+            webhook_key=certs.private_key_pem,
+            default_tags=cfg.resource_tags(),
+            target_type=target_type,
+            waf_integration=lb.waf_integration,
+        )
+        release = self._release(
+            values.LB_CONTROLLER_RELEASE, "aws-load-balancer-controller", release_values, after, identity
+        )
         params_name = values.ingress_class_params_name(lb.ingress_group)
         # The CRD ships with the chart: the parameters follow the release.
         params = k8s.apiextensions.CustomResource(

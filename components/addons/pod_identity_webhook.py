@@ -25,9 +25,9 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.addons.webhook_certs import WebhookCertificates, WebhookCertificatesArgs
 from components.core.cluster_handle import ClusterHandle
 from components.core.trust_policies import STS_AUDIENCE
-from components.addons.webhook_certs import WebhookCertificates, WebhookCertificatesArgs
 
 # Pinned upstream image (public ECR), by digest: the webhook mutates every pod and fails closed, so
 # a re-pushed tag must not change what runs. The digest is the v0.6.17 multi-arch index as recorded
@@ -66,8 +66,9 @@ def container_command(region: str) -> list[str]:
     ]
 
 
-def pod_spec(region: str, secret_name: str, node_selector: dict[str, str],
-             tolerations: list[dict[str, str]]) -> dict[str, Any]:
+def pod_spec(
+    region: str, secret_name: str, node_selector: dict[str, str], tolerations: list[dict[str, str]]
+) -> dict[str, Any]:
     # v0.6.17 serves /healthz only on the TLS serving port (--port); the metrics port serves /metrics alone.
     probe = {"httpGet": {"path": "/healthz", "port": CONTAINER_PORT, "scheme": "HTTPS"}, "periodSeconds": 10}
     return {
@@ -76,22 +77,34 @@ def pod_spec(region: str, secret_name: str, node_selector: dict[str, str],
         "nodeSelector": node_selector,
         "tolerations": tolerations,
         "securityContext": {"runAsNonRoot": True, "runAsUser": 65534, "seccompProfile": {"type": "RuntimeDefault"}},
-        "topologySpreadConstraints": [{
-            "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
-            "labelSelector": {"matchLabels": LABELS},
-        }],
-        "containers": [{
-            "name": "webhook",
-            "image": WEBHOOK_IMAGE,
-            "command": container_command(region),
-            "ports": [{"name": "https", "containerPort": CONTAINER_PORT}, {"name": "metrics", "containerPort": METRICS_PORT}],
-            "readinessProbe": probe,
-            "livenessProbe": {**probe, "initialDelaySeconds": 10},
-            "resources": {"requests": {"cpu": "20m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
-            "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                "capabilities": {"drop": ["ALL"]}},
-            "volumeMounts": [{"name": "certs", "mountPath": CERT_DIR, "readOnly": True}],
-        }],
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": LABELS},
+            }
+        ],
+        "containers": [
+            {
+                "name": "webhook",
+                "image": WEBHOOK_IMAGE,
+                "command": container_command(region),
+                "ports": [
+                    {"name": "https", "containerPort": CONTAINER_PORT},
+                    {"name": "metrics", "containerPort": METRICS_PORT},
+                ],
+                "readinessProbe": probe,
+                "livenessProbe": {**probe, "initialDelaySeconds": 10},
+                "resources": {"requests": {"cpu": "20m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
+                "securityContext": {
+                    "allowPrivilegeEscalation": False,
+                    "readOnlyRootFilesystem": True,
+                    "capabilities": {"drop": ["ALL"]},
+                },
+                "volumeMounts": [{"name": "certs", "mountPath": CERT_DIR, "readOnly": True}],
+            }
+        ],
         "volumes": [{"name": "certs", "secret": {"secretName": secret_name}}],
     }
 
@@ -111,18 +124,23 @@ def mutating_webhook(ca_bundle: str) -> dict[str, Any]:
         "sideEffects": "None",
         "failurePolicy": "Fail",
         "timeoutSeconds": 10,
-        "clientConfig": {"service": {"name": SERVICE, "namespace": NAMESPACE, "path": "/mutate", "port": 443},
-                         "caBundle": ca_bundle},
+        "clientConfig": {
+            "service": {"name": SERVICE, "namespace": NAMESPACE, "path": "/mutate", "port": 443},
+            "caBundle": ca_bundle,
+        },
         "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}],
-        "namespaceSelector": {"matchExpressions": [
-            {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [NAMESPACE]},
-        ]},
+        "namespaceSelector": {
+            "matchExpressions": [
+                {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [NAMESPACE]},
+            ]
+        },
         "matchConditions": [{"name": "not-self-projected-sts-token", "expression": NOT_SELF_PROJECTED}],
     }
 
 
-def network_policy_spec(api_server_cidrs: list[str], api_server_port: int, api_service_ip: str,
-                        tunnel_cidrs: list[str]) -> dict[str, Any]:
+def network_policy_spec(
+    api_server_cidrs: list[str], api_server_port: int, api_service_ip: str, tunnel_cidrs: list[str]
+) -> dict[str, Any]:
     """Ingress: the API server to the webhook port only; egress: the API server only (it watches
     ServiceAccounts). The API server runs on the K3s servers' host network: its calls come from the
     servers' VPC addresses, or, to a replica on another server, from that server's flannel
@@ -136,8 +154,10 @@ def network_policy_spec(api_server_cidrs: list[str], api_server_port: int, api_s
         "policyTypes": ["Ingress", "Egress"],
         "ingress": [{"from": peers, "ports": [{"protocol": "TCP", "port": CONTAINER_PORT}]}],
         "egress": [
-            {"to": [{"ipBlock": {"cidr": c}} for c in api_server_cidrs],
-             "ports": [{"protocol": "TCP", "port": api_server_port}]},
+            {
+                "to": [{"ipBlock": {"cidr": c}} for c in api_server_cidrs],
+                "ports": [{"protocol": "TCP", "port": api_server_port}],
+            },
             {"to": [{"ipBlock": {"cidr": f"{api_service_ip}/32"}}], "ports": [{"protocol": "TCP", "port": 443}]},
         ],
     }
@@ -169,51 +189,71 @@ class PodIdentityWebhook(pulumi.ComponentResource):
         in_ns = pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[namespace]))
         certs = WebhookCertificates(
             f"{name}-certs",
-            WebhookCertificatesArgs(service_name=SERVICE, namespace=NAMESPACE, k8s_provider=cluster.k8s_provider,
-                                    labels=LABELS, namespace_resource=namespace),
+            WebhookCertificatesArgs(
+                service_name=SERVICE,
+                namespace=NAMESPACE,
+                k8s_provider=cluster.k8s_provider,
+                labels=LABELS,
+                namespace_resource=namespace,
+            ),
             opts=pulumi.ResourceOptions(parent=self),
         )
         k8s.core.v1.ServiceAccount(f"{name}-sa", metadata=meta(SERVICE, namespace=NAMESPACE), opts=in_ns)
         # --in-cluster=false: reading ServiceAccounts (their annotations) is all it does.
         role = k8s.rbac.v1.ClusterRole(
-            f"{name}-role", metadata=meta(f"k8s-platform:{SERVICE}"),
+            f"{name}-role",
+            metadata=meta(f"k8s-platform:{SERVICE}"),
             rules=[{"apiGroups": [""], "resources": ["serviceaccounts"], "verbs": ["get", "watch", "list"]}],
             opts=k8s_opts,
         )
         k8s.rbac.v1.ClusterRoleBinding(
-            f"{name}-binding", metadata=meta(f"k8s-platform:{SERVICE}"),
+            f"{name}-binding",
+            metadata=meta(f"k8s-platform:{SERVICE}"),
             role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role.metadata.name},
             subjects=[{"kind": "ServiceAccount", "name": SERVICE, "namespace": NAMESPACE}],
             opts=k8s_opts,
         )
-        spec = pod_spec(args.region, certs.secret_name, cluster.system_scheduling.node_selector,
-                        cluster.system_scheduling.tolerations)
+        spec = pod_spec(
+            args.region,
+            certs.secret_name,
+            cluster.system_scheduling.node_selector,
+            cluster.system_scheduling.tolerations,
+        )
         deployment = k8s.apps.v1.Deployment(
-            f"{name}-deployment", metadata=meta(SERVICE, namespace=NAMESPACE),
-            spec={"replicas": args.replicas, "selector": {"matchLabels": LABELS},
-                  "template": {"metadata": {"labels": LABELS}, "spec": spec}},
+            f"{name}-deployment",
+            metadata=meta(SERVICE, namespace=NAMESPACE),
+            spec={
+                "replicas": args.replicas,
+                "selector": {"matchLabels": LABELS},
+                "template": {"metadata": {"labels": LABELS}, "spec": spec},
+            },
             opts=pulumi.ResourceOptions.merge(in_ns, pulumi.ResourceOptions(depends_on=[certs])),
         )
         service = k8s.core.v1.Service(
-            f"{name}-service", metadata=meta(SERVICE, namespace=NAMESPACE),
+            f"{name}-service",
+            metadata=meta(SERVICE, namespace=NAMESPACE),
             spec={"selector": LABELS, "ports": [{"name": "https", "port": 443, "targetPort": "https"}]},
             opts=in_ns,
         )
         k8s.policy.v1.PodDisruptionBudget(
-            f"{name}-pdb", metadata=meta(SERVICE, namespace=NAMESPACE),
+            f"{name}-pdb",
+            metadata=meta(SERVICE, namespace=NAMESPACE),
             spec={"minAvailable": 1, "selector": {"matchLabels": LABELS}},
             opts=in_ns,
         )
         if args.api_server_cidrs:
             k8s.networking.v1.NetworkPolicy(
-                f"{name}-network-policy", metadata=meta(SERVICE, namespace=NAMESPACE),
-                spec=network_policy_spec(list(args.api_server_cidrs), args.api_server_port, args.api_service_ip,
-                                         list(args.tunnel_cidrs)),
+                f"{name}-network-policy",
+                metadata=meta(SERVICE, namespace=NAMESPACE),
+                spec=network_policy_spec(
+                    list(args.api_server_cidrs), args.api_server_port, args.api_service_ip, list(args.tunnel_cidrs)
+                ),
                 opts=in_ns,
             )
         # Registered last: the API server calls it (failurePolicy Fail) only once pods can answer.
         self.webhook_configuration = k8s.admissionregistration.v1.MutatingWebhookConfiguration(
-            f"{name}-webhook", metadata=meta(SERVICE),
+            f"{name}-webhook",
+            metadata=meta(SERVICE),
             webhooks=[certs.ca_bundle.apply(mutating_webhook)],
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[deployment, service])),
         )

@@ -35,17 +35,32 @@ def _arns(partition: str, service: str, region: str, account_id: str, *paths: st
 
 # ---------------------------------------------------------------------- AWS Load Balancer Controller
 LB_DESCRIBE_ACTIONS = (
-    "ec2:DescribeAccountAttributes", "ec2:DescribeAddresses", "ec2:DescribeAvailabilityZones",
-    "ec2:DescribeInternetGateways", "ec2:DescribeVpcs", "ec2:DescribeVpcPeeringConnections",
-    "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups", "ec2:DescribeInstances",
-    "ec2:DescribeNetworkInterfaces", "ec2:DescribeTags", "ec2:DescribeRouteTables",
-    "ec2:DescribeIpamPools", "ec2:DescribeCoipPools",
-    "elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeLoadBalancerAttributes",
-    "elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeListenerAttributes",
-    "elasticloadbalancing:DescribeListenerCertificates", "elasticloadbalancing:DescribeSSLPolicies",
-    "elasticloadbalancing:DescribeRules", "elasticloadbalancing:DescribeTargetGroups",
-    "elasticloadbalancing:DescribeTargetGroupAttributes", "elasticloadbalancing:DescribeTargetHealth",
-    "elasticloadbalancing:DescribeTags", "elasticloadbalancing:DescribeTrustStores",
+    "ec2:DescribeAccountAttributes",
+    "ec2:DescribeAddresses",
+    "ec2:DescribeAvailabilityZones",
+    "ec2:DescribeInternetGateways",
+    "ec2:DescribeVpcs",
+    "ec2:DescribeVpcPeeringConnections",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeInstances",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeTags",
+    "ec2:DescribeRouteTables",
+    "ec2:DescribeIpamPools",
+    "ec2:DescribeCoipPools",
+    "elasticloadbalancing:DescribeLoadBalancers",
+    "elasticloadbalancing:DescribeLoadBalancerAttributes",
+    "elasticloadbalancing:DescribeListeners",
+    "elasticloadbalancing:DescribeListenerAttributes",
+    "elasticloadbalancing:DescribeListenerCertificates",
+    "elasticloadbalancing:DescribeSSLPolicies",
+    "elasticloadbalancing:DescribeRules",
+    "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeTargetGroupAttributes",
+    "elasticloadbalancing:DescribeTargetHealth",
+    "elasticloadbalancing:DescribeTags",
+    "elasticloadbalancing:DescribeTrustStores",
     "elasticloadbalancing:DescribeCapacityReservation",
 )
 
@@ -58,12 +73,20 @@ LB_LIST_CERTIFICATE_ACTIONS = ("acm:ListCertificates", "iam:ListServerCertificat
 # `addons.awsLoadBalancerController.wafIntegration` (the chart's enableWaf/enableWafv2/enableShield
 # follow it, so the controller makes none of these calls otherwise). Upstream grants them on "*".
 LB_WAF_ACTIONS = (
-    "waf-regional:GetWebACL", "waf-regional:GetWebACLForResource", "waf-regional:AssociateWebACL",
-    "waf-regional:DisassociateWebACL", "wafv2:GetWebACL", "wafv2:GetWebACLForResource",
-    "wafv2:AssociateWebACL", "wafv2:DisassociateWebACL",
+    "waf-regional:GetWebACL",
+    "waf-regional:GetWebACLForResource",
+    "waf-regional:AssociateWebACL",
+    "waf-regional:DisassociateWebACL",
+    "wafv2:GetWebACL",
+    "wafv2:GetWebACLForResource",
+    "wafv2:AssociateWebACL",
+    "wafv2:DisassociateWebACL",
 )
 LB_SHIELD_ACTIONS = (
-    "shield:GetSubscriptionState", "shield:DescribeProtection", "shield:CreateProtection", "shield:DeleteProtection",
+    "shield:GetSubscriptionState",
+    "shield:DescribeProtection",
+    "shield:CreateProtection",
+    "shield:DeleteProtection",
 )
 # What a policy without WAF integration leaves out of upstream's iam_policy.json, on purpose.
 LB_WAF_SHIELD_ACTIONS_REMOVED_BY_DEFAULT = LB_WAF_ACTIONS + LB_SHIELD_ACTIONS
@@ -81,25 +104,38 @@ def load_balancer_waf_shield_statements(region: str, account_id: str, partition:
     protections = [f"arn:{partition}:shield::{account_id}:protection/*"]
     return [
         statement([a for a in LB_WAF_ACTIONS if a.startswith("wafv2:")], [*web_acls, *albs], sid="WafV2OnAlbs"),
-        statement([a for a in LB_WAF_ACTIONS if a.startswith("waf-regional:")], [*classic_acls, *albs],
-                  sid="WafRegionalOnAlbs"),
+        statement(
+            [a for a in LB_WAF_ACTIONS if a.startswith("waf-regional:")],
+            [*classic_acls, *albs],
+            sid="WafRegionalOnAlbs",
+        ),
         # GetSubscriptionState is account-level: no resource-level permission.
         statement("shield:GetSubscriptionState", "*", sid="ShieldSubscription"),
-        statement(["shield:DescribeProtection", "shield:CreateProtection", "shield:DeleteProtection"],
-                  [*protections, *albs], sid="ShieldProtectionOfAlbs"),
+        statement(
+            ["shield:DescribeProtection", "shield:CreateProtection", "shield:DeleteProtection"],
+            [*protections, *albs],
+            sid="ShieldProtectionOfAlbs",
+        ),
     ]
 
+
 LB_MODIFY_OWNED_ACTIONS = (
-    "elasticloadbalancing:ModifyLoadBalancerAttributes", "elasticloadbalancing:SetIpAddressType",
-    "elasticloadbalancing:SetSecurityGroups", "elasticloadbalancing:SetSubnets",
-    "elasticloadbalancing:DeleteLoadBalancer", "elasticloadbalancing:ModifyTargetGroup",
-    "elasticloadbalancing:ModifyTargetGroupAttributes", "elasticloadbalancing:DeleteTargetGroup",
-    "elasticloadbalancing:ModifyCapacityReservation", "elasticloadbalancing:ModifyIpPools",
+    "elasticloadbalancing:ModifyLoadBalancerAttributes",
+    "elasticloadbalancing:SetIpAddressType",
+    "elasticloadbalancing:SetSecurityGroups",
+    "elasticloadbalancing:SetSubnets",
+    "elasticloadbalancing:DeleteLoadBalancer",
+    "elasticloadbalancing:ModifyTargetGroup",
+    "elasticloadbalancing:ModifyTargetGroupAttributes",
+    "elasticloadbalancing:DeleteTargetGroup",
+    "elasticloadbalancing:ModifyCapacityReservation",
+    "elasticloadbalancing:ModifyIpPools",
 )
 
 
-def load_balancer_controller_policy(cluster_name: str, vpc_id: str, region: str, account_id: str,
-                                    partition: str = "aws", waf_integration: bool = False) -> dict[str, Any]:
+def load_balancer_controller_policy(
+    cluster_name: str, vpc_id: str, region: str, account_id: str, partition: str = "aws", waf_integration: bool = False
+) -> dict[str, Any]:
     """Least-privilege permissions of the AWS Load Balancer Controller of one cluster; WAF and
     Shield only with `waf_integration`."""
     elb = lambda *paths: _arns(partition, "elasticloadbalancing", region, account_id, *paths)  # noqa: E731
@@ -111,90 +147,166 @@ def load_balancer_controller_policy(cluster_name: str, vpc_id: str, region: str,
     # Retagging may change other tags, never the ownership tag itself (absent from the request).
     keeps_owner_tag = {"Null": {f"aws:RequestTag/{LB_CLUSTER_TAG}": "true"}, **owned}
     return document(
-        statement("iam:CreateServiceLinkedRole",
-                  f"arn:{partition}:iam::{account_id}:role/aws-service-role/elasticloadbalancing.amazonaws.com/*",
-                  conditions={"StringEquals": {"iam:AWSServiceName": "elasticloadbalancing.amazonaws.com"}},
-                  sid="ElbServiceLinkedRole"),
+        statement(
+            "iam:CreateServiceLinkedRole",
+            f"arn:{partition}:iam::{account_id}:role/aws-service-role/elasticloadbalancing.amazonaws.com/*",
+            conditions={"StringEquals": {"iam:AWSServiceName": "elasticloadbalancing.amazonaws.com"}},
+            sid="ElbServiceLinkedRole",
+        ),
         # Describe/Get calls support no resource-level permissions: "*" is the only valid resource.
         statement(list(LB_DESCRIBE_ACTIONS), "*", sid="Describe"),
         statement(list(LB_LIST_CERTIFICATE_ACTIONS), "*", sid="ListCertificates"),
-        statement(["acm:DescribeCertificate"], _arns(partition, "acm", region, account_id, "certificate/*"),
-                  sid="ReadCertificates"),
-        statement(["iam:GetServerCertificate"], f"arn:{partition}:iam::{account_id}:server-certificate/*",
-                  sid="ReadServerCertificates"),
-        statement(["cognito-idp:DescribeUserPoolClient"],
-                  _arns(partition, "cognito-idp", region, account_id, "userpool/*"), sid="ReadCognitoUserPools"),
-        statement("ec2:GetCoipPoolUsage", _arns(partition, "ec2", region, account_id, "coip-pool/*"),
-                  sid="ReadCoipPools"),
+        statement(
+            ["acm:DescribeCertificate"],
+            _arns(partition, "acm", region, account_id, "certificate/*"),
+            sid="ReadCertificates",
+        ),
+        statement(
+            ["iam:GetServerCertificate"],
+            f"arn:{partition}:iam::{account_id}:server-certificate/*",
+            sid="ReadServerCertificates",
+        ),
+        statement(
+            ["cognito-idp:DescribeUserPoolClient"],
+            _arns(partition, "cognito-idp", region, account_id, "userpool/*"),
+            sid="ReadCognitoUserPools",
+        ),
+        statement(
+            "ec2:GetCoipPoolUsage", _arns(partition, "ec2", region, account_id, "coip-pool/*"), sid="ReadCoipPools"
+        ),
         statement("ec2:GetSecurityGroupsForVpc", [vpc_arn, *security_groups], sid="ReadClusterVpcSecurityGroups"),
         *(load_balancer_waf_shield_statements(region, account_id, partition) if waf_integration else []),
-        statement(["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"], security_groups,
-                  conditions={"ArnEquals": {"ec2:Vpc": vpc_arn}}, sid="SecurityGroupRulesInClusterVpc"),
+        statement(
+            ["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress"],
+            security_groups,
+            conditions={"ArnEquals": {"ec2:Vpc": vpc_arn}},
+            sid="SecurityGroupRulesInClusterVpc",
+        ),
         statement("ec2:CreateSecurityGroup", [vpc_arn, *security_groups], sid="CreateSecurityGroupInClusterVpc"),
-        statement("ec2:CreateTags", security_groups,
-                  conditions={"StringEquals": {"ec2:CreateAction": "CreateSecurityGroup", **tagged_for_cluster}},
-                  sid="TagSecurityGroupOnCreate"),
-        statement(["ec2:CreateTags", "ec2:DeleteTags"], security_groups, conditions=keeps_owner_tag,
-                  sid="RetagOwnedSecurityGroups"),
+        statement(
+            "ec2:CreateTags",
+            security_groups,
+            conditions={"StringEquals": {"ec2:CreateAction": "CreateSecurityGroup", **tagged_for_cluster}},
+            sid="TagSecurityGroupOnCreate",
+        ),
+        statement(
+            ["ec2:CreateTags", "ec2:DeleteTags"],
+            security_groups,
+            conditions=keeps_owner_tag,
+            sid="RetagOwnedSecurityGroups",
+        ),
         statement("ec2:DeleteSecurityGroup", security_groups, conditions=owned, sid="DeleteOwnedSecurityGroups"),
-        statement(["elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:CreateTargetGroup"],
-                  elb("loadbalancer/*", "targetgroup/*/*"),
-                  conditions={"StringEquals": tagged_for_cluster}, sid="CreateTaggedLoadBalancers"),
-        statement("elasticloadbalancing:AddTags", owned_lbs,
-                  conditions={"StringEquals": {"elasticloadbalancing:CreateAction": ["CreateTargetGroup", "CreateLoadBalancer"],
-                                               **tagged_for_cluster}},
-                  sid="TagLoadBalancersOnCreate"),
-        statement(["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"], owned_lbs,
-                  conditions=keeps_owner_tag, sid="RetagOwnedLoadBalancers"),
-        statement(list(LB_MODIFY_OWNED_ACTIONS), elb("loadbalancer/*", "targetgroup/*/*"), conditions=owned,
-                  sid="ModifyOwnedLoadBalancers"),
+        statement(
+            ["elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:CreateTargetGroup"],
+            elb("loadbalancer/*", "targetgroup/*/*"),
+            conditions={"StringEquals": tagged_for_cluster},
+            sid="CreateTaggedLoadBalancers",
+        ),
+        statement(
+            "elasticloadbalancing:AddTags",
+            owned_lbs,
+            conditions={
+                "StringEquals": {
+                    "elasticloadbalancing:CreateAction": ["CreateTargetGroup", "CreateLoadBalancer"],
+                    **tagged_for_cluster,
+                }
+            },
+            sid="TagLoadBalancersOnCreate",
+        ),
+        statement(
+            ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
+            owned_lbs,
+            conditions=keeps_owner_tag,
+            sid="RetagOwnedLoadBalancers",
+        ),
+        statement(
+            list(LB_MODIFY_OWNED_ACTIONS),
+            elb("loadbalancer/*", "targetgroup/*/*"),
+            conditions=owned,
+            sid="ModifyOwnedLoadBalancers",
+        ),
         # Listeners and rules carry no ownership tag of their own; they live under owned load
         # balancers and are pinned to this account and region.
-        statement(["elasticloadbalancing:CreateListener", "elasticloadbalancing:DeleteListener",
-                   "elasticloadbalancing:CreateRule", "elasticloadbalancing:DeleteRule",
-                   "elasticloadbalancing:ModifyListener", "elasticloadbalancing:ModifyRule",
-                   "elasticloadbalancing:SetRulePriorities", "elasticloadbalancing:AddListenerCertificates",
-                   "elasticloadbalancing:RemoveListenerCertificates", "elasticloadbalancing:SetWebAcl"],
-                  elb("loadbalancer/*", "listener/*", "listener-rule/*"), sid="ListenersAndRules"),
+        statement(
+            [
+                "elasticloadbalancing:CreateListener",
+                "elasticloadbalancing:DeleteListener",
+                "elasticloadbalancing:CreateRule",
+                "elasticloadbalancing:DeleteRule",
+                "elasticloadbalancing:ModifyListener",
+                "elasticloadbalancing:ModifyRule",
+                "elasticloadbalancing:SetRulePriorities",
+                "elasticloadbalancing:AddListenerCertificates",
+                "elasticloadbalancing:RemoveListenerCertificates",
+                "elasticloadbalancing:SetWebAcl",
+            ],
+            elb("loadbalancer/*", "listener/*", "listener-rule/*"),
+            sid="ListenersAndRules",
+        ),
         # ModifyListenerAttributes acts on listener ARNs only (upstream grants it on load balancers
         # and target groups, where it never matches): any listener attribute would be AccessDenied.
-        statement("elasticloadbalancing:ModifyListenerAttributes", elb("listener/app/*/*/*", "listener/net/*/*/*"),
-                  sid="ModifyListenerAttributes"),
-        statement(["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
-                  elb("listener/net/*/*/*", "listener/app/*/*/*", "listener-rule/net/*/*/*", "listener-rule/app/*/*/*"),
-                  sid="TagListenersAndRules"),
+        statement(
+            "elasticloadbalancing:ModifyListenerAttributes",
+            elb("listener/app/*/*/*", "listener/net/*/*/*"),
+            sid="ModifyListenerAttributes",
+        ),
+        statement(
+            ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
+            elb("listener/net/*/*/*", "listener/app/*/*/*", "listener-rule/net/*/*/*", "listener-rule/app/*/*/*"),
+            sid="TagListenersAndRules",
+        ),
         # TargetGroupBinding may point at target groups created outside the cluster (upstream does
         # the same); registration stays inside this account and region.
-        statement(["elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"],
-                  elb("targetgroup/*/*"), sid="RegisterTargets"),
+        statement(
+            ["elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"],
+            elb("targetgroup/*/*"),
+            sid="RegisterTargets",
+        ),
     )
 
 
 # ------------------------------------------------------------------ AWS cloud controller manager
 CCM_NODE_ACTIONS = (
-    "ec2:DescribeInstances", "ec2:DescribeInstanceTopology", "ec2:DescribeAvailabilityZones",
-    "ec2:DescribeRegions", "ec2:DescribeVpcs", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups",
+    "ec2:DescribeInstances",
+    "ec2:DescribeInstanceTopology",
+    "ec2:DescribeAvailabilityZones",
+    "ec2:DescribeRegions",
+    "ec2:DescribeVpcs",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeSecurityGroups",
     "ec2:DescribeRouteTables",
 )
 
 CCM_SERVICE_ACTIONS = (
-    "elasticloadbalancing:AddTags", "elasticloadbalancing:ApplySecurityGroupsToLoadBalancer",
-    "elasticloadbalancing:AttachLoadBalancerToSubnets", "elasticloadbalancing:ConfigureHealthCheck",
-    "elasticloadbalancing:CreateListener", "elasticloadbalancing:CreateLoadBalancer",
-    "elasticloadbalancing:CreateLoadBalancerListeners", "elasticloadbalancing:CreateLoadBalancerPolicy",
-    "elasticloadbalancing:CreateTargetGroup", "elasticloadbalancing:DeleteListener",
-    "elasticloadbalancing:DeleteLoadBalancer", "elasticloadbalancing:DeleteLoadBalancerListeners",
-    "elasticloadbalancing:DeleteTargetGroup", "elasticloadbalancing:DeregisterInstancesFromLoadBalancer",
-    "elasticloadbalancing:DeregisterTargets", "elasticloadbalancing:DetachLoadBalancerFromSubnets",
-    "elasticloadbalancing:ModifyListener", "elasticloadbalancing:ModifyLoadBalancerAttributes",
-    "elasticloadbalancing:ModifyTargetGroup", "elasticloadbalancing:RegisterInstancesWithLoadBalancer",
-    "elasticloadbalancing:RegisterTargets", "elasticloadbalancing:SetLoadBalancerPoliciesForBackendServer",
+    "elasticloadbalancing:AddTags",
+    "elasticloadbalancing:ApplySecurityGroupsToLoadBalancer",
+    "elasticloadbalancing:AttachLoadBalancerToSubnets",
+    "elasticloadbalancing:ConfigureHealthCheck",
+    "elasticloadbalancing:CreateListener",
+    "elasticloadbalancing:CreateLoadBalancer",
+    "elasticloadbalancing:CreateLoadBalancerListeners",
+    "elasticloadbalancing:CreateLoadBalancerPolicy",
+    "elasticloadbalancing:CreateTargetGroup",
+    "elasticloadbalancing:DeleteListener",
+    "elasticloadbalancing:DeleteLoadBalancer",
+    "elasticloadbalancing:DeleteLoadBalancerListeners",
+    "elasticloadbalancing:DeleteTargetGroup",
+    "elasticloadbalancing:DeregisterInstancesFromLoadBalancer",
+    "elasticloadbalancing:DeregisterTargets",
+    "elasticloadbalancing:DetachLoadBalancerFromSubnets",
+    "elasticloadbalancing:ModifyListener",
+    "elasticloadbalancing:ModifyLoadBalancerAttributes",
+    "elasticloadbalancing:ModifyTargetGroup",
+    "elasticloadbalancing:RegisterInstancesWithLoadBalancer",
+    "elasticloadbalancing:RegisterTargets",
+    "elasticloadbalancing:SetLoadBalancerPoliciesForBackendServer",
     "elasticloadbalancing:SetLoadBalancerPoliciesOfListener",
 )
 
 
-def cloud_controller_manager_policy(vpc_id: str, region: str, account_id: str, manages_load_balancers: bool,
-                                    partition: str = "aws") -> dict[str, Any]:
+def cloud_controller_manager_policy(
+    vpc_id: str, region: str, account_id: str, manages_load_balancers: bool, partition: str = "aws"
+) -> dict[str, Any]:
     """The AWS cloud controller manager of a K3s cluster.
 
     Node initialisation and lifecycle (provider ID, zone labels, deleting nodes whose instance is
@@ -206,20 +318,40 @@ def cloud_controller_manager_policy(vpc_id: str, region: str, account_id: str, m
         security_groups = _arns(partition, "ec2", region, account_id, "security-group/*")
         vpc_arn = _arns(partition, "ec2", region, account_id, f"vpc/{vpc_id}")[0]
         statements += [
-            statement(["elasticloadbalancing:Describe*", "ec2:DescribeNetworkInterfaces"], "*",
-                      sid="DescribeLoadBalancers"),
-            statement(list(CCM_SERVICE_ACTIONS),
-                      _arns(partition, "elasticloadbalancing", region, account_id, "loadbalancer/*", "targetgroup/*/*",
-                            "listener/*"),
-                      sid="ServiceLoadBalancers"),
+            statement(
+                ["elasticloadbalancing:Describe*", "ec2:DescribeNetworkInterfaces"], "*", sid="DescribeLoadBalancers"
+            ),
+            statement(
+                list(CCM_SERVICE_ACTIONS),
+                _arns(
+                    partition,
+                    "elasticloadbalancing",
+                    region,
+                    account_id,
+                    "loadbalancer/*",
+                    "targetgroup/*/*",
+                    "listener/*",
+                ),
+                sid="ServiceLoadBalancers",
+            ),
             statement("ec2:CreateSecurityGroup", [vpc_arn, *security_groups], sid="CreateSecurityGroupInClusterVpc"),
-            statement(["ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress", "ec2:CreateTags",
-                       "ec2:DeleteSecurityGroup"], security_groups,
-                      conditions={"ArnEquals": {"ec2:Vpc": vpc_arn}}, sid="SecurityGroupsInClusterVpc"),
-            statement("iam:CreateServiceLinkedRole",
-                      f"arn:{partition}:iam::{account_id}:role/aws-service-role/elasticloadbalancing.amazonaws.com/*",
-                      conditions={"StringEquals": {"iam:AWSServiceName": "elasticloadbalancing.amazonaws.com"}},
-                      sid="ElbServiceLinkedRole"),
+            statement(
+                [
+                    "ec2:AuthorizeSecurityGroupIngress",
+                    "ec2:RevokeSecurityGroupIngress",
+                    "ec2:CreateTags",
+                    "ec2:DeleteSecurityGroup",
+                ],
+                security_groups,
+                conditions={"ArnEquals": {"ec2:Vpc": vpc_arn}},
+                sid="SecurityGroupsInClusterVpc",
+            ),
+            statement(
+                "iam:CreateServiceLinkedRole",
+                f"arn:{partition}:iam::{account_id}:role/aws-service-role/elasticloadbalancing.amazonaws.com/*",
+                conditions={"StringEquals": {"iam:AWSServiceName": "elasticloadbalancing.amazonaws.com"}},
+                sid="ElbServiceLinkedRole",
+            ),
         ]
     return document(*statements)
 
@@ -232,8 +364,15 @@ def ebs_csi_kms_policy(kms_key_arn: str) -> dict[str, Any]:
     limited to grants for AWS resources (EBS), never to arbitrary principals.
     """
     return document(
-        statement(["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"], kms_key_arn,
-                  conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}}, sid="GrantsForEbs"),
-        statement(["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
-                  kms_key_arn, sid="UseVolumeKey"),
+        statement(
+            ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"],
+            kms_key_arn,
+            conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+            sid="GrantsForEbs",
+        ),
+        statement(
+            ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+            kms_key_arn,
+            sid="UseVolumeKey",
+        ),
     )

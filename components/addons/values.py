@@ -59,18 +59,31 @@ def ingress_class_params_name(group: str) -> str:
 
 
 # -------------------------------------------------------------------- AWS Load Balancer Controller
-def load_balancer_controller_values(*, cluster_name: str, region: str, vpc_id: Any,
-                                    service_account_annotations: Any, scheduling: SystemScheduling,
-                                    highly_available: bool, webhook_ca: Any, webhook_cert: Any, webhook_key: Any,
-                                    default_tags: dict[str, str], target_type: str = "ip",
-                                    waf_integration: bool = False) -> dict[str, Any]:
+def load_balancer_controller_values(
+    *,
+    cluster_name: str,
+    region: str,
+    vpc_id: Any,
+    service_account_annotations: Any,
+    scheduling: SystemScheduling,
+    highly_available: bool,
+    webhook_ca: Any,
+    webhook_cert: Any,
+    webhook_key: Any,
+    default_tags: dict[str, str],
+    target_type: str = "ip",
+    waf_integration: bool = False,
+) -> dict[str, Any]:
     values: dict[str, Any] = {
         "clusterName": cluster_name,
         # Set explicitly: with IMDS hop limit 1 the controller pod cannot discover them itself.
         "region": region,
         "vpcId": vpc_id,
-        "serviceAccount": {"create": True, "name": LB_CONTROLLER_SERVICE_ACCOUNT,
-                           "annotations": service_account_annotations},
+        "serviceAccount": {
+            "create": True,
+            "name": LB_CONTROLLER_SERVICE_ACCOUNT,
+            "annotations": service_account_annotations,
+        },
         "replicaCount": replicas(highly_available),
         **scheduling_values(scheduling),
         "priorityClassName": "system-cluster-critical",
@@ -138,15 +151,25 @@ def metrics_server_values(*, scheduling: SystemScheduling, highly_available: boo
 
 
 # ------------------------------------------------------------------------------- EBS CSI (K3s)
-def ebs_csi_values(*, cluster_name: str, region: str, service_account_annotations: Any,
-                   scheduling: SystemScheduling, highly_available: bool, volume_tags: dict[str, str]) -> dict[str, Any]:
+def ebs_csi_values(
+    *,
+    cluster_name: str,
+    region: str,
+    service_account_annotations: Any,
+    scheduling: SystemScheduling,
+    highly_available: bool,
+    volume_tags: dict[str, str],
+) -> dict[str, Any]:
     return {
         "controller": {
             "region": region,
             "replicaCount": replicas(highly_available),
             **scheduling_values(scheduling),
-            "serviceAccount": {"create": True, "name": EBS_CSI_CONTROLLER_SERVICE_ACCOUNT,
-                               "annotations": service_account_annotations},
+            "serviceAccount": {
+                "create": True,
+                "name": EBS_CSI_CONTROLLER_SERVICE_ACCOUNT,
+                "annotations": service_account_annotations,
+            },
             # The chart's PDB (maxUnavailable 1) would block every drain with one replica.
             "podDisruptionBudget": {"enabled": highly_available},
             # Volumes carry the cluster tag and the platform's tags like every other resource.
@@ -195,8 +218,16 @@ def irsa_token_projection(role_arn: Any, region: str) -> dict[str, Any]:
             {"name": "AWS_REGION", "value": region},
             {"name": "AWS_STS_REGIONAL_ENDPOINTS", "value": "regional"},
         ],
-        "extraVolumes": [{"name": "aws-iam-token", "projected": {"sources": [{"serviceAccountToken": {
-            "audience": STS_AUDIENCE, "expirationSeconds": 86400, "path": "token"}}]}}],
+        "extraVolumes": [
+            {
+                "name": "aws-iam-token",
+                "projected": {
+                    "sources": [
+                        {"serviceAccountToken": {"audience": STS_AUDIENCE, "expirationSeconds": 86400, "path": "token"}}
+                    ]
+                },
+            }
+        ],
         "extraVolumeMounts": [{"name": "aws-iam-token", "mountPath": IRSA_TOKEN_DIR, "readOnly": True}],
     }
 
@@ -210,18 +241,27 @@ def ccm_cloud_config(*, region: str, vpc_id: str, subnet_id: str, cluster_name: 
     IMDS-free (upstream `newAWSCloud2`: the "master-dummy" self instance); nodes are then looked
     up by their provider ID (`aws:///<az>/<instance-id>`, set by the K3s kubelet).
     """
-    return "\n".join([
-        "[Global]",
-        f"Region = {region}",
-        f"VPC = {vpc_id}",
-        f"SubnetID = {subnet_id}",
-        f"KubernetesClusterID = {cluster_name}",
-        "",
-    ])
+    return "\n".join(
+        [
+            "[Global]",
+            f"Region = {region}",
+            f"VPC = {vpc_id}",
+            f"SubnetID = {subnet_id}",
+            f"KubernetesClusterID = {cluster_name}",
+            "",
+        ]
+    )
 
 
-def cloud_controller_manager_values(*, cluster_name: str, region: str, image_tag: str, role_arn: Any,
-                                    scheduling: SystemScheduling, manages_load_balancers: bool) -> dict[str, Any]:
+def cloud_controller_manager_values(
+    *,
+    cluster_name: str,
+    region: str,
+    image_tag: str,
+    role_arn: Any,
+    scheduling: SystemScheduling,
+    manages_load_balancers: bool,
+) -> dict[str, Any]:
     values = scheduling_values(scheduling)
     # Nodes start tainted until this controller initialises them; it must tolerate that taint.
     values["tolerations"] = values["tolerations"] + [
@@ -230,10 +270,14 @@ def cloud_controller_manager_values(*, cluster_name: str, region: str, image_tag
     ]
     result = {
         "image": {"repository": CCM_IMAGE, "tag": image_tag},
-        "args": ["--v=2", "--cloud-provider=aws", f"--cluster-name={cluster_name}",
-                 "--configure-cloud-routes=false",
-                 f"--controllers={','.join(ccm_controllers(manages_load_balancers))}",
-                 f"--cloud-config={CCM_CLOUD_CONFIG_DIR}/{CCM_CLOUD_CONFIG_FILE}"],
+        "args": [
+            "--v=2",
+            "--cloud-provider=aws",
+            f"--cluster-name={cluster_name}",
+            "--configure-cloud-routes=false",
+            f"--controllers={','.join(ccm_controllers(manages_load_balancers))}",
+            f"--cloud-config={CCM_CLOUD_CONFIG_DIR}/{CCM_CLOUD_CONFIG_FILE}",
+        ],
         **values,
         # Not on the host network: with IMDS hop limit 1 the pod cannot borrow the server's
         # instance role (and needs no IMDS: see `ccm_cloud_config`). DNS through the node's
@@ -247,13 +291,21 @@ def cloud_controller_manager_values(*, cluster_name: str, region: str, image_tag
     return {
         **result,
         "env": projection["env"],
-        "extraVolumes": [*projection["extraVolumes"],
-                         {"name": cloud_config, "configMap": {"name": CCM_CLOUD_CONFIG_MAP}}],
-        "extraVolumeMounts": [*projection["extraVolumeMounts"],
-                              {"name": cloud_config, "mountPath": CCM_CLOUD_CONFIG_DIR, "readOnly": True}],
+        "extraVolumes": [
+            *projection["extraVolumes"],
+            {"name": cloud_config, "configMap": {"name": CCM_CLOUD_CONFIG_MAP}},
+        ],
+        "extraVolumeMounts": [
+            *projection["extraVolumeMounts"],
+            {"name": cloud_config, "mountPath": CCM_CLOUD_CONFIG_DIR, "readOnly": True},
+        ],
     }
 
 
 def _zone_spread(labels: dict[str, str]) -> dict[str, Any]:
-    return {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway",
-            "labelSelector": {"matchLabels": labels}}
+    return {
+        "maxSkew": 1,
+        "topologyKey": "topology.kubernetes.io/zone",
+        "whenUnsatisfiable": "ScheduleAnyway",
+        "labelSelector": {"matchLabels": labels},
+    }

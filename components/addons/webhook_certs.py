@@ -62,8 +62,14 @@ class WebhookCertificates(pulumi.ComponentResource):
         self.secret_name = args.secret_name or f"{args.service_name}-tls"
 
         ca = private_ca(f"{name}-ca", f"{args.service_name}.{args.namespace} webhook CA", child)
-        serving = issue_certificate(f"{name}-serving", ca, child, common_name=self.dns_names[2],
-                                    dns_names=self.dns_names, allowed_uses=SERVING_USES)
+        serving = issue_certificate(
+            f"{name}-serving",
+            ca,
+            child,
+            common_name=self.dns_names[2],
+            dns_names=self.dns_names,
+            allowed_uses=SERVING_USES,
+        )
         self.ca_cert_pem = ca.cert_pem
         self.ca_bundle = ca.cert_pem.apply(ca_bundle)
         self.cert_pem = serving.cert_pem
@@ -74,10 +80,16 @@ class WebhookCertificates(pulumi.ComponentResource):
             depends = [args.namespace_resource] if args.namespace_resource is not None else []
             self.secret = k8s.core.v1.Secret(
                 f"{name}-tls",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=self.secret_name, namespace=args.namespace, labels=args.labels),
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=self.secret_name, namespace=args.namespace, labels=args.labels
+                ),
                 type="kubernetes.io/tls",
                 string_data={"tls.crt": self.cert_pem, "tls.key": self.private_key_pem, "ca.crt": self.ca_cert_pem},
-                opts=pulumi.ResourceOptions(parent=self, provider=args.k8s_provider, depends_on=depends,
-                                            additional_secret_outputs=["stringData", "data"]),
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    provider=args.k8s_provider,
+                    depends_on=depends,
+                    additional_secret_outputs=["stringData", "data"],
+                ),
             )
         self.register_outputs({"caBundle": self.ca_bundle, "certPem": self.cert_pem, "secretName": self.secret_name})

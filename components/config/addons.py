@@ -9,31 +9,45 @@ from pydantic import Field, StrictBool, field_validator
 
 from components.config.base import Model, dns_label
 
-KMS_KEY_ARN = re.compile(r"arn:aws:kms:[a-z0-9-]+:[0-9]{12}:key/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
-                         re.ASCII)  # used with fullmatch; partition aws
+KMS_KEY_ARN = re.compile(
+    r"arn:aws:kms:[a-z0-9-]+:[0-9]{12}:key/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII
+)  # used with fullmatch; partition aws
 
 
 class LoadBalancerControllerConfig(Model):
     """AWS Load Balancer Controller (components/addons/cluster_addons.py): Ingress -> ALB, Service -> NLB."""
 
-    enabled: bool = Field(True, description=(
-        "Install the AWS Load Balancer Controller, its IAM and the default IngressClass."))
+    enabled: bool = Field(
+        True, description=("Install the AWS Load Balancer Controller, its IAM and the default IngressClass.")
+    )
     # One IngressGroup shared by every Ingress of the default class: one ALB, not one per Ingress
     # (ALB sprawl exhausts ENI and LB quotas).
-    ingress_group: str = Field("shared", description=(
-        "IngressGroup (a DNS label) shared by every Ingress of the default class: one ALB, not one per Ingress."))
+    ingress_group: str = Field(
+        "shared",
+        description=(
+            "IngressGroup (a DNS label) shared by every Ingress of the default class: one ALB, not one per Ingress."
+        ),
+    )
     scheme: Literal["internal", "internet-facing"] = Field("internal", description="Scheme of the shared ALB.")
     # None = by cluster: `ip` on EKS (pods hold VPC addresses: no NodePort hop, no 502s from draining
     # instance targets), `instance` on K3s (flannel's overlay pod IPs are unreachable from an ALB).
-    target_type: Literal["ip", "instance"] | None = Field(None, description=(
-        "Default target type (IngressClassParams and Services); unset means `ip` on EKS, `instance` on K3s; "
-        "`ip` is refused on K3s (a load balancer cannot reach flannel's overlay pod addresses)."))
+    target_type: Literal["ip", "instance"] | None = Field(
+        None,
+        description=(
+            "Default target type (IngressClassParams and Services); unset means `ip` on EKS, `instance` on K3s; "
+            "`ip` is refused on K3s (a load balancer cannot reach flannel's overlay pod addresses)."
+        ),
+    )
     # WAF / WAFv2 / Shield Advanced on the ALBs (Ingress annotations wafv2-acl-arn, shield-advanced-
     # protection): off, so the controller holds no WAF or Shield permission unless asked.
-    waf_integration: StrictBool = Field(False, description=(
-        "Let the controller attach WAF Regional / WAFv2 web ACLs and Shield Advanced protections to the ALBs "
-        "(sets the chart's `enableWaf`, `enableWafv2`, `enableShield` and grants those actions, scoped to this "
-        "account and region's load balancers); off: the controller holds no WAF or Shield permission."))
+    waf_integration: StrictBool = Field(
+        False,
+        description=(
+            "Let the controller attach WAF Regional / WAFv2 web ACLs and Shield Advanced protections to the ALBs "
+            "(sets the chart's `enableWaf`, `enableWafv2`, `enableShield` and grants those actions, scoped to this "
+            "account and region's load balancers); off: the controller holds no WAF or Shield permission."
+        ),
+    )
 
     def effective_target_type(self, kind: str) -> str:
         return self.target_type or ("ip" if kind == "eks" else "instance")
@@ -44,12 +58,20 @@ class LoadBalancerControllerConfig(Model):
 class EbsCsiConfig(Model):
     """EBS CSI: the managed add-on on EKS, the chart on K3s; plus the default gp3 StorageClass."""
 
-    enabled: bool = Field(True, description=(
-        "Install the EBS CSI driver (EKS managed add-on / K3s chart), its IAM and the default gp3 StorageClass."))
+    enabled: bool = Field(
+        True,
+        description=(
+            "Install the EBS CSI driver (EKS managed add-on / K3s chart), its IAM and the default gp3 StorageClass."
+        ),
+    )
     # Customer-managed key for volume encryption; None = the account's aws/ebs key (still encrypted).
-    kms_key_arn: str | None = Field(None, description=(
-        "Customer-managed KMS key ARN for volume encryption (adds a grant policy to the driver's role); unset "
-        "means volumes are encrypted with the account's `aws/ebs` key."))
+    kms_key_arn: str | None = Field(
+        None,
+        description=(
+            "Customer-managed KMS key ARN for volume encryption (adds a grant policy to the driver's role); unset "
+            "means volumes are encrypted with the account's `aws/ebs` key."
+        ),
+    )
 
     @field_validator("kms_key_arn")
     @classmethod
@@ -70,21 +92,30 @@ class AddonToggle(Model):
 
 class CloudControllerManagerConfig(Model):
     # None = on for k3s (its nodes wait for an external cloud controller); refused on EKS.
-    enabled: bool | None = Field(None, description=(
-        "Run the AWS cloud controller manager (K3s); unset means on for K3s; `true` is refused on EKS "
-        "(it runs inside EKS's managed control plane)."))
+    enabled: bool | None = Field(
+        None,
+        description=(
+            "Run the AWS cloud controller manager (K3s); unset means on for K3s; `true` is refused on EKS "
+            "(it runs inside EKS's managed control plane)."
+        ),
+    )
 
 
 class AddonsConfig(Model):
     """Cluster add-ons; each can be switched off (its IAM goes with it)."""
 
-    aws_load_balancer_controller: LoadBalancerControllerConfig = Field(LoadBalancerControllerConfig(), description=(
-        "AWS Load Balancer Controller: Ingresses become ALBs, LoadBalancer Services NLBs."))
+    aws_load_balancer_controller: LoadBalancerControllerConfig = Field(
+        LoadBalancerControllerConfig(),
+        description=("AWS Load Balancer Controller: Ingresses become ALBs, LoadBalancer Services NLBs."),
+    )
     ebs_csi: EbsCsiConfig = Field(EbsCsiConfig(), description="EBS CSI driver and the default gp3 StorageClass.")
-    metrics_server: AddonToggle = Field(AddonToggle(), description=(
-        "metrics-server, with a Pulumi-minted serving certificate."))
-    cloud_controller_manager: CloudControllerManagerConfig = Field(CloudControllerManagerConfig(), description=(
-        "AWS cloud controller manager (K3s nodes wait for an external cloud controller)."))
+    metrics_server: AddonToggle = Field(
+        AddonToggle(), description=("metrics-server, with a Pulumi-minted serving certificate.")
+    )
+    cloud_controller_manager: CloudControllerManagerConfig = Field(
+        CloudControllerManagerConfig(),
+        description=("AWS cloud controller manager (K3s nodes wait for an external cloud controller)."),
+    )
 
     def cloud_controller_manager_enabled(self, kind: str) -> bool:
         return kind == "k3s" and self.cloud_controller_manager.enabled is not False

@@ -10,8 +10,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from pydantic.alias_generators import to_camel
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from components.config.checks import IAM_ROLE_ARN as IAM_ROLE_ARN  # re-exported: defined once, with the IAM limits
 from components.config.checks import role_arn_problem, shown
-
 from components.core.instance_types import EC2_ARCHITECTURE, architecture
 
 NAMESPACE = "k8s-platform"
@@ -33,19 +33,24 @@ class Model(BaseModel):
     """Base: camelCase keys, unknown keys refused (a typo must not silently fall back to a default), strict
     types (`true` is not the number 1, `"5"` is not 5: a YAML slip must not become a 1-day retention)."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True,
-                              strict=True)
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, strict=True)
 
 
 def raise_problems(title: str, problems: list[tuple[str, str]]) -> None:
     """Raise every cross-field problem at once (a validator can raise one exception: one ValidationError
     carrying all of them). Each is `(absolute key path, message)`; parse_stack_config reports them by key."""
     if problems:
-        raise ValidationError.from_exception_data(title, [
-            InitErrorDetails(type=PydanticCustomError("cross_field", "{message}", {"key": key, "message": message}),
-                             loc=(), input=None)
-            for key, message in problems
-        ])
+        raise ValidationError.from_exception_data(
+            title,
+            [
+                InitErrorDetails(
+                    type=PydanticCustomError("cross_field", "{message}", {"key": key, "message": message}),
+                    loc=(),
+                    input=None,
+                )
+                for key, message in problems
+            ],
+        )
 
 
 def dns_label(value: str) -> str:
@@ -79,7 +84,6 @@ def ipv4_network(value: str) -> ipaddress.IPv4Network:
     return net
 
 
-
 def not_bool(value: object) -> object:
     # A Literal of numbers compares by equality, and True == 1: `retentionDays: true` would be a 1-day retention.
     if isinstance(value, bool):
@@ -87,9 +91,9 @@ def not_bool(value: object) -> object:
     return value
 
 
-LogRetentionDays = Annotated[Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653],
-                             BeforeValidator(not_bool)]
-from components.config.checks import IAM_ROLE_ARN  # noqa: E402 (defined once, with the IAM limits)
+LogRetentionDays = Annotated[
+    Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653], BeforeValidator(not_bool)
+]
 
 
 def iam_role_arn(value: str) -> str:
@@ -99,10 +103,12 @@ def iam_role_arn(value: str) -> str:
     return value
 
 
-
 # family.size; sizes are nano..metal, `<n>xlarge` with n >= 2 (no 0xlarge, no 1xlarge), metal-<n>xl.
-INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.(nano|micro|small|medium|large|xlarge|([2-9]|[1-9][0-9]+)xlarge|"
-                           r"metal(-[0-9]+xl)?)", re.ASCII)
+INSTANCE_TYPE = re.compile(
+    r"[a-z][a-z0-9-]*\.(nano|micro|small|medium|large|xlarge|([2-9]|[1-9][0-9]+)xlarge|"
+    r"metal(-[0-9]+xl)?)",
+    re.ASCII,
+)
 
 
 def instance_architecture(instance_type: str) -> Literal["arm64", "x86_64"]:
@@ -114,8 +120,6 @@ def check_instance_type(v: str) -> str:
     if not INSTANCE_TYPE.fullmatch(v):
         raise ValueError(f"'{shown(v)}' is not an EC2 instance type like m7i.large")
     return v
-
-
 
 
 def is_graviton(instance_type: str) -> bool:

@@ -13,8 +13,8 @@ import difflib
 import ipaddress
 import re
 import unicodedata
+from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
-from typing import Iterable
 
 # ---------------------------------------------------------------------------------------------- messages
 
@@ -46,6 +46,7 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 
 # -------------------------------------------------------------------------------------------- patterns
 
+
 def ascii_pattern(pattern: str) -> re.Pattern[str]:
     """A pattern meant for `fullmatch`, ASCII-only."""
     return re.compile(pattern, re.ASCII)
@@ -53,14 +54,20 @@ def ascii_pattern(pattern: str) -> re.Pattern[str]:
 
 ACCOUNT_ID = ascii_pattern(r"[0-9]{12}")
 # Commercial regions: two letters, one or more words, a number (us-east-1, ap-southeast-5, eu-central-2).
-REGION = ascii_pattern(r"(af|ap|ca|eu|il|me|mx|sa|us)-(central|north|northeast|northwest|south|southeast|"
-                       r"southwest|east|west)-[1-9]")
+REGION = ascii_pattern(
+    r"(af|ap|ca|eu|il|me|mx|sa|us)-(central|north|northeast|northwest|south|southeast|"
+    r"southwest|east|west)-[1-9]"
+)
 ZONE = ascii_pattern(r"(?P<region>[a-z]{2}(-[a-z]+)+-[0-9]+)(?P<letter>[a-z])")
 IAM_NAME_CHARS = r"[A-Za-z0-9+=,.@_-]"
 # arn:aws:iam::<account>:role/<path/><name>: name 1-64 characters (IAM), path at most 512.
-IAM_ROLE_ARN = ascii_pattern(rf"arn:aws:iam::[0-9]{{12}}:role/(?P<path>({IAM_NAME_CHARS}+/)*)(?P<name>{IAM_NAME_CHARS}{{1,64}})")
-IAM_POLICY_ARN = ascii_pattern(rf"arn:aws:iam::(aws|[0-9]{{12}}):policy/(?P<path>({IAM_NAME_CHARS}+/)*)"
-                               rf"(?P<name>{IAM_NAME_CHARS}{{1,128}})")
+IAM_ROLE_ARN = ascii_pattern(
+    rf"arn:aws:iam::[0-9]{{12}}:role/(?P<path>({IAM_NAME_CHARS}+/)*)(?P<name>{IAM_NAME_CHARS}{{1,64}})"
+)
+IAM_POLICY_ARN = ascii_pattern(
+    rf"arn:aws:iam::(aws|[0-9]{{12}}):policy/(?P<path>({IAM_NAME_CHARS}+/)*)"
+    rf"(?P<name>{IAM_NAME_CHARS}{{1,128}})"
+)
 # An ARN a policy statement may name: `*`, or arn:aws:<service>:<region>:<account>:<resource>.
 RESOURCE_ARN = ascii_pattern(r"\*|arn:aws:[a-z0-9-]+:([a-z0-9-]*|\*):([0-9]{12}|aws|\*)?:[\x21-\x7e]+")
 SID = ascii_pattern(r"[A-Za-z0-9]{1,128}")
@@ -69,8 +76,10 @@ SID = ascii_pattern(r"[A-Za-z0-9]{1,128}")
 def role_arn_problem(value: str) -> str | None:
     m = IAM_ROLE_ARN.fullmatch(value)
     if not m:
-        return (f"'{shown(value)}' is not an IAM role ARN like arn:aws:iam::123456789012:role/name (partition aws, "
-                "12-digit account, a role name of 1-64 characters)")
+        return (
+            f"'{shown(value)}' is not an IAM role ARN like arn:aws:iam::123456789012:role/name (partition aws, "
+            "12-digit account, a role name of 1-64 characters)"
+        )
     if len(m.group("path")) > 512:
         return f"'{shown(value)}': the role path is at most 512 characters"
     return None
@@ -82,7 +91,7 @@ RFC1918 = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12",
 # Not public either: carrier-grade NAT (RFC 6598), which VPCs accept as secondary blocks.
 NON_PUBLIC = RFC1918 + (ipaddress.ip_network("100.64.0.0/10"),)
 # An allowlist may admit at most this much public address space in total: one /8.
-ALLOWLIST_MAX_PUBLIC = 2 ** 24
+ALLOWLIST_MAX_PUBLIC = 2**24
 
 
 def in_ranges(net: ipaddress.IPv4Network, ranges: Iterable[ipaddress.IPv4Network]) -> bool:
@@ -105,8 +114,10 @@ def allowlist_problem(cidrs: list[ipaddress.IPv4Network]) -> str | None:
     """Refuse an allowlist whose union covers more public space than one /8 ([0.0.0.0/1, 128.0.0.0/1] is /0)."""
     public = public_addresses(cidrs)
     if public > ALLOWLIST_MAX_PUBLIC:
-        return (f"together these CIDRs admit {public:,} public addresses, more than a /8 ({ALLOWLIST_MAX_PUBLIC:,}); "
-                "list the networks deploys and admins come from")
+        return (
+            f"together these CIDRs admit {public:,} public addresses, more than a /8 ({ALLOWLIST_MAX_PUBLIC:,}); "
+            "list the networks deploys and admins come from"
+        )
     return None
 
 
@@ -131,13 +142,13 @@ def cron_problem(expr: str, macros: bool = False) -> str | None:
     if len(fields) != 5 or any(not f for f in fields):
         extra = f" or one of {', '.join(CRON_MACROS)}" if macros else ""
         return f"'{shown(expr)}' is not a 5-field cron expression like '0 */6 * * *'{extra}"
-    for text, (what, lo, hi, names) in zip(fields, _CRON_FIELDS):
+    for text, (what, lo, hi, names) in zip(fields, _CRON_FIELDS, strict=True):
         for item in text.split(","):
             m = _CRON_ITEM.fullmatch(item.lower())
             if not m:
                 return f"'{shown(expr)}': {what} '{shown(item)}' is not a value, range or step"
 
-            def value(token: str) -> int | None:
+            def value(token: str, names: dict[str, int] = names) -> int | None:
                 if token.isdigit():
                     return int(token)
                 return names.get(token)
@@ -157,7 +168,7 @@ def cron_problem(expr: str, macros: bool = False) -> str | None:
 # ----------------------------------------------------------------------------------- durations, sizes
 
 # Go's time.Duration is an int64 of nanoseconds: about 2,562,047 hours.
-GO_DURATION_MAX_SECONDS = (2 ** 63 - 1) // 10 ** 9
+GO_DURATION_MAX_SECONDS = (2**63 - 1) // 10**9
 _DURATION_PART = ascii_pattern(r"([0-9]+)(h|m|s)")
 _UNIT_SECONDS = {"h": 3600, "m": 60, "s": 1}
 
@@ -169,11 +180,21 @@ def duration_seconds(text: str) -> int | None:
     return sum(int(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
 
 
-_QUANTITY = ascii_pattern(r"(?P<num>[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+))(?P<suffix>[KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)?")
-_BINARY = {"Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50, "Ei": 2 ** 60}
-_DECIMAL = {"n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "k": Decimal(10) ** 3,
-            "M": Decimal(10) ** 6, "G": Decimal(10) ** 9, "T": Decimal(10) ** 12, "P": Decimal(10) ** 15,
-            "E": Decimal(10) ** 18}
+_QUANTITY = ascii_pattern(
+    r"(?P<num>[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+))(?P<suffix>[KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)?"
+)
+_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_DECIMAL = {
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "k": Decimal(10) ** 3,
+    "M": Decimal(10) ** 6,
+    "G": Decimal(10) ** 9,
+    "T": Decimal(10) ** 12,
+    "P": Decimal(10) ** 15,
+    "E": Decimal(10) ** 18,
+}
 
 
 def quantity_value(text: str) -> Decimal | None:
@@ -220,8 +241,10 @@ BUCKET_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", "--x-s3", ".mrap", "--table-s
 def bucket_name_problem(name: str) -> str | None:
     """S3 general-purpose bucket naming rules, without dots (virtual-hosted HTTPS needs a dot-free name)."""
     if not _BUCKET.fullmatch(name):
-        return (f"'{shown(name)}' is not an S3 bucket name usable over HTTPS: 3-63 lowercase letters, digits, '-' "
-                "(no dots), starting and ending with a letter or digit")
+        return (
+            f"'{shown(name)}' is not an S3 bucket name usable over HTTPS: 3-63 lowercase letters, digits, '-' "
+            "(no dots), starting and ending with a letter or digit"
+        )
     for prefix in BUCKET_RESERVED_PREFIXES:
         if name.startswith(prefix):
             return f"'{shown(name)}' starts with '{prefix}', a prefix S3 reserves"

@@ -7,7 +7,6 @@ from typing import Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
-from components.config.checks import allowlist_problem
 from components.config.base import (
     LogRetentionDays,
     Model,
@@ -19,9 +18,10 @@ from components.config.base import (
     is_graviton,
     raise_problems,
 )
+from components.config.checks import allowlist_problem
 from components.core.eks_addon_versions import ADDON_NAMES, SUPPORTED_KUBERNETES_VERSIONS
-from components.core.max_pods import INSTANCE_LIMITS, max_pods_for
 from components.core.eks_support_calendar import support_problem
+from components.core.max_pods import INSTANCE_LIMITS, max_pods_for
 
 EksLogType = Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]
 # EKS access modes: CONFIG_MAP (aws-auth only) is refused; see EksConfig._authentication_mode.
@@ -29,17 +29,24 @@ AUTHENTICATION_MODES = ("API", "API_AND_CONFIG_MAP")
 EKS_PUBLIC_ACCESS_CIDRS_MAX = 40  # EKS UpdateClusterConfig/CreateCluster limit on publicAccessCidrs
 
 
-
 class EksEndpointConfig(Model):
     """API server endpoint exposure: private by default; public only for listed CIDRs."""
 
-    private_access: bool = Field(True, description=(
-        "Private API endpoint in the VPC; must stay `true` (nodes and in-VPC tooling reach the API server "
-        "through it)."))
+    private_access: bool = Field(
+        True,
+        description=(
+            "Private API endpoint in the VPC; must stay `true` (nodes and in-VPC tooling reach the API server "
+            "through it)."
+        ),
+    )
     public_access: bool = Field(False, description="Also expose a public API endpoint, limited to `publicAccessCidrs`.")
-    public_access_cidrs: list[str] = Field(default_factory=list, description=(
-        "Distinct IPv4 CIDRs allowed to reach the public endpoint: required when `publicAccess` is `true`, "
-        "refused when it is `false`; `0.0.0.0/0` is refused in prod."))
+    public_access_cidrs: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Distinct IPv4 CIDRs allowed to reach the public endpoint: required when `publicAccess` is `true`, "
+            "refused when it is `false`; `0.0.0.0/0` is refused in prod."
+        ),
+    )
 
     @field_validator("private_access")
     @classmethod
@@ -66,11 +73,15 @@ class EksEndpointConfig(Model):
     @model_validator(mode="after")
     def _public_needs_cidrs(self) -> "EksEndpointConfig":
         if self.public_access and not self.public_access_cidrs:
-            raise _KeyedError("cluster.eks.endpoint.publicAccessCidrs",
-                              "publicAccess: true needs explicit CIDRs (AWS would default to 0.0.0.0/0)")
+            raise _KeyedError(
+                "cluster.eks.endpoint.publicAccessCidrs",
+                "publicAccess: true needs explicit CIDRs (AWS would default to 0.0.0.0/0)",
+            )
         if not self.public_access and self.public_access_cidrs:
-            raise _KeyedError("cluster.eks.endpoint.publicAccessCidrs",
-                              "CIDRs given but publicAccess is false; set publicAccess: true or remove them")
+            raise _KeyedError(
+                "cluster.eks.endpoint.publicAccessCidrs",
+                "CIDRs given but publicAccess is false; set publicAccess: true or remove them",
+            )
         return self
 
 
@@ -79,8 +90,11 @@ class NamespaceGrant(Model):
 
     role_arn: str = Field(description="IAM role ARN granted access to the namespaces (one access level per role).")
     namespaces: list[str] = Field(description="Distinct namespaces (DNS labels) the grant is limited to; at least one.")
-    policy: Literal["view", "edit"] = Field(description=(
-        "Access level: `view` (read, no Secrets) or `edit` (read/write workloads), scoped to `namespaces`."))
+    policy: Literal["view", "edit"] = Field(
+        description=(
+            "Access level: `view` (read, no Secrets) or `edit` (read/write workloads), scoped to `namespaces`."
+        )
+    )
 
     @field_validator("role_arn")
     @classmethod
@@ -102,15 +116,23 @@ class NamespaceGrant(Model):
 class EksAccessConfig(Model):
     """Who may use the cluster, as EKS access entries (no implicit creator admin, no aws-auth)."""
 
-    admin_role_arns: list[str] = Field(default_factory=list, description=(
-        "IAM role ARNs with cluster admin (an access entry at cluster scope). Required on EKS: at least one, "
-        "and `pulumi up` runs as one of them (the creator gets no implicit access)."))
-    break_glass_role_arn: str | None = Field(None, description=(
-        "Emergency cluster-admin role, with its own tagged access entry."))
-    read_only_role_arns: list[str] = Field(default_factory=list, description=(
-        "IAM role ARNs with cluster-wide view access (no Secrets)."))
-    namespace_grants: list[NamespaceGrant] = Field(default_factory=list, description=(
-        "Roles limited to some namespaces. A role may appear once across all access lists."))
+    admin_role_arns: list[str] = Field(
+        default_factory=list,
+        description=(
+            "IAM role ARNs with cluster admin (an access entry at cluster scope). Required on EKS: at least one, "
+            "and `pulumi up` runs as one of them (the creator gets no implicit access)."
+        ),
+    )
+    break_glass_role_arn: str | None = Field(
+        None, description=("Emergency cluster-admin role, with its own tagged access entry.")
+    )
+    read_only_role_arns: list[str] = Field(
+        default_factory=list, description=("IAM role ARNs with cluster-wide view access (no Secrets).")
+    )
+    namespace_grants: list[NamespaceGrant] = Field(
+        default_factory=list,
+        description=("Roles limited to some namespaces. A role may appear once across all access lists."),
+    )
 
     @field_validator("admin_role_arns", "read_only_role_arns")
     @classmethod
@@ -135,8 +157,12 @@ class EksAccessConfig(Model):
         listed += [(g.role_arn, "namespaceGrants") for g in self.namespace_grants]
         for arn, where in listed:
             if arn in seen:
-                problems.append((f"cluster.eks.access.{where}",
-                                 f"{arn} is already listed in {seen[arn]}; each role gets exactly one access level"))
+                problems.append(
+                    (
+                        f"cluster.eks.access.{where}",
+                        f"{arn} is already listed in {seen[arn]}; each role gets exactly one access level",
+                    )
+                )
             seen[arn] = where
         raise_problems("EksAccessConfig", problems)
         return self
@@ -144,9 +170,13 @@ class EksAccessConfig(Model):
 
 class EksUpgradePolicyConfig(Model):
     # EXTENDED support costs several times STANDARD per cluster-hour: an explicit choice.
-    support_type: Literal["STANDARD", "EXTENDED"] = Field("STANDARD", description=(
-        "EKS version support: `EXTENDED` keeps an old minor running past standard support, at several times "
-        "the per-cluster-hour price."))
+    support_type: Literal["STANDARD", "EXTENDED"] = Field(
+        "STANDARD",
+        description=(
+            "EKS version support: `EXTENDED` keeps an old minor running past standard support, at several times "
+            "the per-cluster-hour price."
+        ),
+    )
 
 
 def managed_node_group_overcommits(instance_types: list[str]) -> list[str]:
@@ -158,22 +188,30 @@ def managed_node_group_overcommits(instance_types: list[str]) -> list[str]:
     lower it. Pods beyond what the secondary ENIs can address would sit in ContainerCreating.
     """
 
-    return [t for t in instance_types
-            if max_pods_for(t, prefix_delegation=True, custom_networking=True) < max_pods_for(t, prefix_delegation=True)]
+    return [
+        t
+        for t in instance_types
+        if max_pods_for(t, prefix_delegation=True, custom_networking=True) < max_pods_for(t, prefix_delegation=True)
+    ]
 
 
 class EksSystemNodeGroupConfig(Model):
     """The small on-demand managed node group for Karpenter and cluster-critical controllers."""
 
-    instance_types: list[str] = Field(default_factory=lambda: ["m7i.large", "m6i.large"], description=(
-        "On-demand instance types of the system node group: one architecture, each with ENI data for maxPods "
-        "(`components/data/instance_network_limits.json`) and room for its managed-node maxPods under custom "
-        "networking (at least 3 ENIs of 10+ addresses)."))
+    instance_types: list[str] = Field(
+        default_factory=lambda: ["m7i.large", "m6i.large"],
+        description=(
+            "On-demand instance types of the system node group: one architecture, each with ENI data for maxPods "
+            "(`components/data/instance_network_limits.json`) and room for its managed-node maxPods under custom "
+            "networking (at least 3 ENIs of 10+ addresses)."
+        ),
+    )
     desired_size: int = Field(default=3, ge=1, le=20, description="Nodes to run; `minSize <= desiredSize <= maxSize`.")
     min_size: int = Field(default=2, ge=1, le=20, description="Fewest nodes of the system node group.")
     max_size: int = Field(default=4, ge=1, le=20, description="Most nodes of the system node group.")
-    disk_size_gib: int = Field(default=50, ge=20, le=1000, alias="diskSizeGiB", description=(
-        "Encrypted root volume size of each node, GiB."))
+    disk_size_gib: int = Field(
+        default=50, ge=20, le=1000, alias="diskSizeGiB", description=("Encrypted root volume size of each node, GiB.")
+    )
 
     @field_validator("instance_types")
     @classmethod
@@ -182,8 +220,10 @@ class EksSystemNodeGroupConfig(Model):
             raise ValueError("at least one instance type")
         unknown = [t for t in v if t not in INSTANCE_LIMITS]
         if unknown:
-            raise ValueError(f"{', '.join(unknown)}: no ENI data for maxPods in components/data/instance_network_limits.json; "
-                             "use a listed type (e.g. m7i.large, m7g.large) or regenerate the table from newer published data")
+            raise ValueError(
+                f"{', '.join(unknown)}: no ENI data for maxPods in components/data/instance_network_limits.json; "
+                "use a listed type (e.g. m7i.large, m7g.large) or regenerate the table from newer published data"
+            )
         if len({is_graviton(t) for t in v}) > 1:
             raise ValueError("mixes arm64 (Graviton) and x86_64 types; one node group runs one AMI architecture")
         short = managed_node_group_overcommits(v)
@@ -192,32 +232,42 @@ class EksSystemNodeGroupConfig(Model):
                 f"{', '.join(short)}: EKS managed node groups set the kubelet's maxPods themselves (their "
                 "nodeadm config is appended after the launch template's and wins) from prefix delegation alone, "
                 "but with custom networking these types have addresses for fewer pods; use types with at least "
-                "3 ENIs of 10+ addresses (e.g. m7i.large, m7g.large, t3.medium)")
+                "3 ENIs of 10+ addresses (e.g. m7i.large, m7g.large, t3.medium)"
+            )
         return v
 
     @model_validator(mode="after")
     def _sizes(self) -> "EksSystemNodeGroupConfig":
         if not self.min_size <= self.desired_size <= self.max_size:
-            raise _KeyedError("cluster.eks.systemNodeGroup.desiredSize",
-                              f"need minSize <= desiredSize <= maxSize, got {self.min_size} <= {self.desired_size} <= {self.max_size}")
+            raise _KeyedError(
+                "cluster.eks.systemNodeGroup.desiredSize",
+                f"need minSize <= desiredSize <= maxSize, got {self.min_size} <= {self.desired_size} <= "
+                f"{self.max_size}",
+            )
         return self
-
 
 
 class EksAccessInstanceConfig(Model):
     """The SSM-only instance `platformctl connect` forwards the private API endpoint through
     (components/eks/access_instance.py): no inbound rule, no public IP, no SSH."""
 
-    enabled: bool = Field(False, description=(
-        "Create the access instance (EKS only; K3s forwards through a server). Needed when the API endpoint "
-        "is private only and no other host in the VPC is at hand."))
-    instance_type: str = Field("t4g.nano", description=(
-        "Instance type of the access instance; it only relays one TCP port, so the smallest Graviton fits."))
+    enabled: bool = Field(
+        False,
+        description=(
+            "Create the access instance (EKS only; K3s forwards through a server). Needed when the API endpoint "
+            "is private only and no other host in the VPC is at hand."
+        ),
+    )
+    instance_type: str = Field(
+        "t4g.nano",
+        description=(
+            "Instance type of the access instance; it only relays one TCP port, so the smallest Graviton fits."
+        ),
+    )
 
     @field_validator("instance_type")
     @classmethod
     def _instance_type(cls, v: str) -> str:
-
 
         return check_instance_type(v)
 
@@ -226,43 +276,74 @@ class EksConfig(Model):
     """EKS control-plane settings."""
 
     # components/core/eks_addon_versions.DEFAULT_KUBERNETES_VERSION (the newest minor with backed pins).
-    version: str = Field("1.35", description=(
-        "EKS Kubernetes minor, quoted in YAML: one with pinned add-on versions "
-        "(`components/core/eks_addon_versions.py`); a minor past its standard support "
-        "(`components/core/eks_support_calendar.py`) is refused under `upgradePolicy.supportType: STANDARD`, "
-        "with the dates and the choice (upgrade, or `EXTENDED`)."))
-    authentication_mode: str = Field("API", description=(
-        "How IAM principals authenticate: `API` (access entries), or `API_AND_CONFIG_MAP` only while migrating "
-        "off aws-auth; `CONFIG_MAP` is refused."))
+    version: str = Field(
+        "1.35",
+        description=(
+            "EKS Kubernetes minor, quoted in YAML: one with pinned add-on versions "
+            "(`components/core/eks_addon_versions.py`); a minor past its standard support "
+            "(`components/core/eks_support_calendar.py`) is refused under `upgradePolicy.supportType: STANDARD`, "
+            "with the dates and the choice (upgrade, or `EXTENDED`)."
+        ),
+    )
+    authentication_mode: str = Field(
+        "API",
+        description=(
+            "How IAM principals authenticate: `API` (access entries), or `API_AND_CONFIG_MAP` only while migrating "
+            "off aws-auth; `CONFIG_MAP` is refused."
+        ),
+    )
     endpoint: EksEndpointConfig = Field(EksEndpointConfig(), description="API server endpoint exposure.")
     # All five by default (CIS EKS 2.1.1, checkov CKV_AWS_37): scheduler and controllerManager logs
     # explain evictions and failed scheduling; a stack may drop those two to save CloudWatch cost.
-    log_types: list[EksLogType] = Field(default_factory=lambda: list(get_args(EksLogType)), description=(
-        "Control-plane log types, distinct: all five by default; `api`, `audit` and `authenticator` must stay, "
-        "`controllerManager` and `scheduler` may be dropped to save CloudWatch cost."))
-    log_retention_days: LogRetentionDays = Field(90, description=(
-        "Days `/aws/eks/<cluster>/cluster` (KMS-encrypted) keeps control-plane logs."))
-    access: EksAccessConfig = Field(EksAccessConfig(), description=(
-        "Who may use the cluster, as EKS access entries (no implicit creator admin, no aws-auth)."))
+    log_types: list[EksLogType] = Field(
+        default_factory=lambda: list(get_args(EksLogType)),
+        description=(
+            "Control-plane log types, distinct: all five by default; `api`, `audit` and `authenticator` must stay, "
+            "`controllerManager` and `scheduler` may be dropped to save CloudWatch cost."
+        ),
+    )
+    log_retention_days: LogRetentionDays = Field(
+        90, description=("Days `/aws/eks/<cluster>/cluster` (KMS-encrypted) keeps control-plane logs.")
+    )
+    access: EksAccessConfig = Field(
+        EksAccessConfig(),
+        description=("Who may use the cluster, as EKS access entries (no implicit creator admin, no aws-auth)."),
+    )
     upgrade_policy: EksUpgradePolicyConfig = Field(EksUpgradePolicyConfig(), description="EKS upgrade policy.")
-    system_node_group: EksSystemNodeGroupConfig = Field(EksSystemNodeGroupConfig(), description=(
-        "The small on-demand managed node group for Karpenter and cluster-critical controllers."))
-    access_instance: EksAccessInstanceConfig = Field(EksAccessInstanceConfig(), description=(
-        "An SSM-only instance in a private subnet through which `platformctl connect` reaches a private API "
-        "endpoint (no inbound rule, no public IP, no SSH)."))
+    system_node_group: EksSystemNodeGroupConfig = Field(
+        EksSystemNodeGroupConfig(),
+        description=("The small on-demand managed node group for Karpenter and cluster-critical controllers."),
+    )
+    access_instance: EksAccessInstanceConfig = Field(
+        EksAccessInstanceConfig(),
+        description=(
+            "An SSM-only instance in a private subnet through which `platformctl connect` reaches a private API "
+            "endpoint (no inbound rule, no public IP, no SSH)."
+        ),
+    )
     # Per-stack add-on version overrides (e.g. a hotfix build); pins live in eks_addon_versions.py.
-    addon_versions: dict[str, str] = Field(default_factory=dict, description=(
-        "Per-stack override of add-on pins (e.g. a hotfix build), like `{coredns: v1.13.2-eksbuild.9}`: keys are "
-        "add-ons the platform installs (`components/core/eks_addon_versions.py`), values exact `vX.Y.Z-eksbuild.N`."))
-    resolve_conflicts_on_update: Literal["PRESERVE", "OVERWRITE", "NONE"] = Field("PRESERVE", description=(
-        "How an add-on update treats values changed outside Pulumi: `PRESERVE` keeps them, `OVERWRITE` resets "
-        "them, `NONE` leaves them and the update may fail."))
+    addon_versions: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Per-stack override of add-on pins (e.g. a hotfix build), like `{coredns: v1.13.2-eksbuild.9}`: keys are "
+            "add-ons the platform installs (`components/core/eks_addon_versions.py`), values exact `vX.Y.Z-eksbuild.N`."
+        ),
+    )
+    resolve_conflicts_on_update: Literal["PRESERVE", "OVERWRITE", "NONE"] = Field(
+        "PRESERVE",
+        description=(
+            "How an add-on update treats values changed outside Pulumi: `PRESERVE` keeps them, `OVERWRITE` resets "
+            "them, `NONE` leaves them and the update may fail."
+        ),
+    )
 
     @field_validator("version")
     @classmethod
     def _version(cls, v: str) -> str:
         if v not in SUPPORTED_KUBERNETES_VERSIONS:
-            raise ValueError(f"'{v}' has no pinned add-on versions; allowed: {', '.join(SUPPORTED_KUBERNETES_VERSIONS)}")
+            raise ValueError(
+                f"'{v}' has no pinned add-on versions; allowed: {', '.join(SUPPORTED_KUBERNETES_VERSIONS)}"
+            )
         return v
 
     @model_validator(mode="after")
@@ -276,8 +357,10 @@ class EksConfig(Model):
     @classmethod
     def _authentication_mode(cls, v: str) -> str:
         if v == "CONFIG_MAP":
-            raise ValueError("CONFIG_MAP is refused: the aws-auth ConfigMap is deprecated and unaudited; use API "
-                             "(access entries), or API_AND_CONFIG_MAP only while migrating off aws-auth")
+            raise ValueError(
+                "CONFIG_MAP is refused: the aws-auth ConfigMap is deprecated and unaudited; use API "
+                "(access entries), or API_AND_CONFIG_MAP only while migrating off aws-auth"
+            )
         if v not in AUTHENTICATION_MODES:
             raise ValueError(f"got '{v}'; allowed: {', '.join(AUTHENTICATION_MODES)}")
         return v
@@ -289,8 +372,10 @@ class EksConfig(Model):
             raise ValueError("log types must be distinct")
         missing = [t for t in ("api", "audit", "authenticator") if t not in v]
         if missing:
-            raise ValueError(f"{', '.join(missing)} must stay enabled (who did what to the cluster); "
-                             "controllerManager and scheduler may be added")
+            raise ValueError(
+                f"{', '.join(missing)} must stay enabled (who did what to the cluster); "
+                "controllerManager and scheduler may be added"
+            )
         return v
 
     @field_validator("addon_versions")

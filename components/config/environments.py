@@ -9,8 +9,9 @@ values from `StackConfig.safeguards_in_force`, never the environment's name.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, fields, replace
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
@@ -43,33 +44,67 @@ class Safeguards:
 
 
 ENVIRONMENTS: dict[str, Safeguards] = {
-    "dev": Safeguards(protect_stateful_resources=False, pinned_amis=False, min_availability_zones=2,
-                      controller_replicas=1, nat_gateway_per_zone=False),
+    "dev": Safeguards(
+        protect_stateful_resources=False,
+        pinned_amis=False,
+        min_availability_zones=2,
+        controller_replicas=1,
+        nat_gateway_per_zone=False,
+    ),
     # A rehearsal of prod: same protection, pins and replica counts, so a change that would fail in
     # prod fails here first; two zones and one NAT gateway keep it affordable.
-    "staging": Safeguards(protect_stateful_resources=True, pinned_amis=True, min_availability_zones=2,
-                          controller_replicas=2, nat_gateway_per_zone=False),
-    "prod": Safeguards(protect_stateful_resources=True, pinned_amis=True, min_availability_zones=3,
-                       controller_replicas=2, nat_gateway_per_zone=True),
+    "staging": Safeguards(
+        protect_stateful_resources=True,
+        pinned_amis=True,
+        min_availability_zones=2,
+        controller_replicas=2,
+        nat_gateway_per_zone=False,
+    ),
+    "prod": Safeguards(
+        protect_stateful_resources=True,
+        pinned_amis=True,
+        min_availability_zones=3,
+        controller_replicas=2,
+        nat_gateway_per_zone=True,
+    ),
 }
 
 
 class SafeguardsConfig(Model):
     """`k8s-platform:safeguards`: tighten the environment's defaults (unset keys keep them)."""
 
-    protect_stateful_resources: bool | None = Field(None, description=(
-        "`protect` on stateful resources (cluster, KMS keys, buckets, OIDC providers), deletion protection "
-        "on the K3s API load balancer, a 30-day recovery window on the K3s token secret; unset: the environment's."))
-    pinned_amis: bool | None = Field(None, description=(
-        "Karpenter node classes must run a released AMI (`al2023@vYYYYMMDD`), not `al2023@latest`; unset: the "
-        "environment's."))
-    min_availability_zones: int | None = Field(default=None, ge=2, le=6, description=(
-        "Fewest zones `network.availabilityZones` may list; unset: the environment's."))
-    controller_replicas: int | None = Field(default=None, ge=1, le=5, description=(
-        "Replicas of Karpenter and the add-on controllers (2 or more also enables their PodDisruptionBudgets); "
-        "unset: the environment's."))
-    nat_gateway_per_zone: bool | None = Field(None, description=(
-        "`network.natGateways` must be `one-per-az`; unset: the environment's."))
+    protect_stateful_resources: bool | None = Field(
+        None,
+        description=(
+            "`protect` on stateful resources (cluster, KMS keys, buckets, OIDC providers), deletion protection "
+            "on the K3s API load balancer, a 30-day recovery window on the K3s token secret; unset: the environment's."
+        ),
+    )
+    pinned_amis: bool | None = Field(
+        None,
+        description=(
+            "Karpenter node classes must run a released AMI (`al2023@vYYYYMMDD`), not `al2023@latest`; unset: the "
+            "environment's."
+        ),
+    )
+    min_availability_zones: int | None = Field(
+        default=None,
+        ge=2,
+        le=6,
+        description=("Fewest zones `network.availabilityZones` may list; unset: the environment's."),
+    )
+    controller_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        le=5,
+        description=(
+            "Replicas of Karpenter and the add-on controllers (2 or more also enables their PodDisruptionBudgets); "
+            "unset: the environment's."
+        ),
+    )
+    nat_gateway_per_zone: bool | None = Field(
+        None, description=("`network.natGateways` must be `one-per-az`; unset: the environment's.")
+    )
 
 
 def _camel(name: str) -> str:
@@ -93,22 +128,25 @@ def _loosened(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
     for f in fields(Safeguards):
         value = getattr(cfg.safeguards, f.name)
         if value is not None and value < getattr(base, f.name):
-            yield (f"safeguards.{_camel(f.name)}",
-                   f"{value!r} is looser than {cfg.environment}'s {getattr(base, f.name)!r}; a stack can tighten "
-                   "its environment's safeguards, not loosen them (remove the key)")
+            yield (
+                f"safeguards.{_camel(f.name)}",
+                f"{value!r} is looser than {cfg.environment}'s {getattr(base, f.name)!r}; a stack can tighten "
+                "its environment's safeguards, not loosen them (remove the key)",
+            )
 
 
 def _zone_count(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
     wanted, azs = cfg.safeguards_in_force, cfg.network.availability_zones
     if len(azs) < wanted.min_availability_zones:
-        yield ("network.availabilityZones",
-               f"{cfg.environment} needs at least {wanted.min_availability_zones} zones, {len(azs)} given")
+        yield (
+            "network.availabilityZones",
+            f"{cfg.environment} needs at least {wanted.min_availability_zones} zones, {len(azs)} given",
+        )
 
 
 def _nat_layout(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
     if cfg.safeguards_in_force.nat_gateway_per_zone and cfg.network.nat_gateways == "single":
-        yield ("network.natGateways",
-               f"{cfg.environment} needs 'one-per-az' (a single NAT is a zonal SPOF)")
+        yield ("network.natGateways", f"{cfg.environment} needs 'one-per-az' (a single NAT is a zonal SPOF)")
 
 
 # Independent rules, so that one whose inputs failed validation does not hide the others.
@@ -123,5 +161,7 @@ def safeguard_problems(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
 
 def environments_table() -> list[dict[str, object]]:
     """Rows for README and `platformctl` (camelCase keys as in `k8s-platform:safeguards`)."""
-    return [{"environment": env, **{_camel(f.name): getattr(s, f.name) for f in fields(Safeguards)}}
-            for env, s in ENVIRONMENTS.items()]
+    return [
+        {"environment": env, **{_camel(f.name): getattr(s, f.name) for f in fields(Safeguards)}}
+        for env, s in ENVIRONMENTS.items()
+    ]

@@ -10,34 +10,60 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from components.config.base import Model, dns_label, iam_role_arn, short_dns_label
-from components.core.oidc_hosting import BUCKET_NAME, HOSTNAME, cloudfront_issuer_url, default_bucket_name, s3_issuer_url
 from components.config.checks import IAM_POLICY_ARN, RESOURCE_ARN, SID, bucket_name_problem, shown
+from components.core.oidc_hosting import (
+    HOSTNAME,
+    cloudfront_issuer_url,
+    default_bucket_name,
+    s3_issuer_url,
+)
 
 WorkloadMethod = Literal["pod-identity", "irsa", "roles-anywhere", "instance-profile"]
 IAM_ACTION = re.compile(r"[a-z0-9-]{1,64}:[A-Za-z0-9*]{1,128}", re.ASCII)  # fullmatch
 CONDITION_OPERATOR = re.compile(r"((ForAllValues|ForAnyValue):)?[A-Za-z]{2,64}", re.ASCII)  # fullmatch
 CONDITION_KEY = re.compile(r"[A-Za-z0-9-]{1,64}:[A-Za-z0-9/_.:*-]{1,128}", re.ASCII)  # fullmatch
-ACM_CLOUDFRONT_CERT = re.compile(r"arn:aws:acm:us-east-1:[0-9]{12}:certificate/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-"
-                                 r"[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII)  # fullmatch; CloudFront: us-east-1 only
+ACM_CLOUDFRONT_CERT = re.compile(
+    r"arn:aws:acm:us-east-1:[0-9]{12}:certificate/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-"
+    r"[0-9a-f]{4}-[0-9a-f]{12}",
+    re.ASCII,
+)  # fullmatch; CloudFront: us-east-1 only
 
 
 class IssuerConfig(Model):
     """One published OIDC issuer of a K3s cluster: `s3-public` bucket or `cloudfront` + custom domain."""
 
-    name: str = Field("primary", description=(
-        "Issuer name, a DNS label of at most 12 characters (part of the bucket name)."))
-    hosting: Literal["s3-public", "cloudfront"] = Field("s3-public", description=(
-        "Where the discovery document and JWKS are published: a public-read S3 bucket, or CloudFront with a "
-        "custom domain (needs `domainName` and `certificateArn`)."))
-    bucket_name: str | None = Field(None, description=(
-        "The issuer bucket, 3-63 lowercase letters, digits and `-` (no dots); unset means "
-        "`<cluster>-oidc-<accountId>` for `primary`, `<cluster>-oidc-<name>-<accountId>` for others."))
-    domain_name: str | None = Field(None, description=(
-        "`cloudfront` only: the issuer host name, which stays when the distribution is replaced."))
-    certificate_arn: str | None = Field(None, description=(
-        "`cloudfront` only: ACM certificate ARN for `domainName`, in us-east-1 (the only region CloudFront uses)."))
-    hosted_zone_id: str | None = Field(None, description=(
-        "`cloudfront` only: Route 53 hosted zone that gets the alias record; unset means you create the record."))
+    name: str = Field(
+        "primary", description=("Issuer name, a DNS label of at most 12 characters (part of the bucket name).")
+    )
+    hosting: Literal["s3-public", "cloudfront"] = Field(
+        "s3-public",
+        description=(
+            "Where the discovery document and JWKS are published: a public-read S3 bucket, or CloudFront with a "
+            "custom domain (needs `domainName` and `certificateArn`)."
+        ),
+    )
+    bucket_name: str | None = Field(
+        None,
+        description=(
+            "The issuer bucket, 3-63 lowercase letters, digits and `-` (no dots); unset means "
+            "`<cluster>-oidc-<accountId>` for `primary`, `<cluster>-oidc-<name>-<accountId>` for others."
+        ),
+    )
+    domain_name: str | None = Field(
+        None, description=("`cloudfront` only: the issuer host name, which stays when the distribution is replaced.")
+    )
+    certificate_arn: str | None = Field(
+        None,
+        description=(
+            "`cloudfront` only: ACM certificate ARN for `domainName`, in us-east-1 (the only region CloudFront uses)."
+        ),
+    )
+    hosted_zone_id: str | None = Field(
+        None,
+        description=(
+            "`cloudfront` only: Route 53 hosted zone that gets the alias record; unset means you create the record."
+        ),
+    )
 
     @field_validator("name")
     @classmethod
@@ -63,7 +89,10 @@ class IssuerConfig(Model):
     @classmethod
     def _certificate(cls, v: str | None) -> str | None:
         if v is not None and not ACM_CLOUDFRONT_CERT.fullmatch(v):
-            raise ValueError(f"'{shown(v)}' is not an ACM certificate ARN in us-east-1 (CloudFront only uses certificates from us-east-1)")
+            raise ValueError(
+                f"'{shown(v)}' is not an ACM certificate ARN in us-east-1 (CloudFront only uses certificates "
+                "from us-east-1)"
+            )
         return v
 
     @field_validator("hosted_zone_id")
@@ -76,8 +105,10 @@ class IssuerConfig(Model):
     @model_validator(mode="after")
     def _hosting_fields(self) -> "IssuerConfig":
         if self.hosting == "cloudfront" and not (self.domain_name and self.certificate_arn):
-            raise ValueError("cloudfront hosting needs domainName and certificateArn: the issuer URL must be a "
-                             "custom domain, a dXXXX.cloudfront.net name changes when the distribution is replaced")
+            raise ValueError(
+                "cloudfront hosting needs domainName and certificateArn: the issuer URL must be a "
+                "custom domain, a dXXXX.cloudfront.net name changes when the distribution is replaced"
+            )
         if self.hosting == "s3-public" and (self.domain_name or self.certificate_arn or self.hosted_zone_id):
             raise ValueError("domainName/certificateArn/hostedZoneId apply to cloudfront hosting only")
         return self
@@ -96,26 +127,45 @@ class IssuerConfig(Model):
 class IdentityConfig(Model):
     """K3s service-account issuers. The first issuer is active (signs tokens); the others are standby."""
 
-    issuers: list[IssuerConfig] = Field(default_factory=list, description=(
-        "K3s service-account issuers, distinct names; the first is active (signs tokens), the others standby. "
-        "Empty on k3s means one `s3-public` issuer `primary`; refused on EKS (it serves its own issuer)."))
-    issuer_url: str | None = Field(None, description=(
-        "The active issuer's URL, pinned: required on k3s (the error names the value to pin), compared with "
-        "the URL the config derives; a mismatch is refused. Refused on EKS."))
-    allow_issuer_change: bool = Field(False, description=(
-        "Accept a derived issuer URL different from `issuerUrl` (a deliberate issuer move; it invalidates "
-        "every IRSA token and trust policy of the old issuer)."))
+    issuers: list[IssuerConfig] = Field(
+        default_factory=list,
+        description=(
+            "K3s service-account issuers, distinct names; the first is active (signs tokens), the others standby. "
+            "Empty on k3s means one `s3-public` issuer `primary`; refused on EKS (it serves its own issuer)."
+        ),
+    )
+    issuer_url: str | None = Field(
+        None,
+        description=(
+            "The active issuer's URL, pinned: required on k3s (the error names the value to pin), compared with "
+            "the URL the config derives; a mismatch is refused. Refused on EKS."
+        ),
+    )
+    allow_issuer_change: bool = Field(
+        False,
+        description=(
+            "Accept a derived issuer URL different from `issuerUrl` (a deliberate issuer move; it invalidates "
+            "every IRSA token and trust policy of the old issuer)."
+        ),
+    )
 
 
 class WorkloadStatement(Model):
     sid: str | None = Field(None, description="Statement id.")
     effect: Literal["Allow", "Deny"] = Field("Allow", description="Statement effect.")
-    actions: list[str] = Field(description=(
-        "Service actions like `s3:GetObject`, at least one; `*` is refused, and so is `svc:*` on resource `*`."))
+    actions: list[str] = Field(
+        description=(
+            "Service actions like `s3:GetObject`, at least one; `*` is refused, and so is `svc:*` on resource `*`."
+        )
+    )
     resources: list[str] = Field(description="Resource ARNs the statement applies to, at least one.")
-    conditions: dict[str, dict[str, str | list[str]]] | None = Field(None, description=(
-        "IAM condition block, operator -> condition key -> value(s), like "
-        "`{StringEquals: {'aws:RequestedRegion': us-east-1}}`."))
+    conditions: dict[str, dict[str, str | list[str]]] | None = Field(
+        None,
+        description=(
+            "IAM condition block, operator -> condition key -> value(s), like "
+            "`{StringEquals: {'aws:RequestedRegion': us-east-1}}`."
+        ),
+    )
 
     @field_validator("actions")
     @classmethod
@@ -131,18 +181,23 @@ class WorkloadStatement(Model):
 
     @field_validator("conditions")
     @classmethod
-    def _conditions(cls, v: dict[str, dict[str, str | list[str]]] | None) -> dict[str, dict[str, str | list[str]]] | None:
+    def _conditions(
+        cls, v: dict[str, dict[str, str | list[str]]] | None
+    ) -> dict[str, dict[str, str | list[str]]] | None:
         for operator, tests in (v or {}).items():
             if not CONDITION_OPERATOR.fullmatch(operator):
-                raise ValueError(f"'{shown(operator)}' is not a condition operator like StringEquals or "
-                                 "ForAnyValue:StringLike")
+                raise ValueError(
+                    f"'{shown(operator)}' is not a condition operator like StringEquals or ForAnyValue:StringLike"
+                )
             for key, values in tests.items():
                 if not CONDITION_KEY.fullmatch(key):
                     raise ValueError(f"{operator}: '{shown(key)}' is not a condition key like aws:SourceAccount")
                 for value in values if isinstance(values, list) else [values]:
                     if len(value) > 1024 or shown(value, 2048) != value:
-                        raise ValueError(f"{operator}.{key}: '{shown(value)}' holds control characters or is longer "
-                                         "than 1024 characters")
+                        raise ValueError(
+                            f"{operator}.{key}: '{shown(value)}' holds control characters or is longer "
+                            "than 1024 characters"
+                        )
         return v
 
     @field_validator("sid")
@@ -167,23 +222,32 @@ class WorkloadStatement(Model):
         if not self.resources:
             raise ValueError("resources: at least one ARN")
         if self.effect == "Allow" and "*" in self.resources and any(a.endswith(":*") for a in self.actions):
-            raise ValueError("a whole service ('svc:*') on every resource ('*') is not least privilege; name actions or resources")
+            raise ValueError(
+                "a whole service ('svc:*') on every resource ('*') is not least privilege; name actions or resources"
+            )
         return self
 
 
 class WorkloadPolicies(Model):
-    managed_arns: list[str] = Field(default_factory=list, description=(
-        "Managed IAM policy ARNs attached to the role; `AdministratorAccess`, `PowerUserAccess` and "
-        "`IAMFullAccess` are refused."))
-    statements: list[WorkloadStatement] = Field(default_factory=list, description=(
-        "Inline policy statements of the role."))
+    managed_arns: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Managed IAM policy ARNs attached to the role; `AdministratorAccess`, `PowerUserAccess` and "
+            "`IAMFullAccess` are refused."
+        ),
+    )
+    statements: list[WorkloadStatement] = Field(
+        default_factory=list, description=("Inline policy statements of the role.")
+    )
 
     @field_validator("managed_arns")
     @classmethod
     def _managed(cls, v: list[str]) -> list[str]:
         for arn in v:
             if not IAM_POLICY_ARN.fullmatch(arn) or len(arn) > 2048:
-                raise ValueError(f"'{shown(arn)}' is not an IAM policy ARN like arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess")
+                raise ValueError(
+                    f"'{shown(arn)}' is not an IAM policy ARN like arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"
+                )
             if arn.rsplit("/", 1)[1] in ("AdministratorAccess", "PowerUserAccess", "IAMFullAccess"):
                 raise ValueError(f"'{arn}' is refused for a workload role (least privilege)")
         if len(set(v)) != len(v):
@@ -203,22 +267,38 @@ class WorkloadPolicies(Model):
 class WorkloadConfig(Model):
     """One workload's AWS identity: its own role, its ServiceAccount and the binding `method`."""
 
-    name: str = Field(description=(
-        "Workload name, a DNS label of at most 24 characters (part of the IAM role name); distinct."))
+    name: str = Field(
+        description=("Workload name, a DNS label of at most 24 characters (part of the IAM role name); distinct.")
+    )
     namespace: str = Field(description="Namespace of the workload's ServiceAccount.")
-    service_account: str = Field(description=(
-        "The ServiceAccount bound to the role: one binding per (namespace, ServiceAccount); the platform "
-        "controllers' kube-system ServiceAccounts are refused."))
-    method: WorkloadMethod = Field(description=(
-        "How pods get the role: `pod-identity` (EKS only), `irsa`, `roles-anywhere` (X.509 certificate) or "
-        "`instance-profile` (the nodes' role; on EKS Karpenter's node role, so it needs `karpenter.enabled`)."))
-    policies: WorkloadPolicies = Field(WorkloadPolicies(), description=(
-        "The role's permissions: at least one managed ARN or statement, unless `crossAccountRoleArns` is set."))
-    cross_account_role_arns: list[str] = Field(default_factory=list, description=(
-        "Distinct role ARNs in other accounts the workload may `sts:AssumeRole`."))
-    issuers: list[str] | None = Field(None, description=(
-        "`irsa` on k3s: names of the `identity.issuers` the role trusts; unset means all; must include the "
-        "active one."))
+    service_account: str = Field(
+        description=(
+            "The ServiceAccount bound to the role: one binding per (namespace, ServiceAccount); the platform "
+            "controllers' kube-system ServiceAccounts are refused."
+        )
+    )
+    method: WorkloadMethod = Field(
+        description=(
+            "How pods get the role: `pod-identity` (EKS only), `irsa`, `roles-anywhere` (X.509 certificate) or "
+            "`instance-profile` (the nodes' role; on EKS Karpenter's node role, so it needs `karpenter.enabled`)."
+        )
+    )
+    policies: WorkloadPolicies = Field(
+        WorkloadPolicies(),
+        description=(
+            "The role's permissions: at least one managed ARN or statement, unless `crossAccountRoleArns` is set."
+        ),
+    )
+    cross_account_role_arns: list[str] = Field(
+        default_factory=list, description=("Distinct role ARNs in other accounts the workload may `sts:AssumeRole`.")
+    )
+    issuers: list[str] | None = Field(
+        None,
+        description=(
+            "`irsa` on k3s: names of the `identity.issuers` the role trusts; unset means all; must include the "
+            "active one."
+        ),
+    )
 
     @field_validator("name")
     @classmethod

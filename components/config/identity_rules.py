@@ -11,7 +11,8 @@ IRSA token and trust policy at once — is refused unless `identity.allowIssuerC
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from components.config.identity import IssuerConfig
 from components.core.oidc_hosting import PRIMARY_ISSUER
@@ -26,10 +27,15 @@ Problem = tuple[str, str]
 # would be a second identity for it (EKS refuses a second association; IRSA would silently swap
 # the controller's role). Names: addon_values (LB controller, EBS CSI, cloud controller),
 # karpenter.SERVICE_ACCOUNT, eks_addons (vpc-cni's aws-node).
-CONTROLLER_SERVICE_ACCOUNTS = frozenset({
-    ("kube-system", "aws-load-balancer-controller"), ("kube-system", "ebs-csi-controller-sa"),
-    ("kube-system", "cloud-controller-manager"), ("kube-system", "karpenter"), ("kube-system", "aws-node"),
-})
+CONTROLLER_SERVICE_ACCOUNTS = frozenset(
+    {
+        ("kube-system", "aws-load-balancer-controller"),
+        ("kube-system", "ebs-csi-controller-sa"),
+        ("kube-system", "cloud-controller-manager"),
+        ("kube-system", "karpenter"),
+        ("kube-system", "aws-node"),
+    }
+)
 
 
 def effective_issuers(cfg: "StackConfig") -> list["IssuerConfig"]:
@@ -54,16 +60,25 @@ def _issuer_problems(cfg: "StackConfig") -> Iterator[Problem]:
     identity = cfg.identity
     if cfg.cluster.kind == "eks":
         if identity.issuers:
-            yield "identity.issuers", "EKS serves its own OIDC issuer; self-hosted issuers are for cluster.kind k3s (remove the key)"
+            yield (
+                "identity.issuers",
+                "EKS serves its own OIDC issuer; self-hosted issuers are for cluster.kind k3s (remove the key)",
+            )
         if identity.issuer_url:
-            yield "identity.issuerUrl", "EKS serves its own OIDC issuer; issuerUrl applies to cluster.kind k3s (remove the key)"
+            yield (
+                "identity.issuerUrl",
+                "EKS serves its own OIDC issuer; issuerUrl applies to cluster.kind k3s (remove the key)",
+            )
         return
     issuers = effective_issuers(cfg)
     seen: dict[str, int] = {}
     urls: dict[str, int] = {}
     for i, issuer in enumerate(issuers):
         if issuer.name in seen:
-            yield f"identity.issuers.{i}.name", f"'{issuer.name}' is already the name of identity.issuers[{seen[issuer.name]}]"
+            yield (
+                f"identity.issuers.{i}.name",
+                f"'{issuer.name}' is already the name of identity.issuers[{seen[issuer.name]}]",
+            )
         seen.setdefault(issuer.name, i)
         url = issuer.url(cfg.cluster_name, cfg.account_id, cfg.region)
         if url in urls:
@@ -71,15 +86,23 @@ def _issuer_problems(cfg: "StackConfig") -> Iterator[Problem]:
         urls.setdefault(url, i)
     derived = active_issuer_url(cfg)
     if identity.issuer_url is None:
-        yield "identity.issuerUrl", (
-            f"is required on k3s: pin the active issuer URL this config derives, '{derived}', so that a later "
-            "rename cannot silently move the issuer (every IRSA token would stop working at once)")
+        yield (
+            "identity.issuerUrl",
+            (
+                f"is required on k3s: pin the active issuer URL this config derives, '{derived}', so that a later "
+                "rename cannot silently move the issuer (every IRSA token would stop working at once)"
+            ),
+        )
     elif identity.issuer_url.rstrip("/") != derived and not identity.allow_issuer_change:
-        yield "identity.issuerUrl", (
-            f"the config now derives the issuer '{derived}' but the stack is pinned to '{identity.issuer_url}'; "
-            "changing the service-account issuer invalidates every IRSA token and trust policy at once. Keep the "
-            "old names, or add the new issuer as a standby first, then set identity.allowIssuerChange: true and "
-            "update identity.issuerUrl")
+        yield (
+            "identity.issuerUrl",
+            (
+                f"the config now derives the issuer '{derived}' but the stack is pinned to '{identity.issuer_url}'; "
+                "changing the service-account issuer invalidates every IRSA token and trust policy at once. Keep the "
+                "old names, or add the new issuer as a standby first, then set identity.allowIssuerChange: true and "
+                "update identity.issuerUrl"
+            ),
+        )
 
 
 def _workload_problems(cfg: "StackConfig") -> Iterator[Problem]:
@@ -94,37 +117,70 @@ def _workload_problems(cfg: "StackConfig") -> Iterator[Problem]:
         binding = (w.namespace, w.service_account)
         if binding in bindings:
             j = bindings[binding]
-            yield f"{key}.serviceAccount", (
-                f"system:serviceaccount:{w.namespace}:{w.service_account} is already bound by workloads[{j}] "
-                f"('{cfg.workloads[j].name}'); one ServiceAccount gets exactly one identity")
+            yield (
+                f"{key}.serviceAccount",
+                (
+                    f"system:serviceaccount:{w.namespace}:{w.service_account} is already bound by workloads[{j}] "
+                    f"('{cfg.workloads[j].name}'); one ServiceAccount gets exactly one identity"
+                ),
+            )
         bindings.setdefault(binding, i)
         if binding in CONTROLLER_SERVICE_ACCOUNTS:
-            yield f"{key}.serviceAccount", (
-                f"system:serviceaccount:{w.namespace}:{w.service_account} is a platform controller's ServiceAccount "
-                "(it already has its identity); give the workload its own ServiceAccount")
+            yield (
+                f"{key}.serviceAccount",
+                (
+                    f"system:serviceaccount:{w.namespace}:{w.service_account} is a platform controller's "
+                    "ServiceAccount "
+                    "(it already has its identity); give the workload its own ServiceAccount"
+                ),
+            )
         if w.method == "pod-identity" and cfg.cluster.kind != "eks":
-            yield f"{key}.method", (
-                f"pod-identity needs EKS (the Pod Identity agent and associations exist only there); on "
-                f"{cfg.cluster.kind} use irsa or roles-anywhere")
+            yield (
+                f"{key}.method",
+                (
+                    f"pod-identity needs EKS (the Pod Identity agent and associations exist only there); on "
+                    f"{cfg.cluster.kind} use irsa or roles-anywhere"
+                ),
+            )
         karpenter = getattr(cfg, "karpenter", None)
         if w.method == "instance-profile" and cfg.cluster.kind == "eks" and not (karpenter and karpenter.enabled):
-            yield f"{key}.method", (
-                "instance-profile on EKS attaches to Karpenter's node role (the system nodes are reserved for "
-                "controllers); enable karpenter, or better use pod-identity")
+            yield (
+                f"{key}.method",
+                (
+                    "instance-profile on EKS attaches to Karpenter's node role (the system nodes are reserved for "
+                    "controllers); enable karpenter, or better use pod-identity"
+                ),
+            )
         if w.issuers is not None:
             if w.method != "irsa" or cfg.cluster.kind != "k3s":
                 yield f"{key}.issuers", "applies to method irsa on k3s only (EKS has one issuer; remove the key)"
             else:
                 unknown = [n for n in w.issuers if n not in issuer_names]
                 if unknown:
-                    yield f"{key}.issuers", f"{', '.join(unknown)} not in identity.issuers; allowed: {', '.join(issuer_names)}"
+                    yield (
+                        f"{key}.issuers",
+                        f"{', '.join(unknown)} not in identity.issuers; allowed: {', '.join(issuer_names)}",
+                    )
                 elif issuer_names[0] not in w.issuers:
-                    yield f"{key}.issuers", (
-                        f"must include the active issuer '{issuer_names[0]}': pods get tokens from it only, a role "
-                        "trusting standby issuers alone could never be assumed")
+                    yield (
+                        f"{key}.issuers",
+                        (
+                            f"must include the active issuer '{issuer_names[0]}': pods get tokens from it only, a role "
+                            "trusting standby issuers alone could never be assumed"
+                        ),
+                    )
         if not (w.policies.managed_arns or w.policies.statements or w.cross_account_role_arns):
-            yield f"{key}.policies", "the workload gets no permission: give policies.managedArns, policies.statements or crossAccountRoleArns"
+            yield (
+                f"{key}.policies",
+                "the workload gets no permission: give policies.managedArns, policies.statements or "
+                "crossAccountRoleArns",
+            )
         same = [a for a in w.cross_account_role_arns if a.split(":")[4] == cfg.account_id]
         if same:
-            yield f"{key}.crossAccountRoleArns", (
-                f"{', '.join(same)} is in this account ({cfg.account_id}); grant same-account access through policies")
+            yield (
+                f"{key}.crossAccountRoleArns",
+                (
+                    f"{', '.join(same)} is in this account ({cfg.account_id}); grant same-account access "
+                    "through policies"
+                ),
+            )

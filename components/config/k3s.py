@@ -6,15 +6,15 @@ import re
 
 from pydantic import Field, field_validator, model_validator
 
-from components.config.checks import allowlist_problem, cron_problem, shown
 from components.config.base import (
     Model,
     _KeyedError,
     check_instance_type,
-    raise_problems,
     instance_architecture,
     ipv4_network,
+    raise_problems,
 )
+from components.config.checks import allowlist_problem, cron_problem, shown
 
 K3S_VERSION = re.compile(r"v1\.[0-9]+\.[0-9]+\+k3s[0-9]+", re.ASCII)  # used with fullmatch
 
@@ -24,8 +24,12 @@ K3S_INTERNAL_RANGES = ("10.42.0.0/16", "10.43.0.0/16")
 
 class K3sServersConfig(Model):
     # Embedded etcd needs a quorum: 1 (dev, no HA), 3 or 5 servers. Even counts add no tolerance.
-    count: int = Field(1, description=(
-        "K3s servers (embedded etcd): `1` (no HA), `3` or `5`; even counts are refused (no fault-tolerance gain)."))
+    count: int = Field(
+        1,
+        description=(
+            "K3s servers (embedded etcd): `1` (no HA), `3` or `5`; even counts are refused (no fault-tolerance gain)."
+        ),
+    )
     instance_type: str = Field("t3.medium", description="Instance type of the servers (on-demand only).")
 
     @field_validator("count")
@@ -44,9 +48,13 @@ class K3sAgentsConfig(Model):
 
     instance_types: list[str] = Field(
         default_factory=lambda: ["t3.large", "t3a.large", "m5.large", "m5a.large", "m6i.large"],
-        description="Distinct agent instance types, one architecture (one launch template); several spread Spot risk.")
-    on_demand_base: int = Field(default=0, ge=0, description=(
-        "On-demand agents before Spot (capacity-optimized) fills the rest; at most `maxSize`."))
+        description="Distinct agent instance types, one architecture (one launch template); several spread Spot risk.",
+    )
+    on_demand_base: int = Field(
+        default=0,
+        ge=0,
+        description=("On-demand agents before Spot (capacity-optimized) fills the rest; at most `maxSize`."),
+    )
     min_size: int = Field(default=1, ge=0, description="Fewest agents of the ASG.")
     desired_size: int = Field(default=2, ge=0, description="Agents to run; `minSize <= desiredSize <= maxSize`.")
     max_size: int = Field(default=5, ge=1, description="Most agents of the ASG.")
@@ -62,17 +70,26 @@ class K3sAgentsConfig(Model):
             raise ValueError("instance types must be distinct")
         archs = {instance_architecture(t) for t in v}
         if len(archs) > 1:
-            raise ValueError(f"mixes architectures {sorted(archs)}; one launch template (one AMI) serves one architecture")
+            raise ValueError(
+                f"mixes architectures {sorted(archs)}; one launch template (one AMI) serves one architecture"
+            )
         return v
 
     @model_validator(mode="after")
     def _sizes(self) -> "K3sAgentsConfig":
         problems = []
         if not self.min_size <= self.desired_size <= self.max_size:
-            problems.append(("cluster.k3s.agents.desiredSize",
-                             f"need minSize <= desiredSize <= maxSize, got {self.min_size} <= {self.desired_size} <= {self.max_size}"))
+            problems.append(
+                (
+                    "cluster.k3s.agents.desiredSize",
+                    f"need minSize <= desiredSize <= maxSize, got {self.min_size} <= {self.desired_size} <= "
+                    f"{self.max_size}",
+                )
+            )
         if self.on_demand_base > self.max_size:
-            problems.append(("cluster.k3s.agents.onDemandBase", f"{self.on_demand_base} exceeds maxSize {self.max_size}"))
+            problems.append(
+                ("cluster.k3s.agents.onDemandBase", f"{self.on_demand_base} exceeds maxSize {self.max_size}")
+            )
         raise_problems("K3sAgentsConfig", problems)
         return self
 
@@ -80,10 +97,16 @@ class K3sAgentsConfig(Model):
 class K3sApiAccessConfig(Model):
     """Who reaches the API through the NLB. Internal by default; internet-facing needs an allowlist."""
 
-    internet_facing: bool = Field(False, description=(
-        "Put the API's Network Load Balancer on the internet (needs `allowedCidrs`); internal otherwise."))
-    allowed_cidrs: list[str] = Field(default_factory=list, description=(
-        "IPv4 CIDRs allowed to reach the API through the NLB besides the VPC itself; `0.0.0.0/0` is refused."))
+    internet_facing: bool = Field(
+        False,
+        description=("Put the API's Network Load Balancer on the internet (needs `allowedCidrs`); internal otherwise."),
+    )
+    allowed_cidrs: list[str] = Field(
+        default_factory=list,
+        description=(
+            "IPv4 CIDRs allowed to reach the API through the NLB besides the VPC itself; `0.0.0.0/0` is refused."
+        ),
+    )
 
     @field_validator("allowed_cidrs")
     @classmethod
@@ -105,12 +128,16 @@ class K3sApiAccessConfig(Model):
     @model_validator(mode="after")
     def _allowlist(self) -> "K3sApiAccessConfig":
         if self.internet_facing and not self.allowed_cidrs:
-            raise _KeyedError("cluster.k3s.apiAccess.allowedCidrs",
-                              "internetFacing: true needs a non-empty CIDR allowlist (an open API endpoint is refused)")
+            raise _KeyedError(
+                "cluster.k3s.apiAccess.allowedCidrs",
+                "internetFacing: true needs a non-empty CIDR allowlist (an open API endpoint is refused)",
+            )
         if not self.internet_facing and self.allowed_cidrs:
-            raise _KeyedError("cluster.k3s.apiAccess.allowedCidrs",
-                              "an allowlist on the internal API load balancer restricts nothing it says (the VPC "
-                              "reaches it): set internetFacing: true or remove allowedCidrs")
+            raise _KeyedError(
+                "cluster.k3s.apiAccess.allowedCidrs",
+                "an allowlist on the internal API load balancer restricts nothing it says (the VPC "
+                "reaches it): set internetFacing: true or remove allowedCidrs",
+            )
         return self
 
 
@@ -134,29 +161,48 @@ class K3sConfig(Model):
     # v1.35.8-k3s1 and Go 1.26.7", 2026-08-27). Not v1.36: the AWS cloud controller has no 1.36 build
     # yet (newest chart 0.0.11 ships v1.35.0, and it must match the cluster's minor), and K3s's CLI
     # reference at hand (the flag contract tests) is v1.35's.
-    version: str = Field("v1.35.8+k3s1", description=(
-        "K3s release on every node: an exact `vX.Y.Z+k3sN` (channels and ranges are refused)."))
+    version: str = Field(
+        "v1.35.8+k3s1",
+        description=("K3s release on every node: an exact `vX.Y.Z+k3sN` (channels and ranges are refused)."),
+    )
     servers: K3sServersConfig = Field(K3sServersConfig(), description="The K3s servers (control plane and etcd).")
-    agents: K3sAgentsConfig = Field(K3sAgentsConfig(), description=(
-        "The agent Auto Scaling group: Spot across `instanceTypes` above an on-demand base."))
-    api_access: K3sApiAccessConfig = Field(K3sApiAccessConfig(), description=(
-        "Who reaches the Kubernetes API through its Network Load Balancer."))
-    ssh_key_name: str | None = Field(None, description=(
-        "EC2 key pair for SSH to the nodes; set together with `sshSourceSecurityGroupId` or not at all "
-        "(SSM Session Manager otherwise)."))
-    ssh_source_security_group_id: str | None = Field(None, description=(
-        "The only security group (`sg-...`) allowed to reach port 22; set together with `sshKeyName`."))
+    agents: K3sAgentsConfig = Field(
+        K3sAgentsConfig(),
+        description=("The agent Auto Scaling group: Spot across `instanceTypes` above an on-demand base."),
+    )
+    api_access: K3sApiAccessConfig = Field(
+        K3sApiAccessConfig(), description=("Who reaches the Kubernetes API through its Network Load Balancer.")
+    )
+    ssh_key_name: str | None = Field(
+        None,
+        description=(
+            "EC2 key pair for SSH to the nodes; set together with `sshSourceSecurityGroupId` or not at all "
+            "(SSM Session Manager otherwise)."
+        ),
+    )
+    ssh_source_security_group_id: str | None = Field(
+        None,
+        description=("The only security group (`sg-...`) allowed to reach port 22; set together with `sshKeyName`."),
+    )
     snapshots: K3sSnapshotsConfig = Field(K3sSnapshotsConfig(), description="etcd snapshots to S3.")
     # How long the interruption Lambda drains a node (PDB-blocked evictions retried) before it
     # gives up and lets SQS redeliver; below the Lambda's 900 s ceiling.
-    drain_timeout_seconds: int = Field(default=240, ge=30, le=840, description=(
-        "Seconds the interruption Lambda drains a node (retrying PDB-blocked evictions) before SQS redelivers."))
+    drain_timeout_seconds: int = Field(
+        default=240,
+        ge=30,
+        le=840,
+        description=(
+            "Seconds the interruption Lambda drains a node (retrying PDB-blocked evictions) before SQS redelivers."
+        ),
+    )
 
     @field_validator("version")
     @classmethod
     def _version(cls, v: str) -> str:
         if not K3S_VERSION.fullmatch(v):
-            raise ValueError(f"'{shown(v)}' is not an exact K3s release like v1.35.1+k3s1 (channels and ranges are refused)")
+            raise ValueError(
+                f"'{shown(v)}' is not an exact K3s release like v1.35.1+k3s1 (channels and ranges are refused)"
+            )
         return v
 
     @field_validator("ssh_key_name")
@@ -178,6 +224,8 @@ class K3sConfig(Model):
     def _ssh_pair(self) -> "K3sConfig":
         if bool(self.ssh_key_name) != bool(self.ssh_source_security_group_id):
             missing = "sshSourceSecurityGroupId" if self.ssh_key_name else "sshKeyName"
-            raise _KeyedError(f"cluster.k3s.{missing}",
-                              "SSH needs both sshKeyName and sshSourceSecurityGroupId (or neither: use SSM Session Manager)")
+            raise _KeyedError(
+                f"cluster.k3s.{missing}",
+                "SSH needs both sshKeyName and sshSourceSecurityGroupId (or neither: use SSM Session Manager)",
+            )
         return self

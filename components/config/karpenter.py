@@ -18,9 +18,13 @@ from components.config.checks import (
     shown,
 )
 
-K8S_QUANTITY = re.compile(r"(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?")  # fullmatch
+K8S_QUANTITY = re.compile(
+    r"(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?"
+)  # fullmatch
 KARPENTER_DURATION = re.compile(r"([0-9]+(s|m|h))+|Never")  # fullmatch
-LABEL_KEY = re.compile(r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+LABEL_KEY = re.compile(
+    r"([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+)
 LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")  # fullmatch
 # An AL2023 release is a date: al2023@vYYYYMMDD.
 AMI_ALIAS = re.compile(r"al2023@(latest|v(?P<date>20[0-9]{2}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])))", re.ASCII)
@@ -42,20 +46,39 @@ class KarpenterNodeClassConfig(Model):
 
     name: str = Field("default", description="EC2NodeClass name (a DNS label), referenced by `nodePools[].nodeClass`.")
     # EKS: an AL2023 alias, pinned (`al2023@v20260903`) in prod; `al2023@latest` only outside prod.
-    ami_alias: str | None = Field(None, description=(
-        "EKS only: the AL2023 EKS-optimized AMI release, `al2023@vYYYYMMDD`; unset means `al2023@latest`, "
-        "allowed only outside prod; refused on k3s."))
+    ami_alias: str | None = Field(
+        None,
+        description=(
+            "EKS only: the AL2023 EKS-optimized AMI release, `al2023@vYYYYMMDD`; unset means `al2023@latest`, "
+            "allowed only outside prod; refused on k3s."
+        ),
+    )
     # K3s: SSM parameters naming the AMI, one per architecture the pools allow.
-    ami_ssm_parameters: dict[Literal["amd64", "arm64"], str] | None = Field(None, description=(
-        "K3s only: the AMI per architecture as SSM parameter names; unset means AWS's public Amazon Linux 2023 "
-        "parameters (`DEFAULT_K3S_AMI_PARAMETERS` in `components/config/karpenter_rules.py`); each architecture "
-        "a pool of the class allows needs one; refused on EKS."))
-    volume_size_gib: int = Field(default=50, ge=20, le=16384, alias="volumeSizeGiB", description=(
-        "Encrypted gp3 root volume size of the class's nodes, GiB."))
+    ami_ssm_parameters: dict[Literal["amd64", "arm64"], str] | None = Field(
+        None,
+        description=(
+            "K3s only: the AMI per architecture as SSM parameter names; unset means AWS's public Amazon Linux 2023 "
+            "parameters (`DEFAULT_K3S_AMI_PARAMETERS` in `components/config/karpenter_rules.py`); each architecture "
+            "a pool of the class allows needs one; refused on EKS."
+        ),
+    )
+    volume_size_gib: int = Field(
+        default=50,
+        ge=20,
+        le=16384,
+        alias="volumeSizeGiB",
+        description=("Encrypted gp3 root volume size of the class's nodes, GiB."),
+    )
     # kubelet maxPods; every instance type a pool using this class allows must hold it (see karpenter_rules).
-    max_pods: int = Field(default=110, ge=10, le=250, description=(
-        "kubelet `maxPods` of the class's nodes: every instance type a pool of the class allows must hold it "
-        "under prefix delegation (on EKS with custom networking)."))
+    max_pods: int = Field(
+        default=110,
+        ge=10,
+        le=250,
+        description=(
+            "kubelet `maxPods` of the class's nodes: every instance type a pool of the class allows must hold it "
+            "under prefix delegation (on EKS with custom networking)."
+        ),
+    )
 
     _name = field_validator("name")(classmethod(lambda cls, v: dns_label(v)))
 
@@ -63,7 +86,9 @@ class KarpenterNodeClassConfig(Model):
     @classmethod
     def _alias(cls, v: str | None) -> str | None:
         if v is not None and not AMI_ALIAS.fullmatch(v):
-            raise ValueError(f"'{shown(v)}' is not an AL2023 alias like al2023@v20260903 (or al2023@latest outside prod)")
+            raise ValueError(
+                f"'{shown(v)}' is not an AL2023 alias like al2023@v20260903 (or al2023@latest outside prod)"
+            )
         return v
 
     @field_validator("ami_ssm_parameters")
@@ -71,7 +96,10 @@ class KarpenterNodeClassConfig(Model):
     def _parameters(cls, v: dict[str, str] | None) -> dict[str, str] | None:
         for arch, name in (v or {}).items():
             if not re.fullmatch(r"/[A-Za-z0-9_.\-/]{1,2047}", name):
-                raise ValueError(f"{arch}: '{shown(name)}' is not an SSM parameter name like /aws/service/ami-amazon-linux-latest/...")
+                raise ValueError(
+                    f"{arch}: '{shown(name)}' is not an SSM parameter name like "
+                    "/aws/service/ami-amazon-linux-latest/..."
+                )
         if v is not None and not v:
             raise ValueError("at least one architecture's AMI parameter")
         return v
@@ -95,14 +123,19 @@ class KarpenterLimits(Model):
 
 
 class KarpenterBudget(Model):
-    nodes: str = Field("10%", description=(
-        "Most nodes disrupted at once, a count or percentage (`0` blocks disruption in the window)."))
-    reasons: list[Literal["Underutilized", "Empty", "Drifted"]] | None = Field(None, description=(
-        "Disruption reasons the budget limits; unset means all of them."))
-    schedule: str | None = Field(None, description=(
-        "Cron schedule opening the budget's window (UTC); set together with `duration`."))
-    duration: str | None = Field(None, description=(
-        "Length of the window `schedule` opens, like `8h` or `1h30m`; set together with `schedule`."))
+    nodes: str = Field(
+        "10%",
+        description=("Most nodes disrupted at once, a count or percentage (`0` blocks disruption in the window)."),
+    )
+    reasons: list[Literal["Underutilized", "Empty", "Drifted"]] | None = Field(
+        None, description=("Disruption reasons the budget limits; unset means all of them.")
+    )
+    schedule: str | None = Field(
+        None, description=("Cron schedule opening the budget's window (UTC); set together with `duration`.")
+    )
+    duration: str | None = Field(
+        None, description=("Length of the window `schedule` opens, like `8h` or `1h30m`; set together with `schedule`.")
+    )
 
     @field_validator("nodes")
     @classmethod
@@ -139,8 +172,9 @@ class KarpenterBudget(Model):
 class KarpenterTaint(Model):
     key: str = Field(description="Taint key, like `workload-class` or `example.com/dedicated`.")
     value: str | None = Field(None, description="Taint value.")
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = Field(description=(
-        "What the taint does to pods that do not tolerate it."))
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = Field(
+        description=("What the taint does to pods that do not tolerate it.")
+    )
 
     @field_validator("key")
     @classmethod
@@ -153,8 +187,10 @@ class KarpenterTaint(Model):
     @classmethod
     def _value(cls, v: str | None) -> str | None:
         if v is not None and not LABEL_VALUE.fullmatch(v):
-            raise ValueError(f"'{shown(v)}' is not a taint value: up to 63 letters, digits, '-', '_', '.', "
-                             "starting and ending with a letter or digit")
+            raise ValueError(
+                f"'{shown(v)}' is not a taint value: up to 63 letters, digits, '-', '_', '.', "
+                "starting and ending with a letter or digit"
+            )
         return v
 
 
@@ -165,37 +201,66 @@ class KarpenterNodePoolConfig(Model):
     node_class: str = Field("default", description="Name of the `nodeClasses` entry the pool's nodes use.")
     capacity_types: list[Literal["spot", "on-demand"]] = Field(
         default_factory=lambda: ["spot", "on-demand"],
-        description="Capacity types the pool may launch, distinct; with both, Karpenter prefers Spot when offered.")
-    architectures: list[Literal["amd64", "arm64"]] = Field(default_factory=lambda: ["amd64", "arm64"], description=(
-        "CPU architectures the pool may launch, distinct."))
-    instance_categories: list[str] = Field(default_factory=lambda: ["c", "m", "r"], description=(
-        "Instance categories (family letters like `c`, `m`, `r`), distinct."))
-    instance_generation_greater_than: int = Field(default=5, ge=0, description=(
-        "Only instance generations above this one (5: `m6i` yes, `m5` no)."))
+        description="Capacity types the pool may launch, distinct; with both, Karpenter prefers Spot when offered.",
+    )
+    architectures: list[Literal["amd64", "arm64"]] = Field(
+        default_factory=lambda: ["amd64", "arm64"], description=("CPU architectures the pool may launch, distinct.")
+    )
+    instance_categories: list[str] = Field(
+        default_factory=lambda: ["c", "m", "r"],
+        description=("Instance categories (family letters like `c`, `m`, `r`), distinct."),
+    )
+    instance_generation_greater_than: int = Field(
+        default=5, ge=0, description=("Only instance generations above this one (5: `m6i` yes, `m5` no).")
+    )
     # None: every size except nano/micro/small/medium (components/karpenter_capacity.SMALL_SIZES).
-    instance_sizes: list[str] | None = Field(None, description=(
-        "Allowed sizes (`large`, `2xlarge`, `metal`...); unset means every size but `nano`, `micro`, `small`, "
-        "`medium`. Refused when an instance type it matches cannot hold the class's `maxPods`."))
-    instance_families: list[str] | None = Field(None, description=(
-        "Only these instance families (`karpenter.k8s.aws/instance-family`), e.g. `[g5, g6]` or `[c7g, m7g]`; "
-        "unset means every family the categories and generation admit. A family the pool's categories, "
-        "generation or architectures exclude is refused."))
-    limits: KarpenterLimits = Field(description=(
-        "Circuit breaker: Karpenter launches nothing more once the pool's nodes reach these totals."))
-    consolidate_after: str = Field("1m", description=(
-        "How long a node stays empty or underutilized before consolidation (`WhenEmptyOrUnderutilized`), "
-        "a duration like `30s` or `10m`."))
-    expire_after: str = Field("720h", description=(
-        "Node lifetime before replacement (picking up patched AMIs), a duration like `720h`; the policy pack "
-        "refuses `Never` and more than 720h, mandatory in prod."))
-    budgets: list[KarpenterBudget] = Field(default_factory=lambda: [KarpenterBudget()], description=(
-        "Disruption budgets; the default is one budget of 10% of the nodes at any time."))
-    weight: int | None = Field(default=None, ge=1, le=100, description=(
-        "Priority against other pools (higher first); unset is lowest."))
+    instance_sizes: list[str] | None = Field(
+        None,
+        description=(
+            "Allowed sizes (`large`, `2xlarge`, `metal`...); unset means every size but `nano`, `micro`, `small`, "
+            "`medium`. Refused when an instance type it matches cannot hold the class's `maxPods`."
+        ),
+    )
+    instance_families: list[str] | None = Field(
+        None,
+        description=(
+            "Only these instance families (`karpenter.k8s.aws/instance-family`), e.g. `[g5, g6]` or `[c7g, m7g]`; "
+            "unset means every family the categories and generation admit. A family the pool's categories, "
+            "generation or architectures exclude is refused."
+        ),
+    )
+    limits: KarpenterLimits = Field(
+        description=("Circuit breaker: Karpenter launches nothing more once the pool's nodes reach these totals.")
+    )
+    consolidate_after: str = Field(
+        "1m",
+        description=(
+            "How long a node stays empty or underutilized before consolidation (`WhenEmptyOrUnderutilized`), "
+            "a duration like `30s` or `10m`."
+        ),
+    )
+    expire_after: str = Field(
+        "720h",
+        description=(
+            "Node lifetime before replacement (picking up patched AMIs), a duration like `720h`; the policy pack "
+            "refuses `Never` and more than 720h, mandatory in prod."
+        ),
+    )
+    budgets: list[KarpenterBudget] = Field(
+        default_factory=lambda: [KarpenterBudget()],
+        description=("Disruption budgets; the default is one budget of 10% of the nodes at any time."),
+    )
+    weight: int | None = Field(
+        default=None, ge=1, le=100, description=("Priority against other pools (higher first); unset is lowest.")
+    )
     taints: list[KarpenterTaint] = Field(default_factory=list, description="Taints on the pool's nodes.")
-    labels: dict[str, str] = Field(default_factory=dict, description=(
-        "Labels on the pool's nodes; the `karpenter.sh`, `karpenter.k8s.aws`, `kubernetes.io` and `k8s.io` "
-        "domains are reserved."))
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Labels on the pool's nodes; the `karpenter.sh`, `karpenter.k8s.aws`, `kubernetes.io` and `k8s.io` "
+            "domains are reserved."
+        ),
+    )
 
     @field_validator("taints")
     @classmethod
@@ -249,8 +314,9 @@ class KarpenterNodePoolConfig(Model):
         if not v:
             raise ValueError("at least one size, or remove the key for every size from large up")
         for size in v:
-            if not re.fullmatch(r"nano|micro|small|medium|large|xlarge|([2-9]|[1-9][0-9]+)xlarge|metal(-[0-9]+xl)?",
-                                size, re.ASCII):
+            if not re.fullmatch(
+                r"nano|micro|small|medium|large|xlarge|([2-9]|[1-9][0-9]+)xlarge|metal(-[0-9]+xl)?", size, re.ASCII
+            ):
                 raise ValueError(f"'{shown(size)}' is not an instance size like large, 2xlarge or metal")
         return v
 
@@ -271,19 +337,28 @@ def _default_node_pools() -> list[KarpenterNodePoolConfig]:
 
 
 class KarpenterConfig(Model):
-    enabled: bool = Field(True, description=(
-        "Install Karpenter, its IAM, interruption queue, NodeClasses and NodePools."))
+    enabled: bool = Field(
+        True, description=("Install Karpenter, its IAM, interruption queue, NodeClasses and NodePools.")
+    )
     # None: the environment's controller replicas (components/config/environments.py: 2 in staging and
     # prod, with the chart's PodDisruptionBudget; 1 in dev).
-    replicas: int | None = Field(default=None, ge=1, le=5, description=(
-        "Controller replicas; unset means the environment's `controllerReplicas` (2 in staging and prod, 1 in "
-        "dev); fewer than the environment's is refused (the chart's PodDisruptionBudget allows one eviction "
-        "at a time)."))
+    replicas: int | None = Field(
+        default=None,
+        ge=1,
+        le=5,
+        description=(
+            "Controller replicas; unset means the environment's `controllerReplicas` (2 in staging and prod, 1 in "
+            "dev); fewer than the environment's is refused (the chart's PodDisruptionBudget allows one eviction "
+            "at a time)."
+        ),
+    )
     node_classes: list[KarpenterNodeClassConfig] = Field(
         default_factory=lambda: [KarpenterNodeClassConfig()],
-        description="EC2NodeClasses, distinct names; the default is one class `default`, each field at its default.")
-    node_pools: list[KarpenterNodePoolConfig] = Field(default_factory=_default_node_pools, description=(
-        "NodePools, distinct names, at least one."))
+        description="EC2NodeClasses, distinct names; the default is one class `default`, each field at its default.",
+    )
+    node_pools: list[KarpenterNodePoolConfig] = Field(
+        default_factory=_default_node_pools, description=("NodePools, distinct names, at least one.")
+    )
 
     def replica_count(self, default: int) -> int:
         return self.replicas if self.replicas is not None else default

@@ -8,7 +8,8 @@ classes, and whether every instance type a pool allows can hold its class's maxP
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from components.core.instance_types import al2023_ami_parameter
 from components.core.pool_capacity import SMALL_SIZES, PoolShape, admitted_instance_types, pool_pod_capacity
@@ -52,8 +53,11 @@ def karpenter_problems(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
     kind = cfg.cluster.kind
     wanted = cfg.safeguards_in_force
     if k.replicas is not None and k.replicas < wanted.controller_replicas:
-        yield ("karpenter.replicas", f"{k.replicas} replica in {cfg.environment}; at least {wanted.controller_replicas} "
-               "(a single controller is a SPOF for all scaling)")
+        yield (
+            "karpenter.replicas",
+            f"{k.replicas} replica in {cfg.environment}; at least {wanted.controller_replicas} "
+            "(a single controller is a SPOF for all scaling)",
+        )
 
     classes = {}
     for i, nc in enumerate(k.node_classes):
@@ -63,15 +67,24 @@ def karpenter_problems(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
         classes[nc.name] = nc
         if kind == "eks":
             if nc.ami_ssm_parameters is not None:
-                yield f"{key}.amiSsmParameters", "applies to k3s clusters; EKS node classes use amiAlias (e.g. al2023@v20260903)"
+                yield (
+                    f"{key}.amiSsmParameters",
+                    "applies to k3s clusters; EKS node classes use amiAlias (e.g. al2023@v20260903)",
+                )
             if wanted.pinned_amis and effective_ami_alias(nc) == LATEST_ALIAS:
                 shown = "not set (defaults to al2023@latest)" if nc.ami_alias is None else "al2023@latest"
-                yield (f"{key}.amiAlias", f"{shown}: {cfg.environment} nodes must run a pinned AMI "
-                       "release like al2023@v20260903 (so a new AMI rolls out only through a reviewed change); "
-                       "al2023@latest is allowed only where safeguards.pinnedAmis is off (dev by default)")
+                yield (
+                    f"{key}.amiAlias",
+                    f"{shown}: {cfg.environment} nodes must run a pinned AMI "
+                    "release like al2023@v20260903 (so a new AMI rolls out only through a reviewed change); "
+                    "al2023@latest is allowed only where safeguards.pinnedAmis is off (dev by default)",
+                )
         elif nc.ami_alias is not None:
-            yield (f"{key}.amiAlias", "applies to EKS clusters; K3s node classes boot a custom AMI named by "
-                   "amiSsmParameters (the alias AMIs join EKS, not K3s)")
+            yield (
+                f"{key}.amiAlias",
+                "applies to EKS clusters; K3s node classes boot a custom AMI named by "
+                "amiSsmParameters (the alias AMIs join EKS, not K3s)",
+            )
     if not k.node_pools:
         yield "karpenter.nodePools", "at least one NodePool (without one Karpenter launches nothing)"
 
@@ -83,37 +96,54 @@ def karpenter_problems(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
         names.add(pool.name)
         nc = classes.get(pool.node_class)
         if nc is None:
-            yield f"{key}.nodeClass", f"'{pool.node_class}' is not a configured node class; defined: {', '.join(classes) or 'none'}"
+            yield (
+                f"{key}.nodeClass",
+                f"'{pool.node_class}' is not a configured node class; defined: {', '.join(classes) or 'none'}",
+            )
             continue
         if kind == "k3s":
             missing = [a for a in pool.architectures if a not in effective_ami_parameters(nc)]
             if missing:
-                yield (f"{key}.architectures", f"pool '{pool.name}' allows {', '.join(missing)} but node class "
-                       f"'{nc.name}' has no AMI parameter for it; add it to amiSsmParameters or drop the architecture")
+                yield (
+                    f"{key}.architectures",
+                    f"pool '{pool.name}' allows {', '.join(missing)} but node class "
+                    f"'{nc.name}' has no AMI parameter for it; add it to amiSsmParameters or drop the architecture",
+                )
         yield from _capacity_problems(key, pool, nc, kind)
 
 
-def _capacity_problems(key: str, pool: "KarpenterNodePoolConfig", nc: "KarpenterNodeClassConfig", kind: str) -> Iterator[tuple[str, str]]:
+def _capacity_problems(
+    key: str, pool: "KarpenterNodePoolConfig", nc: "KarpenterNodeClassConfig", kind: str
+) -> Iterator[tuple[str, str]]:
     if pool.instance_families:
         # A family the other requirements exclude would silently match nothing: name it.
         wide = dataclasses.replace(pool_shape(pool), families=None, sizes=None)
         admitted = {r.instance_type.split(".", 1)[0] for r in admitted_instance_types(wide)}
         for family in pool.instance_families:
             if family not in admitted:
-                yield (f"{key}.instanceFamilies", f"pool '{pool.name}': family '{family}' has no instance type with ENI "
-                       f"data that its instanceCategories ({', '.join(pool.instance_categories)}), "
-                       f"instanceGenerationGreaterThan ({pool.instance_generation_greater_than}) and architectures "
-                       f"({', '.join(pool.architectures)}) admit")
+                yield (
+                    f"{key}.instanceFamilies",
+                    f"pool '{pool.name}': family '{family}' has no instance type with ENI "
+                    f"data that its instanceCategories ({', '.join(pool.instance_categories)}), "
+                    f"instanceGenerationGreaterThan ({pool.instance_generation_greater_than}) and architectures "
+                    f"({', '.join(pool.architectures)}) admit",
+                )
     networking = "prefix delegation with custom networking" if uses_custom_networking(kind) else "prefix delegation"
     capacity = pool_pod_capacity(pool_shape(pool), custom_networking=uses_custom_networking(kind))
     sizes_key = f"{key}.instanceSizes"
     if capacity is None:
         sizes = ", ".join(pool.instance_sizes) if pool.instance_sizes else f"all but {', '.join(SMALL_SIZES)}"
-        yield (sizes_key, f"pool '{pool.name}' (categories {', '.join(pool.instance_categories)}, generation > "
-               f"{pool.instance_generation_greater_than}, sizes {sizes}) matches no instance type with ENI data in "
-               "components/data/instance_network_limits.json, so its maxPods cannot be verified; widen the pool")
+        yield (
+            sizes_key,
+            f"pool '{pool.name}' (categories {', '.join(pool.instance_categories)}, generation > "
+            f"{pool.instance_generation_greater_than}, sizes {sizes}) matches no instance type with ENI data in "
+            "components/data/instance_network_limits.json, so its maxPods cannot be verified; widen the pool",
+        )
         return
     if capacity.max_pods < nc.max_pods:
-        yield (sizes_key, f"pool '{pool.name}' allows {capacity.instance_type}, which holds at most {capacity.max_pods} pods "
-               f"under {networking}, below maxPods {nc.max_pods} of node class '{nc.name}'; allow only larger "
-               "sizes (instanceSizes) or lower the node class's maxPods")
+        yield (
+            sizes_key,
+            f"pool '{pool.name}' allows {capacity.instance_type}, which holds at most {capacity.max_pods} pods "
+            f"under {networking}, below maxPods {nc.max_pods} of node class '{nc.name}'; allow only larger "
+            "sizes (instanceSizes) or lower the node class's maxPods",
+        )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any, Callable, Iterator, Literal
+from collections.abc import Callable, Iterator
+from typing import Any, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 
@@ -28,21 +29,19 @@ from components.config.checks import (
 from components.config.eks import EksConfig
 from components.config.environments import SAFEGUARD_RULES, Safeguards, SafeguardsConfig, effective_safeguards
 from components.config.identity import IdentityConfig, WorkloadConfig
+from components.config.identity_rules import identity_problems
 from components.config.k3s import K3S_INTERNAL_RANGES, K3sConfig
 from components.config.karpenter import KarpenterConfig
-from components.config.network import NetworkConfig
-from components.config.identity_rules import identity_problems
 from components.config.karpenter_rules import karpenter_problems
+from components.config.network import NetworkConfig
 from components.core.chart_versions import CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS
-
 
 Problem = tuple[str, str]
 
 
 class ClusterConfig(Model):
     kind: Literal["eks", "k3s"] = Field(description="Control plane: Amazon EKS, or K3s on EC2.")
-    name: str = Field(description=(
-        "Cluster name, a DNS label of at most 32 characters (it prefixes IAM role names)."))
+    name: str = Field(description=("Cluster name, a DNS label of at most 32 characters (it prefixes IAM role names)."))
     eks: EksConfig = Field(EksConfig(), description="EKS control-plane settings (`kind: eks`).")
     k3s: K3sConfig = Field(K3sConfig(), description="K3s-on-EC2 settings (`kind: k3s`).")
 
@@ -57,38 +56,59 @@ class ClusterConfig(Model):
         # A block for the other kind would be silently ignored: the user believes it configures something.
         other = "k3s" if self.kind == "eks" else "eks"
         if other in self.model_fields_set:
-            raise _KeyedError(f"cluster.{other}", f"applies to kind {other}; this cluster is kind {self.kind} "
-                              f"(remove the block, or set kind: {other})")
+            raise _KeyedError(
+                f"cluster.{other}",
+                f"applies to kind {other}; this cluster is kind {self.kind} (remove the block, or set kind: {other})",
+            )
         return self
 
 
-
 class StackConfig(Model):
-    environment: Literal["dev", "staging", "prod"] = Field(description=(
-        "The stack's environment: `dev`, `staging` or `prod`, each with documented safeguards "
-        "(`components/config/environments.py`: protection, AMI pinning, zones, replicas, NAT layout)."))
-    region: str = Field(description=(
-        "Region of every resource, like `us-east-1`; commercial partition only (not `cn-*`, `us-gov-*`: ARNs "
-        "are built for `arn:aws`)."))
-    account_id: str = Field(description=(
-        "The only AWS account the stack may touch (the provider's `allowedAccountIds`), 12 digits, quoted in YAML."))
-    tags: dict[str, str] = Field(description=(
-        "Tags on every taggable resource, required: must include `owner` and `cost-center`; no `aws:` keys and "
-        "none of the keys the platform sets itself (`environment`, `managed-by`, `Name`, `k8s-platform/*`, "
-        "`kubernetes.io/*`, `karpenter.sh/*`); AWS's tag character set; keys 1-128 and values up to 256 "
-        "characters; at most 40."))
+    environment: Literal["dev", "staging", "prod"] = Field(
+        description=(
+            "The stack's environment: `dev`, `staging` or `prod`, each with documented safeguards "
+            "(`components/config/environments.py`: protection, AMI pinning, zones, replicas, NAT layout)."
+        )
+    )
+    region: str = Field(
+        description=(
+            "Region of every resource, like `us-east-1`; commercial partition only (not `cn-*`, `us-gov-*`: ARNs "
+            "are built for `arn:aws`)."
+        )
+    )
+    account_id: str = Field(
+        description=(
+            "The only AWS account the stack may touch (the provider's `allowedAccountIds`), 12 digits, quoted in YAML."
+        )
+    )
+    tags: dict[str, str] = Field(
+        description=(
+            "Tags on every taggable resource, required: must include `owner` and `cost-center`; no `aws:` keys and "
+            "none of the keys the platform sets itself (`environment`, `managed-by`, `Name`, `k8s-platform/*`, "
+            "`kubernetes.io/*`, `karpenter.sh/*`); AWS's tag character set; keys 1-128 and values up to 256 "
+            "characters; at most 40."
+        )
+    )
     network: NetworkConfig = Field(description="The VPC, its pod CIDR, NAT layout, endpoints and flow logs.")
     cluster: ClusterConfig = Field(description="The Kubernetes control plane and its nodes.")
-    addons: AddonsConfig = Field(AddonsConfig(), description=(
-        "Cluster add-ons; each can be switched off (its IAM goes with it)."))
+    addons: AddonsConfig = Field(
+        AddonsConfig(), description=("Cluster add-ons; each can be switched off (its IAM goes with it).")
+    )
     identity: IdentityConfig = Field(IdentityConfig(), description="The K3s service-account issuers used by IRSA.")
-    workloads: list[WorkloadConfig] = Field(default_factory=list, description=(
-        "AWS identities for workloads: one IAM role per workload, bound to its ServiceAccount."))
-    karpenter: KarpenterConfig = Field(KarpenterConfig(), description=(
-        "Karpenter node autoscaling: node classes and pools."))
-    safeguards: SafeguardsConfig = Field(SafeguardsConfig(), description=(
-        "Tighten the environment's safeguards (protection, AMI pinning, zones, controller replicas, NAT per "
-        "zone); a looser value than the environment's is refused."))
+    workloads: list[WorkloadConfig] = Field(
+        default_factory=list,
+        description=("AWS identities for workloads: one IAM role per workload, bound to its ServiceAccount."),
+    )
+    karpenter: KarpenterConfig = Field(
+        KarpenterConfig(), description=("Karpenter node autoscaling: node classes and pools.")
+    )
+    safeguards: SafeguardsConfig = Field(
+        SafeguardsConfig(),
+        description=(
+            "Tighten the environment's safeguards (protection, AMI pinning, zones, controller replicas, NAT per "
+            "zone); a looser value than the environment's is refused."
+        ),
+    )
 
     @field_validator("region")
     @classmethod
@@ -108,8 +128,10 @@ class StackConfig(Model):
         if isinstance(v, int) and not isinstance(v, bool) or isinstance(v, str) and v.isascii() and v.isdigit():
             if isinstance(v, int) or not ACCOUNT_ID.fullmatch(v):
                 # An unquoted id is a YAML number: leading zeros vanish, and 0-prefixed ones are read as octal.
-                raise ValueError(f"'{v}' must be a 12-digit AWS account id; if you wrote it unquoted, YAML read it "
-                                 "as a number (a leading 0 even as octal): quote it, e.g. accountId: \"011111111111\"")
+                raise ValueError(
+                    f"'{v}' must be a 12-digit AWS account id; if you wrote it unquoted, YAML read it "
+                    'as a number (a leading 0 even as octal): quote it, e.g. accountId: "011111111111"'
+                )
         elif not isinstance(v, str) or not ACCOUNT_ID.fullmatch(v):
             raise ValueError(f"'{shown(v)}' must be a 12-digit AWS account id (ASCII digits)")
         return v
@@ -127,16 +149,31 @@ class StackConfig(Model):
             if key.lower().startswith("aws:"):
                 problems.append((where, "the aws: prefix is reserved for AWS"))
             elif key in RESERVED_TAG_KEYS or key.startswith(RESERVED_TAG_PREFIXES):
-                problems.append((where, f"set by the platform on every resource ({RESERVED_TAG_REASON}); "
-                                 "a value here would be silently overwritten: use another key"))
+                problems.append(
+                    (
+                        where,
+                        f"set by the platform on every resource ({RESERVED_TAG_REASON}); "
+                        "a value here would be silently overwritten: use another key",
+                    )
+                )
             elif not 1 <= len(key) <= 128 or len(value) > 256:
                 problems.append((where, "tag keys are 1-128 characters, values at most 256"))
             elif not tag_text_ok(key) or not tag_text_ok(value):
-                problems.append((where, f"'{shown(value)}': tag keys and values may hold letters, digits, spaces "
-                                 "and + - = . _ : / @ only (IAM, S3 and EKS refuse other characters)"))
+                problems.append(
+                    (
+                        where,
+                        f"'{shown(value)}': tag keys and values may hold letters, digits, spaces "
+                        "and + - = . _ : / @ only (IAM, S3 and EKS refuse other characters)",
+                    )
+                )
         if len(v) > 40:
-            problems.append(("tags", f"{len(v)} tags; at most 40 (AWS allows {AWS_TAGS_PER_RESOURCE} per resource, "
-                             "the platform adds up to 10)"))
+            problems.append(
+                (
+                    "tags",
+                    f"{len(v)} tags; at most 40 (AWS allows {AWS_TAGS_PER_RESOURCE} per resource, "
+                    "the platform adds up to 10)",
+                )
+            )
         raise_problems("tags", problems)
         return v
 
@@ -160,7 +197,13 @@ class StackConfig(Model):
 
     def resource_tags(self, **extra: str) -> dict[str, str]:
         """The tags every taggable resource carries: config tags plus provenance."""
-        return {**self.tags, "environment": self.environment, "managed-by": "pulumi", "k8s-platform/cluster": self.cluster.name, **extra}
+        return {
+            **self.tags,
+            "environment": self.environment,
+            "managed-by": "pulumi",
+            "k8s-platform/cluster": self.cluster.name,
+            **extra,
+        }
 
 
 def _zone_rules(cfg: "StackConfig") -> Iterator[Problem]:
@@ -172,9 +215,11 @@ def _zone_rules(cfg: "StackConfig") -> Iterator[Problem]:
 
 def _access_instance_rule(cfg: "StackConfig") -> Iterator[Problem]:
     if cfg.cluster.kind == "k3s" and cfg.cluster.eks.access_instance.enabled:
-        yield ("cluster.eks.accessInstance.enabled",
-               "only EKS creates an access instance; on k3s `platformctl connect` forwards "
-               "through a K3s server (set false or remove the key)")
+        yield (
+            "cluster.eks.accessInstance.enabled",
+            "only EKS creates an access instance; on k3s `platformctl connect` forwards "
+            "through a K3s server (set false or remove the key)",
+        )
 
 
 def _k3s_vpc_rule(cfg: "StackConfig") -> Iterator[Problem]:
@@ -182,8 +227,11 @@ def _k3s_vpc_rule(cfg: "StackConfig") -> Iterator[Problem]:
         vpc = ipaddress.ip_network(cfg.network.vpc_cidr)
         for k3s_range in K3S_INTERNAL_RANGES:
             if vpc.overlaps(ipaddress.ip_network(k3s_range)):
-                yield ("network.vpcCidr", f"{vpc} overlaps K3s's pod/service range {k3s_range}; "
-                       "pick a VPC block outside 10.42.0.0/16 and 10.43.0.0/16")
+                yield (
+                    "network.vpcCidr",
+                    f"{vpc} overlaps K3s's pod/service range {k3s_range}; "
+                    "pick a VPC block outside 10.42.0.0/16 and 10.43.0.0/16",
+                )
 
 
 def _eks_rules(cfg: "StackConfig") -> Iterator[Problem]:
@@ -193,30 +241,40 @@ def _eks_rules(cfg: "StackConfig") -> Iterator[Problem]:
     if cfg.environment == "prod" and any(
         ipaddress.ip_network(c).prefixlen == 0 for c in eks.endpoint.public_access_cidrs
     ):
-        yield ("cluster.eks.endpoint.publicAccessCidrs",
-               "0.0.0.0/0 opens the prod API server to the internet; list specific CIDRs "
-               "or keep publicAccess: false (private endpoint only)")
+        yield (
+            "cluster.eks.endpoint.publicAccessCidrs",
+            "0.0.0.0/0 opens the prod API server to the internet; list specific CIDRs "
+            "or keep publicAccess: false (private endpoint only)",
+        )
     if not eks.access.admin_role_arns:
-        yield ("cluster.eks.access.adminRoleArns",
-               "at least one admin role is required: the cluster creator gets no implicit access, "
-               "and the deployment itself (ENIConfigs) runs as one of these roles")
+        yield (
+            "cluster.eks.access.adminRoleArns",
+            "at least one admin role is required: the cluster creator gets no implicit access, "
+            "and the deployment itself (ENIConfigs) runs as one of these roles",
+        )
 
 
 def _addons_rules(cfg: "StackConfig") -> Iterator[Problem]:
     if cfg.cluster.kind == "eks" and cfg.addons.cloud_controller_manager.enabled:
-        yield ("addons.cloudControllerManager.enabled",
-               "only k3s runs the AWS cloud controller as an add-on; EKS runs it inside its "
-               "managed control plane (set false or remove the key)")
+        yield (
+            "addons.cloudControllerManager.enabled",
+            "only k3s runs the AWS cloud controller as an add-on; EKS runs it inside its "
+            "managed control plane (set false or remove the key)",
+        )
     if cfg.cluster.kind == "k3s" and cfg.addons.aws_load_balancer_controller.target_type == "ip":
-        yield ("addons.awsLoadBalancerController.targetType",
-               "'ip' needs pods on VPC addresses; K3s pods live on flannel's overlay, which a load "
-               "balancer cannot reach: use 'instance' (or remove the key)")
+        yield (
+            "addons.awsLoadBalancerController.targetType",
+            "'ip' needs pods on VPC addresses; K3s pods live on flannel's overlay, which a load "
+            "balancer cannot reach: use 'instance' (or remove the key)",
+        )
     if cfg.addons.cloud_controller_manager_enabled(cfg.cluster.kind):
         minor = kubernetes_minor(cfg.cluster.k3s.version)
         if minor not in CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS:
-            yield ("cluster.k3s.version",
-                   f"no AWS cloud controller image pinned for Kubernetes {minor}; pinned: "
-                   f"{', '.join(sorted(CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS))} (components/core/chart_versions.py)")
+            yield (
+                "cluster.k3s.version",
+                f"no AWS cloud controller image pinned for Kubernetes {minor}; pinned: "
+                f"{', '.join(sorted(CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS))} (components/core/chart_versions.py)",
+            )
 
 
 def _karpenter_rules(cfg: "StackConfig") -> Iterator[Problem]:
@@ -230,8 +288,14 @@ def _identity_rules(cfg: "StackConfig") -> Iterator[Problem]:
 # Every cross-field rule of the whole stack; each yields (key.path, message) and all of them run.
 STACK_RULES: tuple[Callable[["StackConfig"], Iterator[Problem]], ...] = (
     # The environment's safeguards: none loosened, its zone count, its NAT layout.
-    _zone_rules, *SAFEGUARD_RULES, _k3s_vpc_rule, _eks_rules, _access_instance_rule, _addons_rules,
-    _karpenter_rules, _identity_rules,
+    _zone_rules,
+    *SAFEGUARD_RULES,
+    _k3s_vpc_rule,
+    _eks_rules,
+    _access_instance_rule,
+    _addons_rules,
+    _karpenter_rules,
+    _identity_rules,
 )
 
 
@@ -259,10 +323,21 @@ RESERVED_TAG_REASON = "environment, managed-by, Name, k8s-platform/*, kubernetes
 
 
 # Top-level keys read from the stack file: `k8s-platform:<key>` unless namespaced explicitly.
-TOP_LEVEL_KEYS = {"environment", "accountId", "tags", "network", "cluster", "addons", "identity", "workloads",
-                  "karpenter", "safeguards"}
+TOP_LEVEL_KEYS = {
+    "environment",
+    "accountId",
+    "tags",
+    "network",
+    "cluster",
+    "addons",
+    "identity",
+    "workloads",
+    "karpenter",
+    "safeguards",
+}
 EXTERNAL_KEYS = {"aws:region": "region"}
-# Namespaces whose keys the platform does not read but the engine does (`pulumi:tags`, `pulumi:disable-default-providers`).
+# Namespaces whose keys the platform does not read but the engine does (`pulumi:tags`,
+# `pulumi:disable-default-providers`).
 ENGINE_NAMESPACES = ("pulumi",)
 
 
@@ -327,7 +402,7 @@ def _message(err: dict[str, Any]) -> str:
     msg = err["msg"]
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):
-            msg = msg[len(prefix):]
+            msg = msg[len(prefix) :]
     given = err.get("input")
     if err["type"] == "literal_error":
         hint = did_you_mean(given, re.findall(r"'([^']*)'", msg)) if isinstance(given, str) else ""
@@ -338,20 +413,36 @@ def _message(err: dict[str, Any]) -> str:
         key = str(err["loc"][-1])
         hint = did_you_mean(key, _fields_at(err["loc"][:-1]))
         msg = f"is not a known key{hint or ' (check the spelling; keys are camelCase)'}"
-    elif err["type"] in ("int_type", "bool_type", "string_type", "list_type", "dict_type", "model_type",
-                         "float_type", "model_attributes_type", "dataclass_type"):
+    elif err["type"] in (
+        "int_type",
+        "bool_type",
+        "string_type",
+        "list_type",
+        "dict_type",
+        "model_type",
+        "float_type",
+        "model_attributes_type",
+        "dataclass_type",
+    ):
         msg = f"{msg} (got {_type_name(given)} {shown(given, 40)})"
     else:
         # Values echoed by validators: escape control characters, shorten long ones.
-        for value in (given if isinstance(given, list) else [given]):
+        for value in given if isinstance(given, list) else [given]:
             if isinstance(value, str) and value and value != shown(value):
                 msg = msg.replace(value, shown(value))
     return msg
 
 
 def _type_name(value: Any) -> str:
-    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list",
-            dict: "a mapping", type(None): "null"}.get(type(value), type(value).__name__)
+    return {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a mapping",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
 
 
 def _line(problem: str) -> str:
@@ -379,7 +470,7 @@ def _partial(model: Any, data: Any, bad: list[tuple[Any, ...]], prefix: tuple[An
         alias = field.alias or name
         key = alias if alias in data else name if name in data else None
         here = prefix + (key or alias,)  # error locations use the key the input used
-        failed = [loc for loc in bad if loc[:len(here)] == here]
+        failed = [loc for loc in bad if loc[: len(here)] == here]
         if key is None:
             if not failed and not field.is_required():
                 values[name] = field.get_default(call_default_factory=True)
@@ -422,14 +513,18 @@ def _namespace_problems(key: Any) -> str | None:
         return f"{shown(key)}: is not a config key: keys are <namespace>:<name>, e.g. {NAMESPACE}:{shown(key)}"
     namespace, short = key.split(":", 1)
     if namespace == "aws":
-        return (f"{shown(key)}: is not an aws provider key the platform reads{did_you_mean(key, EXTERNAL_KEYS)}; "
-                f"allowed: {', '.join(EXTERNAL_KEYS)} (the platform's AWS provider is explicit)")
+        return (
+            f"{shown(key)}: is not an aws provider key the platform reads{did_you_mean(key, EXTERNAL_KEYS)}; "
+            f"allowed: {', '.join(EXTERNAL_KEYS)} (the platform's AWS provider is explicit)"
+        )
     if namespace in ENGINE_NAMESPACES:
         return None
     known = [f"{NAMESPACE}:{k}" for k in sorted(TOP_LEVEL_KEYS)] + list(EXTERNAL_KEYS)
     hint = did_you_mean(key, known) or did_you_mean(namespace, [NAMESPACE])
-    return (f"{shown(key)}: unknown namespace '{shown(namespace)}'{hint}; keys are {NAMESPACE}:<key>, "
-            f"{', '.join(EXTERNAL_KEYS)} or {', '.join(n + ':*' for n in ENGINE_NAMESPACES)}")
+    return (
+        f"{shown(key)}: unknown namespace '{shown(namespace)}'{hint}; keys are {NAMESPACE}:<key>, "
+        f"{', '.join(EXTERNAL_KEYS)} or {', '.join(n + ':*' for n in ENGINE_NAMESPACES)}"
+    )
 
 
 def parse_stack_config(raw: dict[str, Any]) -> StackConfig:
@@ -479,8 +574,12 @@ def parse_stack_config(raw: dict[str, Any]) -> StackConfig:
                 # Each member of a union reports its own mismatch; one line per key says it.
                 if any(p.startswith(path + ":") for p in problems):
                     continue
-                err = {**err, "msg": "must be a string like \"100\" or a whole number"
-                       if err["type"] in ("int_type", "string_type") else err["msg"]}
+                err = {
+                    **err,
+                    "msg": 'must be a string like "100" or a whole number'
+                    if err["type"] in ("int_type", "string_type")
+                    else err["msg"],
+                }
             line = _line(f"{path}: {_message(err)}")
             if line not in problems:
                 problems.append(line)

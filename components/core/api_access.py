@@ -51,13 +51,26 @@ def operator_policy(*, cluster_name: str, region: str, account_id: str) -> dict[
     """The identity policy an operator (or their SSO permission set) needs for `platformctl connect`."""
     document_arn = f"arn:aws:ssm:{region}:{account_id}:document/{ssm_document_name(cluster_name)}"
     return iam.document(
-        iam.statement("ssm:StartSession", f"arn:aws:ec2:{region}:{account_id}:instance/*", sid="TargetInstances",
-                      conditions={"StringEquals": {f"ssm:resourceTag/{API_ACCESS_TAG}": cluster_name},
-                                  "BoolIfExists": {"ssm:SessionDocumentAccessCheck": "true"}}),
+        iam.statement(
+            "ssm:StartSession",
+            f"arn:aws:ec2:{region}:{account_id}:instance/*",
+            sid="TargetInstances",
+            conditions={
+                "StringEquals": {f"ssm:resourceTag/{API_ACCESS_TAG}": cluster_name},
+                "BoolIfExists": {"ssm:SessionDocumentAccessCheck": "true"},
+            },
+        ),
         iam.statement("ssm:StartSession", document_arn, sid="PortForwardDocumentOnly"),
-        iam.statement(["ssm:TerminateSession", "ssm:ResumeSession"],
-                      f"arn:aws:ssm:{region}:{account_id}:session/${{aws:userid}}-*", sid="OwnSessionsOnly"),
+        iam.statement(
+            ["ssm:TerminateSession", "ssm:ResumeSession"],
+            f"arn:aws:ssm:{region}:{account_id}:session/${{aws:userid}}-*",
+            sid="OwnSessionsOnly",
+        ),
         # Describe calls have no resource-level permissions; connect uses them to find a running target.
-        iam.statement(["ec2:DescribeInstances", "autoscaling:DescribeAutoScalingGroups"], "*",
-                      sid="FindTarget", conditions={"StringEquals": {"aws:RequestedRegion": region}}),
+        iam.statement(
+            ["ec2:DescribeInstances", "autoscaling:DescribeAutoScalingGroups"],
+            "*",
+            sid="FindTarget",
+            conditions={"StringEquals": {"aws:RequestedRegion": region}},
+        ),
     )

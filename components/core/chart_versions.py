@@ -33,12 +33,20 @@ CHARTS: dict[str, ChartRef] = {}
 # - aws-ebs-csi-driver 2.64.0 (driver v1.64.0): the newest published (there is no 2.65.0).
 # - aws-cloud-controller-manager 0.0.11 (app v1.35.0), the newest; the image is still pinned per
 #   Kubernetes minor below: the cloud controller must match the cluster's minor.
-CHARTS.update({
-    "aws-load-balancer-controller": ChartRef("aws-load-balancer-controller", "3.4.2", "https://aws.github.io/eks-charts"),
-    "metrics-server": ChartRef("metrics-server", "3.13.1", "https://kubernetes-sigs.github.io/metrics-server/"),
-    "aws-ebs-csi-driver": ChartRef("aws-ebs-csi-driver", "2.64.0", "https://kubernetes-sigs.github.io/aws-ebs-csi-driver"),
-    "aws-cloud-controller-manager": ChartRef("aws-cloud-controller-manager", "0.0.11", "https://kubernetes.github.io/cloud-provider-aws"),
-})
+CHARTS.update(
+    {
+        "aws-load-balancer-controller": ChartRef(
+            "aws-load-balancer-controller", "3.4.2", "https://aws.github.io/eks-charts"
+        ),
+        "metrics-server": ChartRef("metrics-server", "3.13.1", "https://kubernetes-sigs.github.io/metrics-server/"),
+        "aws-ebs-csi-driver": ChartRef(
+            "aws-ebs-csi-driver", "2.64.0", "https://kubernetes-sigs.github.io/aws-ebs-csi-driver"
+        ),
+        "aws-cloud-controller-manager": ChartRef(
+            "aws-cloud-controller-manager", "0.0.11", "https://kubernetes.github.io/cloud-provider-aws"
+        ),
+    }
+)
 
 # registry.k8s.io/provider-aws/cloud-controller-manager tag per Kubernetes minor (K3s clusters).
 CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS: dict[str, str] = {"1.35": "v1.35.0"}

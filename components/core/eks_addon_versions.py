@@ -80,6 +80,7 @@ def addon_versions(kubernetes_version: str, overrides: dict[str, str] | None = N
         pinned = ADDON_VERSIONS[kubernetes_version]
     except KeyError:
         raise ValueError(
-            f"no add-on pins for Kubernetes {kubernetes_version}; pinned minors: {', '.join(SUPPORTED_KUBERNETES_VERSIONS)}"
+            f"no add-on pins for Kubernetes {kubernetes_version}; pinned minors: "
+            f"{', '.join(SUPPORTED_KUBERNETES_VERSIONS)}"
         ) from None
     return {**pinned, **(overrides or {})}

@@ -35,17 +35,21 @@ class MinorSupport:
 
 
 def _row(minor: str, release: str, standard: str, extended: str, source: str) -> MinorSupport:
-    return MinorSupport(minor, dt.date.fromisoformat(release), dt.date.fromisoformat(standard),
-                        dt.date.fromisoformat(extended), source)
+    return MinorSupport(
+        minor, dt.date.fromisoformat(release), dt.date.fromisoformat(standard), dt.date.fromisoformat(extended), source
+    )
 
 
 # The one documented table. Keep every minor that has add-on pins (eks_addon_versions.ADDON_VERSIONS).
-CALENDAR: dict[str, MinorSupport] = {r.minor: r for r in (
-    _row("1.33", "2025-05-29", "2026-07-29", "2027-07-29", "calendar"),
-    _row("1.34", "2025-10-02", "2026-12-02", "2027-12-02", "calendar"),
-    _row("1.35", "2026-01-27", "2027-03-27", "2028-03-27", "derived"),
-    _row("1.36", "2026-06-10", "2027-08-10", "2028-08-10", "derived"),
-)}
+CALENDAR: dict[str, MinorSupport] = {
+    r.minor: r
+    for r in (
+        _row("1.33", "2025-05-29", "2026-07-29", "2027-07-29", "calendar"),
+        _row("1.34", "2025-10-02", "2026-12-02", "2027-12-02", "calendar"),
+        _row("1.35", "2026-01-27", "2027-03-27", "2028-03-27", "derived"),
+        _row("1.36", "2026-06-10", "2027-08-10", "2028-08-10", "derived"),
+    )
+}
 
 
 def support_for(minor: str) -> MinorSupport:
@@ -72,12 +76,16 @@ def support_problem(minor: str, support_type: SupportType, today: dt.date | None
     row = support_for(minor)
     phase = support_phase(minor, today)
     if phase == "ended":
-        return (f"EKS {minor} left extended support on {row.end_of_extended.isoformat()}; "
-                f"upgrade to one of {', '.join(standard_support_minors(today)) or 'a newer minor'}")
+        return (
+            f"EKS {minor} left extended support on {row.end_of_extended.isoformat()}; "
+            f"upgrade to one of {', '.join(standard_support_minors(today)) or 'a newer minor'}"
+        )
     if phase == "extended" and support_type == "STANDARD":
-        return (f"EKS {minor} left standard support on {row.end_of_standard.isoformat()} (extended support until "
-                f"{row.end_of_extended.isoformat()}); under upgradePolicy.supportType STANDARD EKS would upgrade the "
-                f"control plane itself and the add-on pins would no longer match. Upgrade to one of "
-                f"{', '.join(standard_support_minors(today))}, or set cluster.eks.upgradePolicy.supportType: "
-                "EXTENDED (billed at the extended-support rate)")
+        return (
+            f"EKS {minor} left standard support on {row.end_of_standard.isoformat()} (extended support until "
+            f"{row.end_of_extended.isoformat()}); under upgradePolicy.supportType STANDARD EKS would upgrade the "
+            f"control plane itself and the add-on pins would no longer match. Upgrade to one of "
+            f"{', '.join(standard_support_minors(today))}, or set cluster.eks.upgradePolicy.supportType: "
+            "EXTENDED (billed at the extended-support rate)"
+        )
     return None

@@ -7,7 +7,8 @@ Documents are built as plain dicts (testable, comparable) and serialised once wi
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 Statement = dict[str, Any]
 
@@ -43,8 +44,11 @@ def to_json(doc: dict[str, Any]) -> str:
     return json.dumps(doc, sort_keys=False, separators=(",", ":"))
 
 
-def service_trust(service: str | list[str], actions: Iterable[str] = ("sts:AssumeRole",),
-                  conditions: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+def service_trust(
+    service: str | list[str],
+    actions: Iterable[str] = ("sts:AssumeRole",),
+    conditions: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Trust policy letting an AWS service principal assume a role."""
     return document(statement(list(actions), principal={"Service": service}, conditions=conditions))
 
@@ -67,7 +71,9 @@ def logs_kms_statement(account_id: str, region: str) -> Statement:
         ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
         "*",
         principal={"Service": f"logs.{region}.amazonaws.com"},
-        conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{region}:{account_id}:log-group:*"}},
+        conditions={
+            "ArnLike": {"kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{region}:{account_id}:log-group:*"}
+        },
         sid="CloudWatchLogsInThisAccount",
     )
 
@@ -98,10 +104,20 @@ def ssm_parameter_arn(name: str, region: str, account_id: str) -> str:
     return f"arn:{PARTITION}:ssm:{region}:{owner}:parameter/{path}"
 
 
-def deny_insecure_transport(actions: str, resources: str | Iterable[str], *,
-                            principal: str | dict[str, Any] | None = None,
-                            sid: str = "DenyInsecureTransport") -> Statement:
+def deny_insecure_transport(
+    actions: str,
+    resources: str | Iterable[str],
+    *,
+    principal: str | dict[str, Any] | None = None,
+    sid: str = "DenyInsecureTransport",
+) -> Statement:
     """Deny every request to `resources` that does not use TLS (S3 bucket and SQS queue policies;
     CIS AWS 2.1.1). `actions` is the service's wildcard (`s3:*`, `sqs:*`)."""
-    return statement(actions, resources, effect="Deny", principal=principal if principal is not None else {"AWS": "*"},
-                     conditions={"Bool": {"aws:SecureTransport": "false"}}, sid=sid)
+    return statement(
+        actions,
+        resources,
+        effect="Deny",
+        principal=principal if principal is not None else {"AWS": "*"},
+        conditions={"Bool": {"aws:SecureTransport": "false"}},
+        sid=sid,
+    )

@@ -12,8 +12,16 @@ import pulumi_aws as aws
 DELETION_WINDOW_DAYS = 30  # the maximum: time to notice a mistaken deletion before data is lost
 
 
-def rotating_key(name: str, *, alias: str, description: str, policy: pulumi.Input[str],
-                 tags: dict[str, str], parent: pulumi.Resource, protect: bool = False) -> aws.kms.Key:
+def rotating_key(
+    name: str,
+    *,
+    alias: str,
+    description: str,
+    policy: pulumi.Input[str],
+    tags: dict[str, str],
+    parent: pulumi.Resource,
+    protect: bool = False,
+) -> aws.kms.Key:
     """A symmetric key with yearly rotation and `alias/<alias>`; `protect` for keys whose loss loses data."""
     key = aws.kms.Key(
         name,

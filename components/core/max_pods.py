@@ -78,7 +78,8 @@ def limits_for(instance_type: str) -> InstanceNetworkLimits:
     except KeyError:
         raise ValueError(
             f"unknown instance type '{instance_type}': no ENI data in {_DATA_FILE.name}; "
-            "pick a listed type, or regenerate the table (scripts/generate_instance_network_limits.py) from newer published data"
+            "pick a listed type, or regenerate the table (scripts/generate_instance_network_limits.py) from "
+            "newer published data"
         ) from None
 
 

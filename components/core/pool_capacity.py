@@ -13,8 +13,8 @@ generation 6, attributes `g` (Graviton, so arm64), size `2xlarge`.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from components.core.instance_types import architecture
 from components.core.max_pods import INSTANCE_LIMITS, InstanceNetworkLimits, max_pods
@@ -74,7 +74,9 @@ class PoolShape:
         return shape.size in self.sizes
 
 
-def admitted_instance_types(pool: PoolShape, table: dict[str, InstanceNetworkLimits] | None = None) -> list[InstanceNetworkLimits]:
+def admitted_instance_types(
+    pool: PoolShape, table: dict[str, InstanceNetworkLimits] | None = None
+) -> list[InstanceNetworkLimits]:
     """The rows of the ENI table the pool's requirements admit, sorted by name."""
     rows = INSTANCE_LIMITS if table is None else table
     # Names outside the <category><generation><attributes>.<size> scheme (u-6tb1.metal, mac-m4.metal,
@@ -91,13 +93,17 @@ class PodCapacity:
     checked: int  # how many instance types were checked
 
 
-def pool_pod_capacity(pool: PoolShape, *, custom_networking: bool,
-                      table: dict[str, InstanceNetworkLimits] | None = None) -> PodCapacity | None:
+def pool_pod_capacity(
+    pool: PoolShape, *, custom_networking: bool, table: dict[str, InstanceNetworkLimits] | None = None
+) -> PodCapacity | None:
     """Lowest maxPods (prefix delegation) over every admitted type; None if the table has none of them."""
     admitted = admitted_instance_types(pool, table)
     if not admitted:
         return None
-    worst = min(admitted, key=lambda r: (max_pods(r, prefix_delegation=True, custom_networking=custom_networking), r.instance_type))
+    worst = min(
+        admitted,
+        key=lambda r: (max_pods(r, prefix_delegation=True, custom_networking=custom_networking), r.instance_type),
+    )
     return PodCapacity(
         max_pods=max_pods(worst, prefix_delegation=True, custom_networking=custom_networking),
         instance_type=worst.instance_type,

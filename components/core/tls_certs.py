@@ -43,9 +43,15 @@ def _p256_key(name: str, opts: pulumi.ResourceOptions) -> tls.PrivateKey:
     return tls.PrivateKey(name, algorithm="ECDSA", ecdsa_curve="P256", opts=opts)
 
 
-def private_ca(name: str, common_name: str, opts: pulumi.ResourceOptions, *,
-               organization: str = "k8s-platform", allowed_uses: list[str] | None = None,
-               validity_hours: int = CA_VALIDITY_HOURS) -> CertificateAuthority:
+def private_ca(
+    name: str,
+    common_name: str,
+    opts: pulumi.ResourceOptions,
+    *,
+    organization: str = "k8s-platform",
+    allowed_uses: list[str] | None = None,
+    validity_hours: int = CA_VALIDITY_HOURS,
+) -> CertificateAuthority:
     """Key `<name>` and self-signed CA certificate `<name>` (CA:TRUE, keyCertSign)."""
     key = _p256_key(name, opts)
     cert = tls.SelfSignedCert(
@@ -60,9 +66,16 @@ def private_ca(name: str, common_name: str, opts: pulumi.ResourceOptions, *,
     return CertificateAuthority(key, cert)
 
 
-def issue_certificate(name: str, ca: CertificateAuthority, opts: pulumi.ResourceOptions, *, common_name: str,
-                      allowed_uses: list[str], organization: str | None = None,
-                      dns_names: list[str] | None = None) -> IssuedCertificate:
+def issue_certificate(
+    name: str,
+    ca: CertificateAuthority,
+    opts: pulumi.ResourceOptions,
+    *,
+    common_name: str,
+    allowed_uses: list[str],
+    organization: str | None = None,
+    dns_names: list[str] | None = None,
+) -> IssuedCertificate:
     """Key, CSR and CA-signed end-entity certificate (CA:FALSE), all named `<name>`."""
     key = _p256_key(name, opts)
     csr = tls.CertRequest(

@@ -31,15 +31,18 @@ def irsa_statement(oidc_provider_arn: str, issuer_url: str, namespace: str, serv
     return statement(
         "sts:AssumeRoleWithWebIdentity",
         principal={"Federated": oidc_provider_arn},
-        conditions={"StringEquals": {
-            f"{host}:sub": service_account_subject(namespace, service_account),
-            f"{host}:aud": STS_AUDIENCE,
-        }},
+        conditions={
+            "StringEquals": {
+                f"{host}:sub": service_account_subject(namespace, service_account),
+                f"{host}:aud": STS_AUDIENCE,
+            }
+        },
     )
 
 
-def irsa_trust(oidc_provider_arn: str, issuer_url: str, namespace: str, service_account: str,
-               *extra_issuers: tuple[str, str]) -> dict[str, Any]:
+def irsa_trust(
+    oidc_provider_arn: str, issuer_url: str, namespace: str, service_account: str, *extra_issuers: tuple[str, str]
+) -> dict[str, Any]:
     """IRSA: only tokens of this ServiceAccount, minted for STS, from this issuer.
 
     `extra_issuers` are `(provider_arn, issuer_url)` pairs of standby issuers (K3s): one statement
@@ -49,8 +52,12 @@ def irsa_trust(oidc_provider_arn: str, issuer_url: str, namespace: str, service_
     return document(*(irsa_statement(arn, url, namespace, service_account) for arn, url in issuers))
 
 
-def pod_identity_trust(account_id: str | None = None, cluster_name: str | None = None,
-                       namespace: str | None = None, service_account: str | None = None) -> dict[str, Any]:
+def pod_identity_trust(
+    account_id: str | None = None,
+    cluster_name: str | None = None,
+    namespace: str | None = None,
+    service_account: str | None = None,
+) -> dict[str, Any]:
     """EKS Pod Identity: the agent assumes the role and tags the session with the pod's identity.
 
     With an account id, only associations of clusters in that account may use the role. With the
@@ -67,11 +74,13 @@ def pod_identity_trust(account_id: str | None = None, cluster_name: str | None =
         equals["aws:RequestTag/kubernetes-namespace"] = namespace
     if service_account:
         equals["aws:RequestTag/kubernetes-service-account"] = service_account
-    return document(statement(
-        ["sts:AssumeRole", "sts:TagSession"],
-        principal={"Service": POD_IDENTITY_PRINCIPAL},
-        conditions={"StringEquals": equals} if equals else None,
-    ))
+    return document(
+        statement(
+            ["sts:AssumeRole", "sts:TagSession"],
+            principal={"Service": POD_IDENTITY_PRINCIPAL},
+            conditions={"StringEquals": equals} if equals else None,
+        )
+    )
 
 
 def roles_anywhere_trust(trust_anchor_arn: str, certificate_cn: str, issuer_cn: str | None = None) -> dict[str, Any]:
@@ -86,11 +95,13 @@ def roles_anywhere_trust(trust_anchor_arn: str, certificate_cn: str, issuer_cn: 
     }
     if issuer_cn:
         equals["aws:PrincipalTag/x509Issuer/CN"] = issuer_cn
-    return document(statement(
-        ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"],
-        principal={"Service": ROLES_ANYWHERE_PRINCIPAL},
-        conditions={"StringEquals": equals},
-    ))
+    return document(
+        statement(
+            ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"],
+            principal={"Service": ROLES_ANYWHERE_PRINCIPAL},
+            conditions={"StringEquals": equals},
+        )
+    )
 
 
 def assume_target_roles_policy(target_role_arns: list[str]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ Design notes:
 - `cluster.EksCluster` returns a complete `ClusterHandle`.
 - Public surface for siblings: `NODE_ENTRY_TYPE` (the access entry type of EC2 Linux nodes).
 """
+
 from components.eks.access import NODE_ENTRY_TYPE
 
 __all__ = ["NODE_ENTRY_TYPE"]

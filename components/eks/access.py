@@ -74,13 +74,20 @@ def render_access_entries(access: EksAccessConfig) -> list[AccessEntrySpec]:
         arn = access.break_glass_role_arn
         specs.append(AccessEntrySpec(f"break-glass-{_slug(_role_name(arn))}", arn, "break-glass", grants=cluster_admin))
     for arn in access.read_only_role_arns:
-        specs.append(AccessEntrySpec(f"read-only-{_slug(_role_name(arn))}", arn, "read-only",
-                                     grants=(PolicyGrant(VIEW_POLICY, "cluster"),)))
+        specs.append(
+            AccessEntrySpec(
+                f"read-only-{_slug(_role_name(arn))}", arn, "read-only", grants=(PolicyGrant(VIEW_POLICY, "cluster"),)
+            )
+        )
     for grant in access.namespace_grants:
-        specs.append(AccessEntrySpec(
-            f"ns-{_slug(_role_name(grant.role_arn))}", grant.role_arn, "namespace",
-            grants=(PolicyGrant(NAMESPACE_POLICIES[grant.policy], "namespace", tuple(grant.namespaces)),),
-        ))
+        specs.append(
+            AccessEntrySpec(
+                f"ns-{_slug(_role_name(grant.role_arn))}",
+                grant.role_arn,
+                "namespace",
+                grants=(PolicyGrant(NAMESPACE_POLICIES[grant.policy], "namespace", tuple(grant.namespaces)),),
+            )
+        )
     return _unique_keys(specs)
 
 

@@ -20,22 +20,21 @@ Versions come from `eks_addon_versions.ADDON_VERSIONS` (the one pinned table).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.core import iam_documents as iam
 from components.addons import ebs_csi_kms_policy
-from components.core.cluster_handle import ClusterHandle
 from components.config import StackConfig
+from components.core import iam_documents as iam
+from components.core.cluster_handle import ClusterHandle
 from components.core.eks_addon_versions import COREDNS, EBS_CSI, KUBE_PROXY, POD_IDENTITY_AGENT, VPC_CNI, addon_versions
-from components.network import Network
 from components.identity import ServiceAccountIdentity, ServiceAccountIdentityArgs
+from components.network import Network
 
 # Nodes carry this well-known label; vpc-cni picks the ENIConfig named after its value.
 ZONE_LABEL = "topology.kubernetes.io/zone"
@@ -46,15 +45,17 @@ EBS_CSI_POLICY_ARN = iam.EBS_CSI_DRIVER_POLICY_ARN
 
 def render_vpc_cni_configuration(zone_label: str = ZONE_LABEL) -> dict[str, Any]:
     """vpc-cni add-on configuration values: prefix delegation and custom networking by zone."""
-    return {"env": {
-        # /28 prefixes per ENI slot: ~16x the pod density per node, fewer EC2 API calls.
-        "ENABLE_PREFIX_DELEGATION": "true",
-        # Keep one spare prefix warm: fast pod starts without hoarding the pod subnet.
-        "WARM_PREFIX_TARGET": "1",
-        # Pods get addresses from the pod CIDR subnets named by ENIConfigs, not the node subnet.
-        "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG": "true",
-        "ENI_CONFIG_LABEL_DEF": zone_label,
-    }}
+    return {
+        "env": {
+            # /28 prefixes per ENI slot: ~16x the pod density per node, fewer EC2 API calls.
+            "ENABLE_PREFIX_DELEGATION": "true",
+            # Keep one spare prefix warm: fast pod starts without hoarding the pod subnet.
+            "WARM_PREFIX_TARGET": "1",
+            # Pods get addresses from the pod CIDR subnets named by ENIConfigs, not the node subnet.
+            "AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG": "true",
+            "ENI_CONFIG_LABEL_DEF": zone_label,
+        }
+    }
 
 
 def render_eni_config_spec(subnet_id: str, security_group_ids: list[str]) -> dict[str, Any]:
@@ -62,8 +63,16 @@ def render_eni_config_spec(subnet_id: str, security_group_ids: list[str]) -> dic
     return {"subnet": subnet_id, "securityGroups": list(security_group_ids)}
 
 
-def _addon(name: str, parent: pulumi.Resource, cluster: aws.eks.Cluster, addon_name: str, version: str,
-           cfg: StackConfig, depends_on: list[pulumi.Resource], configuration: dict[str, Any] | None = None) -> aws.eks.Addon:
+def _addon(
+    name: str,
+    parent: pulumi.Resource,
+    cluster: aws.eks.Cluster,
+    addon_name: str,
+    version: str,
+    cfg: StackConfig,
+    depends_on: list[pulumi.Resource],
+    configuration: dict[str, Any] | None = None,
+) -> aws.eks.Addon:
     return aws.eks.Addon(
         name,
         cluster_name=cluster.name,
@@ -78,13 +87,25 @@ def _addon(name: str, parent: pulumi.Resource, cluster: aws.eks.Cluster, addon_n
     )
 
 
-def _identity(name: str, parent: pulumi.Resource, handle: ClusterHandle, cfg: StackConfig,
-              service_account: str, policy_arn: str, inline_policy_json: str | None = None) -> ServiceAccountIdentity:
+def _identity(
+    name: str,
+    parent: pulumi.Resource,
+    handle: ClusterHandle,
+    cfg: StackConfig,
+    service_account: str,
+    policy_arn: str,
+    inline_policy_json: str | None = None,
+) -> ServiceAccountIdentity:
     return ServiceAccountIdentity(
         name,
         ServiceAccountIdentityArgs(
-            cluster=handle, namespace="kube-system", service_account=service_account, method="pod-identity",
-            account_id=cfg.account_id, tags=cfg.resource_tags(), managed_policy_arns=[policy_arn],
+            cluster=handle,
+            namespace="kube-system",
+            service_account=service_account,
+            method="pod-identity",
+            account_id=cfg.account_id,
+            tags=cfg.resource_tags(),
+            managed_policy_arns=[policy_arn],
             inline_policy_json=inline_policy_json,
         ),
         opts=pulumi.ResourceOptions(parent=parent),
@@ -118,11 +139,25 @@ class EksNetworkingAddons(pulumi.ComponentResource):
         cluster, versions = handle.eks_cluster, addon_versions(cfg.cluster.eks.version, cfg.cluster.eks.addon_versions)
 
         cni_identity = _identity(f"{name}-vpc-cni", self, handle, cfg, "aws-node", CNI_POLICY_ARN)
-        pod_identity_agent = _addon(f"{name}-{POD_IDENTITY_AGENT}", self, cluster, POD_IDENTITY_AGENT,
-                                    versions[POD_IDENTITY_AGENT], cfg, depends_on=[])
-        self.vpc_cni = _addon(f"{name}-{VPC_CNI}", self, cluster, VPC_CNI, versions[VPC_CNI], cfg,
-                              depends_on=[cni_identity, cni_identity.role, pod_identity_agent],
-                              configuration=render_vpc_cni_configuration())
+        pod_identity_agent = _addon(
+            f"{name}-{POD_IDENTITY_AGENT}",
+            self,
+            cluster,
+            POD_IDENTITY_AGENT,
+            versions[POD_IDENTITY_AGENT],
+            cfg,
+            depends_on=[],
+        )
+        self.vpc_cni = _addon(
+            f"{name}-{VPC_CNI}",
+            self,
+            cluster,
+            VPC_CNI,
+            versions[VPC_CNI],
+            cfg,
+            depends_on=[cni_identity, cni_identity.role, pod_identity_agent],
+            configuration=render_vpc_cni_configuration(),
+        )
         kube_proxy = _addon(f"{name}-{KUBE_PROXY}", self, cluster, KUBE_PROXY, versions[KUBE_PROXY], cfg, depends_on=[])
         self.eni_configs: dict[str, k8s.apiextensions.CustomResource] = {}
         for az in network.azs:
@@ -138,7 +173,9 @@ class EksNetworkingAddons(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, provider=handle.k8s_provider, depends_on=[self.vpc_cni]),
             )
         self.before_compute = [self.vpc_cni, pod_identity_agent, kube_proxy, *self.eni_configs.values()]
-        self.register_outputs({"addons": [VPC_CNI, POD_IDENTITY_AGENT, KUBE_PROXY], "eniConfigs": list(self.eni_configs)})
+        self.register_outputs(
+            {"addons": [VPC_CNI, POD_IDENTITY_AGENT, KUBE_PROXY], "eniConfigs": list(self.eni_configs)}
+        )
 
 
 @dataclass(frozen=True)
@@ -151,7 +188,9 @@ class EksWorkloadAddonsArgs:
     """What must exist first (the system node group: CoreDNS and the EBS CSI controller need a node)."""
 
     @classmethod
-    def from_stack(cls, cfg: StackConfig, handle: ClusterHandle, after: tuple[pulumi.Resource, ...]) -> "EksWorkloadAddonsArgs":
+    def from_stack(
+        cls, cfg: StackConfig, handle: ClusterHandle, after: tuple[pulumi.Resource, ...]
+    ) -> "EksWorkloadAddonsArgs":
         return cls(handle=handle, config=cfg, after=tuple(after))
 
 
@@ -171,8 +210,22 @@ class EksWorkloadAddons(pulumi.ComponentResource):
         self.ebs_csi: aws.eks.Addon | None = None
         if cfg.addons.ebs_csi.enabled:
             kms_key = cfg.addons.ebs_csi.kms_key_arn
-            ebs_identity = _identity(f"{name}-ebs-csi", self, handle, cfg, "ebs-csi-controller-sa", EBS_CSI_POLICY_ARN,
-                                     inline_policy_json=iam.to_json(ebs_csi_kms_policy(kms_key)) if kms_key else None)
-            self.ebs_csi = _addon(f"{name}-{EBS_CSI}", self, cluster, EBS_CSI, versions[EBS_CSI], cfg,
-                                  depends_on=[*after, ebs_identity, ebs_identity.role])
+            ebs_identity = _identity(
+                f"{name}-ebs-csi",
+                self,
+                handle,
+                cfg,
+                "ebs-csi-controller-sa",
+                EBS_CSI_POLICY_ARN,
+                inline_policy_json=iam.to_json(ebs_csi_kms_policy(kms_key)) if kms_key else None,
+            )
+            self.ebs_csi = _addon(
+                f"{name}-{EBS_CSI}",
+                self,
+                cluster,
+                EBS_CSI,
+                versions[EBS_CSI],
+                cfg,
+                depends_on=[*after, ebs_identity, ebs_identity.role],
+            )
         self.register_outputs({"addons": [COREDNS, EBS_CSI] if self.ebs_csi else [COREDNS]})

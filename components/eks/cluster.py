@@ -15,7 +15,6 @@ The result is a `ClusterHandle` (`.handle`) for Karpenter, identities and add-on
 from __future__ import annotations
 
 import dataclasses
-
 import ipaddress
 from dataclasses import dataclass
 
@@ -23,9 +22,12 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from components.config import StackConfig
 from components.core import iam_documents as iam
 from components.core.cluster_handle import ClusterHandle
-from components.config import StackConfig
+from components.core.kms_keys import rotating_key
+from components.core.kubeconfig import render_eks_kubeconfig
+from components.core.trust_policies import STS_AUDIENCE
 from components.eks.access import AccessEntrySpec, render_access_entries
 from components.eks.addons import (
     EksNetworkingAddons,
@@ -34,10 +36,7 @@ from components.eks.addons import (
     EksWorkloadAddonsArgs,
 )
 from components.eks.system_nodes import SYSTEM_SCHEDULING, EksSystemNodes, EksSystemNodesArgs
-from components.core.kubeconfig import render_eks_kubeconfig
 from components.network import Network
-from components.core.trust_policies import STS_AUDIENCE
-from components.core.kms_keys import rotating_key
 
 CLUSTER_POLICY_ARN = "arn:aws:iam::aws:policy/AmazonEKSClusterPolicy"
 # The two ranges EKS itself picks from; we choose explicitly so nodeadm and tooling know it.
@@ -60,9 +59,13 @@ def cluster_role_trust() -> dict:
 
 def cluster_kms_statement(key_arn: str) -> dict:
     """What the cluster role needs on its secrets key (envelope encryption via grants)."""
-    return iam.document(iam.statement(
-        ["kms:Encrypt", "kms:Decrypt", "kms:ListGrants", "kms:DescribeKey"], key_arn, sid="EnvelopeEncryption",
-    ))
+    return iam.document(
+        iam.statement(
+            ["kms:Encrypt", "kms:Decrypt", "kms:ListGrants", "kms:DescribeKey"],
+            key_arn,
+            sid="EnvelopeEncryption",
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -83,19 +86,31 @@ class EksCluster(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         protect = cfg.safeguards_in_force.protect_stateful_resources
 
-        role = aws.iam.Role(f"{name}-cluster-role", name=f"{cluster_name}-eks-cluster",
-                            assume_role_policy=iam.to_json(cluster_role_trust()), tags=tags, opts=child)
-        role_policy = aws.iam.RolePolicyAttachment(f"{name}-cluster-policy", role=role.name,
-                                                   policy_arn=CLUSTER_POLICY_ARN, opts=child)
+        role = aws.iam.Role(
+            f"{name}-cluster-role",
+            name=f"{cluster_name}-eks-cluster",
+            assume_role_policy=iam.to_json(cluster_role_trust()),
+            tags=tags,
+            opts=child,
+        )
+        role_policy = aws.iam.RolePolicyAttachment(
+            f"{name}-cluster-policy", role=role.name, policy_arn=CLUSTER_POLICY_ARN, opts=child
+        )
         self.kms_key = rotating_key(
-            f"{name}-secrets", alias=f"{cluster_name}-eks-secrets",
+            f"{name}-secrets",
+            alias=f"{cluster_name}-eks-secrets",
             description=f"{cluster_name} EKS secrets envelope encryption and control-plane logs",
             policy=iam.to_json(iam.kms_key_policy(cfg.account_id, iam.logs_kms_statement(cfg.account_id, cfg.region))),
-            tags=tags, parent=self, protect=protect,
+            tags=tags,
+            parent=self,
+            protect=protect,
         )
-        key_policy = aws.iam.RolePolicy(f"{name}-cluster-kms", role=role.id,
-                                        policy=self.kms_key.arn.apply(lambda arn: iam.to_json(cluster_kms_statement(arn))),
-                                        opts=child)
+        key_policy = aws.iam.RolePolicy(
+            f"{name}-cluster-kms",
+            role=role.id,
+            policy=self.kms_key.arn.apply(lambda arn: iam.to_json(cluster_kms_statement(arn))),
+            opts=child,
+        )
         # EKS would create this group itself, without retention or encryption: create it first.
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-control-plane-logs",
@@ -131,12 +146,14 @@ class EksCluster(pulumi.ComponentResource):
             ),
             bootstrap_self_managed_addons=False,
             encryption_config=aws.eks.ClusterEncryptionConfigArgs(
-                provider=aws.eks.ClusterEncryptionConfigProviderArgs(key_arn=self.kms_key.arn), resources=["secrets"],
+                provider=aws.eks.ClusterEncryptionConfigProviderArgs(key_arn=self.kms_key.arn),
+                resources=["secrets"],
             ),
             enabled_cluster_log_types=list(eks.log_types),
             vpc_config=vpc_config,
             kubernetes_network_config=aws.eks.ClusterKubernetesNetworkConfigArgs(
-                ip_family="ipv4", service_ipv4_cidr=self.service_cidr,
+                ip_family="ipv4",
+                service_ipv4_cidr=self.service_cidr,
             ),
             upgrade_policy=aws.eks.ClusterUpgradePolicyArgs(support_type=eks.upgrade_policy.support_type),
             deletion_protection=protect,
@@ -147,45 +164,70 @@ class EksCluster(pulumi.ComponentResource):
         self._node_security_rules(name, cluster_sg_id, tags)
         self.issuer_url = self.cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer)
         self.oidc_provider = aws.iam.OpenIdConnectProvider(
-            f"{name}-oidc", url=self.issuer_url, client_id_lists=[STS_AUDIENCE], tags=tags,
+            f"{name}-oidc",
+            url=self.issuer_url,
+            client_id_lists=[STS_AUDIENCE],
+            tags=tags,
             # Every IRSA role trusts this ARN: recreating it breaks them all at once.
             opts=pulumi.ResourceOptions(parent=self, protect=protect),
         )
 
         admin_grants = self._access_entries(name, render_access_entries(eks.access), tags)
         ca_data = self.cluster.certificate_authority.apply(lambda ca: ca.data)
-        self.kubeconfig = pulumi.Output.secret(pulumi.Output.all(self.cluster.endpoint, ca_data).apply(
-            lambda a: render_eks_kubeconfig(cluster_name, a[0], a[1], cfg.region)
-        ))
+        self.kubeconfig = pulumi.Output.secret(
+            pulumi.Output.all(self.cluster.endpoint, ca_data).apply(
+                lambda a: render_eks_kubeconfig(cluster_name, a[0], a[1], cfg.region)
+            )
+        )
         self.k8s_provider = k8s.Provider(
-            f"{name}-k8s", kubeconfig=self.kubeconfig,
+            f"{name}-k8s",
+            kubeconfig=self.kubeconfig,
             opts=pulumi.ResourceOptions(parent=self, depends_on=admin_grants),
         )
         base = ClusterHandle(
-            kind="eks", name=cluster_name, endpoint=self.cluster.endpoint, kubeconfig=self.kubeconfig,
-            k8s_provider=self.k8s_provider, node_security_group_id=self.node_security_group.id,
-            system_scheduling=SYSTEM_SCHEDULING, oidc_provider_arn=self.oidc_provider.arn,
-            oidc_issuer_url=self.issuer_url, eks_cluster=self.cluster,
+            kind="eks",
+            name=cluster_name,
+            endpoint=self.cluster.endpoint,
+            kubeconfig=self.kubeconfig,
+            k8s_provider=self.k8s_provider,
+            node_security_group_id=self.node_security_group.id,
+            system_scheduling=SYSTEM_SCHEDULING,
+            oidc_provider_arn=self.oidc_provider.arn,
+            oidc_issuer_url=self.issuer_url,
+            eks_cluster=self.cluster,
         )
 
-        networking = EksNetworkingAddons(f"{name}-networking", EksNetworkingAddonsArgs.from_stack(cfg, base, net),
-                                         opts=child)
+        networking = EksNetworkingAddons(
+            f"{name}-networking", EksNetworkingAddonsArgs.from_stack(cfg, base, net), opts=child
+        )
         self.system_nodes = EksSystemNodes(
             f"{name}-system",
-            EksSystemNodesArgs(config=cfg, handle=base, subnet_ids=list(net.private_subnet_ids.values()),
-                               cluster_security_group_id=cluster_sg_id,
-                               before_compute=[*networking.before_compute, *self._node_rules]),
+            EksSystemNodesArgs(
+                config=cfg,
+                handle=base,
+                subnet_ids=list(net.private_subnet_ids.values()),
+                cluster_security_group_id=cluster_sg_id,
+                before_compute=[*networking.before_compute, *self._node_rules],
+            ),
             opts=child,
         )
         # Everything built on the cluster waits for the system nodes (where the controllers run).
         self.handle = dataclasses.replace(base, ready=(self.system_nodes.node_group,))
-        EksWorkloadAddons(f"{name}-workload", EksWorkloadAddonsArgs.from_stack(cfg, self.handle, (self.system_nodes.node_group,)),
-                          opts=child)
+        EksWorkloadAddons(
+            f"{name}-workload",
+            EksWorkloadAddonsArgs.from_stack(cfg, self.handle, (self.system_nodes.node_group,)),
+            opts=child,
+        )
 
-        self.register_outputs({
-            "clusterName": self.cluster.name, "endpoint": self.cluster.endpoint, "kubeconfig": self.kubeconfig,
-            "oidcProviderArn": self.oidc_provider.arn, "nodeSecurityGroupId": self.node_security_group.id,
-        })
+        self.register_outputs(
+            {
+                "clusterName": self.cluster.name,
+                "endpoint": self.cluster.endpoint,
+                "kubeconfig": self.kubeconfig,
+                "oidcProviderArn": self.oidc_provider.arn,
+                "nodeSecurityGroupId": self.node_security_group.id,
+            }
+        )
 
     def _node_security_rules(self, name: str, cluster_sg_id: pulumi.Output[str], tags: dict[str, str]) -> None:
         """Nodes and pod ENIs share the node SG; the control plane reaches them (kubelet, webhooks)
@@ -193,18 +235,44 @@ class EksCluster(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         sg = self.node_security_group.id
         self._node_rules = [
-            aws.vpc.SecurityGroupIngressRule(f"{name}-node-from-node", security_group_id=sg, referenced_security_group_id=sg,
-                                             ip_protocol="-1", description="node and pod traffic inside the cluster",
-                                             tags=tags, opts=child),
-            aws.vpc.SecurityGroupIngressRule(f"{name}-node-from-control-plane", security_group_id=sg,
-                                             referenced_security_group_id=cluster_sg_id, ip_protocol="-1",
-                                             description="control plane to kubelets and pod webhooks", tags=tags, opts=child),
-            aws.vpc.SecurityGroupIngressRule(f"{name}-control-plane-from-node", security_group_id=cluster_sg_id,
-                                             referenced_security_group_id=sg, ip_protocol="tcp", from_port=443, to_port=443,
-                                             description="pods (custom networking ENIs) to the API server", tags=tags, opts=child),
-            aws.vpc.SecurityGroupEgressRule(f"{name}-node-egress", security_group_id=sg, cidr_ipv4="0.0.0.0/0",
-                                            ip_protocol="-1", description="nodes and pods to AWS APIs and registries",
-                                            tags=tags, opts=child),
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-node-from-node",
+                security_group_id=sg,
+                referenced_security_group_id=sg,
+                ip_protocol="-1",
+                description="node and pod traffic inside the cluster",
+                tags=tags,
+                opts=child,
+            ),
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-node-from-control-plane",
+                security_group_id=sg,
+                referenced_security_group_id=cluster_sg_id,
+                ip_protocol="-1",
+                description="control plane to kubelets and pod webhooks",
+                tags=tags,
+                opts=child,
+            ),
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-control-plane-from-node",
+                security_group_id=cluster_sg_id,
+                referenced_security_group_id=sg,
+                ip_protocol="tcp",
+                from_port=443,
+                to_port=443,
+                description="pods (custom networking ENIs) to the API server",
+                tags=tags,
+                opts=child,
+            ),
+            aws.vpc.SecurityGroupEgressRule(
+                f"{name}-node-egress",
+                security_group_id=sg,
+                cidr_ipv4="0.0.0.0/0",
+                ip_protocol="-1",
+                description="nodes and pods to AWS APIs and registries",
+                tags=tags,
+                opts=child,
+            ),
         ]
 
     def _access_entries(self, name: str, specs: list[AccessEntrySpec], tags: dict[str, str]) -> list[pulumi.Resource]:
@@ -213,8 +281,12 @@ class EksCluster(pulumi.ComponentResource):
         admin_grants: list[pulumi.Resource] = []
         for spec in specs:
             entry = aws.eks.AccessEntry(
-                f"{name}-access-{spec.key}", cluster_name=self.cluster.name, principal_arn=spec.principal_arn,
-                type=spec.entry_type, tags={**tags, "k8s-platform/access": spec.level}, opts=child,
+                f"{name}-access-{spec.key}",
+                cluster_name=self.cluster.name,
+                principal_arn=spec.principal_arn,
+                type=spec.entry_type,
+                tags={**tags, "k8s-platform/access": spec.level},
+                opts=child,
             )
             for i, grant in enumerate(spec.grants):
                 association = aws.eks.AccessPolicyAssociation(
@@ -223,7 +295,8 @@ class EksCluster(pulumi.ComponentResource):
                     principal_arn=entry.principal_arn,
                     policy_arn=grant.policy_arn,
                     access_scope=aws.eks.AccessPolicyAssociationAccessScopeArgs(
-                        type=grant.scope, namespaces=list(grant.namespaces) or None,
+                        type=grant.scope,
+                        namespaces=list(grant.namespaces) or None,
                     ),
                     opts=child,
                 )

@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
+from components.config import StackConfig, is_graviton
 from components.core import iam_documents as iam
 from components.core.cluster_handle import ClusterHandle, SystemScheduling
-from components.config import StackConfig, is_graviton
-from components.eks.access import NODE_ENTRY_TYPE
 from components.core.instance_types import AL2023_ROOT_DEVICE
-from components.core.max_pods import max_pods_for
-from components.eks.nodeadm import render_node_config, render_user_data
 from components.core.kms_keys import rotating_key
+from components.core.max_pods import max_pods_for
+from components.eks.access import NODE_ENTRY_TYPE
+from components.eks.nodeadm import render_node_config, render_user_data
 
 NODE_POLICY_ARNS = (iam.EKS_WORKER_NODE_POLICY_ARN, iam.ECR_PULL_ONLY_POLICY_ARN, iam.SSM_CORE_POLICY_ARN)
 SYSTEM_LABEL_KEY = "k8s-platform/node-pool"
@@ -66,11 +66,20 @@ def ebs_key_policy(account_id: str, region: str) -> dict:
     }
     return iam.kms_key_policy(
         account_id,
-        iam.statement(["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"], "*",
-                      principal={"AWS": "*"}, conditions=only_asg_via_ec2, sid="AutoScalingUsesKeyForVolumes"),
-        iam.statement("kms:CreateGrant", "*", principal={"AWS": "*"},
-                      conditions={**only_asg_via_ec2, "Bool": {"kms:GrantIsForAWSResource": "true"}},
-                      sid="AutoScalingGrantsForVolumes"),
+        iam.statement(
+            ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+            "*",
+            principal={"AWS": "*"},
+            conditions=only_asg_via_ec2,
+            sid="AutoScalingUsesKeyForVolumes",
+        ),
+        iam.statement(
+            "kms:CreateGrant",
+            "*",
+            principal={"AWS": "*"},
+            conditions={**only_asg_via_ec2, "Bool": {"kms:GrantIsForAWSResource": "true"}},
+            sid="AutoScalingGrantsForVolumes",
+        ),
     )
 
 
@@ -95,21 +104,36 @@ class EksSystemNodes(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         assert handle.eks_cluster is not None
 
-        self.node_role = aws.iam.Role(f"{name}-node-role", name=f"{cluster_name}-system-node",
-                                      assume_role_policy=iam.to_json(iam.service_trust("ec2.amazonaws.com")),
-                                      tags=tags, opts=child)
+        self.node_role = aws.iam.Role(
+            f"{name}-node-role",
+            name=f"{cluster_name}-system-node",
+            assume_role_policy=iam.to_json(iam.service_trust("ec2.amazonaws.com")),
+            tags=tags,
+            opts=child,
+        )
         attachments = [
-            aws.iam.RolePolicyAttachment(f"{name}-node-{arn.rsplit('/', 1)[1]}", role=self.node_role.name, policy_arn=arn, opts=child)
+            aws.iam.RolePolicyAttachment(
+                f"{name}-node-{arn.rsplit('/', 1)[1]}", role=self.node_role.name, policy_arn=arn, opts=child
+            )
             for arn in NODE_POLICY_ARNS
         ]
         # Created before the node group, so EKS reuses it instead of adding its own.
         node_entry = aws.eks.AccessEntry(
-            f"{name}-node-access", cluster_name=handle.eks_cluster.name, principal_arn=self.node_role.arn,
-            type=NODE_ENTRY_TYPE, tags={**tags, "k8s-platform/access": "node"}, opts=child,
+            f"{name}-node-access",
+            cluster_name=handle.eks_cluster.name,
+            principal_arn=self.node_role.arn,
+            type=NODE_ENTRY_TYPE,
+            tags={**tags, "k8s-platform/access": "node"},
+            opts=child,
         )
         self.ebs_key = rotating_key(
-            f"{name}-ebs", alias=f"{cluster_name}-system-node-volumes", description=f"{cluster_name} system node root volumes",
-            policy=iam.to_json(ebs_key_policy(cfg.account_id, cfg.region)), tags=tags, parent=self, protect=cfg.safeguards_in_force.protect_stateful_resources,
+            f"{name}-ebs",
+            alias=f"{cluster_name}-system-node-volumes",
+            description=f"{cluster_name} system node root volumes",
+            policy=iam.to_json(ebs_key_policy(cfg.account_id, cfg.region)),
+            tags=tags,
+            parent=self,
+            protect=cfg.safeguards_in_force.protect_stateful_resources,
         )
         self.max_pods = system_max_pods(ng.instance_types)
         user_data = system_user_data(ng.instance_types)
@@ -119,24 +143,37 @@ class EksSystemNodes(pulumi.ComponentResource):
             description="EKS system node group: IMDSv2, encrypted gp3, private, nodeadm maxPods",
             update_default_version=True,
             metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
-                http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1,
+                http_endpoint="enabled",
+                http_tokens="required",
+                http_put_response_hop_limit=1,
                 instance_metadata_tags="disabled",
             ),
-            block_device_mappings=[aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
-                device_name=AL2023_ROOT_DEVICE,
-                ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
-                    volume_size=ng.disk_size_gib, volume_type="gp3", encrypted="true", kms_key_id=self.ebs_key.arn,
-                    delete_on_termination="true",
-                ),
-            )],
+            block_device_mappings=[
+                aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                    device_name=AL2023_ROOT_DEVICE,
+                    ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                        volume_size=ng.disk_size_gib,
+                        volume_type="gp3",
+                        encrypted="true",
+                        kms_key_id=self.ebs_key.arn,
+                        delete_on_termination="true",
+                    ),
+                )
+            ],
             # Managed node groups attach no cluster SG when the template names SGs: name both.
-            network_interfaces=[aws.ec2.LaunchTemplateNetworkInterfaceArgs(
-                device_index=0, associate_public_ip_address="false", delete_on_termination="true",
-                security_groups=[handle.node_security_group_id, args.cluster_security_group_id],
-            )],
+            network_interfaces=[
+                aws.ec2.LaunchTemplateNetworkInterfaceArgs(
+                    device_index=0,
+                    associate_public_ip_address="false",
+                    delete_on_termination="true",
+                    security_groups=[handle.node_security_group_id, args.cluster_security_group_id],
+                )
+            ],
             user_data=base64.b64encode(user_data.encode()).decode(),
             tag_specifications=[
-                aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags={**tags, "Name": f"{cluster_name}-system"})
+                aws.ec2.LaunchTemplateTagSpecificationArgs(
+                    resource_type=kind, tags={**tags, "Name": f"{cluster_name}-system"}
+                )
                 for kind in ("instance", "volume", "network-interface")
             ],
             tags=tags,
@@ -155,11 +192,14 @@ class EksSystemNodes(pulumi.ComponentResource):
             capacity_type="ON_DEMAND",
             instance_types=list(ng.instance_types),
             scaling_config=aws.eks.NodeGroupScalingConfigArgs(
-                desired_size=ng.desired_size, min_size=ng.min_size, max_size=ng.max_size,
+                desired_size=ng.desired_size,
+                min_size=ng.min_size,
+                max_size=ng.max_size,
             ),
             update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
             launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
-                id=launch_template.id, version=launch_template.latest_version.apply(str),
+                id=launch_template.id,
+                version=launch_template.latest_version.apply(str),
             ),
             labels=dict(SYSTEM_SCHEDULING.node_selector),
             taints=[aws.eks.NodeGroupTaintArgs(key=SYSTEM_TAINT_KEY, value="true", effect="NO_SCHEDULE")],
@@ -171,5 +211,10 @@ class EksSystemNodes(pulumi.ComponentResource):
                 ignore_changes=["scalingConfig.desiredSize"],
             ),
         )
-        self.register_outputs({"nodeGroupName": self.node_group.node_group_name, "maxPods": self.max_pods,
-                               "nodeRoleArn": self.node_role.arn})
+        self.register_outputs(
+            {
+                "nodeGroupName": self.node_group.node_group_name,
+                "maxPods": self.max_pods,
+                "nodeRoleArn": self.node_role.arn,
+            }
+        )

@@ -11,6 +11,7 @@ Design notes:
 - `oidc_documents` renders discovery and JWKS documents purely; `oidc_issuer` hosts them.
 - Public surface: the components above, `NamedIssuer` and `default_method`.
 """
+
 from components.identity.oidc_issuer import OidcIssuer, OidcIssuerArgs
 from components.identity.service_account import (
     ServiceAccountIdentity,
@@ -20,6 +21,12 @@ from components.identity.service_account import (
 from components.identity.workloads import NamedIssuer, WorkloadIdentity, WorkloadIdentityArgs
 
 __all__ = [
-    "NamedIssuer", "OidcIssuer", "OidcIssuerArgs", "ServiceAccountIdentity", "ServiceAccountIdentityArgs",
-    "WorkloadIdentity", "WorkloadIdentityArgs", "default_method",
+    "NamedIssuer",
+    "OidcIssuer",
+    "OidcIssuerArgs",
+    "ServiceAccountIdentity",
+    "ServiceAccountIdentityArgs",
+    "WorkloadIdentity",
+    "WorkloadIdentityArgs",
+    "default_method",
 ]

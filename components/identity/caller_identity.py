@@ -32,11 +32,13 @@ def session_name(method: WorkloadMethod, *, cluster_name: str, workload_name: st
     raise ValueError(f"unknown method {method}")
 
 
-def expected_caller_identity(method: WorkloadMethod, *, account_id: str, role_name: str, cluster_name: str,
-                             workload_name: str) -> str:
+def expected_caller_identity(
+    method: WorkloadMethod, *, account_id: str, role_name: str, cluster_name: str, workload_name: str
+) -> str:
     """The ARN for the workload's own role (for instance-profile: the node role's name)."""
-    return assumed_role_arn(account_id, role_name,
-                            session_name(method, cluster_name=cluster_name, workload_name=workload_name))
+    return assumed_role_arn(
+        account_id, role_name, session_name(method, cluster_name=cluster_name, workload_name=workload_name)
+    )
 
 
 def cross_account_caller_identity(target_role_arn: str) -> str:

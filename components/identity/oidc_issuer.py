@@ -28,10 +28,10 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.core import iam_documents as iam
-from components.identity import oidc_documents as docs
 from components.config import IssuerConfig
+from components.core import iam_documents as iam
 from components.core.trust_policies import STS_AUDIENCE
+from components.identity import oidc_documents as docs
 
 ISSUER_TAG = "k8s-platform/oidc-issuer"
 # AWS managed cache policy "CachingOptimized".
@@ -50,7 +50,9 @@ def _deny_insecure_transport(bucket_arn: str) -> dict:
 def public_read_policy(bucket_arn: str) -> dict:
     """s3-public: anyone may GET exactly the discovery document and the JWKS, nothing else."""
     return iam.document(
-        iam.statement("s3:GetObject", document_arns(bucket_arn), principal={"AWS": "*"}, sid="PublicReadIssuerDocuments"),
+        iam.statement(
+            "s3:GetObject", document_arns(bucket_arn), principal={"AWS": "*"}, sid="PublicReadIssuerDocuments"
+        ),
         _deny_insecure_transport(bucket_arn),
     )
 
@@ -58,8 +60,13 @@ def public_read_policy(bucket_arn: str) -> dict:
 def cloudfront_read_policy(bucket_arn: str, distribution_arn: str) -> dict:
     """cloudfront: only this distribution (through OAC) may GET the two documents."""
     return iam.document(
-        iam.statement("s3:GetObject", document_arns(bucket_arn), principal={"Service": "cloudfront.amazonaws.com"},
-                      conditions={"StringEquals": {"AWS:SourceArn": distribution_arn}}, sid="CloudFrontOacReadIssuerDocuments"),
+        iam.statement(
+            "s3:GetObject",
+            document_arns(bucket_arn),
+            principal={"Service": "cloudfront.amazonaws.com"},
+            conditions={"StringEquals": {"AWS:SourceArn": distribution_arn}},
+            sid="CloudFrontOacReadIssuerDocuments",
+        ),
         _deny_insecure_transport(bucket_arn),
     )
 
@@ -99,38 +106,60 @@ class OidcIssuer(pulumi.ComponentResource):
 
         bucket = aws.s3.Bucket(f"{name}-bucket", bucket=self.bucket_name, tags={**tags, ISSUER_TAG: "true"}, opts=kept)
         self.bucket = bucket  # its access logging is wired by the control plane (k3s/access_logs.py)
-        aws.s3.BucketOwnershipControls(f"{name}-ownership", bucket=bucket.id,
-                                       rule={"object_ownership": "BucketOwnerEnforced"}, opts=child)
+        aws.s3.BucketOwnershipControls(
+            f"{name}-ownership", bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"}, opts=child
+        )
         public = cfg.hosting == "s3-public"
         access_block = aws.s3.BucketPublicAccessBlock(
-            f"{name}-public-access-block", bucket=bucket.id,
-            block_public_acls=True, ignore_public_acls=True,
+            f"{name}-public-access-block",
+            bucket=bucket.id,
+            block_public_acls=True,
+            ignore_public_acls=True,
             # s3-public: the bucket policy is the one public grant; cloudfront: nothing public at all.
-            block_public_policy=not public, restrict_public_buckets=not public,
+            block_public_policy=not public,
+            restrict_public_buckets=not public,
             opts=child,
         )
-        aws.s3.BucketVersioning(f"{name}-versioning", bucket=bucket.id,
-                                versioning_configuration={"status": "Enabled"}, opts=child)
+        aws.s3.BucketVersioning(
+            f"{name}-versioning", bucket=bucket.id, versioning_configuration={"status": "Enabled"}, opts=child
+        )
         aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-encryption", bucket=bucket.id,
-            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}], opts=child)
+            f"{name}-encryption",
+            bucket=bucket.id,
+            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}],
+            opts=child,
+        )
 
         self.discovery_json = docs.to_json(docs.discovery_document(self.issuer_url))
         self.jwks_json = pulumi.Output.all(*args.public_key_pems).apply(lambda pems: docs.to_json(docs.jwks(*pems)))
         objects = [
-            aws.s3.BucketObjectv2(f"{name}-{slug}", bucket=bucket.id, key=key, content=content,
-                                  content_type="application/json", cache_control="max-age=300",
-                                  tags=tags, opts=child)
-            for slug, key, content in (("discovery", docs.DISCOVERY_KEY, self.discovery_json),
-                                       ("jwks", docs.JWKS_KEY, self.jwks_json))
+            aws.s3.BucketObjectv2(
+                f"{name}-{slug}",
+                bucket=bucket.id,
+                key=key,
+                content=content,
+                content_type="application/json",
+                cache_control="max-age=300",
+                tags=tags,
+                opts=child,
+            )
+            for slug, key, content in (
+                ("discovery", docs.DISCOVERY_KEY, self.discovery_json),
+                ("jwks", docs.JWKS_KEY, self.jwks_json),
+            )
         ]
 
         serving: list[pulumi.Resource] = [*objects]
         if public:
             policy = bucket.arn.apply(lambda arn: iam.to_json(public_read_policy(arn)))
-            serving.append(aws.s3.BucketPolicy(
-                f"{name}-policy", bucket=bucket.id, policy=policy,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[access_block])))
+            serving.append(
+                aws.s3.BucketPolicy(
+                    f"{name}-policy",
+                    bucket=bucket.id,
+                    policy=policy,
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[access_block]),
+                )
+            )
             self.distribution_domain: pulumi.Output[str] | None = None
         else:
             serving += self._cloudfront(name, cfg, bucket, tags, args.protect, access_block)
@@ -144,27 +173,46 @@ class OidcIssuer(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect, depends_on=serving),
         )
         self.oidc_provider_arn = provider.arn
-        self.register_outputs({
-            "issuerUrl": self.issuer_url,
-            "jwksUrl": self.jwks_url,
-            "oidcProviderArn": self.oidc_provider_arn,
-            "bucketName": self.bucket_name,
-        })
+        self.register_outputs(
+            {
+                "issuerUrl": self.issuer_url,
+                "jwksUrl": self.jwks_url,
+                "oidcProviderArn": self.oidc_provider_arn,
+                "bucketName": self.bucket_name,
+            }
+        )
 
-    def _cloudfront(self, name: str, cfg: IssuerConfig, bucket: aws.s3.Bucket, tags: dict[str, str],
-                    protect: bool, access_block: pulumi.Resource) -> list[pulumi.Resource]:
+    def _cloudfront(
+        self,
+        name: str,
+        cfg: IssuerConfig,
+        bucket: aws.s3.Bucket,
+        tags: dict[str, str],
+        protect: bool,
+        access_block: pulumi.Resource,
+    ) -> list[pulumi.Resource]:
         child = pulumi.ResourceOptions(parent=self)
         oac = aws.cloudfront.OriginAccessControl(
-            f"{name}-oac", name=self.bucket_name[:64], description=f"OIDC issuer {self.issuer_url}",
-            origin_access_control_origin_type="s3", signing_behavior="always", signing_protocol="sigv4",
-            opts=child)
+            f"{name}-oac",
+            name=self.bucket_name[:64],
+            description=f"OIDC issuer {self.issuer_url}",
+            origin_access_control_origin_type="s3",
+            signing_behavior="always",
+            signing_protocol="sigv4",
+            opts=child,
+        )
         distribution = aws.cloudfront.Distribution(
             f"{name}-distribution",
             enabled=True,
             comment=f"OIDC issuer {self.issuer_url}",
             aliases=[str(cfg.domain_name)],
-            origins=[{"domain_name": bucket.bucket_regional_domain_name, "origin_id": ORIGIN_ID,
-                      "origin_access_control_id": oac.id}],
+            origins=[
+                {
+                    "domain_name": bucket.bucket_regional_domain_name,
+                    "origin_id": ORIGIN_ID,
+                    "origin_access_control_id": oac.id,
+                }
+            ],
             default_cache_behavior={
                 "target_origin_id": ORIGIN_ID,
                 "allowed_methods": ["GET", "HEAD"],
@@ -174,8 +222,11 @@ class OidcIssuer(pulumi.ComponentResource):
                 "compress": True,
             },
             restrictions={"geo_restriction": {"restriction_type": "none"}},
-            viewer_certificate={"acm_certificate_arn": cfg.certificate_arn, "ssl_support_method": "sni-only",
-                                "minimum_protocol_version": "TLSv1.2_2021"},
+            viewer_certificate={
+                "acm_certificate_arn": cfg.certificate_arn,
+                "ssl_support_method": "sni-only",
+                "minimum_protocol_version": "TLSv1.2_2021",
+            },
             http_version="http2and3",
             is_ipv6_enabled=True,
             price_class="PriceClass_100",
@@ -184,16 +235,33 @@ class OidcIssuer(pulumi.ComponentResource):
         )
         self.distribution_domain = distribution.domain_name
         policy = pulumi.Output.all(bucket.arn, distribution.arn).apply(
-            lambda a: iam.to_json(cloudfront_read_policy(a[0], a[1])))
-        serving: list[pulumi.Resource] = [distribution, aws.s3.BucketPolicy(
-            f"{name}-policy", bucket=bucket.id, policy=policy,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[access_block]))]
+            lambda a: iam.to_json(cloudfront_read_policy(a[0], a[1]))
+        )
+        serving: list[pulumi.Resource] = [
+            distribution,
+            aws.s3.BucketPolicy(
+                f"{name}-policy",
+                bucket=bucket.id,
+                policy=policy,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[access_block]),
+            ),
+        ]
         if cfg.hosted_zone_id:
             for record_type in ("A", "AAAA"):
-                serving.append(aws.route53.Record(
-                    f"{name}-alias-{record_type.lower()}", zone_id=cfg.hosted_zone_id, name=str(cfg.domain_name),
-                    type=record_type,
-                    aliases=[{"name": distribution.domain_name, "zone_id": distribution.hosted_zone_id,
-                              "evaluate_target_health": False}],
-                    opts=child))
+                serving.append(
+                    aws.route53.Record(
+                        f"{name}-alias-{record_type.lower()}",
+                        zone_id=cfg.hosted_zone_id,
+                        name=str(cfg.domain_name),
+                        type=record_type,
+                        aliases=[
+                            {
+                                "name": distribution.domain_name,
+                                "zone_id": distribution.hosted_zone_id,
+                                "evaluate_target_health": False,
+                            }
+                        ],
+                        opts=child,
+                    )
+                )
         return serving

@@ -37,18 +37,21 @@ def certificate_cn(cluster_name: str, namespace: str, service_account: str) -> s
     return f"{service_account}.{namespace}.{cluster_name}"
 
 
-def credential_process_command(*, trust_anchor_arn: str, profile_arn: str, role_arn: str, region: str,
-                               session_name: str) -> str:
-    return " ".join([
-        "aws_signing_helper credential-process",
-        f"--certificate {CERT_MOUNT}/tls.crt",
-        f"--private-key {CERT_MOUNT}/tls.key",
-        f"--trust-anchor-arn {trust_anchor_arn}",
-        f"--profile-arn {profile_arn}",
-        f"--role-arn {role_arn}",
-        f"--region {region}",
-        f"--role-session-name {session_name}",
-    ])
+def credential_process_command(
+    *, trust_anchor_arn: str, profile_arn: str, role_arn: str, region: str, session_name: str
+) -> str:
+    return " ".join(
+        [
+            "aws_signing_helper credential-process",
+            f"--certificate {CERT_MOUNT}/tls.crt",
+            f"--private-key {CERT_MOUNT}/tls.key",
+            f"--trust-anchor-arn {trust_anchor_arn}",
+            f"--profile-arn {profile_arn}",
+            f"--role-arn {role_arn}",
+            f"--region {region}",
+            f"--role-session-name {session_name}",
+        ]
+    )
 
 
 def aws_config_file(**kwargs: str) -> str:
@@ -81,8 +84,12 @@ class RolesAnywhereAuthority(pulumi.ComponentResource):
         self.ca_common_name = f"{cluster_name} workload identity CA"
         # Protected in prod: replacing the CA invalidates every issued workload certificate.
         # P-256 so the provider signs with ECDSA-SHA256 (Roles Anywhere: SHA-256 or stronger).
-        self._ca = private_ca(f"{name}-ca", self.ca_common_name, pulumi.ResourceOptions(parent=self, protect=protect),
-                              validity_hours=CA_VALIDITY_HOURS)
+        self._ca = private_ca(
+            f"{name}-ca",
+            self.ca_common_name,
+            pulumi.ResourceOptions(parent=self, protect=protect),
+            validity_hours=CA_VALIDITY_HOURS,
+        )
         ca = self._ca
         self.ca_cert_pem = ca.cert_pem
         anchor = aws.rolesanywhere.TrustAnchor(
@@ -96,10 +103,18 @@ class RolesAnywhereAuthority(pulumi.ComponentResource):
         self.trust_anchor_arn = anchor.arn
         self.register_outputs({"trustAnchorArn": self.trust_anchor_arn, "caCertPem": self.ca_cert_pem})
 
-    def leaf_certificate(self, parent: pulumi.Resource, name: str, common_name: str) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+    def leaf_certificate(
+        self, parent: pulumi.Resource, name: str, common_name: str
+    ) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
         """(certificate PEM, private key PEM as a secret) of an end-entity certificate signed by the CA."""
-        leaf = issue_certificate(f"{name}-leaf", self._ca, pulumi.ResourceOptions(parent=parent),
-                                 common_name=common_name, organization="k8s-platform", allowed_uses=LEAF_USES)
+        leaf = issue_certificate(
+            f"{name}-leaf",
+            self._ca,
+            pulumi.ResourceOptions(parent=parent),
+            common_name=common_name,
+            organization="k8s-platform",
+            allowed_uses=LEAF_USES,
+        )
         return leaf.cert_pem, leaf.private_key_pem
 
 
@@ -143,26 +158,46 @@ class RolesAnywhereWorkload(pulumi.ComponentResource):
         self.profile_arn = profile.arn
         self.cert_pem, key_pem = args.authority.leaf_certificate(self, name, args.common_name)
         self.config_file = pulumi.Output.all(args.authority.trust_anchor_arn, profile.arn, args.role.arn).apply(
-            lambda a: aws_config_file(trust_anchor_arn=a[0], profile_arn=a[1], role_arn=a[2], region=args.region,
-                                      session_name=args.session_name))
+            lambda a: aws_config_file(
+                trust_anchor_arn=a[0],
+                profile_arn=a[1],
+                role_arn=a[2],
+                region=args.region,
+                session_name=args.session_name,
+            )
+        )
         labels = {"app.kubernetes.io/managed-by": "pulumi", "k8s-platform/identity": "roles-anywhere"}
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.k8s_provider, depends_on=args.depends_on)
         self.secret_name = f"{args.service_account}-rolesanywhere-cert"
         self.config_map_name = f"{args.service_account}-rolesanywhere-config"
         k8s.core.v1.Secret(
             f"{name}-cert",
-            metadata={"name": self.secret_name, "namespace": args.namespace, "labels": labels,
-                      "annotations": {"k8s-platform/mount-path": CERT_MOUNT}},
+            metadata={
+                "name": self.secret_name,
+                "namespace": args.namespace,
+                "labels": labels,
+                "annotations": {"k8s-platform/mount-path": CERT_MOUNT},
+            },
             type="kubernetes.io/tls",
             string_data={"tls.crt": self.cert_pem, "tls.key": key_pem},
-            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(additional_secret_outputs=["stringData", "data"])),
+            opts=pulumi.ResourceOptions.merge(
+                k8s_opts, pulumi.ResourceOptions(additional_secret_outputs=["stringData", "data"])
+            ),
         )
         k8s.core.v1.ConfigMap(
             f"{name}-config",
-            metadata={"name": self.config_map_name, "namespace": args.namespace, "labels": labels,
-                      "annotations": {"k8s-platform/mount-path": CONFIG_MOUNT, "k8s-platform/env": f"AWS_CONFIG_FILE={CONFIG_FILE}"}},
+            metadata={
+                "name": self.config_map_name,
+                "namespace": args.namespace,
+                "labels": labels,
+                "annotations": {
+                    "k8s-platform/mount-path": CONFIG_MOUNT,
+                    "k8s-platform/env": f"AWS_CONFIG_FILE={CONFIG_FILE}",
+                },
+            },
             data={"config": self.config_file},
             opts=k8s_opts,
         )
-        self.register_outputs({"profileArn": self.profile_arn, "secretName": self.secret_name,
-                               "configMapName": self.config_map_name})
+        self.register_outputs(
+            {"profileArn": self.profile_arn, "secretName": self.secret_name, "configMapName": self.config_map_name}
+        )

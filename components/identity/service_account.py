@@ -52,9 +52,15 @@ def cluster_oidc_issuers(cluster: ClusterHandle) -> list[tuple[pulumi.Input[str]
     return [(cluster.oidc_provider_arn, cluster.oidc_issuer_url), *cluster.standby_oidc_issuers]
 
 
-def role_with_policies(parent: pulumi.Resource, name: str, trust_policy_json: pulumi.Input[str], tags: dict[str, str],
-                       inline_policy_json: pulumi.Input[str] | None = None, managed_policy_arns: list[str] | None = None,
-                       role_name: str | None = None) -> aws.iam.Role:
+def role_with_policies(
+    parent: pulumi.Resource,
+    name: str,
+    trust_policy_json: pulumi.Input[str],
+    tags: dict[str, str],
+    inline_policy_json: pulumi.Input[str] | None = None,
+    managed_policy_arns: list[str] | None = None,
+    role_name: str | None = None,
+) -> aws.iam.Role:
     """A role with its trust, one inline policy and managed attachments, all children of `parent`."""
     child = pulumi.ResourceOptions(parent=parent)
     role = aws.iam.Role(f"{name}-role", name=role_name, assume_role_policy=trust_policy_json, tags=tags, opts=child)
@@ -77,20 +83,35 @@ class ServiceAccountIdentity(pulumi.ComponentResource):
             if cluster.eks_cluster is None:
                 raise ValueError(f"{name}: pod-identity needs an EKS cluster; use irsa on {cluster.kind}")
             # The EKS cluster's own name: what EKS puts in the eks-cluster-name session tag.
-            trust: pulumi.Input[str] = cluster.eks_cluster.name.apply(lambda cluster_name: iam.to_json(
-                pod_identity_trust(args.account_id, cluster_name, args.namespace, args.service_account)))
+            trust: pulumi.Input[str] = cluster.eks_cluster.name.apply(
+                lambda cluster_name: iam.to_json(
+                    pod_identity_trust(args.account_id, cluster_name, args.namespace, args.service_account)
+                )
+            )
         else:
             issuers = args.oidc_issuers if args.oidc_issuers is not None else cluster_oidc_issuers(cluster)
             if not issuers:
                 raise ValueError(f"{name}: irsa needs the cluster's OIDC provider and issuer URL")
             flat = [value for pair in issuers for value in pair]
-            trust = pulumi.Output.all(*flat).apply(lambda v: iam.to_json(irsa_trust(
-                v[0], v[1], args.namespace, args.service_account,
-                *[(v[i], v[i + 1]) for i in range(2, len(v), 2)])))
+            trust = pulumi.Output.all(*flat).apply(
+                lambda v: iam.to_json(
+                    irsa_trust(
+                        v[0],
+                        v[1],
+                        args.namespace,
+                        args.service_account,
+                        *[(v[i], v[i + 1]) for i in range(2, len(v), 2)],
+                    )
+                )
+            )
         self.role = role_with_policies(
-            self, name, trust,
+            self,
+            name,
+            trust,
             {**args.tags, "k8s-platform/service-account": f"{args.namespace}/{args.service_account}"},
-            args.inline_policy_json, args.managed_policy_arns, args.role_name,
+            args.inline_policy_json,
+            args.managed_policy_arns,
+            args.role_name,
         )
         self.role_arn = self.role.arn
         if args.method == "pod-identity":

@@ -27,10 +27,11 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.core import iam_documents as iam
-from components.identity.caller_identity import cross_account_caller_identity, expected_caller_identity
-from components.core.cluster_handle import ClusterHandle
 from components.config import WorkloadConfig
+from components.core import iam_documents as iam
+from components.core.cluster_handle import ClusterHandle
+from components.core.trust_policies import assume_target_roles_policy, cross_account_target_trust, roles_anywhere_trust
+from components.identity.caller_identity import cross_account_caller_identity, expected_caller_identity
 from components.identity.roles_anywhere import (
     RolesAnywhereAuthority,
     RolesAnywhereAuthorityArgs,
@@ -39,15 +40,17 @@ from components.identity.roles_anywhere import (
     certificate_cn,
 )
 from components.identity.service_account import (
-    ServiceAccountIdentity, ServiceAccountIdentityArgs, role_with_policies,
+    ServiceAccountIdentity,
+    ServiceAccountIdentityArgs,
+    role_with_policies,
 )
-from components.core.trust_policies import assume_target_roles_policy, cross_account_target_trust, roles_anywhere_trust
 
 # Namespaces Kubernetes creates itself; every other workload namespace is created here.
 BUILTIN_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
 SHARED_NODE_ROLE_WARNING = (
     "workload '{name}' uses method instance-profile: its permissions are attached to the node role "
-    "'{role}', so EVERY pod on those nodes shares them; prefer irsa, pod-identity or roles-anywhere")
+    "'{role}', so EVERY pod on those nodes shares them; prefer irsa, pod-identity or roles-anywhere"
+)
 
 
 def workload_role_name(cluster_name: str, workload_name: str) -> str:
@@ -56,8 +59,10 @@ def workload_role_name(cluster_name: str, workload_name: str) -> str:
 
 def workload_policy(workload: WorkloadConfig) -> dict[str, Any] | None:
     """The workload's inline identity policy: its statements plus the cross-account hop, or None."""
-    stmts = [iam.statement(s.actions, s.resources, effect=s.effect, conditions=s.conditions, sid=s.sid)
-             for s in workload.policies.statements]
+    stmts = [
+        iam.statement(s.actions, s.resources, effect=s.effect, conditions=s.conditions, sid=s.sid)
+        for s in workload.policies.statements
+    ]
     if workload.cross_account_role_arns:
         stmts += assume_target_roles_policy(workload.cross_account_role_arns)["Statement"]
     return iam.document(*stmts) if stmts else None
@@ -95,13 +100,17 @@ class WorkloadIdentity(pulumi.ComponentResource):
         self._args = args
         self._authority: RolesAnywhereAuthority | None = None
         cluster = args.cluster
-        self._k8s_opts = pulumi.ResourceOptions(parent=self, provider=cluster.k8s_provider, depends_on=list(cluster.ready))
+        self._k8s_opts = pulumi.ResourceOptions(
+            parent=self, provider=cluster.k8s_provider, depends_on=list(cluster.ready)
+        )
         self._namespaces: dict[str, pulumi.Resource] = {}
         # Config validation refuses these first; kept here for callers that build workloads in code.
         bindings = [(w.namespace, w.service_account) for w in args.workloads]
         duplicates = sorted({f"{ns}/{sa}" for ns, sa in bindings if bindings.count((ns, sa)) > 1})
         if duplicates:
-            raise ValueError(f"{name}: ServiceAccounts bound twice: {', '.join(duplicates)}; one identity per ServiceAccount")
+            raise ValueError(
+                f"{name}: ServiceAccounts bound twice: {', '.join(duplicates)}; one identity per ServiceAccount"
+            )
         self.identities = {w.name: self._workload(w) for w in args.workloads}
         self.register_outputs({"identities": self.identities})
 
@@ -116,11 +125,22 @@ class WorkloadIdentity(pulumi.ComponentResource):
         annotations: pulumi.Input[dict[str, str]] = {}
         extra: dict[str, Any] = {}
         if w.method in ("pod-identity", "irsa"):
-            sai = ServiceAccountIdentity(f"wl-{w.name}", ServiceAccountIdentityArgs(
-                cluster=cluster, namespace=w.namespace, service_account=w.service_account, method=w.method,
-                account_id=args.account_id, tags=tags, inline_policy_json=policy_json,
-                managed_policy_arns=list(w.policies.managed_arns), role_name=role_name,
-                oidc_issuers=self._irsa_issuers(w)), opts=pulumi.ResourceOptions(parent=self))
+            sai = ServiceAccountIdentity(
+                f"wl-{w.name}",
+                ServiceAccountIdentityArgs(
+                    cluster=cluster,
+                    namespace=w.namespace,
+                    service_account=w.service_account,
+                    method=w.method,
+                    account_id=args.account_id,
+                    tags=tags,
+                    inline_policy_json=policy_json,
+                    managed_policy_arns=list(w.policies.managed_arns),
+                    role_name=role_name,
+                    oidc_issuers=self._irsa_issuers(w),
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
             role_arn: pulumi.Input[str] = sai.role_arn
             if w.method == "irsa":
                 annotations = sai.service_account_annotations
@@ -130,26 +150,45 @@ class WorkloadIdentity(pulumi.ComponentResource):
             role_name, role_arn = self._on_node_role(w, policy_json)
         k8s.core.v1.ServiceAccount(
             f"wl-{w.name}-sa",
-            metadata={"name": w.service_account, "namespace": w.namespace, "annotations": annotations,
-                      "labels": {"app.kubernetes.io/managed-by": "pulumi", "k8s-platform/workload": w.name,
-                                 "k8s-platform/identity": w.method}},
+            metadata={
+                "name": w.service_account,
+                "namespace": w.namespace,
+                "annotations": annotations,
+                "labels": {
+                    "app.kubernetes.io/managed-by": "pulumi",
+                    "k8s-platform/workload": w.name,
+                    "k8s-platform/identity": w.method,
+                },
+            },
             opts=pulumi.ResourceOptions.merge(self._k8s_opts, pulumi.ResourceOptions(depends_on=namespace)),
         )
-        caller = pulumi.Output.from_input(role_name).apply(lambda rn: expected_caller_identity(
-            w.method, account_id=args.account_id, role_name=rn, cluster_name=cluster.name, workload_name=w.name))
-        cross = pulumi.Output.from_input(role_arn).apply(lambda arn: [
-            {"targetRoleArn": target,
-             "targetTrustPolicy": iam.to_json(cross_account_target_trust(arn, carries_session_tags=w.method == "pod-identity")),
-             "expectedCallerIdentity": cross_account_caller_identity(target)}
-            for target in w.cross_account_role_arns])
-        return pulumi.Output.all(role_arn=role_arn, caller=caller, cross=cross, extra=extra).apply(lambda v: {
-            "method": w.method,
-            "serviceAccount": f"{w.namespace}/{w.service_account}",
-            "roleArn": v["role_arn"],
-            "expectedCallerIdentity": v["caller"],
-            "crossAccount": v["cross"],
-            **v["extra"],
-        })
+        caller = pulumi.Output.from_input(role_name).apply(
+            lambda rn: expected_caller_identity(
+                w.method, account_id=args.account_id, role_name=rn, cluster_name=cluster.name, workload_name=w.name
+            )
+        )
+        cross = pulumi.Output.from_input(role_arn).apply(
+            lambda arn: [
+                {
+                    "targetRoleArn": target,
+                    "targetTrustPolicy": iam.to_json(
+                        cross_account_target_trust(arn, carries_session_tags=w.method == "pod-identity")
+                    ),
+                    "expectedCallerIdentity": cross_account_caller_identity(target),
+                }
+                for target in w.cross_account_role_arns
+            ]
+        )
+        return pulumi.Output.all(role_arn=role_arn, caller=caller, cross=cross, extra=extra).apply(
+            lambda v: {
+                "method": w.method,
+                "serviceAccount": f"{w.namespace}/{w.service_account}",
+                "roleArn": v["role_arn"],
+                "expectedCallerIdentity": v["caller"],
+                "crossAccount": v["cross"],
+                **v["extra"],
+            }
+        )
 
     def _irsa_issuers(self, w: WorkloadConfig) -> list[tuple[pulumi.Input[str], pulumi.Input[str]]] | None:
         if w.method != "irsa" or not self._args.issuers:
@@ -157,47 +196,85 @@ class WorkloadIdentity(pulumi.ComponentResource):
         chosen = [i for i in self._args.issuers if w.issuers is None or i.name in w.issuers]
         return [(i.provider_arn, i.issuer_url) for i in chosen]
 
-    def _roles_anywhere(self, w: WorkloadConfig, role_name: str, tags: dict[str, str], policy_json: str | None,
-                        namespace: list[pulumi.Resource]) -> tuple[pulumi.Output[str], dict[str, Any]]:
+    def _roles_anywhere(
+        self,
+        w: WorkloadConfig,
+        role_name: str,
+        tags: dict[str, str],
+        policy_json: str | None,
+        namespace: list[pulumi.Resource],
+    ) -> tuple[pulumi.Output[str], dict[str, Any]]:
         args, cluster = self._args, self._args.cluster
         authority = self._roles_anywhere_authority()
         cn = certificate_cn(cluster.name, w.namespace, w.service_account)
         trust = authority.trust_anchor_arn.apply(
-            lambda anchor: iam.to_json(roles_anywhere_trust(anchor, cn, authority.ca_common_name)))
-        role = role_with_policies(self, f"wl-{w.name}", trust, tags, policy_json, list(w.policies.managed_arns), role_name)
-        binding = RolesAnywhereWorkload(f"wl-{w.name}-ra", RolesAnywhereWorkloadArgs(
-            authority=authority, role=role, profile_name=role_name, common_name=cn, namespace=w.namespace,
-            service_account=w.service_account, session_name=w.name, region=args.region, tags=tags,
-            k8s_provider=cluster.k8s_provider, depends_on=[*cluster.ready, *namespace]),
-            opts=pulumi.ResourceOptions(parent=self))
-        extra = pulumi.Output.all(authority.trust_anchor_arn, binding.profile_arn).apply(lambda a: {
-            "trustAnchorArn": a[0], "profileArn": a[1], "certificateCommonName": cn,
-            "secret": f"{w.namespace}/{binding.secret_name}", "configMap": f"{w.namespace}/{binding.config_map_name}"})
+            lambda anchor: iam.to_json(roles_anywhere_trust(anchor, cn, authority.ca_common_name))
+        )
+        role = role_with_policies(
+            self, f"wl-{w.name}", trust, tags, policy_json, list(w.policies.managed_arns), role_name
+        )
+        binding = RolesAnywhereWorkload(
+            f"wl-{w.name}-ra",
+            RolesAnywhereWorkloadArgs(
+                authority=authority,
+                role=role,
+                profile_name=role_name,
+                common_name=cn,
+                namespace=w.namespace,
+                service_account=w.service_account,
+                session_name=w.name,
+                region=args.region,
+                tags=tags,
+                k8s_provider=cluster.k8s_provider,
+                depends_on=[*cluster.ready, *namespace],
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        extra = pulumi.Output.all(authority.trust_anchor_arn, binding.profile_arn).apply(
+            lambda a: {
+                "trustAnchorArn": a[0],
+                "profileArn": a[1],
+                "certificateCommonName": cn,
+                "secret": f"{w.namespace}/{binding.secret_name}",
+                "configMap": f"{w.namespace}/{binding.config_map_name}",
+            }
+        )
         return role.arn, extra
 
     def _roles_anywhere_authority(self) -> RolesAnywhereAuthority:
         if self._authority is None:
-            self._authority = RolesAnywhereAuthority("roles-anywhere", RolesAnywhereAuthorityArgs(
-                cluster_name=self._args.cluster.name, tags=self._args.tags, protect=self._args.protect),
-                opts=pulumi.ResourceOptions(parent=self))
+            self._authority = RolesAnywhereAuthority(
+                "roles-anywhere",
+                RolesAnywhereAuthorityArgs(
+                    cluster_name=self._args.cluster.name, tags=self._args.tags, protect=self._args.protect
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
         return self._authority
 
     def _on_node_role(self, w: WorkloadConfig, policy_json: str | None) -> tuple[pulumi.Input[str], pulumi.Output[str]]:
         """Attach the permissions to every role of the nodes workloads run on; the first names the identity."""
         node_roles = [*self._args.cluster.workload_node_role_names, *self._args.extra_node_role_names]
         if not node_roles:
-            raise ValueError(f"workload '{w.name}': instance-profile needs the nodes' roles "
-                             f"(ClusterHandle.workload_node_role_names); the {self._args.cluster.kind} cluster provided none")
+            raise ValueError(
+                f"workload '{w.name}': instance-profile needs the nodes' roles "
+                f"(ClusterHandle.workload_node_role_names); the {self._args.cluster.kind} cluster provided none"
+            )
         child = pulumi.ResourceOptions(parent=self)
         for n, node_role in enumerate(node_roles):
             pulumi.Output.from_input(node_role).apply(
-                lambda role: pulumi.log.warn(SHARED_NODE_ROLE_WARNING.format(name=w.name, role=role), resource=self))
+                lambda role: pulumi.log.warn(SHARED_NODE_ROLE_WARNING.format(name=w.name, role=role), resource=self)
+            )
             if policy_json is not None:
                 aws.iam.RolePolicy(f"wl-{w.name}-node-policy-{n}", role=node_role, policy=policy_json, opts=child)
             for i, arn in enumerate(w.policies.managed_arns):
-                aws.iam.RolePolicyAttachment(f"wl-{w.name}-node-{n}-managed-{i}", role=node_role, policy_arn=arn, opts=child)
+                aws.iam.RolePolicyAttachment(
+                    f"wl-{w.name}-node-{n}-managed-{i}", role=node_role, policy_arn=arn, opts=child
+                )
         account = self._args.account_id
-        return node_roles[0], pulumi.Output.from_input(node_roles[0]).apply(lambda role: f"arn:aws:iam::{account}:role/{role}")
+        return node_roles[0], pulumi.Output.from_input(node_roles[0]).apply(
+            lambda role: f"arn:aws:iam::{account}:role/{role}"
+        )
 
     def _namespace(self, namespace: str) -> list[pulumi.Resource]:
         """What the workload's namespaced objects wait for: the Namespace this component creates."""
@@ -206,8 +283,10 @@ class WorkloadIdentity(pulumi.ComponentResource):
         if namespace not in self._namespaces:
             self._namespaces[namespace] = k8s.core.v1.Namespace(
                 f"wl-namespace-{namespace}",
-                metadata={"name": namespace, "labels": {"app.kubernetes.io/managed-by": "pulumi",
-                                                        "k8s-platform/workload-identity": "true"}},
+                metadata={
+                    "name": namespace,
+                    "labels": {"app.kubernetes.io/managed-by": "pulumi", "k8s-platform/workload-identity": "true"},
+                },
                 opts=self._k8s_opts,
             )
         return [self._namespaces[namespace]]

@@ -13,6 +13,7 @@ Design notes:
 - Public surface for siblings (Karpenter launches K3s agents): `agent_policy`,
   `render_k3s_agent_cloud_init`.
 """
+
 from components.k3s.policies import agent_policy
 from components.k3s.user_data import render_k3s_agent_cloud_init
 

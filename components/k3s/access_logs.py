@@ -36,10 +36,16 @@ def log_bucket_name(cluster_name: str, account_id: str) -> str:
 def log_bucket_policy(log_bucket_arn: str, account_id: str, partition: str = "aws") -> dict[str, Any]:
     """S3 log delivery may write under `s3/` only, for source buckets of this account."""
     return iam.document(
-        iam.statement("s3:PutObject", f"{log_bucket_arn}/s3/*", principal={"Service": LOGGING_SERVICE},
-                      conditions={"StringEquals": {"aws:SourceAccount": account_id},
-                                  "ArnLike": {"aws:SourceArn": f"arn:{partition}:s3:::*"}},
-                      sid="S3ServerAccessLogDelivery"),
+        iam.statement(
+            "s3:PutObject",
+            f"{log_bucket_arn}/s3/*",
+            principal={"Service": LOGGING_SERVICE},
+            conditions={
+                "StringEquals": {"aws:SourceAccount": account_id},
+                "ArnLike": {"aws:SourceArn": f"arn:{partition}:s3:::*"},
+            },
+            sid="S3ServerAccessLogDelivery",
+        ),
         iam.deny_insecure_transport("s3:*", [log_bucket_arn, f"{log_bucket_arn}/*"]),
     )
 
@@ -50,7 +56,8 @@ def log_prefix(bucket_name: str) -> str:
 
 @dataclass(frozen=True)
 class AccessLogBucketArgs:
-    """cluster_name/account_id: name the bucket; protect: protect it and refuse force-destroy (the environment protects stateful resources)."""
+    """cluster_name/account_id: name the bucket; protect: protect it and refuse force-destroy (the
+    environment protects stateful resources)."""
 
     cluster_name: str
     account_id: str
@@ -59,8 +66,12 @@ class AccessLogBucketArgs:
 
     @classmethod
     def from_stack(cls, cfg: Any) -> "AccessLogBucketArgs":
-        return cls(cluster_name=cfg.cluster_name, account_id=cfg.account_id, tags=cfg.resource_tags(),
-                   protect=cfg.safeguards_in_force.protect_stateful_resources)
+        return cls(
+            cluster_name=cfg.cluster_name,
+            account_id=cfg.account_id,
+            tags=cfg.resource_tags(),
+            protect=cfg.safeguards_in_force.protect_stateful_resources,
+        )
 
 
 class AccessLogBucket(pulumi.ComponentResource):
@@ -69,37 +80,66 @@ class AccessLogBucket(pulumi.ComponentResource):
     def __init__(self, name: str, args: AccessLogBucketArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("k8s-platform:k3s:AccessLogBucket", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        bucket = aws.s3.Bucket(f"{name}-bucket", bucket=log_bucket_name(args.cluster_name, args.account_id),
-                               force_destroy=not args.protect, tags={**args.tags, ACCESS_LOG_TARGET_TAG: "true"},
-                               opts=pulumi.ResourceOptions(parent=self, protect=args.protect))
+        bucket = aws.s3.Bucket(
+            f"{name}-bucket",
+            bucket=log_bucket_name(args.cluster_name, args.account_id),
+            force_destroy=not args.protect,
+            tags={**args.tags, ACCESS_LOG_TARGET_TAG: "true"},
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
+        )
         aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-encryption", bucket=bucket.id,
-            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}], opts=child)
+            f"{name}-encryption",
+            bucket=bucket.id,
+            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}}],
+            opts=child,
+        )
         access_block = aws.s3.BucketPublicAccessBlock(
-            f"{name}-public-access-block", bucket=bucket.id, block_public_acls=True, block_public_policy=True,
-            ignore_public_acls=True, restrict_public_buckets=True, opts=child)
-        aws.s3.BucketOwnershipControls(f"{name}-ownership", bucket=bucket.id,
-                                       rule={"object_ownership": "BucketOwnerEnforced"}, opts=child)
-        aws.s3.BucketVersioning(f"{name}-versioning", bucket=bucket.id,
-                                versioning_configuration={"status": "Enabled"}, opts=child)
+            f"{name}-public-access-block",
+            bucket=bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=child,
+        )
+        aws.s3.BucketOwnershipControls(
+            f"{name}-ownership", bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"}, opts=child
+        )
+        aws.s3.BucketVersioning(
+            f"{name}-versioning", bucket=bucket.id, versioning_configuration={"status": "Enabled"}, opts=child
+        )
         aws.s3.BucketPolicy(
-            f"{name}-policy", bucket=bucket.id,
+            f"{name}-policy",
+            bucket=bucket.id,
             policy=bucket.arn.apply(lambda arn: iam.to_json(log_bucket_policy(arn, args.account_id))),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[access_block]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[access_block]),
+        )
         aws.s3.BucketLifecycleConfiguration(
-            f"{name}-lifecycle", bucket=bucket.id,
-            rules=[{"id": "expire-access-logs", "status": "Enabled", "filter": {"prefix": ""},
+            f"{name}-lifecycle",
+            bucket=bucket.id,
+            rules=[
+                {
+                    "id": "expire-access-logs",
+                    "status": "Enabled",
+                    "filter": {"prefix": ""},
                     "expiration": {"days": ACCESS_LOG_RETENTION_DAYS},
                     "noncurrent_version_expiration": {"noncurrent_days": NONCURRENT_DAYS},
-                    "abort_incomplete_multipart_upload": {"days_after_initiation": 7}}],
-            opts=child)
+                    "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
+                }
+            ],
+            opts=child,
+        )
         self.bucket = bucket
         self.register_outputs({"bucketName": bucket.bucket})
 
-    def log(self, name: str, source: aws.s3.Bucket, source_name: pulumi.Input[str],
-            parent: pulumi.Resource) -> aws.s3.BucketLogging:
+    def log(
+        self, name: str, source: aws.s3.Bucket, source_name: pulumi.Input[str], parent: pulumi.Resource
+    ) -> aws.s3.BucketLogging:
         """Server access logging of `source` into this bucket, under `s3/<source name>/`."""
         return aws.s3.BucketLogging(
-            name, bucket=source.id, target_bucket=self.bucket.id,
+            name,
+            bucket=source.id,
+            target_bucket=self.bucket.id,
             target_prefix=pulumi.Output.from_input(source_name).apply(log_prefix),
-            opts=pulumi.ResourceOptions(parent=parent, depends_on=[self]))
+            opts=pulumi.ResourceOptions(parent=parent, depends_on=[self]),
+        )

@@ -17,10 +17,16 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.core import iam_documents as iam
-from components.k3s import policies as policies
-from components.k3s.node_drainer.handler import LIFECYCLE_TERMINATE, REBALANCE, SPOT_INTERRUPTION, STATE_CHANGE, STOPPING_STATES
-from components.k3s.pki import K3sPki
 from components.core.kms_keys import rotating_key
+from components.k3s import policies as policies
+from components.k3s.node_drainer.handler import (
+    LIFECYCLE_TERMINATE,
+    REBALANCE,
+    SPOT_INTERRUPTION,
+    STATE_CHANGE,
+    STOPPING_STATES,
+)
+from components.k3s.pki import K3sPki
 
 HANDLER_FILE = Path(__file__).resolve().parent / "node_drainer" / "handler.py"
 DRAINER_USER = "k8s-platform:node-drainer"
@@ -34,10 +40,16 @@ def event_patterns(asg_names: list[str]) -> dict[str, dict]:
     return {
         "spot-interruption": {"source": ["aws.ec2"], "detail-type": [SPOT_INTERRUPTION]},
         "rebalance": {"source": ["aws.ec2"], "detail-type": [REBALANCE]},
-        "state-change": {"source": ["aws.ec2"], "detail-type": [STATE_CHANGE],
-                         "detail": {"state": sorted(STOPPING_STATES)}},
-        "asg-termination": {"source": ["aws.autoscaling"], "detail-type": [LIFECYCLE_TERMINATE],
-                            "detail": {"AutoScalingGroupName": sorted(asg_names)}},
+        "state-change": {
+            "source": ["aws.ec2"],
+            "detail-type": [STATE_CHANGE],
+            "detail": {"state": sorted(STOPPING_STATES)},
+        },
+        "asg-termination": {
+            "source": ["aws.autoscaling"],
+            "detail-type": [LIFECYCLE_TERMINATE],
+            "detail": {"AutoScalingGroupName": sorted(asg_names)},
+        },
     }
 
 
@@ -77,87 +89,198 @@ class K3sInterruptionHandling(pulumi.ComponentResource):
         # ---- Kubernetes identity: a client certificate + least-privilege RBAC
         cert = a.pki.client_certificate("node-drainer", DRAINER_USER)
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=a.k8s_provider)
-        role = k8s.rbac.v1.ClusterRole(f"{name}-node-drainer", metadata={"name": "k8s-platform:node-drainer"},
-                                       rules=drainer_cluster_role_rules(), opts=k8s_opts)
+        role = k8s.rbac.v1.ClusterRole(
+            f"{name}-node-drainer",
+            metadata={"name": "k8s-platform:node-drainer"},
+            rules=drainer_cluster_role_rules(),
+            opts=k8s_opts,
+        )
         k8s.rbac.v1.ClusterRoleBinding(
-            f"{name}-node-drainer", metadata={"name": "k8s-platform:node-drainer"},
-            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "k8s-platform:node-drainer"},
+            f"{name}-node-drainer",
+            metadata={"name": "k8s-platform:node-drainer"},
+            role_ref={
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "k8s-platform:node-drainer",
+            },
             subjects=[{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": DRAINER_USER}],
-            opts=pulumi.ResourceOptions(parent=self, provider=a.k8s_provider, depends_on=[role]))
+            opts=pulumi.ResourceOptions(parent=self, provider=a.k8s_provider, depends_on=[role]),
+        )
 
         # ---- the Lambda's role first: the credentials key admits exactly it
-        self.role = aws.iam.Role(f"{name}-drainer", name=f"{a.cluster_name}-node-drainer",
-                                 assume_role_policy=iam.to_json(iam.service_trust(
-                                     "lambda.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": a.account_id}})),
-                                 tags=tags, opts=child)
-        vpc_access = aws.iam.RolePolicyAttachment(f"{name}-drainer-vpc", role=self.role.name,
-                                                  policy_arn=policies.LAMBDA_VPC_POLICY_ARN, opts=child)
-        key = rotating_key(f"{name}-drainer", alias=f"{a.cluster_name}-k3s-node-drainer",
-                           description=f"{a.cluster_name} node-drainer credentials", tags=tags, parent=self,
-                           policy=self.role.arn.apply(lambda arn: iam.to_json(policies.drainer_key_policy(
-                               account_id=a.account_id, region=a.region, drainer_role_arn=arn))))
+        self.role = aws.iam.Role(
+            f"{name}-drainer",
+            name=f"{a.cluster_name}-node-drainer",
+            assume_role_policy=iam.to_json(
+                iam.service_trust(
+                    "lambda.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": a.account_id}}
+                )
+            ),
+            tags=tags,
+            opts=child,
+        )
+        vpc_access = aws.iam.RolePolicyAttachment(
+            f"{name}-drainer-vpc", role=self.role.name, policy_arn=iam.LAMBDA_VPC_POLICY_ARN, opts=child
+        )
+        key = rotating_key(
+            f"{name}-drainer",
+            alias=f"{a.cluster_name}-k3s-node-drainer",
+            description=f"{a.cluster_name} node-drainer credentials",
+            tags=tags,
+            parent=self,
+            policy=self.role.arn.apply(
+                lambda arn: iam.to_json(
+                    policies.drainer_key_policy(account_id=a.account_id, region=a.region, drainer_role_arn=arn)
+                )
+            ),
+        )
         self.credentials = aws.secretsmanager.Secret(
-            f"{name}-drainer", name=f"k8s-platform/{a.cluster_name}/k3s/node-drainer", kms_key_id=key.arn,
-            description="Kubernetes client certificate of the node-drainer Lambda", recovery_window_in_days=7,
-            tags=tags, opts=child)
-        aws.secretsmanager.SecretVersion(f"{name}-drainer", secret_id=self.credentials.id, secret_string=pulumi.Output.secret(
-            pulumi.Output.all(a.server_url, a.pki.server_ca_cert_pem, cert.cert_pem, cert.private_key_pem).apply(
-                lambda v: json.dumps({"server": v[0], "ca": v[1], "cert": v[2], "key": v[3]}))), opts=child)
+            f"{name}-drainer",
+            name=f"k8s-platform/{a.cluster_name}/k3s/node-drainer",
+            kms_key_id=key.arn,
+            description="Kubernetes client certificate of the node-drainer Lambda",
+            recovery_window_in_days=7,
+            tags=tags,
+            opts=child,
+        )
+        aws.secretsmanager.SecretVersion(
+            f"{name}-drainer",
+            secret_id=self.credentials.id,
+            secret_string=pulumi.Output.secret(
+                pulumi.Output.all(a.server_url, a.pki.server_ca_cert_pem, cert.cert_pem, cert.private_key_pem).apply(
+                    lambda v: json.dumps({"server": v[0], "ca": v[1], "cert": v[2], "key": v[3]})
+                )
+            ),
+            opts=child,
+        )
 
         # ---- queue with a dead-letter queue
-        self.dead_letter_queue = aws.sqs.Queue(f"{name}-dlq", name=f"{a.cluster_name}-node-drainer-dlq",
-                                               sqs_managed_sse_enabled=True, message_retention_seconds=14 * 86400,
-                                               tags=tags, opts=child)
+        self.dead_letter_queue = aws.sqs.Queue(
+            f"{name}-dlq",
+            name=f"{a.cluster_name}-node-drainer-dlq",
+            sqs_managed_sse_enabled=True,
+            message_retention_seconds=14 * 86400,
+            tags=tags,
+            opts=child,
+        )
         self.queue = aws.sqs.Queue(
-            f"{name}-events", name=f"{a.cluster_name}-node-drainer", sqs_managed_sse_enabled=True,
-            message_retention_seconds=86400, visibility_timeout_seconds=6 * lambda_timeout,
+            f"{name}-events",
+            name=f"{a.cluster_name}-node-drainer",
+            sqs_managed_sse_enabled=True,
+            message_retention_seconds=86400,
+            visibility_timeout_seconds=6 * lambda_timeout,
             redrive_policy=self.dead_letter_queue.arn.apply(
-                lambda arn: json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": MAX_RECEIVE_COUNT})),
-            tags=tags, opts=child)
-        aws.sqs.RedriveAllowPolicy(f"{name}-dlq", queue_url=self.dead_letter_queue.id, redrive_allow_policy=self.queue.arn.apply(
-            lambda arn: json.dumps({"redrivePermission": "byQueue", "sourceQueueArns": [arn]})), opts=child)
+                lambda arn: json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": MAX_RECEIVE_COUNT})
+            ),
+            tags=tags,
+            opts=child,
+        )
+        aws.sqs.RedriveAllowPolicy(
+            f"{name}-dlq",
+            queue_url=self.dead_letter_queue.id,
+            redrive_allow_policy=self.queue.arn.apply(
+                lambda arn: json.dumps({"redrivePermission": "byQueue", "sourceQueueArns": [arn]})
+            ),
+            opts=child,
+        )
 
         # ---- EventBridge rules -> queue
         rules = []
         for rule_name, pattern in event_patterns(a.asg_names).items():
-            rule = aws.cloudwatch.EventRule(f"{name}-{rule_name}", name=f"{a.cluster_name}-{rule_name}",
-                                            description=f"K3s node drainer: {rule_name}",
-                                            event_pattern=json.dumps(pattern), tags=tags, opts=child)
+            rule = aws.cloudwatch.EventRule(
+                f"{name}-{rule_name}",
+                name=f"{a.cluster_name}-{rule_name}",
+                description=f"K3s node drainer: {rule_name}",
+                event_pattern=json.dumps(pattern),
+                tags=tags,
+                opts=child,
+            )
             aws.cloudwatch.EventTarget(f"{name}-{rule_name}", rule=rule.name, arn=self.queue.arn, opts=child)
             rules.append(rule)
-        aws.sqs.QueuePolicy(f"{name}-events", queue_url=self.queue.id, policy=pulumi.Output.all(
-            self.queue.arn, *[r.arn for r in rules]).apply(
-                lambda v: iam.to_json(policies.events_to_queue_policy(v[0], list(v[1:])))), opts=child)
+        aws.sqs.QueuePolicy(
+            f"{name}-events",
+            queue_url=self.queue.id,
+            policy=pulumi.Output.all(self.queue.arn, *[r.arn for r in rules]).apply(
+                lambda v: iam.to_json(policies.events_to_queue_policy(v[0], list(v[1:])))
+            ),
+            opts=child,
+        )
 
         # ---- the Lambda, in the VPC (it reaches the internal NLB)
-        drainer_policy = aws.iam.RolePolicy(f"{name}-drainer", role=self.role.id, policy=pulumi.Output.all(
-            self.queue.arn, self.credentials.arn, key.arn).apply(lambda v: iam.to_json(policies.drainer_policy(
-                region=a.region, account_id=a.account_id, queue_arn=v[0], credentials_secret_arn=v[1],
-                drainer_key_arn=v[2], asg_name_prefix=a.asg_name_prefix))), opts=child)
-        sg = aws.ec2.SecurityGroup(f"{name}-drainer", vpc_id=a.vpc_id, description="K3s node-drainer Lambda",
-                                   egress=[
-                                       aws.ec2.SecurityGroupEgressArgs(protocol="tcp", from_port=6443, to_port=6443,
-                                                                       cidr_blocks=[a.vpc_cidr], description="K3s API (NLB)"),
-                                       aws.ec2.SecurityGroupEgressArgs(protocol="tcp", from_port=443, to_port=443,
-                                                                       cidr_blocks=["0.0.0.0/0"], description="AWS APIs")],
-                                   tags={**tags, "Name": f"{a.cluster_name}-node-drainer"}, opts=child)
-        logs = aws.cloudwatch.LogGroup(f"{name}-drainer", name=f"/aws/lambda/{function_name}", retention_in_days=30,
-                                       kms_key_id=key.arn, tags=tags, opts=child)
+        drainer_policy = aws.iam.RolePolicy(
+            f"{name}-drainer",
+            role=self.role.id,
+            policy=pulumi.Output.all(self.queue.arn, self.credentials.arn, key.arn).apply(
+                lambda v: iam.to_json(
+                    policies.drainer_policy(
+                        region=a.region,
+                        account_id=a.account_id,
+                        queue_arn=v[0],
+                        credentials_secret_arn=v[1],
+                        drainer_key_arn=v[2],
+                        asg_name_prefix=a.asg_name_prefix,
+                    )
+                )
+            ),
+            opts=child,
+        )
+        sg = aws.ec2.SecurityGroup(
+            f"{name}-drainer",
+            vpc_id=a.vpc_id,
+            description="K3s node-drainer Lambda",
+            egress=[
+                aws.ec2.SecurityGroupEgressArgs(
+                    protocol="tcp", from_port=6443, to_port=6443, cidr_blocks=[a.vpc_cidr], description="K3s API (NLB)"
+                ),
+                aws.ec2.SecurityGroupEgressArgs(
+                    protocol="tcp", from_port=443, to_port=443, cidr_blocks=["0.0.0.0/0"], description="AWS APIs"
+                ),
+            ],
+            tags={**tags, "Name": f"{a.cluster_name}-node-drainer"},
+            opts=child,
+        )
+        logs = aws.cloudwatch.LogGroup(
+            f"{name}-drainer",
+            name=f"/aws/lambda/{function_name}",
+            retention_in_days=30,
+            kms_key_id=key.arn,
+            tags=tags,
+            opts=child,
+        )
         self.function = aws.lambda_.Function(
-            f"{name}-drainer", name=function_name, runtime=LAMBDA_RUNTIME, handler="handler.handler",
-            role=self.role.arn, timeout=lambda_timeout, memory_size=256,
+            f"{name}-drainer",
+            name=function_name,
+            runtime=LAMBDA_RUNTIME,
+            handler="handler.handler",
+            role=self.role.arn,
+            timeout=lambda_timeout,
+            memory_size=256,
             code=pulumi.AssetArchive({"handler.py": pulumi.FileAsset(str(HANDLER_FILE))}),
-            environment=aws.lambda_.FunctionEnvironmentArgs(variables={
-                "CREDENTIALS_SECRET_ID": self.credentials.arn.apply(str),
-                "DRAIN_TIMEOUT_SECONDS": str(a.drain_timeout_seconds)}),
+            environment=aws.lambda_.FunctionEnvironmentArgs(
+                variables={
+                    "CREDENTIALS_SECRET_ID": self.credentials.arn.apply(str),
+                    "DRAIN_TIMEOUT_SECONDS": str(a.drain_timeout_seconds),
+                }
+            ),
             vpc_config=aws.lambda_.FunctionVpcConfigArgs(subnet_ids=a.subnet_ids, security_group_ids=[sg.id]),
             logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="JSON", log_group=logs.name),
             tags=tags,
             # Creating a VPC function needs the ENI permissions already attached.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[vpc_access, drainer_policy]))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[vpc_access, drainer_policy]),
+        )
         aws.lambda_.EventSourceMapping(
-            f"{name}-drainer", event_source_arn=self.queue.arn, function_name=self.function.arn,
+            f"{name}-drainer",
+            event_source_arn=self.queue.arn,
+            function_name=self.function.arn,
             # One event per invocation: a failure redelivers only that event.
-            batch_size=1, enabled=True, opts=child)
-        self.register_outputs({"queueUrl": self.queue.id, "deadLetterQueueUrl": self.dead_letter_queue.id,
-                               "functionName": self.function.name})
+            batch_size=1,
+            enabled=True,
+            opts=child,
+        )
+        self.register_outputs(
+            {
+                "queueUrl": self.queue.id,
+                "deadLetterQueueUrl": self.dead_letter_queue.id,
+                "functionName": self.function.name,
+            }
+        )

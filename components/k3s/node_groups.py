@@ -8,8 +8,8 @@ instead of SSH unless config names a key and a source security group.
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import pulumi
 import pulumi_aws as aws
@@ -48,20 +48,33 @@ def launch_template(spec: LaunchSpec, parent: pulumi.Resource) -> aws.ec2.Launch
         user_data=pulumi.Output.from_input(spec.user_data).apply(lambda text: base64.b64encode(text.encode()).decode()),
         iam_instance_profile=aws.ec2.LaunchTemplateIamInstanceProfileArgs(arn=spec.instance_profile_arn),
         metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
-            http_endpoint="enabled", http_tokens="required", http_put_response_hop_limit=1,
-            instance_metadata_tags="disabled"),
-        block_device_mappings=[aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
-            device_name=ROOT_DEVICE,
-            ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
-                volume_type="gp3", volume_size=spec.root_volume_gib, encrypted="true", delete_on_termination="true"),
-        )],
-        network_interfaces=[aws.ec2.LaunchTemplateNetworkInterfaceArgs(
-            device_index=0, associate_public_ip_address="false", delete_on_termination="true",
-            security_groups=list(spec.security_group_ids))],
+            http_endpoint="enabled",
+            http_tokens="required",
+            http_put_response_hop_limit=1,
+            instance_metadata_tags="disabled",
+        ),
+        block_device_mappings=[
+            aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                device_name=ROOT_DEVICE,
+                ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
+                    volume_type="gp3", volume_size=spec.root_volume_gib, encrypted="true", delete_on_termination="true"
+                ),
+            )
+        ],
+        network_interfaces=[
+            aws.ec2.LaunchTemplateNetworkInterfaceArgs(
+                device_index=0,
+                associate_public_ip_address="false",
+                delete_on_termination="true",
+                security_groups=list(spec.security_group_ids),
+            )
+        ],
         key_name=spec.key_name,
         update_default_version=True,
-        tag_specifications=[aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=t, tags=spec.tags)
-                            for t in ("instance", "volume", "network-interface")],
+        tag_specifications=[
+            aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=t, tags=spec.tags)
+            for t in ("instance", "volume", "network-interface")
+        ],
         tags=spec.tags,
         opts=pulumi.ResourceOptions(parent=parent),
     )
@@ -74,14 +87,25 @@ def asg_tags(tags: dict[str, str]) -> list[aws.autoscaling.GroupTagArgs]:
 def termination_hook() -> aws.autoscaling.GroupInitialLifecycleHookArgs:
     """Holds a terminating instance until the drainer completes the action (or the timeout passes)."""
     return aws.autoscaling.GroupInitialLifecycleHookArgs(
-        name=TERMINATION_HOOK, lifecycle_transition="autoscaling:EC2_INSTANCE_TERMINATING",
-        default_result="CONTINUE", heartbeat_timeout=TERMINATION_HOOK_SECONDS)
+        name=TERMINATION_HOOK,
+        lifecycle_transition="autoscaling:EC2_INSTANCE_TERMINATING",
+        default_result="CONTINUE",
+        heartbeat_timeout=TERMINATION_HOOK_SECONDS,
+    )
 
 
-def server_group(name: str, *, asg_name: str, size: int, template: aws.ec2.LaunchTemplate,
-                 subnet_ids: Sequence[pulumi.Input[str]], target_group_arn: pulumi.Input[str],
-                 tags: dict[str, str], parent: pulumi.Resource,
-                 depends_on: Sequence[pulumi.Resource] = ()) -> aws.autoscaling.Group:
+def server_group(
+    name: str,
+    *,
+    asg_name: str,
+    size: int,
+    template: aws.ec2.LaunchTemplate,
+    subnet_ids: Sequence[pulumi.Input[str]],
+    target_group_arn: pulumi.Input[str],
+    tags: dict[str, str],
+    parent: pulumi.Resource,
+    depends_on: Sequence[pulumi.Resource] = (),
+) -> aws.autoscaling.Group:
     """On-demand servers (etcd never runs on Spot) registered in the API target group.
 
     `wait_for_elb_capacity`: `pulumi up` continues only once this many of the group's servers pass
@@ -90,9 +114,13 @@ def server_group(name: str, *, asg_name: str, size: int, template: aws.ec2.Launc
     return aws.autoscaling.Group(
         name,
         name=asg_name,
-        min_size=size, max_size=size, desired_capacity=size,
+        min_size=size,
+        max_size=size,
+        desired_capacity=size,
         vpc_zone_identifiers=list(subnet_ids),
-        launch_template=aws.autoscaling.GroupLaunchTemplateArgs(id=template.id, version=template.latest_version.apply(str)),
+        launch_template=aws.autoscaling.GroupLaunchTemplateArgs(
+            id=template.id, version=template.latest_version.apply(str)
+        ),
         target_group_arns=[target_group_arn],
         health_check_type="ELB",
         health_check_grace_period=600,
@@ -104,15 +132,28 @@ def server_group(name: str, *, asg_name: str, size: int, template: aws.ec2.Launc
     )
 
 
-def agent_group(name: str, *, asg_name: str, template: aws.ec2.LaunchTemplate, instance_types: Sequence[str],
-                on_demand_base: int, min_size: int, desired_size: int, max_size: int,
-                subnet_ids: Sequence[pulumi.Input[str]], tags: dict[str, str], parent: pulumi.Resource,
-                depends_on: Sequence[pulumi.Resource] = ()) -> aws.autoscaling.Group:
+def agent_group(
+    name: str,
+    *,
+    asg_name: str,
+    template: aws.ec2.LaunchTemplate,
+    instance_types: Sequence[str],
+    on_demand_base: int,
+    min_size: int,
+    desired_size: int,
+    max_size: int,
+    subnet_ids: Sequence[pulumi.Input[str]],
+    tags: dict[str, str],
+    parent: pulumi.Resource,
+    depends_on: Sequence[pulumi.Resource] = (),
+) -> aws.autoscaling.Group:
     """Spot above an on-demand base, capacity-optimized across the instance types."""
     return aws.autoscaling.Group(
         name,
         name=asg_name,
-        min_size=min_size, max_size=max_size, desired_capacity=desired_size,
+        min_size=min_size,
+        max_size=max_size,
+        desired_capacity=desired_size,
         vpc_zone_identifiers=list(subnet_ids),
         capacity_rebalance=True,
         mixed_instances_policy=aws.autoscaling.GroupMixedInstancesPolicyArgs(
@@ -123,13 +164,18 @@ def agent_group(name: str, *, asg_name: str, template: aws.ec2.LaunchTemplate, i
             ),
             launch_template=aws.autoscaling.GroupMixedInstancesPolicyLaunchTemplateArgs(
                 launch_template_specification=aws.autoscaling.GroupMixedInstancesPolicyLaunchTemplateLaunchTemplateSpecificationArgs(
-                    launch_template_id=template.id, version=template.latest_version.apply(str)),
-                overrides=[aws.autoscaling.GroupMixedInstancesPolicyLaunchTemplateOverrideArgs(instance_type=t)
-                           for t in instance_types],
+                    launch_template_id=template.id, version=template.latest_version.apply(str)
+                ),
+                overrides=[
+                    aws.autoscaling.GroupMixedInstancesPolicyLaunchTemplateOverrideArgs(instance_type=t)
+                    for t in instance_types
+                ],
             ),
         ),
         instance_refresh=aws.autoscaling.GroupInstanceRefreshArgs(
-            strategy="Rolling", preferences=aws.autoscaling.GroupInstanceRefreshPreferencesArgs(min_healthy_percentage=50)),
+            strategy="Rolling",
+            preferences=aws.autoscaling.GroupInstanceRefreshPreferencesArgs(min_healthy_percentage=50),
+        ),
         initial_lifecycle_hooks=[termination_hook()],
         tags=asg_tags(tags),
         opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),

@@ -83,27 +83,37 @@ class K3sPki(pulumi.ComponentResource):
         self.client_ca_cert_pem = self.ca_cert_pems["client-ca"]
 
         # RSA: what every OIDC relying party (AWS STS included) verifies (RS256).
-        sa_key = tls.PrivateKey(f"{name}-service-account", algorithm="RSA", rsa_bits=2048,
-                                opts=pulumi.ResourceOptions(parent=self))
+        sa_key = tls.PrivateKey(
+            f"{name}-service-account", algorithm="RSA", rsa_bits=2048, opts=pulumi.ResourceOptions(parent=self)
+        )
         self.service_account_public_key_pem = sa_key.public_key_pem
         self.service_account_private_key_pem = pulumi.Output.secret(sa_key.private_key_pem)
 
         self.admin = self.client_certificate("admin", ADMIN_USER, ADMIN_GROUP)
         self.server_bundle = self._server_bundle()
-        self.register_outputs({
-            "serverCaCertPem": self.server_ca_cert_pem,
-            "clientCaCertPem": self.client_ca_cert_pem,
-            "serviceAccountPublicKeyPem": self.service_account_public_key_pem,
-        })
+        self.register_outputs(
+            {
+                "serverCaCertPem": self.server_ca_cert_pem,
+                "clientCaCertPem": self.client_ca_cert_pem,
+                "serviceAccountPublicKeyPem": self.service_account_public_key_pem,
+            }
+        )
 
     def _self_signed_ca(self, ca: str) -> CertificateAuthority:
-        return private_ca(f"{self._name}-{ca}", f"{self._cluster}-{ca}", pulumi.ResourceOptions(parent=self),
-                          allowed_uses=CA_USES)
+        return private_ca(
+            f"{self._name}-{ca}", f"{self._cluster}-{ca}", pulumi.ResourceOptions(parent=self), allowed_uses=CA_USES
+        )
 
     def client_certificate(self, name: str, user: str, group: str | None = None) -> ClientCertificate:
         """A client certificate for `user` (and optionally one group), signed by the cluster's client CA."""
-        issued = issue_certificate(f"{self._name}-{name}-client", self._cas["client-ca"], pulumi.ResourceOptions(parent=self),
-                                   common_name=user, organization=group, allowed_uses=CLIENT_USES)
+        issued = issue_certificate(
+            f"{self._name}-{name}-client",
+            self._cas["client-ca"],
+            pulumi.ResourceOptions(parent=self),
+            common_name=user,
+            organization=group,
+            allowed_uses=CLIENT_USES,
+        )
         return ClientCertificate(user, issued.cert_pem, issued.private_key_pem)
 
     def _server_bundle(self) -> pulumi.Output[str]:

@@ -11,9 +11,10 @@ signature stays small: server URL, token parameter, region, K3s version, labels,
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Literal, Mapping, Sequence
+from typing import Literal
 
 import yaml
 
@@ -79,8 +80,10 @@ def service_account_issuers(issuer_url: str, extra: Sequence[str] = ()) -> list[
 
 def server_k3s_config(s: K3sServerSettings) -> dict:
     """The static `/etc/rancher/k3s/config.yaml` of a server (instance-specific keys come at boot)."""
-    api_args = [f"service-account-issuer={i}" for i in service_account_issuers(
-        s.service_account_issuer_url, s.extra_service_account_issuers)]
+    api_args = [
+        f"service-account-issuer={i}"
+        for i in service_account_issuers(s.service_account_issuer_url, s.extra_service_account_issuers)
+    ]
     api_args += [
         f"service-account-jwks-uri={s.service_account_jwks_uri}",
         f"service-account-key-file={SERVICE_ACCOUNT_KEY_PATH}",
@@ -111,8 +114,9 @@ def server_k3s_config(s: K3sServerSettings) -> dict:
     }
 
 
-def agent_k3s_config(server_url: str, node_labels: Mapping[str, str], node_taints: Sequence[str],
-                     max_pods: int | None) -> dict:
+def agent_k3s_config(
+    server_url: str, node_labels: Mapping[str, str], node_taints: Sequence[str], max_pods: int | None
+) -> dict:
     config: dict = {
         "server": server_url,
         "token-file": f"{K3S_CONFIG_DIR}/token",
@@ -123,10 +127,20 @@ def agent_k3s_config(server_url: str, node_labels: Mapping[str, str], node_taint
     return config
 
 
-def render_boot_script(*, node_kind: Literal["server", "agent"], k3s_version: str, region: str, server_url: str,
-                       token_parameter_name: str, server_role: ServerRole | Literal[""] = "",
-                       agent_token_parameter_name: str = "", pki_secret_id: str = "",
-                       snapshot_bucket: str = "", snapshot_folder: str = "", api_target_group_arn: str = "") -> str:
+def render_boot_script(
+    *,
+    node_kind: Literal["server", "agent"],
+    k3s_version: str,
+    region: str,
+    server_url: str,
+    token_parameter_name: str,
+    server_role: ServerRole | Literal[""] = "",
+    agent_token_parameter_name: str = "",
+    pki_secret_id: str = "",
+    snapshot_bucket: str = "",
+    snapshot_folder: str = "",
+    api_target_group_arn: str = "",
+) -> str:
     """The boot script: header of shell-quoted settings + the fixed body (`k3s_node_boot.sh`)."""
     settings = {
         "NODE_KIND": node_kind,
@@ -160,26 +174,43 @@ def render_k3s_server_cloud_init(settings: K3sServerSettings) -> str:
         # Without it the bootstrap server could not tell a live cluster from a network hiccup.
         raise ValueError("the bootstrap server needs api_target_group_arn (checked before cluster-init)")
     script = render_boot_script(
-        node_kind="server", server_role=settings.role, k3s_version=settings.k3s_version, region=settings.region,
-        server_url=settings.server_url, token_parameter_name=settings.token_parameter_name,
+        node_kind="server",
+        server_role=settings.role,
+        k3s_version=settings.k3s_version,
+        region=settings.region,
+        server_url=settings.server_url,
+        token_parameter_name=settings.token_parameter_name,
         agent_token_parameter_name=settings.agent_token_parameter_name,
         pki_secret_id=settings.pki_secret_id if settings.role == "bootstrap" else "",
-        snapshot_bucket=settings.snapshot_bucket, snapshot_folder=settings.cluster_name,
+        snapshot_bucket=settings.snapshot_bucket,
+        snapshot_folder=settings.cluster_name,
         api_target_group_arn=settings.api_target_group_arn if settings.role == "bootstrap" else "",
     )
     return _cloud_config(server_k3s_config(settings), script)
 
 
-def render_k3s_agent_cloud_init(*, server_url: str, token_parameter_name: str, region: str, k3s_version: str,
-                                node_labels: Mapping[str, str] | None = None, node_taints: Sequence[str] = (),
-                                max_pods: int | None = None) -> str:
+def render_k3s_agent_cloud_init(
+    *,
+    server_url: str,
+    token_parameter_name: str,
+    region: str,
+    k3s_version: str,
+    node_labels: Mapping[str, str] | None = None,
+    node_taints: Sequence[str] = (),
+    max_pods: int | None = None,
+) -> str:
     """cloud-config for an agent joining `server_url` with the token in SSM `token_parameter_name`.
 
     `node_taints` are `key=value:Effect` strings (Karpenter passes `karpenter.sh/unregistered:NoExecute`).
     The node name (private DNS FQDN) and `provider-id=aws:///<az>/<instance-id>` come from IMDSv2 at boot.
     """
-    script = render_boot_script(node_kind="agent", k3s_version=k3s_version, region=region, server_url=server_url,
-                                token_parameter_name=token_parameter_name)
+    script = render_boot_script(
+        node_kind="agent",
+        k3s_version=k3s_version,
+        region=region,
+        server_url=server_url,
+        token_parameter_name=token_parameter_name,
+    )
     return _cloud_config(agent_k3s_config(server_url, node_labels or {}, node_taints, max_pods), script)
 
 
@@ -192,7 +223,8 @@ class _LiteralDumper(yaml.SafeDumper):
 
 
 _LiteralDumper.add_representer(
-    str, lambda d, v: d.represent_scalar("tag:yaml.org,2002:str", v, style="|" if "\n" in v else None))
+    str, lambda d, v: d.represent_scalar("tag:yaml.org,2002:str", v, style="|" if "\n" in v else None)
+)
 
 
 def _cloud_config(k3s_config: dict, script: str) -> str:
@@ -201,8 +233,12 @@ def _cloud_config(k3s_config: dict, script: str) -> str:
     # where it runs without a chrony template for the distro it renames /etc/chrony.conf, then fails.
     doc = {
         "write_files": [
-            {"path": f"{K3S_CONFIG_DIR}/config.yaml", "owner": "root:root", "permissions": "0600",
-             "content": yaml.safe_dump(k3s_config, sort_keys=False)},
+            {
+                "path": f"{K3S_CONFIG_DIR}/config.yaml",
+                "owner": "root:root",
+                "permissions": "0600",
+                "content": yaml.safe_dump(k3s_config, sort_keys=False),
+            },
             {"path": BOOT_SCRIPT_PATH, "owner": "root:root", "permissions": "0700", "content": script},
         ],
         "runcmd": [[BOOT_SCRIPT_PATH]],

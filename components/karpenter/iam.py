@@ -15,7 +15,8 @@ lifecycle, IAM integration, EKS integration, interruption, resource discovery), 
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from components.core.iam_documents import (
     ECR_PULL_ONLY_POLICY_ARN,
@@ -28,6 +29,7 @@ from components.core.iam_documents import (
     ssm_parameter_arn,
     statement,
 )
+
 EC2_SERVICE = "ec2.amazonaws.com"
 
 # AWS-managed node policies (components.core.iam_documents). The VPC CNI's permissions are not on
@@ -42,7 +44,8 @@ def node_trust() -> dict[str, Any]:
 
 
 def node_managed_policy_arns(kind: str) -> list[str]:
-    """EKS nodes need the worker policy (kubelet reads the cluster); K3s nodes only pull images and take SSM sessions."""
+    """EKS nodes need the worker policy (kubelet reads the cluster); K3s nodes only pull images and take
+    SSM sessions."""
     if kind == "eks":
         return [EKS_WORKER_NODE_POLICY_ARN, ECR_PULL_ONLY_POLICY_ARN, SSM_CORE_POLICY_ARN]
     return [ECR_PULL_ONLY_POLICY_ARN, SSM_CORE_POLICY_ARN]
@@ -75,8 +78,10 @@ def controller_policy(
     resource_owned = {f"aws:ResourceTag/kubernetes.io/cluster/{cluster_name}": "owned"}
     nodepool_requested = {"aws:RequestTag/karpenter.sh/nodepool": "*"}
     nodepool_resource = {"aws:ResourceTag/karpenter.sh/nodepool": "*"}
-    launched = [f"{ec2}:*:{r}/*" for r in ("fleet", "instance", "volume", "network-interface", "launch-template",
-                                            "spot-instances-request")]
+    launched = [
+        f"{ec2}:*:{r}/*"
+        for r in ("fleet", "instance", "volume", "network-interface", "launch-template", "spot-instances-request")
+    ]
     # After launch the controller only adds the NodeClaim name, the Name tag and the cluster name.
     tagging_conditions: dict[str, dict[str, Any]] = {
         "StringEquals": resource_owned,
@@ -87,41 +92,83 @@ def controller_policy(
 
     statements: list[Statement] = [
         # --- node lifecycle
-        statement(["ec2:RunInstances", "ec2:CreateFleet"], [
-            f"{ec2}::image/*", f"{ec2}::snapshot/*", f"{ec2}:*:security-group/*", f"{ec2}:*:subnet/*",
-            f"{ec2}:*:capacity-reservation/*", f"{ec2}:*:placement-group/*",
-        ], sid="AllowScopedEC2InstanceAccessActions"),
-        statement(["ec2:RunInstances", "ec2:CreateFleet"], f"{ec2}:*:launch-template/*",
-                  conditions={"StringEquals": resource_owned, "StringLike": nodepool_resource},
-                  sid="AllowScopedEC2LaunchTemplateAccessActions"),
-        statement(["ec2:RunInstances", "ec2:CreateFleet", "ec2:CreateLaunchTemplate"], launched,
-                  conditions={"StringEquals": owned, "StringLike": nodepool_requested},
-                  sid="AllowScopedEC2InstanceActionsWithTags"),
-        statement("ec2:CreateTags", launched,
-                  conditions={"StringEquals": {**owned, "ec2:CreateAction": ["RunInstances", "CreateFleet", "CreateLaunchTemplate"]},
-                              "StringLike": nodepool_requested},
-                  sid="AllowScopedResourceCreationTagging"),
-        statement("ec2:CreateTags", f"{ec2}:*:instance/*", conditions=tagging_conditions, sid="AllowScopedResourceTagging"),
-        statement(["ec2:TerminateInstances", "ec2:DeleteLaunchTemplate"],
-                  [f"{ec2}:*:instance/*", f"{ec2}:*:launch-template/*"],
-                  conditions={"StringEquals": resource_owned, "StringLike": nodepool_resource},
-                  sid="AllowScopedDeletion"),
+        statement(
+            ["ec2:RunInstances", "ec2:CreateFleet"],
+            [
+                f"{ec2}::image/*",
+                f"{ec2}::snapshot/*",
+                f"{ec2}:*:security-group/*",
+                f"{ec2}:*:subnet/*",
+                f"{ec2}:*:capacity-reservation/*",
+                f"{ec2}:*:placement-group/*",
+            ],
+            sid="AllowScopedEC2InstanceAccessActions",
+        ),
+        statement(
+            ["ec2:RunInstances", "ec2:CreateFleet"],
+            f"{ec2}:*:launch-template/*",
+            conditions={"StringEquals": resource_owned, "StringLike": nodepool_resource},
+            sid="AllowScopedEC2LaunchTemplateAccessActions",
+        ),
+        statement(
+            ["ec2:RunInstances", "ec2:CreateFleet", "ec2:CreateLaunchTemplate"],
+            launched,
+            conditions={"StringEquals": owned, "StringLike": nodepool_requested},
+            sid="AllowScopedEC2InstanceActionsWithTags",
+        ),
+        statement(
+            "ec2:CreateTags",
+            launched,
+            conditions={
+                "StringEquals": {**owned, "ec2:CreateAction": ["RunInstances", "CreateFleet", "CreateLaunchTemplate"]},
+                "StringLike": nodepool_requested,
+            },
+            sid="AllowScopedResourceCreationTagging",
+        ),
+        statement(
+            "ec2:CreateTags", f"{ec2}:*:instance/*", conditions=tagging_conditions, sid="AllowScopedResourceTagging"
+        ),
+        statement(
+            ["ec2:TerminateInstances", "ec2:DeleteLaunchTemplate"],
+            [f"{ec2}:*:instance/*", f"{ec2}:*:launch-template/*"],
+            conditions={"StringEquals": resource_owned, "StringLike": nodepool_resource},
+            sid="AllowScopedDeletion",
+        ),
         # --- IAM integration: pass exactly the node role, to EC2 only; read exactly its instance profile
-        statement("iam:PassRole", node_role_arn,
-                  conditions={"StringEquals": {"iam:PassedToService": EC2_SERVICE}}, sid="AllowPassingInstanceRole"),
+        statement(
+            "iam:PassRole",
+            node_role_arn,
+            conditions={"StringEquals": {"iam:PassedToService": EC2_SERVICE}},
+            sid="AllowPassingInstanceRole",
+        ),
         statement("iam:GetInstanceProfile", instance_profile_arn, sid="AllowInstanceProfileReadActions"),
         # Karpenter's instance-profile garbage collection lists profiles; listing returns metadata only.
         statement("iam:ListInstanceProfiles", "*", sid="AllowUnscopedInstanceProfileListAction"),
         # --- interruption
-        statement(["sqs:DeleteMessage", "sqs:GetQueueUrl", "sqs:ReceiveMessage"], queue_arn,
-                  sid="AllowInterruptionQueueActions"),
+        statement(
+            ["sqs:DeleteMessage", "sqs:GetQueueUrl", "sqs:ReceiveMessage"],
+            queue_arn,
+            sid="AllowInterruptionQueueActions",
+        ),
         # --- resource discovery
-        statement([
-            "ec2:DescribeCapacityReservations", "ec2:DescribeImages", "ec2:DescribeInstances",
-            "ec2:DescribeInstanceStatus", "ec2:DescribeInstanceTypeOfferings", "ec2:DescribeInstanceTypes",
-            "ec2:DescribeLaunchTemplates", "ec2:DescribePlacementGroups", "ec2:DescribeSecurityGroups",
-            "ec2:DescribeSpotPriceHistory", "ec2:DescribeSubnets",
-        ], "*", conditions={"StringEquals": {"aws:RequestedRegion": region}}, sid="AllowRegionalReadActions"),
+        statement(
+            [
+                "ec2:DescribeCapacityReservations",
+                "ec2:DescribeImages",
+                "ec2:DescribeInstances",
+                "ec2:DescribeInstanceStatus",
+                "ec2:DescribeInstanceTypeOfferings",
+                "ec2:DescribeInstanceTypes",
+                "ec2:DescribeLaunchTemplates",
+                "ec2:DescribePlacementGroups",
+                "ec2:DescribeSecurityGroups",
+                "ec2:DescribeSpotPriceHistory",
+                "ec2:DescribeSubnets",
+            ],
+            "*",
+            conditions={"StringEquals": {"aws:RequestedRegion": region}},
+            sid="AllowRegionalReadActions",
+        ),
         statement("ssm:GetParameter", ami_parameter_arns, sid="AllowSSMReadActions"),
         # The Price List API has no resource-level permissions.
         statement("pricing:GetProducts", "*", sid="AllowPricingReadActions"),
@@ -130,8 +177,11 @@ def controller_policy(
         cluster_arn = f"arn:{PARTITION}:eks:{region}:{account_id}:cluster/{cluster_name}"
         statements += [
             statement("eks:DescribeCluster", cluster_arn, sid="AllowAPIServerEndpointDiscovery"),
-            statement("arc-zonal-shift:GetManagedResource", "*",
-                      conditions={"StringEquals": {"arc-zonal-shift:ResourceIdentifier": cluster_arn}},
-                      sid="AllowZonalShiftStatusReadOnly"),
+            statement(
+                "arc-zonal-shift:GetManagedResource",
+                "*",
+                conditions={"StringEquals": {"arc-zonal-shift:ResourceIdentifier": cluster_arn}},
+                sid="AllowZonalShiftStatusReadOnly",
+            ),
         ]
     return document(*statements)

@@ -36,19 +36,39 @@ class InterruptionEvent:
 
 # detail-types as published by EC2 and AWS Health for EventBridge (and in Karpenter's v1 CloudFormation).
 INTERRUPTION_EVENTS: tuple[InterruptionEvent, ...] = (
-    InterruptionEvent("spot-interruption", "aws.ec2", "EC2 Spot Instance Interruption Warning",
-                      "Spot reclaims the instance in two minutes"),
-    InterruptionEvent("rebalance", "aws.ec2", "EC2 Instance Rebalance Recommendation",
-                      "The Spot instance is at elevated risk of interruption"),
-    InterruptionEvent("instance-state-change", "aws.ec2", "EC2 Instance State-change Notification",
-                      "An instance is stopping or terminating outside Karpenter"),
+    InterruptionEvent(
+        "spot-interruption",
+        "aws.ec2",
+        "EC2 Spot Instance Interruption Warning",
+        "Spot reclaims the instance in two minutes",
+    ),
+    InterruptionEvent(
+        "rebalance",
+        "aws.ec2",
+        "EC2 Instance Rebalance Recommendation",
+        "The Spot instance is at elevated risk of interruption",
+    ),
+    InterruptionEvent(
+        "instance-state-change",
+        "aws.ec2",
+        "EC2 Instance State-change Notification",
+        "An instance is stopping or terminating outside Karpenter",
+    ),
     # Karpenter's parser drops every Health event but EC2 scheduled changes; filter them here already,
     # so other services' Health events in the account never reach the controller's queue.
-    InterruptionEvent("scheduled-change", "aws.health", "AWS Health Event",
-                      "Scheduled maintenance retires or reboots the instance",
-                      detail={"service": ["EC2"], "eventTypeCategory": ["scheduledChange"]}),
-    InterruptionEvent("capacity-reservation-interruption", "aws.ec2", "EC2 Capacity Reservation Instance Interruption Warning",
-                      "An interruptible capacity reservation reclaims the instance"),
+    InterruptionEvent(
+        "scheduled-change",
+        "aws.health",
+        "AWS Health Event",
+        "Scheduled maintenance retires or reboots the instance",
+        detail={"service": ["EC2"], "eventTypeCategory": ["scheduledChange"]},
+    ),
+    InterruptionEvent(
+        "capacity-reservation-interruption",
+        "aws.ec2",
+        "EC2 Capacity Reservation Instance Interruption Warning",
+        "An interruptible capacity reservation reclaims the instance",
+    ),
 )
 
 
@@ -62,10 +82,20 @@ def event_pattern(event: InterruptionEvent) -> dict[str, Any]:
 def queue_policy(queue_arn: str, rule_arns: list[str], account_id: str) -> dict[str, Any]:
     """EventBridge may deliver only from our rules; SQS-internal delivery only within the account; TLS only."""
     return document(
-        statement("sqs:SendMessage", queue_arn, principal={"Service": "events.amazonaws.com"},
-                  conditions={"ArnEquals": {"aws:SourceArn": sorted(rule_arns)}}, sid="EventBridgeRulesOfThisCluster"),
-        statement("sqs:SendMessage", queue_arn, principal={"Service": "sqs.amazonaws.com"},
-                  conditions={"StringEquals": {"aws:SourceAccount": account_id}}, sid="SqsWithinAccount"),
+        statement(
+            "sqs:SendMessage",
+            queue_arn,
+            principal={"Service": "events.amazonaws.com"},
+            conditions={"ArnEquals": {"aws:SourceArn": sorted(rule_arns)}},
+            sid="EventBridgeRulesOfThisCluster",
+        ),
+        statement(
+            "sqs:SendMessage",
+            queue_arn,
+            principal={"Service": "sqs.amazonaws.com"},
+            conditions={"StringEquals": {"aws:SourceAccount": account_id}},
+            sid="SqsWithinAccount",
+        ),
         deny_insecure_transport("sqs:*", queue_arn, principal="*", sid="DenyHTTP"),
     )
 

@@ -12,9 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from components.config.karpenter_rules import (
+    effective_ami_alias,
+    effective_ami_parameters,
+    pool_shape,
+    uses_custom_networking,
+)
 from components.core.instance_types import AL2023_ROOT_DEVICE
 from components.core.pool_capacity import SMALL_SIZES, node_class_max_pods
-from components.config.karpenter_rules import effective_ami_alias, effective_ami_parameters, pool_shape, uses_custom_networking
 
 if TYPE_CHECKING:
     from components.config import KarpenterConfig, KarpenterNodeClassConfig, KarpenterNodePoolConfig
@@ -85,12 +90,14 @@ class Budget:
     duration: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return _prune({
-            "nodes": self.nodes,
-            "reasons": list(self.reasons) or None,
-            "schedule": self.schedule,
-            "duration": self.duration,
-        })
+        return _prune(
+            {
+                "nodes": self.nodes,
+                "reasons": list(self.reasons) or None,
+                "schedule": self.schedule,
+                "duration": self.duration,
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -116,24 +123,26 @@ class NodePoolSpec:
             "expireAfter": self.expire_after,
             "terminationGracePeriod": self.termination_grace_period,
         }
-        return _prune({
-            "apiVersion": NODEPOOL_API_VERSION,
-            "kind": "NodePool",
-            "metadata": {"name": self.name},
-            "spec": {
-                "template": {
-                    "metadata": {"labels": dict(self.labels)} if self.labels else None,
-                    "spec": template_spec,
+        return _prune(
+            {
+                "apiVersion": NODEPOOL_API_VERSION,
+                "kind": "NodePool",
+                "metadata": {"name": self.name},
+                "spec": {
+                    "template": {
+                        "metadata": {"labels": dict(self.labels)} if self.labels else None,
+                        "spec": template_spec,
+                    },
+                    "disruption": {
+                        "consolidationPolicy": self.consolidation_policy,
+                        "consolidateAfter": self.consolidate_after,
+                        "budgets": [b.to_dict() for b in self.budgets],
+                    },
+                    "limits": dict(self.limits),
+                    "weight": self.weight,
                 },
-                "disruption": {
-                    "consolidationPolicy": self.consolidation_policy,
-                    "consolidateAfter": self.consolidate_after,
-                    "budgets": [b.to_dict() for b in self.budgets],
-                },
-                "limits": dict(self.limits),
-                "weight": self.weight,
-            },
-        })
+            }
+        )
 
 
 def pool_requirements(
@@ -170,17 +179,19 @@ class RootVolume:
     kms_key_id: str | None = None  # None: the account's default EBS key (still encrypted)
 
     def to_dict(self) -> dict[str, Any]:
-        return _prune({
-            "deviceName": self.device_name,
-            "rootVolume": True,
-            "ebs": {
-                "volumeSize": f"{self.size_gib}Gi",
-                "volumeType": self.volume_type,
-                "encrypted": True,
-                "deleteOnTermination": True,
-                "kmsKeyID": self.kms_key_id,
-            },
-        })
+        return _prune(
+            {
+                "deviceName": self.device_name,
+                "rootVolume": True,
+                "ebs": {
+                    "volumeSize": f"{self.size_gib}Gi",
+                    "volumeType": self.volume_type,
+                    "encrypted": True,
+                    "deleteOnTermination": True,
+                    "kmsKeyID": self.kms_key_id,
+                },
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -219,44 +230,53 @@ class EC2NodeClassSpec:
 
     def __post_init__(self) -> None:
         if self.ami.family == "Custom" and not self.user_data:
-            raise ValueError(f"EC2NodeClass {self.name}: a Custom AMI needs user-data that joins the node to the cluster")
+            raise ValueError(
+                f"EC2NodeClass {self.name}: a Custom AMI needs user-data that joins the node to the cluster"
+            )
         if not 1 <= self.max_pods <= 250:
             raise ValueError(f"EC2NodeClass {self.name}: maxPods {self.max_pods} outside 1..250")
 
     def manifest(self) -> dict[str, Any]:
         discovery = [{"tags": {DISCOVERY_TAG: self.cluster_name}}]
-        return _prune({
-            "apiVersion": NODECLASS_API_VERSION,
-            "kind": NODECLASS_KIND,
-            "metadata": {"name": self.name},
-            "spec": {
-                "amiFamily": self.ami.family,
-                "amiSelectorTerms": self.ami.terms(),
-                # A pre-made instance profile: the controller then needs no IAM write permission.
-                "instanceProfile": self.instance_profile,
-                "subnetSelectorTerms": discovery,
-                "securityGroupSelectorTerms": discovery,
-                # IMDSv2 only, and a hop limit of 1 so pods (one hop further) cannot reach the node's credentials.
-                "metadataOptions": {
-                    "httpEndpoint": "enabled",
-                    "httpProtocolIPv6": "disabled",
-                    "httpPutResponseHopLimit": 1,
-                    "httpTokens": "required",
+        return _prune(
+            {
+                "apiVersion": NODECLASS_API_VERSION,
+                "kind": NODECLASS_KIND,
+                "metadata": {"name": self.name},
+                "spec": {
+                    "amiFamily": self.ami.family,
+                    "amiSelectorTerms": self.ami.terms(),
+                    # A pre-made instance profile: the controller then needs no IAM write permission.
+                    "instanceProfile": self.instance_profile,
+                    "subnetSelectorTerms": discovery,
+                    "securityGroupSelectorTerms": discovery,
+                    # IMDSv2 only, and a hop limit of 1 so pods (one hop further) cannot reach the node's credentials.
+                    "metadataOptions": {
+                        "httpEndpoint": "enabled",
+                        "httpProtocolIPv6": "disabled",
+                        "httpPutResponseHopLimit": 1,
+                        "httpTokens": "required",
+                    },
+                    # Nodes stay private even in a subnet that maps public IPs on launch.
+                    "associatePublicIPAddress": False,
+                    "blockDeviceMappings": [self.root_volume.to_dict()],
+                    "kubelet": {"maxPods": self.max_pods},
+                    "userData": self.user_data,
+                    "detailedMonitoring": self.detailed_monitoring or None,
+                    "tags": dict(self.tags) or None,
                 },
-                # Nodes stay private even in a subnet that maps public IPs on launch.
-                "associatePublicIPAddress": False,
-                "blockDeviceMappings": [self.root_volume.to_dict()],
-                "kubelet": {"maxPods": self.max_pods},
-                "userData": self.user_data,
-                "detailedMonitoring": self.detailed_monitoring or None,
-                "tags": dict(self.tags) or None,
-            },
-        })
+            }
+        )
 
 
 # Tag keys Karpenter sets itself; the CRD refuses them in spec.tags.
-RESERVED_TAG_PREFIXES = ("kubernetes.io/cluster", "karpenter.sh/nodepool", "karpenter.sh/nodeclaim",
-                         "karpenter.k8s.aws/ec2nodeclass", "eks:eks-cluster-name")
+RESERVED_TAG_PREFIXES = (
+    "kubernetes.io/cluster",
+    "karpenter.sh/nodepool",
+    "karpenter.sh/nodeclaim",
+    "karpenter.k8s.aws/ec2nodeclass",
+    "eks:eks-cluster-name",
+)
 
 
 def node_class_tags(resource_tags: dict[str, str]) -> dict[str, str]:
@@ -288,15 +308,24 @@ def node_pool_from_config(pool: "KarpenterNodePoolConfig") -> NodePoolSpec:
     )
 
 
-def node_class_max_pods_from_config(karpenter: "KarpenterConfig", node_class: "KarpenterNodeClassConfig", kind: str) -> int:
+def node_class_max_pods_from_config(
+    karpenter: "KarpenterConfig", node_class: "KarpenterNodeClassConfig", kind: str
+) -> int:
     """kubelet.maxPods of a node class, from the maxPods function over the pools that use it."""
     shapes = [pool_shape(p) for p in karpenter.node_pools if p.node_class == node_class.name]
     return node_class_max_pods(node_class.max_pods, shapes, custom_networking=uses_custom_networking(kind))
 
 
-def node_class_from_config(node_class: "KarpenterNodeClassConfig", *, kind: str, cluster_name: str,
-                           instance_profile: str, max_pods: int, tags: dict[str, str],
-                           user_data: str | None = None) -> EC2NodeClassSpec:
+def node_class_from_config(
+    node_class: "KarpenterNodeClassConfig",
+    *,
+    kind: str,
+    cluster_name: str,
+    instance_profile: str,
+    max_pods: int,
+    tags: dict[str, str],
+    user_data: str | None = None,
+) -> EC2NodeClassSpec:
     if kind == "eks":
         ami = AmiSelection(alias=effective_ami_alias(node_class))
     else:

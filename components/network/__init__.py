@@ -7,6 +7,7 @@ Design notes:
   node addresses (EKS custom networking; K3s uses them for nothing but Karpenter discovery).
 - Public surface for siblings: `Network`, `NetworkArgs`.
 """
+
 from components.network.vpc import Network, NetworkArgs
 
 __all__ = ["Network", "NetworkArgs"]

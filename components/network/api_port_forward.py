@@ -33,17 +33,30 @@ class ApiPortForward(pulumi.ComponentResource):
     def __init__(self, name: str, args: ApiPortForwardArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("k8s-platform:network:ApiPortForward", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        content = pulumi.Output.from_input(args.api_host).apply(lambda host: json.dumps(port_forward_document(
-            cluster_name=args.cluster_name, api_host=host, api_port=args.api_port)))
+        content = pulumi.Output.from_input(args.api_host).apply(
+            lambda host: json.dumps(
+                port_forward_document(cluster_name=args.cluster_name, api_host=host, api_port=args.api_port)
+            )
+        )
         document = aws.ssm.Document(
-            f"{name}-document", name=ssm_document_name(args.cluster_name), document_type="Session",
-            document_format="JSON", content=content, tags=args.tags, opts=child)
+            f"{name}-document",
+            name=ssm_document_name(args.cluster_name),
+            document_type="Session",
+            document_format="JSON",
+            content=content,
+            tags=args.tags,
+            opts=child,
+        )
         policy = aws.iam.Policy(
-            f"{name}-operator", name=f"{args.cluster_name}-api-connect",
+            f"{name}-operator",
+            name=f"{args.cluster_name}-api-connect",
             description=f"platformctl connect: SSM port forwarding to the {args.cluster_name} API only",
-            policy=iam.to_json(operator_policy(cluster_name=args.cluster_name, region=args.region,
-                                               account_id=args.account_id)),
-            tags=args.tags, opts=child)
+            policy=iam.to_json(
+                operator_policy(cluster_name=args.cluster_name, region=args.region, account_id=args.account_id)
+            ),
+            tags=args.tags,
+            opts=child,
+        )
         self.document_name = document.name
         self.operator_policy_arn = policy.arn
         self.register_outputs({"documentName": self.document_name, "operatorPolicyArn": self.operator_policy_arn})

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.core import iam_documents as iam
 from components.config import NetworkConfig, StackConfig
+from components.core import iam_documents as iam
 from components.core.kms_keys import rotating_key
 from components.network.layout import (
     endpoint_service_name,
@@ -37,8 +37,14 @@ class NetworkArgs:
 
     @classmethod
     def from_stack(cls, cfg: StackConfig) -> "NetworkArgs":
-        return cls(config=cfg.network, cluster_name=cfg.cluster_name, region=cfg.region, account_id=cfg.account_id,
-                   tags=cfg.resource_tags(), protect=cfg.safeguards_in_force.protect_stateful_resources)
+        return cls(
+            config=cfg.network,
+            cluster_name=cfg.cluster_name,
+            region=cfg.region,
+            account_id=cfg.account_id,
+            tags=cfg.resource_tags(),
+            protect=cfg.safeguards_in_force.protect_stateful_resources,
+        )
 
 
 class Network(pulumi.ComponentResource):
@@ -74,7 +80,9 @@ class Network(pulumi.ComponentResource):
             f"{name}-pod-cidr", vpc_id=vpc.id, cidr_block=cfg.pod_cidr, opts=child
         )
         # Lock down the default security group: nothing may silently use it.
-        aws.ec2.DefaultSecurityGroup(f"{name}-default-sg", vpc_id=vpc.id, tags={**tags, "Name": f"{cluster}-default-locked"}, opts=child)
+        aws.ec2.DefaultSecurityGroup(
+            f"{name}-default-sg", vpc_id=vpc.id, tags={**tags, "Name": f"{cluster}-default-locked"}, opts=child
+        )
 
         igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags={**tags, "Name": f"{cluster}-igw"}, opts=child)
 
@@ -101,12 +109,16 @@ class Network(pulumi.ComponentResource):
             opts=child,
         )
         for az in self.azs:
-            aws.ec2.RouteTableAssociation(f"{name}-public-{az}", subnet_id=subnets[f"public-{az}"].id, route_table_id=public_rt.id, opts=child)
+            aws.ec2.RouteTableAssociation(
+                f"{name}-public-{az}", subnet_id=subnets[f"public-{az}"].id, route_table_id=public_rt.id, opts=child
+            )
 
         nat_azs = nat_gateway_azs(self.azs, cfg.nat_gateways)
         nats: dict[str, aws.ec2.NatGateway] = {}
         for az in nat_azs:
-            eip = aws.ec2.Eip(f"{name}-nat-{az}", domain="vpc", tags={**tags, "Name": f"{cluster}-nat-{az}"}, opts=child)
+            eip = aws.ec2.Eip(
+                f"{name}-nat-{az}", domain="vpc", tags={**tags, "Name": f"{cluster}-nat-{az}"}, opts=child
+            )
             nats[az] = aws.ec2.NatGateway(
                 f"{name}-nat-{az}",
                 allocation_id=eip.id,
@@ -122,13 +134,17 @@ class Network(pulumi.ComponentResource):
             rt = aws.ec2.RouteTable(
                 f"{name}-private-rt-{az}",
                 vpc_id=vpc.id,
-                routes=[aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nats[nat_for_az(az, nat_azs)].id)],
+                routes=[
+                    aws.ec2.RouteTableRouteArgs(cidr_block="0.0.0.0/0", nat_gateway_id=nats[nat_for_az(az, nat_azs)].id)
+                ],
                 tags={**tags, "Name": f"{cluster}-private-{az}"},
                 opts=child,
             )
             private_rts.append(rt)
             for tier in ("private", "pod"):
-                aws.ec2.RouteTableAssociation(f"{name}-{tier}-{az}", subnet_id=subnets[f"{tier}-{az}"].id, route_table_id=rt.id, opts=child)
+                aws.ec2.RouteTableAssociation(
+                    f"{name}-{tier}-{az}", subnet_id=subnets[f"{tier}-{az}"].id, route_table_id=rt.id, opts=child
+                )
 
         aws.ec2.VpcEndpoint(
             f"{name}-s3",
@@ -144,10 +160,15 @@ class Network(pulumi.ComponentResource):
                 f"{name}-endpoints",
                 vpc_id=vpc.id,
                 description="HTTPS from the VPC (nodes and pods) to AWS interface endpoints",
-                ingress=[aws.ec2.SecurityGroupIngressArgs(
-                    protocol="tcp", from_port=443, to_port=443, cidr_blocks=[cfg.vpc_cidr, cfg.pod_cidr],
-                    description="HTTPS from nodes and pods",
-                )],
+                ingress=[
+                    aws.ec2.SecurityGroupIngressArgs(
+                        protocol="tcp",
+                        from_port=443,
+                        to_port=443,
+                        cidr_blocks=[cfg.vpc_cidr, cfg.pod_cidr],
+                        description="HTTPS from nodes and pods",
+                    )
+                ],
                 tags={**tags, "Name": f"{cluster}-endpoints"},
                 opts=child,
             )
@@ -167,21 +188,29 @@ class Network(pulumi.ComponentResource):
         if cfg.flow_logs.enabled:
             self._flow_logs(name, args, vpc)
 
-        self.register_outputs({
-            "vpcId": self.vpc_id,
-            "publicSubnetIds": self.public_subnet_ids,
-            "privateSubnetIds": self.private_subnet_ids,
-            "podSubnetIds": self.pod_subnet_ids,
-        })
+        self.register_outputs(
+            {
+                "vpcId": self.vpc_id,
+                "publicSubnetIds": self.public_subnet_ids,
+                "privateSubnetIds": self.private_subnet_ids,
+                "podSubnetIds": self.pod_subnet_ids,
+            }
+        )
 
     def _flow_logs(self, name: str, args: NetworkArgs, vpc: aws.ec2.Vpc) -> None:
         cfg, tags = args.config.flow_logs, args.tags
         child = pulumi.ResourceOptions(parent=self)
         stateful = pulumi.ResourceOptions(parent=self, protect=args.protect)  # audit data survives a mistaken destroy
         key = rotating_key(
-            f"{name}-flow-logs", alias=f"{args.cluster_name}-flow-logs", description=f"{args.cluster_name} VPC flow logs",
-            policy=iam.to_json(iam.kms_key_policy(args.account_id, iam.logs_kms_statement(args.account_id, args.region))),
-            tags=tags, parent=self, protect=args.protect,
+            f"{name}-flow-logs",
+            alias=f"{args.cluster_name}-flow-logs",
+            description=f"{args.cluster_name} VPC flow logs",
+            policy=iam.to_json(
+                iam.kms_key_policy(args.account_id, iam.logs_kms_statement(args.account_id, args.region))
+            ),
+            tags=tags,
+            parent=self,
+            protect=args.protect,
         )
         group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs",
@@ -194,13 +223,15 @@ class Network(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-flow-logs",
             # Confused-deputy guard (AWS's recommendation): only this account's flow logs may assume it.
-            assume_role_policy=iam.to_json(iam.service_trust(
-                "vpc-flow-logs.amazonaws.com",
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": args.account_id},
-                    "ArnLike": {"aws:SourceArn": f"arn:aws:ec2:{args.region}:{args.account_id}:vpc-flow-log/*"},
-                },
-            )),
+            assume_role_policy=iam.to_json(
+                iam.service_trust(
+                    "vpc-flow-logs.amazonaws.com",
+                    conditions={
+                        "StringEquals": {"aws:SourceAccount": args.account_id},
+                        "ArnLike": {"aws:SourceArn": f"arn:aws:ec2:{args.region}:{args.account_id}:vpc-flow-log/*"},
+                    },
+                )
+            ),
             tags=tags,
             opts=child,
         )
@@ -209,10 +240,18 @@ class Network(pulumi.ComponentResource):
             role=role.id,
             # The group exists (no CreateLogGroup); the service also lists groups before delivering, and
             # DescribeLogGroups authorises on the region's log-group namespace, not on one group.
-            policy=group.arn.apply(lambda arn: iam.to_json(iam.document(
-                iam.statement(["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"], [arn, f"{arn}:*"]),
-                iam.statement("logs:DescribeLogGroups", f"arn:aws:logs:{args.region}:{args.account_id}:log-group:*"),
-            ))),
+            policy=group.arn.apply(
+                lambda arn: iam.to_json(
+                    iam.document(
+                        iam.statement(
+                            ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"], [arn, f"{arn}:*"]
+                        ),
+                        iam.statement(
+                            "logs:DescribeLogGroups", f"arn:aws:logs:{args.region}:{args.account_id}:log-group:*"
+                        ),
+                    )
+                )
+            ),
             opts=child,
         )
         aws.ec2.FlowLog(

@@ -85,8 +85,9 @@ StackCheck = Callable[[list[Any], dict[str, Any], ReportViolation, StackValidati
 
 def _framework(benchmarks: tuple[Benchmark, ...]) -> PolicyComplianceFramework:
     first = benchmarks[0]
-    return PolicyComplianceFramework(name=first.framework, reference=first.control,
-                                     specification="; ".join(str(b) for b in benchmarks))
+    return PolicyComplianceFramework(
+        name=first.framework, reference=first.control, specification="; ".join(str(b) for b in benchmarks)
+    )
 
 
 def with_defaults(schema: dict[str, dict[str, Any]], given: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -117,7 +118,9 @@ def resource_rule(
         check(args.props, with_defaults(schema, args.get_config()), lambda msg: report(msg, None), args)
 
     bench = tuple(benchmarks)
-    policy = ResourceValidationPolicy(validate=validate, **_policy_fields(id, description, severity, bench, schema, remediation))
+    policy = ResourceValidationPolicy(
+        validate=validate, **_policy_fields(id, description, severity, bench, schema, remediation)
+    )
     return Rule(id, description, severity, bench, "resource", types_t, schema, policy)
 
 
@@ -138,7 +141,9 @@ def stack_rule(
         check(list(args.resources), with_defaults(schema, args.get_config()), report, args)
 
     bench = tuple(benchmarks)
-    policy = StackValidationPolicy(validate=validate, **_policy_fields(id, description, severity, bench, schema, remediation))
+    policy = StackValidationPolicy(
+        validate=validate, **_policy_fields(id, description, severity, bench, schema, remediation)
+    )
     return Rule(id, description, severity, bench, "stack", tuple(types), schema, policy)
 
 
@@ -152,8 +157,14 @@ def default_enforcement(severity: Severity) -> EnforcementLevel:
     return EnforcementLevel.MANDATORY if severity in MANDATORY_WITHOUT_CONFIG else EnforcementLevel.ADVISORY
 
 
-def _policy_fields(id: str, description: str, severity: Severity, bench: tuple[Benchmark, ...],
-                   schema: dict[str, dict[str, Any]], remediation: str | None) -> dict[str, Any]:
+def _policy_fields(
+    id: str,
+    description: str,
+    severity: Severity,
+    bench: tuple[Benchmark, ...],
+    schema: dict[str, dict[str, Any]],
+    remediation: str | None,
+) -> dict[str, Any]:
     """What resource and stack policies declare alike: identity, knobs, severity, benchmark mapping."""
     return {
         "name": id,

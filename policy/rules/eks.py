@@ -8,8 +8,19 @@ import ipaddress
 from pulumi_policy import Severity
 
 from .common import (
-    as_list, checkov, cis_eks, eks_best_practices, get, is_false, is_set, resource_rule, resources_of, stack_rule,
-    str_list, transitive_dependencies, truthy,
+    as_list,
+    checkov,
+    cis_eks,
+    eks_best_practices,
+    get,
+    is_false,
+    is_set,
+    resource_rule,
+    resources_of,
+    stack_rule,
+    str_list,
+    transitive_dependencies,
+    truthy,
 )
 
 CLUSTER = "aws:eks/cluster:Cluster"
@@ -28,7 +39,9 @@ def _cidr_allowed(cidr: str, allowed: list[str]) -> bool:
         return False
     for a in allowed:
         try:
-            if net.version == ipaddress.ip_network(a, strict=False).version and net.subnet_of(ipaddress.ip_network(a, strict=False)):
+            if net.version == ipaddress.ip_network(a, strict=False).version and net.subnet_of(
+                ipaddress.ip_network(a, strict=False)
+            ):
                 return True
         except ValueError:
             continue
@@ -44,15 +57,19 @@ def _endpoint(props, cfg, report, args) -> None:
     if public is None or truthy(public):
         cidrs = str_list(get(vpc, "publicAccessCidrs"))
         if not cidrs:
-            report("the public endpoint is open to 0.0.0.0/0 (endpointPublicAccess on with no publicAccessCidrs); "
-                   "turn it off or list the CIDRs allowed")
+            report(
+                "the public endpoint is open to 0.0.0.0/0 (endpointPublicAccess on with no publicAccessCidrs); "
+                "turn it off or list the CIDRs allowed"
+            )
             return
         for cidr in cidrs:
             if cidr in WORLD:
                 report(f"publicAccessCidrs contains {cidr}: the API server is reachable from the whole internet")
             elif not _cidr_allowed(cidr, cfg["allowedPublicCidrs"]):
-                report(f"publicAccessCidrs contains {cidr}, which is not within the allowed public CIDRs "
-                       f"{cfg['allowedPublicCidrs']} (policy config allowedPublicCidrs)")
+                report(
+                    f"publicAccessCidrs contains {cidr}, which is not within the allowed public CIDRs "
+                    f"{cfg['allowedPublicCidrs']} (policy config allowedPublicCidrs)"
+                )
 
 
 def _secrets_kms(props, cfg, report, args) -> None:
@@ -92,8 +109,10 @@ def _auth_mode(props, cfg, report, args) -> None:
 def _no_creator_admin(props, cfg, report, args) -> None:
     # Absent means true: EKS grants the creating principal a hidden cluster-admin access entry.
     if not is_false(get(props, "accessConfig", "bootstrapClusterCreatorAdminPermissions")):
-        report("accessConfig.bootstrapClusterCreatorAdminPermissions must be false: the creator must not get an "
-               "implicit, invisible cluster-admin grant")
+        report(
+            "accessConfig.bootstrapClusterCreatorAdminPermissions must be false: the creator must not get an "
+            "implicit, invisible cluster-admin grant"
+        )
 
 
 def _cluster_of(resource, clusters) -> list:
@@ -103,9 +122,12 @@ def _cluster_of(resource, clusters) -> list:
 
 
 def _admin_associations(resources) -> list:
-    return [a for a in resources_of(resources, ACCESS_POLICY_ASSOCIATION)
-            if get(a.props, "policyArn") == CLUSTER_ADMIN_POLICY
-            and get(a.props, "accessScope", "type", default="cluster") == "cluster"]
+    return [
+        a
+        for a in resources_of(resources, ACCESS_POLICY_ASSOCIATION)
+        if get(a.props, "policyArn") == CLUSTER_ADMIN_POLICY
+        and get(a.props, "accessScope", "type", default="cluster") == "cluster"
+    ]
 
 
 def _admin_present(resources, cfg, report, args) -> None:
@@ -118,22 +140,29 @@ def _admin_present(resources, cfg, report, args) -> None:
             continue  # access comes from aws-auth, not access entries
         mine = [a for a in admins if cluster in _cluster_of(a, clusters) or len(clusters) == 1]
         if not mine:
-            report(f"cluster '{cluster.name}' has no cluster-scoped AmazonEKSClusterAdminPolicy association and no "
-                   "creator bootstrap: nobody could administer it (RBAC lockout)", cluster.urn)
+            report(
+                f"cluster '{cluster.name}' has no cluster-scoped AmazonEKSClusterAdminPolicy association and no "
+                "creator bootstrap: nobody could administer it (RBAC lockout)",
+                cluster.urn,
+            )
 
 
 def _admin_limited(resources, cfg, report, args) -> None:
     admins = _admin_associations(resources)
     if len(admins) > cfg["maxClusterAdmins"]:
         principals = sorted(str(get(a.props, "principalArn", default=a.name)) for a in admins)
-        report(f"{len(admins)} principals hold cluster-scoped AmazonEKSClusterAdminPolicy ({principals}); at most "
-               f"{cfg['maxClusterAdmins']} are allowed (policy config maxClusterAdmins)")
+        report(
+            f"{len(admins)} principals hold cluster-scoped AmazonEKSClusterAdminPolicy ({principals}); at most "
+            f"{cfg['maxClusterAdmins']} are allowed (policy config maxClusterAdmins)"
+        )
 
 
 def _addon_pinned(props, cfg, report, args) -> None:
     if not get(props, "addonVersion"):
-        report(f"add-on '{get(props, 'addonName')}' has no addonVersion: EKS would install its default and "
-               "upgrades would be implicit")
+        report(
+            f"add-on '{get(props, 'addonName')}' has no addonVersion: EKS would install its default and "
+            "upgrades would be implicit"
+        )
 
 
 def _nodegroup_ssh(props, cfg, report, args) -> None:
@@ -144,42 +173,108 @@ def _nodegroup_ssh(props, cfg, report, args) -> None:
 
 RULES = [
     resource_rule(
-        "eks-endpoint-private", "The EKS API endpoint is private, or public only to allowed CIDRs.",
-        Severity.CRITICAL, [cis_eks("5.4.2"), checkov("CKV_AWS_39"), checkov("CKV_AWS_38")], [CLUSTER], _endpoint,
-        {"allowedPublicCidrs": {"type": "array", "items": {"type": "string"}, "default": [],
-                                "description": "CIDRs the public endpoint may be opened to"}},
-        "Set vpcConfig.endpointPublicAccess false, or list only allowed CIDRs in publicAccessCidrs."),
+        "eks-endpoint-private",
+        "The EKS API endpoint is private, or public only to allowed CIDRs.",
+        Severity.CRITICAL,
+        [cis_eks("5.4.2"), checkov("CKV_AWS_39"), checkov("CKV_AWS_38")],
+        [CLUSTER],
+        _endpoint,
+        {
+            "allowedPublicCidrs": {
+                "type": "array",
+                "items": {"type": "string"},
+                "default": [],
+                "description": "CIDRs the public endpoint may be opened to",
+            }
+        },
+        "Set vpcConfig.endpointPublicAccess false, or list only allowed CIDRs in publicAccessCidrs.",
+    ),
     resource_rule(
-        "eks-secrets-encryption-kms", "Kubernetes Secrets are envelope-encrypted with a KMS key.",
-        Severity.HIGH, [cis_eks("5.3.1"), checkov("CKV_AWS_58")], [CLUSTER], _secrets_kms),
+        "eks-secrets-encryption-kms",
+        "Kubernetes Secrets are envelope-encrypted with a KMS key.",
+        Severity.HIGH,
+        [cis_eks("5.3.1"), checkov("CKV_AWS_58")],
+        [CLUSTER],
+        _secrets_kms,
+    ),
     resource_rule(
-        "eks-control-plane-logging", "Control-plane logs (api, audit, authenticator) go to CloudWatch.",
-        Severity.MEDIUM, [cis_eks("2.1.1"), checkov("CKV_AWS_37")], [CLUSTER], _logging,
-        {"requiredLogTypes": {"type": "array", "items": {"type": "string"}, "default": ["api", "audit", "authenticator"]}}),
+        "eks-control-plane-logging",
+        "Control-plane logs (api, audit, authenticator) go to CloudWatch.",
+        Severity.MEDIUM,
+        [cis_eks("2.1.1"), checkov("CKV_AWS_37")],
+        [CLUSTER],
+        _logging,
+        {
+            "requiredLogTypes": {
+                "type": "array",
+                "items": {"type": "string"},
+                "default": ["api", "audit", "authenticator"],
+            }
+        },
+    ),
     resource_rule(
-        "eks-version-allowed", "The EKS Kubernetes version is pinned to an allowed, supported release.",
-        Severity.MEDIUM, [checkov("CKV_AWS_339")], [CLUSTER], _version,
-        {"allowedVersions": {"type": "array", "items": {"type": "string"}, "default": ["1.35", "1.36"]}}),
+        "eks-version-allowed",
+        "The EKS Kubernetes version is pinned to an allowed, supported release.",
+        Severity.MEDIUM,
+        [checkov("CKV_AWS_339")],
+        [CLUSTER],
+        _version,
+        {"allowedVersions": {"type": "array", "items": {"type": "string"}, "default": ["1.35", "1.36"]}},
+    ),
     resource_rule(
-        "eks-authentication-mode-api", "Cluster access is managed with access entries (authenticationMode API).",
-        Severity.HIGH, [cis_eks("5.5.1")], [CLUSTER], _auth_mode,
-        {"allowApiAndConfigMap": {"type": "boolean", "default": False,
-                                  "description": "allow API_AND_CONFIG_MAP during a migration off aws-auth"}}),
+        "eks-authentication-mode-api",
+        "Cluster access is managed with access entries (authenticationMode API).",
+        Severity.HIGH,
+        [cis_eks("5.5.1")],
+        [CLUSTER],
+        _auth_mode,
+        {
+            "allowApiAndConfigMap": {
+                "type": "boolean",
+                "default": False,
+                "description": "allow API_AND_CONFIG_MAP during a migration off aws-auth",
+            }
+        },
+    ),
     resource_rule(
-        "eks-no-creator-admin-bootstrap", "The cluster creator gets no implicit cluster-admin access entry.",
-        Severity.HIGH, [cis_eks("4.1.1")], [CLUSTER], _no_creator_admin),
+        "eks-no-creator-admin-bootstrap",
+        "The cluster creator gets no implicit cluster-admin access entry.",
+        Severity.HIGH,
+        [cis_eks("4.1.1")],
+        [CLUSTER],
+        _no_creator_admin,
+    ),
     stack_rule(
-        "eks-admin-access-entry-present", "Every cluster has an explicit cluster-admin access entry (no RBAC lockout).",
-        Severity.CRITICAL, [cis_eks("5.5.1"), eks_best_practices("security/iam#access-entries")],
-        [CLUSTER, ACCESS_POLICY_ASSOCIATION], _admin_present),
+        "eks-admin-access-entry-present",
+        "Every cluster has an explicit cluster-admin access entry (no RBAC lockout).",
+        Severity.CRITICAL,
+        [cis_eks("5.5.1"), eks_best_practices("security/iam#access-entries")],
+        [CLUSTER, ACCESS_POLICY_ASSOCIATION],
+        _admin_present,
+    ),
     stack_rule(
-        "eks-cluster-admin-limited", "Few principals hold cluster-scoped AmazonEKSClusterAdminPolicy.",
-        Severity.MEDIUM, [cis_eks("4.1.1")], [ACCESS_POLICY_ASSOCIATION], _admin_limited,
-        {"maxClusterAdmins": {"type": "integer", "minimum": 1, "default": 3}}),
+        "eks-cluster-admin-limited",
+        "Few principals hold cluster-scoped AmazonEKSClusterAdminPolicy.",
+        Severity.MEDIUM,
+        [cis_eks("4.1.1")],
+        [ACCESS_POLICY_ASSOCIATION],
+        _admin_limited,
+        {"maxClusterAdmins": {"type": "integer", "minimum": 1, "default": 3}},
+    ),
     resource_rule(
-        "eks-addon-version-pinned", "Managed add-ons pin their version.",
-        Severity.LOW, [eks_best_practices("cluster-upgrades#add-ons")], [ADDON], _addon_pinned),
+        "eks-addon-version-pinned",
+        "Managed add-ons pin their version.",
+        Severity.LOW,
+        [eks_best_practices("cluster-upgrades#add-ons")],
+        [ADDON],
+        _addon_pinned,
+    ),
     resource_rule(
-        "eks-nodegroup-no-open-ssh", "Managed node groups do not open SSH to the world.",
-        Severity.HIGH, [checkov("CKV_AWS_100")], [NODE_GROUP], _nodegroup_ssh),
+        "eks-nodegroup-no-open-ssh",
+        "Managed node groups do not open SSH to the world.",
+        Severity.HIGH,
+        [checkov("CKV_AWS_100")],
+        [NODE_GROUP],
+        _nodegroup_ssh,
+    ),
 ]

@@ -61,14 +61,35 @@ def _not_default_namespace(props, cfg, report, args) -> None:
 
 RULES = [
     resource_rule(
-        "helm-chart-version-pinned", "Helm releases pin an exact chart version.",
-        Severity.MEDIUM, [eks_best_practices("cluster-upgrades#add-ons")], [HELM_RELEASE], _version_pinned),
+        "helm-chart-version-pinned",
+        "Helm releases pin an exact chart version.",
+        Severity.MEDIUM,
+        [eks_best_practices("cluster-upgrades#add-ons")],
+        [HELM_RELEASE],
+        _version_pinned,
+    ),
     resource_rule(
-        "helm-chart-source-trusted", "Helm charts come from an https or oci registry (optionally an allowlist).",
-        Severity.MEDIUM, [eks_best_practices("security/image-security")], [HELM_RELEASE], _chart_source,
-        {"allowedSources": {"type": "array", "items": {"type": "string"}, "default": [],
-                            "description": "URL prefixes of allowed chart sources; empty allows any https/oci"}}),
+        "helm-chart-source-trusted",
+        "Helm charts come from an https or oci registry (optionally an allowlist).",
+        Severity.MEDIUM,
+        [eks_best_practices("security/image-security")],
+        [HELM_RELEASE],
+        _chart_source,
+        {
+            "allowedSources": {
+                "type": "array",
+                "items": {"type": "string"},
+                "default": [],
+                "description": "URL prefixes of allowed chart sources; empty allows any https/oci",
+            }
+        },
+    ),
     resource_rule(
-        "k8s-no-default-namespace", "Workloads and releases do not use the default namespace.",
-        Severity.LOW, [cis_eks("4.6.3")], NAMESPACED_KINDS, _not_default_namespace),
+        "k8s-no-default-namespace",
+        "Workloads and releases do not use the default namespace.",
+        Severity.LOW,
+        [cis_eks("4.6.3")],
+        NAMESPACED_KINDS,
+        _not_default_namespace,
+    ),
 ]

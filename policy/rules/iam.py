@@ -5,7 +5,15 @@ from __future__ import annotations
 from pulumi_policy import Severity
 
 from .common import (
-    as_list, checkov, get, is_wildcard_principal, known_items, peek, policy_document, resource_rule, statements,
+    as_list,
+    checkov,
+    get,
+    is_wildcard_principal,
+    known_items,
+    peek,
+    policy_document,
+    resource_rule,
+    statements,
     str_list,
 )
 
@@ -84,28 +92,56 @@ def _passrole_scoped(props, cfg, report, args) -> None:
             actions = [a.lower() for a in str_list(stmt.get("Action"))]
             passes = any(a in ("iam:passrole", "iam:*", "iam:pass*") for a in actions)
             if passes and "*" in str_list(stmt.get("Resource")) and not stmt.get("Condition"):
-                report(f"{label} allows iam:PassRole on Resource '*': any role, including admin roles, could be "
-                       "handed to a service (privilege escalation); name the roles")
+                report(
+                    f"{label} allows iam:PassRole on Resource '*': any role, including admin roles, could be "
+                    "handed to a service (privilege escalation); name the roles"
+                )
 
 
 ADMIN_ARN = "arn:aws:iam::aws:policy/AdministratorAccess"
 
 RULES = [
     resource_rule(
-        "iam-no-full-admin-statement", "No IAM policy allows Action '*' on Resource '*'.",
-        Severity.CRITICAL, [checkov("CKV_AWS_62"), checkov("CKV_AWS_1")], IDENTITY_POLICY_TYPES, _no_full_admin),
+        "iam-no-full-admin-statement",
+        "No IAM policy allows Action '*' on Resource '*'.",
+        Severity.CRITICAL,
+        [checkov("CKV_AWS_62"), checkov("CKV_AWS_1")],
+        IDENTITY_POLICY_TYPES,
+        _no_full_admin,
+    ),
     resource_rule(
-        "iam-no-admin-policy-attachment", "No role, user or group gets AdministratorAccess (or another forbidden managed policy).",
-        Severity.CRITICAL, [checkov("CKV_AWS_274")],
-        [ROLE, ROLE_ATTACHMENT, USER_ATTACHMENT, GROUP_ATTACHMENT, POLICY_ATTACHMENT], _no_admin_attachment,
-        {"forbiddenPolicyArns": {"type": "array", "items": {"type": "string"},
-                                 "default": [ADMIN_ARN, "arn:aws:iam::aws:policy/IAMFullAccess",
-                                             "arn:aws:iam::aws:policy/PowerUserAccess"]}}),
+        "iam-no-admin-policy-attachment",
+        "No role, user or group gets AdministratorAccess (or another forbidden managed policy).",
+        Severity.CRITICAL,
+        [checkov("CKV_AWS_274")],
+        [ROLE, ROLE_ATTACHMENT, USER_ATTACHMENT, GROUP_ATTACHMENT, POLICY_ATTACHMENT],
+        _no_admin_attachment,
+        {
+            "forbiddenPolicyArns": {
+                "type": "array",
+                "items": {"type": "string"},
+                "default": [
+                    ADMIN_ARN,
+                    "arn:aws:iam::aws:policy/IAMFullAccess",
+                    "arn:aws:iam::aws:policy/PowerUserAccess",
+                ],
+            }
+        },
+    ),
     resource_rule(
-        "iam-no-wildcard-principal", "Trust and resource policies name their principals (no Principal '*').",
-        Severity.CRITICAL, [checkov("CKV_AWS_60"), checkov("CKV_AWS_33")],
-        [ROLE, KMS_KEY, QUEUE, QUEUE_POLICY, TOPIC_POLICY], _no_wildcard_principal),
+        "iam-no-wildcard-principal",
+        "Trust and resource policies name their principals (no Principal '*').",
+        Severity.CRITICAL,
+        [checkov("CKV_AWS_60"), checkov("CKV_AWS_33")],
+        [ROLE, KMS_KEY, QUEUE, QUEUE_POLICY, TOPIC_POLICY],
+        _no_wildcard_principal,
+    ),
     resource_rule(
-        "iam-passrole-scoped", "iam:PassRole is granted on named roles only.",
-        Severity.HIGH, [checkov("CKV_AWS_286")], IDENTITY_POLICY_TYPES, _passrole_scoped),
+        "iam-passrole-scoped",
+        "iam:PassRole is granted on named roles only.",
+        Severity.HIGH,
+        [checkov("CKV_AWS_286")],
+        IDENTITY_POLICY_TYPES,
+        _passrole_scoped,
+    ),
 ]

@@ -48,8 +48,11 @@ def _trust(props):
 
 
 def _web_identity_statements(props):
-    return [s for s in _trust(props) if s.get("Effect") == "Allow"
-            and WEB_IDENTITY in str_list(s.get("Action")) and "Federated" in principals(s)]
+    return [
+        s
+        for s in _trust(props)
+        if s.get("Effect") == "Allow" and WEB_IDENTITY in str_list(s.get("Action")) and "Federated" in principals(s)
+    ]
 
 
 def _condition_values(stmt, suffix: str) -> dict[str, list[str]]:
@@ -63,7 +66,9 @@ def _condition_values(stmt, suffix: str) -> dict[str, list[str]]:
 
 
 def _issuer_hosts(stmt) -> set[str]:
-    return {key.rsplit(":", 1)[0] for body in conditions(stmt).values() for key in body if key.endswith((":sub", ":aud"))}
+    return {
+        key.rsplit(":", 1)[0] for body in conditions(stmt).values() for key in body if key.endswith((":sub", ":aud"))
+    }
 
 
 def _irsa_sub(props, cfg, report, args) -> None:
@@ -72,11 +77,16 @@ def _irsa_sub(props, cfg, report, args) -> None:
         exact = [v for op in EXACT_OPERATORS for v in subs.get(op, [])]
         loose = {op: v for op, v in subs.items() if op not in EXACT_OPERATORS}
         if loose:
-            report(f"the web-identity trust matches :sub with {sorted(loose)} {sorted(v for vs in loose.values() for v in vs)}; "
-                   "use StringEquals on one system:serviceaccount:<namespace>:<name>")
+            report(
+                f"the web-identity trust matches :sub with {sorted(loose)} "
+                f"{sorted(v for vs in loose.values() for v in vs)}; "
+                "use StringEquals on one system:serviceaccount:<namespace>:<name>"
+            )
         if not exact:
-            report("the web-identity trust has no StringEquals condition on <issuer>:sub: every ServiceAccount of the "
-                   "cluster (or any token of the issuer) could assume the role")
+            report(
+                "the web-identity trust has no StringEquals condition on <issuer>:sub: every ServiceAccount of the "
+                "cluster (or any token of the issuer) could assume the role"
+            )
         for value in exact:
             if not SUBJECT.match(value):
                 report(f":sub value '{value}' is not one exact system:serviceaccount:<namespace>:<name>")
@@ -99,17 +109,28 @@ def _pod_identity_trust(props, cfg, report, args) -> None:
             continue
         actions = set(str_list(stmt.get("Action")))
         if actions != {"sts:AssumeRole", "sts:TagSession"}:
-            report(f"the Pod Identity trust allows {sorted(actions)}; it must allow exactly sts:AssumeRole and "
-                   "sts:TagSession (the agent tags the session with the pod's identity)")
-        others = {k: v for k, v in ps.items() if k != "Service"} or [s for s in ps.get("Service", []) if s != POD_IDENTITY_SERVICE]
+            report(
+                f"the Pod Identity trust allows {sorted(actions)}; it must allow exactly sts:AssumeRole and "
+                "sts:TagSession (the agent tags the session with the pod's identity)"
+            )
+        others = {k: v for k, v in ps.items() if k != "Service"} or [
+            s for s in ps.get("Service", []) if s != POD_IDENTITY_SERVICE
+        ]
         if others:
             report(f"the Pod Identity statement also trusts {others}; give other principals their own statement")
         if cfg["requireSourceAccount"]:
-            accounts = [v for body in conditions(stmt).values() for k, vs in body.items()
-                        if k == "aws:SourceAccount" for v in vs]
+            accounts = [
+                v
+                for body in conditions(stmt).values()
+                for k, vs in body.items()
+                if k == "aws:SourceAccount"
+                for v in vs
+            ]
             if not accounts:
-                report("the Pod Identity trust has no aws:SourceAccount condition: associations in any account "
-                       "could use the role")
+                report(
+                    "the Pod Identity trust has no aws:SourceAccount condition: associations in any account "
+                    "could use the role"
+                )
 
 
 def _roles_anywhere_trust(props, cfg, report, args) -> None:
@@ -121,13 +142,27 @@ def _roles_anywhere_trust(props, cfg, report, args) -> None:
         if extra:
             report(f"the Roles Anywhere trust allows {sorted(extra)} beyond AssumeRole/TagSession/SetSourceIdentity")
         conds = conditions(stmt)
-        subject = [v for op, body in conds.items() if op == "StringEquals"
-                   for k, vs in body.items() if k.startswith("aws:PrincipalTag/x509Subject/") for v in vs]
+        subject = [
+            v
+            for op, body in conds.items()
+            if op == "StringEquals"
+            for k, vs in body.items()
+            if k.startswith("aws:PrincipalTag/x509Subject/")
+            for v in vs
+        ]
         if not subject or any("*" in v or "?" in v for v in subject):
-            report("the Roles Anywhere trust must pin the certificate subject with StringEquals on "
-                   "aws:PrincipalTag/x509Subject/CN: any certificate the anchor's CA signed could assume the role")
-        anchors = [v for op, body in conds.items() if op in ("ArnEquals", "StringEquals", "ArnLike")
-                   for k, vs in body.items() if k == "aws:SourceArn" for v in vs]
+            report(
+                "the Roles Anywhere trust must pin the certificate subject with StringEquals on "
+                "aws:PrincipalTag/x509Subject/CN: any certificate the anchor's CA signed could assume the role"
+            )
+        anchors = [
+            v
+            for op, body in conds.items()
+            if op in ("ArnEquals", "StringEquals", "ArnLike")
+            for k, vs in body.items()
+            if k == "aws:SourceArn"
+            for v in vs
+        ]
         if not anchors or any(v.endswith("*") for v in anchors):
             report("the Roles Anywhere trust must pin aws:SourceArn to its trust anchor ARN")
 
@@ -151,8 +186,11 @@ def _unique_associations(resources, cfg, report, args) -> None:
     for a in resources_of(resources, POD_IDENTITY_ASSOCIATION):
         key = _association_key(a)
         if key in seen:
-            report(f"ServiceAccount {key[1]}/{key[2]} on cluster {key[0]} has two Pod Identity associations "
-                   f"('{seen[key]}' and '{a.name}'); EKS refuses the second", a.urn)
+            report(
+                f"ServiceAccount {key[1]}/{key[2]} on cluster {key[0]} has two Pod Identity associations "
+                f"('{seen[key]}' and '{a.name}'); EKS refuses the second",
+                a.urn,
+            )
         else:
             seen[key] = a.name
 
@@ -193,13 +231,18 @@ def service_accounts(resources):
 
 
 def _no_irsa_annotation_with_pod_identity(resources, cfg, report, args) -> None:
-    bound = {(str(get(a.props, "namespace")), str(get(a.props, "serviceAccount")))
-             for a in resources_of(resources, POD_IDENTITY_ASSOCIATION)}
+    bound = {
+        (str(get(a.props, "namespace")), str(get(a.props, "serviceAccount")))
+        for a in resources_of(resources, POD_IDENTITY_ASSOCIATION)
+    }
     for res, namespace, name, sa_annotations in service_accounts(resources):
         # Only ServiceAccounts bound by an association are read: their annotations decide.
         if (namespace, name) in bound and IRSA_ANNOTATION in sa_annotations:
-            report(f"ServiceAccount {namespace}/{name} has a Pod Identity association and still carries "
-                   f"{IRSA_ANNOTATION}: the SDK picks IRSA first, so the association is silently ignored", res.urn)
+            report(
+                f"ServiceAccount {namespace}/{name} has a Pod Identity association and still carries "
+                f"{IRSA_ANNOTATION}: the SDK picks IRSA first, so the association is silently ignored",
+                res.urn,
+            )
 
 
 def _annotated_roles(res, annotation: Any) -> list:
@@ -226,12 +269,23 @@ def _irsa_sub_matches(resources, cfg, report, args) -> None:
         candidates = [r for r in _annotated_roles(res, annotation) if _web_identity_statements(r.props)]
         if not candidates:
             continue  # role outside this stack; nothing to compare
-        admitted = {r.name: sorted({v for s in _web_identity_statements(r.props)
-                                    for vs in _condition_values(s, ":sub").values() for v in vs})
-                    for r in candidates}
+        admitted = {
+            r.name: sorted(
+                {
+                    v
+                    for s in _web_identity_statements(r.props)
+                    for vs in _condition_values(s, ":sub").values()
+                    for v in vs
+                }
+            )
+            for r in candidates
+        }
         if not any(expected in subs for subs in admitted.values()):
-            report(f"ServiceAccount {namespace}/{name} is annotated with an IRSA role whose trust does not admit "
-                   f"{expected} (candidate roles and their :sub: {admitted}): STS will refuse its tokens", res.urn)
+            report(
+                f"ServiceAccount {namespace}/{name} is annotated with an IRSA role whose trust does not admit "
+                f"{expected} (candidate roles and their :sub: {admitted}): STS will refuse its tokens",
+                res.urn,
+            )
 
 
 def _oidc_provider_in_stack(resources, cfg, report, args) -> None:
@@ -242,45 +296,98 @@ def _oidc_provider_in_stack(resources, cfg, report, args) -> None:
         for stmt in _web_identity_statements(role.props):
             for host in _issuer_hosts(stmt):
                 if host not in managed and host not in external:
-                    report(f"role '{role.name}' trusts issuer {host}, which no IAM OIDC provider of this stack "
-                           "serves: if that provider is deleted or changes, every IRSA pod fails "
-                           "(policy config externalIssuers)", role.urn)
+                    report(
+                        f"role '{role.name}' trusts issuer {host}, which no IAM OIDC provider of this stack "
+                        "serves: if that provider is deleted or changes, every IRSA pod fails "
+                        "(policy config externalIssuers)",
+                        role.urn,
+                    )
 
 
 IRSA_BENCH = [cis_eks("5.2.1")]
 
 RULES = [
     resource_rule(
-        "irsa-trust-pins-subject", "IRSA trust policies pin :sub to one ServiceAccount with StringEquals.",
-        Severity.CRITICAL, IRSA_BENCH, [ROLE], _irsa_sub),
+        "irsa-trust-pins-subject",
+        "IRSA trust policies pin :sub to one ServiceAccount with StringEquals.",
+        Severity.CRITICAL,
+        IRSA_BENCH,
+        [ROLE],
+        _irsa_sub,
+    ),
     resource_rule(
-        "irsa-trust-pins-audience", "IRSA trust policies pin :aud to sts.amazonaws.com.",
-        Severity.HIGH, IRSA_BENCH, [ROLE], _irsa_aud,
-        {"audience": {"type": "string", "default": "sts.amazonaws.com"}}),
+        "irsa-trust-pins-audience",
+        "IRSA trust policies pin :aud to sts.amazonaws.com.",
+        Severity.HIGH,
+        IRSA_BENCH,
+        [ROLE],
+        _irsa_aud,
+        {"audience": {"type": "string", "default": "sts.amazonaws.com"}},
+    ),
     resource_rule(
-        "pod-identity-trust-shape", "Pod Identity roles trust pods.eks.amazonaws.com for AssumeRole+TagSession, scoped to the account.",
-        Severity.HIGH, IRSA_BENCH + [checkov("CKV_AWS_60")], [ROLE], _pod_identity_trust,
-        {"requireSourceAccount": {"type": "boolean", "default": True}}),
+        "pod-identity-trust-shape",
+        "Pod Identity roles trust pods.eks.amazonaws.com for AssumeRole+TagSession, scoped to the account.",
+        Severity.HIGH,
+        IRSA_BENCH + [checkov("CKV_AWS_60")],
+        [ROLE],
+        _pod_identity_trust,
+        {"requireSourceAccount": {"type": "boolean", "default": True}},
+    ),
     resource_rule(
-        "roles-anywhere-trust-conditions", "Roles Anywhere roles pin the certificate subject and the trust anchor.",
-        Severity.HIGH, [checkov("CKV_AWS_60")], [ROLE], _roles_anywhere_trust),
+        "roles-anywhere-trust-conditions",
+        "Roles Anywhere roles pin the certificate subject and the trust anchor.",
+        Severity.HIGH,
+        [checkov("CKV_AWS_60")],
+        [ROLE],
+        _roles_anywhere_trust,
+    ),
     resource_rule(
-        "oidc-provider-sts-audience", "IAM OIDC providers serve https issuers with the sts.amazonaws.com client id.",
-        Severity.MEDIUM, IRSA_BENCH, [OIDC_PROVIDER], _oidc_audience,
-        {"audience": {"type": "string", "default": "sts.amazonaws.com"}}),
+        "oidc-provider-sts-audience",
+        "IAM OIDC providers serve https issuers with the sts.amazonaws.com client id.",
+        Severity.MEDIUM,
+        IRSA_BENCH,
+        [OIDC_PROVIDER],
+        _oidc_audience,
+        {"audience": {"type": "string", "default": "sts.amazonaws.com"}},
+    ),
     stack_rule(
-        "pod-identity-association-unique", "One Pod Identity association per (cluster, namespace, ServiceAccount).",
-        Severity.HIGH, IRSA_BENCH, [POD_IDENTITY_ASSOCIATION], _unique_associations),
+        "pod-identity-association-unique",
+        "One Pod Identity association per (cluster, namespace, ServiceAccount).",
+        Severity.HIGH,
+        IRSA_BENCH,
+        [POD_IDENTITY_ASSOCIATION],
+        _unique_associations,
+    ),
     stack_rule(
-        "pod-identity-no-irsa-annotation", "A ServiceAccount bound by Pod Identity carries no IRSA role annotation.",
-        Severity.HIGH, IRSA_BENCH, [POD_IDENTITY_ASSOCIATION, SERVICE_ACCOUNT, HELM_RELEASE],
-        _no_irsa_annotation_with_pod_identity),
+        "pod-identity-no-irsa-annotation",
+        "A ServiceAccount bound by Pod Identity carries no IRSA role annotation.",
+        Severity.HIGH,
+        IRSA_BENCH,
+        [POD_IDENTITY_ASSOCIATION, SERVICE_ACCOUNT, HELM_RELEASE],
+        _no_irsa_annotation_with_pod_identity,
+    ),
     stack_rule(
-        "irsa-subject-matches-service-account", "An IRSA-annotated ServiceAccount's role trusts exactly that ServiceAccount.",
-        Severity.CRITICAL, IRSA_BENCH, [SERVICE_ACCOUNT, HELM_RELEASE, ROLE], _irsa_sub_matches),
+        "irsa-subject-matches-service-account",
+        "An IRSA-annotated ServiceAccount's role trusts exactly that ServiceAccount.",
+        Severity.CRITICAL,
+        IRSA_BENCH,
+        [SERVICE_ACCOUNT, HELM_RELEASE, ROLE],
+        _irsa_sub_matches,
+    ),
     stack_rule(
-        "irsa-issuer-managed-in-stack", "Every issuer an IRSA role trusts has its IAM OIDC provider in the stack.",
-        Severity.HIGH, IRSA_BENCH, [ROLE, OIDC_PROVIDER], _oidc_provider_in_stack,
-        {"externalIssuers": {"type": "array", "items": {"type": "string"}, "default": [],
-                             "description": "issuer hosts managed outside this stack that roles may trust"}}),
+        "irsa-issuer-managed-in-stack",
+        "Every issuer an IRSA role trusts has its IAM OIDC provider in the stack.",
+        Severity.HIGH,
+        IRSA_BENCH,
+        [ROLE, OIDC_PROVIDER],
+        _oidc_provider_in_stack,
+        {
+            "externalIssuers": {
+                "type": "array",
+                "items": {"type": "string"},
+                "default": [],
+                "description": "issuer hosts managed outside this stack that roles may trust",
+            }
+        },
+    ),
 ]

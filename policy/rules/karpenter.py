@@ -28,8 +28,10 @@ def _limits(props, cfg, report, args) -> None:
     limits = get(props, "spec", "limits", default={})
     missing = [k for k in cfg["requiredLimits"] if not get(limits, k)]
     if missing:
-        report(f"spec.limits lacks {missing}: without them a scheduling storm or a bad deployment launches "
-               "nodes without bound")
+        report(
+            f"spec.limits lacks {missing}: without them a scheduling storm or a bad deployment launches "
+            "nodes without bound"
+        )
 
 
 # NodePool CRD defaults (karpenter.sh/v1): the engine hands policies the inputs, and the API server
@@ -64,8 +66,10 @@ def _consolidation(props, cfg, report, args) -> None:
 def _expire_after(props, cfg, report, args) -> None:
     value = get(props, "spec", "template", "spec", "expireAfter", default=DEFAULT_EXPIRE_AFTER)
     if str(value) == "Never":
-        report(f"spec.template.spec.expireAfter is {value}: nodes must be replaced regularly "
-               f"(at most {cfg['maxExpireAfterHours']}h) so they pick up patched AMIs")
+        report(
+            f"spec.template.spec.expireAfter is {value}: nodes must be replaced regularly "
+            f"(at most {cfg['maxExpireAfterHours']}h) so they pick up patched AMIs"
+        )
         return
     hours = duration_hours(str(value))
     if hours is None:
@@ -85,8 +89,10 @@ def _ami_pinned(props, cfg, report, args) -> None:
             if not version:
                 report(f"AMI alias '{alias}' has no @version")
             elif version == "latest" and not cfg["allowLatest"]:
-                report(f"AMI alias '{alias}' floats to the newest AMI: pin {family}@v<YYYYMMDD> "
-                       "(policy config allowLatest)")
+                report(
+                    f"AMI alias '{alias}' floats to the newest AMI: pin {family}@v<YYYYMMDD> "
+                    "(policy config allowLatest)"
+                )
         elif get(term, "ssmParameter") is not None and not cfg["allowSsmParameter"]:
             report(f"AMI selector uses SSM parameter {get(term, 'ssmParameter')}, which can move; pin an id or alias")
 
@@ -95,24 +101,56 @@ KARPENTER_BENCH = [eks_best_practices("karpenter")]
 
 RULES = [
     resource_rule(
-        "karpenter-nodepool-limits", "NodePools cap total cpu and memory.",
-        Severity.HIGH, KARPENTER_BENCH, [NODE_POOL], _limits,
-        {"requiredLimits": {"type": "array", "items": {"type": "string"}, "default": ["cpu", "memory"]}}),
+        "karpenter-nodepool-limits",
+        "NodePools cap total cpu and memory.",
+        Severity.HIGH,
+        KARPENTER_BENCH,
+        [NODE_POOL],
+        _limits,
+        {"requiredLimits": {"type": "array", "items": {"type": "string"}, "default": ["cpu", "memory"]}},
+    ),
     resource_rule(
-        "karpenter-nodepool-disruption-budgets", "NodePools bound voluntary disruption with budgets.",
-        Severity.MEDIUM, KARPENTER_BENCH, [NODE_POOL], _budgets),
+        "karpenter-nodepool-disruption-budgets",
+        "NodePools bound voluntary disruption with budgets.",
+        Severity.MEDIUM,
+        KARPENTER_BENCH,
+        [NODE_POOL],
+        _budgets,
+    ),
     resource_rule(
-        "karpenter-nodepool-consolidation", "NodePools consolidate underutilized nodes after a delay.",
-        Severity.LOW, KARPENTER_BENCH, [NODE_POOL], _consolidation,
-        {"allowedPolicies": {"type": "array", "items": {"type": "string", "enum": ["WhenEmpty", "WhenEmptyOrUnderutilized", "Balanced"]},
-                      "default": ["WhenEmptyOrUnderutilized", "Balanced"]}}),
+        "karpenter-nodepool-consolidation",
+        "NodePools consolidate underutilized nodes after a delay.",
+        Severity.LOW,
+        KARPENTER_BENCH,
+        [NODE_POOL],
+        _consolidation,
+        {
+            "allowedPolicies": {
+                "type": "array",
+                "items": {"type": "string", "enum": ["WhenEmpty", "WhenEmptyOrUnderutilized", "Balanced"]},
+                "default": ["WhenEmptyOrUnderutilized", "Balanced"],
+            }
+        },
+    ),
     resource_rule(
-        "karpenter-nodepool-expire-after", "NodePools expire nodes so they are replaced with patched AMIs.",
-        Severity.MEDIUM, KARPENTER_BENCH, [NODE_POOL], _expire_after,
-        {"maxExpireAfterHours": {"type": "integer", "minimum": 1, "default": 720}}),
+        "karpenter-nodepool-expire-after",
+        "NodePools expire nodes so they are replaced with patched AMIs.",
+        Severity.MEDIUM,
+        KARPENTER_BENCH,
+        [NODE_POOL],
+        _expire_after,
+        {"maxExpireAfterHours": {"type": "integer", "minimum": 1, "default": 720}},
+    ),
     resource_rule(
-        "karpenter-ami-pinned", "EC2NodeClasses select a pinned AMI (no @latest alias where not allowed).",
-        Severity.HIGH, KARPENTER_BENCH, [EC2_NODE_CLASS], _ami_pinned,
-        {"allowLatest": {"type": "boolean", "default": False},
-         "allowSsmParameter": {"type": "boolean", "default": True}}),
+        "karpenter-ami-pinned",
+        "EC2NodeClasses select a pinned AMI (no @latest alias where not allowed).",
+        Severity.HIGH,
+        KARPENTER_BENCH,
+        [EC2_NODE_CLASS],
+        _ami_pinned,
+        {
+            "allowLatest": {"type": "boolean", "default": False},
+            "allowSsmParameter": {"type": "boolean", "default": True},
+        },
+    ),
 ]

@@ -8,7 +8,17 @@ import ipaddress
 from pulumi_policy import Severity
 
 from .common import (
-    as_list, checkov, cis_aws, cis_eks, get, peek, resource_rule, resources_of, stack_rule, str_list, transitive_dependencies,
+    as_list,
+    checkov,
+    cis_aws,
+    cis_eks,
+    get,
+    peek,
+    resource_rule,
+    resources_of,
+    stack_rule,
+    str_list,
+    transitive_dependencies,
     truthy,
 )
 
@@ -27,18 +37,47 @@ TCP = ("tcp", "6")
 
 # Sources that are not the internet: RFC 1918, carrier-grade NAT (pod CIDRs), loopback, link-local,
 # and IPv6 unique-local / link-local / loopback. Everything else an ingress admits is public.
-_NOT_PUBLIC = [ipaddress.ip_network(c) for c in (
-    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
-    "fc00::/7", "fe80::/10", "::1/128")]
+_NOT_PUBLIC = [
+    ipaddress.ip_network(c)
+    for c in (
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "fc00::/7",
+        "fe80::/10",
+        "::1/128",
+    )
+]
 # Names of the admin ports, for messages.
-PORT_NAMES = {22: "SSH", 3389: "RDP", 5985: "WinRM", 5986: "WinRM", 6443: "Kubernetes API", 10250: "kubelet",
-              2379: "etcd", 2380: "etcd"}
+PORT_NAMES = {
+    22: "SSH",
+    3389: "RDP",
+    5985: "WinRM",
+    5986: "WinRM",
+    6443: "Kubernetes API",
+    10250: "kubelet",
+    2379: "etcd",
+    2380: "etcd",
+}
 WORLD_OPEN_SCHEMA = {
-    "worldOpenIpv4Prefix": {"type": "integer", "minimum": 0, "maximum": 32, "default": 8,
-                            "description": "public IPv4 sources that together cover at least a /N (default /8: "
-                                           "1.0.0.0/8, or 0.0.0.0/1 + 128.0.0.0/1) count as world-open"},
-    "worldOpenIpv6Prefix": {"type": "integer", "minimum": 0, "maximum": 128, "default": 32,
-                            "description": "public IPv6 sources that together cover at least a /N count as world-open"},
+    "worldOpenIpv4Prefix": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 32,
+        "default": 8,
+        "description": "public IPv4 sources that together cover at least a /N (default /8: "
+        "1.0.0.0/8, or 0.0.0.0/1 + 128.0.0.0/1) count as world-open",
+    },
+    "worldOpenIpv6Prefix": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 128,
+        "default": 32,
+        "description": "public IPv6 sources that together cover at least a /N count as world-open",
+    },
 }
 
 
@@ -112,18 +151,28 @@ def ingress_entries(props, resource_type):
     """(protocol, fromPort, toPort, [cidrs]) of every ingress a security-group resource opens."""
     if resource_type == SECURITY_GROUP:
         for rule in as_list(get(props, "ingress")):
-            yield (str(get(rule, "protocol", default="")).lower(), get(rule, "fromPort", default=0),
-                   get(rule, "toPort", default=0),
-                   str_list(get(rule, "cidrBlocks")) + str_list(get(rule, "ipv6CidrBlocks")))
+            yield (
+                str(get(rule, "protocol", default="")).lower(),
+                get(rule, "fromPort", default=0),
+                get(rule, "toPort", default=0),
+                str_list(get(rule, "cidrBlocks")) + str_list(get(rule, "ipv6CidrBlocks")),
+            )
     elif resource_type == SECURITY_GROUP_RULE:
         if get(props, "type") == "ingress":
-            yield (str(get(props, "protocol", default="")).lower(), get(props, "fromPort", default=0),
-                   get(props, "toPort", default=0),
-                   str_list(get(props, "cidrBlocks")) + str_list(get(props, "ipv6CidrBlocks")))
+            yield (
+                str(get(props, "protocol", default="")).lower(),
+                get(props, "fromPort", default=0),
+                get(props, "toPort", default=0),
+                str_list(get(props, "cidrBlocks")) + str_list(get(props, "ipv6CidrBlocks")),
+            )
     elif resource_type == INGRESS_RULE:
         cidrs = [c for c in (get(props, "cidrIpv4"), get(props, "cidrIpv6")) if c]
-        yield (str(get(props, "ipProtocol", default="")).lower(), get(props, "fromPort", default=0),
-               get(props, "toPort", default=0), cidrs)
+        yield (
+            str(get(props, "ipProtocol", default="")).lower(),
+            get(props, "fromPort", default=0),
+            get(props, "toPort", default=0),
+            cidrs,
+        )
 
 
 def _entry_label(protocol, from_port, to_port) -> str:
@@ -136,11 +185,18 @@ def _world_admin_ports(props, cfg, report, args) -> None:
     if not exposed:
         return
     sources = sorted({c for cidrs in exposed.values() for c in public_sources(cidrs)})
-    opening = sorted({_entry_label(p, f, t) for p, f, t, c in entries
-                      if public_sources(c) and exposed_admin_ranges(p, f, t, cfg["adminPorts"])})
-    report(f"ingress {', '.join(opening)} from {', '.join(sources)} exposes admin port(s) "
-           f"{describe_ports(sorted(exposed))} to the internet (public sources that together cover a "
-           f"/{int(cfg['worldOpenIpv4Prefix'])} or an IPv6 /{int(cfg['worldOpenIpv6Prefix'])} count as world-open)")
+    opening = sorted(
+        {
+            _entry_label(p, f, t)
+            for p, f, t, c in entries
+            if public_sources(c) and exposed_admin_ranges(p, f, t, cfg["adminPorts"])
+        }
+    )
+    report(
+        f"ingress {', '.join(opening)} from {', '.join(sources)} exposes admin port(s) "
+        f"{describe_ports(sorted(exposed))} to the internet (public sources that together cover a "
+        f"/{int(cfg['worldOpenIpv4Prefix'])} or an IPv6 /{int(cfg['worldOpenIpv6Prefix'])} count as world-open)"
+    )
 
 
 def _target_group(res) -> str:
@@ -170,13 +226,21 @@ def _world_admin_ports_combined(resources, cfg, report, args) -> None:
         new = sorted(rng for rng in combined if rng not in alone)  # single resources: no-world-open-admin-ports
         if not new:
             continue
-        contributing = [m for m in members
-                        if any(exposed_admin_ranges(p, f, t, cfg["adminPorts"]) and public_sources(c)
-                               for p, f, t, c in per_member[m.urn])]
+        contributing = [
+            m
+            for m in members
+            if any(
+                exposed_admin_ranges(p, f, t, cfg["adminPorts"]) and public_sources(c)
+                for p, f, t, c in per_member[m.urn]
+            )
+        ]
         sources = sorted({c for rng in new for c in public_sources(combined[rng])})
         for m in contributing:
-            report(f"ingress rules {', '.join(x.name for x in contributing)} on one security group together admit "
-                   f"{', '.join(sources)}, exposing admin port(s) {describe_ports(new)} to the internet", m.urn)
+            report(
+                f"ingress rules {', '.join(x.name for x in contributing)} on one security group together admit "
+                f"{', '.join(sources)}, exposing admin port(s) {describe_ports(new)} to the internet",
+                m.urn,
+            )
 
 
 def _world_all_traffic(props, cfg, report, args) -> None:
@@ -208,40 +272,76 @@ def _api_lb_internal(resources, cfg, report, args) -> None:
             continue
         for lb in (d for d in transitive_dependencies(listener) if d.resource_type == LOAD_BALANCER):
             if not truthy(get(lb.props, "internal", default=False)):
-                report(f"load balancer '{lb.name}' serves the Kubernetes API (listener port {port}) and is "
-                       "internet-facing; make it internal (policy config allowInternetFacing)", lb.urn)
+                report(
+                    f"load balancer '{lb.name}' serves the Kubernetes API (listener port {port}) and is "
+                    "internet-facing; make it internal (policy config allowInternetFacing)",
+                    lb.urn,
+                )
 
 
 ADMIN_PORTS_SCHEMA = {
-    "type": "array", "items": {"type": "array", "items": {"type": "integer"}},
+    "type": "array",
+    "items": {"type": "array", "items": {"type": "integer"}},
     "default": [[22, 22], [3389, 3389], [5985, 5986], [6443, 6443], [10250, 10250], [2379, 2380]],
     "description": "inclusive [from, to] port ranges that must never be world-open (SSH, RDP, WinRM, "
-                   "Kubernetes API, kubelet, etcd)"}
+    "Kubernetes API, kubelet, etcd)",
+}
 
 RULES = [
     resource_rule(
         "no-world-open-admin-ports",
         "No security group opens SSH, RDP, WinRM, the Kubernetes API, the kubelet or etcd to the internet "
         "(0.0.0.0/0, ::/0, or public sources as broad as a /8 or an IPv6 /32 together).",
-        Severity.CRITICAL, [checkov("CKV_AWS_24"), cis_aws("5.2"), cis_aws("5.3"), cis_eks("5.4.2")], SG_TYPES, _world_admin_ports,
-        {"adminPorts": ADMIN_PORTS_SCHEMA, **WORLD_OPEN_SCHEMA}),
+        Severity.CRITICAL,
+        [checkov("CKV_AWS_24"), cis_aws("5.2"), cis_aws("5.3"), cis_eks("5.4.2")],
+        SG_TYPES,
+        _world_admin_ports,
+        {"adminPorts": ADMIN_PORTS_SCHEMA, **WORLD_OPEN_SCHEMA},
+    ),
     stack_rule(
         "no-world-open-admin-ports-combined",
         "Several ingress rules on one security group do not together open an admin port to the internet.",
-        Severity.CRITICAL, [cis_aws("5.2"), cis_aws("5.3"), checkov("CKV_AWS_24")], SG_TYPES, _world_admin_ports_combined,
-        {"adminPorts": ADMIN_PORTS_SCHEMA, **WORLD_OPEN_SCHEMA}),
+        Severity.CRITICAL,
+        [cis_aws("5.2"), cis_aws("5.3"), checkov("CKV_AWS_24")],
+        SG_TYPES,
+        _world_admin_ports_combined,
+        {"adminPorts": ADMIN_PORTS_SCHEMA, **WORLD_OPEN_SCHEMA},
+    ),
     resource_rule(
-        "no-world-open-all-traffic", "No security group admits every protocol and port from the internet.",
-        Severity.CRITICAL, [checkov("CKV_AWS_277")], SG_TYPES, _world_all_traffic, dict(WORLD_OPEN_SCHEMA)),
+        "no-world-open-all-traffic",
+        "No security group admits every protocol and port from the internet.",
+        Severity.CRITICAL,
+        [checkov("CKV_AWS_277")],
+        SG_TYPES,
+        _world_all_traffic,
+        dict(WORLD_OPEN_SCHEMA),
+    ),
     resource_rule(
-        "subnet-no-auto-public-ip", "Subnets do not hand out public IPs on launch.",
-        Severity.MEDIUM, [checkov("CKV_AWS_130")], [SUBNET], _subnet_public_ip),
+        "subnet-no-auto-public-ip",
+        "Subnets do not hand out public IPs on launch.",
+        Severity.MEDIUM,
+        [checkov("CKV_AWS_130")],
+        [SUBNET],
+        _subnet_public_ip,
+    ),
     stack_rule(
-        "vpc-flow-logs-enabled", "Every VPC has flow logs.",
-        Severity.MEDIUM, [cis_aws("3.7"), checkov("CKV2_AWS_11")], [VPC, FLOW_LOG], _flow_logs),
+        "vpc-flow-logs-enabled",
+        "Every VPC has flow logs.",
+        Severity.MEDIUM,
+        [cis_aws("3.7"), checkov("CKV2_AWS_11")],
+        [VPC, FLOW_LOG],
+        _flow_logs,
+    ),
     stack_rule(
-        "k8s-api-load-balancer-internal", "A load balancer in front of the Kubernetes API is internal.",
-        Severity.HIGH, [cis_eks("5.4.2")], [LOAD_BALANCER, LISTENER], _api_lb_internal,
-        {"apiPorts": {"type": "array", "items": {"type": "integer"}, "default": [6443]},
-         "allowInternetFacing": {"type": "boolean", "default": False}}),
+        "k8s-api-load-balancer-internal",
+        "A load balancer in front of the Kubernetes API is internal.",
+        Severity.HIGH,
+        [cis_eks("5.4.2")],
+        [LOAD_BALANCER, LISTENER],
+        _api_lb_internal,
+        {
+            "apiPorts": {"type": "array", "items": {"type": "integer"}, "default": [6443]},
+            "allowInternetFacing": {"type": "boolean", "default": False},
+        },
+    ),
 ]

@@ -34,8 +34,10 @@ def _imdsv2(props, cfg, report, args) -> None:
     if tokens is None and args.resource_type == EC2_NODE_CLASS:
         tokens = "required"  # the CRD defaults each metadataOptions field on its own
     if tokens != "required":
-        report(f"metadataOptions.httpTokens is {tokens or 'unset (optional)'}; IMDSv2 must be required "
-               "so a pod cannot read node credentials with a plain GET")
+        report(
+            f"metadataOptions.httpTokens is {tokens or 'unset (optional)'}; IMDSv2 must be required "
+            "so a pod cannot read node credentials with a plain GET"
+        )
 
 
 def _hop_limit(props, cfg, report, args) -> None:
@@ -46,8 +48,10 @@ def _hop_limit(props, cfg, report, args) -> None:
         return
     limit = get(opts, "httpPutResponseHopLimit")
     if limit is None and args.resource_type != EC2_NODE_CLASS:
-        report(f"metadataOptions.httpPutResponseHopLimit is unset; set it to at most {cfg['maxHopLimit']} "
-               "so containers behind a network hop cannot reach IMDS")
+        report(
+            f"metadataOptions.httpPutResponseHopLimit is unset; set it to at most {cfg['maxHopLimit']} "
+            "so containers behind a network hop cannot reach IMDS"
+        )
     elif limit is not None and int(limit) > cfg["maxHopLimit"]:
         report(f"metadataOptions.httpPutResponseHopLimit is {limit}; at most {cfg['maxHopLimit']} is allowed")
 
@@ -62,8 +66,11 @@ def _volumes_encrypted(props, cfg, report, args) -> None:
             if not truthy(get(m, "encrypted", default=False)):
                 report(f"ebsBlockDevices {get(m, 'deviceName')} is not encrypted")
         return
-    mappings = as_list(get(props, "spec", "blockDeviceMappings") if args.resource_type == EC2_NODE_CLASS
-                       else get(props, "blockDeviceMappings"))
+    mappings = as_list(
+        get(props, "spec", "blockDeviceMappings")
+        if args.resource_type == EC2_NODE_CLASS
+        else get(props, "blockDeviceMappings")
+    )
     for m in mappings:
         ebs = get(m, "ebs")
         if ebs is not None and not truthy(get(ebs, "encrypted", default=False)):
@@ -90,7 +97,9 @@ _SECRET_ASSIGNMENT = re.compile(
     r"(?im)(?:^|[\s\"'{,])(?:export\s+)?(K3S_TOKEN|K3S_AGENT_TOKEN|TOKEN|AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN|"
     r"PASSWORD|DB_PASSWORD|SECRET|CLIENT_SECRET|API_KEY)\s*[=:]\s*[\"']?(?![\"'$`<(/])([^\s\"']{8,})"
 )
-_TOKEN_FLAG = re.compile(r"(?i)--(token|agent-token|etcd-s3-secret-key|datastore-endpoint)[= ]+[\"']?(?![\"'$`<(/])([^\s\"']{8,})")
+_TOKEN_FLAG = re.compile(
+    r"(?i)--(token|agent-token|etcd-s3-secret-key|datastore-endpoint)[= ]+[\"']?(?![\"'$`<(/])([^\s\"']{8,})"
+)
 _PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----")
 _ACCESS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")
 
@@ -137,28 +146,54 @@ def _user_data(props, cfg, report, args) -> None:
         return
     findings = secret_findings(decode_user_data(value))
     if findings:
-        report(f"user-data contains {', '.join(sorted(set(findings)))}: anyone who can describe the instance "
-               "reads it; fetch secrets at boot from SSM Parameter Store or Secrets Manager instead")
+        report(
+            f"user-data contains {', '.join(sorted(set(findings)))}: anyone who can describe the instance "
+            "reads it; fetch secrets at boot from SSM Parameter Store or Secrets Manager instead"
+        )
 
 
 NODE_TYPES = [LAUNCH_TEMPLATE, INSTANCE, EC2_NODE_CLASS]
 
 RULES = [
     resource_rule(
-        "imdsv2-required", "Nodes require IMDSv2 session tokens.",
-        Severity.HIGH, [checkov("CKV_AWS_79")],
-        NODE_TYPES, _imdsv2),
+        "imdsv2-required",
+        "Nodes require IMDSv2 session tokens.",
+        Severity.HIGH,
+        [checkov("CKV_AWS_79")],
+        NODE_TYPES,
+        _imdsv2,
+    ),
     resource_rule(
-        "imds-hop-limit", "The instance metadata response hop limit keeps IMDS away from pods.",
-        Severity.HIGH, [checkov("CKV_AWS_341")], NODE_TYPES, _hop_limit,
-        {"maxHopLimit": {"type": "integer", "minimum": 1, "maximum": 64, "default": 1}}),
+        "imds-hop-limit",
+        "The instance metadata response hop limit keeps IMDS away from pods.",
+        Severity.HIGH,
+        [checkov("CKV_AWS_341")],
+        NODE_TYPES,
+        _hop_limit,
+        {"maxHopLimit": {"type": "integer", "minimum": 1, "maximum": 64, "default": 1}},
+    ),
     resource_rule(
-        "node-volumes-encrypted", "Node EBS volumes are encrypted.",
-        Severity.HIGH, [awsguard("encrypted-volumes"), checkov("CKV_AWS_8")], NODE_TYPES, _volumes_encrypted),
+        "node-volumes-encrypted",
+        "Node EBS volumes are encrypted.",
+        Severity.HIGH,
+        [awsguard("encrypted-volumes"), checkov("CKV_AWS_8")],
+        NODE_TYPES,
+        _volumes_encrypted,
+    ),
     resource_rule(
-        "node-no-public-ip", "Nodes get no public IP address.",
-        Severity.HIGH, [cis_eks("5.4.3"), awsguard("ec2-instance-no-public-ip"), checkov("CKV_AWS_88")], NODE_TYPES, _no_public_ip),
+        "node-no-public-ip",
+        "Nodes get no public IP address.",
+        Severity.HIGH,
+        [cis_eks("5.4.3"), awsguard("ec2-instance-no-public-ip"), checkov("CKV_AWS_88")],
+        NODE_TYPES,
+        _no_public_ip,
+    ),
     resource_rule(
-        "user-data-no-secrets", "User-data carries no secret (tokens, keys, passwords).",
-        Severity.CRITICAL, [checkov("CKV_AWS_46")], NODE_TYPES, _user_data),
+        "user-data-no-secrets",
+        "User-data carries no secret (tokens, keys, passwords).",
+        Severity.CRITICAL,
+        [checkov("CKV_AWS_46")],
+        NODE_TYPES,
+        _user_data,
+    ),
 ]

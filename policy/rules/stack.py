@@ -8,7 +8,10 @@ from .common import Benchmark, checkov, is_set, resource_rule
 
 LAMBDA = "aws:lambda/function:Function"
 DEFAULT_PROTECTED = [
-    "aws:eks/cluster:Cluster", "aws:kms/key:Key", "aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2",
+    "aws:eks/cluster:Cluster",
+    "aws:kms/key:Key",
+    "aws:s3/bucket:Bucket",
+    "aws:s3/bucketV2:BucketV2",
     "aws:iam/openIdConnectProvider:OpenIdConnectProvider",
 ]
 
@@ -20,8 +23,10 @@ class _AnyType(tuple):
 
 def _protected(props, cfg, report, args) -> None:
     if args.resource_type in cfg["protectedTypes"] and not args.opts.protect:
-        report(f"{args.resource_type} holds state that cannot be recreated (data, keys, identity); register it "
-               "with protect=True so a refactor or destroy cannot delete it")
+        report(
+            f"{args.resource_type} holds state that cannot be recreated (data, keys, identity); register it "
+            "with protect=True so a refactor or destroy cannot delete it"
+        )
 
 
 def _lambda_in_vpc(props, cfg, report, args) -> None:
@@ -32,11 +37,27 @@ def _lambda_in_vpc(props, cfg, report, args) -> None:
 
 RULES = [
     resource_rule(
-        "stateful-resources-protected", "Stateful resources (cluster, keys, buckets, OIDC providers) are protected.",
-        Severity.HIGH, [Benchmark("Pulumi", "protect resource option")], _AnyType(), _protected,
-        {"protectedTypes": {"type": "array", "items": {"type": "string"}, "default": DEFAULT_PROTECTED,
-                            "description": "resource types that must be registered with protect=True"}}),
+        "stateful-resources-protected",
+        "Stateful resources (cluster, keys, buckets, OIDC providers) are protected.",
+        Severity.HIGH,
+        [Benchmark("Pulumi", "protect resource option")],
+        _AnyType(),
+        _protected,
+        {
+            "protectedTypes": {
+                "type": "array",
+                "items": {"type": "string"},
+                "default": DEFAULT_PROTECTED,
+                "description": "resource types that must be registered with protect=True",
+            }
+        },
+    ),
     resource_rule(
-        "lambda-in-vpc", "Lambda functions run inside the VPC.",
-        Severity.MEDIUM, [checkov("CKV_AWS_117")], [LAMBDA], _lambda_in_vpc),
+        "lambda-in-vpc",
+        "Lambda functions run inside the VPC.",
+        Severity.MEDIUM,
+        [checkov("CKV_AWS_117")],
+        [LAMBDA],
+        _lambda_in_vpc,
+    ),
 ]

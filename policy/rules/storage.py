@@ -10,15 +10,30 @@ import re
 from pulumi_policy import Severity
 
 from .common import (
-    awsguard, checkov, cis_aws, get, is_set, is_wildcard_principal, policy_document, resource_rule, resources_of, stack_rule,
-    statements, str_list, tags_of, transitive_dependencies, truthy,
+    awsguard,
+    checkov,
+    cis_aws,
+    get,
+    is_set,
+    is_wildcard_principal,
+    policy_document,
+    resource_rule,
+    resources_of,
+    stack_rule,
+    statements,
+    str_list,
+    tags_of,
+    transitive_dependencies,
+    truthy,
 )
 
 BUCKET_TYPES = ("aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2")
 PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
 BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
-BUCKET_SSE = ("aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
-              "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2")
+BUCKET_SSE = (
+    "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+    "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2",
+)
 BUCKET_OBJECTS = ("aws:s3/bucketObjectv2:BucketObjectv2", "aws:s3/bucketObject:BucketObject")
 KMS_KEY = "aws:kms/key:Key"
 LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
@@ -31,16 +46,22 @@ PAB_FLAGS = ("blockPublicAcls", "ignorePublicAcls", "blockPublicPolicy", "restri
 ACL_FLAGS = ("blockPublicAcls", "ignorePublicAcls")
 
 ISSUER_SCHEMA = {
-    "issuerTag": {"type": "string", "default": "k8s-platform/oidc-issuer",
-                  "description": "tag (value 'true') marking the one bucket allowed to serve public OIDC documents"},
+    "issuerTag": {
+        "type": "string",
+        "default": "k8s-platform/oidc-issuer",
+        "description": "tag (value 'true') marking the one bucket allowed to serve public OIDC documents",
+    },
 }
 
 
 # S3 server access log delivery supports only SSE-S3 on the target bucket (AWS S3 User Guide,
 # "Enabling Amazon S3 server access logging"): the stack's log bucket is exempt from SSE-KMS.
 ACCESS_LOG_SCHEMA = {
-    "accessLogTag": {"type": "string", "default": "k8s-platform/s3-access-log-target",
-                     "description": "tag (value 'true') marking the server access log bucket (SSE-S3 only)"},
+    "accessLogTag": {
+        "type": "string",
+        "default": "k8s-platform/s3-access-log-target",
+        "description": "tag (value 'true') marking the server access log bucket (SSE-S3 only)",
+    },
 }
 
 
@@ -52,8 +73,11 @@ def _bucket_of(resource, buckets):
     """The bucket a bucket-level resource configures: through its `bucket` input's dependency when
     the engine recorded it, else its direct dependencies, else anything it depends on."""
     urns = {b.urn: b for b in buckets}
-    for deps in (resource.property_dependencies.get("bucket", []), resource.dependencies,
-                 transitive_dependencies(resource)):
+    for deps in (
+        resource.property_dependencies.get("bucket", []),
+        resource.dependencies,
+        transitive_dependencies(resource),
+    ):
         found = [urns[d.urn] for d in deps if d.urn in urns]
         if found:
             return found[0]
@@ -101,7 +125,7 @@ def _jwks_keys(resources, bucket) -> set[str]:
         jwks_uri = str(doc.get("jwks_uri", "")) if isinstance(doc, dict) else ""
         # Object keys are relative to the issuer URL (the bucket, or a path-style prefix in it).
         if issuer and jwks_uri.startswith(issuer + "/"):
-            keys.add(jwks_uri[len(issuer) + 1:])
+            keys.add(jwks_uri[len(issuer) + 1 :])
         elif jwks_uri:
             keys.add(re.sub(r"^https://[^/]+/?", "", jwks_uri))
     return keys
@@ -118,33 +142,52 @@ def _issuer_policy_scope(resources, cfg, report, args) -> None:
                 continue
             label = f"bucket policy '{bp.name}'"
             if not issuer:
-                report(f"{label} allows {str_list(stmt.get('Action'))} to everyone on a bucket not tagged "
-                       f"{cfg['issuerTag']}=true", bp.urn)
+                report(
+                    f"{label} allows {str_list(stmt.get('Action'))} to everyone on a bucket not tagged "
+                    f"{cfg['issuerTag']}=true",
+                    bp.urn,
+                )
                 continue
             actions = set(str_list(stmt.get("Action")))
             if actions - {"s3:GetObject"}:
-                report(f"{label}: the issuer bucket may grant the public only s3:GetObject, not {sorted(actions)}", bp.urn)
+                report(
+                    f"{label}: the issuer bucket may grant the public only s3:GetObject, not {sorted(actions)}", bp.urn
+                )
             for arn in str_list(stmt.get("Resource")):
                 key = _object_key(arn)
                 if key is None or key not in allowed_keys:
-                    report(f"{label}: public read of {arn} exceeds the issuer documents "
-                           f"({sorted(allowed_keys)})", bp.urn)
+                    report(
+                        f"{label}: public read of {arn} exceeds the issuer documents ({sorted(allowed_keys)})", bp.urn
+                    )
 
 
 def _bucket_kms(resources, cfg, report, args) -> None:
     buckets = resources_of(resources, *BUCKET_TYPES)
     encrypted: set[str] = set()
     for sse in resources_of(resources, *BUCKET_SSE):
-        algos = {str(get(r, "applyServerSideEncryptionByDefault", "sseAlgorithm")) for r in get(sse.props, "rules", default=[])}
+        algos = {
+            str(get(r, "applyServerSideEncryptionByDefault", "sseAlgorithm"))
+            for r in get(sse.props, "rules", default=[])
+        }
         bucket = _bucket_of(sse, buckets)
         if bucket is not None and algos & {"aws:kms", "aws:kms:dsse"}:
             encrypted.add(bucket.urn)
     for bucket in buckets:
         # The bucket's own (deprecated, still honoured) serverSideEncryptionConfiguration counts too.
-        inline = get(bucket.props, "serverSideEncryptionConfiguration", "rule", "applyServerSideEncryptionByDefault",
-                     "sseAlgorithm")
+        inline = get(
+            bucket.props,
+            "serverSideEncryptionConfiguration",
+            "rule",
+            "applyServerSideEncryptionByDefault",
+            "sseAlgorithm",
+        )
         access_log_target = tags_of(bucket.props).get(cfg["accessLogTag"]) == "true"
-        if is_issuer_bucket(bucket, cfg) or access_log_target or bucket.urn in encrypted or inline in ("aws:kms", "aws:kms:dsse"):
+        if (
+            is_issuer_bucket(bucket, cfg)
+            or access_log_target
+            or bucket.urn in encrypted
+            or inline in ("aws:kms", "aws:kms:dsse")
+        ):
             continue
         report(f"bucket '{bucket.name}' has no SSE-KMS default encryption configuration", bucket.urn)
 
@@ -194,40 +237,95 @@ def _ebs_encrypted(props, cfg, report, args) -> None:
 
 RULES = [
     stack_rule(
-        "s3-public-access-blocked", "Every bucket blocks public access (the OIDC issuer bucket still refuses ACLs).",
-        Severity.CRITICAL, [cis_aws("2.1.4"), checkov("CKV2_AWS_6")], [*BUCKET_TYPES, PUBLIC_ACCESS_BLOCK],
-        _public_access, dict(ISSUER_SCHEMA)),
+        "s3-public-access-blocked",
+        "Every bucket blocks public access (the OIDC issuer bucket still refuses ACLs).",
+        Severity.CRITICAL,
+        [cis_aws("2.1.4"), checkov("CKV2_AWS_6")],
+        [*BUCKET_TYPES, PUBLIC_ACCESS_BLOCK],
+        _public_access,
+        dict(ISSUER_SCHEMA),
+    ),
     stack_rule(
         "s3-oidc-issuer-serves-only-discovery",
         "Only the tagged OIDC issuer bucket is public, and only for its discovery document and JWKS.",
-        Severity.CRITICAL, [checkov("CKV_AWS_70")], [*BUCKET_TYPES, BUCKET_POLICY, *BUCKET_OBJECTS],
+        Severity.CRITICAL,
+        [checkov("CKV_AWS_70")],
+        [*BUCKET_TYPES, BUCKET_POLICY, *BUCKET_OBJECTS],
         _issuer_policy_scope,
-        {**ISSUER_SCHEMA, "jwksKeys": {"type": "array", "items": {"type": "string"}, "default": ["openid/v1/jwks"],
-                                      "description": "object keys the JWKS may be served from"}}),
+        {
+            **ISSUER_SCHEMA,
+            "jwksKeys": {
+                "type": "array",
+                "items": {"type": "string"},
+                "default": ["openid/v1/jwks"],
+                "description": "object keys the JWKS may be served from",
+            },
+        },
+    ),
     stack_rule(
-        "s3-bucket-kms-encryption", "Buckets (except the public issuer bucket) default to SSE-KMS.",
-        Severity.MEDIUM, [checkov("CKV_AWS_145")], [*BUCKET_TYPES, *BUCKET_SSE], _bucket_kms, {**ISSUER_SCHEMA, **ACCESS_LOG_SCHEMA}),
+        "s3-bucket-kms-encryption",
+        "Buckets (except the public issuer bucket) default to SSE-KMS.",
+        Severity.MEDIUM,
+        [checkov("CKV_AWS_145")],
+        [*BUCKET_TYPES, *BUCKET_SSE],
+        _bucket_kms,
+        {**ISSUER_SCHEMA, **ACCESS_LOG_SCHEMA},
+    ),
     resource_rule(
-        "kms-key-rotation", "Symmetric KMS keys rotate automatically.",
-        Severity.MEDIUM, [awsguard("cmk-backing-key-rotation-enabled"), checkov("CKV_AWS_7"), cis_aws("3.6")],
-        [KMS_KEY], _kms_rotation),
+        "kms-key-rotation",
+        "Symmetric KMS keys rotate automatically.",
+        Severity.MEDIUM,
+        [awsguard("cmk-backing-key-rotation-enabled"), checkov("CKV_AWS_7"), cis_aws("3.6")],
+        [KMS_KEY],
+        _kms_rotation,
+    ),
     resource_rule(
-        "log-group-retention", "Log groups set a retention of at least the configured days.",
-        Severity.LOW, [checkov("CKV_AWS_66"), checkov("CKV_AWS_338")], [LOG_GROUP], _log_retention,
-        {"minRetentionDays": {"type": "integer", "minimum": 1, "default": 90}}),
+        "log-group-retention",
+        "Log groups set a retention of at least the configured days.",
+        Severity.LOW,
+        [checkov("CKV_AWS_66"), checkov("CKV_AWS_338")],
+        [LOG_GROUP],
+        _log_retention,
+        {"minRetentionDays": {"type": "integer", "minimum": 1, "default": 90}},
+    ),
     resource_rule(
-        "log-group-kms", "Log groups are encrypted with a customer-managed KMS key.",
-        Severity.MEDIUM, [checkov("CKV_AWS_158")], [LOG_GROUP], _log_kms),
+        "log-group-kms",
+        "Log groups are encrypted with a customer-managed KMS key.",
+        Severity.MEDIUM,
+        [checkov("CKV_AWS_158")],
+        [LOG_GROUP],
+        _log_kms,
+    ),
     resource_rule(
-        "sqs-queue-encrypted", "SQS queues are encrypted at rest.",
-        Severity.MEDIUM, [checkov("CKV_AWS_27")], [QUEUE], _sqs_encrypted),
+        "sqs-queue-encrypted",
+        "SQS queues are encrypted at rest.",
+        Severity.MEDIUM,
+        [checkov("CKV_AWS_27")],
+        [QUEUE],
+        _sqs_encrypted,
+    ),
     resource_rule(
-        "ssm-secret-parameter-secure-string", "SSM parameters holding secrets are SecureStrings.",
-        Severity.HIGH, [checkov("CKV2_AWS_34")], [SSM_PARAMETER], _ssm_secure),
+        "ssm-secret-parameter-secure-string",
+        "SSM parameters holding secrets are SecureStrings.",
+        Severity.HIGH,
+        [checkov("CKV2_AWS_34")],
+        [SSM_PARAMETER],
+        _ssm_secure,
+    ),
     resource_rule(
-        "secretsmanager-secret-kms", "Secrets Manager secrets use a customer-managed KMS key.",
-        Severity.MEDIUM, [checkov("CKV_AWS_149")], [SECRET], _secret_kms),
+        "secretsmanager-secret-kms",
+        "Secrets Manager secrets use a customer-managed KMS key.",
+        Severity.MEDIUM,
+        [checkov("CKV_AWS_149")],
+        [SECRET],
+        _secret_kms,
+    ),
     resource_rule(
-        "ebs-volume-encrypted", "Standalone EBS volumes are encrypted.",
-        Severity.HIGH, [awsguard("encrypted-volumes"), checkov("CKV_AWS_3")], [EBS_VOLUME], _ebs_encrypted),
+        "ebs-volume-encrypted",
+        "Standalone EBS volumes are encrypted.",
+        Severity.HIGH,
+        [awsguard("encrypted-volumes"), checkov("CKV_AWS_3")],
+        [EBS_VOLUME],
+        _ebs_encrypted,
+    ),
 ]

@@ -27,9 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     codes = "\n".join(f"  {code:>3}  {text}" for code, text in exit_codes.DESCRIPTIONS.items())
     parser = argparse.ArgumentParser(
-        prog="platformctl", description="Preview and deploy k8s-platform stacks.",
+        prog="platformctl",
+        description="Preview and deploy k8s-platform stacks.",
         epilog=f"exit codes:\n{codes}\n\nplatformctl COMMAND --help shows a command's options.",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"platformctl {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     preview.add_parser(sub)

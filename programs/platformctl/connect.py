@@ -26,12 +26,20 @@ from programs.platformctl.day2_args import add_stack_arguments, stack_view
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("connect", help="forward the private Kubernetes API to 127.0.0.1 through SSM (no bastion)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "connect",
+        help="forward the private Kubernetes API to 127.0.0.1 through SSM (no bastion)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_stack_arguments(p, kubeconfig=False)
     p.add_argument("--port", type=int, default=DEFAULT_LOCAL_PORT, help="local port (default %(default)s)")
-    p.add_argument("--write-kubeconfig", type=Path, metavar="PATH",
-                   help="where to write the kubeconfig (default ~/.kube/k8s-platform-<stack>.yaml)")
+    p.add_argument(
+        "--write-kubeconfig",
+        type=Path,
+        metavar="PATH",
+        help="where to write the kubeconfig (default ~/.kube/k8s-platform-<stack>.yaml)",
+    )
     p.add_argument("--offline", action="store_true", help="take the outputs from the offline plan (implies --dry-run)")
     p.add_argument("--dry-run", action="store_true", help="print the target and the session command; start nothing")
     p.set_defaults(func=run)
@@ -52,8 +60,19 @@ class Connection:
     region: str
 
     def command(self, local_port: int) -> list[str]:
-        return ["aws", "ssm", "start-session", "--region", self.region, "--target", self.target,
-                "--document-name", self.document, "--parameters", json.dumps({"localPortNumber": [str(local_port)]})]
+        return [
+            "aws",
+            "ssm",
+            "start-session",
+            "--region",
+            self.region,
+            "--target",
+            self.target,
+            "--document-name",
+            self.document,
+            "--parameters",
+            json.dumps({"localPortNumber": [str(local_port)]}),
+        ]
 
 
 def resolve(outputs: dict[str, Any], *, autoscaling=None) -> Connection:
@@ -64,20 +83,29 @@ def resolve(outputs: dict[str, Any], *, autoscaling=None) -> Connection:
         kind = outputs.get("clusterKind")
         hint = " (set k8s-platform:cluster.eks.accessInstance.enabled: true and pulumi up)" if kind == "eks" else ""
         raise NoTarget(f"the stack exports no apiAccess target{hint}")
-    common = dict(remote_host=access["remoteHost"], remote_port=int(access["remotePort"]),
-                  tls_server_name=access["tlsServerName"], document=access["ssmDocumentName"], region=access["region"])
+    common = dict(
+        remote_host=access["remoteHost"],
+        remote_port=int(access["remotePort"]),
+        tls_server_name=access["tlsServerName"],
+        document=access["ssmDocumentName"],
+        region=access["region"],
+    )
     if access["targetKind"] == "instance":
         return Connection(target=access["instanceId"], target_source="the EKS access instance", **common)
     groups = list(access["autoScalingGroupNames"])
     if autoscaling is None:
-        return Connection(target=f"<an InService instance of {' or '.join(groups)}>",
-                          target_source="K3s server Auto Scaling group", **common)
+        return Connection(
+            target=f"<an InService instance of {' or '.join(groups)}>",
+            target_source="K3s server Auto Scaling group",
+            **common,
+        )
     found = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=groups)["AutoScalingGroups"]
     for group in sorted(found, key=lambda g: groups.index(g["AutoScalingGroupName"])):
         for inst in group.get("Instances", []):
             if inst.get("LifecycleState") == "InService" and inst.get("HealthStatus") == "Healthy":
-                return Connection(target=inst["InstanceId"],
-                                  target_source=f"K3s server in {group['AutoScalingGroupName']}", **common)
+                return Connection(
+                    target=inst["InstanceId"], target_source=f"K3s server in {group['AutoScalingGroupName']}", **common
+                )
     raise NoTarget(f"no InService, healthy K3s server in {', '.join(groups)}")
 
 
@@ -115,8 +143,7 @@ def run(args: argparse.Namespace) -> int:
         return exit_codes.CONFIG_ERROR
     path = args.write_kubeconfig or Path.home() / ".kube" / f"k8s-platform-{args.stack}.yaml"
     print(f"target:     {conn.target} ({conn.target_source})")
-    print(f"forwards:   127.0.0.1:{args.port} -> {conn.remote_host}:{conn.remote_port} "
-          f"(SSM document {conn.document})")
+    print(f"forwards:   127.0.0.1:{args.port} -> {conn.remote_host}:{conn.remote_port} (SSM document {conn.document})")
     print(f"tls name:   {conn.tls_server_name}")
     kubeconfig = view.outputs.get("kubeconfig")
     if isinstance(kubeconfig, str) and kubeconfig.strip() and kubeconfig != "[secret]":

@@ -17,11 +17,18 @@ from programs.platformctl.stack_outputs import OutputsUnavailable, StackView, lo
 def add_stack_arguments(p: argparse.ArgumentParser, kubeconfig: bool = True) -> None:
     p.add_argument("--stack", required=True, help="stack name; reads Pulumi.<stack>.yaml")
     p.add_argument("--config-file", type=Path, help="stack file to use instead of Pulumi.<stack>.yaml")
-    p.add_argument("--outputs", type=Path, help="stack outputs JSON (`pulumi stack output --json --show-secrets`); "
-                                                "default: read them through the pulumi CLI")
+    p.add_argument(
+        "--outputs",
+        type=Path,
+        help="stack outputs JSON (`pulumi stack output --json --show-secrets`); "
+        "default: read them through the pulumi CLI",
+    )
     if kubeconfig:
-        p.add_argument("--kubeconfig", type=Path,
-                       help="kubeconfig to use instead of the stack's (e.g. the one `platformctl connect` wrote)")
+        p.add_argument(
+            "--kubeconfig",
+            type=Path,
+            help="kubeconfig to use instead of the stack's (e.g. the one `platformctl connect` wrote)",
+        )
 
 
 def stack_view(args: argparse.Namespace, offline: bool = False) -> StackView | int:

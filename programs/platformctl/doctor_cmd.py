@@ -17,23 +17,38 @@ from programs.platformctl.doctor.framework import SEVERITY
 def add_parser(sub: argparse._SubParsersAction) -> None:
     listing = "\n".join(f"  {c.id:<30} [{'/'.join(c.kinds)}] {c.symptom}" for c in CHECKS)
     p = sub.add_parser(
-        "doctor", help="check a live cluster and its AWS side against the troubleshooting playbook",
+        "doctor",
+        help="check a live cluster and its AWS side against the troubleshooting playbook",
         description="Each check guards one symptom class, queries the cluster (kubeconfig from the stack outputs "
-                    "or --kubeconfig) and AWS (boto3, default credentials), and reports ok / warn / fail / skipped "
-                    "with the command that confirms it and the fix. Exit code: 0 ok, "
-                    f"{exit_codes.CHECK_WARNINGS} warnings, {exit_codes.CHECK_FAILED} a failed check.",
-        epilog=f"checks:\n{listing}", formatter_class=argparse.RawDescriptionHelpFormatter)
+        "or --kubeconfig) and AWS (boto3, default credentials), and reports ok / warn / fail / skipped "
+        "with the command that confirms it and the fix. Exit code: 0 ok, "
+        f"{exit_codes.CHECK_WARNINGS} warnings, {exit_codes.CHECK_FAILED} a failed check.",
+        epilog=f"checks:\n{listing}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_stack_arguments(p)
     p.add_argument("--json", action="store_true", help="print the results as JSON")
-    p.add_argument("--only", action="append", choices=sorted(BY_ID), metavar="ID",
-                   help="run only this check (repeatable); ids are listed below")
+    p.add_argument(
+        "--only",
+        action="append",
+        choices=sorted(BY_ID),
+        metavar="ID",
+        help="run only this check (repeatable); ids are listed below",
+    )
     p.set_defaults(func=run)
 
 
 def result_entry(check, result) -> dict[str, Any]:
-    return {"id": check.id, "symptom": check.symptom, "verdict": result.verdict, "detail": result.detail,
-            "queried": list(result.queried), "findings": list(result.findings), "confirm": check.confirm,
-            "fix": check.fix}
+    return {
+        "id": check.id,
+        "symptom": check.symptom,
+        "verdict": result.verdict,
+        "detail": result.detail,
+        "queried": list(result.queried),
+        "findings": list(result.findings),
+        "confirm": check.confirm,
+        "fix": check.fix,
+    }
 
 
 def exit_code(verdicts: list[str]) -> int:

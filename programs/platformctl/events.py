@@ -8,8 +8,8 @@ the running summary; `fold_events(events)` does the same for a recorded sequence
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from pulumi.automation import events as ev
 
@@ -17,23 +17,44 @@ from programs.platformctl import exit_codes
 
 # Pulumi's own display symbols, so the view reads like `pulumi up`.
 OP_SYMBOL = {
-    "create": "+", "update": "~", "delete": "-", "replace": "+-", "create-replacement": "++",
-    "delete-replaced": "--", "read": ">", "read-replacement": ">>", "refresh": "~", "import": "=",
-    "import-replacement": "=>", "discard": "-", "discard-replaced": "-", "remove-pending-replace": "-",
+    "create": "+",
+    "update": "~",
+    "delete": "-",
+    "replace": "+-",
+    "create-replacement": "++",
+    "delete-replaced": "--",
+    "read": ">",
+    "read-replacement": ">>",
+    "refresh": "~",
+    "import": "=",
+    "import-replacement": "=>",
+    "discard": "-",
+    "discard-replaced": "-",
+    "remove-pending-replace": "-",
     "same": " ",
 }
 # (while running, when done) per op; a preview only plans, so it uses the bare op.
 OP_VERBS = {
-    "create": ("creating", "created"), "update": ("updating", "updated"), "delete": ("deleting", "deleted"),
-    "replace": ("replacing", "replaced"), "create-replacement": ("creating replacement", "created replacement"),
-    "delete-replaced": ("deleting original", "deleted original"), "read": ("reading", "read"),
-    "refresh": ("refreshing", "refreshed"), "import": ("importing", "imported"),
+    "create": ("creating", "created"),
+    "update": ("updating", "updated"),
+    "delete": ("deleting", "deleted"),
+    "replace": ("replacing", "replaced"),
+    "create-replacement": ("creating replacement", "created replacement"),
+    "delete-replaced": ("deleting original", "deleted original"),
+    "read": ("reading", "read"),
+    "refresh": ("refreshing", "refreshed"),
+    "import": ("importing", "imported"),
 }
 # How the summary names each op, in display order.
-CHANGE_WORDS = [("create", "to create", "created"), ("update", "to update", "updated"),
-                ("replace", "to replace", "replaced"), ("delete", "to delete", "deleted"),
-                ("import", "to import", "imported"), ("read", "to read", "read"),
-                ("refresh", "to refresh", "refreshed")]
+CHANGE_WORDS = [
+    ("create", "to create", "created"),
+    ("update", "to update", "updated"),
+    ("replace", "to replace", "replaced"),
+    ("delete", "to delete", "deleted"),
+    ("import", "to import", "imported"),
+    ("read", "to read", "read"),
+    ("refresh", "to refresh", "refreshed"),
+]
 STACK_TYPE = "pulumi:pulumi:Stack"
 
 
@@ -141,7 +162,9 @@ class EventFold:
         self.in_progress.discard(meta.urn)
         self.summary.completed += 1
         done = OP_VERBS.get(op, (op, op))[1]
-        return [f"{OP_SYMBOL.get(op, '?'):>2} {meta.type}  {urn_name(meta.urn)}  {done} ({self.summary.completed} done)"]
+        return [
+            f"{OP_SYMBOL.get(op, '?'):>2} {meta.type}  {urn_name(meta.urn)}  {done} ({self.summary.completed} done)"
+        ]
 
     def _failed(self, failed: ev.ResOpFailedEvent) -> list[str]:
         meta = failed.metadata
@@ -165,8 +188,9 @@ class EventFold:
         return []  # info/debug: the program's own prints, already in the CLI output
 
     def _policy(self, pol: ev.PolicyEvent) -> list[str]:
-        violation = PolicyViolation(pol.policy_pack_name, pol.policy_name, pol.enforcement_level,
-                                    pol.resource_urn, first_line(pol.message))
+        violation = PolicyViolation(
+            pol.policy_pack_name, pol.policy_name, pol.enforcement_level, pol.resource_urn, first_line(pol.message)
+        )
         self.summary.policy.append(violation)
         where = f" ({urn_name(pol.resource_urn)})" if pol.resource_urn else ""
         return [f"policy {violation.level}: {violation.pack}/{violation.policy}: {violation.message}{where}"]
@@ -226,12 +250,26 @@ def render_summary(stack: str, operation: str, summary: RunSummary) -> str:
 
 # Texts the CLI, the backend and the AWS provider print when credentials are missing (lower case).
 # Each maps to the one line platformctl prints instead of the engine's multi-line diagnostics.
-_AWS_MISSING = ("no valid credential sources", "nocredentialproviders", "unable to validate aws credentials",
-                "failed to refresh cached credentials", "no ec2 imds role found")
-_AWS_INVALID = ("invalid credentials configured", "expiredtoken", "the security token included in the request is expired",
-                "invalidclienttokenid", "the security token included in the request is invalid")
-_BACKEND = ("pulumi_access_token must be set", "you must be logged in", "no credentials provided or are invalid",
-            "not logged in to")
+_AWS_MISSING = (
+    "no valid credential sources",
+    "nocredentialproviders",
+    "unable to validate aws credentials",
+    "failed to refresh cached credentials",
+    "no ec2 imds role found",
+)
+_AWS_INVALID = (
+    "invalid credentials configured",
+    "expiredtoken",
+    "the security token included in the request is expired",
+    "invalidclienttokenid",
+    "the security token included in the request is invalid",
+)
+_BACKEND = (
+    "pulumi_access_token must be set",
+    "you must be logged in",
+    "no credentials provided or are invalid",
+    "not logged in to",
+)
 
 
 def credentials_problem(text: str) -> str | None:
@@ -242,8 +280,10 @@ def credentials_problem(text: str) -> str | None:
     if any(s in low for s in _AWS_INVALID):
         return "AWS credentials are expired or invalid: refresh them (e.g. `aws sso login`) and retry"
     if any(s in low for s in _AWS_MISSING):
-        return ("no AWS credentials found: set AWS_PROFILE (or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) "
-                "for the stack's account")
+        return (
+            "no AWS credentials found: set AWS_PROFILE (or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) "
+            "for the stack's account"
+        )
     return None
 
 

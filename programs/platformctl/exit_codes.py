@@ -30,9 +30,17 @@ DESCRIPTIONS = {
 
 # Short names for tables (`platformctl fleet`).
 NAMES = {
-    OK: "ok", POLICY_VIOLATION: "policy", CONFIG_ERROR: "config", DEPLOY_FAILED: "failed",
-    CONCURRENT_UPDATE: "locked", CREDENTIALS_MISSING: "credentials", STACK_NOT_FOUND: "no-stack",
-    FLEET_FAILED: "fleet-failed", TIMED_OUT: "timeout", CHECK_WARNINGS: "warn", CHECK_FAILED: "check-failed",
+    OK: "ok",
+    POLICY_VIOLATION: "policy",
+    CONFIG_ERROR: "config",
+    DEPLOY_FAILED: "failed",
+    CONCURRENT_UPDATE: "locked",
+    CREDENTIALS_MISSING: "credentials",
+    STACK_NOT_FOUND: "no-stack",
+    FLEET_FAILED: "fleet-failed",
+    TIMED_OUT: "timeout",
+    CHECK_WARNINGS: "warn",
+    CHECK_FAILED: "check-failed",
     INTERRUPTED: "interrupted",
 }
 

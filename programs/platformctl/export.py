@@ -56,8 +56,10 @@ def load_plan(args: argparse.Namespace) -> dict[str, Any]:
             print(f"error: {args.plan}: {exc}", file=sys.stderr)
             raise PlanSourceError(exit_codes.CONFIG_ERROR) from exc
         if not isinstance(plan, dict) or not isinstance(plan.get("resources"), list) or "stack" not in plan:
-            print(f"error: {args.plan}: not a plan (expected an object with 'stack' and a 'resources' list)",
-                  file=sys.stderr)
+            print(
+                f"error: {args.plan}: not a plan (expected an object with 'stack' and a 'resources' list)",
+                file=sys.stderr,
+            )
             raise PlanSourceError(exit_codes.CONFIG_ERROR)
         return plan
     from programs.platformctl.preview import offline_plan
@@ -94,15 +96,21 @@ def run(args: argparse.Namespace) -> int:
         args.output.write_text(text)
     if args.format == "terraform-plan":
         meta = json.loads(text)["k8s_platform"]
-        summary = (f"{len(meta['addresses'])} resources as Terraform types; {meta['kubernetes_objects']} "
-                   f"Kubernetes objects left to --format k8s-yaml")
+        summary = (
+            f"{len(meta['addresses'])} resources as Terraform types; {meta['kubernetes_objects']} "
+            f"Kubernetes objects left to --format k8s-yaml"
+        )
         if meta["unmapped"]:
             print("warning: no Terraform type known for: " + ", ".join(meta["unmapped"]), file=sys.stderr)
             summary += f"; {len(meta['unmapped'])} types unmapped (listed under k8s_platform.unmapped)"
     else:
         from programs.k8s_yaml import helm_releases, manifests
 
-        summary = f"{len(manifests(plan))} Kubernetes objects; {len(helm_releases(plan))} Helm releases listed, not rendered"
-    print(f"{plan['stack']}: {summary}" + ("" if str(args.output) == "-" else f"; written to {args.output}"),
-          file=sys.stderr if str(args.output) == "-" else sys.stdout)
+        summary = (
+            f"{len(manifests(plan))} Kubernetes objects; {len(helm_releases(plan))} Helm releases listed, not rendered"
+        )
+    print(
+        f"{plan['stack']}: {summary}" + ("" if str(args.output) == "-" else f"; written to {args.output}"),
+        file=sys.stderr if str(args.output) == "-" else sys.stdout,
+    )
     return exit_codes.OK

@@ -32,10 +32,17 @@ def _depth(text: str) -> int | str:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a number of levels or 'all'") from None
+
+
 RENDERED_SUFFIXES = {".svg": "svg", ".png": "png", ".pdf": "pdf"}
 # Fill colours per provider package, so AWS, Kubernetes and generated secrets read apart at a glance.
-PACKAGE_COLOURS = {"aws": "#fde7c8", "kubernetes": "#d6e6fb", "tls": "#e6dcf5", "random": "#e6dcf5",
-                   "pulumi": "#eeeeee"}
+PACKAGE_COLOURS = {
+    "aws": "#fde7c8",
+    "kubernetes": "#d6e6fb",
+    "tls": "#e6dcf5",
+    "random": "#e6dcf5",
+    "pulumi": "#eeeeee",
+}
 COLLAPSED_COLOUR = "#dff0d8"
 
 
@@ -59,15 +66,21 @@ def legend_lines() -> list[str]:
         (PACKAGE_COLOURS["pulumi"], "provider"),
         (COLLAPSED_COLOUR, "component drawn as one node (--depth), with its resource count"),
     ]
-    cells = "".join(f'<TR><TD BGCOLOR="{colour}" WIDTH="18"> </TD><TD ALIGN="LEFT">{text}</TD></TR>'
-                    for colour, text in rows)
-    cells += ('<TR><TD COLOR="#b00020" BORDER="2"> </TD><TD ALIGN="LEFT">red border: protected from deletion '
-              '(or holds protected resources)</TD></TR>'
-              '<TR><TD STYLE="dashed"> </TD><TD ALIGN="LEFT">dashed frame: a component and what it holds; '
-              'dashed box: outside the --focus component</TD></TR>'
-              '<TR><TD>A &#8594; B</TD><TD ALIGN="LEFT">B depends on A (A is created first)</TD></TR>')
-    table = f'<<TABLE BORDER="1" CELLBORDER="1" CELLSPACING="2" CELLPADDING="3" COLOR="#999999"><TR><TD COLSPAN="2"><B>Legend</B></TD></TR>{cells}</TABLE>>'
-    return [f"  legend [shape=plaintext, style=\"\", fillcolor=none, fontsize=9, label={table}];"]
+    cells = "".join(
+        f'<TR><TD BGCOLOR="{colour}" WIDTH="18"> </TD><TD ALIGN="LEFT">{text}</TD></TR>' for colour, text in rows
+    )
+    cells += (
+        '<TR><TD COLOR="#b00020" BORDER="2"> </TD><TD ALIGN="LEFT">red border: protected from deletion '
+        "(or holds protected resources)</TD></TR>"
+        '<TR><TD STYLE="dashed"> </TD><TD ALIGN="LEFT">dashed frame: a component and what it holds; '
+        "dashed box: outside the --focus component</TD></TR>"
+        '<TR><TD>A &#8594; B</TD><TD ALIGN="LEFT">B depends on A (A is created first)</TD></TR>'
+    )
+    table = (
+        '<<TABLE BORDER="1" CELLBORDER="1" CELLSPACING="2" CELLPADDING="3" COLOR="#999999">'
+        f'<TR><TD COLSPAN="2"><B>Legend</B></TD></TR>{cells}</TABLE>>'
+    )
+    return [f'  legend [shape=plaintext, style="", fillcolor=none, fontsize=9, label={table}];']
 
 
 def plan_to_dot(plan: dict[str, Any], legend: bool = True) -> str:
@@ -85,9 +98,10 @@ def plan_to_dot(plan: dict[str, Any], legend: bool = True) -> str:
     title = f"{plan.get('project', '')} {plan.get('stack', '')}: {total} resources{shown}".strip()
     lines = [
         f"digraph {quote(str(plan.get('project', 'stack')) + '-' + str(plan.get('stack', '')))} {{",
-        f"  graph [rankdir=LR, compound=true, newrank=true, fontname=Helvetica, fontsize=12, label={quote(title)}, labelloc=t];",
-        "  node [shape=box, style=\"rounded,filled\", fontname=Helvetica, fontsize=9, fillcolor=\"#f5f5f5\"];",
-        "  edge [color=\"#7a7a7a\", arrowsize=0.6];",
+        "  graph [rankdir=LR, compound=true, newrank=true, fontname=Helvetica, fontsize=12, "
+        f"label={quote(title)}, labelloc=t];",
+        '  node [shape=box, style="rounded,filled", fontname=Helvetica, fontsize=9, fillcolor="#f5f5f5"];',
+        '  edge [color="#7a7a7a", arrowsize=0.6];',
     ]
     cluster_of: dict[str, str] = {}  # component urn -> cluster id
     anchor_of: dict[str, str] = {}  # component urn -> an invisible node inside it (edge endpoint)
@@ -100,23 +114,26 @@ def plan_to_dot(plan: dict[str, Any], legend: bool = True) -> str:
                 cluster_of[r["urn"]] = cid
                 anchor_of[r["urn"]] = f"{ids[r['urn']]}_anchor"
                 lines.append(f"{pad}subgraph {cid} {{")
-                lines.append(f"{pad}  label={quote(r['name'] + chr(10) + r['type'])}; style=\"rounded,dashed\"; "
-                             "color=\"#5b7083\"; fontsize=10;")
-                lines.append(f"{pad}  {anchor_of[r['urn']]} [shape=point, style=invis, width=0, height=0, label=\"\"];")
+                lines.append(
+                    f'{pad}  label={quote(r["name"] + chr(10) + r["type"])}; style="rounded,dashed"; '
+                    'color="#5b7083"; fontsize=10;'
+                )
+                lines.append(f'{pad}  {anchor_of[r["urn"]]} [shape=point, style=invis, width=0, height=0, label=""];')
                 emit(r["urn"], depth + 1)
                 lines.append(f"{pad}}}")
             else:
                 colour = PACKAGE_COLOURS.get(_package(r["type"]), "#f5f5f5")
-                protect = ", penwidth=2, color=\"#b00020\"" if r.get("protect") else ""
+                protect = ', penwidth=2, color="#b00020"' if r.get("protect") else ""
                 label = r["name"] + "\n" + r["type"] + ("\n[protect]" if r.get("protect") else "")
                 extra = ""
                 if "collapsed" in r:  # a component drawn as one node (--depth)
                     label = f"{r['name']}\n{r['type']}\n{r['collapsed']} resources" + (
-                        "\n[holds protected]" if r.get("protect") else "")
+                        "\n[holds protected]" if r.get("protect") else ""
+                    )
                     colour, extra = COLLAPSED_COLOUR, ", shape=box3d"
                 elif r.get("neighbour"):  # outside the --focus component
-                    extra = ", style=\"rounded,dashed\""
-                lines.append(f"{pad}{ids[r['urn']]} [label={quote(label)}, fillcolor=\"{colour}\"{protect}{extra}];")
+                    extra = ', style="rounded,dashed"'
+                lines.append(f'{pad}{ids[r["urn"]]} [label={quote(label)}, fillcolor="{colour}"{protect}{extra}];')
                 emit(r["urn"], depth)  # children of a custom resource (rare) sit beside it
 
     emit(None, 1)
@@ -161,12 +178,18 @@ def plan_from_preview_json(doc: dict[str, Any], project: str, stack: str) -> dic
         state = step.get("newState") or step.get("oldState")
         if not state or step.get("op") == "delete" or state.get("type") == "pulumi:pulumi:Stack":
             continue
-        resources.append({
-            "urn": state.get("urn", step.get("urn")), "type": state.get("type", ""),
-            "name": state.get("urn", step.get("urn", "")).rsplit("::", 1)[-1],
-            "parent": state.get("parent"), "custom": bool(state.get("custom")),
-            "inputs": {}, "dependencies": list(state.get("dependencies") or []), "protect": bool(state.get("protect")),
-        })
+        resources.append(
+            {
+                "urn": state.get("urn", step.get("urn")),
+                "type": state.get("type", ""),
+                "name": state.get("urn", step.get("urn", "")).rsplit("::", 1)[-1],
+                "parent": state.get("parent"),
+                "custom": bool(state.get("custom")),
+                "inputs": {},
+                "dependencies": list(state.get("dependencies") or []),
+                "protect": bool(state.get("protect")),
+            }
+        )
     return {"project": project, "stack": stack, "resources": resources, "outputs": {}, "policy": {"violations": []}}
 
 
@@ -230,8 +253,11 @@ def run(args: argparse.Namespace) -> int:
         return exit_codes.CONFIG_ERROR
     binary = dot_binary()
     if fmt != "dot" and binary is None:
-        print("error: Graphviz `dot` is not installed (apt-get install graphviz, or `make setup`); "
-              f"write DOT text instead with -o {Path(args.output).with_suffix('.dot').name}", file=sys.stderr)
+        print(
+            "error: Graphviz `dot` is not installed (apt-get install graphviz, or `make setup`); "
+            f"write DOT text instead with -o {Path(args.output).with_suffix('.dot').name}",
+            file=sys.stderr,
+        )
         return exit_codes.CONFIG_ERROR
     try:
         if args.offline:
@@ -267,8 +293,10 @@ def run(args: argparse.Namespace) -> int:
             return exit_codes.DEPLOY_FAILED
     components = sum(1 for r in plan["resources"] if not r.get("custom") or "collapsed" in r)
     collapsed = sum(1 for r in plan["resources"] if "collapsed" in r)
-    print(f"{args.stack}: {len(plan['resources'])} nodes ({components} components, {collapsed} of them collapsed"
-          f"{'' if args.depth is not None or args.focus else '; --depth 1 or --depth all draws more'}) drawn to {out}")
+    print(
+        f"{args.stack}: {len(plan['resources'])} nodes ({components} components, {collapsed} of them collapsed"
+        f"{'' if args.depth is not None or args.focus else '; --depth 1 or --depth all draws more'}) drawn to {out}"
+    )
     return exit_codes.OK
 
 
@@ -277,14 +305,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stack", required=True, help="stack name; reads Pulumi.<stack>.yaml")
     p.add_argument("--offline", action="store_true", help="plan under Pulumi mocks (no CLI, no cloud)")
     p.add_argument("--config-file", type=Path, help="stack file to use instead of Pulumi.<stack>.yaml")
-    p.add_argument("-o", "--output", default="graph.svg",
-                   help="picture to write (default: graph.svg): .svg/.png/.pdf (needs Graphviz dot), .dot/.gv "
-                        "or - for DOT text")
-    p.add_argument("--depth", type=_depth, metavar="N",
-                   help="open N levels of components, drawing deeper ones as one node each (0: each top-level "
-                        f"component is one node; 1: their resources, sub-components collapsed; all: everything; "
-                        f"default {DEFAULT_DEPTH_TEXT})")
-    p.add_argument("--focus", metavar="NAME",
-                   help="draw one component (by name, or TYPE::NAME) with its resources and its neighbours")
+    p.add_argument(
+        "-o",
+        "--output",
+        default="graph.svg",
+        help="picture to write (default: graph.svg): .svg/.png/.pdf (needs Graphviz dot), .dot/.gv or - for DOT text",
+    )
+    p.add_argument(
+        "--depth",
+        type=_depth,
+        metavar="N",
+        help="open N levels of components, drawing deeper ones as one node each (0: each top-level "
+        f"component is one node; 1: their resources, sub-components collapsed; all: everything; "
+        f"default {DEFAULT_DEPTH_TEXT})",
+    )
+    p.add_argument(
+        "--focus",
+        metavar="NAME",
+        help="draw one component (by name, or TYPE::NAME) with its resources and its neighbours",
+    )
     p.add_argument("--no-legend", action="store_true", help="leave the legend out")
     p.set_defaults(func=run)

@@ -89,8 +89,10 @@ def focus(plan: dict[str, Any], name: str) -> dict[str, Any]:
         components = sorted({r["name"] for r in by_urn.values() if not r.get("custom")})
         raise ValueError(f"--focus {name}: no component of that name; components: {', '.join(components)}")
     if len(matches) > 1:
-        raise ValueError(f"--focus {name}: {len(matches)} components have that name; give TYPE::NAME "
-                         f"({', '.join(r['type'] + '::' + r['name'] for r in matches)})")
+        raise ValueError(
+            f"--focus {name}: {len(matches)} components have that name; give TYPE::NAME "
+            f"({', '.join(r['type'] + '::' + r['name'] for r in matches)})"
+        )
     root = matches[0]["urn"]
 
     def inside(urn: str) -> bool:
@@ -120,6 +122,13 @@ def focus(plan: dict[str, Any], name: str) -> dict[str, Any]:
                 entry["parent"] = None
             out.append(entry)
         elif urn in neighbours:
-            out.append({**r, "parent": None, "custom": True, "neighbour": True,
-                        "dependencies": [d for d in r.get("dependencies") or [] if d in members]})
+            out.append(
+                {
+                    **r,
+                    "parent": None,
+                    "custom": True,
+                    "neighbour": True,
+                    "dependencies": [d for d in r.get("dependencies") or [] if d in members],
+                }
+            )
     return {**plan, "resources": out, "totalResources": len(by_urn)}

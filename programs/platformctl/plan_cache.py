@@ -32,8 +32,18 @@ SOURCE_DIRS = ("components", "programs", "policy")
 SOURCE_FILES = ("pyproject.toml",)
 _SKIP_DIRS = {"__pycache__", "venv", ".venv", "node_modules"}
 # Distributions whose version changes what a plan holds (the SDKs, their wire format, the YAML writer).
-_VERSIONED = ("pulumi", "pulumi-aws", "pulumi-kubernetes", "pulumi-tls", "pulumi-random", "pulumi-policy",
-              "protobuf", "grpcio", "PyYAML", "cryptography")
+_VERSIONED = (
+    "pulumi",
+    "pulumi-aws",
+    "pulumi-kubernetes",
+    "pulumi-tls",
+    "pulumi-random",
+    "pulumi-policy",
+    "protobuf",
+    "grpcio",
+    "PyYAML",
+    "cryptography",
+)
 # Bumped when the shape of a cache entry changes.
 _FORMAT = "1"
 
@@ -139,8 +149,9 @@ def store(stack: str, stack_path: Path, plan: dict[str, Any]) -> Path | None:
     return path
 
 
-def cached_offline_plan(stack: str, config_file: Path | None, show_secrets: bool, use_cache: bool,
-                        compute: Any) -> tuple[dict[str, Any], bool]:
+def cached_offline_plan(
+    stack: str, config_file: Path | None, show_secrets: bool, use_cache: bool, compute: Any
+) -> tuple[dict[str, Any], bool]:
     """`compute(stack, config_file, show_secrets)` unless the stack is unchanged since a cached plan.
     Returns (plan, from_cache). Secrets-revealing plans are neither read from nor written to the cache."""
     from programs.offline import stack_file

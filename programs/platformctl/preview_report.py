@@ -25,8 +25,11 @@ def stack_info(cfg: Any) -> dict[str, Any]:
         "accountId": cfg.account_id,
         "cluster": {"kind": kind, "name": cfg.cluster.name, "version": version},
         "availabilityZones": list(cfg.network.availability_zones),
-        "safeguards": {"protectStatefulResources": guards.protect_stateful_resources,
-                       "pinnedAmis": guards.pinned_amis, "controllerReplicas": guards.controller_replicas},
+        "safeguards": {
+            "protectStatefulResources": guards.protect_stateful_resources,
+            "pinnedAmis": guards.pinned_amis,
+            "controllerReplicas": guards.controller_replicas,
+        },
     }
 
 
@@ -177,8 +180,9 @@ def diff_plans(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
             else:
                 own.setdefault(urn, []).append(change)
         if bool(before[urn].get("protect")) != bool(after[urn].get("protect")):
-            own.setdefault(urn, []).append({"key": "(protect)", "old": bool(before[urn].get("protect")),
-                                            "new": bool(after[urn].get("protect"))})
+            own.setdefault(urn, []).append(
+                {"key": "(protect)", "old": bool(before[urn].get("protect")), "new": bool(after[urn].get("protect"))}
+            )
     # Outputs move when a resource is added or its inputs change (protect is an option, not an input).
     moved = {r["urn"] for r in added} | {u for u, cs in own.items() if any(c["key"] != "(protect)" for c in cs)}
     grew = True
@@ -218,8 +222,10 @@ def render_diff(diff: dict[str, Any], old_name: str) -> str:
     def label(r: dict[str, Any]) -> str:
         return f"{r['type']}  {r['name']}"
 
-    lines = [f"Changes against {old_name}: {len(diff['added'])} to add, {len(diff['removed'])} to remove, "
-             f"{len(diff['changed'])} to change"]
+    lines = [
+        f"Changes against {old_name}: {len(diff['added'])} to add, {len(diff['removed'])} to remove, "
+        f"{len(diff['changed'])} to change"
+    ]
     lines += [f"  + {label(r)}" for r in diff["added"]]
     lines += [f"  - {label(r)}" + (" [protect]" if r.get("protect") else "") for r in diff["removed"]]
     for c in diff["changed"]:

@@ -23,7 +23,14 @@ from components.identity.roles_anywhere import CERT_MOUNT, CONFIG_FILE, CONFIG_M
 from programs.platformctl import exit_codes
 from programs.platformctl.day2_args import add_stack_arguments, kubeconfig_of, stack_view
 from programs.platformctl.probe_failures import (
-    SCENARIOS, Facts, ProbeError, classify, identity_matches, median, p95, parse_error,
+    SCENARIOS,
+    Facts,
+    ProbeError,
+    classify,
+    identity_matches,
+    median,
+    p95,
+    parse_error,
 )
 
 # AWS CLI v2, pinned (its credential chain: web identity, container credentials, credential_process, IMDS).
@@ -44,16 +51,27 @@ done
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("probe", help="measure and verify workload identities in the live cluster",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "probe",
+        help="measure and verify workload identities in the live cluster",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     what = p.add_subparsers(dest="probe_target", required=True)
-    q = what.add_parser("identities", help="cold-start first AWS call per declared workload",
-                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    q = what.add_parser(
+        "identities",
+        help="cold-start first AWS call per declared workload",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_stack_arguments(q)
     q.add_argument("--runs", type=int, default=10, help="cold starts per workload (default %(default)s)")
     q.add_argument("--workload", action="append", help="probe only this workload (repeatable)")
-    q.add_argument("--image", default=PROBE_IMAGE,
-                   help="probe image with the AWS CLI (roles-anywhere also needs aws_signing_helper); default %(default)s")
+    q.add_argument(
+        "--image",
+        default=PROBE_IMAGE,
+        help="probe image with the AWS CLI (roles-anywhere also needs aws_signing_helper); default %(default)s",
+    )
     q.add_argument("--timeout", type=float, default=120.0, help="seconds a run may take (default %(default)s)")
     q.add_argument("--json", action="store_true", help="print the results as JSON")
     q.set_defaults(func=run, poll_interval=1.0)
@@ -63,35 +81,63 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def job_manifest(name: str, workload: dict[str, Any], image: str, deadline_seconds: int) -> dict[str, Any]:
     namespace, service_account = workload["serviceAccount"].split("/", 1)
     volumes, mounts = [{"name": "tmp", "emptyDir": {}}], [{"name": "tmp", "mountPath": "/tmp"}]
-    env = [{"name": "HOME", "value": "/tmp"}, {"name": "PROBE_DEADLINE_SECONDS", "value": str(deadline_seconds)},
-           {"name": "AWS_PAGER", "value": ""}]
+    env = [
+        {"name": "HOME", "value": "/tmp"},
+        {"name": "PROBE_DEADLINE_SECONDS", "value": str(deadline_seconds)},
+        {"name": "AWS_PAGER", "value": ""},
+    ]
     if workload["method"] == "roles-anywhere":
         # Mounted as the workload mounts them: the certificate Secret and the credential_process config.
-        volumes += [{"name": "ra-cert", "secret": {"secretName": workload["secret"].split("/", 1)[1]}},
-                    {"name": "ra-config", "configMap": {"name": workload["configMap"].split("/", 1)[1]}}]
-        mounts += [{"name": "ra-cert", "mountPath": CERT_MOUNT, "readOnly": True},
-                   {"name": "ra-config", "mountPath": CONFIG_MOUNT, "readOnly": True}]
+        volumes += [
+            {"name": "ra-cert", "secret": {"secretName": workload["secret"].split("/", 1)[1]}},
+            {"name": "ra-config", "configMap": {"name": workload["configMap"].split("/", 1)[1]}},
+        ]
+        mounts += [
+            {"name": "ra-cert", "mountPath": CERT_MOUNT, "readOnly": True},
+            {"name": "ra-config", "mountPath": CONFIG_MOUNT, "readOnly": True},
+        ]
         env.append({"name": "AWS_CONFIG_FILE", "value": CONFIG_FILE})
     labels = {PROBE_LABEL: workload["name"], "app.kubernetes.io/managed-by": "platformctl"}
     return {
-        "apiVersion": "batch/v1", "kind": "Job",
+        "apiVersion": "batch/v1",
+        "kind": "Job",
         "metadata": {"name": name, "namespace": namespace, "labels": labels},
         "spec": {
-            "backoffLimit": 0, "ttlSecondsAfterFinished": 600, "activeDeadlineSeconds": deadline_seconds + 60,
+            "backoffLimit": 0,
+            "ttlSecondsAfterFinished": 600,
+            "activeDeadlineSeconds": deadline_seconds + 60,
             "template": {
                 "metadata": {"labels": labels},
                 "spec": {
-                    "serviceAccountName": service_account, "restartPolicy": "Never",
+                    "serviceAccountName": service_account,
+                    "restartPolicy": "Never",
                     # fsGroup: the projected web-identity token stays readable by the non-root user.
-                    "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532,
-                                        "seccompProfile": {"type": "RuntimeDefault"}},
-                    "containers": [{
-                        "name": "probe", "image": image, "imagePullPolicy": "IfNotPresent",
-                        "command": ["/bin/sh", "-c", PROBE_SCRIPT], "env": env, "volumeMounts": mounts,
-                        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
-                        "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                            "capabilities": {"drop": ["ALL"]}},
-                    }],
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 65532,
+                        "runAsGroup": 65532,
+                        "fsGroup": 65532,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [
+                        {
+                            "name": "probe",
+                            "image": image,
+                            "imagePullPolicy": "IfNotPresent",
+                            "command": ["/bin/sh", "-c", PROBE_SCRIPT],
+                            "env": env,
+                            "volumeMounts": mounts,
+                            "resources": {
+                                "requests": {"cpu": "100m", "memory": "128Mi"},
+                                "limits": {"memory": "256Mi"},
+                            },
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "readOnlyRootFilesystem": True,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
+                        }
+                    ],
                     "volumes": volumes,
                 },
             },
@@ -180,7 +226,8 @@ class Prober:
     def _not_started(self, namespace: str, pod) -> ProbeError:
         """Why a pod never ran: its events (FailedMount for a deleted Secret) or its container's waiting reason."""
         events = self.core.list_namespaced_event(
-            namespace, field_selector=f"involvedObject.name={pod.metadata.name}").items
+            namespace, field_selector=f"involvedObject.name={pod.metadata.name}"
+        ).items
         for ev in events:
             if ev.type == "Warning":
                 return ProbeError(ev.reason, "", ev.message or "")
@@ -201,8 +248,10 @@ class Prober:
             role_exists = True
         except iam.exceptions.NoSuchEntityException:
             role_exists = False
-        providers = frozenset("https://" + iam.get_open_id_connect_provider(OpenIDConnectProviderArn=p["Arn"])["Url"]
-                              for p in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"])
+        providers = frozenset(
+            "https://" + iam.get_open_id_connect_provider(OpenIDConnectProviderArn=p["Arn"])["Url"]
+            for p in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]
+        )
         outputs = self.view.outputs
         issuers = {v["issuerUrl"] for v in (outputs.get("oidcIssuers") or {}).values()}
         if outputs.get("oidcIssuerUrl"):
@@ -217,8 +266,12 @@ class Prober:
                 if exc.status != 404:
                     raise
                 secret_exists = False
-        return Facts(role_exists=role_exists, provider_issuers=providers, stack_issuers=frozenset(issuers),
-                     secret_exists=secret_exists)
+        return Facts(
+            role_exists=role_exists,
+            provider_issuers=providers,
+            stack_issuers=frozenset(issuers),
+            secret_exists=secret_exists,
+        )
 
     def cleanup(self) -> None:
         for namespace, name in self.created:
@@ -251,10 +304,19 @@ def render(results: list[WorkloadResult]) -> str:
     methods: dict[str, list[WorkloadResult]] = {}
     for r in results:
         methods.setdefault(r.method, []).append(r)
-        rows.append((r.method, r.name, str(len(r.runs)), str(len(r.timings)), _fmt(median(r.timings)),
-                     _fmt(p95(r.timings)), ("matches" if r.identity_ok else "MISMATCH") if r.timings else "-"))
+        rows.append(
+            (
+                r.method,
+                r.name,
+                str(len(r.runs)),
+                str(len(r.timings)),
+                _fmt(median(r.timings)),
+                _fmt(p95(r.timings)),
+                ("matches" if r.identity_ok else "MISMATCH") if r.timings else "-",
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     lines.append("")
     lines.append("per method (all runs)    median   p95")
     for method, group in methods.items():
@@ -275,13 +337,30 @@ def render(results: list[WorkloadResult]) -> str:
 
 
 def as_json(results: list[WorkloadResult]) -> dict[str, Any]:
-    return {"workloads": [{
-        "name": r.name, "method": r.method, "expectedCallerIdentity": r.expected, "identityMatches": r.identity_ok,
-        "medianSeconds": median(r.timings), "p95Seconds": p95(r.timings),
-        "runs": [{"seconds": run.seconds, "arn": run.arn, "scenario": run.scenario,
-                  "error": None if run.error is None else {"code": run.error.code, "operation": run.error.operation,
-                                                           "message": run.error.message}} for run in r.runs],
-    } for r in results]}
+    return {
+        "workloads": [
+            {
+                "name": r.name,
+                "method": r.method,
+                "expectedCallerIdentity": r.expected,
+                "identityMatches": r.identity_ok,
+                "medianSeconds": median(r.timings),
+                "p95Seconds": p95(r.timings),
+                "runs": [
+                    {
+                        "seconds": run.seconds,
+                        "arn": run.arn,
+                        "scenario": run.scenario,
+                        "error": None
+                        if run.error is None
+                        else {"code": run.error.code, "operation": run.error.operation, "message": run.error.message},
+                    }
+                    for run in r.runs
+                ],
+            }
+            for r in results
+        ]
+    }
 
 
 def run(args: argparse.Namespace) -> int:
@@ -294,8 +373,15 @@ def run(args: argparse.Namespace) -> int:
     kubeconfig = kubeconfig_of(args, view)
     workloads = declared_workloads(view, args.workload)
     if kubeconfig is None or not workloads:
-        print(f"error: {args.stack}: " + ("no kubeconfig (pass --kubeconfig)" if kubeconfig is None
-                                          else "no declared workload with an identity output"), file=sys.stderr)
+        print(
+            f"error: {args.stack}: "
+            + (
+                "no kubeconfig (pass --kubeconfig)"
+                if kubeconfig is None
+                else "no declared workload with an identity output"
+            ),
+            file=sys.stderr,
+        )
         return exit_codes.CONFIG_ERROR
     prober = Prober(view, kubeconfig, image=args.image, timeout=args.timeout, poll_interval=args.poll_interval)
     results = []

@@ -24,7 +24,9 @@ SCENARIOS = {
     "unclassified": "an error outside the six recorded scenarios",
 }
 
-_AWS_ERROR = re.compile(r"An error occurred \((?P<code>[A-Za-z.]+)\) when calling the (?P<op>\w+) operation: (?P<msg>.*)")
+_AWS_ERROR = re.compile(
+    r"An error occurred \((?P<code>[A-Za-z.]+)\) when calling the (?P<op>\w+) operation: (?P<msg>.*)"
+)
 _NO_PROVIDER = re.compile(r"No OpenIDConnect provider found in your account for (?P<issuer>\S+)")
 _SKEW_CODES = {"RequestExpired", "RequestTimeTooSkewed", "SignatureDoesNotMatch", "InvalidSignatureException"}
 _SKEW_TEXT = re.compile(r"(?i)signature expired|token used before issued|not yet valid|clock skew|request time")
@@ -86,7 +88,10 @@ def classify(error: ProbeError, facts: Facts) -> str:
         if code == "AccessDenied" and error.operation == "AssumeRoleWithWebIdentity":
             return "trust-sub-mismatch"
         return "unclassified"
-    if code in ("CredentialRetrievalError", "FailedMount", "CreateContainerConfigError") and facts.secret_exists is False:
+    if (
+        code in ("CredentialRetrievalError", "FailedMount", "CreateContainerConfigError")
+        and facts.secret_exists is False
+    ):
         return "roles-anywhere-secret-deleted"
     return "unclassified"
 

@@ -36,8 +36,9 @@ def load_config(stack: str, config_file: Path | None = None) -> StackConfig:
     return parse_stack_config(read_stack_file(path))
 
 
-def load_outputs(stack: str, *, outputs_file: Path | None = None, offline: bool = False,
-                 config_file: Path | None = None) -> dict[str, Any]:
+def load_outputs(
+    stack: str, *, outputs_file: Path | None = None, offline: bool = False, config_file: Path | None = None
+) -> dict[str, Any]:
     if outputs_file is not None:
         return json.loads(outputs_file.read_text())
     if offline:
@@ -45,16 +46,27 @@ def load_outputs(stack: str, *, outputs_file: Path | None = None, offline: bool 
 
         return offline_plan(stack, config_file, show_secrets=True)["outputs"]
     if shutil.which("pulumi") is None:
-        raise OutputsUnavailable("the pulumi CLI is not installed: pass --outputs FILE "
-                                 "(`pulumi stack output --json --show-secrets > FILE`) or --offline for a dry run")
-    done = subprocess.run(["pulumi", "stack", "output", "--json", "--show-secrets", "--stack", stack],
-                          capture_output=True, text=True, check=False, cwd=REPO_ROOT)
+        raise OutputsUnavailable(
+            "the pulumi CLI is not installed: pass --outputs FILE "
+            "(`pulumi stack output --json --show-secrets > FILE`) or --offline for a dry run"
+        )
+    done = subprocess.run(
+        ["pulumi", "stack", "output", "--json", "--show-secrets", "--stack", stack],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO_ROOT,
+    )
     if done.returncode != 0:
         raise OutputsUnavailable(f"pulumi stack output failed: {done.stderr.strip()}")
     return json.loads(done.stdout)
 
 
-def load_view(stack: str, *, outputs_file: Path | None = None, offline: bool = False,
-              config_file: Path | None = None) -> StackView:
-    return StackView(stack, load_config(stack, config_file),
-                     load_outputs(stack, outputs_file=outputs_file, offline=offline, config_file=config_file))
+def load_view(
+    stack: str, *, outputs_file: Path | None = None, offline: bool = False, config_file: Path | None = None
+) -> StackView:
+    return StackView(
+        stack,
+        load_config(stack, config_file),
+        load_outputs(stack, outputs_file=outputs_file, offline=offline, config_file=config_file),
+    )

@@ -31,9 +31,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 from programs.platformctl import exit_codes, plan_cache
 from programs.platformctl.fleet import StackJob, StackOutcome, StackResult, one_line, outcome_from_process
@@ -47,9 +47,21 @@ def available() -> bool:
 
 def preview_argv(job: StackJob, plan_path: Path, use_cache: bool, policy_config: Path | None = None) -> list[str]:
     """The `platformctl` arguments a child runs: the same as the subprocess runner's command."""
-    return (["preview", "--stack", job.name, "--offline", "--config-file", str(job.stack_file), "--quiet",
-             "--json", str(plan_path)] + ([] if use_cache else ["--no-cache"])
-            + (["--policy-config", str(policy_config)] if policy_config is not None else []))
+    return (
+        [
+            "preview",
+            "--stack",
+            job.name,
+            "--offline",
+            "--config-file",
+            str(job.stack_file),
+            "--quiet",
+            "--json",
+            str(plan_path),
+        ]
+        + ([] if use_cache else ["--no-cache"])
+        + (["--policy-config", str(policy_config)] if policy_config is not None else [])
+    )
 
 
 def run_preview_in_process(argv: list[str]) -> int:
@@ -117,10 +129,17 @@ class _Child:
 class WarmRunner:
     """`run(jobs)` -> one StackResult per job (job order), `on_result` as each finishes."""
 
-    def __init__(self, parallel: int, timeout: float = 900.0, use_cache: bool = True,
-                 child_main: Callable[[list[str]], int] = run_preview_in_process,
-                 clock: Callable[[], float] = time.monotonic, work_dir: Path | None = None, warm_up: bool = True,
-                 policy_config: Path | None = None):
+    def __init__(
+        self,
+        parallel: int,
+        timeout: float = 900.0,
+        use_cache: bool = True,
+        child_main: Callable[[list[str]], int] = run_preview_in_process,
+        clock: Callable[[], float] = time.monotonic,
+        work_dir: Path | None = None,
+        warm_up: bool = True,
+        policy_config: Path | None = None,
+    ):
         if parallel < 1:
             raise ValueError(f"--parallel must be at least 1, got {parallel}")
         self.parallel = parallel
@@ -234,8 +253,7 @@ class WarmRunner:
         seconds = self.clock() - child.start
         outcome = self._outcome(child, status)
         _remove_tree(child.work)
-        return StackResult(child.job.name, outcome.code, 1, seconds, outcome.detail, outcome.resources,
-                           outcome.changes)
+        return StackResult(child.job.name, outcome.code, 1, seconds, outcome.detail, outcome.resources, outcome.changes)
 
     def _outcome(self, child: _Child, status: int) -> StackOutcome:
         if child.timed_out:
@@ -252,8 +270,10 @@ class WarmRunner:
         else:
             how = f"exit {os.WEXITSTATUS(status)}"
         last = _last_line(child.work / "stderr.txt")
-        return StackOutcome(exit_codes.DEPLOY_FAILED,
-                            one_line(f"offline preview crashed ({how}) before reporting" + (f": {last}" if last else "")))
+        return StackOutcome(
+            exit_codes.DEPLOY_FAILED,
+            one_line(f"offline preview crashed ({how}) before reporting" + (f": {last}" if last else "")),
+        )
 
     def run(self, jobs: Sequence[StackJob], on_result: OnResult | None = None) -> list[StackResult]:
         results: dict[int, StackResult] = {}
@@ -270,8 +290,10 @@ class WarmRunner:
         for index, job in enumerate(jobs):
             outcome = cached_outcome(job) if self.use_cache and job.stack_file.exists() else None
             if outcome is not None:
-                report(index, StackResult(job.name, outcome.code, 1, 0.0, outcome.detail, outcome.resources,
-                                          outcome.changes))
+                report(
+                    index,
+                    StackResult(job.name, outcome.code, 1, 0.0, outcome.detail, outcome.resources, outcome.changes),
+                )
             else:
                 pending.append((index, job))
         if len(pending) > 1 and self.warm_up and self.warm_seconds is None:
@@ -330,8 +352,15 @@ def _remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def run_offline_fleet(jobs: Sequence[StackJob], parallel: int, timeout: float, use_cache: bool = True,
-                      on_result: OnResult | None = None, policy_config: Path | None = None) -> list[StackResult]:
+def run_offline_fleet(
+    jobs: Sequence[StackJob],
+    parallel: int,
+    timeout: float,
+    use_cache: bool = True,
+    on_result: OnResult | None = None,
+    policy_config: Path | None = None,
+) -> list[StackResult]:
     """`fleet preview --offline`: the warm runner."""
     return WarmRunner(parallel, timeout=timeout, use_cache=use_cache, policy_config=policy_config).run(
-        jobs, on_result=on_result)
+        jobs, on_result=on_result
+    )

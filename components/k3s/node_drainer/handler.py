@@ -29,8 +29,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 LOG = logging.getLogger("node-drainer")
 LOG.setLevel(logging.INFO)
@@ -78,9 +79,15 @@ def parse_event(body: str) -> NodeEvent | None:
         raise PoisonEvent(f"unexpected detail-type {kind!r}")
     if kind == LIFECYCLE_TERMINATE:
         try:
-            return NodeEvent(kind, detail["EC2InstanceId"], {
-                "hook": detail["LifecycleHookName"], "group": detail["AutoScalingGroupName"],
-                "token": detail["LifecycleActionToken"]})
+            return NodeEvent(
+                kind,
+                detail["EC2InstanceId"],
+                {
+                    "hook": detail["LifecycleHookName"],
+                    "group": detail["AutoScalingGroupName"],
+                    "token": detail["LifecycleActionToken"],
+                },
+            )
         except KeyError as exc:
             raise PoisonEvent(f"lifecycle event without {exc}") from None
     instance_id = detail.get("instance-id")
@@ -114,11 +121,16 @@ class Kube:
                     f.write(pem)
             self.context.load_cert_chain(cert_file, key_file)
 
-    def request(self, method: str, path: str, body: dict[str, Any] | None = None,
-                content_type: str = "application/json") -> dict[str, Any]:
+    def request(
+        self, method: str, path: str, body: dict[str, Any] | None = None, content_type: str = "application/json"
+    ) -> dict[str, Any]:
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.server + path, data=data, method=method,
-                                     headers={"Accept": "application/json", "Content-Type": content_type})
+        req = urllib.request.Request(
+            self.server + path,
+            data=data,
+            method=method,
+            headers={"Accept": "application/json", "Content-Type": content_type},
+        )
         try:
             with urllib.request.urlopen(req, context=self.context, timeout=self.timeout) as resp:
                 raw = resp.read()
@@ -138,8 +150,12 @@ class Kube:
         return self.request("GET", "/api/v1/nodes").get("items", [])
 
     def cordon(self, name: str) -> None:
-        self.request("PATCH", f"/api/v1/nodes/{urllib.parse.quote(name)}", {"spec": {"unschedulable": True}},
-                     content_type="application/merge-patch+json")
+        self.request(
+            "PATCH",
+            f"/api/v1/nodes/{urllib.parse.quote(name)}",
+            {"spec": {"unschedulable": True}},
+            content_type="application/merge-patch+json",
+        )
 
     def pods_on(self, name: str) -> list[dict[str, Any]]:
         selector = urllib.parse.quote(f"spec.nodeName={name}")
@@ -149,7 +165,11 @@ class Kube:
         """True once the eviction is accepted (or the pod is gone); False when a PDB blocks it (429)."""
         body = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": pod, "namespace": namespace}}
         try:
-            self.request("POST", f"/api/v1/namespaces/{urllib.parse.quote(namespace)}/pods/{urllib.parse.quote(pod)}/eviction", body)
+            self.request(
+                "POST",
+                f"/api/v1/namespaces/{urllib.parse.quote(namespace)}/pods/{urllib.parse.quote(pod)}/eviction",
+                body,
+            )
         except KubeError as exc:
             if exc.status == 404:
                 return True
@@ -192,8 +212,13 @@ def evictable(pod: dict[str, Any]) -> bool:
     return pod.get("status", {}).get("phase") not in ("Succeeded", "Failed")
 
 
-def drain(kube: Kube, node: str, deadline: float, clock: Callable[[], float] = time.monotonic,
-          sleep: Callable[[float], None] = time.sleep) -> None:
+def drain(
+    kube: Kube,
+    node: str,
+    deadline: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
     """Evict every evictable pod, retrying PDB refusals, until none is left or the deadline passes."""
     while True:
         pending = [p for p in kube.pods_on(node) if evictable(p)]
@@ -203,7 +228,9 @@ def drain(kube: Kube, node: str, deadline: float, clock: Callable[[], float] = t
         for pod in pending:
             meta = pod["metadata"]
             if not meta.get("deletionTimestamp") and not kube.evict(meta["namespace"], meta["name"]):
-                LOG.info("eviction of %s/%s refused by a PodDisruptionBudget; retrying", meta["namespace"], meta["name"])
+                LOG.info(
+                    "eviction of %s/%s refused by a PodDisruptionBudget; retrying", meta["namespace"], meta["name"]
+                )
                 blocked = True
         if clock() >= deadline:
             names = ", ".join(f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in pending)
@@ -237,8 +264,15 @@ def load_credentials(secrets, secret_id: str) -> dict[str, str]:
     return creds
 
 
-def handle_event(event: NodeEvent, kube: Kube, ec2, autoscaling, drain_timeout: float,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> str:
+def handle_event(
+    event: NodeEvent,
+    kube: Kube,
+    ec2,
+    autoscaling,
+    drain_timeout: float,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
     dns_name, gone = describe_instance(ec2, event.instance_id)
     node = find_node(kube, event.instance_id, dns_name)
     if node is None:
@@ -269,9 +303,12 @@ def _complete(event: NodeEvent, autoscaling, outcome: str) -> str:
     if event.lifecycle:
         try:
             autoscaling.complete_lifecycle_action(
-                LifecycleHookName=event.lifecycle["hook"], AutoScalingGroupName=event.lifecycle["group"],
-                LifecycleActionToken=event.lifecycle["token"], LifecycleActionResult="CONTINUE",
-                InstanceId=event.instance_id)
+                LifecycleHookName=event.lifecycle["hook"],
+                AutoScalingGroupName=event.lifecycle["group"],
+                LifecycleActionToken=event.lifecycle["token"],
+                LifecycleActionResult="CONTINUE",
+                InstanceId=event.instance_id,
+            )
         except Exception as exc:  # a redelivery after the action completed or timed out
             if "No active Lifecycle Action" not in str(exc):
                 raise

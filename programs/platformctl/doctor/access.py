@@ -26,22 +26,33 @@ def access_entries(ctx: Context) -> Result:
         if not any(p["policyArn"] == CLUSTER_ADMIN_POLICY and p["accessScope"]["type"] == "cluster" for p in policies):
             findings.append(f"{arn}: access entry without AmazonEKSClusterAdminPolicy on the cluster scope")
     if findings:
-        return fail(f"{len(findings)} of {len(wanted)} admin/break-glass principals cannot administer the "
-                    f"cluster (authentication mode {mode})", queried, findings)
+        return fail(
+            f"{len(findings)} of {len(wanted)} admin/break-glass principals cannot administer the "
+            f"cluster (authentication mode {mode})",
+            queried,
+            findings,
+        )
     configured = ctx.config.cluster.eks.authentication_mode
     if mode != configured:
         return warn(f"authentication mode is {mode}, the stack configures {configured}", queried)
     if mode == "API_AND_CONFIG_MAP":
-        return warn("authentication mode API_AND_CONFIG_MAP: aws-auth still grants access; move its "
-                    "principals to access entries, then set API", queried)
+        return warn(
+            "authentication mode API_AND_CONFIG_MAP: aws-auth still grants access; move its "
+            "principals to access entries, then set API",
+            queried,
+        )
     return ok(f"authentication mode {mode}; {len(wanted)} admin/break-glass entries with cluster admin", queried)
 
 
 CHECKS = [
-    Check("eks-access-entries", "every admin gets Unauthorized after an auth-mode change (RBAC lockout)",
-          "aws eks describe-cluster --name <cluster> --query cluster.accessConfig; "
-          "aws eks list-access-entries --cluster-name <cluster>",
-          "recreate the access entry with AmazonEKSClusterAdminPolicy (pulumi up restores declared entries); "
-          "sign in as the break-glass role; keep API_AND_CONFIG_MAP until aws-auth readers are migrated",
-          ("eks",), access_entries),
+    Check(
+        "eks-access-entries",
+        "every admin gets Unauthorized after an auth-mode change (RBAC lockout)",
+        "aws eks describe-cluster --name <cluster> --query cluster.accessConfig; "
+        "aws eks list-access-entries --cluster-name <cluster>",
+        "recreate the access entry with AmazonEKSClusterAdminPolicy (pulumi up restores declared entries); "
+        "sign in as the break-glass role; keep API_AND_CONFIG_MAP until aws-auth readers are migrated",
+        ("eks",),
+        access_entries,
+    ),
 ]

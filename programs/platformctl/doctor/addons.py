@@ -47,10 +47,14 @@ def addon_health(ctx: Context) -> Result:
 
 
 CHECKS = [
-    Check("eks-addons", "DNS or pod networking breaks after an upgrade: add-on version drift or a failed add-on",
-          "aws eks list-addons --cluster-name <cluster>; aws eks describe-addon --cluster-name <cluster> "
-          "--addon-name <addon> --query 'addon.[addonVersion,status,health]'",
-          "pulumi up (pins per minor in components/core/eks_addon_versions.py); for DEGRADED read health.issues; "
-          "upgrade add-ons right after the control plane",
-          ("eks",), addon_health),
+    Check(
+        "eks-addons",
+        "DNS or pod networking breaks after an upgrade: add-on version drift or a failed add-on",
+        "aws eks list-addons --cluster-name <cluster>; aws eks describe-addon --cluster-name <cluster> "
+        "--addon-name <addon> --query 'addon.[addonVersion,status,health]'",
+        "pulumi up (pins per minor in components/core/eks_addon_versions.py); for DEGRADED read health.issues; "
+        "upgrade add-ons right after the control plane",
+        ("eks",),
+        addon_health,
+    ),
 ]

@@ -82,16 +82,25 @@ def max_pods_vs_cni(ctx: Context) -> Result:
 
 
 CHECKS = [
-    Check("pod-ip-headroom", "pods Pending (InsufficientNumberOfIPs) while CPU and memory idle",
-          "aws ec2 describe-subnets --subnet-ids <pod subnets> --query 'Subnets[].AvailableIpAddressCount'; "
-          "kubectl describe pod <pending pod>  # FailedCreatePodSandBox",
-          "add pod address space (a larger secondary CIDR such as 100.64.0.0/16 and new pod subnets); "
-          "fewer, larger nodes waste fewer /28 prefixes",
-          ("eks",), pod_ip_headroom),
-    Check("max-pods-vs-cni", "pods stuck ContainerCreating on some nodes: advertised maxPods above CNI capacity",
-          "kubectl get nodes -o custom-columns=NAME:.metadata.name,TYPE:.metadata.labels.node\\.kubernetes\\.io/instance-type,"
-          "PODS:.status.capacity.pods; kubectl -n kube-system logs ds/aws-node -c aws-node | grep -i insufficient",
-          "set maxPods from the instance's ENI capacity (components/core/max_pods.py; EC2NodeClass kubelet.maxPods) "
-          "and replace the nodes",
-          ("eks",), max_pods_vs_cni),
+    Check(
+        "pod-ip-headroom",
+        "pods Pending (InsufficientNumberOfIPs) while CPU and memory idle",
+        "aws ec2 describe-subnets --subnet-ids <pod subnets> --query 'Subnets[].AvailableIpAddressCount'; "
+        "kubectl describe pod <pending pod>  # FailedCreatePodSandBox",
+        "add pod address space (a larger secondary CIDR such as 100.64.0.0/16 and new pod subnets); "
+        "fewer, larger nodes waste fewer /28 prefixes",
+        ("eks",),
+        pod_ip_headroom,
+    ),
+    Check(
+        "max-pods-vs-cni",
+        "pods stuck ContainerCreating on some nodes: advertised maxPods above CNI capacity",
+        "kubectl get nodes -o "
+        "custom-columns=NAME:.metadata.name,TYPE:.metadata.labels.node\\.kubernetes\\.io/instance-type,"
+        "PODS:.status.capacity.pods; kubectl -n kube-system logs ds/aws-node -c aws-node | grep -i insufficient",
+        "set maxPods from the instance's ENI capacity (components/core/max_pods.py; EC2NodeClass kubelet.maxPods) "
+        "and replace the nodes",
+        ("eks",),
+        max_pods_vs_cni,
+    ),
 ]

@@ -38,7 +38,9 @@ def associations(ctx: Context) -> Result:
     found = set()
     for page in ctx.aws("eks").get_paginator("list_pod_identity_associations").paginate(clusterName=name):
         found.update((a["namespace"], a["serviceAccount"]) for a in page["associations"])
-    missing = [f"{w} ({ns}/{sa}): no Pod Identity association" for (ns, sa), w in declared.items() if (ns, sa) not in found]
+    missing = [
+        f"{w} ({ns}/{sa}): no Pod Identity association" for (ns, sa), w in declared.items() if (ns, sa) not in found
+    ]
     queried = [f"eks:ListPodIdentityAssociations {name}"]
     if missing:
         return fail(f"{len(missing)} of {len(declared)} declared ServiceAccounts have no association", queried, missing)
@@ -59,9 +61,13 @@ def no_irsa_annotation(ctx: Context) -> Result:
             continue
         role = ((sa.get("metadata") or {}).get("annotations") or {}).get(IRSA_ANNOTATION)
         if role:
-            findings.append(f"{w.namespace}/{w.service_account}: annotated {IRSA_ANNOTATION}={role} beside its association")
+            findings.append(
+                f"{w.namespace}/{w.service_account}: annotated {IRSA_ANNOTATION}={role} beside its association"
+            )
     if findings:
-        return fail(f"{len(findings)} Pod Identity ServiceAccounts would not get their associated role", queried, findings)
+        return fail(
+            f"{len(findings)} Pod Identity ServiceAccounts would not get their associated role", queried, findings
+        )
     return ok(f"{len(workloads)} Pod Identity ServiceAccounts exist without an IRSA annotation", queried)
 
 
@@ -79,36 +85,61 @@ def credentials_injected(ctx: Context) -> Result:
         queried.append(f"GET {path}")
         for pod in ctx.kube_items(path) or []:
             spec = pod.get("spec") or {}
-            if spec.get("serviceAccountName") != w.service_account or (pod.get("status") or {}).get("phase") != "Running":
+            if (
+                spec.get("serviceAccountName") != w.service_account
+                or (pod.get("status") or {}).get("phase") != "Running"
+            ):
                 continue
             seen += 1
             for c in spec.get("containers") or []:
                 if not any(e.get("name") == TOKEN_FILE_ENV for e in c.get("env") or []):
-                    missing.append(f"{w.namespace}/{pod['metadata']['name']} container {c.get('name')}: no {TOKEN_FILE_ENV}")
+                    missing.append(
+                        f"{w.namespace}/{pod['metadata']['name']} container {c.get('name')}: no {TOKEN_FILE_ENV}"
+                    )
     if not seen:
         return skipped("no running pod uses a Pod Identity ServiceAccount", queried)
     if missing:
-        return fail(f"{len(missing)} containers run without Pod Identity credentials (started before the agent "
-                    "or the association)", queried, missing)
+        return fail(
+            f"{len(missing)} containers run without Pod Identity credentials (started before the agent "
+            "or the association)",
+            queried,
+            missing,
+        )
     return ok(f"{seen} running Pod Identity pods have {TOKEN_FILE_ENV}", queried)
 
 
 CHECKS = [
-    Check("pod-identity-agent", "AccessDenied / node role from get-caller-identity: Pod Identity agent missing",
-          f"kubectl -n kube-system get ds {AGENT}  # DESIRED == READY == UP-TO-DATE",
-          f"install the {AGENT} add-on before compute; check its pods' events on the nodes it misses",
-          ("eks",), agent_ready),
-    Check("pod-identity-associations", "AccessDenied in a workload: no association for its ServiceAccount",
-          "aws eks list-pod-identity-associations --cluster-name <cluster> --namespace <ns>",
-          "pulumi up (the stack declares one association per workload); restart the workload's pods",
-          ("eks",), associations),
-    Check("pod-identity-irsa-annotation", "AccessDenied: an IRSA annotation left beside a Pod Identity association",
-          f"kubectl -n <ns> get sa <sa> -o jsonpath='{{.metadata.annotations}}'; "
-          "kubectl -n <ns> exec <pod> -- env | grep AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-          f"kubectl -n <ns> annotate sa <sa> {IRSA_ANNOTATION}-; roll the pods",
-          ("eks",), no_irsa_annotation),
-    Check("pod-identity-injection", "AccessDenied / node role in pods started before the agent or the association",
-          f"kubectl -n <ns> exec <pod> -- env | grep {TOKEN_FILE_ENV}",
-          "kubectl -n <ns> rollout restart deploy/<name> (credentials are injected at pod creation only)",
-          ("eks",), credentials_injected),
+    Check(
+        "pod-identity-agent",
+        "AccessDenied / node role from get-caller-identity: Pod Identity agent missing",
+        f"kubectl -n kube-system get ds {AGENT}  # DESIRED == READY == UP-TO-DATE",
+        f"install the {AGENT} add-on before compute; check its pods' events on the nodes it misses",
+        ("eks",),
+        agent_ready,
+    ),
+    Check(
+        "pod-identity-associations",
+        "AccessDenied in a workload: no association for its ServiceAccount",
+        "aws eks list-pod-identity-associations --cluster-name <cluster> --namespace <ns>",
+        "pulumi up (the stack declares one association per workload); restart the workload's pods",
+        ("eks",),
+        associations,
+    ),
+    Check(
+        "pod-identity-irsa-annotation",
+        "AccessDenied: an IRSA annotation left beside a Pod Identity association",
+        "kubectl -n <ns> get sa <sa> -o jsonpath='{.metadata.annotations}'; "
+        "kubectl -n <ns> exec <pod> -- env | grep AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+        f"kubectl -n <ns> annotate sa <sa> {IRSA_ANNOTATION}-; roll the pods",
+        ("eks",),
+        no_irsa_annotation,
+    ),
+    Check(
+        "pod-identity-injection",
+        "AccessDenied / node role in pods started before the agent or the association",
+        f"kubectl -n <ns> exec <pod> -- env | grep {TOKEN_FILE_ENV}",
+        "kubectl -n <ns> rollout restart deploy/<name> (credentials are injected at pod creation only)",
+        ("eks",),
+        credentials_injected,
+    ),
 ]

@@ -74,8 +74,10 @@ def jwks_signing_key(ctx: Context) -> Result:
             problems.append(f"{name}: JWKS unreachable ({type(exc).__name__}); see oidc-discovery")
             continue
         if not signing <= published:
-            problems.append(f"{name}: servers sign with kid {', '.join(sorted(signing - published))}, "
-                            f"the published JWKS has {', '.join(sorted(k for k in published if k)) or 'none'}")
+            problems.append(
+                f"{name}: servers sign with kid {', '.join(sorted(signing - published))}, "
+                f"the published JWKS has {', '.join(sorted(k for k in published if k)) or 'none'}"
+            )
     if problems:
         return fail("STS cannot verify the servers' tokens for every issuer", queried, problems)
     return ok(f"every issuer publishes the servers' signing key ({', '.join(sorted(signing))})", queried)
@@ -90,11 +92,17 @@ def oidc_provider_url(ctx: Context) -> Result:
     urls = {}
     for p in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"]:
         urls[iam.get_open_id_connect_provider(OpenIDConnectProviderArn=p["Arn"])["Url"]] = p["Arn"]
-    missing = [f"{name}: no IAM OIDC provider for {url}" for name, url in issuers.items()
-               if url.removeprefix("https://") not in urls]
+    missing = [
+        f"{name}: no IAM OIDC provider for {url}"
+        for name, url in issuers.items()
+        if url.removeprefix("https://") not in urls
+    ]
     if missing:
-        return fail(f"{len(missing)} issuers have no IAM OIDC provider: every IRSA call fails with "
-                    "InvalidIdentityToken", queried, missing)
+        return fail(
+            f"{len(missing)} issuers have no IAM OIDC provider: every IRSA call fails with InvalidIdentityToken",
+            queried,
+            missing,
+        )
     return ok(f"{len(issuers)} issuers each have their IAM OIDC provider", queried)
 
 
@@ -121,9 +129,13 @@ def etcd_snapshots(ctx: Context) -> Result:
         return fail(f"no etcd snapshot in s3://{bucket}", queried)
     age = ctx.now() - newest
     if age > 3 * interval:
-        return fail(f"newest snapshot is {age / 3600:.1f} h old; the schedule takes one every {interval / 3600:g} h", queried)
+        return fail(
+            f"newest snapshot is {age / 3600:.1f} h old; the schedule takes one every {interval / 3600:g} h", queried
+        )
     if age > 1.5 * interval:
-        return warn(f"newest snapshot is {age / 3600:.1f} h old (one missed; schedule every {interval / 3600:g} h)", queried)
+        return warn(
+            f"newest snapshot is {age / 3600:.1f} h old (one missed; schedule every {interval / 3600:g} h)", queried
+        )
     return ok(f"newest snapshot {age / 3600:.1f} h old (schedule every {interval / 3600:g} h)", queried)
 
 
@@ -140,24 +152,45 @@ def drain_dead_letters(ctx: Context) -> Result:
 
 
 CHECKS = [
-    Check("oidc-discovery", "every IRSA pod fails: STS cannot fetch the issuer's discovery document or JWKS",
-          "curl -fsS <issuer>/.well-known/openid-configuration; curl -fsS <jwks_uri>",
-          "pulumi up (the stack publishes both); for CloudFront check the distribution and its certificate",
-          ("k3s",), oidc_discovery),
-    Check("jwks-signing-key", "InvalidIdentityToken for every IRSA pod after a key or issuer change",
-          "kubectl get --raw /openid/v1/jwks | jq '.keys[].kid'; curl -fsS <jwks_uri> | jq '.keys[].kid'",
-          "publish the servers' current key (pulumi up); never replace the service-account key in place",
-          ("k3s",), jwks_signing_key),
-    Check("oidc-provider-url", "InvalidIdentityToken: No OpenIDConnect provider found for the issuer",
-          "aws iam list-open-id-connect-providers; aws iam get-open-id-connect-provider --open-id-connect-provider-arn <arn>",
-          "pulumi up recreates the provider; its URL must equal the issuer exactly (no trailing slash)",
-          ("k3s", "eks"), oidc_provider_url),
-    Check("etcd-snapshots", "no restore point: etcd snapshots stopped arriving in S3",
-          "aws s3 ls s3://<etcdSnapshotBucket>/ --recursive | sort | tail -3",
-          "on a server: journalctl -u k3s | grep -i snapshot; check the server role's s3:PutObject and the KMS key",
-          ("k3s",), etcd_snapshots),
-    Check("drain-dlq", "spot interruptions killed pods without a drain: drainer events dead-lettered",
-          "aws sqs get-queue-attributes --queue-url <dlq> --attribute-names ApproximateNumberOfMessages",
-          "read the messages and the drainer Lambda's logs; redrive them after fixing the cause",
-          ("k3s",), drain_dead_letters),
+    Check(
+        "oidc-discovery",
+        "every IRSA pod fails: STS cannot fetch the issuer's discovery document or JWKS",
+        "curl -fsS <issuer>/.well-known/openid-configuration; curl -fsS <jwks_uri>",
+        "pulumi up (the stack publishes both); for CloudFront check the distribution and its certificate",
+        ("k3s",),
+        oidc_discovery,
+    ),
+    Check(
+        "jwks-signing-key",
+        "InvalidIdentityToken for every IRSA pod after a key or issuer change",
+        "kubectl get --raw /openid/v1/jwks | jq '.keys[].kid'; curl -fsS <jwks_uri> | jq '.keys[].kid'",
+        "publish the servers' current key (pulumi up); never replace the service-account key in place",
+        ("k3s",),
+        jwks_signing_key,
+    ),
+    Check(
+        "oidc-provider-url",
+        "InvalidIdentityToken: No OpenIDConnect provider found for the issuer",
+        "aws iam list-open-id-connect-providers; aws iam get-open-id-connect-provider "
+        "--open-id-connect-provider-arn <arn>",
+        "pulumi up recreates the provider; its URL must equal the issuer exactly (no trailing slash)",
+        ("k3s", "eks"),
+        oidc_provider_url,
+    ),
+    Check(
+        "etcd-snapshots",
+        "no restore point: etcd snapshots stopped arriving in S3",
+        "aws s3 ls s3://<etcdSnapshotBucket>/ --recursive | sort | tail -3",
+        "on a server: journalctl -u k3s | grep -i snapshot; check the server role's s3:PutObject and the KMS key",
+        ("k3s",),
+        etcd_snapshots,
+    ),
+    Check(
+        "drain-dlq",
+        "spot interruptions killed pods without a drain: drainer events dead-lettered",
+        "aws sqs get-queue-attributes --queue-url <dlq> --attribute-names ApproximateNumberOfMessages",
+        "read the messages and the drainer Lambda's logs; redrive them after fixing the cause",
+        ("k3s",),
+        drain_dead_letters,
+    ),
 ]

@@ -37,9 +37,14 @@ def nodepool_shape(ctx: Context) -> Result:
         if narrow:
             loose.append(f"{name}: one instance shape only ({narrow}); Karpenter cannot pick a better fit")
         disruption = spec.get("disruption") or {}
-        if disruption.get("consolidationPolicy") != "WhenEmptyOrUnderutilized" or disruption.get("consolidateAfter") == "Never":
-            loose.append(f"{name}: consolidationPolicy {disruption.get('consolidationPolicy')}, consolidateAfter "
-                         f"{disruption.get('consolidateAfter')}: underused nodes are never packed")
+        if (
+            disruption.get("consolidationPolicy") != "WhenEmptyOrUnderutilized"
+            or disruption.get("consolidateAfter") == "Never"
+        ):
+            loose.append(
+                f"{name}: consolidationPolicy {disruption.get('consolidationPolicy')}, consolidateAfter "
+                f"{disruption.get('consolidateAfter')}: underused nodes are never packed"
+            )
     if unbounded:
         return fail(f"{len(unbounded)} NodePools have no CPU limit", queried, unbounded + loose)
     if loose:
@@ -77,14 +82,22 @@ def nodeclaims_stuck(ctx: Context) -> Result:
 
 
 CHECKS = [
-    Check("karpenter-nodepools", "nodes huge and half-empty, or costly: NodePool too narrow, unbounded or not consolidating",
-          "kubectl get nodepools -o yaml; kubectl get nodeclaims -o wide",
-          "widen requirements (categories c/m/r, several sizes, spot and on-demand); set limits.cpu; "
-          "consolidationPolicy: WhenEmptyOrUnderutilized (k8s-platform:karpenter.nodePools)",
-          ("eks", "k3s"), nodepool_shape),
-    Check("karpenter-nodeclaims", "pods Pending while Karpenter 'launches': NodeClaims never launch or register",
-          "kubectl get nodeclaims; kubectl describe nodeclaim <name>  # Launched/Registered conditions",
-          "read the NodeClaim's condition message (capacity, AMI, subnet or IAM); kubectl -n kube-system logs "
-          "deploy/karpenter; fix the EC2NodeClass or widen the pool",
-          ("eks", "k3s"), nodeclaims_stuck),
+    Check(
+        "karpenter-nodepools",
+        "nodes huge and half-empty, or costly: NodePool too narrow, unbounded or not consolidating",
+        "kubectl get nodepools -o yaml; kubectl get nodeclaims -o wide",
+        "widen requirements (categories c/m/r, several sizes, spot and on-demand); set limits.cpu; "
+        "consolidationPolicy: WhenEmptyOrUnderutilized (k8s-platform:karpenter.nodePools)",
+        ("eks", "k3s"),
+        nodepool_shape,
+    ),
+    Check(
+        "karpenter-nodeclaims",
+        "pods Pending while Karpenter 'launches': NodeClaims never launch or register",
+        "kubectl get nodeclaims; kubectl describe nodeclaim <name>  # Launched/Registered conditions",
+        "read the NodeClaim's condition message (capacity, AMI, subnet or IAM); kubectl -n kube-system logs "
+        "deploy/karpenter; fix the EC2NodeClass or widen the pool",
+        ("eks", "k3s"),
+        nodeclaims_stuck,
+    ),
 ]

@@ -15,8 +15,10 @@ SKEW_WARN_SECONDS = 30
 
 
 def _ready(node: dict) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (node.get("status") or {}).get("conditions") or [])
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (node.get("status") or {}).get("conditions") or []
+    )
 
 
 def clock_skew(ctx: Context) -> Result:
@@ -35,12 +37,22 @@ def clock_skew(ctx: Context) -> Result:
         skews.append((skew, name))
     if not skews:
         return skipped("no Ready node with a Lease to compare", queried)
-    bad = [f"{n}: clock {'ahead' if s > 0 else 'behind'} by about {abs(s):.0f} s" for s, n in skews if abs(s) >= SKEW_FAIL_SECONDS]
-    off = [f"{n}: clock {'ahead' if s > 0 else 'behind'} by about {abs(s):.0f} s" for s, n in skews
-           if SKEW_WARN_SECONDS <= abs(s) < SKEW_FAIL_SECONDS]
+    bad = [
+        f"{n}: clock {'ahead' if s > 0 else 'behind'} by about {abs(s):.0f} s"
+        for s, n in skews
+        if abs(s) >= SKEW_FAIL_SECONDS
+    ]
+    off = [
+        f"{n}: clock {'ahead' if s > 0 else 'behind'} by about {abs(s):.0f} s"
+        for s, n in skews
+        if SKEW_WARN_SECONDS <= abs(s) < SKEW_FAIL_SECONDS
+    ]
     if bad:
-        return fail(f"{len(bad)} nodes are more than {SKEW_FAIL_SECONDS // 60} minutes off: AWS calls from them fail",
-                    queried, bad + off)
+        return fail(
+            f"{len(bad)} nodes are more than {SKEW_FAIL_SECONDS // 60} minutes off: AWS calls from them fail",
+            queried,
+            bad + off,
+        )
     if off:
         return warn(f"{len(off)} nodes drift", queried, off)
     worst = max(abs(s) for s, _ in skews)
@@ -48,9 +60,13 @@ def clock_skew(ctx: Context) -> Result:
 
 
 CHECKS = [
-    Check("node-clock-skew", "SignatureDoesNotMatch / RequestExpired / 'Token used before issued' from one node's pods",
-          "kubectl -n kube-node-lease get lease -o custom-columns=NODE:.metadata.name,RENEW:.spec.renewTime; "
-          "on the node: chronyc tracking",
-          "enable chrony against the Amazon Time Sync Service (169.254.169.123); replace the node if it persists",
-          ("eks", "k3s"), clock_skew),
+    Check(
+        "node-clock-skew",
+        "SignatureDoesNotMatch / RequestExpired / 'Token used before issued' from one node's pods",
+        "kubectl -n kube-node-lease get lease -o custom-columns=NODE:.metadata.name,RENEW:.spec.renewTime; "
+        "on the node: chronyc tracking",
+        "enable chrony against the Amazon Time Sync Service (169.254.169.123); replace the node if it persists",
+        ("eks", "k3s"),
+        clock_skew,
+    ),
 ]
