@@ -13,6 +13,7 @@ caller asks for them.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 from policy.offline_runner import SECRET_MASK, Resource
@@ -95,6 +96,11 @@ def render_tree(plan: dict[str, Any]) -> str:
 def resources_from_run(run: OfflineRun) -> list[Resource]:
     """Resources of an `OfflineRun` for the policy pack; `Secret` values unwrapped, as the engine
     gives policies plaintext."""
+    return policy_resources(run.resources)
+
+
+def policy_resources(captured: Iterable[CapturedResource]) -> list[Resource]:
+    """Captured registrations as the policy pack's `Resource`s (secrets revealed)."""
     return [
         Resource(
             urn=r.urn,
@@ -106,5 +112,5 @@ def resources_from_run(run: OfflineRun) -> list[Resource]:
             property_dependencies=dict(r.property_dependencies),
             protect=r.protect,
         )
-        for r in run.resources
+        for r in captured
     ]

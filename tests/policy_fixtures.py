@@ -24,7 +24,7 @@ from components.core.trust_policies import irsa_trust, pod_identity_trust
 from policy.offline_runner import Resource
 from programs import offline
 from programs.offline import read_stack_file, reveal, run_offline, stack_file
-from programs.plan import resources_from_run
+from programs.plan import policy_resources, resources_from_run
 
 ACCOUNT = "123456789012"
 TAGS = {"owner": "platform-team", "cost-center": "cc-1234", "environment": "prod"}
@@ -429,16 +429,4 @@ def first_preview_resources(stack: str) -> list[Resource]:
             _sync_await(run_pulumi_func(body))
         finally:
             settings.reset_options(project=offline.PROJECT, stack=stack, preview=False)
-    return [
-        Resource(
-            urn=r.urn,
-            type=r.type,
-            name=r.name,
-            inputs=reveal(r.inputs),
-            parent=r.parent,
-            dependencies=list(r.dependencies),
-            property_dependencies=dict(r.property_dependencies),
-            protect=r.protect,
-        )
-        for r in monitor.captured
-    ]
+    return policy_resources(monitor.captured)

@@ -23,91 +23,6 @@ VPC_ARN = f"arn:aws:ec2:{REGION}:{ACCOUNT}:vpc/{VPC}"
 OWNED = {f"aws:ResourceTag/{LB_CLUSTER_TAG}": CLUSTER}
 OTHER_CLUSTER = {f"aws:ResourceTag/{LB_CLUSTER_TAG}": "other-cluster"}
 
-# Every API call of the controller's published iam_policy.json (v3.x): our policy must still allow
-# each of them for the cluster's own resources, or the controller breaks.
-UPSTREAM_ACTIONS = {
-    "iam:CreateServiceLinkedRole",
-    "ec2:DescribeAccountAttributes",
-    "ec2:DescribeAddresses",
-    "ec2:DescribeAvailabilityZones",
-    "ec2:DescribeInternetGateways",
-    "ec2:DescribeVpcs",
-    "ec2:DescribeVpcPeeringConnections",
-    "ec2:DescribeSubnets",
-    "ec2:DescribeSecurityGroups",
-    "ec2:DescribeInstances",
-    "ec2:DescribeNetworkInterfaces",
-    "ec2:DescribeTags",
-    "ec2:GetCoipPoolUsage",
-    "ec2:DescribeCoipPools",
-    "ec2:GetSecurityGroupsForVpc",
-    "ec2:DescribeIpamPools",
-    "ec2:DescribeRouteTables",
-    "elasticloadbalancing:DescribeLoadBalancers",
-    "elasticloadbalancing:DescribeLoadBalancerAttributes",
-    "elasticloadbalancing:DescribeListeners",
-    "elasticloadbalancing:DescribeListenerCertificates",
-    "elasticloadbalancing:DescribeSSLPolicies",
-    "elasticloadbalancing:DescribeRules",
-    "elasticloadbalancing:DescribeTargetGroups",
-    "elasticloadbalancing:DescribeTargetGroupAttributes",
-    "elasticloadbalancing:DescribeTargetHealth",
-    "elasticloadbalancing:DescribeTags",
-    "elasticloadbalancing:DescribeTrustStores",
-    "elasticloadbalancing:DescribeListenerAttributes",
-    "elasticloadbalancing:DescribeCapacityReservation",
-    "cognito-idp:DescribeUserPoolClient",
-    "acm:ListCertificates",
-    "acm:DescribeCertificate",
-    "iam:ListServerCertificates",
-    "iam:GetServerCertificate",
-    "waf-regional:GetWebACL",
-    "waf-regional:GetWebACLForResource",
-    "waf-regional:AssociateWebACL",
-    "waf-regional:DisassociateWebACL",
-    "wafv2:GetWebACL",
-    "wafv2:GetWebACLForResource",
-    "wafv2:AssociateWebACL",
-    "wafv2:DisassociateWebACL",
-    "shield:GetSubscriptionState",
-    "shield:DescribeProtection",
-    "shield:CreateProtection",
-    "shield:DeleteProtection",
-    "ec2:AuthorizeSecurityGroupIngress",
-    "ec2:RevokeSecurityGroupIngress",
-    "ec2:CreateSecurityGroup",
-    "ec2:CreateTags",
-    "ec2:DeleteTags",
-    "ec2:DeleteSecurityGroup",
-    "elasticloadbalancing:CreateLoadBalancer",
-    "elasticloadbalancing:CreateTargetGroup",
-    "elasticloadbalancing:CreateListener",
-    "elasticloadbalancing:DeleteListener",
-    "elasticloadbalancing:CreateRule",
-    "elasticloadbalancing:DeleteRule",
-    "elasticloadbalancing:AddTags",
-    "elasticloadbalancing:RemoveTags",
-    "elasticloadbalancing:ModifyLoadBalancerAttributes",
-    "elasticloadbalancing:SetIpAddressType",
-    "elasticloadbalancing:SetSecurityGroups",
-    "elasticloadbalancing:SetSubnets",
-    "elasticloadbalancing:DeleteLoadBalancer",
-    "elasticloadbalancing:ModifyTargetGroup",
-    "elasticloadbalancing:ModifyTargetGroupAttributes",
-    "elasticloadbalancing:DeleteTargetGroup",
-    "elasticloadbalancing:ModifyListenerAttributes",
-    "elasticloadbalancing:ModifyCapacityReservation",
-    "elasticloadbalancing:ModifyIpPools",
-    "elasticloadbalancing:RegisterTargets",
-    "elasticloadbalancing:DeregisterTargets",
-    "elasticloadbalancing:SetWebAcl",
-    "elasticloadbalancing:ModifyListener",
-    "elasticloadbalancing:AddListenerCertificates",
-    "elasticloadbalancing:RemoveListenerCertificates",
-    "elasticloadbalancing:ModifyRule",
-    "elasticloadbalancing:SetRulePriorities",
-}
-
 
 def _actions(policy: dict) -> set[str]:
     found: set[str] = set()
@@ -119,11 +34,8 @@ def _actions(policy: dict) -> set[str]:
 WAF_POLICY = load_balancer_controller_policy(CLUSTER, VPC, REGION, ACCOUNT, waf_integration=True)
 
 
-def test_lb_policy_grants_every_call_of_the_published_policy_and_nothing_else():
-    # Without wafIntegration the WAF and Shield calls are left out on purpose (the chart's
-    # enableWaf/enableWafv2/enableShield are off then); with it, every published call is granted.
-    assert _actions(LB_POLICY) == UPSTREAM_ACTIONS - set(LB_WAF_SHIELD_ACTIONS_REMOVED_BY_DEFAULT)
-    assert _actions(WAF_POLICY) == UPSTREAM_ACTIONS
+# Which actions are granted, against upstream's published iam_policy.json itself (with and without
+# wafIntegration): tests/test_upstream_contracts_iam.py.
 
 
 def test_lb_policy_without_waf_integration_cannot_touch_waf_or_shield():
