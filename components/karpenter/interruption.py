@@ -113,6 +113,8 @@ class KarpenterInterruptionQueueArgs:
 class KarpenterInterruptionQueue(pulumi.ComponentResource):
     queue: aws.sqs.Queue
     rules: dict[str, aws.cloudwatch.EventRule]
+    queue_name: pulumi.Output[str]
+    queue_arn: pulumi.Output[str]
 
     def __init__(self, name: str, args: KarpenterInterruptionQueueArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("k8s-platform:karpenter:KarpenterInterruptionQueue", name, None, opts)
