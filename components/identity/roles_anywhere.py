@@ -61,6 +61,9 @@ def aws_config_file(**kwargs: str) -> str:
 
 @dataclass(frozen=True)
 class RolesAnywhereAuthorityArgs:
+    """Built by `WorkloadIdentity` when the first `roles-anywhere` workload needs it, not from the
+    stack: no `from_stack`."""
+
     cluster_name: str
     """Names the CA (`<cluster> workload identity CA`) and the trust anchor (`<cluster>-workloads`)."""
     tags: dict[str, str]

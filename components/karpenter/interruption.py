@@ -102,6 +102,8 @@ def queue_policy(queue_arn: str, rule_arns: list[str], account_id: str) -> dict[
 
 @dataclass(frozen=True)
 class KarpenterInterruptionQueueArgs:
+    """Built by `Karpenter` for its own queue, not from the stack: no `from_stack`."""
+
     cluster_name: str
     """Names the queue (`<cluster>-karpenter-interruption`) and the EventBridge rules."""
     account_id: str
