@@ -31,7 +31,6 @@ from components.network.api_port_forward import ApiPortForward, ApiPortForwardAr
 
 def build_stack(cfg: StackConfig) -> dict[str, Any]:
     """Register every resource of the stack; return the stack outputs."""
-    tags = cfg.resource_tags()
     # One explicit provider: pinned region, and refusal to touch any account but the configured one.
     aws_provider = aws.Provider("aws", region=cfg.region, allowed_account_ids=[cfg.account_id])
     providers = pulumi.ResourceOptions(providers={"aws": aws_provider})
@@ -46,10 +45,10 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
     named_issuers: tuple[NamedIssuer, ...] = ()  # K3s: the published service-account issuers, active first
     eks: EksCluster | None = None
     if cfg.cluster.kind == "eks":
-        eks = EksCluster("eks", EksClusterArgs(config=cfg, network=network), opts=providers)
+        eks = EksCluster("eks", EksClusterArgs.from_stack(cfg, network), opts=providers)
         cluster = eks.handle
     else:
-        control_plane = k3s_control_plane(cfg, network, providers, tags)
+        control_plane = k3s_control_plane(cfg, network, providers)
         k3s, cluster, named_issuers = control_plane.cluster, control_plane.handle, control_plane.issuers
 
     karpenter: Karpenter | None = None
@@ -63,40 +62,24 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
                 join_key_arn=k3s.join_key.arn,
                 k3s_version=cfg.cluster.k3s.version,
             )
-        karpenter = Karpenter(
-            "karpenter",
-            KarpenterArgs(
-                config=cfg.karpenter,
-                cluster=cluster,
-                region=cfg.region,
-                account_id=cfg.account_id,
-                controller_replicas=cfg.safeguards_in_force.controller_replicas,
-                tags=tags,
-                k3s_join=k3s_join,
-            ),
-            opts=providers,
-        )
+        karpenter = Karpenter("karpenter", KarpenterArgs.from_stack(cfg, cluster, k3s_join=k3s_join), opts=providers)
 
     workloads: WorkloadIdentity | None = None
     if cfg.workloads:
         # One declared identity per workload (k8s-platform:workloads): role, ServiceAccount, binding.
         workloads = WorkloadIdentity(
             "workloads",
-            WorkloadIdentityArgs(
-                cluster=cluster,
-                workloads=list(cfg.workloads),
-                account_id=cfg.account_id,
-                region=cfg.region,
-                tags=tags,
-                issuers=list(named_issuers),
-                protect=cfg.safeguards_in_force.protect_stateful_resources,
+            WorkloadIdentityArgs.from_stack(
+                cfg,
+                cluster,
+                issuers=named_issuers,
                 extra_node_role_names=(karpenter.node_role.name,) if karpenter is not None else (),
             ),
             opts=providers,
         )
 
     # Cluster add-ons last: controllers on the system capacity the control plane made ready.
-    ClusterAddons("addons", ClusterAddonsArgs(config=cfg, cluster=cluster, vpc_id=network.vpc_id), opts=providers)
+    ClusterAddons("addons", ClusterAddonsArgs.from_stack(cfg, cluster, network.vpc_id), opts=providers)
 
     outputs: dict[str, Any] = {
         "environment": cfg.environment,
@@ -116,7 +99,7 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
         }
     if workloads is not None:
         outputs["workloadIdentities"] = workloads.identities
-    api_access = _api_access(cfg, network, eks, k3s, providers, tags)
+    api_access = _api_access(cfg, network, eks, k3s, providers)
     if api_access is not None:
         outputs["apiAccess"] = api_access  # what `platformctl connect` forwards through
     if k3s is not None:
@@ -135,7 +118,6 @@ def _api_access(
     eks: EksCluster | None,
     k3s: K3sCluster | None,
     providers: pulumi.ResourceOptions,
-    tags: dict[str, str],
 ) -> dict[str, Any] | None:
     """The SSM port-forwarding target of the private API: a K3s server, or the EKS access instance."""
     target: dict[str, Any]
@@ -148,13 +130,11 @@ def _api_access(
     elif eks is not None and cfg.cluster.eks.access_instance.enabled:
         instance = AccessInstance(
             "eks-access-instance",
-            AccessInstanceArgs(
-                cluster_name=cfg.cluster_name,
-                instance_type=cfg.cluster.eks.access_instance.instance_type,
+            AccessInstanceArgs.from_stack(
+                cfg,
                 vpc_id=network.vpc_id,
                 subnet_id=network.private_subnet_ids[network.azs[0]],
                 cluster_security_group_id=eks.cluster.vpc_config.cluster_security_group_id,
-                tags=tags,
             ),
             opts=providers,
         )
@@ -165,14 +145,7 @@ def _api_access(
         return None
     forward = ApiPortForward(
         "api-port-forward",
-        ApiPortForwardArgs(
-            cluster_name=cfg.cluster_name,
-            region=cfg.region,
-            account_id=cfg.account_id,
-            api_host=api_host,
-            api_port=api_port,
-            tags=tags,
-        ),
+        ApiPortForwardArgs.from_stack(cfg, api_host=api_host, api_port=api_port),
         opts=providers,
     )
     return {

@@ -167,3 +167,129 @@ def test_the_module_import_graph_has_no_cycle():
 def test_every_package_documents_its_design(package):
     doc = ast.get_docstring(ast.parse((ROOT / "components" / package / "__init__.py").read_text()))
     assert doc and len(doc.split()) >= 25, f"components/{package}/__init__.py needs its design notes"
+
+
+# ---------------------------------------------------------------------------------------------
+# One component convention: `Component(name, args, opts)`, frozen Args whose every field says what it
+# is, `Args.from_stack(cfg, ...)` (or a class docstring saying why there is none), every public
+# attribute declared on the class, `register_outputs` last.
+
+COMPONENT_SOURCES = {m: p for m, p in SOURCES.items() if m.startswith("components")}
+TREES = {m: ast.parse(p.read_text(), filename=str(p)) for m, p in COMPONENT_SOURCES.items()}
+
+
+def _classes(predicate):
+    return [
+        (f"{COMPONENT_SOURCES[m].relative_to(ROOT)}:{node.lineno} {node.name}", node)
+        for m, tree in TREES.items()
+        for node in tree.body
+        if isinstance(node, ast.ClassDef) and predicate(node)
+    ]
+
+
+ARGS_CLASSES = _classes(lambda c: c.name.endswith("Args"))
+COMPONENTS = _classes(lambda c: any(ast.unparse(b).endswith("ComponentResource") for b in c.bases))
+
+
+def _is_frozen_dataclass(cls: ast.ClassDef) -> bool:
+    for deco in cls.decorator_list:
+        if isinstance(deco, ast.Call) and ast.unparse(deco.func).endswith("dataclass"):
+            return any(k.arg == "frozen" and ast.literal_eval(k.value) is True for k in deco.keywords)
+    return False
+
+
+def _undocumented_fields(cls: ast.ClassDef) -> list[str]:
+    missing = []
+    for i, stmt in enumerate(cls.body):
+        if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+            after = cls.body[i + 1] if i + 1 < len(cls.body) else None
+            documented = (
+                isinstance(after, ast.Expr)
+                and isinstance(after.value, ast.Constant)
+                and isinstance(after.value.value, str)
+                and after.value.value.strip()
+            )
+            if not documented:
+                missing.append(stmt.target.id)
+    return missing
+
+
+def _init(cls: ast.ClassDef) -> ast.FunctionDef | None:
+    return next((f for f in cls.body if isinstance(f, ast.FunctionDef) and f.name == "__init__"), None)
+
+
+def test_the_convention_is_measured_on_every_component():
+    # Guards the tests below against a selector that silently finds nothing.
+    assert len(ARGS_CLASSES) >= 20 and len(COMPONENTS) >= 20
+
+
+def test_every_args_class_is_a_frozen_dataclass():
+    assert [where for where, cls in ARGS_CLASSES if not _is_frozen_dataclass(cls)] == []
+
+
+def test_every_args_field_has_a_docstring():
+    found = [f"{where}.{field}" for where, cls in ARGS_CLASSES for field in _undocumented_fields(cls)]
+    assert found == [], "a string literal right after each field says what it is and what its default means"
+
+
+def test_every_args_class_is_built_from_the_stack_or_says_why_not():
+    def ok(cls: ast.ClassDef) -> bool:
+        if any(isinstance(f, ast.FunctionDef) and f.name == "from_stack" for f in cls.body):
+            return True
+        return "no `from_stack`" in (ast.get_docstring(cls) or "")
+
+    assert [where for where, cls in ARGS_CLASSES if not ok(cls)] == []
+
+
+def test_every_component_takes_name_args_opts():
+    def signature(cls: ast.ClassDef) -> list[str] | None:
+        init = _init(cls)
+        if init is None:
+            return None
+        a = init.args
+        if a.vararg or a.kwarg or a.kwonlyargs or a.posonlyargs:
+            return None
+        return [x.arg for x in a.args]
+
+    found = [
+        f"{where}: {signature(cls)}" for where, cls in COMPONENTS if signature(cls) != ["self", "name", "args", "opts"]
+    ]
+    assert found == []
+
+
+def test_every_component_declares_its_public_attributes():
+    found = []
+    for where, cls in COMPONENTS:
+        declared = {s.target.id for s in cls.body if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)}
+        for node in ast.walk(cls):
+            targets = (
+                node.targets
+                if isinstance(node, ast.Assign)
+                else [node.target]
+                if isinstance(node, ast.AnnAssign)
+                else []
+            )
+            for target in targets:
+                for t in target.elts if isinstance(target, ast.Tuple) else [target]:
+                    if (
+                        isinstance(t, ast.Attribute)
+                        and isinstance(t.value, ast.Name)
+                        and t.value.id == "self"
+                        and not t.attr.startswith("_")
+                        and t.attr not in declared
+                    ):
+                        found.append(f"{where}.{t.attr} (line {t.lineno})")
+    assert sorted(set(found)) == []
+
+
+def test_every_component_registers_its_outputs_last():
+    def last_is_register_outputs(cls: ast.ClassDef) -> bool:
+        init = _init(cls)
+        last = init.body[-1] if init else None
+        return (
+            isinstance(last, ast.Expr)
+            and isinstance(last.value, ast.Call)
+            and ast.unparse(last.value.func) == "self.register_outputs"
+        )
+
+    assert [where for where, cls in COMPONENTS if not last_is_register_outputs(cls)] == []

@@ -28,18 +28,32 @@ from components.config import StackConfig, kubernetes_minor
 from components.core import iam_documents as iam
 from components.core.chart_versions import CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS
 from components.core.cluster_handle import ClusterHandle
+from components.identity import ServiceAccountIdentity
 
 
-@dataclass
+@dataclass(frozen=True)
 class CloudControllerManagerArgs:
     config: StackConfig
+    """The stack: names, region, account, the K3s version (image tag) and whether the load balancer
+    controller is on (then the service controller is off)."""
     cluster: ClusterHandle
+    """The K3s cluster, servers only in `ready`: the controller is what initialises the nodes."""
     vpc_id: pulumi.Input[str]
-    # A private subnet of the cluster: the provider's "own" subnet in its IMDS-free mode.
+    """The cluster's VPC, named in `--cloud-config` and scoping the controller's policy."""
     subnet_id: pulumi.Input[str]
+    """A private subnet of the cluster: the provider's "own" subnet in its IMDS-free mode."""
+
+    @classmethod
+    def from_stack(
+        cls, cfg: StackConfig, cluster: ClusterHandle, vpc_id: pulumi.Input[str], subnet_id: pulumi.Input[str]
+    ) -> "CloudControllerManagerArgs":
+        return cls(config=cfg, cluster=cluster, vpc_id=vpc_id, subnet_id=subnet_id)
 
 
 class CloudControllerManager(pulumi.ComponentResource):
+    identity: ServiceAccountIdentity  # the controller's role and its IRSA binding
+    release: k8s.helm.v3.Release
+
     def __init__(self, name: str, args: CloudControllerManagerArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("k8s-platform:addons:CloudControllerManager", name, None, opts)
         cfg, cluster = args.config, args.cluster

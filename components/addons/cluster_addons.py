@@ -90,24 +90,33 @@ def addon_identity(
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class ClusterAddonsArgs:
     config: StackConfig
+    """The stack: the `addons` section, plus the identity, names and tags every add-on role uses."""
     cluster: ClusterHandle
+    """The complete cluster: provider, system scheduling, `ready` (system capacity first)."""
     vpc_id: pulumi.Input[str]
+    """The cluster's VPC (the load balancer controller's `vpcId`, and the scope of its policy)."""
+
+    @classmethod
+    def from_stack(cls, cfg: StackConfig, cluster: ClusterHandle, vpc_id: pulumi.Input[str]) -> "ClusterAddonsArgs":
+        return cls(config=cfg, cluster=cluster, vpc_id=vpc_id)
 
 
 class ClusterAddons(pulumi.ComponentResource):
-    releases: dict[str, k8s.helm.v3.Release]
-    identities: dict[str, ServiceAccountIdentity]
+    releases: dict[str, k8s.helm.v3.Release]  # by add-on key
+    identities: dict[str, ServiceAccountIdentity]  # by add-on key
+    storage_class: k8s.storage.v1.StorageClass | None  # the EBS CSI default class, when enabled
+    ingress_class: k8s.networking.v1.IngressClass | None  # the load balancer controller's, when enabled
 
     def __init__(self, name: str, args: ClusterAddonsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("k8s-platform:addons:ClusterAddons", name, None, opts)
         self._name, self._cfg, self._cluster, self._vpc_id = name, args.config, args.cluster, args.vpc_id
         self.releases, self.identities = {}, {}
         addons = self._cfg.addons
-        self.storage_class: k8s.storage.v1.StorageClass | None = None
-        self.ingress_class: k8s.networking.v1.IngressClass | None = None
+        self.storage_class = None
+        self.ingress_class = None
 
         # Everything waits for `cluster.ready` (system capacity; on K3s also the cloud controller
         # and the pod-identity webhook). K3s's cloud controller is not here: see module docstring.

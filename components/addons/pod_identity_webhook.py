@@ -26,6 +26,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.addons.webhook_certs import WebhookCertificates, WebhookCertificatesArgs
+from components.config import StackConfig
 from components.core.cluster_handle import ClusterHandle
 from components.core.trust_policies import STS_AUDIENCE
 
@@ -163,17 +164,45 @@ def network_policy_spec(
     }
 
 
-@dataclass
+@dataclass(frozen=True)
 class PodIdentityWebhookArgs:
     cluster: ClusterHandle
+    """The cluster (provider, system scheduling, `ready`): the webhook's pods run on its system capacity."""
     region: str
+    """The `AWS_REGION` / regional STS endpoint the webhook injects into IRSA pods."""
     replicas: int = 2
-    # Where the API server's calls come from and where it listens (network_policy_spec); empty:
-    # no NetworkPolicy (a cluster whose policy engine is off).
+    """Webhook pods (failurePolicy Fail: one must always answer). Default: 2."""
     api_server_cidrs: tuple[str, ...] = ()
+    """Where the API server's calls come from and where it listens (`network_policy_spec`). Default
+    (empty): no NetworkPolicy (a cluster whose policy engine is off)."""
     api_server_port: int = 6443
+    """The port the API server listens on (the NetworkPolicy's egress to it). Default: 6443 (K3s)."""
     api_service_ip: str = "10.43.0.1"
+    """The `kubernetes` Service's ClusterIP. Default: K3s's (first address of 10.43.0.0/16)."""
     tunnel_cidrs: tuple[str, ...] = ()
+    """The cluster (pod) CIDR: calls to a replica on another server come from that server's flannel
+    address in it. Default: none."""
+
+    @classmethod
+    def from_stack(
+        cls,
+        cfg: StackConfig,
+        cluster: ClusterHandle,
+        *,
+        api_server_cidrs: tuple[str, ...] = (),
+        api_server_port: int = 6443,
+        api_service_ip: str = "10.43.0.1",
+        tunnel_cidrs: tuple[str, ...] = (),
+    ) -> "PodIdentityWebhookArgs":
+        """The control plane knows its own addresses (`api_server_*`, `tunnel_cidrs`); the stack the region."""
+        return cls(
+            cluster=cluster,
+            region=cfg.region,
+            api_server_cidrs=tuple(api_server_cidrs),
+            api_server_port=api_server_port,
+            api_service_ip=api_service_ip,
+            tunnel_cidrs=tuple(tunnel_cidrs),
+        )
 
 
 class PodIdentityWebhook(pulumi.ComponentResource):

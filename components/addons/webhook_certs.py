@@ -35,15 +35,24 @@ def ca_bundle(ca_cert_pem: str) -> str:
     return base64.b64encode(ca_cert_pem.encode()).decode()
 
 
-@dataclass
+@dataclass(frozen=True)
 class WebhookCertificatesArgs:
+    """Built per webhook by the component that runs it (the pod-identity webhook, the add-ons), not
+    from the stack: no `from_stack`."""
+
     service_name: str
+    """The webhook's Service: the certificate names `<svc>`, `<svc>.<ns>`, `<svc>.<ns>.svc`, ..."""
     namespace: str
-    # With a provider, the serving pair is also written to a `kubernetes.io/tls` Secret.
+    """The Service's (and the Secret's) namespace."""
     k8s_provider: k8s.Provider | None = None
-    secret_name: str | None = None  # default `<service>-tls`
+    """With a provider, the serving pair is also written to a `kubernetes.io/tls` Secret. Default: none
+    (no Secret; the caller mounts the PEMs itself)."""
+    secret_name: str | None = None
+    """The Secret's name. Default: `<service>-tls`."""
     labels: dict[str, str] | None = None
-    namespace_resource: pulumi.Resource | None = None  # the Secret waits for it
+    """The Secret's labels. Default: none."""
+    namespace_resource: pulumi.Resource | None = None
+    """The namespace resource the Secret waits for. Default: none (the namespace exists already)."""
 
 
 class WebhookCertificates(pulumi.ComponentResource):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.config import StackConfig
 from components.core import iam_documents as iam
 from components.core.api_access import API_ACCESS_TAG
 from components.core.iam_documents import SSM_CORE_POLICY_ARN
@@ -30,11 +31,34 @@ EKS_API_PORT = 443
 @dataclass(frozen=True)
 class AccessInstanceArgs:
     cluster_name: str
+    """Names the role, the instance profile, the security group and the instance."""
     instance_type: str
+    """`cluster.eks.accessInstance.instanceType` (its architecture picks the AL2023 image)."""
     vpc_id: pulumi.Input[str]
-    subnet_id: pulumi.Input[str]  # a private subnet
-    cluster_security_group_id: pulumi.Input[str]  # the EKS cluster security group (API ENIs)
+    """The VPC of the instance's security group."""
+    subnet_id: pulumi.Input[str]
+    """A private subnet: the instance has no public address."""
+    cluster_security_group_id: pulumi.Input[str]
+    """The EKS cluster security group (the API ENIs), opened to the instance on 443."""
     tags: dict[str, str]
+    """Tags for every taggable resource."""
+
+    @classmethod
+    def from_stack(
+        cls,
+        cfg: StackConfig,
+        vpc_id: pulumi.Input[str],
+        subnet_id: pulumi.Input[str],
+        cluster_security_group_id: pulumi.Input[str],
+    ) -> "AccessInstanceArgs":
+        return cls(
+            cluster_name=cfg.cluster_name,
+            instance_type=cfg.cluster.eks.access_instance.instance_type,
+            vpc_id=vpc_id,
+            subnet_id=subnet_id,
+            cluster_security_group_id=cluster_security_group_id,
+            tags=cfg.resource_tags(),
+        )
 
 
 class AccessInstance(pulumi.ComponentResource):

@@ -131,6 +131,7 @@ class EksNetworkingAddons(pulumi.ComponentResource):
 
     before_compute: list[pulumi.Resource]
     vpc_cni: aws.eks.Addon
+    eni_configs: dict[str, k8s.apiextensions.CustomResource]  # by availability zone
 
     def __init__(self, name: str, args: EksNetworkingAddonsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("k8s-platform:eks:EksNetworkingAddons", name, None, opts)
@@ -159,7 +160,7 @@ class EksNetworkingAddons(pulumi.ComponentResource):
             configuration=render_vpc_cni_configuration(),
         )
         kube_proxy = _addon(f"{name}-{KUBE_PROXY}", self, cluster, KUBE_PROXY, versions[KUBE_PROXY], cfg, depends_on=[])
-        self.eni_configs: dict[str, k8s.apiextensions.CustomResource] = {}
+        self.eni_configs = {}
         for az in network.azs:
             self.eni_configs[az] = k8s.apiextensions.CustomResource(
                 f"{name}-eniconfig-{az}",

@@ -71,13 +71,29 @@ def cluster_kms_statement(key_arn: str) -> dict:
 @dataclass(frozen=True)
 class EksClusterArgs:
     config: StackConfig
+    """The stack: `cluster.eks` (version, endpoint, access, logs, system node group, add-ons), names,
+    account, region, tags and the environment's safeguards; the cluster's sub-components take their
+    own sections of it."""
     network: Network
+    """The VPC: private subnets for the control plane ENIs and the system nodes, pod subnets for
+    custom networking, and the CIDRs the service range must avoid."""
+
+    @classmethod
+    def from_stack(cls, cfg: StackConfig, network: Network) -> "EksClusterArgs":
+        return cls(config=cfg, network=network)
 
 
 class EksCluster(pulumi.ComponentResource):
     handle: ClusterHandle
     cluster: aws.eks.Cluster
     kubeconfig: pulumi.Output[str]
+    kms_key: aws.kms.Key  # secrets envelope encryption and control-plane logs
+    node_security_group: aws.ec2.SecurityGroup  # nodes and pod ENIs
+    service_cidr: str
+    issuer_url: pulumi.Output[str]
+    oidc_provider: aws.iam.OpenIdConnectProvider
+    k8s_provider: k8s.Provider
+    system_nodes: EksSystemNodes
 
     def __init__(self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("k8s-platform:eks:EksCluster", name, None, opts)
@@ -202,9 +218,9 @@ class EksCluster(pulumi.ComponentResource):
         )
         self.system_nodes = EksSystemNodes(
             f"{name}-system",
-            EksSystemNodesArgs(
-                config=cfg,
-                handle=base,
+            EksSystemNodesArgs.from_stack(
+                cfg,
+                base,
                 subnet_ids=list(net.private_subnet_ids.values()),
                 cluster_security_group_id=cluster_sg_id,
                 before_compute=[*networking.before_compute, *self._node_rules],

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_aws as aws
 
-from components.config import StackConfig, is_graviton
+from components.config import EksSystemNodeGroupConfig, StackConfig, is_graviton
 from components.core import iam_documents as iam
 from components.core.cluster_handle import ClusterHandle, SystemScheduling
 from components.core.instance_types import AL2023_ROOT_DEVICE
@@ -83,24 +83,66 @@ def ebs_key_policy(account_id: str, region: str) -> dict:
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class EksSystemNodesArgs:
-    config: StackConfig
+    config: EksSystemNodeGroupConfig
+    """The `cluster.eks.systemNodeGroup` section: instance types and sizes."""
+    kubernetes_version: str
+    """`cluster.eks.version`: the node group's Kubernetes version (the control plane's)."""
+    cluster_name: str
+    """Names the node role, the launch template, the volume key and the group's name prefix."""
+    account_id: str
+    """The volume key policy's account."""
+    region: str
+    """The volume key policy's region (EC2 via-service condition)."""
+    tags: dict[str, str]
+    """Tags for every taggable resource."""
     handle: ClusterHandle
+    """The EKS cluster, before any node: its node security group and the `aws.eks.Cluster`."""
     subnet_ids: list[pulumi.Output[str]]
+    """The private subnets the system nodes run in."""
     cluster_security_group_id: pulumi.Output[str]
-    # Everything that must exist before the first node boots (networking add-ons, ENIConfigs, SG rules).
+    """The EKS cluster security group, attached to the nodes next to the node security group."""
     before_compute: list[pulumi.Resource] = field(default_factory=list)
+    """Everything that must exist before the first node boots (networking add-ons, ENIConfigs, SG rules).
+    Default: nothing."""
+    protect: bool = False
+    """Protect the volume key (the environment protects stateful resources). Default: unprotected."""
+
+    @classmethod
+    def from_stack(
+        cls,
+        cfg: StackConfig,
+        handle: ClusterHandle,
+        subnet_ids: list[pulumi.Output[str]],
+        cluster_security_group_id: pulumi.Output[str],
+        before_compute: list[pulumi.Resource] | tuple[pulumi.Resource, ...] = (),
+    ) -> "EksSystemNodesArgs":
+        return cls(
+            config=cfg.cluster.eks.system_node_group,
+            kubernetes_version=cfg.cluster.eks.version,
+            cluster_name=cfg.cluster_name,
+            account_id=cfg.account_id,
+            region=cfg.region,
+            tags=cfg.resource_tags(),
+            handle=handle,
+            subnet_ids=list(subnet_ids),
+            cluster_security_group_id=cluster_security_group_id,
+            before_compute=list(before_compute),
+            protect=cfg.safeguards_in_force.protect_stateful_resources,
+        )
 
 
 class EksSystemNodes(pulumi.ComponentResource):
     node_group: aws.eks.NodeGroup
     node_role: aws.iam.Role
+    ebs_key: aws.kms.Key  # the root volumes' key
+    max_pods: int  # the kubelet maxPods of every system node
 
     def __init__(self, name: str, args: EksSystemNodesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("k8s-platform:eks:EksSystemNodes", name, None, opts)
-        cfg, handle = args.config, args.handle
-        ng, cluster_name, tags = cfg.cluster.eks.system_node_group, cfg.cluster_name, cfg.resource_tags()
+        handle = args.handle
+        ng, cluster_name, tags = args.config, args.cluster_name, args.tags
         child = pulumi.ResourceOptions(parent=self)
         assert handle.eks_cluster is not None
 
@@ -130,10 +172,10 @@ class EksSystemNodes(pulumi.ComponentResource):
             f"{name}-ebs",
             alias=f"{cluster_name}-system-node-volumes",
             description=f"{cluster_name} system node root volumes",
-            policy=iam.to_json(ebs_key_policy(cfg.account_id, cfg.region)),
+            policy=iam.to_json(ebs_key_policy(args.account_id, args.region)),
             tags=tags,
             parent=self,
-            protect=cfg.safeguards_in_force.protect_stateful_resources,
+            protect=args.protect,
         )
         self.max_pods = system_max_pods(ng.instance_types)
         user_data = system_user_data(ng.instance_types)
@@ -187,7 +229,7 @@ class EksSystemNodes(pulumi.ComponentResource):
             node_group_name_prefix=f"{cluster_name}-system-",
             node_role_arn=self.node_role.arn,
             subnet_ids=args.subnet_ids,
-            version=cfg.cluster.eks.version,
+            version=args.kubernetes_version,
             ami_type=ami_type_for(ng.instance_types),
             capacity_type="ON_DEMAND",
             instance_types=list(ng.instance_types),

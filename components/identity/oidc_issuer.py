@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.config import IssuerConfig
+from components.config import IssuerConfig, StackConfig
 from components.core import iam_documents as iam
 from components.core.trust_policies import STS_AUDIENCE
 from components.identity import oidc_documents as docs
@@ -71,16 +71,37 @@ def cloudfront_read_policy(bucket_arn: str, distribution_arn: str) -> dict:
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class OidcIssuerArgs:
     config: IssuerConfig
+    """One `identity.issuers[]` entry (or the default issuer): its name, hosting and host name."""
     cluster_name: str
+    """Part of the issuer's bucket name and default URL."""
     account_id: str
+    """Part of the issuer's bucket name and default URL."""
     region: str
-    # The service-account public key(s): during a key rotation both old and new are published.
+    """The bucket's region, part of the issuer's default URL."""
     public_key_pems: list[pulumi.Input[str]]
+    """The service-account public key(s) the JWKS publishes: during a key rotation both old and new."""
     tags: dict[str, str]
+    """Tags for every taggable resource (plus the issuer-URL tag)."""
     protect: bool = False
+    """Protect the bucket, the distribution and the IAM OIDC provider (the environment protects stateful
+    resources): a replaced issuer breaks every IRSA token it signed. Default: unprotected."""
+
+    @classmethod
+    def from_stack(
+        cls, cfg: StackConfig, issuer: IssuerConfig, public_key_pems: list[pulumi.Input[str]]
+    ) -> "OidcIssuerArgs":
+        return cls(
+            config=issuer,
+            cluster_name=cfg.cluster_name,
+            account_id=cfg.account_id,
+            region=cfg.region,
+            public_key_pems=list(public_key_pems),
+            tags=cfg.resource_tags(),
+            protect=cfg.safeguards_in_force.protect_stateful_resources,
+        )
 
 
 class OidcIssuer(pulumi.ComponentResource):
@@ -92,6 +113,7 @@ class OidcIssuer(pulumi.ComponentResource):
     oidc_provider_arn: pulumi.Output[str]
     discovery_json: str
     jwks_json: pulumi.Output[str]
+    distribution_domain: pulumi.Output[str] | None  # cloudfront hosting only
 
     def __init__(self, name: str, args: OidcIssuerArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("k8s-platform:identity:OidcIssuer", name, None, opts)
@@ -160,7 +182,7 @@ class OidcIssuer(pulumi.ComponentResource):
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[access_block]),
                 )
             )
-            self.distribution_domain: pulumi.Output[str] | None = None
+            self.distribution_domain = None
         else:
             serving += self._cloudfront(name, cfg, bucket, tags, args.protect, access_block)
 

@@ -61,6 +61,9 @@ def aws_config_file(**kwargs: str) -> str:
 
 @dataclass(frozen=True)
 class RolesAnywhereAuthorityArgs:
+    """Built by `WorkloadIdentity` when the first `roles-anywhere` workload needs it, not from the
+    stack: no `from_stack`."""
+
     cluster_name: str
     """Names the CA (`<cluster> workload identity CA`) and the trust anchor (`<cluster>-workloads`)."""
     tags: dict[str, str]
@@ -118,19 +121,32 @@ class RolesAnywhereAuthority(pulumi.ComponentResource):
         return leaf.cert_pem, leaf.private_key_pem
 
 
-@dataclass
+@dataclass(frozen=True)
 class RolesAnywhereWorkloadArgs:
+    """Built per workload by `WorkloadIdentity` (method `roles-anywhere`), not from the stack: no `from_stack`."""
+
     authority: RolesAnywhereAuthority
+    """The cluster's CA and trust anchor; issues the workload's leaf certificate."""
     role: aws.iam.Role
+    """The workload's role, the one role the profile may hand out."""
     profile_name: str
+    """The Roles Anywhere profile's name."""
     common_name: str
+    """The leaf certificate's CN (what the role's trust policy matches)."""
     namespace: str
+    """Namespace of the ServiceAccount, the Secret and the ConfigMap."""
     service_account: str
+    """The workload's ServiceAccount; names the Secret (`<sa>-rolesanywhere-cert`) and the ConfigMap."""
     session_name: str
+    """The role session name written into the AWS config file."""
     region: str
+    """The Roles Anywhere endpoint's region in the AWS config file."""
     tags: dict[str, str]
+    """Tags for the profile."""
     k8s_provider: k8s.Provider
+    """The cluster's Kubernetes provider for the Secret and the ConfigMap."""
     depends_on: list[pulumi.Resource]
+    """What the Secret and the ConfigMap wait for (the namespace / ServiceAccount)."""
 
 
 class RolesAnywhereWorkload(pulumi.ComponentResource):

@@ -25,20 +25,32 @@ IRSA_ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
 BindingMethod = Literal["pod-identity", "irsa"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class ServiceAccountIdentityArgs:
+    """Built per controller or workload by the component that owns it (add-ons, Karpenter, workload
+    identities), not from the stack: no `from_stack`."""
+
     cluster: ClusterHandle
+    """The cluster: its name (Pod Identity), its issuers (IRSA) and its `ready` set."""
     namespace: str
+    """Namespace of the bound ServiceAccount (the trust policy's `sub`)."""
     service_account: str
+    """Name of the bound ServiceAccount (the trust policy's `sub`)."""
     method: BindingMethod
+    """`pod-identity` (an association, EKS only) or `irsa` (a trust on the OIDC issuer(s))."""
     account_id: str
+    """The account the Pod Identity trust names as the source account."""
     tags: dict[str, str]
+    """Tags for the role and the association (plus `k8s-platform/service-account`)."""
     inline_policy_json: pulumi.Input[str] | None = None
+    """The role's one inline policy. Default: none."""
     managed_policy_arns: list[str] = field(default_factory=list)
+    """Managed policies attached to the role. Default: none."""
     role_name: str | None = None
-    # irsa: the (oidc_provider_arn, issuer_url) pairs to trust; default the cluster's active issuer
-    # plus its standby issuers.
+    """The role's name. Default: a name Pulumi generates."""
     oidc_issuers: list[tuple[pulumi.Input[str], pulumi.Input[str]]] | None = None
+    """irsa: the (oidc_provider_arn, issuer_url) pairs to trust. Default: the cluster's active issuer
+    plus its standby issuers."""
 
 
 def default_method(cluster: ClusterHandle) -> BindingMethod:

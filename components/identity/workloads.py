@@ -27,7 +27,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.config import WorkloadConfig
+from components.config import StackConfig, WorkloadConfig
 from components.core import iam_documents as iam
 from components.core.cluster_handle import ClusterHandle
 from components.core.trust_policies import assume_target_roles_policy, cross_account_target_trust, roles_anywhere_trust
@@ -77,19 +77,45 @@ class NamedIssuer:
     issuer_url: pulumi.Input[str]
 
 
-@dataclass
+@dataclass(frozen=True)
 class WorkloadIdentityArgs:
     cluster: ClusterHandle
+    """The complete cluster: its provider, issuers, node roles and `ready` set."""
     workloads: list[WorkloadConfig]
+    """The `workloads` entries: one identity (role, ServiceAccount, binding) each."""
     account_id: str
+    """The account of the workload roles (cross-account targets are checked against it)."""
     region: str
+    """Roles Anywhere: the region written into each workload's AWS config file."""
     tags: dict[str, str]
-    # K3s: every published issuer, active first; irsa workloads trust the ones their `issuers` name.
+    """Tags for every taggable resource (plus `k8s-platform/workload`)."""
     issuers: list[NamedIssuer] = field(default_factory=list)
+    """K3s: every published issuer, active first; irsa workloads trust the ones their `issuers` name.
+    Default (empty): the cluster handle's own issuers."""
     protect: bool = False
-    # Roles of nodes that workloads run on besides the control plane's own (Karpenter's nodes);
-    # `instance-profile` permissions are attached to the handle's roles, then these.
+    """Protect the Roles Anywhere CA (the environment protects stateful resources). Default: unprotected."""
     extra_node_role_names: tuple[pulumi.Input[str], ...] = ()
+    """Roles of nodes that workloads run on besides the control plane's own (Karpenter's nodes);
+    `instance-profile` permissions are attached to the handle's roles, then these. Default: none."""
+
+    @classmethod
+    def from_stack(
+        cls,
+        cfg: StackConfig,
+        cluster: ClusterHandle,
+        issuers: tuple[NamedIssuer, ...] | list[NamedIssuer] = (),
+        extra_node_role_names: tuple[pulumi.Input[str], ...] = (),
+    ) -> "WorkloadIdentityArgs":
+        return cls(
+            cluster=cluster,
+            workloads=list(cfg.workloads),
+            account_id=cfg.account_id,
+            region=cfg.region,
+            tags=cfg.resource_tags(),
+            issuers=list(issuers),
+            protect=cfg.safeguards_in_force.protect_stateful_resources,
+            extra_node_role_names=tuple(extra_node_role_names),
+        )
 
 
 class WorkloadIdentity(pulumi.ComponentResource):

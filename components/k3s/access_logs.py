@@ -17,6 +17,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.config import StackConfig
 from components.core import iam_documents as iam
 
 # Read by the policy pack's s3-bucket-kms-encryption (its `accessLogTag`): SSE-S3 is all log
@@ -56,16 +57,18 @@ def log_prefix(bucket_name: str) -> str:
 
 @dataclass(frozen=True)
 class AccessLogBucketArgs:
-    """cluster_name/account_id: name the bucket; protect: protect it and refuse force-destroy (the
-    environment protects stateful resources)."""
-
     cluster_name: str
+    """Part of the bucket's name (`log_bucket_name`)."""
     account_id: str
+    """Part of the bucket's name; the only account whose buckets may deliver logs to it."""
     tags: dict[str, str]
+    """Tags for the bucket."""
     protect: bool = False
+    """Protect the bucket and refuse force-destroy (the environment protects stateful resources).
+    Default: unprotected."""
 
     @classmethod
-    def from_stack(cls, cfg: Any) -> "AccessLogBucketArgs":
+    def from_stack(cls, cfg: StackConfig) -> "AccessLogBucketArgs":
         return cls(
             cluster_name=cfg.cluster_name,
             account_id=cfg.account_id,

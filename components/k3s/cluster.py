@@ -43,31 +43,45 @@ SYSTEM_SCHEDULING = SystemScheduling(
 AGENT_LABELS = {"k8s-platform/node-group": "agents"}
 
 
-@dataclass
+@dataclass(frozen=True)
 class K3sClusterArgs:
     config: K3sConfig
+    """The `cluster.k3s` section: version, servers, agents, drain timeout."""
     cluster_name: str
-    protect_stateful: bool  # the environment's safeguard (StackConfig.safeguards_in_force)
+    """Names every resource, SSM parameter prefix and Auto Scaling group."""
+    protect_stateful: bool
+    """The environment's safeguard (`StackConfig.safeguards_in_force`): protect the keys and the snapshot
+    bucket and keep a deleted PKI secret recoverable for 30 days instead of 7."""
     region: str
+    """The nodes' region (SSM parameters, Secrets Manager, the drainer)."""
     account_id: str
+    """The account the key and secret policies name."""
     tags: dict[str, str]
+    """Tags for every taggable resource."""
     vpc_id: pulumi.Input[str]
+    """The VPC of the security groups and the API load balancer."""
     vpc_cidr: str
+    """Where the API and node traffic may come from."""
     private_subnet_ids: dict[str, pulumi.Output[str]]
+    """`{az: subnet_id}`: where servers and agents live, and an internal API load balancer."""
     public_subnet_ids: dict[str, pulumi.Output[str]]
+    """`{az: subnet_id}` of the public tier: the API load balancer's subnets when it is internet-facing."""
     pki: K3sPki
-    # Stable public issuer (the OIDC issuer component), independent of the servers.
+    """The cluster CAs, the service-account key and the admin client certificate."""
     service_account_issuer_url: pulumi.Input[str]
-    # Defaults to `<issuer>/openid/v1/jwks`, the path kube-apiserver itself serves.
+    """The stable public issuer (the OIDC issuer component), independent of the servers."""
     service_account_jwks_uri: pulumi.Input[str] | None = None
-    # Standby issuers tokens may still carry (accepted, never used to sign).
+    """The JWKS URI kube-apiserver advertises. Default: `<issuer>/openid/v1/jwks`, the path kube-apiserver
+    itself serves."""
     extra_service_account_issuers: list[str] = field(default_factory=list)
-    # The IAM OIDC provider of the active issuer, for the ClusterHandle (IRSA).
+    """Standby issuers tokens may still carry (accepted, never used to sign). Default: none."""
     oidc_provider_arn: pulumi.Input[str] | None = None
-    # Packaged K3s components the enabled cluster add-ons replace (`AddonsConfig.k3s_disabled_components`),
-    # and whether the AWS cloud controller add-on takes over from K3s's own.
+    """The IAM OIDC provider of the active issuer, for the ClusterHandle (IRSA). Default: none (no IRSA)."""
     disabled_components: list[str] | None = None
+    """Packaged K3s components the enabled cluster add-ons replace (`AddonsConfig.k3s_disabled_components`).
+    Default: none given, the user-data renderer's own default."""
     disable_cloud_controller: bool = True
+    """Whether the AWS cloud controller add-on takes over from K3s's own. Default: it does."""
 
     @classmethod
     def from_stack(
@@ -104,6 +118,32 @@ class K3sClusterArgs:
 class K3sCluster(pulumi.ComponentResource):
     """For Karpenter and add-ons: `handle` (ClusterHandle), `agent_role`, `agent_instance_profile`,
     `join_token_parameter_name` (agent token), `server_url`, `node_security_group_id`, `server_groups`."""
+
+    server_token_parameter_name: str  # SSM SecureString the servers join with
+    join_token_parameter_name: str  # SSM SecureString the agents join with
+    server_role: aws.iam.Role
+    agent_role: aws.iam.Role
+    agent_instance_profile: aws.iam.InstanceProfile
+    secrets_key: aws.kms.Key  # PKI, server token and etcd snapshots (servers only)
+    join_key: aws.kms.Key  # the agent join token
+    snapshot_bucket: aws.s3.Bucket  # etcd snapshots
+    load_balancer: aws.lb.LoadBalancer  # the internal API NLB
+    api_host: pulumi.Output[str]  # the NLB's DNS name
+    server_url: pulumi.Output[str]  # `https://<api_host>:6443`
+    endpoint: pulumi.Output[str]
+    server_user_data: dict[str, pulumi.Output[str]]  # by server role: bootstrap, join
+    server_groups: list[aws.autoscaling.Group]  # bootstrap first
+    agent_user_data: pulumi.Output[str]
+    agent_group: aws.autoscaling.Group
+    asg_name_prefix: str  # every Auto Scaling group of the cluster starts with it
+    kubeconfig: pulumi.Output[str]  # admin, a Pulumi secret
+    k8s_provider: k8s.Provider
+    interruption: K3sInterruptionHandling
+    handle: ClusterHandle
+    node_security_group: aws.ec2.SecurityGroup
+    server_security_group: aws.ec2.SecurityGroup
+    api_security_group: aws.ec2.SecurityGroup
+    node_security_group_id: pulumi.Output[str]
 
     def __init__(self, name: str, args: K3sClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("k8s-platform:k3s:K3sCluster", name, None, opts)

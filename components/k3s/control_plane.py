@@ -48,9 +48,7 @@ class K3sControlPlane:
     issuers: tuple[NamedIssuer, ...]
 
 
-def k3s_control_plane(
-    cfg: StackConfig, network: Network, providers: pulumi.ResourceOptions, tags: dict[str, str]
-) -> K3sControlPlane:
+def k3s_control_plane(cfg: StackConfig, network: Network, providers: pulumi.ResourceOptions) -> K3sControlPlane:
     protect = cfg.safeguards_in_force.protect_stateful_resources
     # Protected where the environment protects stateful resources (inherited by every key and CA):
     # the service-account key is what every published JWKS and every IRSA token depends on; a
@@ -63,15 +61,7 @@ def k3s_control_plane(
     issuers = [
         OidcIssuer(
             f"oidc-{issuer.name}",
-            OidcIssuerArgs(
-                config=issuer,
-                cluster_name=cfg.cluster_name,
-                account_id=cfg.account_id,
-                region=cfg.region,
-                public_key_pems=[pki.service_account_public_key_pem],
-                tags=tags,
-                protect=protect,
-            ),
+            OidcIssuerArgs.from_stack(cfg, issuer, public_key_pems=[pki.service_account_public_key_pem]),
             opts=providers,
         )
         for issuer in effective_issuers(cfg)
@@ -102,8 +92,8 @@ def k3s_control_plane(
     if cfg.addons.cloud_controller_manager_enabled("k3s"):
         ccm = CloudControllerManager(
             "cloud-controller-manager",
-            CloudControllerManagerArgs(
-                config=cfg, cluster=handle, vpc_id=network.vpc_id, subnet_id=network.private_subnet_ids[network.azs[0]]
+            CloudControllerManagerArgs.from_stack(
+                cfg, handle, vpc_id=network.vpc_id, subnet_id=network.private_subnet_ids[network.azs[0]]
             ),
             opts=providers,
         )
@@ -111,9 +101,9 @@ def k3s_control_plane(
     cluster_cidr, service_cidr = K3S_INTERNAL_RANGES
     webhook = PodIdentityWebhook(
         "pod-identity-webhook",
-        PodIdentityWebhookArgs(
-            cluster=handle,
-            region=cfg.region,
+        PodIdentityWebhookArgs.from_stack(
+            cfg,
+            handle,
             api_server_cidrs=(network.vpc_cidr,),
             api_server_port=API_PORT,
             api_service_ip=str(ipaddress.ip_network(service_cidr)[1]),

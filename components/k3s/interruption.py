@@ -62,24 +62,45 @@ def drainer_cluster_role_rules() -> list[dict]:
     ]
 
 
-@dataclass
+@dataclass(frozen=True)
 class K3sInterruptionArgs:
+    """Built by `K3sCluster` from its own servers and groups, not from the stack: no `from_stack`."""
+
     cluster_name: str
+    """Names the drainer function, its role, queues, rules and key."""
     region: str
+    """The region the drainer runs in and reads its credentials from."""
     account_id: str
+    """The account the key and queue policies name."""
     tags: dict[str, str]
+    """Tags for every taggable resource."""
     vpc_id: pulumi.Input[str]
+    """The VPC of the drainer's security group."""
     vpc_cidr: str
+    """Where the drainer may connect to (the K3s API through the NLB)."""
     subnet_ids: list[pulumi.Input[str]]
+    """The private subnets the drainer function runs in."""
     asg_names: list[str]
+    """The Auto Scaling groups whose interruption and termination events the rules forward."""
     asg_name_prefix: str
+    """The drainer's role may complete lifecycle actions only on groups with this name prefix."""
     pki: K3sPki
+    """Issues the drainer's client certificate and gives the server CA it verifies the API with."""
     server_url: pulumi.Input[str]
+    """The K3s API the drainer calls (through the NLB)."""
     k8s_provider: k8s.Provider
+    """The cluster's provider for the drainer's ClusterRole and binding."""
     drain_timeout_seconds: int
+    """`cluster.k3s.drainTimeoutSeconds`: how long a drain may take (the function's timeout adds 60 s)."""
 
 
 class K3sInterruptionHandling(pulumi.ComponentResource):
+    role: aws.iam.Role  # the drainer function's role
+    credentials: aws.secretsmanager.Secret  # the drainer's kubeconfig
+    dead_letter_queue: aws.sqs.Queue
+    queue: aws.sqs.Queue  # interruption and lifecycle events
+    function: aws.lambda_.Function  # the node drainer
+
     def __init__(self, name: str, args: K3sInterruptionArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("k8s-platform:k3s:K3sInterruptionHandling", name, None, opts)
         a, child, tags = args, pulumi.ResourceOptions(parent=self), args.tags

@@ -68,6 +68,9 @@ class K3sPki(pulumi.ComponentResource):
     service_account_public_key_pem: pulumi.Output[str]
     service_account_private_key_pem: pulumi.Output[str]
     admin: ClientCertificate
+    server_ca_cert_pem: pulumi.Output[str]
+    client_ca_cert_pem: pulumi.Output[str]
+    server_bundle: pulumi.Output[str]  # secret JSON {path: PEM} for the servers
 
     def __init__(self, name: str, args: K3sPkiArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("k8s-platform:k3s:K3sPki", name, None, opts)

@@ -20,7 +20,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 import components.addons as addon_values
-from components.config import KarpenterConfig
+from components.config import KarpenterConfig, StackConfig
 from components.config.karpenter_rules import effective_ami_parameters, uses_custom_networking
 from components.core import iam_documents as iam
 from components.core.chart_versions import CHARTS
@@ -62,15 +62,37 @@ class K3sNodeJoin:
     k3s_version: str
 
 
-@dataclass
+@dataclass(frozen=True)
 class KarpenterArgs:
     config: KarpenterConfig
+    """The `karpenter` section: node classes, node pools, replicas."""
     cluster: ClusterHandle
+    """The complete cluster Karpenter launches nodes for."""
     region: str
+    """The controller's `AWS_REGION` and the SSM parameters (AMIs, K3s join token) it reads."""
     account_id: str
-    controller_replicas: int  # the environment's safeguard (StackConfig.safeguards_in_force)
+    """The account of the node role, the instance profiles and the interruption queue."""
+    controller_replicas: int
+    """The environment's controller replica count (`StackConfig.safeguards_in_force`), unless
+    `karpenter` overrides it."""
     tags: dict[str, str]
-    k3s_join: K3sNodeJoin | None = None  # required on K3s
+    """Tags for every taggable resource and for the nodes Karpenter launches."""
+    k3s_join: K3sNodeJoin | None = None
+    """What a K3s agent needs to join; required on K3s, unused on EKS. Default: none (EKS)."""
+
+    @classmethod
+    def from_stack(
+        cls, cfg: StackConfig, cluster: ClusterHandle, k3s_join: K3sNodeJoin | None = None
+    ) -> "KarpenterArgs":
+        return cls(
+            config=cfg.karpenter,
+            cluster=cluster,
+            region=cfg.region,
+            account_id=cfg.account_id,
+            controller_replicas=cfg.safeguards_in_force.controller_replicas,
+            tags=cfg.resource_tags(),
+            k3s_join=k3s_join,
+        )
 
 
 def controller_chart_values(
@@ -134,6 +156,15 @@ def k3s_node_user_data(join: K3sNodeJoin, server_url: str, region: str, max_pods
 
 
 class Karpenter(pulumi.ComponentResource):
+    interruption: KarpenterInterruptionQueue
+    node_role: aws.iam.Role
+    instance_profile: aws.iam.InstanceProfile
+    identity: ServiceAccountIdentity  # the controller's role and its binding
+    crd_release: k8s.helm.v3.Release
+    release: k8s.helm.v3.Release
+    node_classes: dict[str, k8s.apiextensions.CustomResource]  # by `karpenter.nodeClasses[].name`
+    node_pools: dict[str, k8s.apiextensions.CustomResource]  # by `karpenter.nodePools[].name`
+
     def __init__(self, name: str, args: KarpenterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("k8s-platform:karpenter:Karpenter", name, None, opts)
         cfg, cluster, tags = args.config, args.cluster, args.tags
@@ -279,7 +310,7 @@ class Karpenter(pulumi.ComponentResource):
         )
 
         # ---- EC2NodeClasses and NodePools (their CRDs come with the CRD chart, their webhook with the controller)
-        self.node_classes: dict[str, k8s.apiextensions.CustomResource] = {}
+        self.node_classes = {}
         for nc in cfg.node_classes:
             max_pods = node_class_max_pods_from_config(cfg, nc, kind)
             user_data: pulumi.Input[str | None] = None
@@ -312,7 +343,7 @@ class Karpenter(pulumi.ComponentResource):
                 spec=spec,
                 opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[self.release])),
             )
-        self.node_pools: dict[str, k8s.apiextensions.CustomResource] = {}
+        self.node_pools = {}
         for pool in cfg.node_pools:
             manifest = node_pool_from_config(pool).manifest()
             self.node_pools[pool.name] = k8s.apiextensions.CustomResource(

@@ -102,6 +102,8 @@ def queue_policy(queue_arn: str, rule_arns: list[str], account_id: str) -> dict[
 
 @dataclass(frozen=True)
 class KarpenterInterruptionQueueArgs:
+    """Built by `Karpenter` for its own queue, not from the stack: no `from_stack`."""
+
     cluster_name: str
     """Names the queue (`<cluster>-karpenter-interruption`) and the EventBridge rules."""
     account_id: str
@@ -113,6 +115,8 @@ class KarpenterInterruptionQueueArgs:
 class KarpenterInterruptionQueue(pulumi.ComponentResource):
     queue: aws.sqs.Queue
     rules: dict[str, aws.cloudwatch.EventRule]
+    queue_name: pulumi.Output[str]
+    queue_arn: pulumi.Output[str]
 
     def __init__(self, name: str, args: KarpenterInterruptionQueueArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("k8s-platform:karpenter:KarpenterInterruptionQueue", name, None, opts)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.config import StackConfig
 from components.core import iam_documents as iam
 from components.core.api_access import operator_policy, port_forward_document, ssm_document_name
 
@@ -19,11 +20,28 @@ from components.core.api_access import operator_policy, port_forward_document, s
 @dataclass(frozen=True)
 class ApiPortForwardArgs:
     cluster_name: str
+    """Names the SSM document and the operator policy; the policy admits only this cluster's targets."""
     region: str
+    """The operator policy's region."""
     account_id: str
-    api_host: pulumi.Input[str]  # the private API endpoint's DNS name, as the server certificate names it
+    """The operator policy's account."""
+    api_host: pulumi.Input[str]
+    """The private API endpoint's DNS name, as the server certificate names it: the forwarding target."""
     api_port: int
+    """The API's port (6443 on K3s, 443 on EKS)."""
     tags: dict[str, str]
+    """Tags for the document and the policy."""
+
+    @classmethod
+    def from_stack(cls, cfg: StackConfig, api_host: pulumi.Input[str], api_port: int) -> "ApiPortForwardArgs":
+        return cls(
+            cluster_name=cfg.cluster_name,
+            region=cfg.region,
+            account_id=cfg.account_id,
+            api_host=api_host,
+            api_port=api_port,
+            tags=cfg.resource_tags(),
+        )
 
 
 class ApiPortForward(pulumi.ComponentResource):
