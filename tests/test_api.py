@@ -45,6 +45,7 @@ def test_the_readme_example_runs_as_printed():
     assert re.fullmatch(r"dev: \d{2,} resources, exit code 0", lines[0]), lines
     assert "mandatory policy violations: 0" in lines
     assert f"cluster name: {dev['k8s-platform:cluster']['name']}" in lines
+    assert any(re.fullmatch(r"cluster: k3s v?\d+\.\d+.*", line) for line in lines), lines
 
 
 # --- offline preview -------------------------------------------------------------------------------
@@ -123,6 +124,69 @@ def test_offline_bad_config_is_structured_problems_and_no_resources(tmp_path: Pa
     missing = api.preview("nope")
     assert missing.exit_code == exit_codes.CONFIG_ERROR
     assert [(p.key, p.kind) for p in missing.errors] == [(None, "file")] and "Pulumi.nope.yaml" in missing.message
+
+
+def test_offline_preview_carries_what_the_cli_prints(dev_preview, tmp_path: Path):
+    result, _ = dev_preview
+    assert result.stack_info == result.plan["stackInfo"] and result.stack_info["environment"] == "dev"
+    assert result.stack_info["cluster"]["kind"] == "k3s"
+    assert result.protected == sum(1 for r in result.plan["resources"] if r["protect"])
+    assert result.diff is None and result.cached is False
+    old = json.loads(json.dumps(result.plan))
+    old["resources"] = old["resources"][1:]
+    again = api.preview("dev", diff_against=old, use_cache=False)
+    assert [r["urn"] for r in again.diff["added"]] == [result.plan["resources"][0]["urn"]]
+    assert again.diff["removed"] == []
+
+
+def test_offline_preview_uses_the_plan_cache_unless_told(tmp_path: Path, monkeypatch):
+    from programs.api import offline_preview
+    from programs.platformctl import plan_cache
+
+    monkeypatch.delenv(plan_cache.NO_CACHE_ENV, raising=False)
+    monkeypatch.setenv(plan_cache.CACHE_ENV, str(tmp_path / "cache"))
+    calls: list[tuple] = []
+    plan = {"project": "k8s-platform", "stack": "s", "resources": [], "outputs": {"a": 1},
+            "policy": {"violations": [], "pack": "p", "config": "c.json"}}
+
+    def compute(stack, config_file, show_secrets, policy_config=None):
+        calls.append((stack, policy_config))
+        return json.loads(json.dumps(plan))
+
+    monkeypatch.setattr(offline_preview, "offline_plan", compute)
+    stack = tmp_path / "Pulumi.s.yaml"
+    stack.write_text("config: {}\n")
+    first = api.preview("s", config_file=stack)
+    second = api.preview("s", config_file=stack)
+    assert not first.cached and second.cached and second.outputs == {"a": 1} and len(calls) == 1
+    assert not api.preview("s", config_file=stack, use_cache=False).cached
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text("{}")
+    assert not api.preview("s", config_file=stack, policy_config=cfg).cached  # an explicit config always runs
+    assert calls[-1] == ("s", cfg) and len(calls) == 3
+
+
+def test_offline_missing_policy_config_and_bad_diff_plan_cost_no_run(tmp_path: Path, monkeypatch):
+    from programs.api import offline_preview
+
+    monkeypatch.setattr(offline_preview, "run_offline", lambda *a, **k: pytest.fail("the program ran"))
+    missing = api.preview("dev", policy_config=tmp_path / "nope.json")
+    assert missing.exit_code == exit_codes.CONFIG_ERROR and missing.errors[0].kind == "file"
+    assert missing.message == f"stack 'dev': {tmp_path / 'nope.json'}: no such policy config file (--policy-config)"
+    (tmp_path / "old.json").write_text("[]")
+    bad = api.preview("dev", diff_against=tmp_path / "old.json")
+    assert bad.exit_code == exit_codes.CONFIG_ERROR and "not a plan" in bad.errors[0].message
+    assert api.preview("dev", offline=False, diff_against=tmp_path / "old.json").errors[0].kind == "argument"
+
+
+def test_offline_config_errors_name_their_file(tmp_path: Path):
+    doc = yaml.safe_load((REPO_ROOT / "Pulumi.dev.yaml").read_text())
+    doc["config"]["k8s-platform:network"]["vpcCidr"] = "10.300.0.0/16"
+    bad = tmp_path / "Pulumi.bad.yaml"
+    bad.write_text(yaml.safe_dump(doc))
+    result = api.preview("bad", config_file=bad)
+    assert result.exit_code == exit_codes.CONFIG_ERROR and result.config_source == str(bad)
+    assert [p.key for p in result.errors] == ["k8s-platform:network.vpcCidr"]
 
 
 # --- Automation API with a fake stack ---------------------------------------------------------------
@@ -279,6 +343,37 @@ def test_fleet_bad_arguments_run_nothing():
     assert "listed twice" in str(api.fleet(["dev", Path("x/Pulumi.dev.yaml")]).errors[0])
 
 
+def test_fleet_defaults_to_the_repositorys_stacks_and_checks_the_policy_config_first(tmp_path: Path):
+    ran: list[str] = []
+    result = api.fleet(runner=lambda job: ran.append(job.name) or api.StackOutcome(exit_codes.OK), parallel=1)
+    assert result.ok and sorted(ran) == sorted(p.name.split(".")[1] for p in REPO_ROOT.glob("Pulumi.*.yaml"))
+    missing = api.fleet(policy_config=tmp_path / "none.json", runner=lambda job: pytest.fail("ran"))
+    assert missing.exit_code == exit_codes.CONFIG_ERROR and "no such policy config file" in missing.errors[0].message
+
+
+def test_offline_fleet_runs_on_the_warm_runner_with_the_policy_config(tmp_path: Path, monkeypatch):
+    from programs.api import scheduler
+    from programs.platformctl import warm_runner
+
+    seen: dict = {}
+
+    def warm(jobs, parallel, timeout, use_cache=True, on_result=None, policy_config=None):
+        seen.update(names=[j.name for j in jobs], parallel=parallel, timeout=timeout, use_cache=use_cache,
+                    policy_config=policy_config)
+        return [api.StackResult(j.name, exit_codes.TIMED_OUT if j.name == "prod" else exit_codes.OK, 1, 0.1)
+                for j in jobs]
+
+    monkeypatch.setattr(warm_runner, "available", lambda: True)
+    monkeypatch.setattr(warm_runner, "run_offline_fleet", warm)
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text("{}")
+    result = api.fleet("dev,prod", parallel=2, timeout=5, use_cache=False, policy_config=cfg)
+    assert seen == dict(names=["dev", "prod"], parallel=2, timeout=5, use_cache=False, policy_config=cfg)
+    assert result.exit_code == exit_codes.FLEET_FAILED and [s.name for s in result.failed] == ["prod"]
+    assert result.failed[0].code == exit_codes.TIMED_OUT
+    assert scheduler.warm_fleet is not None
+
+
 # --- policy check ------------------------------------------------------------------------------------
 
 def test_policy_check_of_a_saved_plan(dev_preview, tmp_path: Path):
@@ -299,6 +394,16 @@ def test_policy_check_of_a_saved_plan(dev_preview, tmp_path: Path):
     assert report.plan["policy"]["violations"] and report.message.startswith("mandatory policies violated")
 
 
+def test_policy_check_refuses_a_plan_of_another_stack_unless_given_a_config(dev_preview, tmp_path: Path):
+    result, _ = dev_preview
+    refused = api.policy_check(result.plan, "prod")
+    assert refused.exit_code == exit_codes.CONFIG_ERROR and "the plan is of stack 'dev', not 'prod'" in refused.message
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text("{}")
+    assert api.policy_check(result.plan, "prod", policy_config=cfg).exit_code in (exit_codes.OK,
+                                                                                  exit_codes.POLICY_VIOLATION)
+
+
 def test_policy_check_errors_are_structured(tmp_path: Path):
     missing = api.policy_check(tmp_path / "missing.json", "prod")
     assert missing.exit_code == exit_codes.CONFIG_ERROR and missing.errors[0].kind == "file"
@@ -317,16 +422,17 @@ PLATFORMCTL_COMMANDS = {f"programs.platformctl.{m}" for m in ("cli", "preview", 
                                                                "policy_cmd")}
 
 
-def _import_graph() -> dict[str, set[str]]:
-    """programs.* module -> the programs.* modules it imports (anywhere in the file, function-local too)."""
+def _import_graph(top_level_only: bool) -> dict[str, set[str]]:
+    """programs.* module -> the programs.* modules it imports (at module level, or anywhere in the file)."""
     import ast
 
     files = {".".join(p.relative_to(REPO_ROOT).with_suffix("").parts).removesuffix(".__init__"): p
              for p in (REPO_ROOT / "programs").rglob("*.py")}
     graph: dict[str, set[str]] = {}
     for module, path in files.items():
+        tree = ast.parse(path.read_text())
         targets: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in tree.body if top_level_only else ast.walk(tree):
             if isinstance(node, ast.Import):
                 targets |= {a.name for a in node.names}
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -337,11 +443,13 @@ def _import_graph() -> dict[str, set[str]]:
 
 
 def test_the_api_is_below_the_commands_and_programs_has_no_import_circle():
-    graph = _import_graph()
-    for module, targets in graph.items():
+    everywhere = _import_graph(top_level_only=False)
+    for module, targets in everywhere.items():
         if module.startswith("programs.api"):
             assert not targets & PLATFORMCTL_COMMANDS, f"{module} imports a platformctl command: {targets}"
-    assert "programs.platformctl.preview" not in graph["programs.platformctl.automation"]
+    assert "programs.platformctl.preview" not in everywhere["programs.platformctl.automation"]
+    assert "programs.platformctl.fleet" not in everywhere["programs.platformctl.warm_runner"]
+    graph = _import_graph(top_level_only=True)
     state: dict[str, int] = {}
 
     def visit(module: str, path: list[str]) -> None:

@@ -13,7 +13,6 @@ import pytest
 from programs.offline import REPO_ROOT
 from programs.api import offline_preview
 from programs.platformctl import exit_codes, policy_gate
-from programs.platformctl import preview as preview_cmd
 from programs.platformctl.cli import main
 from programs.platformctl.preview_report import diff_plans, render_outputs
 from policy.offline_runner import config_path
