@@ -413,7 +413,8 @@ def test_policy_check_errors_are_structured(tmp_path: Path):
     broken.write_text(json.dumps({"no-world-open-admin-ports": "sometimes"}))
     report = api.policy_check({"resources": [], "outputs": {}}, "prod", policy_config=broken)
     assert report.exit_code == exit_codes.CONFIG_ERROR
-    assert report.errors[0].kind == "policy-config" and "'sometimes' is not an enforcement level" in str(report.errors[0])
+    assert report.errors[0].kind == "policy-config"
+    assert "'sometimes' is not an enforcement level" in str(report.errors[0])
 
 
 # --- layering ------------------------------------------------------------------------------------------

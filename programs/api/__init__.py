@@ -77,7 +77,8 @@ from programs.api.scheduler import StackJob, StackOutcome
 
 __all__ = [
     "OPERATIONS", "StackRequest", "StackJob", "StackOutcome",
-    "preview", "up", "destroy", "refresh", "fleet", "fleet_jobs", "fleet_problem", "policy_check", "stack_request", "run",
+    "preview", "up", "destroy", "refresh", "fleet", "fleet_jobs", "fleet_problem", "policy_check", "stack_request",
+    "run",
     "input_problems",
     "FleetResult", "InputProblem", "PolicyReport", "PreviewResult", "Resource", "RunResult", "StackResult",
     "Step", "UpdateResult", "Violation",

@@ -11,13 +11,14 @@ Nothing here prints: `platformctl` renders the events and the outcome.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from components.config import ConfigError, parse_stack_config
-from programs.stack_files import REPO_ROOT, read_stack_file, stack_file
 from programs.platformctl import events, exit_codes
+from programs.stack_files import REPO_ROOT, read_stack_file, stack_file
 
 OPERATIONS = ("preview", "up", "destroy", "refresh")
 # The CLI runs CrossGuard packs on preview and up; destroy and refresh take no --policy-pack.
@@ -235,7 +236,8 @@ def run_request(
                                 f"stack '{req.stack}': another update is in progress (the stack is locked)")
     except auto_errors.StackNotFoundError:
         return OperationOutcome(exit_codes.STACK_NOT_FOUND, fold.result(),
-                                f"no stack '{req.stack}' in the current backend; create it with `pulumi stack init {req.stack}`")
+                                f"no stack '{req.stack}' in the current backend; create it with "
+                                f"`pulumi stack init {req.stack}`")
     except auto_errors.CommandError as exc:
         summary = fold.result()
         code = events.outcome_code(summary, str(exc))

@@ -9,8 +9,9 @@ failed, 8 a fleet stack timed out), and `errors`, the input problems that stoppe
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from programs.platformctl import events, exit_codes
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 from programs.api import engine
 from programs.api.engine import (  # noqa: F401 (the Automation API pieces, public here too)

@@ -11,8 +11,9 @@ import argparse
 import json
 import sys
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from programs import api
 from programs.api import scheduler

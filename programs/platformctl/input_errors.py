@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from components.config import ConfigError
 from programs.api.engine import INPUT_ERRORS, problems_of  # noqa: F401 (public here too)

@@ -16,8 +16,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     psub = p.add_subparsers(dest="policy_command", required=True)
     c = psub.add_parser("check", help="apply the pack to a saved plan JSON with a stack's enforcement config")
     c.add_argument("--plan", type=Path, required=True, help="plan JSON from `platformctl preview --offline --json`")
-    c.add_argument("--stack", required=True, help="stack whose policy config applies (policy/config/<stack>.json, else "
-                                                  "its environment's); must be the plan's stack unless --policy-config is given")
+    c.add_argument("--stack", required=True,
+                   help="stack whose policy config applies (policy/config/<stack>.json, else its environment's); "
+                        "must be the plan's stack unless --policy-config is given")
     c.add_argument("--policy-config", type=Path, help="policy config JSON instead of the stack's")
     c.add_argument("--json", type=Path, dest="json_path", help="write the plan with its violations here")
     c.set_defaults(func=run_check)
@@ -50,9 +51,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 def run_list(args: argparse.Namespace) -> int:
     from policy.offline_runner import CONFIG_DIR, load_pack_config, reconcile
-    from policy.registry import describe
-
-    from policy.registry import BY_ID
+    from policy.registry import BY_ID, describe
 
     rows = describe()
     # Without a config (pulumi preview --policy-pack policy, no --policy-pack-config): the fail-safe levels.
