@@ -7,7 +7,8 @@
 
     result = api.up("dev", on_event=print)           # Automation API (needs the pulumi CLI)
 
-Operations (all keyword options; none raises for bad input or a failed run):
+Operations (all keyword options; none raises for bad input or a failed run, only a bug in platformctl
+itself does):
 
 - `preview(stack, offline=True, config_file=None, policy_config=None, diff_against=None, use_cache=True,
   show_secrets=False, on_event=None)` -> `PreviewResult`. Offline it runs the program in this
@@ -31,8 +32,8 @@ Operations (all keyword options; none raises for bad input or a failed run):
 
 Results (`programs/api/results.py`): frozen dataclasses. `exit_code` is the code platformctl exits
 with for the same outcome (0 ok, 1 mandatory policy, 2 bad input or missing tool, 3 failed, 4 locked,
-5 credentials, 6 no such stack, 7 a fleet stack failed, 8 timed out); `ok`; `violations` split by `mandatory` and
-`advisory`; `errors`, the input problems (`InputProblem(key, message, kind)`, e.g. key
+5 credentials, 6 no such stack, 7 a fleet stack failed, 8 timed out); `ok`; `violations` split by
+`mandatory` and `advisory`; `errors`, the input problems (`InputProblem(key, message, kind)`, e.g. key
 `k8s-platform:network.podCidr`) that stopped the run before any resource was registered; `message`,
 one line when not ok. Secret values in `resources[].inputs`, `outputs` and `plan` are "[secret]"
 unless `show_secrets=True`.
