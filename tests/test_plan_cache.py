@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 
-from programs.offline import REPO_ROOT
 from programs.api import offline_preview
+from programs.offline import REPO_ROOT
 from programs.platformctl import plan_cache
 from programs.platformctl.cli import main
 

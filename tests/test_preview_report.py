@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from programs.offline import REPO_ROOT
 from programs.api import offline_preview
+from programs.offline import REPO_ROOT
 from programs.platformctl import exit_codes, policy_gate
 from programs.platformctl.cli import main
 from programs.platformctl.preview_report import diff_plans, render_outputs
