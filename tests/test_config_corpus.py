@@ -416,12 +416,12 @@ def test_ten_mistakes_are_ten_problems_in_one_run(tmp_path, capsys, no_registrat
 
 def test_a_crash_still_writes_the_json_with_the_error(tmp_path, monkeypatch):
     """If platformctl itself fails (a bug), the plan JSON holds the error, as the README documents."""
-    from programs.platformctl import preview as preview_cmd
+    from programs.api import offline_preview
 
     def broken(*_args, **_kwargs):
         raise KeyError("boom\nsecond line")
 
-    monkeypatch.setattr(preview_cmd, "build_plan", broken)
+    monkeypatch.setattr(offline_preview, "build_plan", broken)
     out = tmp_path / "plan.json"
     with pytest.raises(KeyError):
         cli.main(["preview", "--stack", "dev", "--offline", "--json", str(out)])

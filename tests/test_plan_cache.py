@@ -7,8 +7,9 @@ import shutil
 
 import pytest
 
+from programs.api import offline_preview
 from programs.offline import REPO_ROOT
-from programs.platformctl import plan_cache, preview
+from programs.platformctl import plan_cache
 from programs.platformctl.cli import main
 
 PLAN = {
@@ -93,7 +94,7 @@ def test_preview_runs_once_then_reads_the_cache(tmp_path, cache_on, monkeypatch,
         calls.append((stack, show_secrets))
         return json.loads(json.dumps({**PLAN, "stack": stack}))
 
-    monkeypatch.setattr(preview, "offline_plan", compute)
+    monkeypatch.setattr(offline_preview, "offline_plan", compute)
     stack = tmp_path / "Pulumi.s.yaml"
     stack.write_text("config: {}\n")
     base = ["preview", "--stack", "s", "--offline", "--config-file", str(stack)]
@@ -119,7 +120,7 @@ def test_a_failed_preview_is_not_cached(tmp_path, cache_on, monkeypatch):
     def compute(stack, config_file, show_secrets, policy_config=None):
         raise ConfigError(["k8s-platform:network.vpcCidr: not a private block"])
 
-    monkeypatch.setattr(preview, "offline_plan", compute)
+    monkeypatch.setattr(offline_preview, "offline_plan", compute)
     stack = tmp_path / "Pulumi.s.yaml"
     stack.write_text("config: {}\n")
     assert main(["preview", "--stack", "s", "--offline", "--config-file", str(stack), "--quiet"]) == 2

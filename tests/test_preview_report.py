@@ -10,9 +10,9 @@ from functools import partial
 import pytest
 
 from policy.offline_runner import config_path
+from programs.api import offline_preview
 from programs.offline import REPO_ROOT
 from programs.platformctl import exit_codes, policy_gate
-from programs.platformctl import preview as preview_cmd
 from programs.platformctl.cli import main
 from programs.platformctl.preview_report import diff_plans, render_outputs
 
@@ -46,7 +46,7 @@ def test_a_missing_policy_config_is_found_before_the_program_runs(monkeypatch, t
     def no_run(*_a, **_k):
         raise AssertionError("the program ran before the policy config was found")
 
-    monkeypatch.setattr(preview_cmd, "run_offline", no_run)
+    monkeypatch.setattr(offline_preview, "run_offline", no_run)
     monkeypatch.setattr(policy_gate, "config_path", partial(config_path, config_dir=tmp_path))
     assert main(["preview", "--stack", "staging", "--offline"]) == exit_codes.CONFIG_ERROR
     [line] = capsys.readouterr().err.strip().splitlines()

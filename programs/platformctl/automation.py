@@ -1,10 +1,10 @@
 """`platformctl preview|up|destroy|refresh --stack S` through the Automation API (needs the pulumi CLI).
 
-Thin shell over pure pieces: `build_request` maps arguments and the stack file to a `StackRequest`
-(which stack file, which policy config), `operation_kwargs` maps that to the Automation API call,
-`events.EventFold` turns the engine's events into the live progress view and the summary, and
-`events.outcome_code` picks the exit code. `run_operation` takes the stack opener as a parameter so
-the whole flow is tested with a recorded event sequence and no CLI.
+The shell over `programs.api`: `build_request` maps the arguments to `api.stack_request` (which
+stack file, which policy config; the stack file validated before the CLI starts), `ProgressView`
+prints the engine events `programs.api.engine.run_request` hands it, `execute` adds the checks, the
+confirmation and the summary line. `run_operation` takes the stack opener as a parameter so the
+whole flow is tested with a recorded event sequence and no CLI.
 """
 
 from __future__ import annotations
@@ -12,61 +12,30 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
-from components.config import ConfigError, parse_stack_config
-from programs.stack_files import REPO_ROOT, read_stack_file, stack_file
+from programs.api import engine
+from programs.api.engine import (  # noqa: F401 (the Automation API pieces, public here too)
+    CHANGING_OPERATIONS,
+    OPERATIONS,
+    POLICY_OPERATIONS,
+    POLICY_PACK_DIR,
+    OperationOutcome,
+    StackRequest,
+    cli_missing_line,
+    failure_message,
+    last_error_line,
+    missing_policy_files,
+    open_stack,
+    operation_kwargs,
+    policy_paths,
+    pulumi_cli_missing,
+)
 from programs.platformctl import events, exit_codes
 from programs.platformctl.input_errors import INPUT_ERRORS, report_input_error
-from programs.platformctl.preview import pulumi_cli_missing
-
-OPERATIONS = ("preview", "up", "destroy", "refresh")
-# The CLI runs CrossGuard packs on preview and up; destroy and refresh take no --policy-pack.
-POLICY_OPERATIONS = frozenset({"preview", "up"})
-POLICY_PACK_DIR = "policy"
-CHANGING_OPERATIONS = frozenset({"up", "destroy"})
-
-
-@dataclass(frozen=True)
-class StackRequest:
-    """Everything one Automation API operation needs, resolved from the arguments and the stack file."""
-
-    operation: str
-    stack: str
-    work_dir: Path
-    stack_file: Path
-    environment: str
-    policy_pack: Path | None
-    policy_config: Path | None
-    config_file: Path | None = None  # handed to the CLI (--config-file) when not the workspace's own file
-    parallel: int | None = None
-    message: str | None = None
-    targets: tuple[str, ...] = ()
-    refresh: bool = False
-    expect_no_changes: bool = False
-    diff: bool = False
-
-
-@dataclass
-class OperationOutcome:
-    code: int
-    summary: events.RunSummary = field(default_factory=events.RunSummary)
-    message: str = ""  # one line, set when the run did not succeed
-
-    @property
-    def transient(self) -> bool:
-        """Worth retrying: another update held the stack's lock."""
-        return self.code == exit_codes.CONCURRENT_UPDATE
-
-
-def policy_paths(root: Path, stack: str, environment: str) -> tuple[Path, Path]:
-    """The policy pack and its config: `policy/config/<stack>.json` when a stack has its own (the
-    offline policy runner looks there first too), else the environment's `policy/config/<environment>.json`."""
-    pack = root / POLICY_PACK_DIR
-    own = pack / "config" / f"{stack}.json"
-    return pack, own if own.exists() else pack / "config" / f"{environment}.json"
+from programs.stack_files import REPO_ROOT
 
 
 def build_request(operation: str, args: argparse.Namespace, root: Path = REPO_ROOT) -> StackRequest:
@@ -74,94 +43,27 @@ def build_request(operation: str, args: argparse.Namespace, root: Path = REPO_RO
 
     The stack file is validated here, so bad config is reported with its key paths before the CLI starts.
     """
-    if operation not in OPERATIONS:
-        raise ValueError(f"unknown operation {operation!r}; allowed: {', '.join(OPERATIONS)}")
-    config_file: Path | None = getattr(args, "config_file", None)
-    path = Path(config_file) if config_file else stack_file(args.stack, root)
-    if not path.exists():
-        raise FileNotFoundError(f"no stack file {path} (stacks: Pulumi.<stack>.yaml beside Pulumi.yaml)")
-    raw = read_stack_file(path)
-    try:
-        cfg = parse_stack_config(raw)
-    except ConfigError as exc:
-        exc.source = path
-        raise
-    pack, pack_config = policy_paths(root, args.stack, cfg.environment)
-    if getattr(args, "policy_config", None) is not None:  # --policy-config
-        pack_config = Path(args.policy_config)
-    with_policy = operation in POLICY_OPERATIONS
-    parallel = getattr(args, "parallel", None)
-    if parallel is not None and parallel < 1:
-        raise ValueError(f"--parallel must be at least 1, got {parallel}")
-    return StackRequest(
-        operation=operation,
-        stack=args.stack,
-        work_dir=root,
-        stack_file=path,
-        environment=cfg.environment,
-        policy_pack=pack if with_policy else None,
-        policy_config=pack_config if with_policy else None,
-        config_file=path if config_file else None,
-        parallel=parallel,
+    return engine.stack_request(
+        operation,
+        args.stack,
+        root,
+        config_file=getattr(args, "config_file", None),
+        policy_config=getattr(args, "policy_config", None),
+        parallel=getattr(args, "parallel", None),
         message=getattr(args, "message", None),
         targets=tuple(getattr(args, "target", None) or ()),
-        refresh=bool(getattr(args, "refresh", False)) and operation in ("preview", "up"),
-        expect_no_changes=bool(getattr(args, "expect_no_changes", False)) and operation != "destroy",
+        refresh=bool(getattr(args, "refresh", False)),
+        expect_no_changes=bool(getattr(args, "expect_no_changes", False)),
         diff=bool(getattr(args, "diff", False)),
     )
-
-
-def operation_kwargs(req: StackRequest) -> dict[str, Any]:
-    """Keyword arguments of `Stack.<operation>(...)`; only what is set, so the CLI's defaults stay."""
-    kwargs: dict[str, Any] = {"color": "never"}
-    if req.operation != "preview":
-        # The API defaults to `stack history --show-secrets` after up/destroy/refresh, decrypting the
-        # stack's secret config into a result platformctl never shows: don't.
-        kwargs["show_secrets"] = False
-    if req.policy_pack is not None and req.policy_config is not None:
-        kwargs["policy_packs"] = [str(req.policy_pack)]
-        kwargs["policy_pack_configs"] = [str(req.policy_config)]
-    if req.config_file is not None:
-        kwargs["config_file"] = str(req.config_file)
-    if req.parallel is not None:
-        kwargs["parallel"] = req.parallel
-    if req.message:
-        kwargs["message"] = req.message
-    if req.targets:
-        kwargs["target"] = list(req.targets)
-    if req.refresh:
-        kwargs["refresh"] = True
-    if req.expect_no_changes:
-        kwargs["expect_no_changes"] = True
-    if req.diff:
-        kwargs["diff"] = True
-    return kwargs
-
-
-def missing_policy_files(req: StackRequest) -> str | None:
-    """One line when the policy pack or its config for the environment is absent (never run without it)."""
-    if req.policy_pack is None:
-        return None
-    if not (req.policy_pack / "PulumiPolicy.yaml").exists():
-        return f"the policy pack is missing: no {req.policy_pack / 'PulumiPolicy.yaml'}"
-    if req.policy_config is None or not req.policy_config.exists():
-        return f"no policy config {req.policy_config} for environment '{req.environment}'"
-    return None
-
-
-def open_stack(req: StackRequest):
-    """Select the stack in a LocalWorkspace on the project directory (runs `pulumi stack select`)."""
-    from pulumi import automation as auto
-
-    workspace = auto.LocalWorkspace(work_dir=str(req.work_dir))
-    return auto.Stack.select(req.stack, workspace)
 
 
 class ProgressView:
     """Prints the fold's lines as events arrive (from the Automation API's watcher thread)."""
 
-    def __init__(self, operation: str, out: TextIO, prefix: str = "", quiet: bool = False,
-                 lock: threading.Lock | None = None):
+    def __init__(
+        self, operation: str, out: TextIO, prefix: str = "", quiet: bool = False, lock: threading.Lock | None = None
+    ):
         self.fold = events.EventFold(operation)
         self.out = out
         self.prefix = prefix
@@ -200,27 +102,6 @@ def _isatty(stream: TextIO) -> bool:
         return False
 
 
-def last_error_line(text: str) -> str:
-    """The most telling line of a failed CLI run: its last `error:` line, else its last non-empty line."""
-    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
-    errors = [ln for ln in lines if ln.lower().startswith("error:")]
-    pick = errors[-1] if errors else (lines[-1] if lines else "unknown error")
-    return pick[len("error:"):].strip() if pick.lower().startswith("error:") else pick
-
-
-def failure_message(req: StackRequest, code: int, summary: events.RunSummary, error_text: str) -> str:
-    """One line naming what went wrong (credentials, policy, or the engine's own error)."""
-    hint = " (or `platformctl preview --offline`)" if req.operation == "preview" else ""
-    problem = events.credentials_problem("\n".join([error_text, *summary.errors]))
-    if code == exit_codes.CREDENTIALS_MISSING and problem:
-        return f"stack '{req.stack}': {problem}{hint}"
-    if code == exit_codes.POLICY_VIOLATION:
-        names = sorted({f"{v.pack}/{v.policy}" for v in summary.mandatory})
-        return f"stack '{req.stack}': {len(summary.mandatory)} mandatory policy violations ({', '.join(names)})"
-    detail = summary.errors[0] if summary.errors else last_error_line(error_text)
-    return f"stack '{req.stack}': {req.operation} failed: {detail}"
-
-
 def run_operation(
     req: StackRequest,
     opener: Callable[[StackRequest], Any] = open_stack,
@@ -230,46 +111,11 @@ def run_operation(
     lock: threading.Lock | None = None,
 ) -> OperationOutcome:
     """Run one operation, streaming progress; never raises for engine/CLI failures."""
-    from pulumi.automation import errors as auto_errors
-
     view = ProgressView(req.operation, out or sys.stdout, prefix=prefix, quiet=quiet, lock=lock)
     try:
-        stack = opener(req)
-        try:
-            getattr(stack, req.operation)(on_event=view, **operation_kwargs(req))
-        finally:
-            view.close()
-    except auto_errors.ConcurrentUpdateError:
-        return OperationOutcome(exit_codes.CONCURRENT_UPDATE, view.fold.result(),
-                                f"stack '{req.stack}': another update is in progress (the stack is locked)")
-    except auto_errors.StackNotFoundError:
-        return OperationOutcome(exit_codes.STACK_NOT_FOUND, view.fold.result(),
-                                f"no stack '{req.stack}' in the current backend; create it with `pulumi stack init {req.stack}`")
-    except auto_errors.CommandError as exc:
-        summary = view.fold.result()
-        code = events.outcome_code(summary, str(exc))
-        return OperationOutcome(code, summary, failure_message(req, code, summary, str(exc)))
-    except FileNotFoundError as exc:
-        if "pulumi" in str(exc):
-            return OperationOutcome(exit_codes.CONFIG_ERROR, view.fold.result(), cli_missing_line(req.operation))
-        raise
-    except Exception as exc:  # noqa: BLE001 - an unexpected SDK error is still one line, not a traceback
-        summary = view.fold.result()
-        return OperationOutcome(exit_codes.DEPLOY_FAILED, summary,
-                                f"stack '{req.stack}': {req.operation} failed: {type(exc).__name__}: {exc}")
-    summary = view.fold.result()
-    code = events.outcome_code(summary)
-    return OperationOutcome(code, summary, "" if code == exit_codes.OK else failure_message(req, code, summary, ""))
-
-
-def cli_missing_line(command: str) -> str:
-    """The one line printed when the CLI is absent; `command` as typed after `platformctl`."""
-    if command.endswith("preview") or command == "graph":
-        hint = "run with --offline to work under Pulumi mocks"
-    else:
-        alternative = "fleet preview --offline" if command.startswith("fleet") else "preview --offline"
-        hint = f"there is no offline {command.split()[-1]}; check the plan with `platformctl {alternative}`"
-    return f"the pulumi CLI is not installed; `platformctl {command}` needs it ({hint})"
+        return engine.run_request(req, opener, on_event=view)
+    finally:
+        view.close()
 
 
 def confirm_on_tty(req: StackRequest) -> bool:
@@ -280,9 +126,13 @@ def confirm_on_tty(req: StackRequest) -> bool:
     return answer.strip() == req.stack
 
 
-def execute(operation: str, args: argparse.Namespace, root: Path = REPO_ROOT,
-            opener: Callable[[StackRequest], Any] = open_stack,
-            confirm: Callable[[StackRequest], bool] = confirm_on_tty) -> int:
+def execute(
+    operation: str,
+    args: argparse.Namespace,
+    root: Path = REPO_ROOT,
+    opener: Callable[[StackRequest], Any] = open_stack,
+    confirm: Callable[[StackRequest], bool] = confirm_on_tty,
+) -> int:
     """The shell of every non-offline command: checks, optional confirmation, the run, the summary line."""
     if pulumi_cli_missing():
         print(f"error: {cli_missing_line(operation)}", file=sys.stderr)
@@ -297,8 +147,10 @@ def execute(operation: str, args: argparse.Namespace, root: Path = REPO_ROOT,
         return exit_codes.CONFIG_ERROR
     if operation in CHANGING_OPERATIONS and not getattr(args, "yes", False):
         if confirm is confirm_on_tty and not sys.stdin.isatty():
-            print(f"error: `platformctl {operation}` changes real infrastructure; pass --yes when not on a "
-                  "terminal", file=sys.stderr)
+            print(
+                f"error: `platformctl {operation}` changes real infrastructure; pass --yes when not on a terminal",
+                file=sys.stderr,
+            )
             return exit_codes.CONFIG_ERROR
         if operation == "up":
             # Show what would change, with the policy pack, before asking (the API's `up` skips its preview).
@@ -309,8 +161,10 @@ def execute(operation: str, args: argparse.Namespace, root: Path = REPO_ROOT,
                 print(f"error: {shown.message}", file=sys.stderr)
                 return shown.code
         if not confirm(req):
-            print(f"error: `platformctl {operation}` changes real infrastructure; pass --yes to run it "
-                  "without a prompt", file=sys.stderr)
+            print(
+                f"error: `platformctl {operation}` changes real infrastructure; pass --yes to run it without a prompt",
+                file=sys.stderr,
+            )
             return exit_codes.CONFIG_ERROR
     try:
         outcome = run_operation(req, opener, quiet=getattr(args, "quiet", False))

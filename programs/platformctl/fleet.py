@@ -1,330 +1,116 @@
-"""`platformctl fleet preview|up`: many stacks under a concurrency bound, failures isolated, retries.
+"""`platformctl fleet preview|up|list`: many stacks under a concurrency bound, failures isolated, retries.
 
-`run_fleet(jobs, runner, parallel, ...)` is the scheduler: at most `parallel` runners at once, a
-runner's failure (or exception) is that stack's result and never stops the others, and transient
-failures (another update holds the stack's lock: `ConcurrentUpdateError`) are retried with
-exponential backoff. Sleep, clock and jitter are injected, so tests need no real waiting.
-
-Runners: `OfflineRunner` runs each stack's offline preview in its own process (Pulumi mocks are
-process-global, so two stacks cannot share one), `AutomationRunner` drives the Automation API.
+The shell over `programs.api.fleet` (the scheduler and its runners live in `programs/api/scheduler.py`,
+offline fleets run on the warm runner, `warm_runner.py`): arguments in, progress lines, the per-stack
+table, the footer and the JSON out.
 """
 
 from __future__ import annotations
 
 import argparse
-import glob
 import json
-import os
-import random
-import subprocess
 import sys
-import tempfile
 import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
-from programs.stack_files import REPO_ROOT
+from programs import api
+from programs.api import scheduler
+from programs.api.results import StackResult
+from programs.api.scheduler import (  # noqa: F401 (the scheduler and its runners, public here too)
+    FLEET_OPERATIONS,
+    OfflineRunner,
+    RetryPolicy,
+    Runner,
+    StackJob,
+    StackOutcome,
+    default_parallel,
+    fleet_exit_code,
+    is_transient,
+    offline_command,
+    one_line,
+    outcome_from_process,
+    repo_stack_files,
+    run_fleet,
+    run_one,
+    select_jobs,
+    stack_name_of,
+)
 from programs.platformctl import exit_codes
+from programs.platformctl.automation import ProgressView
 from programs.platformctl.fleet_stacks import dev_variant, write_dev_variants  # noqa: F401 (public here too)
-
-FLEET_OPERATIONS = ("preview", "up")
-# Texts of a lock conflict when a runner raises instead of returning (see pulumi.automation.errors).
-_TRANSIENT_TEXTS = ("[409] conflict", "another update is currently in progress", "the stack is currently locked by")
+from programs.stack_files import REPO_ROOT
 
 
-@dataclass(frozen=True)
-class StackJob:
-    name: str
-    stack_file: Path
-    operation: str = "preview"
+def stack_progress(operation: str, quiet: bool = False) -> Callable[[str, Any], None] | None:
+    """Prints each stack's engine events as progress lines prefixed with the stack name."""
+    if quiet:
+        return None
+    views: dict[str, ProgressView] = {}
+    views_lock = threading.Lock()
+    write_lock = threading.Lock()  # one line at a time across stacks
+
+    def on_event(stack: str, event: Any) -> None:
+        with views_lock:
+            view = views.get(stack) or views.setdefault(
+                stack, ProgressView(operation, sys.stdout, prefix=f"[{stack}] ", lock=write_lock)
+            )
+        view(event)
+
+    return on_event
 
 
-@dataclass
-class StackOutcome:
-    """What one attempt of a runner reports."""
+class AutomationRunner(scheduler.AutomationRunner):
+    """The API's Automation API runner with platformctl's progress lines (unless `quiet`)."""
 
-    code: int
-    detail: str = ""  # one line when not ok
-    resources: int | None = None
-    changes: str = ""
-    transient: bool = False
-
-
-@dataclass
-class StackResult:
-    name: str
-    code: int
-    attempts: int
-    seconds: float
-    detail: str = ""
-    resources: int | None = None
-    changes: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.code == exit_codes.OK
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 3  # total tries per stack, including the first
-    base_delay: float = 5.0
-    factor: float = 2.0
-    max_delay: float = 60.0
-    jitter: float = 0.2  # +-20 %, so stacks that collided do not collide again in step
-
-    def delay(self, retry: int, rng: Callable[[], float] = random.random) -> float:
-        """Seconds to wait before retry number `retry` (1-based)."""
-        raw = min(self.max_delay, self.base_delay * self.factor ** (retry - 1))
-        return max(0.0, raw * (1 + self.jitter * (2 * rng() - 1)))
-
-
-Runner = Callable[[StackJob], StackOutcome]
-
-
-def is_transient(exc: BaseException) -> bool:
-    try:
-        from pulumi.automation.errors import ConcurrentUpdateError
-    except ImportError:  # pragma: no cover - pulumi is a dependency
-        ConcurrentUpdateError = ()  # type: ignore[assignment]  # noqa: N806
-    if ConcurrentUpdateError and isinstance(exc, ConcurrentUpdateError):
-        return True
-    text = str(exc).lower()
-    return any(t in text for t in _TRANSIENT_TEXTS)
-
-
-def one_line(text: str, limit: int = 160) -> str:
-    line = " ".join((text or "").split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def run_one(job: StackJob, runner: Runner, retry: RetryPolicy, sleep: Callable[[float], None],
-            clock: Callable[[], float], rng: Callable[[], float]) -> StackResult:
-    """One stack with retries; anything the runner raises becomes this stack's failure."""
-    start = clock()
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            outcome = runner(job)
-        except Exception as exc:  # noqa: BLE001 - isolation: one stack's crash is its own result
-            outcome = StackOutcome(exit_codes.CONCURRENT_UPDATE if is_transient(exc) else exit_codes.DEPLOY_FAILED,
-                                   one_line(f"{type(exc).__name__}: {exc}"), transient=is_transient(exc))
-        if outcome.code == exit_codes.OK or not outcome.transient or attempt >= retry.attempts:
-            detail = outcome.detail
-            if outcome.transient and outcome.code != exit_codes.OK:
-                detail = f"{detail} (gave up after {attempt} attempts)"
-            return StackResult(job.name, outcome.code, attempt, clock() - start, detail,
-                               outcome.resources, outcome.changes)
-        sleep(retry.delay(attempt, rng))
-
-
-def run_fleet(
-    jobs: Sequence[StackJob],
-    runner: Runner,
-    parallel: int,
-    retry: RetryPolicy = RetryPolicy(),
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
-    rng: Callable[[], float] = random.random,
-    on_result: Callable[[StackResult, int, int], None] | None = None,
-) -> list[StackResult]:
-    """Run every job, at most `parallel` at once; results in job order."""
-    if parallel < 1:
-        raise ValueError(f"--parallel must be at least 1, got {parallel}")
-    done = 0
-    lock = threading.Lock()
-
-    def task(job: StackJob) -> StackResult:
-        nonlocal done
-        result = run_one(job, runner, retry, sleep, clock, rng)
-        if on_result is not None:
-            with lock:
-                done += 1
-                on_result(result, done, len(jobs))
-        return result
-
-    with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="fleet") as pool:
-        return list(pool.map(task, jobs))
-
-
-def fleet_exit_code(results: Sequence[StackResult]) -> int:
-    return exit_codes.OK if all(r.ok for r in results) else exit_codes.FLEET_FAILED
-
-
-# --- which stacks ------------------------------------------------------------------------------
-
-def stack_name_of(path: Path) -> str:
-    """`Pulumi.<name>.yaml` -> name; any other file name -> its stem."""
-    name = path.name
-    for suffix in (".yaml", ".yml"):
-        if name.startswith("Pulumi.") and name.endswith(suffix):
-            return name[len("Pulumi."):-len(suffix)]
-    return path.stem
-
-
-def repo_stack_files(root: Path = REPO_ROOT) -> list[Path]:
-    """The repository's own stacks: every Pulumi.<stack>.yaml beside Pulumi.yaml."""
-    return sorted(p for p in root.glob("Pulumi.*.y*ml") if p.name.count(".") >= 2)
-
-
-def select_jobs(operation: str, stacks: str | None = None, stacks_dir: Path | None = None,
-                stack_files: str | None = None, root: Path = REPO_ROOT) -> list[StackJob]:
-    """The stacks to run: names (`--stacks a,b`, files in `--stacks-dir` or the repo), every stack
-    file of `--stacks-dir`, or the files matching `--stack-files GLOB`. Missing files stay in the list:
-    their run fails and is reported like any other failure."""
-    if operation not in (*FLEET_OPERATIONS, "list"):
-        raise ValueError(f"fleet runs {' or '.join(FLEET_OPERATIONS)}, not {operation!r}")
-    if stacks and stack_files:
-        raise ValueError("give either --stacks or --stack-files, not both")
-    jobs: list[StackJob] = []
-    if stacks:
-        base = stacks_dir or root
-        names = [n.strip() for n in stacks.split(",") if n.strip()]
-        jobs = [StackJob(n, base / f"Pulumi.{n}.yaml", operation) for n in names]
-    elif stack_files:
-        paths = sorted(Path(p) for p in glob.glob(stack_files))
-        jobs = [StackJob(stack_name_of(p), p, operation) for p in paths]
-    elif stacks_dir:
-        paths = sorted(p for p in stacks_dir.glob("Pulumi.*.y*ml") if p.name.count(".") >= 2)
-        jobs = [StackJob(stack_name_of(p), p, operation) for p in paths]
-    if not jobs and not (stacks or stack_files or stacks_dir):
-        jobs = [StackJob(stack_name_of(p), p, operation) for p in repo_stack_files(root)]
-    if not jobs:
-        raise ValueError("no stacks selected: give --stacks a,b,..., --stacks-dir DIR or --stack-files GLOB "
-                         f"(without them: the Pulumi.<stack>.yaml files beside {root / 'Pulumi.yaml'})")
-    seen: set[str] = set()
-    dupes = sorted({j.name for j in jobs if j.name in seen or seen.add(j.name)})
-    if dupes:
-        raise ValueError(f"stack listed twice: {', '.join(dupes)}")
-    return jobs
-
-
-# --- runners ---------------------------------------------------------------------------------
-
-def offline_command(job: StackJob, json_path: Path, python: str = sys.executable,
-                    policy_config: Path | None = None) -> list[str]:
-    """The offline preview of one stack, in its own interpreter (mocks are process-global)."""
-    return [python, "-m", "programs.platformctl.cli", "preview", "--stack", job.name, "--offline",
-            "--config-file", str(job.stack_file), "--quiet", "--json", str(json_path)] + (
-                ["--policy-config", str(policy_config)] if policy_config is not None else [])
-
-
-def outcome_from_process(returncode: int, stderr: str, plan: dict[str, Any] | None) -> StackOutcome:
-    """Interpret one offline preview process: its exit code, stderr and the plan JSON it wrote."""
-    resources = len(plan["resources"]) if plan and plan.get("resources") is not None else None
-    err_lines = [ln.strip() for ln in (stderr or "").splitlines() if ln.strip()]
-    if returncode == exit_codes.OK:
-        return StackOutcome(exit_codes.OK, resources=resources, changes=f"{resources} to create" if resources else "")
-    crashed = any(ln.startswith("Traceback") for ln in err_lines)
-    if returncode == exit_codes.CONFIG_ERROR and not crashed:
-        problems = [ln for ln in err_lines if ln.startswith("k8s-platform:") or ln.startswith("aws:")]
-        # Else the first `error:` line: the reason (a YAML error's later lines are context).
-        errors = [ln for ln in err_lines if ln.startswith("error:")]
-        detail = "; ".join(problems) if problems else (errors[0] if errors else err_lines[0] if err_lines
-                                                       else "invalid configuration")
-        return StackOutcome(exit_codes.CONFIG_ERROR, one_line(detail.removeprefix("error: ")), resources)
-    violations = (plan or {}).get("policy", {}).get("violations", [])
-    mandatory = [v for v in violations if v.get("level") == "mandatory"]
-    if returncode == exit_codes.POLICY_VIOLATION and mandatory and not crashed:
-        names = sorted({v.get("policy", "?") for v in mandatory})
-        return StackOutcome(exit_codes.POLICY_VIOLATION, one_line(f"{len(mandatory)} mandatory policy violations: "
-                                                                 f"{', '.join(names)}"), resources)
-    last = err_lines[-1] if err_lines else f"exit {returncode}"
-    return StackOutcome(exit_codes.DEPLOY_FAILED, one_line(f"offline preview failed (exit {returncode}): {last}"), resources)
-
-
-class OfflineRunner:
-    """Runs `offline_command` through `run` (subprocess.run by default; injectable for tests)."""
-
-    def __init__(self, run: Callable[..., Any] = subprocess.run, python: str = sys.executable,
-                 cwd: Path = REPO_ROOT, timeout: float = 900.0, work_dir: Path | None = None,
-                 policy_config: Path | None = None):
-        self.run = run
-        self.policy_config = policy_config
-        self.python = python
-        self.cwd = cwd
-        self.timeout = timeout
-        self.work_dir = work_dir
-
-    def __call__(self, job: StackJob) -> StackOutcome:
-        with tempfile.TemporaryDirectory(prefix=f"fleet-{job.name}-", dir=self.work_dir) as tmp:
-            plan_path = Path(tmp) / "plan.json"
-            try:
-                proc = self.run(offline_command(job, plan_path, self.python, self.policy_config), capture_output=True,
-                                text=True, cwd=str(self.cwd), timeout=self.timeout)
-            except subprocess.TimeoutExpired:
-                return StackOutcome(exit_codes.TIMED_OUT, f"offline preview timed out after {self.timeout:g}s (--timeout)")
-            plan = None
-            if plan_path.exists():
-                try:
-                    plan = json.loads(plan_path.read_text())
-                except ValueError:
-                    plan = None
-            return outcome_from_process(proc.returncode, proc.stderr, plan)
-
-
-class AutomationRunner:
-    """Drives one stack through the Automation API (progress lines prefixed with the stack name)."""
-
-    def __init__(self, operation: str, root: Path = REPO_ROOT, opener: Callable[..., Any] | None = None,
-                 quiet: bool = False, policy_config: Path | None = None):
-        self.operation = operation
-        self.policy_config = policy_config
-        self.root = root
-        self.opener = opener
-        self.quiet = quiet
-        self.lock = threading.Lock()
-
-    def __call__(self, job: StackJob) -> StackOutcome:
-        from components.config import ConfigError
-        from programs.platformctl import automation, events
-
-        in_repo = job.stack_file.resolve() == (self.root / f"Pulumi.{job.name}.yaml").resolve()
-        args = argparse.Namespace(stack=job.name, config_file=None if in_repo else job.stack_file,
-                                  policy_config=self.policy_config)
-        try:
-            req = automation.build_request(self.operation, args, self.root)
-        except ConfigError as exc:
-            return StackOutcome(exit_codes.CONFIG_ERROR, one_line("; ".join(exc.problems)))
-        except (FileNotFoundError, ValueError) as exc:
-            return StackOutcome(exit_codes.CONFIG_ERROR, one_line(str(exc)))
-        missing = automation.missing_policy_files(req)
-        if missing:
-            return StackOutcome(exit_codes.CONFIG_ERROR, missing)
-        outcome = automation.run_operation(req, self.opener or automation.open_stack, prefix=f"[{job.name}] ",
-                                           quiet=self.quiet, lock=self.lock)
-        return StackOutcome(outcome.code, one_line(outcome.message),
-                            changes=events.change_phrase(outcome.summary.changes, self.operation == "preview"),
-                            transient=outcome.transient)
+    def __init__(
+        self,
+        operation: str,
+        root: Path = REPO_ROOT,
+        opener: Callable[..., Any] | None = None,
+        quiet: bool = False,
+        policy_config: Path | None = None,
+    ):
+        super().__init__(operation, root, opener, stack_progress(operation, quiet), policy_config=policy_config)
 
 
 # --- output ----------------------------------------------------------------------------------
 
+
 def render_table(results: Sequence[StackResult]) -> str:
     header = ("stack", "result", "exit", "tries", "time", "resources", "detail")
-    rows = [(r.name, exit_codes.name(r.code), str(r.code), str(r.attempts),
-             f"{r.seconds:.1f}s", "-" if r.resources is None else str(r.resources), r.detail or r.changes)
-            for r in results]
+    rows = [
+        (
+            r.name,
+            exit_codes.name(r.code),
+            str(r.code),
+            str(r.attempts),
+            f"{r.seconds:.1f}s",
+            "-" if r.resources is None else str(r.resources),
+            r.detail or r.changes,
+        )
+        for r in results
+    ]
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(header)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths[:-1]) + "  {}"
-    return "\n".join([fmt.format(*header), fmt.format(*("-" * w for w in widths[:-1]), "-" * len(header[-1])),
-                      *(fmt.format(*row) for row in rows)])
+    return "\n".join(
+        [
+            fmt.format(*header),
+            fmt.format(*("-" * w for w in widths[:-1]), "-" * len(header[-1])),
+            *(fmt.format(*row) for row in rows),
+        ]
+    )
 
 
 def render_footer(results: Sequence[StackResult], wall: float, parallel: int) -> str:
     failed = [r for r in results if not r.ok]
     total = sum(r.seconds for r in results)
-    return (f"{len(results)} stacks: {len(results) - len(failed)} succeeded, {len(failed)} failed"
-            + (f" ({', '.join(r.name for r in failed)})" if failed else "")
-            + f"; wall {wall:.1f}s, sum of stack times {total:.1f}s, parallel {parallel}")
-
-
-def default_parallel() -> int:
-    return max(1, os.cpu_count() or 1)
+    return (
+        f"{len(results)} stacks: {len(results) - len(failed)} succeeded, {len(failed)} failed"
+        + (f" ({', '.join(r.name for r in failed)})" if failed else "")
+        + f"; wall {wall:.1f}s, sum of stack times {total:.1f}s, parallel {parallel}"
+    )
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -343,93 +129,96 @@ def run_list(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.operation == "list":
         return run_list(args)
-    if args.policy_config is not None and not args.policy_config.is_file():
-        print(f"error: {args.policy_config}: no such policy config file (--policy-config)", file=sys.stderr)
+    problem = api.fleet_problem(args.operation, args.offline, args.policy_config)
+    if problem is None and not args.offline and args.operation == "up" and not args.yes:
+        problem = "`platformctl fleet up` changes real infrastructure; pass --yes"
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
         return exit_codes.CONFIG_ERROR
-    if args.offline and args.operation != "preview":
-        print("error: fleet --offline only previews (there is no offline up)", file=sys.stderr)
-        return exit_codes.CONFIG_ERROR
-    if not args.offline:
-        from programs.platformctl.automation import cli_missing_line
-        from programs.platformctl.preview import pulumi_cli_missing
 
-        if pulumi_cli_missing():
-            print(f"error: {cli_missing_line('fleet ' + args.operation)}", file=sys.stderr)
-            return exit_codes.CONFIG_ERROR
-        if args.operation == "up" and not args.yes:
-            print("error: `platformctl fleet up` changes real infrastructure; pass --yes", file=sys.stderr)
-            return exit_codes.CONFIG_ERROR
-    try:
-        jobs = select_jobs(args.operation, args.stacks, args.stacks_dir, args.stack_files)
-        parallel = args.parallel if args.parallel is not None else default_parallel()
-        if parallel < 1:
-            raise ValueError(f"--parallel must be at least 1, got {parallel}")
-        if args.retries < 0 or args.backoff < 0:
-            raise ValueError("--retries and --backoff must not be negative")
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exit_codes.CONFIG_ERROR
-    runner: Runner = (OfflineRunner(timeout=args.timeout, policy_config=args.policy_config) if args.offline
-                      else AutomationRunner(args.operation, quiet=args.quiet, policy_config=args.policy_config))
-    retry = RetryPolicy(attempts=args.retries + 1, base_delay=args.backoff)
-    print(f"fleet {args.operation}{' --offline' if args.offline else ''}: {len(jobs)} stacks, parallel {parallel}",
-          flush=True)
+    def start(jobs: list[StackJob], parallel: int) -> None:
+        print(
+            f"fleet {args.operation}{' --offline' if args.offline else ''}: {len(jobs)} stacks, parallel {parallel}",
+            flush=True,
+        )
 
     def progress(result: StackResult, done: int, total: int) -> None:
         state = "ok" if result.ok else f"FAILED (exit {result.code})"
-        print(f"[{done}/{total}] {result.name}: {state} in {result.seconds:.1f}s"
-              + (f" after {result.attempts} tries" if result.attempts > 1 else ""), flush=True)
+        print(
+            f"[{done}/{total}] {result.name}: {state} in {result.seconds:.1f}s"
+            + (f" after {result.attempts} tries" if result.attempts > 1 else ""),
+            flush=True,
+        )
 
-    start = time.monotonic()
+    runner = (
+        None if args.offline else AutomationRunner(args.operation, quiet=args.quiet, policy_config=args.policy_config)
+    )
     try:
-        if args.offline:
-            results = _offline_fleet(jobs, runner, parallel, retry, args, progress)
-        else:
-            results = run_fleet(jobs, runner, parallel, retry, on_result=progress)
+        fleet = api.fleet(
+            args.stacks,
+            operation=args.operation,
+            offline=args.offline,
+            parallel=args.parallel,
+            stacks_dir=args.stacks_dir,
+            stack_files=args.stack_files,
+            policy_config=args.policy_config,
+            retries=args.retries,
+            backoff=args.backoff,
+            timeout=args.timeout,
+            use_cache=not getattr(args, "no_cache", False),
+            runner=runner,
+            on_result=progress,
+            on_start=start,
+        )
     except KeyboardInterrupt:
         print("error: fleet interrupted", file=sys.stderr)
         return exit_codes.INTERRUPTED
-    wall = time.monotonic() - start
+    if fleet.errors:
+        for error in fleet.errors:
+            print(f"error: {error}", file=sys.stderr)
+        return fleet.exit_code
     print()
-    print(render_table(results))
-    print(render_footer(results, wall, parallel))
+    print(render_table(fleet.stacks))
+    print(render_footer(fleet.stacks, fleet.wall_seconds, fleet.parallel))
     if args.json_path:
-        args.json_path.write_text(json.dumps({"operation": args.operation, "offline": args.offline, "parallel": parallel,
-                                              "wallSeconds": round(wall, 3),
-                                              "stacks": [asdict(r) for r in results]}, indent=2) + "\n")
-    return fleet_exit_code(results)
-
-
-def _offline_fleet(jobs: Sequence[StackJob], runner: Runner, parallel: int, retry: RetryPolicy,
-                   args: argparse.Namespace, progress: Callable[[StackResult, int, int], None]) -> list[StackResult]:
-    """Offline fleets run on the warm runner (programs/platformctl/warm_runner.py) where it can fork."""
-    from programs.platformctl import warm_runner
-
-    if not warm_runner.available():
-        return run_fleet(jobs, runner, parallel, retry, on_result=progress)
-    return warm_runner.run_offline_fleet(jobs, parallel, args.timeout, use_cache=not getattr(args, "no_cache", False),
-                                         on_result=progress, policy_config=args.policy_config)
+        args.json_path.write_text(json.dumps(fleet.as_dict(), indent=2) + "\n")
+    return fleet.exit_code
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("fleet", help="preview or deploy many stacks with bounded concurrency")
-    p.add_argument("operation", choices=(*FLEET_OPERATIONS, "list"),
-                   help="preview (offline with --offline), up (Automation API, needs --yes), or list the stacks")
-    p.add_argument("--stacks", help="comma-separated stack names (Pulumi.<name>.yaml in the repo or --stacks-dir); "
-                                    "default: every Pulumi.<stack>.yaml of the repository (`fleet list` prints them)")
-    p.add_argument("--policy-config", type=Path, metavar="FILE",
-                   help="one policy config JSON for every stack (default: each stack's own or its environment's)")
+    p.add_argument(
+        "operation",
+        choices=(*FLEET_OPERATIONS, "list"),
+        help="preview (offline with --offline), up (Automation API, needs --yes), or list the stacks",
+    )
+    p.add_argument(
+        "--stacks",
+        help="comma-separated stack names (Pulumi.<name>.yaml in the repo or --stacks-dir); "
+        "default: every Pulumi.<stack>.yaml of the repository (`fleet list` prints them)",
+    )
+    p.add_argument(
+        "--policy-config",
+        type=Path,
+        metavar="FILE",
+        help="one policy config JSON for every stack (default: each stack's own or its environment's)",
+    )
     p.add_argument("--stacks-dir", type=Path, help="directory of stack files; alone: every Pulumi.*.yaml in it")
     p.add_argument("--stack-files", help="glob of stack files, e.g. 'gen/Pulumi.*.yaml' (quote it)")
     p.add_argument("--parallel", type=int, help="stacks run at once (default: number of CPUs)")
     p.add_argument("--offline", action="store_true", help="offline preview of each stack in its own process")
     p.add_argument("--retries", type=int, default=2, help="retries of a transient failure (default 2)")
     p.add_argument("--backoff", type=float, default=5.0, help="first retry delay in seconds, doubled each retry")
-    p.add_argument("--timeout", type=float, default=900.0,
-                   help="per-stack timeout of an offline preview in seconds; a stack over it has status 'timeout'")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=900.0,
+        help="per-stack timeout of an offline preview in seconds; a stack over it has status 'timeout'",
+    )
     p.add_argument("--json", type=Path, dest="json_path", help="write the per-stack results here")
-    p.add_argument("--no-cache", action="store_true", help="offline: run every stack, even those unchanged since "
-                   "their cached plan")
+    p.add_argument(
+        "--no-cache", action="store_true", help="offline: run every stack, even those unchanged since their cached plan"
+    )
     p.add_argument("--quiet", action="store_true", help="no per-resource progress (Automation API mode)")
     p.add_argument("--yes", action="store_true", help="confirm `fleet up` (it changes real infrastructure)")
     p.set_defaults(func=run)

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from programs import api
 from programs.platformctl import exit_codes
 
 
@@ -15,8 +16,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     psub = p.add_subparsers(dest="policy_command", required=True)
     c = psub.add_parser("check", help="apply the pack to a saved plan JSON with a stack's enforcement config")
     c.add_argument("--plan", type=Path, required=True, help="plan JSON from `platformctl preview --offline --json`")
-    c.add_argument("--stack", required=True, help="stack whose policy config applies (policy/config/<stack>.json, else "
-                                                  "its environment's); must be the plan's stack unless --policy-config is given")
+    c.add_argument(
+        "--stack",
+        required=True,
+        help="stack whose policy config applies (policy/config/<stack>.json, else its environment's); "
+        "must be the plan's stack unless --policy-config is given",
+    )
     c.add_argument("--policy-config", type=Path, help="policy config JSON instead of the stack's")
     c.add_argument("--json", type=Path, dest="json_path", help="write the plan with its violations here")
     c.set_defaults(func=run_check)
@@ -26,45 +31,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from policy.offline_runner import PolicyConfigError
-    from programs.platformctl.policy_gate import check_plan
-
-    from programs.platformctl.preview import read_plan_file
-
-    try:
-        plan = read_plan_file(args.plan)
-        planned = plan.get("stack")
-        if args.policy_config is None and isinstance(planned, str) and planned != args.stack:
-            # Never fall back silently to the plan's environment for another stack's name.
-            raise ValueError(f"{args.plan}: the plan is of stack '{planned}', not '{args.stack}'; use --stack "
-                             f"{planned}, or --policy-config FILE to check it against another config")
-        plan = check_plan(plan, args.stack, args.policy_config)
-    except PolicyConfigError as exc:
-        print("error: invalid policy config:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return exit_codes.CONFIG_ERROR
-    except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exit_codes.CONFIG_ERROR
+    report = api.policy_check(args.plan, args.stack, policy_config=args.policy_config)
+    if report.errors:
+        if report.errors[0].kind == "policy-config":
+            print("error: invalid policy config:", file=sys.stderr)
+            for problem in report.errors:
+                print(f"  {problem}", file=sys.stderr)
+        else:
+            print("error: " + "\n".join(str(p) for p in report.errors), file=sys.stderr)
+        return report.exit_code
+    plan = dict(report.plan or {})
     if args.json_path:
         args.json_path.write_text(json.dumps(plan, indent=2) + "\n")
-    violations = plan["policy"]["violations"]
-    mandatory = [v for v in violations if v["level"] == "mandatory"]
-    for v in violations:
-        print(f"policy {v['level']}: {v['policy']}: {v['message']} ({v['urn'] or 'stack'})")
-    print(f"{args.stack}: {len(plan['resources'])} resources checked with {plan['policy']['config']}; "
-          f"{len(mandatory)} mandatory and {len(violations) - len(mandatory)} advisory policy violations")
-    if mandatory:
-        print("mandatory policies violated: " + ", ".join(sorted({v["policy"] for v in mandatory})), file=sys.stderr)
-    return exit_codes.POLICY_VIOLATION if mandatory else exit_codes.OK
+    for v in report.violations:
+        print(f"policy {v.level}: {v.policy}: {v.message} ({v.urn or 'stack'})")
+    print(
+        f"{args.stack}: {report.resources} resources checked with {report.config}; "
+        f"{len(report.mandatory)} mandatory and {len(report.advisory)} advisory policy violations"
+    )
+    if report.mandatory:
+        print(report.message, file=sys.stderr)
+    return report.exit_code
 
 
 def run_list(args: argparse.Namespace) -> int:
     from policy.offline_runner import CONFIG_DIR, load_pack_config, reconcile
-    from policy.registry import describe
-
-    from policy.registry import BY_ID
+    from policy.registry import BY_ID, describe
 
     rows = describe()
     # Without a config (pulumi preview --policy-pack policy, no --policy-pack-config): the fail-safe levels.
@@ -85,8 +77,10 @@ def run_list(args: argparse.Namespace) -> int:
     for row in rows:
         knobs = f"  knobs: {', '.join(row['config'])}" if row["config"] else ""
         levels = levels_of[row["id"]]
-        print(f"{row['id']:42s} {row['severity']:8s} {row['kind']:8s} {levels:{width}s} "
-              f"{'; '.join(row['benchmarks'])}{knobs}")
+        print(
+            f"{row['id']:42s} {row['severity']:8s} {row['kind']:8s} {levels:{width}s} "
+            f"{'; '.join(row['benchmarks'])}{knobs}"
+        )
         print(f"    {row['description']}")
     print(f"\n{len(rows)} policies; without a policy config critical and high severity policies are mandatory")
     return exit_codes.OK

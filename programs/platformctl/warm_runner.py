@@ -35,8 +35,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from programs.api.scheduler import StackJob, StackOutcome, StackResult, one_line, outcome_from_process
 from programs.platformctl import exit_codes, plan_cache
-from programs.platformctl.fleet import StackJob, StackOutcome, StackResult, one_line, outcome_from_process
 
 OnResult = Callable[[StackResult, int, int], None]
 
