@@ -414,6 +414,45 @@ def test_ten_mistakes_are_ten_problems_in_one_run(tmp_path, capsys, no_registrat
     )
 
 
+# Field errors inside list items beside cross-field rules on their sibling items: the rule about
+# the sibling (a reference, a duplicate) must still run although its list has a failed item.
+TEN_MISTAKES_IN_LISTS = {
+    '  k8s-platform:accountId: "222222222222"': ('  k8s-platform:accountId: "12345"', "k8s-platform:accountId"),
+    "    cost-center: cc-1234\n": ("", "k8s-platform:tags"),
+    "availabilityZones: [us-east-1a, us-east-1b, us-east-1c]": (
+        "availabilityZones: [us-east-1a, us-west-2b, us-east-1c]",
+        "k8s-platform:network.availabilityZones",
+    ),
+    "retentionDays: 365": ("retentionDays: 13", "k8s-platform:network.flowLogs.retentionDays"),
+    "authenticationMode: API": ("authenticationMode: FOO", "k8s-platform:cluster.eks.authenticationMode"),
+    "        minSize: 3": ("        minSize: 4", "k8s-platform:cluster.eks.systemNodeGroup.desiredSize"),
+    "      - name: general\n        nodeClass: default": (
+        "      - name: general\n        nodeClass: missing",
+        "k8s-platform:karpenter.nodePools[0].nodeClass",
+    ),
+    "        weight: 10\n": ("        weight: 500\n", "k8s-platform:karpenter.nodePools[1].weight"),
+    "        - arn:aws:iam::333333333333:role/shared-catalog-reader": (
+        "        - arn:aws:iam::333:role/x",
+        "k8s-platform:workloads[0].crossAccountRoleArns",
+    ),
+    "    - name: billing-export": ("    - name: orders-api", "k8s-platform:workloads[1].name"),
+}
+
+
+def test_ten_mistakes_in_list_items_are_ten_problems_in_one_run(tmp_path, capsys, no_registration):
+    text = (Path(__file__).resolve().parents[1] / "Pulumi.prod.yaml").read_text()
+    for old, (new, _) in TEN_MISTAKES_IN_LISTS.items():
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    path = tmp_path / "Pulumi.prod.yaml"
+    path.write_text(text)
+    code, lines = preview(path, tmp_path, capsys)
+    assert code == 2
+    problems = [line.strip() for line in lines[1:]]
+    named = [p.split(": ", 1)[0] for p in problems]
+    assert sorted(named) == sorted(key for _, key in TEN_MISTAKES_IN_LISTS.values()), problems
+
+
 def test_a_crash_still_writes_the_json_with_the_error(tmp_path, monkeypatch):
     """If platformctl itself fails (a bug), the plan JSON holds the error, as the README documents."""
     from programs.api import offline_preview

@@ -11,6 +11,7 @@ import yaml
 
 from components.config import ConfigError, parse_stack_config
 from components.core.api_access import API_ACCESS_TAG, operator_policy
+from programs.offline import reveal
 from programs.plan import build_plan
 from programs.platformctl import cli, connect, exit_codes
 from programs.platformctl.policy_gate import apply_policies
@@ -40,14 +41,19 @@ def test_dev_connects_through_a_k3s_server(dev_run, capsys, tmp_path):
         if spec["resourceType"] == "instance"
     )
     assert not [r for r in dev_run.resources if r.type == ACCESS]
+    (tmp_path / "kc.yaml").write_text("REAL")
     code = cli.main(["connect", "--stack", "dev", "--offline", "--write-kubeconfig", str(tmp_path / "kc.yaml")])
     out = capsys.readouterr().out
     assert code == exit_codes.OK
     assert "K3s server Auto Scaling group" in out and "--document-name dev-k3s-api-port-forward" in out
-    kubeconfig = yaml.safe_load((tmp_path / "kc.yaml").read_text())
+    # Offline the endpoint and CA are the mocks': the user's kubeconfig is left alone.
+    assert (tmp_path / "kc.yaml").read_text() == "REAL" and "not with --offline" in out
+    # What connect writes from a deployed stack: the stack's kubeconfig pointed at the tunnel.
+    kubeconfig = connect.local_kubeconfig(reveal(dev_run.outputs["kubeconfig"]), connect.resolve(dev_run.outputs), 8443)
     cluster = kubeconfig["clusters"][0]["cluster"]
     assert cluster["server"] == "https://127.0.0.1:8443" and cluster["tls-server-name"] == access["remoteHost"]
-    assert oct((tmp_path / "kc.yaml").stat().st_mode & 0o777) == "0o600"
+    connect.write_private(tmp_path / "written.yaml", yaml.safe_dump(kubeconfig))
+    assert oct((tmp_path / "written.yaml").stat().st_mode & 0o777) == "0o600"
 
 
 def test_prod_access_instance_has_no_inbound_rule_and_no_public_ip(prod_run):

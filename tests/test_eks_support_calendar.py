@@ -118,3 +118,13 @@ def test_stack_on_136_previews_with_no_mandatory_violation(tmp_path):
         r for r in plan["resources"] if r["type"] == "aws:eks/addon:Addon" and r["inputs"]["addonName"] == "kube-proxy"
     ]
     assert kube_proxy[0]["inputs"]["addonVersion"] == ADDON_VERSIONS["1.36"]["kube-proxy"]
+
+
+def test_the_refusal_advises_one_minor_at_a_time_to_a_minor_that_lasts():
+    import datetime as dt
+
+    from components.core.eks_support_calendar import support_problem
+
+    message = support_problem("1.33", "STANDARD", dt.date(2026, 12, 1))
+    # 1.34 leaves standard support on 2026-12-02: a step on the way, not a target.
+    assert "one minor at a time (1.33 -> 1.34 -> 1.35) to one of 1.35, 1.36" in message

@@ -12,7 +12,7 @@ IRSA token and trust policy at once — is refused unless `identity.allowIssuerC
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from components.config.identity import IssuerConfig
 from components.core.oidc_hosting import PRIMARY_ISSUER
@@ -110,77 +110,89 @@ def _workload_problems(cfg: "StackConfig") -> Iterator[Problem]:
     names: dict[str, int] = {}
     bindings: dict[tuple[str, str], int] = {}
     for i, w in enumerate(cfg.workloads):
-        key = f"workloads.{i}"
-        if w.name in names:
-            yield f"{key}.name", f"'{w.name}' is already the name of workloads[{names[w.name]}]"
-        names.setdefault(w.name, i)
-        binding = (w.namespace, w.service_account)
-        if binding in bindings:
-            j = bindings[binding]
-            yield (
-                f"{key}.serviceAccount",
-                (
-                    f"system:serviceaccount:{w.namespace}:{w.service_account} is already bound by workloads[{j}] "
-                    f"('{cfg.workloads[j].name}'); one ServiceAccount gets exactly one identity"
-                ),
-            )
-        bindings.setdefault(binding, i)
-        if binding in CONTROLLER_SERVICE_ACCOUNTS:
-            yield (
-                f"{key}.serviceAccount",
-                (
-                    f"system:serviceaccount:{w.namespace}:{w.service_account} is a platform controller's "
-                    "ServiceAccount "
-                    "(it already has its identity); give the workload its own ServiceAccount"
-                ),
-            )
-        if w.method == "pod-identity" and cfg.cluster.kind != "eks":
-            yield (
-                f"{key}.method",
-                (
-                    f"pod-identity needs EKS (the Pod Identity agent and associations exist only there); on "
-                    f"{cfg.cluster.kind} use irsa or roles-anywhere"
-                ),
-            )
-        karpenter = getattr(cfg, "karpenter", None)
-        if w.method == "instance-profile" and cfg.cluster.kind == "eks" and not (karpenter and karpenter.enabled):
-            yield (
-                f"{key}.method",
-                (
-                    "instance-profile on EKS attaches to Karpenter's node role (the system nodes are reserved for "
-                    "controllers); enable karpenter, or better use pod-identity"
-                ),
-            )
-        if w.issuers is not None:
-            if w.method != "irsa" or cfg.cluster.kind != "k3s":
-                yield f"{key}.issuers", "applies to method irsa on k3s only (EKS has one issuer; remove the key)"
-            else:
-                unknown = [n for n in w.issuers if n not in issuer_names]
-                if unknown:
-                    yield (
-                        f"{key}.issuers",
-                        f"{', '.join(unknown)} not in identity.issuers; allowed: {', '.join(issuer_names)}",
-                    )
-                elif issuer_names[0] not in w.issuers:
-                    yield (
-                        f"{key}.issuers",
-                        (
-                            f"must include the active issuer '{issuer_names[0]}': pods get tokens from it only, a role "
-                            "trusting standby issuers alone could never be assumed"
-                        ),
-                    )
-        if not (w.policies.managed_arns or w.policies.statements or w.cross_account_role_arns):
-            yield (
-                f"{key}.policies",
-                "the workload gets no permission: give policies.managedArns, policies.statements or "
-                "crossAccountRoleArns",
-            )
-        same = [a for a in w.cross_account_role_arns if a.split(":")[4] == cfg.account_id]
-        if same:
-            yield (
-                f"{key}.crossAccountRoleArns",
-                (
-                    f"{', '.join(same)} is in this account ({cfg.account_id}); grant same-account access "
-                    "through policies"
-                ),
-            )
+        try:
+            yield from list(_one_workload_problems(cfg, i, w, issuer_names, names, bindings))
+        except AttributeError:
+            # A partial config (some fields failed validation and are absent, already reported):
+            # this workload's remaining checks cannot run; the other workloads are still checked.
+            continue
+
+
+def _one_workload_problems(
+    cfg: "StackConfig",
+    i: int,
+    w: Any,
+    issuer_names: list[str],
+    names: dict[str, int],
+    bindings: dict[tuple[str, str], int],
+) -> Iterator[Problem]:
+    key = f"workloads.{i}"
+    if w.name in names:
+        yield f"{key}.name", f"'{w.name}' is already the name of workloads[{names[w.name]}]"
+    names.setdefault(w.name, i)
+    binding = (w.namespace, w.service_account)
+    if binding in bindings:
+        j = bindings[binding]
+        yield (
+            f"{key}.serviceAccount",
+            (
+                f"system:serviceaccount:{w.namespace}:{w.service_account} is already bound by workloads[{j}] "
+                f"('{cfg.workloads[j].name}'); one ServiceAccount gets exactly one identity"
+            ),
+        )
+    bindings.setdefault(binding, i)
+    if binding in CONTROLLER_SERVICE_ACCOUNTS:
+        yield (
+            f"{key}.serviceAccount",
+            (
+                f"system:serviceaccount:{w.namespace}:{w.service_account} is a platform controller's "
+                "ServiceAccount "
+                "(it already has its identity); give the workload its own ServiceAccount"
+            ),
+        )
+    if w.method == "pod-identity" and cfg.cluster.kind != "eks":
+        yield (
+            f"{key}.method",
+            (
+                f"pod-identity needs EKS (the Pod Identity agent and associations exist only there); on "
+                f"{cfg.cluster.kind} use irsa or roles-anywhere"
+            ),
+        )
+    karpenter = getattr(cfg, "karpenter", None)
+    if w.method == "instance-profile" and cfg.cluster.kind == "eks" and not (karpenter and karpenter.enabled):
+        yield (
+            f"{key}.method",
+            (
+                "instance-profile on EKS attaches to Karpenter's node role (the system nodes are reserved for "
+                "controllers); enable karpenter, or better use pod-identity"
+            ),
+        )
+    if w.issuers is not None:
+        if w.method != "irsa" or cfg.cluster.kind != "k3s":
+            yield f"{key}.issuers", "applies to method irsa on k3s only (EKS has one issuer; remove the key)"
+        else:
+            unknown = [n for n in w.issuers if n not in issuer_names]
+            if unknown:
+                yield (
+                    f"{key}.issuers",
+                    f"{', '.join(unknown)} not in identity.issuers; allowed: {', '.join(issuer_names)}",
+                )
+            elif issuer_names[0] not in w.issuers:
+                yield (
+                    f"{key}.issuers",
+                    (
+                        f"must include the active issuer '{issuer_names[0]}': pods get tokens from it only, a role "
+                        "trusting standby issuers alone could never be assumed"
+                    ),
+                )
+    if not (w.policies.managed_arns or w.policies.statements or w.cross_account_role_arns):
+        yield (
+            f"{key}.policies",
+            "the workload gets no permission: give policies.managedArns, policies.statements or crossAccountRoleArns",
+        )
+    same = [a for a in w.cross_account_role_arns if a.split(":")[4] == cfg.account_id]
+    if same:
+        yield (
+            f"{key}.crossAccountRoleArns",
+            (f"{', '.join(same)} is in this account ({cfg.account_id}); grant same-account access through policies"),
+        )

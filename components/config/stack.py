@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import typing
 from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
@@ -486,11 +487,36 @@ def _partial(model: Any, data: Any, bad: list[tuple[Any, ...]], prefix: tuple[An
             part = _partial(sub, data[key], bad, here)
             if part is not None:
                 values[name] = part
+        elif sub is not None and typing.get_origin(field.annotation) is list and isinstance(data[key], list):
+            # A list of models keeps every item, at its index: the valid ones whole, the failed ones
+            # partial, so that rules about the other items (references, duplicates) still run.
+            items = _partial_items(sub, data[key], bad, here)
+            if items is not None:
+                values[name] = items
     built = model.model_construct(**values)
     for name in model.model_fields:
         if name not in values:
             built.__dict__.pop(name, None)
     return built
+
+
+def _partial_items(
+    item_model: Any, items: list[Any], bad: list[tuple[Any, ...]], here: tuple[Any, ...]
+) -> list[Any] | None:
+    out = []
+    for i, item in enumerate(items):
+        at = here + (i,)
+        if any(loc[: len(at)] == at for loc in bad):
+            part = _partial(item_model, item, bad, at)
+        else:
+            try:
+                part = _adapter(item_model).validate_python(item, strict=True)
+            except ValidationError:
+                part = _partial(item_model, item, bad, at)
+        if part is None:
+            return None  # an item that is not even a mapping: the list's own rules cannot run
+        out.append(part)
+    return out
 
 
 def config_key_problem(key: Any) -> str | None:

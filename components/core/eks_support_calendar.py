@@ -70,6 +70,31 @@ def standard_support_minors(today: dt.date) -> list[str]:
     return [m for m in CALENDAR if support_phase(m, today) == "standard"]
 
 
+# An upgrade target should not itself leave standard support within a quarter (the upgrade cadence).
+UPGRADE_HORIZON = dt.timedelta(days=90)
+
+
+def upgrade_path(minor: str, target: str) -> list[str]:
+    """The minors an upgrade from `minor` to `target` passes through, one at a time (EKS refuses skips)."""
+    order = sorted(CALENDAR, key=lambda m: tuple(int(p) for p in m.split(".")))
+    return order[order.index(minor) + 1 : order.index(target) + 1] if target in order and minor in order else [target]
+
+
+def _upgrade_advice(minor: str, today: dt.date) -> str:
+    targets = upgrade_targets(today)
+    if not targets:
+        return "upgrade to a newer minor"
+    path = upgrade_path(minor, targets[0])
+    steps = " -> ".join([minor, *path])
+    return f"upgrade one minor at a time ({steps}) to one of {', '.join(targets)}"
+
+
+def upgrade_targets(today: dt.date) -> list[str]:
+    """Minors worth upgrading to: in standard support for at least UPGRADE_HORIZON more."""
+    lasting = [m for m in standard_support_minors(today) if CALENDAR[m].end_of_standard > today + UPGRADE_HORIZON]
+    return lasting or standard_support_minors(today)
+
+
 def support_problem(minor: str, support_type: SupportType, today: dt.date | None = None) -> str | None:
     """Why `minor` cannot run under `support_type` on `today` (a message with dates and choices), or None."""
     today = today or dt.date.today()
@@ -77,15 +102,14 @@ def support_problem(minor: str, support_type: SupportType, today: dt.date | None
     phase = support_phase(minor, today)
     if phase == "ended":
         return (
-            f"EKS {minor} left extended support on {row.end_of_extended.isoformat()}; "
-            f"upgrade to one of {', '.join(standard_support_minors(today)) or 'a newer minor'}"
+            f"EKS {minor} left extended support on {row.end_of_extended.isoformat()}; {_upgrade_advice(minor, today)}"
         )
     if phase == "extended" and support_type == "STANDARD":
         return (
             f"EKS {minor} left standard support on {row.end_of_standard.isoformat()} (extended support until "
             f"{row.end_of_extended.isoformat()}); under upgradePolicy.supportType STANDARD EKS would upgrade the "
-            f"control plane itself and the add-on pins would no longer match. Upgrade to one of "
-            f"{', '.join(standard_support_minors(today))}, or set cluster.eks.upgradePolicy.supportType: "
+            "control plane itself and the add-on pins would no longer match. "
+            f"{_upgrade_advice(minor, today).capitalize()}, or set cluster.eks.upgradePolicy.supportType: "
             "EXTENDED (billed at the extended-support rate)"
         )
     return None

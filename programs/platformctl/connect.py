@@ -146,7 +146,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"forwards:   127.0.0.1:{args.port} -> {conn.remote_host}:{conn.remote_port} (SSM document {conn.document})")
     print(f"tls name:   {conn.tls_server_name}")
     kubeconfig = view.outputs.get("kubeconfig")
-    if isinstance(kubeconfig, str) and kubeconfig.strip() and kubeconfig != "[secret]":
+    if args.offline:
+        # An offline plan's endpoint and CA are the mocks' inventions: never overwrite a kubeconfig with them.
+        print(f"kubeconfig: {path} would be written from the deployed stack's outputs (not with --offline)")
+    elif isinstance(kubeconfig, str) and kubeconfig.strip() and kubeconfig != "[secret]":
         write_private(path, yaml.safe_dump(local_kubeconfig(kubeconfig, conn, args.port), sort_keys=False))
         print(f"kubeconfig: {path}  (export KUBECONFIG={path})")
     command = conn.command(args.port)
