@@ -66,7 +66,7 @@ def rendered_node_configs(run) -> dict[str, tuple[str, dict]]:
 
 def boot_script_keys() -> dict[str, set[str]]:
     """Config keys the boot script writes into config.yaml.d, and the flags it passes to `k3s server`."""
-    script = resources.files("components").joinpath("data/k3s_node_boot.sh").read_text()
+    script = resources.files("components.k3s").joinpath("node_boot.sh").read_text()
     every_node: set[str] = set()  # the instance drop-in (heredoc) is written on servers and agents
     for heredoc in re.findall(r"<<EOF\n(.*?)\nEOF", script, flags=re.S):
         every_node |= {m.group(1) for m in re.finditer(r"^([a-z0-9-]+)\+?:", heredoc, flags=re.M)}

@@ -4,7 +4,7 @@ interruption handling.
 Design notes:
 - User-data is rendered purely (`user_data`): a cloud-init document whose boot script reads the
   join token from SSM at boot, so no secret is ever in user-data; the fixed script body lives in
-  `components/data/k3s_node_boot.sh` (shellcheck-clean).
+  `components/k3s/node_boot.sh` (shellcheck-clean).
 - The cluster CA and service-account signing key come from `pki` (pulumi_tls), so the
   self-hosted IRSA issuer can publish the JWKS before any server boots.
 - `interruption` wires EventBridge -> SQS -> the `node_drainer` Lambda, which drains a node on spot

@@ -141,7 +141,7 @@ def render_boot_script(
     snapshot_folder: str = "",
     api_target_group_arn: str = "",
 ) -> str:
-    """The boot script: header of shell-quoted settings + the fixed body (`k3s_node_boot.sh`)."""
+    """The boot script: header of shell-quoted settings + the fixed body (`node_boot.sh`)."""
     settings = {
         "NODE_KIND": node_kind,
         "SERVER_ROLE": server_role,
@@ -161,10 +161,10 @@ def render_boot_script(
         "CHRONY_CONF_DIR": "/etc/chrony.d",
     }
     header = "\n".join(f"readonly {k}={shlex.quote(v)}" for k, v in settings.items())
-    body = resources.files("components").joinpath("data/k3s_node_boot.sh").read_text()
+    body = resources.files("components.k3s").joinpath("node_boot.sh").read_text()
     head, marker, tail = body.partition("# @SETTINGS@\n")
     if not marker:
-        raise RuntimeError("k3s_node_boot.sh lost its '# @SETTINGS@' marker")
+        raise RuntimeError("node_boot.sh lost its '# @SETTINGS@' marker")
     return f"{head}{header}\n{tail}"
 
 

@@ -30,6 +30,9 @@ from .common import (
     str_list,
 )
 
+# The audience STS requires in a web-identity token (the program mints IRSA tokens for it too).
+STS_AUDIENCE = "sts.amazonaws.com"
+
 ROLE = "aws:iam/role:Role"
 OIDC_PROVIDER = "aws:iam/openIdConnectProvider:OpenIdConnectProvider"
 POD_IDENTITY_ASSOCIATION = "aws:eks/podIdentityAssociation:PodIdentityAssociation"
@@ -322,7 +325,7 @@ RULES = [
         IRSA_BENCH,
         [ROLE],
         _irsa_aud,
-        {"audience": {"type": "string", "default": "sts.amazonaws.com"}},
+        {"audience": {"type": "string", "default": STS_AUDIENCE}},
     ),
     resource_rule(
         "pod-identity-trust-shape",
@@ -348,7 +351,7 @@ RULES = [
         IRSA_BENCH,
         [OIDC_PROVIDER],
         _oidc_audience,
-        {"audience": {"type": "string", "default": "sts.amazonaws.com"}},
+        {"audience": {"type": "string", "default": STS_AUDIENCE}},
     ),
     stack_rule(
         "pod-identity-association-unique",

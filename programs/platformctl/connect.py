@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from components.core.api_access import DEFAULT_LOCAL_PORT
+from policy.offline_runner import SECRET_MASK
 from programs.platformctl import exit_codes
 from programs.platformctl.day2_args import add_stack_arguments, stack_view
 
@@ -149,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     if args.offline:
         # An offline plan's endpoint and CA are the mocks' inventions: never overwrite a kubeconfig with them.
         print(f"kubeconfig: {path} would be written from the deployed stack's outputs (not with --offline)")
-    elif isinstance(kubeconfig, str) and kubeconfig.strip() and kubeconfig != "[secret]":
+    elif isinstance(kubeconfig, str) and kubeconfig.strip() and kubeconfig != SECRET_MASK:
         write_private(path, yaml.safe_dump(local_kubeconfig(kubeconfig, conn, args.port), sort_keys=False))
         print(f"kubeconfig: {path}  (export KUBECONFIG={path})")
     command = conn.command(args.port)
