@@ -200,3 +200,28 @@ def test_offline_fleet_of_15_with_a_broken_stack_through_the_warm_runner(tmp_pat
     assert all(second[s["name"]]["changes"].endswith("(cached)") for s in ok)
     assert second["dev-07"]["code"] == exit_codes.CONFIG_ERROR and "(cached)" not in second["dev-07"]["changes"]
     assert "15 stacks: 14 succeeded, 1 failed (dev-07)" in again.stdout
+
+
+def test_each_child_runs_its_program_on_an_event_loop_of_its_own(tmp_path):
+    """The parent's event loop (its epoll instance and self-pipe) is shared by every forked child:
+    two children running Pulumi's RPCs on it at once steal each other's wakeups and hang. A child
+    must never run on the loop it inherited."""
+    import asyncio
+
+    inherited = asyncio.new_event_loop()
+    asyncio.set_event_loop(inherited)
+
+    def child_main(argv: list[str]) -> int:
+        if asyncio.get_event_loop() is inherited:
+            return exit_codes.DEPLOY_FAILED
+        Path(_arg(argv, "--json")).write_text(json.dumps({"resources": [], "policy": {"violations": []}}))
+        return exit_codes.OK
+
+    try:
+        results = WarmRunner(parallel=2, timeout=30, use_cache=False, warm_up=False, child_main=child_main).run(
+            jobs(tmp_path, "a", "b")
+        )
+    finally:
+        asyncio.set_event_loop(None)
+        inherited.close()
+    assert [r.code for r in results] == [exit_codes.OK, exit_codes.OK]

@@ -206,6 +206,12 @@ class WarmRunner:
         """In the forked child: run the stack, report one JSON line, exit without cleanup handlers."""
         status = 0
         try:
+            import asyncio
+
+            # The loop the parent left (its epoll instance and self-pipe) is shared by every forked
+            # child: two children running at once on it steal each other's wakeups and hang. Each
+            # child runs its program on a loop of its own.
+            asyncio.set_event_loop(asyncio.new_event_loop())
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             stderr_path = work / "stderr.txt"
             plan_path = work / "plan.json"
