@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -76,6 +77,12 @@ def mutate_config() -> Callable[..., dict[str, Any]]:
 
 
 DELETE = object()
+
+
+def pytest_configure(config):
+    # Off for the whole session, module- and session-scoped fixtures included (they are built before
+    # the per-test fixture below): the suite must neither read nor write the repository's plan cache.
+    os.environ.setdefault("PLATFORMCTL_NO_CACHE", "1")
 
 
 @pytest.fixture(autouse=True)

@@ -55,7 +55,7 @@ def test_the_readme_example_runs_as_printed():
 @pytest.fixture(scope="module")
 def dev_preview():
     seen: list[ev.EngineEvent] = []
-    result = api.preview("dev", on_event=seen.append)
+    result = api.preview("dev", on_event=seen.append, use_cache=False)
     return result, seen
 
 
