@@ -15,7 +15,7 @@ from components.addons.values import (
     LB_CONTROLLER_SERVICE_ACCOUNT,
     LB_WEBHOOK_SERVICE,
 )
-from components.core.chart_versions import CHARTS
+from components.core.pins import CHARTS
 from programs.offline import OfflineRun, Secret, reveal, run_offline
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
@@ -48,7 +48,7 @@ def test_every_helm_release_pins_an_exact_chart_version_and_its_repository(stack
         else:
             assert repo and repo.startswith("https://"), f"{r.name}: chart {chart} has no https repository"
         assert (chart, version, repo) in pinned, (
-            f"{r.name}: {chart} {version} is not the pin in components/core/chart_versions.py"
+            f"{r.name}: {chart} {version} is not the pin in components/core/pins.py"
         )
 
 

@@ -20,7 +20,7 @@ pytest.importorskip("kubernetes")
 boto3 = pytest.importorskip("boto3")
 pytest.importorskip("moto")
 
-from components.core.eks_addon_versions import addon_versions  # noqa: E402
+from components.core.pins import addon_versions  # noqa: E402
 from components.eks.access import CLUSTER_ADMIN_POLICY  # noqa: E402
 from programs.platformctl import cli, doctor_cmd, exit_codes  # noqa: E402
 from programs.platformctl.doctor import BY_ID, CHECKS  # noqa: E402

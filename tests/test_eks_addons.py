@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from components.core.eks_addon_versions import (
+from components.core.pins import (
     ADDON_NAMES,
     ADDON_VERSIONS,
     SUPPORTED_KUBERNETES_VERSIONS,

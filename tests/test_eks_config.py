@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from components.config import ConfigError, parse_stack_config
-from components.core.eks_addon_versions import ADDON_VERSIONS
+from components.core.pins import ADDON_VERSIONS
 from tests.conftest import DELETE
 
 ADMIN = "arn:aws:iam::222222222222:role/platform-admin"

@@ -10,14 +10,14 @@ import yaml
 
 from components.config import ConfigError, parse_stack_config
 from components.config.eks import EksConfig
-from components.core.eks_addon_versions import (
+from components.core.eks_support_calendar import CALENDAR, standard_support_minors, support_phase, support_problem
+from components.core.pins import (
     ADDON_NAMES,
     ADDON_VERSIONS,
     DEFAULT_KUBERNETES_VERSION,
     UNCONFIRMED_PINS,
     addon_versions,
 )
-from components.core.eks_support_calendar import CALENDAR, standard_support_minors, support_phase, support_problem
 from programs.offline import REPO_ROOT
 from programs.platformctl.cli import main
 from tests.conftest import shipped_config

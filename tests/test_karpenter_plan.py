@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from components.core.chart_versions import CHARTS
+from components.core.pins import CHARTS
 from components.karpenter.interruption import INTERRUPTION_EVENTS
 from components.karpenter.specs import node_class_max_pods_from_config
 from programs.offline import OfflineRun, Secret, reveal

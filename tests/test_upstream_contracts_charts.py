@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components.core.chart_versions import CHARTS, CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS, ChartRef
+from components.core.pins import CHARTS, CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS, ChartRef
 from programs.offline import reveal
 from tests.upstream_reference import upstream_file
 

@@ -3,7 +3,7 @@ cloud controller and the pod-identity webhook on K3s.
 
 Design notes:
 - `values` renders each chart's values as pure data, with key names as in the pinned chart
-  version's values.yaml (pins in `components.core.chart_versions`); contract tests hold them
+  version's values.yaml (pins in `components.core.pins`); contract tests hold them
   against upstream's files.
 - `policies` renders the controllers' IAM policies from the upstream reference policies.
 - `cluster_addons.ClusterAddons` wires the releases; on K3s the control-plane package decides when

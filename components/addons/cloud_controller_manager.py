@@ -26,8 +26,8 @@ from components.addons.cluster_addons import addon_identity, pinned_release
 from components.addons.policies import cloud_controller_manager_policy
 from components.config import StackConfig, kubernetes_minor
 from components.core import iam_documents as iam
-from components.core.chart_versions import CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS
 from components.core.cluster_handle import ClusterHandle
+from components.core.pins import CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS
 from components.identity import ServiceAccountIdentity
 
 

@@ -11,7 +11,7 @@
 Every controller's IAM goes through `ServiceAccountIdentity` (Pod Identity on EKS, IRSA on K3s);
 switching an add-on off in config removes its release, identity and IAM. Webhook and APIService
 serving certificates are minted by Pulumi (`WebhookCertificates`). Values and policies are
-rendered by the pure `addon_values` / `addon_policies` modules; chart pins by `chart_versions`.
+rendered by the pure `addon_values` / `addon_policies` modules; chart pins by `components.core.pins`.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from components.addons.policies import (
 from components.addons.webhook_certs import WebhookCertificates, WebhookCertificatesArgs
 from components.config import StackConfig
 from components.core import iam_documents as iam
-from components.core.chart_versions import CHARTS
 from components.core.cluster_handle import ClusterHandle
+from components.core.pins import CHARTS
 from components.identity import (
     ServiceAccountIdentity,
     ServiceAccountIdentityArgs,
@@ -46,7 +46,7 @@ def pinned_release(
     release_values: pulumi.Input[dict],
     opts: pulumi.ResourceOptions,
 ) -> k8s.helm.v3.Release:
-    """A Helm release of a chart pinned in `chart_versions.CHARTS`, into kube-system."""
+    """A Helm release of a chart pinned in `pins.CHARTS`, into kube-system."""
     chart = CHARTS[chart_key]
     return k8s.helm.v3.Release(
         resource_name,

@@ -28,16 +28,14 @@ import pulumi_kubernetes as k8s
 from components.addons.webhook_certs import WebhookCertificates, WebhookCertificatesArgs
 from components.config import StackConfig
 from components.core.cluster_handle import ClusterHandle
+from components.core.pins import POD_IDENTITY_WEBHOOK_IMAGE_DIGEST, POD_IDENTITY_WEBHOOK_IMAGE_TAG
 from components.core.trust_policies import STS_AUDIENCE
 
 # Pinned upstream image (public ECR), by digest: the webhook mutates every pod and fails closed, so
-# a re-pushed tag must not change what runs. The digest is the v0.6.17 multi-arch index as recorded
-# by a public project that resolved it with `docker buildx imagetools inspect
-# public.ecr.aws/eks/amazon-eks-pod-identity-webhook:v0.6.17` (sivchari/fjord, internal/cluster);
-# it could NOT be re-verified from this offline build machine. Before a bump (or first rollout),
-# run that command (or `crane digest ...:<tag>`) and replace both tag and digest here.
-WEBHOOK_IMAGE_TAG = "v0.6.17"
-WEBHOOK_IMAGE_DIGEST = "sha256:3071570e8e8cba6d5aff01e86d52bc91025a0578782aa9cd2b681480845b0a50"
+# a re-pushed tag must not change what runs. Tag and digest: components/core/pins.py (where the
+# digest comes from and how to confirm it before a rollout).
+WEBHOOK_IMAGE_TAG = POD_IDENTITY_WEBHOOK_IMAGE_TAG
+WEBHOOK_IMAGE_DIGEST = POD_IDENTITY_WEBHOOK_IMAGE_DIGEST
 WEBHOOK_IMAGE = f"public.ecr.aws/eks/amazon-eks-pod-identity-webhook:{WEBHOOK_IMAGE_TAG}@{WEBHOOK_IMAGE_DIGEST}"
 NAMESPACE = "pod-identity-webhook"
 SERVICE = "pod-identity-webhook"

@@ -3,7 +3,7 @@
 Values that are only known at deploy time (VPC id, role ARNs, certificates) are placed as given:
 a renderer never inspects them, so the component may pass `pulumi.Output`s and the tests plain
 strings. Chart value names follow each chart's values.yaml at the version pinned in
-`components/core/chart_versions.py`.
+`components/core/pins.py`.
 """
 
 from __future__ import annotations

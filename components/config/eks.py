@@ -19,9 +19,9 @@ from components.config.base import (
     raise_problems,
 )
 from components.config.checks import allowlist_problem
-from components.core.eks_addon_versions import ADDON_NAMES, SUPPORTED_KUBERNETES_VERSIONS
 from components.core.eks_support_calendar import support_problem
 from components.core.max_pods import INSTANCE_LIMITS, max_pods_for
+from components.core.pins import ADDON_NAMES, SUPPORTED_KUBERNETES_VERSIONS
 
 EksLogType = Literal["api", "audit", "authenticator", "controllerManager", "scheduler"]
 # EKS access modes: CONFIG_MAP (aws-auth only) is refused; see EksConfig._authentication_mode.
@@ -275,12 +275,12 @@ class EksAccessInstanceConfig(Model):
 class EksConfig(Model):
     """EKS control-plane settings."""
 
-    # components/core/eks_addon_versions.DEFAULT_KUBERNETES_VERSION (the newest minor with backed pins).
+    # components/core/pins.DEFAULT_KUBERNETES_VERSION (the newest minor with backed pins).
     version: str = Field(
         "1.35",
         description=(
             "EKS Kubernetes minor, quoted in YAML: one with pinned add-on versions "
-            "(`components/core/eks_addon_versions.py`); a minor past its standard support "
+            "(`components/core/pins.py`); a minor past its standard support "
             "(`components/core/eks_support_calendar.py`) is refused under `upgradePolicy.supportType: STANDARD`, "
             "with the dates and the choice (upgrade, or `EXTENDED`)."
         ),
@@ -321,12 +321,12 @@ class EksConfig(Model):
             "endpoint (no inbound rule, no public IP, no SSH)."
         ),
     )
-    # Per-stack add-on version overrides (e.g. a hotfix build); pins live in eks_addon_versions.py.
+    # Per-stack add-on version overrides (e.g. a hotfix build); pins live in components/core/pins.py.
     addon_versions: dict[str, str] = Field(
         default_factory=dict,
         description=(
             "Per-stack override of add-on pins (e.g. a hotfix build), like `{coredns: v1.13.2-eksbuild.9}`: keys are "
-            "add-ons the platform installs (`components/core/eks_addon_versions.py`), values exact `vX.Y.Z-eksbuild.N`."
+            "add-ons the platform installs (`components/core/pins.py`), values exact `vX.Y.Z-eksbuild.N`."
         ),
     )
     resolve_conflicts_on_update: Literal["PRESERVE", "OVERWRITE", "NONE"] = Field(

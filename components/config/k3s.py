@@ -15,6 +15,7 @@ from components.config.base import (
     raise_problems,
 )
 from components.config.checks import allowlist_problem, cron_problem, shown
+from components.core.pins import K3S_VERSION as PINNED_K3S_VERSION
 
 K3S_VERSION = re.compile(r"v1\.[0-9]+\.[0-9]+\+k3s[0-9]+", re.ASCII)  # used with fullmatch
 
@@ -157,12 +158,9 @@ class K3sSnapshotsConfig(Model):
 class K3sConfig(Model):
     """K3s-on-EC2 settings (components/k3s_*.py)."""
 
-    # The newest v1.35 patch (../shared/reference/upstream/k3s-releases.txt: k3s-io/k3s#14544 "Update to
-    # v1.35.8-k3s1 and Go 1.26.7", 2026-08-27). Not v1.36: the AWS cloud controller has no 1.36 build
-    # yet (newest chart 0.0.11 ships v1.35.0, and it must match the cluster's minor), and K3s's CLI
-    # reference at hand (the flag contract tests) is v1.35's.
+    # components/core/pins.K3S_VERSION (why that patch: there).
     version: str = Field(
-        "v1.35.8+k3s1",
+        PINNED_K3S_VERSION,
         description=("K3s release on every node: an exact `vX.Y.Z+k3sN` (channels and ranges are refused)."),
     )
     servers: K3sServersConfig = Field(K3sServersConfig(), description="The K3s servers (control plane and etcd).")

@@ -35,7 +35,7 @@ from components.config.k3s import K3S_INTERNAL_RANGES, K3sConfig
 from components.config.karpenter import KarpenterConfig
 from components.config.karpenter_rules import karpenter_problems
 from components.config.network import NetworkConfig
-from components.core.chart_versions import CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS
+from components.core.pins import CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS
 
 Problem = tuple[str, str]
 
@@ -274,7 +274,7 @@ def _addons_rules(cfg: "StackConfig") -> Iterator[Problem]:
             yield (
                 "cluster.k3s.version",
                 f"no AWS cloud controller image pinned for Kubernetes {minor}; pinned: "
-                f"{', '.join(sorted(CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS))} (components/core/chart_versions.py)",
+                f"{', '.join(sorted(CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS))} (components/core/pins.py)",
             )
 
 

@@ -8,7 +8,7 @@ Design notes:
   the `ClusterHandle` a control plane hands to everything above it (`cluster_handle`), instance
   facts (`max_pods`: the ENI data and the maxPods formula; `pool_capacity`: what a Karpenter pool's
   smallest type can hold), issuer naming (`oidc_hosting`), trust-policy renderers
-  (`trust_policies`) and every version pin (`chart_versions`, `eks_addon_versions`).
+  (`trust_policies`) and every version pin (`pins`).
 - Modules are imported by path (`from components.core.max_pods import max_pods_for`); this file
   re-exports nothing so that importing one fact never loads the rest.
 """

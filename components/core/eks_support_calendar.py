@@ -4,7 +4,7 @@ Amazon EKS supports a minor for 14 months after its EKS release ("standard suppo
 12 more months at a higher per-cluster-hour price ("extended support"). A cluster whose upgrade
 policy is `supportType: STANDARD` is upgraded automatically by EKS when standard support ends:
 the control plane moves to the next minor underneath an unchanged program, while the program's
-kube-proxy/coredns pins (components/core/eks_addon_versions.py) stay on the old minor. So a stack on a
+kube-proxy/coredns pins (components/core/pins.py) stay on the old minor. So a stack on a
 minor past its standard support must either upgrade (`cluster.eks.version`) or choose
 `cluster.eks.upgradePolicy.supportType: EXTENDED` explicitly.
 
@@ -40,7 +40,7 @@ def _row(minor: str, release: str, standard: str, extended: str, source: str) ->
     )
 
 
-# The one documented table. Keep every minor that has add-on pins (eks_addon_versions.ADDON_VERSIONS).
+# The one documented table. Keep every minor that has add-on pins (pins.ADDON_VERSIONS).
 CALENDAR: dict[str, MinorSupport] = {
     r.minor: r
     for r in (

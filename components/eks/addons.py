@@ -15,7 +15,7 @@ every controller uses (trust policy, association, tags in one place), rather tha
 `podIdentityAssociations` argument; the add-on depends on the identity so the association exists
 before the add-on's pods start (Pod Identity injects credentials at pod creation).
 
-Versions come from `eks_addon_versions.ADDON_VERSIONS` (the one pinned table).
+Versions come from `pins.ADDON_VERSIONS` (the one pinned table).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from components.addons import ebs_csi_kms_policy
 from components.config import StackConfig
 from components.core import iam_documents as iam
 from components.core.cluster_handle import ClusterHandle
-from components.core.eks_addon_versions import COREDNS, EBS_CSI, KUBE_PROXY, POD_IDENTITY_AGENT, VPC_CNI, addon_versions
+from components.core.pins import COREDNS, EBS_CSI, KUBE_PROXY, POD_IDENTITY_AGENT, VPC_CNI, addon_versions
 from components.identity import ServiceAccountIdentity, ServiceAccountIdentityArgs
 from components.network import Network
 

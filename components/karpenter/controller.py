@@ -23,8 +23,8 @@ import components.addons as addon_values
 from components.config import KarpenterConfig, StackConfig
 from components.config.karpenter_rules import effective_ami_parameters, uses_custom_networking
 from components.core import iam_documents as iam
-from components.core.chart_versions import CHARTS
 from components.core.cluster_handle import ClusterHandle, SystemScheduling
+from components.core.pins import CHARTS
 from components.eks import NODE_ENTRY_TYPE
 from components.identity import ServiceAccountIdentity, ServiceAccountIdentityArgs, default_method
 from components.k3s import agent_policy, render_k3s_agent_cloud_init

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from components.core.eks_addon_versions import ADDON_VERSIONS, KUBE_PROXY, addon_versions
+from components.core.pins import ADDON_VERSIONS, KUBE_PROXY, addon_versions
 from programs.platformctl.doctor.framework import Check, Context, Result, fail, ok, warn
 
 BROKEN_STATUSES = ("CREATE_FAILED", "UPDATE_FAILED", "DEGRADED", "DELETE_FAILED")
@@ -52,7 +52,7 @@ CHECKS = [
         "DNS or pod networking breaks after an upgrade: add-on version drift or a failed add-on",
         "aws eks list-addons --cluster-name <cluster>; aws eks describe-addon --cluster-name <cluster> "
         "--addon-name <addon> --query 'addon.[addonVersion,status,health]'",
-        "pulumi up (pins per minor in components/core/eks_addon_versions.py); for DEGRADED read health.issues; "
+        "pulumi up (pins per minor in components/core/pins.py); for DEGRADED read health.issues; "
         "upgrade add-ons right after the control plane",
         ("eks",),
         addon_health,

@@ -1,0 +1,166 @@
+"""Every version pin of the platform, in one module: Helm charts and images, EKS add-on builds per
+Kubernetes minor, the K3s release and the pod-identity webhook image.
+
+Charts and images: Every Helm chart the platform installs, pinned in one place.
+
+Bump a version here (and run the tests and an offline preview); nothing else names a chart
+version or repository. Entries are added by the component that installs the chart.
+
+EKS add-ons: Every EKS managed add-on version the platform installs, pinned in ONE table (pure, no Pulumi).
+
+Why pins and not "latest": an add-on version that changes under an unchanged program is an
+unreviewed change to every node's networking or DNS. Why per Kubernetes minor: kube-proxy must
+match the control plane's minor; the others are pinned to a build EKS lists as compatible with
+each minor (`aws eks describe-addon-versions --kubernetes-version <minor> --addon-name <name>`).
+
+To bump: run that command for each add-on and the cluster's minor, change the row here, run the
+tests and an offline preview. `cluster.eks.version` accepts exactly the minors listed here, so an
+upgrade of the control plane is always reviewed together with its add-ons.
+`cluster.eks.addonVersions` can override a single add-on for one stack (e.g. a hotfix build).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ChartRef:
+    chart: str  # chart name, or a full oci:// reference
+    version: str  # an exact version: never a range, never empty
+    repo: str | None = None  # https chart repository; None for oci:// charts
+
+    @property
+    def is_oci(self) -> bool:
+        return self.chart.startswith("oci://")
+
+
+CHARTS: dict[str, ChartRef] = {}
+
+# Cluster add-ons (components/addons/cluster_addons.py). Every version is one the chart repository's published
+# index lists (checked by tests/test_upstream_contracts_charts.py against
+# ../shared/reference/upstream/chart-versions-published.txt, and the values we set against that
+# version's values.yaml):
+# - aws-load-balancer-controller 3.4.2 (controller v3.4.2; chart = app version since 3.0.0). 3.4.3 and
+#   3.5.0 are published too, but only 3.4.2's values.yaml is at hand to check our values against (its
+#   IAM policy is unchanged through 3.5.0; its CRDs are byte-identical): bump once that is checked.
+# - metrics-server 3.13.1 (app 0.8.1): the newest published (there is no 3.14.0).
+# - aws-ebs-csi-driver 2.64.0 (driver v1.64.0): the newest published (there is no 2.65.0).
+# - aws-cloud-controller-manager 0.0.11 (app v1.35.0), the newest; the image is still pinned per
+#   Kubernetes minor below: the cloud controller must match the cluster's minor.
+CHARTS.update(
+    {
+        "aws-load-balancer-controller": ChartRef(
+            "aws-load-balancer-controller", "3.4.2", "https://aws.github.io/eks-charts"
+        ),
+        "metrics-server": ChartRef("metrics-server", "3.13.1", "https://kubernetes-sigs.github.io/metrics-server/"),
+        "aws-ebs-csi-driver": ChartRef(
+            "aws-ebs-csi-driver", "2.64.0", "https://kubernetes-sigs.github.io/aws-ebs-csi-driver"
+        ),
+        "aws-cloud-controller-manager": ChartRef(
+            "aws-cloud-controller-manager", "0.0.11", "https://kubernetes.github.io/cloud-provider-aws"
+        ),
+    }
+)
+
+# registry.k8s.io/provider-aws/cloud-controller-manager tag per Kubernetes minor (K3s clusters).
+CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS: dict[str, str] = {"1.35": "v1.35.0"}
+
+# Karpenter (components/karpenter/controller.py): the official OCI chart. 1.14.1 (2026-08) is the newest v1
+# release (tag v1.14.1, 2026-08-20); the tests validate NodePools/EC2NodeClasses against its published CRDs
+# in ../shared/reference/karpenter-crds (bump together).
+# The CRDs ship as their own chart (same version): Helm never upgrades a chart's crds/ directory, so
+# with the controller chart alone a version bump would leave v1 CRDs of the first install in place.
+KARPENTER_VERSION = "1.14.1"
+CHARTS["karpenter"] = ChartRef("oci://public.ecr.aws/karpenter/karpenter", KARPENTER_VERSION)
+CHARTS["karpenter-crd"] = ChartRef("oci://public.ecr.aws/karpenter/karpenter-crd", KARPENTER_VERSION)
+
+
+# ------------------------------------------------------------------------------- EKS add-ons
+# Add-on names as EKS knows them, in the order they are installed (see eks_addons.py).
+VPC_CNI = "vpc-cni"
+POD_IDENTITY_AGENT = "eks-pod-identity-agent"
+COREDNS = "coredns"
+KUBE_PROXY = "kube-proxy"
+EBS_CSI = "aws-ebs-csi-driver"
+
+ADDON_NAMES = (VPC_CNI, POD_IDENTITY_AGENT, COREDNS, KUBE_PROXY, EBS_CSI)
+
+# Kubernetes minor -> add-on -> exact add-on version (the one documented place). Evidence for each
+# row is in UNCONFIRMED_PINS below: the 1.35 vpc-cni, coredns and kube-proxy builds are the EKS 1.35
+# default add-on builds of a public listing (Oct 2026); every other pin could not be confirmed
+# against `describe-addon-versions` offline and must be checked before it reaches production.
+ADDON_VERSIONS: dict[str, dict[str, str]] = {
+    "1.36": {
+        VPC_CNI: "v1.22.4-eksbuild.3",
+        POD_IDENTITY_AGENT: "v1.3.10-eksbuild.3",
+        COREDNS: "v1.13.2-eksbuild.31",
+        KUBE_PROXY: "v1.36.0-eksbuild.1",
+        EBS_CSI: "v1.55.0-eksbuild.2",
+    },
+    "1.35": {
+        VPC_CNI: "v1.22.4-eksbuild.3",
+        POD_IDENTITY_AGENT: "v1.3.10-eksbuild.3",
+        COREDNS: "v1.13.2-eksbuild.31",
+        KUBE_PROXY: "v1.35.3-eksbuild.29",
+        EBS_CSI: "v1.55.0-eksbuild.2",
+    },
+    "1.34": {
+        VPC_CNI: "v1.21.1-eksbuild.3",
+        POD_IDENTITY_AGENT: "v1.3.10-eksbuild.3",
+        COREDNS: "v1.12.4-eksbuild.29",
+        KUBE_PROXY: "v1.34.3-eksbuild.2",
+        EBS_CSI: "v1.55.0-eksbuild.2",
+    },
+    "1.33": {
+        VPC_CNI: "v1.21.1-eksbuild.3",
+        POD_IDENTITY_AGENT: "v1.3.10-eksbuild.3",
+        COREDNS: "v1.12.4-eksbuild.29",
+        KUBE_PROXY: "v1.33.10-eksbuild.21",
+        EBS_CSI: "v1.55.0-eksbuild.2",
+    },
+}
+
+# Pins no offline evidence backs (README "Pins not confirmed offline"). 1.36: no listing of 1.36
+# builds was available; its vpc-cni/coredns are the 1.35 defaults (vpc-cni builds span minors) and
+# kube-proxy is the first build name EKS uses for a minor. EBS CSI: the driver is at 1.64 upstream,
+# but no eksbuild of it could be confirmed, so the last known build stays.
+UNCONFIRMED_PINS: dict[str, tuple[str, ...]] = {
+    "1.36": ADDON_NAMES,
+    "1.35": (POD_IDENTITY_AGENT, EBS_CSI),
+    "1.34": ADDON_NAMES,
+    "1.33": ADDON_NAMES,
+}
+
+# The default for new stacks: the newest minor whose pins are backed by evidence (1.36's are not).
+DEFAULT_KUBERNETES_VERSION = "1.35"
+
+SUPPORTED_KUBERNETES_VERSIONS = tuple(sorted(ADDON_VERSIONS, key=lambda v: tuple(int(p) for p in v.split("."))))
+
+
+def addon_versions(kubernetes_version: str, overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """The pinned version of every add-on for a control-plane minor, with per-stack overrides applied."""
+    try:
+        pinned = ADDON_VERSIONS[kubernetes_version]
+    except KeyError:
+        raise ValueError(
+            f"no add-on pins for Kubernetes {kubernetes_version}; pinned minors: "
+            f"{', '.join(SUPPORTED_KUBERNETES_VERSIONS)}"
+        ) from None
+    return {**pinned, **(overrides or {})}
+
+
+# ------------------------------------------------------------------------------------------ K3s
+# The newest v1.35 patch (../shared/reference/upstream/k3s-releases.txt: k3s-io/k3s#14544 "Update to
+# v1.35.8-k3s1 and Go 1.26.7", 2026-08-27). Not v1.36: the AWS cloud controller has no 1.36 build
+# yet (newest chart 0.0.11 ships v1.35.0, and it must match the cluster's minor), and K3s's CLI
+# reference at hand (the flag contract tests) is v1.35's.
+K3S_VERSION = "v1.35.8+k3s1"
+
+# ------------------------------------------------------------------------- pod-identity webhook
+# amazon-eks-pod-identity-webhook v0.6.17 (its flags and deploy files are in ../shared/reference).
+# The digest is the v0.6.17 multi-arch index as resolved with `docker buildx imagetools inspect
+# public.ecr.aws/eks/amazon-eks-pod-identity-webhook:v0.6.17` by a public project; it cannot be
+# re-resolved offline: confirm it before a rollout (README "Pins not confirmed offline").
+POD_IDENTITY_WEBHOOK_IMAGE_TAG = "v0.6.17"
+POD_IDENTITY_WEBHOOK_IMAGE_DIGEST = "sha256:3071570e8e8cba6d5aff01e86d52bc91025a0578782aa9cd2b681480845b0a50"
