@@ -395,9 +395,10 @@ TEN_MISTAKES = {
 }
 
 
-def test_ten_mistakes_are_ten_problems_in_one_run(tmp_path, capsys, no_registration):
+def problems_of_mistakes(mistakes: dict[str, tuple[str, str]], tmp_path, capsys) -> list[str]:
+    """The problem lines `preview` prints for Pulumi.prod.yaml with `mistakes` (old -> (new, key)) applied."""
     text = (Path(__file__).resolve().parents[1] / "Pulumi.prod.yaml").read_text()
-    for old, (new, _) in TEN_MISTAKES.items():
+    for old, (new, _) in mistakes.items():
         assert text.count(old) == 1, old
         text = text.replace(old, new)
     path = tmp_path / "Pulumi.prod.yaml"
@@ -406,7 +407,12 @@ def test_ten_mistakes_are_ten_problems_in_one_run(tmp_path, capsys, no_registrat
     assert code == 2
     problems = [line.strip() for line in lines[1:]]
     named = [p.split(": ", 1)[0] for p in problems]
-    assert sorted(named) == sorted(key for _, key in TEN_MISTAKES.values()), problems
+    assert sorted(named) == sorted(key for _, key in mistakes.values()), problems
+    return problems
+
+
+def test_ten_mistakes_are_ten_problems_in_one_run(tmp_path, capsys, no_registration):
+    problems = problems_of_mistakes(TEN_MISTAKES, tmp_path, capsys)
     assert len(problems) == 10
     # The typo's line says what it meant and that the meant key is therefore missing.
     assert any(
@@ -440,17 +446,7 @@ TEN_MISTAKES_IN_LISTS = {
 
 
 def test_ten_mistakes_in_list_items_are_ten_problems_in_one_run(tmp_path, capsys, no_registration):
-    text = (Path(__file__).resolve().parents[1] / "Pulumi.prod.yaml").read_text()
-    for old, (new, _) in TEN_MISTAKES_IN_LISTS.items():
-        assert text.count(old) == 1, old
-        text = text.replace(old, new)
-    path = tmp_path / "Pulumi.prod.yaml"
-    path.write_text(text)
-    code, lines = preview(path, tmp_path, capsys)
-    assert code == 2
-    problems = [line.strip() for line in lines[1:]]
-    named = [p.split(": ", 1)[0] for p in problems]
-    assert sorted(named) == sorted(key for _, key in TEN_MISTAKES_IN_LISTS.values()), problems
+    assert len(problems_of_mistakes(TEN_MISTAKES_IN_LISTS, tmp_path, capsys)) == 10
 
 
 def test_a_crash_still_writes_the_json_with_the_error(tmp_path, monkeypatch):

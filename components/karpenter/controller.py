@@ -19,7 +19,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-import components.addons as addon_values
+from components.addons import KUBE_SYSTEM, irsa_token_projection, scheduling_values
 from components.config import KarpenterConfig, StackConfig
 from components.config.karpenter_rules import effective_ami_parameters, uses_custom_networking
 from components.core import iam_documents as iam
@@ -42,7 +42,7 @@ from components.karpenter.specs import (
 # Placeholder for spec fields filled from other resources' outputs after rendering.
 _RESOLVED_LATER = "(resolved at deploy time)"
 
-NAMESPACE = addon_values.KUBE_SYSTEM
+NAMESPACE = KUBE_SYSTEM
 SERVICE_ACCOUNT = "karpenter"
 RELEASE_NAME = "karpenter"
 CHART_KEY = "karpenter"
@@ -112,7 +112,7 @@ def controller_chart_values(
         "replicas": replicas,
         # One controller may be evicted at a time (leader election hands over to the other).
         "podDisruptionBudget": {"name": RELEASE_NAME, "maxUnavailable": 1},
-        **addon_values.scheduling_values(scheduling),
+        **scheduling_values(scheduling),
         # Resolve AWS endpoints through the VPC resolver: CoreDNS may itself run on nodes Karpenter
         # has yet to launch, and Karpenter needs no in-cluster names.
         "dnsPolicy": "Default",
@@ -135,7 +135,7 @@ def controller_chart_values(
         if irsa_role_arn is None:
             raise ValueError("K3s: the controller needs its IRSA role ARN (no pod-identity webhook injects it)")
         # Karpenter starts before anything could inject credentials: project the token explicitly.
-        irsa = addon_values.irsa_token_projection(irsa_role_arn, region)
+        irsa = irsa_token_projection(irsa_role_arn, region)
         values["controller"]["env"] = irsa["env"]
         values["controller"]["extraVolumeMounts"] = irsa["extraVolumeMounts"]
         values["extraVolumes"] = irsa["extraVolumes"]
