@@ -36,9 +36,9 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown
 
 from policy.registry import PACK_NAME, RULES
 from policy.rules.common import Rule
+from policy.secret_mask import SECRET_MASK
 
 CONFIG_DIR = Path(__file__).resolve().parent / "config"
-SECRET_MASK = "[secret]"
 PACK_VERSION = "0.1.0"
 _LEVELS = {level.value: level for level in EnforcementLevel}
 

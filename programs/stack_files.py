@@ -21,8 +21,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from components.config import ConfigError, decode_config_values
 from components.config.checks import did_you_mean, shown
 from components.config.stack import config_key_problem
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from programs.paths import REPO_ROOT, stack_file  # noqa: F401 (public here too)
 
 MAX_BYTES = 1 << 20  # a stack file is a few KB; a megabyte is not a stack file
 MAX_DEPTH = 64  # nesting of mappings/lists, aliases included
@@ -324,5 +323,3 @@ def project_config(project_file: Path) -> dict[str, Any]:
     return values
 
 
-def stack_file(stack: str, root: Path = REPO_ROOT) -> Path:
-    return root / f"Pulumi.{stack}.yaml"

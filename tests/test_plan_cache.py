@@ -125,3 +125,62 @@ def test_a_failed_preview_is_not_cached(tmp_path, cache_on, monkeypatch):
     stack.write_text("config: {}\n")
     assert main(["preview", "--stack", "s", "--offline", "--config-file", str(stack), "--quiet"]) == 2
     assert not cache_on.exists() or not list(cache_on.glob("plan-*.json"))
+
+
+def test_installed_versions_are_what_importlib_metadata_reads():
+    from importlib import metadata
+
+    versions = plan_cache.sdk_versions()
+    for dist in plan_cache._VERSIONED:
+        assert versions[dist] == metadata.version(dist), dist
+
+
+def test_a_cached_report_prints_exactly_what_the_run_that_built_it_printed(tmp_path, cache_on, monkeypatch, capsys):
+    plan = json.loads(json.dumps(PLAN))
+    plan["resources"][0]["protect"] = True
+    plan["policy"] = {
+        "config": "policy/config/dev.json",
+        "violations": [
+            {"policy": "p-advisory", "level": "advisory", "urn": "u", "message": "advice"},
+            {"policy": "p-mandatory", "level": "mandatory", "urn": None, "message": "refused"},
+        ],
+    }
+    plan["outputs"] = {"clusterName": "c", "token": "[secret]"}
+    monkeypatch.setattr(offline_preview, "offline_plan", lambda *a, **k: json.loads(json.dumps(plan)))
+    stack = tmp_path / "Pulumi.s.yaml"
+    stack.write_text("config: {}\n")
+    base = ["preview", "--stack", "s", "--offline", "--config-file", str(stack)]
+    assert main(base) == 1  # a mandatory violation, run
+    built = capsys.readouterr()
+    assert main(base) == 1  # the same, from the cache
+    cached = capsys.readouterr()
+    assert cached.out == built.out
+    assert "1 resources planned offline (1 protected); 1 mandatory and 1 advisory" in cached.out
+    assert "unchanged since its cached plan" in cached.err and "p-mandatory" in cached.err
+
+
+def test_a_cache_hit_imports_neither_the_sdk_nor_the_config_models(tmp_path, cache_on):
+    """What keeps a re-preview of an unchanged stack fast: the cached plan is reported before
+    pulumi, the config models or the Python API are imported."""
+    import os
+    import subprocess
+    import sys
+
+    stack = tmp_path / "Pulumi.s.yaml"
+    stack.write_text("config: {}\n")
+    assert plan_cache.store("s", stack, PLAN) is not None
+    probe = (
+        "import sys\n"
+        "from programs.platformctl import cli\n"
+        f"code = cli.main(['preview', '--offline', '--quiet', '--stack', 's', '--config-file', {str(stack)!r}])\n"
+        "heavy = sorted(m for m in ('pulumi', 'pulumi_aws', 'components.config', 'programs.api', 'programs.offline',"
+        " 'policy.offline_runner', 'importlib.metadata') if m in sys.modules)\n"
+        "print('HEAVY', heavy, 'CODE', code)\n"
+    )
+    env = {**os.environ, plan_cache.CACHE_ENV: str(cache_on)}
+    env.pop(plan_cache.NO_CACHE_ENV, None)
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "HEAVY [] CODE 0" in out.stdout, out.stdout + out.stderr
+    assert "unchanged since its cached plan" not in out.stderr  # --quiet

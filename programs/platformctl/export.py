@@ -62,7 +62,7 @@ def load_plan(args: argparse.Namespace) -> dict[str, Any]:
             )
             raise PlanSourceError(exit_codes.CONFIG_ERROR)
         return plan
-    from programs.platformctl.preview import offline_plan
+    from programs.api.offline_preview import offline_plan
 
     try:
         return offline_plan(args.stack, args.config_file, show_secrets=False)

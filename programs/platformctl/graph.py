@@ -219,9 +219,9 @@ def render(dot_text: str, fmt: str, binary: str) -> bytes:
 
 def _engine_plan(args: argparse.Namespace) -> tuple[dict[str, Any] | None, int]:
     """Planned resources from the engine (`preview --json`), or an exit code after a one-line error."""
+    from programs.api.engine import pulumi_cli_missing
     from programs.offline import PROJECT
     from programs.platformctl import automation
-    from programs.platformctl.preview import pulumi_cli_missing
 
     if pulumi_cli_missing():
         print(f"error: {automation.cli_missing_line('graph')}", file=sys.stderr)
@@ -244,7 +244,7 @@ def _engine_plan(args: argparse.Namespace) -> tuple[dict[str, Any] | None, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from programs.platformctl.preview import offline_plan
+    from programs.api.offline_preview import offline_plan
 
     try:
         fmt = output_format(args.output)

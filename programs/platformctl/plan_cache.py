@@ -18,13 +18,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 import tempfile
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from programs.paths import REPO_ROOT, stack_file
+
 CACHE_ENV = "PLATFORMCTL_CACHE_DIR"
 NO_CACHE_ENV = "PLATFORMCTL_NO_CACHE"  # set (not "0"): as if every command had --no-cache (the test suite)
 # The parts of the repository that the program, the harness and the policy pack are made of.
@@ -44,6 +45,7 @@ _VERSIONED = (
     "PyYAML",
     "cryptography",
 )
+_DIST_INFO = re.compile(r"^(?P<name>[A-Za-z0-9_.]+?)-(?P<version>[^-]+)\.dist-info$")
 # Bumped when the shape of a cache entry changes.
 _FORMAT = "1"
 
@@ -78,13 +80,32 @@ def source_tree_digest(root: Path = REPO_ROOT) -> str:
     return digest
 
 
+def _installed_versions() -> dict[str, str]:
+    """{normalised distribution name: version} from the `*.dist-info` directories on sys.path: what
+    `importlib.metadata.version` reads, found with one directory listing per path entry (importing
+    importlib.metadata alone costs a cached re-preview a tenth of its time)."""
+    found: dict[str, str] = {}
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            match = _DIST_INFO.match(name)
+            if match:
+                found.setdefault(_normalised(match["name"]), match["version"])
+    return found
+
+
+def _normalised(dist: str) -> str:
+    return re.sub(r"[-_.]+", "_", dist).lower()
+
+
 def sdk_versions() -> dict[str, str]:
+    installed = _installed_versions()
     versions = {"python": sys.version.split()[0]}
     for dist in _VERSIONED:
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = "-"
+        versions[dist] = installed.get(_normalised(dist), "-")
     return versions
 
 
@@ -154,8 +175,6 @@ def cached_offline_plan(
 ) -> tuple[dict[str, Any], bool]:
     """`compute(stack, config_file, show_secrets)` unless the stack is unchanged since a cached plan.
     Returns (plan, from_cache). Secrets-revealing plans are neither read from nor written to the cache."""
-    from programs.offline import stack_file
-
     path = config_file or stack_file(stack)
     cacheable = use_cache and enabled() and not show_secrets and path.exists()
     if cacheable:

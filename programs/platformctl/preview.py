@@ -3,6 +3,10 @@
 The shell over `programs.api.preview`: arguments in, the plan JSON, the header, tree, counts,
 outputs, `--diff`, violations and the summary out (`preview_report` renders them). Without
 --offline it hands over to `automation.execute`.
+
+A stack unchanged since its cached plan is reported straight from the cache, before the Python API,
+the config models or the Pulumi SDK are imported (they are imported only when the program must run):
+that is what keeps a re-preview of an unchanged stack well under half a second.
 """
 
 from __future__ import annotations
@@ -14,14 +18,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from programs import api
-from programs.api.engine import pulumi_cli_missing  # noqa: F401 (public here too)
-from programs.api.offline_preview import offline_plan, read_plan_file  # noqa: F401 (public here too)
-from programs.offline import PROJECT
-from programs.plan import empty_plan, render_tree, type_counts
-from programs.platformctl import automation, exit_codes
+from programs.plan_view import empty_plan, render_tree, type_counts
+from programs.platformctl import exit_codes, plan_cache
 from programs.platformctl import preview_report as report
-from programs.platformctl.input_errors import report_problems
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -67,12 +66,30 @@ def write_json(path: Path | None, plan: dict[str, Any], private: bool = False) -
         out.write(text)
 
 
+def _cached_plan(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The cached plan when `api.preview` would answer from the cache anyway (same conditions: no
+    explicit policy config, no revealed secrets, cache on); `--diff` takes the full path."""
+    if args.diff_plan is not None or args.policy_config is not None or args.show_secrets:
+        return None
+    if getattr(args, "no_cache", False) or not plan_cache.enabled():
+        return None
+    path = args.config_file or plan_cache.stack_file(args.stack)
+    return plan_cache.lookup(args.stack, path) if path.exists() else None
+
+
 def run(args: argparse.Namespace) -> int:
     if not args.offline:
         if args.diff_plan is not None:
             print("error: --diff compares offline plans; add --offline", file=sys.stderr)
             return exit_codes.CONFIG_ERROR
         return _automation_preview(args)
+    cached = _cached_plan(args)
+    if cached is not None:
+        return _report(args, cached, cached=True, diff=None)
+    from programs import api
+    from programs.offline import PROJECT
+    from programs.platformctl.input_errors import report_problems
+
     try:
         result = api.preview(
             args.stack,
@@ -100,7 +117,16 @@ def run(args: argparse.Namespace) -> int:
         else:
             report_problems(args.stack, result.errors, result.config_source)
         return result.exit_code
-    if result.cached and not args.quiet:
+    return _report(args, plan, cached=result.cached, diff=result.diff)
+
+
+def _report(args: argparse.Namespace, plan: dict[str, Any], cached: bool, diff: Any) -> int:
+    """Everything a built plan prints; the exit code is 1 when a mandatory policy failed."""
+    violations = (plan.get("policy") or {}).get("violations", [])
+    mandatory = [v for v in violations if v["level"] == "mandatory"]
+    advisory = len(violations) - len(mandatory)
+    protected = sum(1 for r in plan["resources"] if r.get("protect"))
+    if cached and not args.quiet:
         print(f"{args.stack}: unchanged since its cached plan (--no-cache runs the program)", file=sys.stderr)
     write_json(args.json_path, plan, private=args.show_secrets)
     print(report.render_header(plan))
@@ -115,28 +141,29 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {count:4d}  {typ}")
         print()
         print(report.render_outputs(plan))
-    if result.diff is not None:
+    if diff is not None:
         print()
-        print(report.render_diff(dict(result.diff), str(args.diff_plan)))
+        print(report.render_diff(dict(diff), str(args.diff_plan)))
     lines = report.render_violations(plan, args.quiet)
     if lines:
         print()
-        print(f"Policy violations ({result.policy_config}):")
+        print(f"Policy violations ({(plan.get('policy') or {}).get('config')}):")
         for line in lines:
             print(f"  {line}")
     print(
-        f"\n{args.stack}: {len(result.resources)} resources planned offline ({result.protected} protected); "
-        f"{len(result.mandatory)} mandatory and {len(result.advisory)} advisory policy violations"
+        f"\n{args.stack}: {len(plan['resources'])} resources planned offline ({protected} protected); "
+        f"{len(mandatory)} mandatory and {advisory} advisory policy violations"
         + (f"; plan written to {args.json_path}" if args.json_path else "")
     )
-    if result.mandatory:
-        print(
-            "mandatory policies violated: " + ", ".join(sorted({v.policy for v in result.mandatory})), file=sys.stderr
-        )
-    return result.exit_code
+    if mandatory:
+        print("mandatory policies violated: " + ", ".join(sorted({v["policy"] for v in mandatory})), file=sys.stderr)
+    return exit_codes.POLICY_VIOLATION if mandatory else exit_codes.OK
 
 
 def _automation_preview(args: argparse.Namespace) -> int:
+    from programs.api.engine import pulumi_cli_missing
+    from programs.platformctl import automation
+
     if pulumi_cli_missing():
         print("error: the pulumi CLI is not installed; run with --offline to preview under mocks", file=sys.stderr)
         return exit_codes.CONFIG_ERROR

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from programs.plan import SECRET_MASK
+from policy.secret_mask import SECRET_MASK
 
 
 # ------------------------------------------------------------------------------------ header

@@ -42,7 +42,7 @@ def load_outputs(
     if outputs_file is not None:
         return json.loads(outputs_file.read_text())
     if offline:
-        from programs.platformctl.preview import offline_plan
+        from programs.api.offline_preview import offline_plan
 
         return offline_plan(stack, config_file, show_secrets=True)["outputs"]
     if shutil.which("pulumi") is None:
