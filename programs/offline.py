@@ -25,6 +25,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from components.config import StackConfig, parse_stack_config
+from programs import gc_tuning
 from programs.mock_resources import MockContext, mock_state
 from programs.stack_files import (  # noqa: F401 (the one stack-file reader; these names stay importable here)
     REPO_ROOT,
@@ -293,6 +294,8 @@ def run_offline(
     if program is None:
         from programs.stack import build_stack as program
     with _RUN_LOCK:
+        gc_tuning.tune()
+        gc_tuning.settle()  # the SDK's import-time objects (and earlier runs') are not rescanned
         mocks = _PlatformMocks(MockContext(region=cfg.region, account_id=cfg.account_id, stack=stack))
         monitor = _CaptureMonitor(mocks)
         settings.reset_options(project=PROJECT, stack=stack, preview=False)

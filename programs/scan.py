@@ -103,12 +103,26 @@ def load_triage(path: Path = TRIAGE_FILE) -> list[TriageEntry]:
 
 def run_checkov(tfplan: dict[str, Any], manifests_yaml: str, checkov: Path = CHECKOV) -> list[dict[str, Any]]:
     """checkov's JSON reports (one per framework) of both exports."""
+    return run_checkov_many({"plan": (tfplan, manifests_yaml)}, checkov)["plan"]
+
+
+def run_checkov_many(
+    exports: dict[str, tuple[dict[str, Any], str]], checkov: Path = CHECKOV
+) -> dict[str, list[dict[str, Any]]]:
+    """One checkov process over several plans' exports ({name: (terraform plan, manifests YAML)}):
+    its start-up (several seconds of loading checks) is paid once. The reports are split back per
+    name by each check's file."""
     if not checkov.exists():
         raise ScanError(f"checkov not found at {checkov}; run `make setup` (scripts/install-scan-tools.sh)")
+    names = list(exports)
     with tempfile.TemporaryDirectory(prefix="k8s-platform-scan-") as tmp:
-        plan_path, yaml_path = Path(tmp) / "tfplan.json", Path(tmp) / "k8s.yaml"
-        plan_path.write_text(json.dumps(tfplan))
-        yaml_path.write_text(manifests_yaml)
+        files: list[str] = []
+        for index, name in enumerate(names):
+            tfplan, manifests_yaml = exports[name]
+            plan_path, yaml_path = Path(tmp) / f"{index}.tfplan.json", Path(tmp) / f"{index}.k8s.yaml"
+            plan_path.write_text(json.dumps(tfplan))
+            yaml_path.write_text(manifests_yaml)
+            files += ["-f", str(plan_path), "-f", str(yaml_path)]
         env = {
             **os.environ,
             "BC_SKIP_MAPPING": "TRUE",
@@ -119,10 +133,7 @@ def run_checkov(tfplan: dict[str, Any], manifests_yaml: str, checkov: Path = CHE
         proc = subprocess.run(
             [
                 str(checkov),
-                "-f",
-                str(plan_path),
-                "-f",
-                str(yaml_path),
+                *files,
                 "--framework",
                 "terraform_plan",
                 "kubernetes",
@@ -146,7 +157,25 @@ def run_checkov(tfplan: dict[str, Any], manifests_yaml: str, checkov: Path = CHE
     reports = reports if isinstance(reports, list) else [reports]
     if not any(r.get("check_type") == "terraform_plan" for r in reports if isinstance(r, dict)):
         raise ScanError("checkov reported no terraform_plan results: the exported plan was not read")
-    return reports
+    return {name: _reports_of_file_index(reports, index) for index, name in enumerate(names)}
+
+
+def _reports_of_file_index(reports: list[dict[str, Any]], index: int) -> list[dict[str, Any]]:
+    """The part of each framework's report whose checks ran on the files of export `index`."""
+
+    def mine(check: dict[str, Any]) -> bool:
+        return Path(str(check.get("file_path", ""))).name.split(".", 1)[0] == str(index)
+
+    split: list[dict[str, Any]] = []
+    for report in reports:
+        if not isinstance(report, dict) or "results" not in report:
+            split.append(report)
+            continue
+        results = {
+            kind: [c for c in report["results"].get(kind, []) if mine(c)] for kind in ("passed_checks", "failed_checks")
+        }
+        split.append({**report, "results": {**report["results"], **results}})
+    return split
 
 
 def evaluate(stack: str, reports: list[dict[str, Any]], triage: list[TriageEntry]) -> ScanResult:
@@ -172,15 +201,25 @@ def evaluate(stack: str, reports: list[dict[str, Any]], triage: list[TriageEntry
 
 
 def scan_plan(plan: dict[str, Any], triage: list[TriageEntry] | None = None, checkov: Path = CHECKOV) -> ScanResult:
+    return scan_plans([plan], triage, checkov)[0]
+
+
+def scan_plans(
+    plans: list[dict[str, Any]], triage: list[TriageEntry] | None = None, checkov: Path = CHECKOV
+) -> list[ScanResult]:
+    """`scan_plan` for several plans with one checkov run (results in the order of `plans`)."""
     from programs.k8s_yaml import to_yaml
     from programs.tfplan import to_terraform_plan
 
-    tfplan = to_terraform_plan(plan)
-    result = evaluate(
-        plan["stack"], run_checkov(tfplan, to_yaml(plan), checkov), load_triage() if triage is None else triage
-    )
-    result.unmapped_types = list(tfplan["k8s_platform"]["unmapped"])
-    return result
+    entries = load_triage() if triage is None else triage
+    tfplans = [to_terraform_plan(plan) for plan in plans]
+    reports = run_checkov_many({str(i): (tfplans[i], to_yaml(plan)) for i, plan in enumerate(plans)}, checkov)
+    results = []
+    for i, plan in enumerate(plans):
+        result = evaluate(plan["stack"], reports[str(i)], entries)
+        result.unmapped_types = list(tfplans[i]["k8s_platform"]["unmapped"])
+        results.append(result)
+    return results
 
 
 def render(result: ScanResult) -> str:

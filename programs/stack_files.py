@@ -321,5 +321,3 @@ def project_config(project_file: Path) -> dict[str, Any]:
         else:
             values[key] = spec
     return values
-
-

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from programs import gc_tuning
 from programs.offline import OfflineRun, read_stack_file, run_offline, stack_file
 
 _RUNS: dict[str, OfflineRun] = {}
@@ -80,6 +81,9 @@ DELETE = object()
 
 
 def pytest_configure(config):
+    # The collector settings platformctl uses (programs/gc_tuning.py); each offline run also settles
+    # the heap first, so the runs this session keeps are not rescanned by every later collection.
+    gc_tuning.tune()
     # Off for the whole session, module- and session-scoped fixtures included (they are built before
     # the per-test fixture below): the suite must neither read nor write the repository's plan cache.
     os.environ.setdefault("PLATFORMCTL_NO_CACHE", "1")

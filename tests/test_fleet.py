@@ -390,47 +390,6 @@ def test_fleet_rejects_offline_up_and_empty_selections(capsys, tmp_path):
     assert "no stacks selected" in capsys.readouterr().err
 
 
-def test_offline_fleet_for_real_reports_the_broken_stack_and_the_others(tmp_path):
-    """Acceptance, through real subprocesses: 3 generated dev stacks, one with an invalid VPC block."""
-    paths = write_dev_variants(REPO_ROOT / "Pulumi.dev.yaml", tmp_path / "stacks", 3)
-    broken = yaml.safe_load(paths[1].read_text())
-    broken["config"]["k8s-platform:network"]["vpcCidr"] = "10.300.0.0/16"
-    paths[1].write_text(yaml.safe_dump(broken))
-    out = tmp_path / "fleet.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "programs.platformctl.cli",
-            "fleet",
-            "preview",
-            "--offline",
-            "--stacks-dir",
-            str(tmp_path / "stacks"),
-            "--parallel",
-            "2",
-            "--json",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=REPO_ROOT,
-        timeout=600,
-    )
-    assert proc.returncode == exit_codes.FLEET_FAILED, proc.stdout + proc.stderr
-    report = json.loads(out.read_text())
-    by_name = {s["name"]: s for s in report["stacks"]}
-    assert sorted(by_name) == ["dev-01", "dev-02", "dev-03"]
-    assert by_name["dev-02"]["code"] == exit_codes.CONFIG_ERROR
-    assert "k8s-platform:network.vpcCidr" in by_name["dev-02"]["detail"]
-    for name in ("dev-01", "dev-03"):
-        assert by_name[name]["code"] == exit_codes.OK and by_name[name]["resources"] > 10
-    table = proc.stdout[proc.stdout.index("stack ") :]
-    for name in by_name:
-        assert name in table
-    assert "3 stacks: 2 succeeded, 1 failed (dev-02)" in proc.stdout
-
-
 # --- issue 13: default stacks, `fleet list`, one-line YAML reasons, timeout status ----------------------
 def test_without_a_selection_the_fleet_is_the_repositorys_stacks(capsys):
     jobs = select_jobs("preview")

@@ -19,7 +19,7 @@ import yaml
 
 from programs.k8s_yaml import HELM_RELEASE, manifests, to_yaml
 from programs.plan import build_plan
-from programs.scan import CHECKOV, Finding, TriageEntry, evaluate, load_triage, scan_plan
+from programs.scan import CHECKOV, Finding, TriageEntry, evaluate, load_triage, render, scan_plans
 from programs.tfplan import TERRAFORM_TYPES, to_terraform_plan
 from tests.conftest import offline_run
 from tests.karpenter_crd_validation import unknown_fields
@@ -137,9 +137,26 @@ def test_k8s_yaml_lists_helm_releases_and_holds_every_object():
 needs_checkov = pytest.mark.skipif(not CHECKOV.exists(), reason=f"checkov not installed at {CHECKOV} (make setup)")
 
 
+def _with_star_grant(plan: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """A copy of the plan whose first inline role policy also allows s3:* on *; and that policy's address."""
+    plan = copy.deepcopy(plan)
+    rp = next(r for r in plan["resources"] if r["type"] == "aws:iam/rolePolicy:RolePolicy")
+    doc = json.loads(rp["inputs"]["policy"])
+    doc["Statement"].append({"Effect": "Allow", "Action": "s3:*", "Resource": "*"})
+    rp["inputs"]["policy"] = json.dumps(doc)
+    return plan, f"aws_iam_role_policy.{rp['name'].replace('-', '_')}"
+
+
 @cache
+def _scanned_all() -> dict[str, Any]:
+    """Every scan the tests read, in one checkov run (its start-up is most of a scan's time)."""
+    star, _ = _with_star_grant(plan_of("prod"))
+    results = scan_plans([plan_of(s) for s in STACKS] + [star])
+    return {**dict(zip(STACKS, results[: len(STACKS)], strict=True)), "prod+star": results[-1]}
+
+
 def scanned(stack: str):
-    return scan_plan(plan_of(stack))
+    return _scanned_all()[stack]
 
 
 @needs_checkov
@@ -167,20 +184,38 @@ def test_the_four_weaknesses_stay_fixed():
 
 
 @needs_checkov
-def test_scan_fails_on_an_s3_star_grant(tmp_path, capsys):
+def test_scan_fails_on_an_s3_star_grant():
+    _, address = _with_star_grant(plan_of("prod"))
+    result = scanned("prod+star")
+    assert not result.ok
+    assert re.search(rf"^untriaged: CKV_AWS_\d+ {re.escape(address)} ", render(result), re.M), render(result)
+    assert scanned("prod").ok  # the same plan without the grant
+
+
+def test_scan_command_exits_1_on_an_untriaged_finding_and_0_without(tmp_path, monkeypatch, capsys):
+    """The shell over the scanner, with a stand-in checkov that reports one failed check."""
+    from programs import scan
     from programs.platformctl.cli import main
 
-    plan = copy.deepcopy(plan_of("prod"))
-    rp = next(r for r in plan["resources"] if r["type"] == "aws:iam/rolePolicy:RolePolicy")
-    doc = json.loads(rp["inputs"]["policy"])
-    doc["Statement"].append({"Effect": "Allow", "Action": "s3:*", "Resource": "*"})
-    rp["inputs"]["policy"] = json.dumps(doc)
+    plan, address = _with_star_grant(plan_of("prod"))
     path = tmp_path / "plan.json"
     path.write_text(json.dumps(plan))
-    assert main(["scan", "--plan", str(path)]) == 1
-    out = capsys.readouterr().out
-    address = f"aws_iam_role_policy.{rp['name'].replace('-', '_')}"
-    assert re.search(rf"^untriaged: CKV_AWS_\d+ {re.escape(address)} ", out, re.M), out
+    fake = tmp_path / "checkov"
+    report = {"check_type": "terraform_plan", "results": {"passed_checks": [], "failed_checks": []}}
+    failed = {"check_id": "CKV_AWS_289", "check_name": "no s3:*", "resource": address, "file_path": "/0.tfplan.json"}
+    fake.write_text(
+        "#!/bin/sh\n"
+        f"if [ -e {tmp_path}/clean ]; then echo '{json.dumps(report)}'; "
+        f"else echo '{json.dumps({**report, 'results': {'passed_checks': [], 'failed_checks': [failed]}})}'; fi\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setattr(scan, "CHECKOV", fake)
+    empty = tmp_path / "triage.yaml"
+    empty.write_text("triage: []\n")
+    assert main(["scan", "--plan", str(path), "--triage", str(empty)]) == 1
+    assert f"untriaged: CKV_AWS_289 {address}" in capsys.readouterr().out
+    (tmp_path / "clean").touch()
+    assert main(["scan", "--plan", str(path), "--triage", str(empty)]) == 0
 
 
 def test_triage_entry_that_matches_nothing_is_stale():

@@ -13,6 +13,8 @@ import sys
 import traceback
 from collections.abc import Sequence
 
+from programs import gc_tuning
+
 # command -> the module (under programs.platformctl) whose `add_parser(sub)` (or `add_parsers`) registers it,
 # in the order `--help` lists them.
 COMMANDS: dict[str, str] = {
@@ -85,6 +87,7 @@ def build_parser(argv: Sequence[str] | None = ()) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    gc_tuning.tune()  # before the SDK is imported: its import allocates most of what a preview keeps
     args = build_parser(sys.argv[1:] if argv is None else argv).parse_args(argv)
     return args.func(args)
 

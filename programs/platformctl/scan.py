@@ -20,6 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from programs import scan
     from programs.scan import TRIAGE_FILE, ScanError, load_triage, render, scan_plan
 
     try:
@@ -27,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     except PlanSourceError as exc:
         return exc.code
     try:
-        result = scan_plan(plan, load_triage(args.triage or TRIAGE_FILE))
+        result = scan_plan(plan, load_triage(args.triage or TRIAGE_FILE), checkov=scan.CHECKOV)
     except ScanError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exit_codes.CONFIG_ERROR

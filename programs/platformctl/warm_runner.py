@@ -21,7 +21,6 @@ POSIX only (`os.fork`); elsewhere `fleet` keeps its one-interpreter-per-stack ru
 from __future__ import annotations
 
 import contextlib
-import gc
 import io
 import json
 import os
@@ -35,6 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from programs import gc_tuning
 from programs.api.scheduler import StackJob, StackOutcome, StackResult, one_line, outcome_from_process
 from programs.platformctl import exit_codes, plan_cache
 
@@ -173,8 +173,7 @@ class WarmRunner:
         _release_event_loop()
         # Children share the warm heap copy-on-write: keep the collector from walking (and so
         # copying) it in every child; a child only collects what it allocated itself.
-        gc.collect()
-        gc.freeze()
+        gc_tuning.settle()
         self.warm_seconds = time.perf_counter() - start
         return self.warm_seconds
 
