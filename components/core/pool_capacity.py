@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
 
 from components.core.instance_types import architecture
 from components.core.max_pods import INSTANCE_LIMITS, InstanceNetworkLimits, max_pods
@@ -78,10 +79,21 @@ def admitted_instance_types(
     pool: PoolShape, table: dict[str, InstanceNetworkLimits] | None = None
 ) -> list[InstanceNetworkLimits]:
     """The rows of the ENI table the pool's requirements admit, sorted by name."""
-    rows = INSTANCE_LIMITS if table is None else table
+    if table is None:
+        return [INSTANCE_LIMITS[name] for name, shape in _shipped_shapes() if pool.admits(shape)]
+    return [table[name] for name, shape in _shapes(table) if pool.admits(shape)]
+
+
+def _shapes(rows: dict[str, InstanceNetworkLimits]) -> list[tuple[str, InstanceShape]]:
     # Names outside the <category><generation><attributes>.<size> scheme (u-6tb1.metal, mac-m4.metal,
     # bmn-sf1.metal) carry no category/generation label a pool could select them by.
-    return [rows[name] for name in sorted(rows) if _NAME.match(name) and pool.admits(parse_instance_type(name))]
+    return [(name, parse_instance_type(name)) for name in sorted(rows) if _NAME.match(name)]
+
+
+@cache
+def _shipped_shapes() -> tuple[tuple[str, InstanceShape], ...]:
+    """The shipped table's names, parsed once per process (every pool of every run reads them)."""
+    return tuple(_shapes(INSTANCE_LIMITS))
 
 
 @dataclass(frozen=True)
