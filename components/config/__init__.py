@@ -35,6 +35,10 @@ from components.config.base import (  # noqa: F401
     is_graviton,
     short_dns_label,
 )
+from components.config.cross_account_rules import (  # noqa: F401
+    SESSION_POLICY_MAX_CHARS,
+    session_policy_json,
+)
 from components.config.eks import (  # noqa: F401
     AUTHENTICATION_MODES,
     EksAccessConfig,
@@ -48,6 +52,8 @@ from components.config.eks import (  # noqa: F401
 from components.config.identity import (  # noqa: F401
     ACM_CLOUDFRONT_CERT,
     IAM_ACTION,
+    CrossAccountConfig,
+    CrossAccountMode,
     IAM_POLICY_ARN,
     IdentityConfig,
     IssuerConfig,
