@@ -420,10 +420,8 @@ def _rolesanywhere(kind: str) -> "ComputedFn":
 def _pod_identity_association(ctx: MockContext, inputs: dict[str, Any], name: str) -> dict[str, Any]:
     cluster = inputs.get("clusterName") or name
     association_id = "a-" + short_hash("pod-identity-association", name)
-    out: dict[str, Any] = {
-        "associationId": association_id,
-        "associationArn": f"arn:aws:eks:{ctx.region}:{ctx.account_id}:podidentityassociation/{cluster}/{association_id}",
-    }
+    arn = f"arn:aws:eks:{ctx.region}:{ctx.account_id}:podidentityassociation/{cluster}/{association_id}"
+    out: dict[str, Any] = {"associationId": association_id, "associationArn": arn}
     if inputs.get("targetRoleArn"):
         # The form EKS documents for a target-role association (the value the target trust pins).
         out["externalId"] = (

@@ -52,9 +52,9 @@ from components.config.eks import (  # noqa: F401
 from components.config.identity import (  # noqa: F401
     ACM_CLOUDFRONT_CERT,
     IAM_ACTION,
+    IAM_POLICY_ARN,
     CrossAccountConfig,
     CrossAccountMode,
-    IAM_POLICY_ARN,
     IdentityConfig,
     IssuerConfig,
     WorkloadConfig,

@@ -244,10 +244,10 @@ class WorkloadIdentity(pulumi.ComponentResource):
     ) -> list["_Target"]:
         """One `CrossAccountTarget` per role in another account, with what the outputs say about it."""
         mode = w.cross_account_mode
+        native = mode == "native"
         found: list[_Target] = []
         for i, target in enumerate(w.cross_account_targets):
             assert mode is not None
-            native = mode == "native"
             session_tags = w.method == "pod-identity" and not (
                 w.cross_account is not None and w.cross_account.disable_session_tags
             )
