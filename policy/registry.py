@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from policy.rules import eks, helm, iam, identity, karpenter, network, nodes, stack, storage, tags
+from policy.rules import cross_account, eks, helm, iam, identity, karpenter, network, nodes, stack, storage, tags
 from policy.rules.common import Rule
 
 PACK_NAME = "k8s-platform-guardrails"
@@ -18,6 +18,7 @@ RULES: list[Rule] = [
     *network.RULES,
     *iam.RULES,
     *identity.RULES,
+    *cross_account.RULES,
     *storage.RULES,
     *karpenter.RULES,
     *helm.RULES,

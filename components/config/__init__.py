@@ -49,6 +49,13 @@ from components.config.eks import (  # noqa: F401
     EksUpgradePolicyConfig,
     NamespaceGrant,
 )
+from components.config.eks_resilience import (  # noqa: F401
+    ControlPlaneScalingConfig,
+    ControlPlaneTier,
+    NodeRepairConfig,
+    ZonalShiftConfig,
+    deletion_protection_in_force,
+)
 from components.config.identity import (  # noqa: F401
     ACM_CLOUDFRONT_CERT,
     IAM_ACTION,

@@ -33,6 +33,7 @@ from components.config.identity import IdentityConfig, WorkloadConfig
 from components.config.identity_rules import identity_problems
 from components.config.k3s import K3S_INTERNAL_RANGES, K3sConfig
 from components.config.karpenter import KarpenterConfig
+from components.config.eks_resilience import eks_resilience_problems
 from components.config.karpenter_rules import karpenter_problems
 from components.config.network import NetworkConfig
 from components.core.pins import CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS
@@ -293,6 +294,7 @@ STACK_RULES: tuple[Callable[["StackConfig"], Iterator[Problem]], ...] = (
     *SAFEGUARD_RULES,
     _k3s_vpc_rule,
     _eks_rules,
+    eks_resilience_problems,
     _access_instance_rule,
     _addons_rules,
     _karpenter_rules,
