@@ -28,12 +28,12 @@ from components.config.checks import (
     tag_text_ok,
 )
 from components.config.eks import EksConfig
+from components.config.eks_resilience import eks_resilience_problems
 from components.config.environments import SAFEGUARD_RULES, Safeguards, SafeguardsConfig, effective_safeguards
 from components.config.identity import IdentityConfig, WorkloadConfig
 from components.config.identity_rules import identity_problems
 from components.config.k3s import K3S_INTERNAL_RANGES, K3sConfig
 from components.config.karpenter import KarpenterConfig
-from components.config.eks_resilience import eks_resilience_problems
 from components.config.karpenter_rules import karpenter_problems
 from components.config.network import NetworkConfig
 from components.core.pins import CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS
