@@ -67,6 +67,7 @@ def _program(_cfg: Any) -> dict[str, Any]:
         access_config={"authentication_mode": "API", "bootstrap_cluster_creator_admin_permissions": False},
         encryption_config={"provider": {"key_arn": key.arn}, "resources": ["secrets"]},
         enabled_cluster_log_types=["api", "audit", "authenticator"],
+        deletion_protection=True,
         tags=TAGS,
         opts=protect,
     )
@@ -89,6 +90,14 @@ def _program(_cfg: Any) -> dict[str, Any]:
         node_role_arn=f"arn:aws:iam::{ACCOUNT}:role/node",
         subnet_ids=["subnet-1"],
         scaling_config={"desired_size": 2, "max_size": 3, "min_size": 2},
+        node_repair_config={"enabled": True},
+        tags=TAGS,
+    )
+    aws.eks.Addon(
+        "node-monitoring-agent",
+        cluster_name=cluster.name,
+        addon_name="eks-node-monitoring-agent",
+        addon_version="v1.7.0-eksbuild.1",
         tags=TAGS,
     )
 

@@ -698,6 +698,22 @@ CASES: list[tuple[str, str | None, Mutation, str]] = [
         set_input("karpenter-sa", "metadata.namespace", DELETE),
         "service-account",
     ),
+    # --- EKS resilience
+    (
+        "eks-cluster-deletion-protection",
+        "cluster",
+        set_input("cluster", "deletionProtection", False),
+        "off",
+    ),
+    (
+        "eks-cluster-deletion-protection",
+        "cluster",
+        set_input("cluster", "deletionProtection", DELETE),
+        "provider-default-off",
+    ),
+    ("eks-nodegroup-auto-repair", "system", set_input("system", "nodeRepairConfig.enabled", False), "repair-off"),
+    ("eks-nodegroup-auto-repair", "system", set_input("system", "nodeRepairConfig", DELETE), "no-repair-config"),
+    ("eks-nodegroup-auto-repair", None, remove("node-monitoring-agent"), "repair-without-monitoring-agent"),
     # --- cross-account targets (the exported trust of a target role; one mutation each)
     (
         "cross-account-target-trust-shape",
