@@ -7,7 +7,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from policy.rules import cross_account, eks, eks_resilience, helm, iam, identity, karpenter, network, nodes, stack, storage, tags
+from policy.rules import (
+    cross_account,
+    eks,
+    eks_resilience,
+    helm,
+    iam,
+    identity,
+    karpenter,
+    network,
+    nodes,
+    stack,
+    storage,
+    tags,
+)
 from policy.rules.common import Rule
 
 PACK_NAME = "k8s-platform-guardrails"
