@@ -21,7 +21,7 @@ NODE_MONITORING_AGENT = "eks-node-monitoring-agent"
 
 def _deletion_protection(props, cfg, report, args) -> None:
     # The provider's default is false.
-    if not truthy(get(props, "deletionProtection", default=False)):
+    if not truthy(get(props, "deletionProtection", default=False)) and not cfg["allowUnprotected"]:
         report(
             "deletionProtection is off: anyone (or any tool) with eks:DeleteCluster can delete the cluster and "
             "every workload on it; set it true (cluster.eks.deletionProtection)"
@@ -55,6 +55,13 @@ RULES = [
         [eks_best_practices("reliability#deletion-protection")],
         [CLUSTER],
         _deletion_protection,
+        {
+            "allowUnprotected": {
+                "type": "boolean",
+                "default": False,
+                "description": "allow an unprotected cluster (the run that prepares a deliberate teardown)",
+            }
+        },
         remediation="Set deletionProtection: true (cluster.eks.deletionProtection).",
     ),
     stack_rule(
