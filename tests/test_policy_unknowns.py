@@ -137,6 +137,7 @@ MUST_RUN_AT_FIRST_PREVIEW = {
     "eks-cluster-deletion-protection",
     "eks-nodegroup-auto-repair",
     "pod-identity-target-association",
+    "cross-account-target-trust-shape",
     "imdsv2-required",
     "imds-hop-limit",
     "node-volumes-encrypted",

@@ -208,7 +208,12 @@ class WorkloadIdentity(pulumi.ComponentResource):
                 w.method, account_id=args.account_id, role_name=rn, cluster_name=cluster.name, workload_name=w.name
             )
         )
-        targets = self._targets(w, role_arn, external_id)
+        # The workload role's ARN follows from its fixed name: known before the role exists, so the
+        # exported manual-chain trust (and the pack's check of it) is complete at a first preview.
+        source_arn: pulumi.Input[str] = (
+            f"arn:{iam.PARTITION}:iam::{args.account_id}:role/{role_name}" if isinstance(role_name, str) else role_arn
+        )
+        targets = self._targets(w, source_arn, external_id)
         cross = pulumi.Output.all(*[t.describe for t in targets])
         # native: the pod's credentials ARE the target role's session; otherwise the workload's own role.
         caller = pulumi.Output.from_input(targets[0].caller_identity) if native else own_caller

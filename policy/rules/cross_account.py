@@ -22,6 +22,7 @@ from .common import (
     conditions,
     eks_best_practices,
     get,
+    peek,
     policy_document,
     principals,
     resource_rule,
@@ -90,7 +91,7 @@ def _association(props, cfg, report, args) -> None:
         return
     if not ROLE_ARN.match(str(target)):
         report(f"targetRoleArn '{target}' is not an IAM role ARN")
-    elif str(target) == str(get(props, "roleArn", default="")):
+    elif str(target) == str(peek(props, "roleArn", default="")):  # the role's ARN is unknown at a first preview
         report("targetRoleArn is the association's own roleArn: EKS would chain the role to itself")
 
 
