@@ -7,17 +7,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from policy.rules import eks, helm, iam, identity, karpenter, network, nodes, stack, storage, tags
+from policy.rules import (
+    cross_account,
+    eks,
+    eks_resilience,
+    helm,
+    iam,
+    identity,
+    karpenter,
+    network,
+    nodes,
+    stack,
+    storage,
+    tags,
+)
 from policy.rules.common import Rule
 
 PACK_NAME = "k8s-platform-guardrails"
 
 RULES: list[Rule] = [
     *eks.RULES,
+    *eks_resilience.RULES,
     *nodes.RULES,
     *network.RULES,
     *iam.RULES,
     *identity.RULES,
+    *cross_account.RULES,
     *storage.RULES,
     *karpenter.RULES,
     *helm.RULES,

@@ -417,6 +417,19 @@ def _rolesanywhere(kind: str) -> "ComputedFn":
     return computed
 
 
+def _pod_identity_association(ctx: MockContext, inputs: dict[str, Any], name: str) -> dict[str, Any]:
+    cluster = inputs.get("clusterName") or name
+    association_id = "a-" + short_hash("pod-identity-association", name)
+    arn = f"arn:aws:eks:{ctx.region}:{ctx.account_id}:podidentityassociation/{cluster}/{association_id}"
+    out: dict[str, Any] = {"associationId": association_id, "associationArn": arn}
+    if inputs.get("targetRoleArn"):
+        # The form EKS documents for a target-role association (the value the target trust pins).
+        out["externalId"] = (
+            f"{ctx.region}/{ctx.account_id}/{cluster}/{inputs.get('namespace')}/{inputs.get('serviceAccount')}"
+        )
+    return out
+
+
 ComputedFn = Callable[[MockContext, dict[str, Any], str], dict[str, Any]]
 
 COMPUTED: dict[str, ComputedFn] = {
@@ -443,6 +456,7 @@ COMPUTED: dict[str, ComputedFn] = {
     "aws:autoscaling/group:Group": _autoscaling_group,
     "aws:ec2/launchTemplate:LaunchTemplate": _launch_template,
     "aws:iam/role:Role": _iam_role,
+    "aws:eks/podIdentityAssociation:PodIdentityAssociation": _pod_identity_association,
     "aws:cloudfront/distribution:Distribution": _cloudfront,
     "aws:rolesanywhere/trustAnchor:TrustAnchor": _rolesanywhere("trust-anchor"),
     "aws:rolesanywhere/profile:Profile": _rolesanywhere("profile"),

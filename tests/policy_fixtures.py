@@ -20,7 +20,12 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from components.core import iam_documents as iam
-from components.core.trust_policies import irsa_trust, pod_identity_trust
+from components.core.trust_policies import (
+    cross_account_target_trust,
+    irsa_trust,
+    pod_identity_target_trust,
+    pod_identity_trust,
+)
 from policy.offline_runner import Resource
 from programs import offline
 from programs.offline import read_stack_file, reveal, run_offline, stack_file
@@ -62,6 +67,7 @@ def _program(_cfg: Any) -> dict[str, Any]:
         access_config={"authentication_mode": "API", "bootstrap_cluster_creator_admin_permissions": False},
         encryption_config={"provider": {"key_arn": key.arn}, "resources": ["secrets"]},
         enabled_cluster_log_types=["api", "audit", "authenticator"],
+        deletion_protection=True,
         tags=TAGS,
         opts=protect,
     )
@@ -84,6 +90,14 @@ def _program(_cfg: Any) -> dict[str, Any]:
         node_role_arn=f"arn:aws:iam::{ACCOUNT}:role/node",
         subnet_ids=["subnet-1"],
         scaling_config={"desired_size": 2, "max_size": 3, "min_size": 2},
+        node_repair_config={"enabled": True},
+        tags=TAGS,
+    )
+    aws.eks.Addon(
+        "node-monitoring-agent",
+        cluster_name=cluster.name,
+        addon_name="eks-node-monitoring-agent",
+        addon_version="v1.7.0-eksbuild.1",
         tags=TAGS,
     )
 
@@ -215,6 +229,45 @@ def _program(_cfg: Any) -> dict[str, Any]:
         tags=TAGS,
     )
     k8s.core.v1.ServiceAccount("karpenter-sa", metadata={"name": "karpenter", "namespace": "kube-system"})
+
+    # --- cross-account: a native Pod Identity target role and a manual chain, with their exported trusts
+    source_arn = f"arn:aws:iam::{ACCOUNT}:role/catalog-sync"
+    catalog = aws.eks.PodIdentityAssociation(
+        "catalog-association",
+        cluster_name=cluster.name,
+        namespace="catalog",
+        service_account="catalog-sync",
+        role_arn=source_arn,
+        target_role_arn="arn:aws:iam::333333333333:role/catalog-writer",
+        tags=TAGS,
+    )
+    external_id = f"us-east-1/{ACCOUNT}/fixture/catalog/catalog-sync"
+    pulumi.ComponentResource(
+        "k8s-platform:identity:CrossAccountTarget",
+        "catalog-target",
+        {
+            "mode": "native",
+            "workload": "catalog-sync",
+            "sourceRoleArn": source_arn,
+            "targetRoleArn": "arn:aws:iam::333333333333:role/catalog-writer",
+            "sessionTags": True,
+            "externalId": external_id,
+            "targetTrustPolicy": iam.to_json(pod_identity_target_trust(source_arn, external_id)),
+        },
+        opts=pulumi.ResourceOptions(depends_on=[catalog]),
+    )
+    pulumi.ComponentResource(
+        "k8s-platform:identity:CrossAccountTarget",
+        "reports-target",
+        {
+            "mode": "manual",
+            "workload": "reports",
+            "sourceRoleArn": f"arn:aws:iam::{ACCOUNT}:role/reports",
+            "targetRoleArn": "arn:aws:iam::333333333333:role/reports-reader",
+            "sessionTags": False,
+            "targetTrustPolicy": iam.to_json(cross_account_target_trust(f"arn:aws:iam::{ACCOUNT}:role/reports")),
+        },
+    )
 
     # --- Roles Anywhere
     anchor = aws.rolesanywhere.TrustAnchor(

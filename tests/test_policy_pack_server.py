@@ -171,6 +171,7 @@ def test_engine_analyze_with_unknowns_as_a_preview_sends_them(analyzer):
         },
         "accessConfig": {"authenticationMode": "API", "bootstrapClusterCreatorAdminPermissions": False},
         "encryptionConfig": {"provider": {"keyArn": UNKNOWN_STRING_VALUE}, "resources": ["secrets"]},
+        "deletionProtection": True,
         "tags": {"owner": "o", "cost-center": "c"},
     }
     response = analyzer.Analyze(

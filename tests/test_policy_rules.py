@@ -698,6 +698,105 @@ CASES: list[tuple[str, str | None, Mutation, str]] = [
         set_input("karpenter-sa", "metadata.namespace", DELETE),
         "service-account",
     ),
+    # --- EKS resilience
+    (
+        "eks-cluster-deletion-protection",
+        "cluster",
+        set_input("cluster", "deletionProtection", False),
+        "off",
+    ),
+    (
+        "eks-cluster-deletion-protection",
+        "cluster",
+        set_input("cluster", "deletionProtection", DELETE),
+        "provider-default-off",
+    ),
+    ("eks-nodegroup-auto-repair", "system", set_input("system", "nodeRepairConfig.enabled", False), "repair-off"),
+    ("eks-nodegroup-auto-repair", "system", set_input("system", "nodeRepairConfig", DELETE), "no-repair-config"),
+    ("eks-nodegroup-auto-repair", None, remove("node-monitoring-agent"), "repair-without-monitoring-agent"),
+    # --- cross-account targets (the exported trust of a target role; one mutation each)
+    (
+        "cross-account-target-trust-shape",
+        "catalog-target",
+        edit_document(
+            "catalog-target",
+            "targetTrustPolicy",
+            first_statement(lambda st: st.update(Principal={"AWS": "arn:aws:iam::123456789012:root"})),
+        ),
+        "account-root-principal",
+    ),
+    (
+        "cross-account-target-trust-shape",
+        "catalog-target",
+        edit_document("catalog-target", "targetTrustPolicy", first_statement(lambda st: st.update(Principal="*"))),
+        "wildcard-principal",
+    ),
+    (
+        "cross-account-target-trust-shape",
+        "catalog-target",
+        edit_document("catalog-target", "targetTrustPolicy", first_statement(lambda st: st.pop("Condition"))),
+        "native-without-external-id",
+    ),
+    (
+        "cross-account-target-trust-shape",
+        "catalog-target",
+        edit_document(
+            "catalog-target",
+            "targetTrustPolicy",
+            first_statement(with_condition("StringLike", "sts:ExternalId", "us-east-1/*")),
+        ),
+        "external-id-wildcard",
+    ),
+    (
+        "cross-account-target-trust-shape",
+        "catalog-target",
+        edit_document("catalog-target", "targetTrustPolicy", lambda doc: doc["Statement"].pop()),
+        "tags-arrive-without-tag-session",
+    ),
+    (
+        "cross-account-target-trust-shape",
+        "reports-target",
+        edit_document("reports-target", "targetTrustPolicy", first_statement(lambda st: st.update(Action="sts:*"))),
+        "wildcard-action",
+    ),
+    (
+        "cross-account-target-trust-shape",
+        "reports-target",
+        edit_document(
+            "reports-target",
+            "targetTrustPolicy",
+            first_statement(lambda st: st.update(Action=["sts:AssumeRole", "sts:TagSession"])),
+        ),
+        "tag-session-without-tags",
+    ),
+    (
+        "cross-account-target-trust-shape",
+        "reports-target",
+        edit_document(
+            "reports-target",
+            "targetTrustPolicy",
+            first_statement(lambda st: st.update(Principal={"AWS": "arn:aws:iam::123456789012:role/other"})),
+        ),
+        "another-source-role",
+    ),
+    (
+        "pod-identity-target-association",
+        "catalog-association",
+        set_input("catalog-association", "policy", '{"Version":"2012-10-17","Statement":[]}'),
+        "session-policy-with-tags",
+    ),
+    (
+        "pod-identity-target-association",
+        "catalog-association",
+        set_input("catalog-association", "targetRoleArn", "arn:aws:s3:::bucket"),
+        "target-not-a-role",
+    ),
+    (
+        "pod-identity-target-association",
+        "catalog-association",
+        set_input("catalog-association", "targetRoleArn", "arn:aws:iam::123456789012:role/catalog-sync"),
+        "chains-to-itself",
+    ),
     # --- tags and protection
     ("required-tags", "vpc", set_input("vpc", "tags", {"owner": "platform-team"}), "no-cost-center"),
     ("required-tags", "key", set_input("key", "tags", DELETE), "untagged"),
@@ -815,6 +914,24 @@ COMPLIANT_VARIANTS: list[tuple[str, Mutation, str]] = [
         "no-world-open-admin-ports",
         lambda rs: (ports("https-rule", 3389)(rs), set_input("https-rule", "cidrBlocks", ["1.0.0.0/9"])(rs)),
         "public-slash9",
+    ),
+    # A session policy with session tags disabled is what EKS accepts.
+    (
+        "pod-identity-target-association",
+        lambda rs: (
+            set_input("catalog-association", "policy", '{"Version":"2012-10-17","Statement":[]}')(rs),
+            set_input("catalog-association", "disableSessionTags", True)(rs),
+        ),
+        "session-policy-untagged",
+    ),
+    # Without session tags a native target's trust needs no TagSession statement.
+    (
+        "cross-account-target-trust-shape",
+        lambda rs: (
+            set_input("catalog-target", "sessionTags", False)(rs),
+            edit_document("catalog-target", "targetTrustPolicy", lambda doc: doc["Statement"].pop())(rs),
+        ),
+        "native-untagged",
     ),
     # Two rules on different groups do not add up.
     (

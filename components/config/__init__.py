@@ -35,6 +35,10 @@ from components.config.base import (  # noqa: F401
     is_graviton,
     short_dns_label,
 )
+from components.config.cross_account_rules import (  # noqa: F401
+    SESSION_POLICY_MAX_CHARS,
+    session_policy_json,
+)
 from components.config.eks import (  # noqa: F401
     AUTHENTICATION_MODES,
     EksAccessConfig,
@@ -45,10 +49,19 @@ from components.config.eks import (  # noqa: F401
     EksUpgradePolicyConfig,
     NamespaceGrant,
 )
+from components.config.eks_resilience import (  # noqa: F401
+    ControlPlaneScalingConfig,
+    ControlPlaneTier,
+    NodeRepairConfig,
+    ZonalShiftConfig,
+    deletion_protection_in_force,
+)
 from components.config.identity import (  # noqa: F401
     ACM_CLOUDFRONT_CERT,
     IAM_ACTION,
     IAM_POLICY_ARN,
+    CrossAccountConfig,
+    CrossAccountMode,
     IdentityConfig,
     IssuerConfig,
     WorkloadConfig,

@@ -19,6 +19,7 @@ from components.config.base import (
     raise_problems,
 )
 from components.config.checks import allowlist_problem
+from components.config.eks_resilience import ControlPlaneScalingConfig, NodeRepairConfig, ZonalShiftConfig
 from components.core.eks_support_calendar import support_problem
 from components.core.max_pods import INSTANCE_LIMITS, max_pods_for
 from components.core.pins import ADDON_NAMES, SUPPORTED_KUBERNETES_VERSIONS
@@ -212,6 +213,10 @@ class EksSystemNodeGroupConfig(Model):
     disk_size_gib: int = Field(
         default=50, ge=20, le=1000, alias="diskSizeGiB", description=("Encrypted root volume size of each node, GiB.")
     )
+    node_repair_config: NodeRepairConfig = Field(
+        NodeRepairConfig(),
+        description=("Node auto repair of the system node group (`nodeRepairConfig`): on by default."),
+    )
 
     @field_validator("instance_types")
     @classmethod
@@ -328,6 +333,30 @@ class EksConfig(Model):
             "Per-stack override of add-on pins (e.g. a hotfix build), like `{coredns: v1.13.2-eksbuild.9}`: keys are "
             "add-ons the platform installs (`components/core/pins.py`), values exact `vX.Y.Z-eksbuild.N`."
         ),
+    )
+    deletion_protection: bool | None = Field(
+        None,
+        description=(
+            "EKS deletion protection (EKS refuses DeleteCluster while on); unset: the environment's "
+            "(`safeguards.clusterDeletionProtection`: on in staging and prod, where `false` also needs "
+            "`allowDeletionUnprotected: true`)."
+        ),
+    )
+    allow_deletion_unprotected: bool = Field(
+        False,
+        description=(
+            "The explicit override for `deletionProtection: false` where the environment requires protection "
+            "(a deliberate teardown); refused without `deletionProtection: false`."
+        ),
+    )
+    control_plane_scaling_config: ControlPlaneScalingConfig | None = Field(
+        None,
+        description=(
+            "EKS Provisioned Control Plane (`controlPlaneScalingConfig.tier`); unset: not sent, EKS runs `standard`."
+        ),
+    )
+    zonal_shift_config: ZonalShiftConfig | None = Field(
+        None, description=("ARC zonal shift for the cluster (`zonalShiftConfig.enabled`); unset: not sent (off).")
     )
     resolve_conflicts_on_update: Literal["PRESERVE", "OVERWRITE", "NONE"] = Field(
         "PRESERVE",

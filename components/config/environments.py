@@ -37,6 +37,9 @@ class Safeguards:
     controller_replicas: int
     # network.natGateways must be one-per-az (a single NAT gateway is a zonal single point of failure).
     nat_gateway_per_zone: bool
+    # EKS clusters get deletionProtection by default; `cluster.eks.deletionProtection: false` then
+    # needs `cluster.eks.allowDeletionUnprotected: true` (components/config/eks_resilience.py).
+    cluster_deletion_protection: bool
 
     @property
     def highly_available(self) -> bool:
@@ -50,6 +53,7 @@ ENVIRONMENTS: dict[str, Safeguards] = {
         min_availability_zones=2,
         controller_replicas=1,
         nat_gateway_per_zone=False,
+        cluster_deletion_protection=False,
     ),
     # A rehearsal of prod: same protection, pins and replica counts, so a change that would fail in
     # prod fails here first; two zones and one NAT gateway keep it affordable.
@@ -59,6 +63,7 @@ ENVIRONMENTS: dict[str, Safeguards] = {
         min_availability_zones=2,
         controller_replicas=2,
         nat_gateway_per_zone=False,
+        cluster_deletion_protection=True,
     ),
     "prod": Safeguards(
         protect_stateful_resources=True,
@@ -66,6 +71,7 @@ ENVIRONMENTS: dict[str, Safeguards] = {
         min_availability_zones=3,
         controller_replicas=2,
         nat_gateway_per_zone=True,
+        cluster_deletion_protection=True,
     ),
 }
 
@@ -104,6 +110,13 @@ class SafeguardsConfig(Model):
     )
     nat_gateway_per_zone: bool | None = Field(
         None, description=("`network.natGateways` must be `one-per-az`; unset: the environment's.")
+    )
+    cluster_deletion_protection: bool | None = Field(
+        None,
+        description=(
+            "EKS clusters get deletion protection by default, and turning it off needs "
+            "`cluster.eks.allowDeletionUnprotected`; unset: the environment's."
+        ),
     )
 
 

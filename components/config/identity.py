@@ -257,11 +257,67 @@ class WorkloadPolicies(Model):
     @field_validator("statements")
     @classmethod
     def _statements(cls, v: list[WorkloadStatement]) -> list[WorkloadStatement]:
-        sids = [s.sid for s in v if s.sid]
-        dupes = sorted({s for s in sids if sids.count(s) > 1})
-        if dupes:
-            raise ValueError(f"Sid {', '.join(dupes)} used twice; Sids must be unique within a policy (IAM refuses it)")
+        return unique_sids(v)
+
+
+def unique_sids(v: list[WorkloadStatement]) -> list[WorkloadStatement]:
+    sids = [s.sid for s in v if s.sid]
+    dupes = sorted({s for s in sids if sids.count(s) > 1})
+    if dupes:
+        raise ValueError(f"Sid {', '.join(dupes)} used twice; Sids must be unique within a policy (IAM refuses it)")
+    return v
+
+
+CrossAccountMode = Literal["native", "manual"]
+
+
+class CrossAccountConfig(Model):
+    """How a workload reaches roles in other accounts (cross-field rules: components/config/cross_account_rules.py)."""
+
+    mode: CrossAccountMode = Field(
+        description=(
+            "`native`: the Pod Identity association's target role (EKS chains the role for the pod; `pod-identity` "
+            "only; the pod gets the target role's session and no SDK config); `manual`: the app calls "
+            "`sts:AssumeRole` itself from the workload's own role (any method; keeps that role's permissions)."
+        )
+    )
+    role_arns: list[str] = Field(
+        description=(
+            "Distinct role ARNs in other accounts: exactly one for `native` (an association chains to one target "
+            "role), one or more for `manual`."
+        )
+    )
+    disable_session_tags: bool = Field(
+        False,
+        description=(
+            "`native` only: EKS adds no session tags (`kubernetes-namespace`, ...); the workload role's trust then "
+            "checks the source account only, and the target trust needs no `sts:TagSession`."
+        ),
+    )
+    session_policy: list[WorkloadStatement] = Field(
+        default_factory=list,
+        description=(
+            "`native` only: statements of the association's session policy, which narrows the target role's "
+            "permissions for this ServiceAccount; needs `disableSessionTags: true` (EKS refuses it otherwise) "
+            "and renders to at most 2048 characters (the STS session-policy limit)."
+        ),
+    )
+
+    @field_validator("role_arns")
+    @classmethod
+    def _targets(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one role ARN")
+        for arn in v:
+            iam_role_arn(arn)
+        if len(set(v)) != len(v):
+            raise ValueError("role ARNs must be distinct")
         return v
+
+    @field_validator("session_policy")
+    @classmethod
+    def _statements(cls, v: list[WorkloadStatement]) -> list[WorkloadStatement]:
+        return unique_sids(v)
 
 
 class WorkloadConfig(Model):
@@ -290,7 +346,11 @@ class WorkloadConfig(Model):
         ),
     )
     cross_account_role_arns: list[str] = Field(
-        default_factory=list, description=("Distinct role ARNs in other accounts the workload may `sts:AssumeRole`.")
+        default_factory=list,
+        description=(
+            "Distinct role ARNs in other accounts the workload may `sts:AssumeRole` (the `manual` chain; see "
+            "`crossAccount` for the `native` Pod Identity target role)."
+        ),
     )
     issuers: list[str] | None = Field(
         None,
@@ -299,6 +359,27 @@ class WorkloadConfig(Model):
             "active one."
         ),
     )
+    cross_account: CrossAccountConfig | None = Field(
+        None,
+        description=(
+            "Roles in other accounts and how the pod reaches them (`native` Pod Identity target role or `manual` "
+            "chain); exclusive with `crossAccountRoleArns`, which is the `manual` chain's shorthand."
+        ),
+    )
+
+    @property
+    def cross_account_targets(self) -> list[str]:
+        """Every role in another account the workload reaches, whichever key declares it."""
+        if self.cross_account is not None:
+            return list(self.cross_account.role_arns)
+        return list(self.cross_account_role_arns)
+
+    @property
+    def cross_account_mode(self) -> CrossAccountMode | None:
+        """`native`, `manual` (also for `crossAccountRoleArns`), or None without targets."""
+        if self.cross_account is not None:
+            return self.cross_account.mode
+        return "manual" if self.cross_account_role_arns else None
 
     @field_validator("name")
     @classmethod

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from components.config.cross_account_rules import cross_account_problems
 from components.config.identity import IssuerConfig
 from components.core.oidc_hosting import PRIMARY_ISSUER
 
@@ -185,14 +186,9 @@ def _one_workload_problems(
                         "trusting standby issuers alone could never be assumed"
                     ),
                 )
-    if not (w.policies.managed_arns or w.policies.statements or w.cross_account_role_arns):
+    if not (w.policies.managed_arns or w.policies.statements or w.cross_account_targets):
         yield (
             f"{key}.policies",
             "the workload gets no permission: give policies.managedArns, policies.statements or crossAccountRoleArns",
         )
-    same = [a for a in w.cross_account_role_arns if a.split(":")[4] == cfg.account_id]
-    if same:
-        yield (
-            f"{key}.crossAccountRoleArns",
-            (f"{', '.join(same)} is in this account ({cfg.account_id}); grant same-account access through policies"),
-        )
+    yield from cross_account_problems(cfg, key, w)

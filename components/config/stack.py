@@ -28,6 +28,7 @@ from components.config.checks import (
     tag_text_ok,
 )
 from components.config.eks import EksConfig
+from components.config.eks_resilience import eks_resilience_problems
 from components.config.environments import SAFEGUARD_RULES, Safeguards, SafeguardsConfig, effective_safeguards
 from components.config.identity import IdentityConfig, WorkloadConfig
 from components.config.identity_rules import identity_problems
@@ -293,6 +294,7 @@ STACK_RULES: tuple[Callable[["StackConfig"], Iterator[Problem]], ...] = (
     *SAFEGUARD_RULES,
     _k3s_vpc_rule,
     _eks_rules,
+    eks_resilience_problems,
     _access_instance_rule,
     _addons_rules,
     _karpenter_rules,

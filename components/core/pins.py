@@ -83,8 +83,11 @@ POD_IDENTITY_AGENT = "eks-pod-identity-agent"
 COREDNS = "coredns"
 KUBE_PROXY = "kube-proxy"
 EBS_CSI = "aws-ebs-csi-driver"
+# Reports node health conditions (kernel, networking, storage, accelerators) that managed node groups'
+# auto repair acts on.
+NODE_MONITORING_AGENT = "eks-node-monitoring-agent"
 
-ADDON_NAMES = (VPC_CNI, POD_IDENTITY_AGENT, COREDNS, KUBE_PROXY, EBS_CSI)
+ADDON_NAMES = (VPC_CNI, POD_IDENTITY_AGENT, COREDNS, KUBE_PROXY, EBS_CSI, NODE_MONITORING_AGENT)
 
 # Kubernetes minor -> add-on -> exact add-on version (the one documented place). Evidence for each
 # row is in UNCONFIRMED_PINS below: the 1.35 vpc-cni, coredns and kube-proxy builds are the EKS 1.35
@@ -97,6 +100,7 @@ ADDON_VERSIONS: dict[str, dict[str, str]] = {
         COREDNS: "v1.13.2-eksbuild.31",
         KUBE_PROXY: "v1.36.0-eksbuild.1",
         EBS_CSI: "v1.55.0-eksbuild.2",
+        NODE_MONITORING_AGENT: "v1.7.0-eksbuild.1",
     },
     "1.35": {
         VPC_CNI: "v1.22.4-eksbuild.3",
@@ -104,6 +108,7 @@ ADDON_VERSIONS: dict[str, dict[str, str]] = {
         COREDNS: "v1.13.2-eksbuild.31",
         KUBE_PROXY: "v1.35.3-eksbuild.29",
         EBS_CSI: "v1.55.0-eksbuild.2",
+        NODE_MONITORING_AGENT: "v1.7.0-eksbuild.1",
     },
     "1.34": {
         VPC_CNI: "v1.21.1-eksbuild.3",
@@ -111,6 +116,7 @@ ADDON_VERSIONS: dict[str, dict[str, str]] = {
         COREDNS: "v1.12.4-eksbuild.29",
         KUBE_PROXY: "v1.34.3-eksbuild.2",
         EBS_CSI: "v1.55.0-eksbuild.2",
+        NODE_MONITORING_AGENT: "v1.7.0-eksbuild.1",
     },
     "1.33": {
         VPC_CNI: "v1.21.1-eksbuild.3",
@@ -118,16 +124,19 @@ ADDON_VERSIONS: dict[str, dict[str, str]] = {
         COREDNS: "v1.12.4-eksbuild.29",
         KUBE_PROXY: "v1.33.10-eksbuild.21",
         EBS_CSI: "v1.55.0-eksbuild.2",
+        NODE_MONITORING_AGENT: "v1.7.0-eksbuild.1",
     },
 }
 
 # Pins no offline evidence backs (README "Pins not confirmed offline"). 1.36: no listing of 1.36
 # builds was available; its vpc-cni/coredns are the 1.35 defaults (vpc-cni builds span minors) and
 # kube-proxy is the first build name EKS uses for a minor. EBS CSI: the driver is at 1.64 upstream,
-# but no eksbuild of it could be confirmed, so the last known build stays.
+# but no eksbuild of it could be confirmed, so the last known build stays. Node monitoring agent:
+# v1.7.0-eksbuild.1 is the agent image build the upstream chart (aws/eks-node-monitoring-agent
+# values.yaml) ships; no `describe-addon-versions` listing per minor was at hand.
 UNCONFIRMED_PINS: dict[str, tuple[str, ...]] = {
     "1.36": ADDON_NAMES,
-    "1.35": (POD_IDENTITY_AGENT, EBS_CSI),
+    "1.35": (POD_IDENTITY_AGENT, EBS_CSI, NODE_MONITORING_AGENT),
     "1.34": ADDON_NAMES,
     "1.33": ADDON_NAMES,
 }

@@ -120,3 +120,24 @@ def cross_account_target_trust(source_role_arn: str, carries_session_tags: bool 
     """
     actions = ["sts:AssumeRole", "sts:TagSession"] if carries_session_tags else ["sts:AssumeRole"]
     return document(statement(actions, principal={"AWS": source_role_arn}))
+
+
+def pod_identity_target_trust(source_role_arn: str, external_id: str, session_tags: bool = True) -> dict[str, Any]:
+    """The trust policy a Pod Identity *target* role must hold (the association's `targetRoleArn`).
+
+    EKS assumes the target role with the workload role's session and sets `sts:ExternalId` to the
+    association's `externalId` (`<region>/<account>/<cluster>/<namespace>/<service-account>`), so
+    only that association, through exactly that source role, gets in (no confused deputy). The
+    session tags EKS adds are passed on the hop: `sts:TagSession`, unless the association disables them.
+    """
+    statements = [
+        statement(
+            "sts:AssumeRole",
+            principal={"AWS": source_role_arn},
+            conditions={"StringEquals": {"sts:ExternalId": external_id}},
+            sid="PodIdentityAssociation",
+        )
+    ]
+    if session_tags:
+        statements.append(statement("sts:TagSession", principal={"AWS": source_role_arn}, sid="PodIdentitySessionTags"))
+    return document(*statements)

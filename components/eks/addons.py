@@ -4,7 +4,8 @@ Before any compute (`EksNetworkingAddons`; the system node group depends on all 
   vpc-cni (its IAM role bound through Pod Identity first), eks-pod-identity-agent, kube-proxy,
   then one ENIConfig per zone (the CRD ships with vpc-cni, so ENIConfigs follow it).
 After the system node group (`EksWorkloadAddons`):
-  coredns and aws-ebs-csi-driver: Deployments that would sit DEGRADED with no node to run on.
+  coredns and aws-ebs-csi-driver: Deployments that would sit DEGRADED with no node to run on;
+  eks-node-monitoring-agent: the node health conditions the node groups' auto repair acts on.
 
 kube-proxy is deliberately *before* compute although it is a node DaemonSet: aws-node reaches the
 API server through the `kubernetes` Service IP, which only kube-proxy programs, so nodes that boot
@@ -32,7 +33,15 @@ from components.addons import ebs_csi_kms_policy
 from components.config import StackConfig
 from components.core import iam_documents as iam
 from components.core.cluster_handle import ClusterHandle
-from components.core.pins import COREDNS, EBS_CSI, KUBE_PROXY, POD_IDENTITY_AGENT, VPC_CNI, addon_versions
+from components.core.pins import (
+    COREDNS,
+    EBS_CSI,
+    KUBE_PROXY,
+    NODE_MONITORING_AGENT,
+    POD_IDENTITY_AGENT,
+    VPC_CNI,
+    addon_versions,
+)
 from components.identity import ServiceAccountIdentity, ServiceAccountIdentityArgs
 from components.network import Network
 
@@ -199,6 +208,7 @@ class EksWorkloadAddons(pulumi.ComponentResource):
     """Add-ons whose Deployments need a node: created after the system node group."""
 
     coredns: aws.eks.Addon
+    node_monitoring_agent: aws.eks.Addon  # node health conditions for the node groups' auto repair
     ebs_csi: aws.eks.Addon | None
 
     def __init__(self, name: str, args: EksWorkloadAddonsArgs, opts: pulumi.ResourceOptions | None = None):
@@ -207,6 +217,16 @@ class EksWorkloadAddons(pulumi.ComponentResource):
         assert handle.eks_cluster is not None
         cluster, versions = handle.eks_cluster, addon_versions(cfg.cluster.eks.version, cfg.cluster.eks.addon_versions)
         self.coredns = _addon(f"{name}-{COREDNS}", self, cluster, COREDNS, versions[COREDNS], cfg, depends_on=after)
+        # A DaemonSet on every node (it tolerates every taint by default, the system nodes' included); no IAM.
+        self.node_monitoring_agent = _addon(
+            f"{name}-{NODE_MONITORING_AGENT}",
+            self,
+            cluster,
+            NODE_MONITORING_AGENT,
+            versions[NODE_MONITORING_AGENT],
+            cfg,
+            depends_on=after,
+        )
         # Switchable (`addons.ebsCsi.enabled`); a customer-managed volume key adds its grant policy.
         self.ebs_csi: aws.eks.Addon | None = None
         if cfg.addons.ebs_csi.enabled:
@@ -229,4 +249,4 @@ class EksWorkloadAddons(pulumi.ComponentResource):
                 cfg,
                 depends_on=[*after, ebs_identity, ebs_identity.role],
             )
-        self.register_outputs({"addons": [COREDNS, EBS_CSI] if self.ebs_csi else [COREDNS]})
+        self.register_outputs({"addons": [COREDNS, NODE_MONITORING_AGENT, *([EBS_CSI] if self.ebs_csi else [])]})

@@ -22,7 +22,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.config import StackConfig
+from components.config import StackConfig, deletion_protection_in_force
 from components.core import iam_documents as iam
 from components.core.cluster_handle import ClusterHandle
 from components.core.kms_keys import rotating_key
@@ -172,7 +172,18 @@ class EksCluster(pulumi.ComponentResource):
                 service_ipv4_cidr=self.service_cidr,
             ),
             upgrade_policy=aws.eks.ClusterUpgradePolicyArgs(support_type=eks.upgrade_policy.support_type),
-            deletion_protection=protect,
+            # EKS refuses DeleteCluster while on, whatever the state file says (config/eks_resilience.py).
+            deletion_protection=deletion_protection_in_force(cfg),
+            control_plane_scaling_config=(
+                aws.eks.ClusterControlPlaneScalingConfigArgs(tier=eks.control_plane_scaling_config.tier)
+                if eks.control_plane_scaling_config is not None
+                else None
+            ),
+            zonal_shift_config=(
+                aws.eks.ClusterZonalShiftConfigArgs(enabled=eks.zonal_shift_config.enabled)
+                if eks.zonal_shift_config is not None
+                else None
+            ),
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self, protect=protect, depends_on=[role_policy, key_policy, log_group]),
         )

@@ -239,6 +239,11 @@ class EksSystemNodes(pulumi.ComponentResource):
                 max_size=ng.max_size,
             ),
             update_config=aws.eks.NodeGroupUpdateConfigArgs(max_unavailable=1),
+            # Auto repair: EKS replaces nodes the node monitoring agent (or the kubelet) reports unhealthy.
+            node_repair_config=aws.eks.NodeGroupNodeRepairConfigArgs(
+                enabled=ng.node_repair_config.enabled,
+                max_parallel_nodes_repaired_count=ng.node_repair_config.max_parallel_nodes_repaired_count,
+            ),
             launch_template=aws.eks.NodeGroupLaunchTemplateArgs(
                 id=launch_template.id,
                 version=launch_template.latest_version.apply(str),

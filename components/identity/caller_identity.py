@@ -46,3 +46,14 @@ def cross_account_caller_identity(target_role_arn: str) -> str:
     account_id = target_role_arn.split(":")[4]
     role_name = target_role_arn.split(":role/", 1)[1].rsplit("/", 1)[-1]  # paths are not part of the session ARN
     return assumed_role_arn(account_id, role_name, "<session-name-passed-to-AssumeRole>")
+
+
+# EKS names the target-role session itself; its form is not documented.
+EKS_TARGET_SESSION = "<session-name-set-by-eks>"
+
+
+def native_target_caller_identity(target_role_arn: str) -> str:
+    """A `native` cross-account workload: the pod's credentials are the target role's session."""
+    account_id = target_role_arn.split(":")[4]
+    role_name = target_role_arn.split(":role/", 1)[1].rsplit("/", 1)[-1]
+    return assumed_role_arn(account_id, role_name, EKS_TARGET_SESSION)

@@ -51,6 +51,14 @@ class ServiceAccountIdentityArgs:
     oidc_issuers: list[tuple[pulumi.Input[str], pulumi.Input[str]]] | None = None
     """irsa: the (oidc_provider_arn, issuer_url) pairs to trust. Default: the cluster's active issuer
     plus its standby issuers."""
+    target_role_arn: str | None = None
+    """pod-identity: the association's target role in another account; EKS assumes it with this role's
+    session and the pod gets the target role's credentials. Default: none (the pod gets this role)."""
+    disable_session_tags: bool = False
+    """pod-identity: EKS adds no session tags, so the trust checks the source account only (the
+    ServiceAccount tags it would pin are absent). Default: tags on, pinned in the trust."""
+    session_policy_json: str | None = None
+    """pod-identity: the association's session policy (needs `disable_session_tags`). Default: none."""
 
 
 def default_method(cluster: ClusterHandle) -> BindingMethod:
@@ -87,19 +95,29 @@ class ServiceAccountIdentity(pulumi.ComponentResource):
     role: aws.iam.Role
     role_arn: pulumi.Output[str]
     service_account_annotations: pulumi.Output[dict[str, str]]
+    association: aws.eks.PodIdentityAssociation | None  # pod-identity only (its `external_id` with a target role)
 
     def __init__(self, name: str, args: ServiceAccountIdentityArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("k8s-platform:identity:ServiceAccountIdentity", name, None, opts)
         cluster = args.cluster
+        # Config validation refuses these first; kept for callers that build identities in code.
+        if args.method != "pod-identity" and (args.target_role_arn or args.disable_session_tags):
+            raise ValueError(f"{name}: a target role and session tags are settings of a Pod Identity association")
+        if args.session_policy_json and not args.disable_session_tags:
+            raise ValueError(f"{name}: EKS accepts a session policy only with session tags disabled")
         if args.method == "pod-identity":
             if cluster.eks_cluster is None:
                 raise ValueError(f"{name}: pod-identity needs an EKS cluster; use irsa on {cluster.kind}")
-            # The EKS cluster's own name: what EKS puts in the eks-cluster-name session tag.
-            trust: pulumi.Input[str] = cluster.eks_cluster.name.apply(
-                lambda cluster_name: iam.to_json(
-                    pod_identity_trust(args.account_id, cluster_name, args.namespace, args.service_account)
+            if args.disable_session_tags:
+                # No session tags to pin: the source account is all the request carries.
+                trust: pulumi.Input[str] = iam.to_json(pod_identity_trust(args.account_id))
+            else:
+                # The EKS cluster's own name: what EKS puts in the eks-cluster-name session tag.
+                trust = cluster.eks_cluster.name.apply(
+                    lambda cluster_name: iam.to_json(
+                        pod_identity_trust(args.account_id, cluster_name, args.namespace, args.service_account)
+                    )
                 )
-            )
         else:
             issuers = args.oidc_issuers if args.oidc_issuers is not None else cluster_oidc_issuers(cluster)
             if not issuers:
@@ -126,13 +144,17 @@ class ServiceAccountIdentity(pulumi.ComponentResource):
             args.role_name,
         )
         self.role_arn = self.role.arn
+        self.association = None
         if args.method == "pod-identity":
-            aws.eks.PodIdentityAssociation(
+            self.association = aws.eks.PodIdentityAssociation(
                 f"{name}-association",
                 cluster_name=cluster.eks_cluster.name,
                 namespace=args.namespace,
                 service_account=args.service_account,
                 role_arn=self.role.arn,
+                target_role_arn=args.target_role_arn,
+                disable_session_tags=True if args.disable_session_tags else None,
+                policy=args.session_policy_json,
                 tags=args.tags,
                 opts=pulumi.ResourceOptions(parent=self),
             )

@@ -27,11 +27,12 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.config import StackConfig, WorkloadConfig
+from components.config import StackConfig, WorkloadConfig, session_policy_json
 from components.core import iam_documents as iam
 from components.core.cluster_handle import ClusterHandle
-from components.core.trust_policies import assume_target_roles_policy, cross_account_target_trust, roles_anywhere_trust
-from components.identity.caller_identity import cross_account_caller_identity, expected_caller_identity
+from components.core.trust_policies import assume_target_roles_policy, roles_anywhere_trust
+from components.identity.caller_identity import expected_caller_identity
+from components.identity.cross_account import CrossAccountTarget, CrossAccountTargetArgs
 from components.identity.roles_anywhere import (
     RolesAnywhereAuthority,
     RolesAnywhereAuthorityArgs,
@@ -63,9 +64,16 @@ def workload_policy(workload: WorkloadConfig) -> dict[str, Any] | None:
         iam.statement(s.actions, s.resources, effect=s.effect, conditions=s.conditions, sid=s.sid)
         for s in workload.policies.statements
     ]
-    if workload.cross_account_role_arns:
-        stmts += assume_target_roles_policy(workload.cross_account_role_arns)["Statement"]
+    if workload.cross_account_targets:
+        stmts += assume_target_roles_policy(workload.cross_account_targets)["Statement"]
     return iam.document(*stmts) if stmts else None
+
+
+@dataclass(frozen=True)
+class _Target:
+    caller_identity: str
+    credentials: pulumi.Output[dict[str, Any]]
+    describe: pulumi.Output[dict[str, Any]]
 
 
 @dataclass
@@ -150,6 +158,8 @@ class WorkloadIdentity(pulumi.ComponentResource):
         role_name = workload_role_name(cluster.name, w.name)
         annotations: pulumi.Input[dict[str, str]] = {}
         extra: dict[str, Any] = {}
+        native = w.cross_account if w.cross_account_mode == "native" else None
+        external_id: pulumi.Input[str] | None = None
         if w.method in ("pod-identity", "irsa"):
             sai = ServiceAccountIdentity(
                 f"wl-{w.name}",
@@ -164,10 +174,15 @@ class WorkloadIdentity(pulumi.ComponentResource):
                     managed_policy_arns=list(w.policies.managed_arns),
                     role_name=role_name,
                     oidc_issuers=self._irsa_issuers(w),
+                    target_role_arn=native.role_arns[0] if native else None,
+                    disable_session_tags=native.disable_session_tags if native else False,
+                    session_policy_json=session_policy_json(list(native.session_policy)) if native else None,
                 ),
                 opts=pulumi.ResourceOptions(parent=self),
             )
             role_arn: pulumi.Input[str] = sai.role_arn
+            if native is not None and sai.association is not None:
+                external_id = sai.association.external_id
             if w.method == "irsa":
                 annotations = sai.service_account_annotations
         elif w.method == "roles-anywhere":
@@ -188,33 +203,89 @@ class WorkloadIdentity(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions.merge(self._k8s_opts, pulumi.ResourceOptions(depends_on=namespace)),
         )
-        caller = pulumi.Output.from_input(role_name).apply(
+        own_caller = pulumi.Output.from_input(role_name).apply(
             lambda rn: expected_caller_identity(
                 w.method, account_id=args.account_id, role_name=rn, cluster_name=cluster.name, workload_name=w.name
             )
         )
-        cross = pulumi.Output.from_input(role_arn).apply(
-            lambda arn: [
-                {
-                    "targetRoleArn": target,
-                    "targetTrustPolicy": iam.to_json(
-                        cross_account_target_trust(arn, carries_session_tags=w.method == "pod-identity")
-                    ),
-                    "expectedCallerIdentity": cross_account_caller_identity(target),
-                }
-                for target in w.cross_account_role_arns
-            ]
+        # The workload role's ARN follows from its fixed name: known before the role exists, so the
+        # exported manual-chain trust (and the pack's check of it) is complete at a first preview.
+        source_arn: pulumi.Input[str] = (
+            f"arn:{iam.PARTITION}:iam::{args.account_id}:role/{role_name}" if isinstance(role_name, str) else role_arn
         )
-        return pulumi.Output.all(role_arn=role_arn, caller=caller, cross=cross, extra=extra).apply(
+        targets = self._targets(w, source_arn, external_id)
+        cross = pulumi.Output.all(*[t.describe for t in targets])
+        # native: the pod's credentials ARE the target role's session; otherwise the workload's own role.
+        caller = pulumi.Output.from_input(targets[0].caller_identity) if native else own_caller
+        credentials = (
+            targets[0].credentials
+            if native
+            else pulumi.Output.from_input(role_arn).apply(
+                lambda arn: {
+                    "roleArn": arn,
+                    "deliveredBy": w.method,
+                    "appMustAssumeRole": bool(targets),
+                    "summary": "the pod's credentials are the workload role's"
+                    + ("; the app assumes the crossAccount roles itself" if targets else ""),
+                }
+            )
+        )
+        return pulumi.Output.all(
+            role_arn=role_arn, caller=caller, cross=cross, extra=extra, credentials=credentials
+        ).apply(
             lambda v: {
                 "method": w.method,
                 "serviceAccount": f"{w.namespace}/{w.service_account}",
                 "roleArn": v["role_arn"],
                 "expectedCallerIdentity": v["caller"],
-                "crossAccount": v["cross"],
+                "podCredentials": v["credentials"],
+                "crossAccount": list(v["cross"]),
                 **v["extra"],
             }
         )
+
+    def _targets(
+        self, w: WorkloadConfig, role_arn: pulumi.Input[str], external_id: pulumi.Input[str] | None
+    ) -> list["_Target"]:
+        """One `CrossAccountTarget` per role in another account, with what the outputs say about it."""
+        mode = w.cross_account_mode
+        native = mode == "native"
+        found: list[_Target] = []
+        for i, target in enumerate(w.cross_account_targets):
+            assert mode is not None
+            session_tags = w.method == "pod-identity" and not (
+                w.cross_account is not None and w.cross_account.disable_session_tags
+            )
+            component = CrossAccountTarget(
+                f"wl-{w.name}-target-{i}",
+                CrossAccountTargetArgs(
+                    mode=mode,
+                    workload=w.name,
+                    source_role_arn=role_arn,
+                    target_role_arn=target,
+                    session_tags=session_tags,
+                    external_id=external_id if native else None,
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            describe = pulumi.Output.all(
+                source=role_arn,
+                trust=component.trust_policy,
+                credentials=component.credentials,
+                external_id=external_id if native else None,
+            ).apply(
+                lambda v, target=target, caller=component.caller_identity: {
+                    "mode": mode,
+                    "sourceRoleArn": v["source"],
+                    "targetRoleArn": target,
+                    "targetTrustPolicy": v["trust"],
+                    **({"externalId": v["external_id"]} if native else {}),
+                    "expectedCallerIdentity": caller,
+                    "podCredentials": v["credentials"],
+                }
+            )
+            found.append(_Target(component.caller_identity, component.credentials, describe))
+        return found
 
     def _irsa_issuers(self, w: WorkloadConfig) -> list[tuple[pulumi.Input[str], pulumi.Input[str]]] | None:
         if w.method != "irsa" or not self._args.issuers:
