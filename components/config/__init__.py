@@ -35,6 +35,13 @@ from components.config.base import (  # noqa: F401
     is_graviton,
     short_dns_label,
 )
+from components.config.ci import (  # noqa: F401
+    CI_ENVIRONMENT,
+    EXPIRY_TAG,
+    CiConfig,
+    format_expiry,
+    parse_expiry,
+)
 from components.config.eks import (  # noqa: F401
     AUTHENTICATION_MODES,
     EksAccessConfig,

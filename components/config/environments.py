@@ -37,6 +37,10 @@ class Safeguards:
     controller_replicas: int
     # network.natGateways must be one-per-az (a single NAT gateway is a zonal single point of failure).
     nat_gateway_per_zone: bool
+    # A throwaway stack (the ci profile, components/config/ci.py): one untainted K3s server and no agents,
+    # nothing protected, short retentions, an expiry (`ci.expiresAt`) tagged on every resource. Set by the
+    # environment only, not by `k8s-platform:safeguards`.
+    ephemeral: bool = False
 
     @property
     def highly_available(self) -> bool:
@@ -66,6 +70,15 @@ ENVIRONMENTS: dict[str, Safeguards] = {
         min_availability_zones=3,
         controller_replicas=2,
         nat_gateway_per_zone=True,
+    ),
+    # Ephemeral clusters of a pipeline run (`platformctl ci up|down|reap`): cheapest and destroyable.
+    "ci": Safeguards(
+        protect_stateful_resources=False,
+        pinned_amis=False,
+        min_availability_zones=2,
+        controller_replicas=1,
+        nat_gateway_per_zone=False,
+        ephemeral=True,
     ),
 }
 
@@ -117,7 +130,7 @@ def effective_safeguards(environment: str, given: SafeguardsConfig) -> Safeguard
     base = ENVIRONMENTS[environment]
     changes = {}
     for f in fields(Safeguards):
-        value = getattr(given, f.name)
+        value = getattr(given, f.name, None)  # `ephemeral` is the environment's alone
         if value is not None:
             changes[f.name] = max(value, getattr(base, f.name))
     return replace(base, **changes)
@@ -126,7 +139,7 @@ def effective_safeguards(environment: str, given: SafeguardsConfig) -> Safeguard
 def _loosened(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
     base = ENVIRONMENTS[cfg.environment]
     for f in fields(Safeguards):
-        value = getattr(cfg.safeguards, f.name)
+        value = getattr(cfg.safeguards, f.name, None)
         if value is not None and value < getattr(base, f.name):
             yield (
                 f"safeguards.{_camel(f.name)}",

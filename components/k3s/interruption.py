@@ -92,6 +92,8 @@ class K3sInterruptionArgs:
     """The cluster's provider for the drainer's ClusterRole and binding."""
     drain_timeout_seconds: int
     """`cluster.k3s.drainTimeoutSeconds`: how long a drain may take (the function's timeout adds 60 s)."""
+    log_retention_days: int = 30
+    """Days the drainer's log group keeps records. Default: 30 (an ephemeral cluster keeps 1)."""
 
 
 class K3sInterruptionHandling(pulumi.ComponentResource):
@@ -263,7 +265,7 @@ class K3sInterruptionHandling(pulumi.ComponentResource):
         logs = aws.cloudwatch.LogGroup(
             f"{name}-drainer",
             name=f"/aws/lambda/{function_name}",
-            retention_in_days=30,
+            retention_in_days=a.log_retention_days,
             kms_key_id=key.arn,
             tags=tags,
             opts=child,
@@ -296,6 +298,7 @@ class K3sInterruptionHandling(pulumi.ComponentResource):
             # One event per invocation: a failure redelivers only that event.
             batch_size=1,
             enabled=True,
+            tags=tags,
             opts=child,
         )
         self.register_outputs(

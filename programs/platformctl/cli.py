@@ -6,7 +6,19 @@ import argparse
 import sys
 import traceback
 
-from programs.platformctl import automation, connect, doctor_cmd, export, fleet, graph, policy_cmd, preview, probe, scan
+from programs.platformctl import (
+    automation,
+    ci,
+    connect,
+    doctor_cmd,
+    export,
+    fleet,
+    graph,
+    policy_cmd,
+    preview,
+    probe,
+    scan,
+)
 
 
 def _version() -> str:
@@ -37,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_parser(sub)
     automation.add_parsers(sub)  # up, destroy, refresh (preview without --offline calls into it)
     fleet.add_parser(sub)
+    ci.add_parser(sub)  # ephemeral clusters of a pipeline run
     graph.add_parser(sub)
     policy_cmd.add_parser(sub)
     connect.add_parser(sub)  # day two: connect, doctor, probe identities
