@@ -420,7 +420,7 @@ class K3sCluster(pulumi.ComponentResource):
                 server_url=self.server_url,
                 k8s_provider=self.k8s_provider,
                 drain_timeout_seconds=cfg.drain_timeout_seconds,
-                **({"log_retention_days": CI_RETENTION_DAYS} if args.ephemeral else {}),
+                **({"log_retention_days": CI_RETENTION_DAYS, "secret_recovery_days": 0} if args.ephemeral else {}),
             ),
             opts=child,
         )

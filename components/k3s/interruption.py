@@ -94,6 +94,9 @@ class K3sInterruptionArgs:
     """`cluster.k3s.drainTimeoutSeconds`: how long a drain may take (the function's timeout adds 60 s)."""
     log_retention_days: int = 30
     """Days the drainer's log group keeps records. Default: 30 (an ephemeral cluster keeps 1)."""
+    secret_recovery_days: int = 7
+    """Recovery window of the drainer's credentials secret. Default: 7; an ephemeral cluster's is 0 (deleted
+    at once, so the next run of the same name can create it again)."""
 
 
 class K3sInterruptionHandling(pulumi.ComponentResource):
@@ -162,7 +165,7 @@ class K3sInterruptionHandling(pulumi.ComponentResource):
             name=f"k8s-platform/{a.cluster_name}/k3s/node-drainer",
             kms_key_id=key.arn,
             description="Kubernetes client certificate of the node-drainer Lambda",
-            recovery_window_in_days=7,
+            recovery_window_in_days=a.secret_recovery_days,
             tags=tags,
             opts=child,
         )
