@@ -11,6 +11,7 @@ import datetime as dt
 import importlib
 import inspect
 import json
+import re
 import shutil
 import stat
 import threading
@@ -537,6 +538,16 @@ def test_the_readme_pipeline_uses_the_real_commands():
     for line in ("platformctl ci up --name", "platformctl ci down --name", "platformctl ci reap", "if: always()"):
         assert line in section, line
     parser = build_parser()
-    for command in [ln.strip() for ln in section.splitlines() if ln.strip().startswith("platformctl ci ")]:
-        argv = command.split("#")[0].replace("${{ github.event.pull_request.number }}", "1").split()[1:]
-        parser.parse_args([a.strip('"') for a in argv if not a.startswith("\\")])
+    commands = re.findall(r"platformctl (ci [^\n#]*)", section)
+    assert len(commands) >= 4
+    for command in commands:
+        argv = re.sub(r"\$\{\{[^}]*\}\}", "1", command).split()
+        parser.parse_args([a.strip('"') for a in argv])  # exits (SystemExit) on an option that does not exist
+
+
+def test_fleet_leaves_the_ephemeral_stacks_to_platformctl_ci(tmp_path: Path):
+    from programs.api.scheduler import repo_stack_files
+
+    for name in ("Pulumi.dev.yaml", "Pulumi.ci-pr-123.yaml", "Pulumi.yaml"):
+        (tmp_path / name).write_text("config: {}\n")
+    assert [p.name for p in repo_stack_files(tmp_path)] == ["Pulumi.dev.yaml"]
