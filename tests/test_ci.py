@@ -219,12 +219,15 @@ def test_a_ci_plan_is_one_untainted_server_with_short_retentions_and_one_nat():
     assert len(run.of_type("aws:ec2/natGateway:NatGateway")) == 1
 
 
-def test_a_ci_plan_has_no_mandatory_violation():
-    run = ci_run()
+@pytest.mark.parametrize("karpenter", [False, True])
+def test_a_ci_plan_has_no_mandatory_violation(karpenter):
+    run = ci_run(karpenter)
     plan = apply_policies(build_plan(run), run, "ci-pr-123")
     assert plan["policy"]["config"].endswith("policy/config/ci.json")
     mandatory = [v for v in plan["policy"]["violations"] if v["level"] == "mandatory"]
     assert mandatory == [], mandatory
+    if karpenter:
+        return
     # ...and the pack's ci config is what makes the expiry mandatory: a resource without it fails.
     vpc = next(r for r in run.resources if r.type == "aws:ec2/vpc:Vpc")
     stripped = copy.deepcopy(run)
@@ -381,6 +384,15 @@ def test_ci_up_creates_the_run_stack_from_the_template_tags_its_expiry_and_deplo
     assert kubeconfig.read_text() == "apiVersion: v1\n" and stat.S_IMODE(kubeconfig.stat().st_mode) == 0o600
     out = capsys.readouterr().out
     assert f"ci up: stack ci-pr-123 (190 create); expires {EXPIRES}" in out and "apiVersion" not in out
+
+
+def test_a_rerun_keeps_what_the_cli_wrote_into_the_stack_file(project):
+    path = project / "Pulumi.ci-pr-5.yaml"
+    path.write_text("secretsprovider: passphrase\nencryptionsalt: v1:abc\nconfig: {}\n")
+    api_ci.write_ci_stack(project, project / "stacks" / "ci.yaml", "pr-5", NOW)
+    doc = yaml.safe_load(path.read_text())
+    assert doc["encryptionsalt"] == "v1:abc" and doc["secretsprovider"] == "passphrase"
+    assert doc["config"]["k8s-platform:ci"] == {"expiresAt": "2026-12-01T12:00:00Z"}
 
 
 def test_ci_up_refuses_bad_arguments_before_any_engine_call(project, capsys):

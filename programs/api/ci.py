@@ -114,6 +114,15 @@ def write_ci_stack(root: Path, template_path: Path, name: str, expires_at: dt.da
     """Render and write `Pulumi.ci-<name>.yaml` in `root`; returns its path and document."""
     doc = render_ci_stack(read_stack_file(template_path), name, expires_at)
     path = stack_file(ci_stack_name(name), root)
+    if path.exists():
+        # What the CLI wrote when it created the stack (`secretsprovider`, `encryptionsalt`, `encryptedkey`)
+        # must survive a re-run: without it the stack's secrets cannot be decrypted.
+        try:
+            previous = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError:
+            previous = {}
+        if isinstance(previous, dict):
+            doc = {**{k: v for k, v in previous.items() if k != "config"}, **doc}
     text = GENERATED.format(template=_shown_path(template_path, root)) + yaml.safe_dump(doc, sort_keys=False)
     path.write_text(text)
     return path, doc
