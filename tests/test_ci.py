@@ -595,3 +595,28 @@ def test_the_ci_server_user_data_is_schema_valid_shellcheck_clean_and_secret_fre
         [str(shellcheck), "--severity=style", str(tmp_path / "boot.sh")], capture_output=True, text=True
     )
     assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_profile_defaults_never_invent_a_missing_section():
+    raw = ci_config()
+    del raw["k8s-platform:network"]
+    assert "k8s-platform:network: is required" in problems(raw)
+
+
+def test_a_template_that_is_not_a_stack_file_is_one_line(project, capsys):
+    bad = project / "bad.yaml"
+    bad.write_text("config:\n  k8s-platform:environment: [ci\n")
+    opener = lambda req: pytest.fail("opened a stack")  # noqa: E731
+    code = run_cli(project, "up", "--name", "pr-1", "--ttl", "2h", "--template", str(bad), opener=opener)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == exit_codes.CONFIG_ERROR and len(err) == 1 and "not valid YAML" in err[0], err
+
+
+def test_ci_reap_when_the_backend_cannot_list_is_one_line(project, capsys):
+    class NotLoggedIn(FakeWorkspace):
+        def list_stacks(self):
+            raise auto.CommandError(auto.CommandResult("", "error: PULUMI_ACCESS_TOKEN must be set for login", 255))
+
+    code = run_cli(project, "reap", workspace=NotLoggedIn(), opener=lambda req: pytest.fail("opened"), now=lambda: NOW)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == exit_codes.CREDENTIALS_MISSING and len(err) == 1 and err[0].startswith("error: listing the stacks")

@@ -94,10 +94,9 @@ def apply_ci_defaults(data: dict[str, Any]) -> dict[str, Any]:
         return data
     out = dict(data)
     for top, path, value in CI_DEFAULTS:
-        if top == "cluster" and isinstance(out.get("cluster"), dict) and out["cluster"].get("kind") != "k3s":
-            continue
-        node = out.get(top, {})
-        if not isinstance(node, dict):
+        node = out.get(top)
+        # An absent or malformed section keeps its own error; the K3s defaults apply to kind k3s only.
+        if not isinstance(node, dict) or top == "cluster" and node.get("kind") != "k3s":
             continue
         node = out[top] = dict(node)
         for part in path[:-1]:

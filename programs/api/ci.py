@@ -36,7 +36,7 @@ from components.config.identity import IssuerConfig
 from components.core.oidc_hosting import PRIMARY_ISSUER
 from programs.api import engine, scheduler
 from programs.api.results import InputProblem, StackResult
-from programs.platformctl import exit_codes
+from programs.platformctl import events, exit_codes
 from programs.stack_files import REPO_ROOT, read_stack_file, stack_file
 
 CI_STACK_PREFIX = "ci-"
@@ -256,7 +256,7 @@ def ci_up(
         return _input_error(stack, "up", FileNotFoundError(f"no ci template {template_path} (--template)"), "file")
     try:
         path, _ = write_ci_stack(root, template_path, name, expires)
-    except ValueError as exc:
+    except (ValueError, ConfigError) as exc:
         return _input_error(stack, "up", exc, "file")
     try:
         req = engine.stack_request("up", stack, root, message=message)
@@ -311,7 +311,7 @@ def _destroy(
             return _input_error(stack, "down", FileNotFoundError(f"no ci template {template_path} (--template)"))
         try:
             write_ci_stack(root, template_path, stack.removeprefix(CI_STACK_PREFIX), expires or now())
-        except ValueError as exc:
+        except (ValueError, ConfigError) as exc:
             return _input_error(stack, "down", exc, "file")
         written = True
     try:
@@ -406,8 +406,10 @@ def ci_reap(
     try:
         names = sorted(s.name for s in workspace.list_stacks() if is_ci_stack(s.name))
     except Exception as exc:  # noqa: BLE001 - not logged in, no backend: one line
-        problem = InputProblem(None, scheduler.one_line(f"listing the stacks failed: {exc}"), "tool")
-        return ReapResult(exit_codes.CREDENTIALS_MISSING, moment, errors=(problem,))
+        credentials = events.credentials_problem(str(exc))
+        problem = InputProblem(None, scheduler.one_line(f"listing the stacks failed: {credentials or exc}"), "tool")
+        code = exit_codes.CREDENTIALS_MISSING if credentials else exit_codes.DEPLOY_FAILED
+        return ReapResult(code, moment, errors=(problem,))
     candidates = []
     for stack in names:
         expiry = read_expiry(workspace, stack, root)
