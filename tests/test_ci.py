@@ -539,7 +539,7 @@ def test_ci_without_the_pulumi_cli_is_one_line(monkeypatch, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [
         "error: the pulumi CLI is not installed; `platformctl ci up` needs it (there is no offline up; "
-        "check the plan with `platformctl preview --offline`)"
+        "check the plan with `platformctl ci up --name N --ttl 2h --offline`)"
     ]
     assert main(["ci", "reap"]) == exit_codes.CONFIG_ERROR
 
@@ -620,3 +620,22 @@ def test_ci_reap_when_the_backend_cannot_list_is_one_line(project, capsys):
     code = run_cli(project, "reap", workspace=NotLoggedIn(), opener=lambda req: pytest.fail("opened"), now=lambda: NOW)
     err = capsys.readouterr().err.strip().splitlines()
     assert code == exit_codes.CREDENTIALS_MISSING and len(err) == 1 and err[0].startswith("error: listing the stacks")
+
+
+def test_ci_up_offline_previews_the_run_stack_with_the_ci_policy_config(tmp_path, monkeypatch, capsys):
+    from programs.platformctl import ci as ci_cmd
+
+    monkeypatch.setenv("PATH", "/nonexistent")  # no pulumi CLI needed
+    monkeypatch.setenv("PLATFORMCTL_CACHE_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "repo"
+    root.mkdir()
+    shutil.copy(REPO_ROOT / "Pulumi.yaml", root / "Pulumi.yaml")
+    plan_path = tmp_path / "plan.json"
+    args = cli_args("up", "--name", "pr-123", "--ttl", "2h", "--offline", "--quiet", "--json", str(plan_path))
+    args.template = TEMPLATE
+    assert ci_cmd.run(args, root, now=lambda: NOW) == exit_codes.OK
+    assert read_stack_file(root / "Pulumi.ci-pr-123.yaml")["k8s-platform:ci"] == {"expiresAt": EXPIRES}
+    plan = json.loads(plan_path.read_text())
+    assert plan["stack"] == "ci-pr-123" and plan["policy"]["config"].endswith("policy/config/ci.json")
+    assert not [v for v in plan["policy"]["violations"] if v["level"] == "mandatory"]
+    assert "0 mandatory" in capsys.readouterr().out

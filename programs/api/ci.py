@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from components.config import ConfigError
+from components.config import ConfigError, parse_stack_config
 from components.config.checks import duration_seconds, shown
 from components.config.ci import CI_ENVIRONMENT, format_expiry, parse_expiry
 from components.config.identity import IssuerConfig
@@ -226,9 +226,38 @@ def _input_error(stack: str, operation: str, exc: BaseException, kind: str = "co
 
 def _needs_cli(operation: str, opener: Opener | None) -> CiResult | None:
     if opener is None and engine.pulumi_cli_missing():
-        line = engine.cli_missing_line(f"ci {operation}")
+        line = (
+            f"the pulumi CLI is not installed; `platformctl ci {operation}` needs it (there is no offline "
+            f"{operation}; check the plan with `platformctl ci up --name N --ttl 2h --offline`)"
+        )
         return CiResult("", operation, exit_codes.CONFIG_ERROR, line, errors=(InputProblem(None, line, "tool"),))
     return None
+
+
+def ci_render(
+    name: str, ttl: str, *, template: Path | None = None, root: Path = REPO_ROOT, now: Now = utc_now
+) -> CiResult:
+    """Write `Pulumi.ci-<name>.yaml` from the template (what `ci up` deploys, and `ci up --offline` previews)
+    and validate it; a stack file whose config is invalid is removed again."""
+    template_path = Path(template) if template is not None else root / TEMPLATE
+    try:
+        stack = ci_stack_name(name)
+        expires = now() + parse_ttl(ttl)
+    except ValueError as exc:
+        return _input_error(str(name), "up", exc, "argument")
+    if not template_path.is_file():
+        return _input_error(stack, "up", FileNotFoundError(f"no ci template {template_path} (--template)"), "file")
+    try:
+        path, doc = write_ci_stack(root, template_path, name, expires)
+    except (ValueError, ConfigError) as exc:
+        return _input_error(stack, "up", exc, "file")
+    try:
+        parse_stack_config(doc["config"])
+    except ConfigError as exc:
+        path.unlink(missing_ok=True)
+        exc.source = path
+        return _input_error(stack, "up", exc)
+    return CiResult(stack, "up", exit_codes.OK, expires_at=format_expiry(expires), stack_file=path)
 
 
 def ci_up(
@@ -246,18 +275,11 @@ def ci_up(
     missing = _needs_cli("up", opener)
     if missing is not None:
         return missing
-    template_path = Path(template) if template is not None else root / TEMPLATE
-    try:
-        stack = ci_stack_name(name)
-        expires = now() + parse_ttl(ttl)
-    except ValueError as exc:
-        return _input_error(str(name), "up", exc, "argument")
-    if not template_path.is_file():
-        return _input_error(stack, "up", FileNotFoundError(f"no ci template {template_path} (--template)"), "file")
-    try:
-        path, _ = write_ci_stack(root, template_path, name, expires)
-    except (ValueError, ConfigError) as exc:
-        return _input_error(stack, "up", exc, "file")
+    rendered = ci_render(name, ttl, template=template, root=root, now=now)
+    if not rendered.ok:
+        return rendered
+    stack, path, expires_text = rendered.stack, rendered.stack_file, rendered.expires_at
+    assert path is not None and expires_text is not None
     try:
         req = engine.stack_request("up", stack, root, message=message)
     except engine.INPUT_ERRORS as exc:
@@ -267,7 +289,6 @@ def ci_up(
     if absent:
         path.unlink(missing_ok=True)
         return _input_error(stack, "up", FileNotFoundError(absent), "file")
-    expires_text = format_expiry(expires)
     opened: list[Any] = []
 
     def open_and_tag(r: engine.StackRequest):

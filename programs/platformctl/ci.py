@@ -37,7 +37,21 @@ def _changes(changes: dict[str, int]) -> str:
     return ", ".join(f"{n} {op}" for op, n in sorted(changes.items()) if op != "same") or "no changes"
 
 
+def run_offline_up(args: argparse.Namespace, root: Path, now: Any = None) -> int:
+    """`ci up --offline`: the run's stack file from the template, previewed under mocks with its policy config."""
+    from programs.platformctl.cli import main  # the command table imports this module
+
+    rendered = api_ci.ci_render(args.name, args.ttl, template=args.template, root=root, now=now or api_ci.utc_now)
+    if not rendered.ok:
+        return _fail(rendered)
+    print(f"ci up --offline: {rendered.stack_file} written from the template; expires {rendered.expires_at}")
+    argv = ["preview", "--stack", rendered.stack, "--offline", "--config-file", str(rendered.stack_file)]
+    return main(argv + (["--quiet"] if args.quiet else []) + (["--json", str(args.json)] if args.json else []))
+
+
 def run_up(args: argparse.Namespace, root: Path = REPO_ROOT, **seams: Any) -> int:
+    if args.offline:
+        return run_offline_up(args, root, seams.get("now"))
     stack = f"{api_ci.CI_STACK_PREFIX}{args.name}"
     view = _view("up", stack, args.quiet)
     result = api_ci.ci_up(
@@ -141,6 +155,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     up.add_argument("--outputs", type=Path, metavar="PATH", help="write the stack outputs JSON here (0600)")
     up.add_argument("--message", help="message recorded with the update")
     up.add_argument("--quiet", action="store_true", help="print only the summary line and errors")
+    up.add_argument(
+        "--offline", action="store_true", help="write the stack file and preview it under mocks (no CLI, no AWS)"
+    )
+    up.add_argument("--json", type=Path, metavar="PLAN.json", help="--offline: write the plan JSON here")
 
     down = commands.add_parser("down", help="destroy the stack ci-<name> and remove it (no stack: nothing to do)")
     down.add_argument("--name", required=True, help="the run's name given to ci up")
