@@ -37,6 +37,7 @@ from components.config.base import (  # noqa: F401
 )
 from components.config.ci import (  # noqa: F401
     CI_ENVIRONMENT,
+    CI_RETENTION_DAYS,
     EXPIRY_TAG,
     CiConfig,
     format_expiry,

@@ -17,8 +17,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.config import K3sConfig, StackConfig
-from components.config.ci import CI_RETENTION_DAYS
+from components.config import CI_RETENTION_DAYS, K3sConfig, StackConfig
 from components.core import iam_documents as iam
 from components.core.api_access import API_ACCESS_TAG
 from components.core.cluster_handle import ClusterHandle, SystemScheduling
