@@ -13,6 +13,7 @@ import pulumi_aws as aws
 
 from components.addons import ClusterAddons, ClusterAddonsArgs
 from components.config import (
+    EXPIRY_TAG,
     ConfigError,
     StackConfig,
     parse_stack_config,
@@ -32,7 +33,10 @@ from components.network.api_port_forward import ApiPortForward, ApiPortForwardAr
 def build_stack(cfg: StackConfig) -> dict[str, Any]:
     """Register every resource of the stack; return the stack outputs."""
     # One explicit provider: pinned region, and refusal to touch any account but the configured one.
-    aws_provider = aws.Provider("aws", region=cfg.region, allowed_account_ids=[cfg.account_id])
+    # An ephemeral stack's expiry is also the provider's default tag: it reaches a resource that a
+    # component forgot to tag (every component tags with `cfg.resource_tags()`, which carries it too).
+    expiry = {"default_tags": aws.ProviderDefaultTagsArgs(tags=expiry_tags(cfg))} if cfg.ci is not None else {}
+    aws_provider = aws.Provider("aws", region=cfg.region, allowed_account_ids=[cfg.account_id], **expiry)
     providers = pulumi.ResourceOptions(providers={"aws": aws_provider})
 
     network = Network("network", NetworkArgs.from_stack(cfg), opts=providers)
@@ -110,6 +114,11 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
         outputs["karpenterInterruptionQueue"] = karpenter.interruption.queue_name
         outputs["karpenterNodeRoleArn"] = karpenter.node_role.arn
     return outputs
+
+
+def expiry_tags(cfg: StackConfig) -> dict[str, str]:
+    """The tag `k8s-platform/expires-at` of an ephemeral (ci) stack; empty otherwise."""
+    return {EXPIRY_TAG: cfg.ci.expires_at} if cfg.ci is not None else {}
 
 
 def _api_access(

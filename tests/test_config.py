@@ -74,7 +74,7 @@ def problems_for(raw) -> list[str]:
         ("dev", "cluster.name", "a" * 40, "k8s-platform:cluster.name", "at most 32"),
         ("dev", "cluster.kind", "gke", "k8s-platform:cluster.kind", "'eks' or 'k3s'"),
         ("dev", "cluster.kind", DELETE, "k8s-platform:cluster.kind", "is required"),
-        ("dev", "environment", "qa", "k8s-platform:environment", "'dev', 'staging' or 'prod'"),
+        ("dev", "environment", "qa", "k8s-platform:environment", "'dev', 'staging', 'prod' or 'ci'"),
         ("dev", "accountId", "1234", "k8s-platform:accountId", "12-digit"),
         ("dev", "aws:region", "useast1", "aws:region", "not an AWS region"),
         ("dev", "aws:region", "cn-north-1", "aws:region", "commercial 'aws' partition"),

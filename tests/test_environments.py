@@ -26,10 +26,11 @@ def problems(raw: dict) -> list[str]:
 
 
 def test_every_environment_has_safeguards_and_a_policy_config():
-    assert set(ENVIRONMENTS) == {"dev", "staging", "prod"}
+    assert set(ENVIRONMENTS) == {"dev", "staging", "prod", "ci"}
     for env in ENVIRONMENTS:
         assert (CONFIG_DIR / f"{env}.json").exists(), env
-    assert [row["environment"] for row in environments_table()] == ["dev", "staging", "prod"]
+    assert [row["environment"] for row in environments_table()] == ["dev", "staging", "prod", "ci"]
+    assert [env for env, s in ENVIRONMENTS.items() if s.ephemeral] == ["ci"]
 
 
 def test_a_stack_tightens_safeguards():

@@ -142,12 +142,14 @@ def test_policy_list_prints_every_policy(capsys):
     admin_ports = next(r for r in rows if r["id"] == "no-world-open-admin-ports")
     assert admin_ports["enforcement"] == {
         "none": "mandatory",
+        "ci": "mandatory",
         "dev": "mandatory",
         "prod": "mandatory",
         "staging": "mandatory",
     }
     assert next(r for r in rows if r["id"] == "kms-key-rotation")["enforcement"] == {
         "none": "advisory",
+        "ci": "advisory",
         "dev": "advisory",
         "prod": "mandatory",
         "staging": "mandatory",

@@ -35,6 +35,14 @@ from components.config.base import (  # noqa: F401
     is_graviton,
     short_dns_label,
 )
+from components.config.ci import (  # noqa: F401
+    CI_ENVIRONMENT,
+    CI_RETENTION_DAYS,
+    EXPIRY_TAG,
+    CiConfig,
+    format_expiry,
+    parse_expiry,
+)
 from components.config.cross_account_rules import (  # noqa: F401
     SESSION_POLICY_MAX_CHARS,
     session_policy_json,

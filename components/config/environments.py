@@ -40,6 +40,10 @@ class Safeguards:
     # EKS clusters get deletionProtection by default; `cluster.eks.deletionProtection: false` then
     # needs `cluster.eks.allowDeletionUnprotected: true` (components/config/eks_resilience.py).
     cluster_deletion_protection: bool
+    # A throwaway stack (the ci profile, components/config/ci.py): one untainted K3s server and no agents,
+    # nothing protected, short retentions, an expiry (`ci.expiresAt`) tagged on every resource. Set by the
+    # environment only, not by `k8s-platform:safeguards`.
+    ephemeral: bool = False
 
     @property
     def highly_available(self) -> bool:
@@ -72,6 +76,16 @@ ENVIRONMENTS: dict[str, Safeguards] = {
         controller_replicas=2,
         nat_gateway_per_zone=True,
         cluster_deletion_protection=True,
+    ),
+    # Ephemeral clusters of a pipeline run (`platformctl ci up|down|reap`): cheapest and destroyable.
+    "ci": Safeguards(
+        protect_stateful_resources=False,
+        pinned_amis=False,
+        min_availability_zones=2,
+        controller_replicas=1,
+        nat_gateway_per_zone=False,
+        cluster_deletion_protection=False,
+        ephemeral=True,
     ),
 }
 
@@ -130,7 +144,7 @@ def effective_safeguards(environment: str, given: SafeguardsConfig) -> Safeguard
     base = ENVIRONMENTS[environment]
     changes = {}
     for f in fields(Safeguards):
-        value = getattr(given, f.name)
+        value = getattr(given, f.name, None)  # `ephemeral` is the environment's alone
         if value is not None:
             changes[f.name] = max(value, getattr(base, f.name))
     return replace(base, **changes)
@@ -139,7 +153,7 @@ def effective_safeguards(environment: str, given: SafeguardsConfig) -> Safeguard
 def _loosened(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
     base = ENVIRONMENTS[cfg.environment]
     for f in fields(Safeguards):
-        value = getattr(cfg.safeguards, f.name)
+        value = getattr(cfg.safeguards, f.name, None)
         if value is not None and value < getattr(base, f.name):
             yield (
                 f"safeguards.{_camel(f.name)}",

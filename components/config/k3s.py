@@ -144,7 +144,12 @@ class K3sApiAccessConfig(Model):
 
 class K3sSnapshotsConfig(Model):
     schedule_cron: str = Field("0 */6 * * *", description="5-field cron schedule of etcd snapshots to S3.")
-    retention: int = Field(default=28, ge=1, le=500, description="Snapshots K3s keeps (its `etcd-snapshot-retention`).")
+    retention: int = Field(
+        default=28,
+        ge=1,
+        le=500,
+        description="Snapshots K3s keeps (its `etcd-snapshot-retention`); in `ci` at most 5, 2 when unset.",
+    )
 
     @field_validator("schedule_cron")
     @classmethod

@@ -36,7 +36,11 @@ InterfaceEndpoint = Literal[
 class FlowLogsConfig(Model):
     enabled: bool = Field(True, description="Publish VPC flow logs to a KMS-encrypted CloudWatch log group.")
     retention_days: LogRetentionDays = Field(
-        90, description="Days the flow-log group keeps records (a CloudWatch Logs retention value)."
+        90,
+        description=(
+            "Days the flow-log group keeps records (a CloudWatch Logs retention value); in `ci` at most 7, "
+            "1 when unset."
+        ),
     )
     traffic_type: Literal["ALL", "ACCEPT", "REJECT"] = Field(
         "ALL", description="Which traffic is logged: accepted, rejected or both."
@@ -68,7 +72,7 @@ class NetworkConfig(Model):
         "one-per-az",
         description=(
             "NAT layout: one gateway per zone (a zone keeps egress when another fails) or a single shared one "
-            "(cheaper, a zonal single point of failure); prod must keep `one-per-az`."
+            "(cheaper, a zonal single point of failure); prod must keep `one-per-az`; unset in `ci`: `single`."
         ),
     )
     interface_endpoints: list[InterfaceEndpoint] = Field(

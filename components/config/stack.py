@@ -27,6 +27,7 @@ from components.config.checks import (
     shown,
     tag_text_ok,
 )
+from components.config.ci import EXPIRY_TAG, CiConfig, apply_ci_defaults, ci_problems
 from components.config.eks import EksConfig
 from components.config.eks_resilience import eks_resilience_problems
 from components.config.environments import SAFEGUARD_RULES, Safeguards, SafeguardsConfig, effective_safeguards
@@ -66,10 +67,12 @@ class ClusterConfig(Model):
 
 
 class StackConfig(Model):
-    environment: Literal["dev", "staging", "prod"] = Field(
+    environment: Literal["dev", "staging", "prod", "ci"] = Field(
         description=(
             "The stack's environment: `dev`, `staging` or `prod`, each with documented safeguards "
-            "(`components/config/environments.py`: protection, AMI pinning, zones, replicas, NAT layout)."
+            "(`components/config/environments.py`: protection, AMI pinning, zones, replicas, NAT layout), or `ci`: "
+            "an ephemeral K3s cluster of a pipeline run (one untainted server, no agents, nothing protected, short "
+            "retentions, `ci.expiresAt` tagged on every resource; `platformctl ci`)."
         )
     )
     region: str = Field(
@@ -103,6 +106,9 @@ class StackConfig(Model):
     )
     karpenter: KarpenterConfig = Field(
         KarpenterConfig(), description=("Karpenter node autoscaling: node classes and pools.")
+    )
+    ci: CiConfig | None = Field(
+        None, description="The expiry of an ephemeral stack; required with `environment: ci`, refused otherwise."
     )
     safeguards: SafeguardsConfig = Field(
         SafeguardsConfig(),
@@ -179,6 +185,12 @@ class StackConfig(Model):
         raise_problems("tags", problems)
         return v
 
+    @model_validator(mode="before")
+    @classmethod
+    def _profile_defaults(cls, data: Any) -> Any:
+        # The ci profile's defaults for unset keys (parse_stack_config applies them too, for partial configs).
+        return apply_ci_defaults(data)
+
     @model_validator(mode="after")
     def _rules(self) -> "StackConfig":
         raise_problems("StackConfig", stack_rule_problems(self))
@@ -204,6 +216,8 @@ class StackConfig(Model):
             "environment": self.environment,
             "managed-by": "pulumi",
             "k8s-platform/cluster": self.cluster.name,
+            # An ephemeral stack's expiry on everything it creates (`platformctl ci reap`, account sweepers).
+            **({EXPIRY_TAG: self.ci.expires_at} if self.ci is not None else {}),
             **extra,
         }
 
@@ -287,6 +301,10 @@ def _identity_rules(cfg: "StackConfig") -> Iterator[Problem]:
     yield from identity_problems(cfg)
 
 
+def _ci_rules(cfg: "StackConfig") -> Iterator[Problem]:
+    yield from ci_problems(cfg)
+
+
 # Every cross-field rule of the whole stack; each yields (key.path, message) and all of them run.
 STACK_RULES: tuple[Callable[["StackConfig"], Iterator[Problem]], ...] = (
     # The environment's safeguards: none loosened, its zone count, its NAT layout.
@@ -299,6 +317,7 @@ STACK_RULES: tuple[Callable[["StackConfig"], Iterator[Problem]], ...] = (
     _addons_rules,
     _karpenter_rules,
     _identity_rules,
+    _ci_rules,
 )
 
 
@@ -337,6 +356,7 @@ TOP_LEVEL_KEYS = {
     "workloads",
     "karpenter",
     "safeguards",
+    "ci",
 }
 EXTERNAL_KEYS = {"aws:region": "region"}
 # Namespaces whose keys the platform does not read but the engine does (`pulumi:tags`,
@@ -577,6 +597,7 @@ def parse_stack_config(raw: dict[str, Any]) -> StackConfig:
             problem = _namespace_problems(key)
             if problem:
                 problems.append(_line(problem))
+    data = apply_ci_defaults(data)
     # A misspelt key leaves the key it meant missing: say so on the misspelling's line, not on a second one.
     meant = {m.group(1): i for i, p in enumerate(problems) if (m := re.search(r"did you mean '([^']+)'", p))}
     try:

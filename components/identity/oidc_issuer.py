@@ -88,6 +88,9 @@ class OidcIssuerArgs:
     protect: bool = False
     """Protect the bucket, the distribution and the IAM OIDC provider (the environment protects stateful
     resources): a replaced issuer breaks every IRSA token it signed. Default: unprotected."""
+    force_destroy: bool = False
+    """Empty the versioned bucket (every object version) when it is destroyed, as an ephemeral (ci) stack's
+    destroy must. Default: no (a destroy stops at a non-empty bucket)."""
 
     @classmethod
     def from_stack(
@@ -101,6 +104,7 @@ class OidcIssuerArgs:
             public_key_pems=list(public_key_pems),
             tags=cfg.resource_tags(),
             protect=cfg.safeguards_in_force.protect_stateful_resources,
+            force_destroy=cfg.safeguards_in_force.ephemeral,
         )
 
 
@@ -126,7 +130,13 @@ class OidcIssuer(pulumi.ComponentResource):
         self.bucket_name = cfg.bucket(args.cluster_name, args.account_id)
         tags = {**args.tags, "k8s-platform/oidc-issuer-url": self.issuer_url}
 
-        bucket = aws.s3.Bucket(f"{name}-bucket", bucket=self.bucket_name, tags={**tags, ISSUER_TAG: "true"}, opts=kept)
+        bucket = aws.s3.Bucket(
+            f"{name}-bucket",
+            bucket=self.bucket_name,
+            tags={**tags, ISSUER_TAG: "true"},
+            opts=kept,
+            **({"force_destroy": True} if args.force_destroy else {}),
+        )
         self.bucket = bucket  # its access logging is wired by the control plane (k3s/access_logs.py)
         aws.s3.BucketOwnershipControls(
             f"{name}-ownership", bucket=bucket.id, rule={"object_ownership": "BucketOwnerEnforced"}, opts=child

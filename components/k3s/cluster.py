@@ -17,7 +17,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.config import K3sConfig, StackConfig
+from components.config import CI_RETENTION_DAYS, K3sConfig, StackConfig
 from components.core import iam_documents as iam
 from components.core.api_access import API_ACCESS_TAG
 from components.core.cluster_handle import ClusterHandle, SystemScheduling
@@ -82,6 +82,9 @@ class K3sClusterArgs:
     Default: none given, the user-data renderer's own default."""
     disable_cloud_controller: bool = True
     """Whether the AWS cloud controller add-on takes over from K3s's own. Default: it does."""
+    ephemeral: bool = False
+    """The ci profile (`safeguards_in_force.ephemeral`): the server runs workloads (no taint), no agents
+    group, the PKI secret deleted without a recovery window, 1-day retentions. Default: a lasting cluster."""
 
     @classmethod
     def from_stack(
@@ -112,6 +115,7 @@ class K3sClusterArgs:
             oidc_provider_arn=oidc_provider_arn,
             disabled_components=cfg.addons.k3s_disabled_components(),
             disable_cloud_controller=cfg.addons.cloud_controller_manager_enabled("k3s"),
+            ephemeral=cfg.safeguards_in_force.ephemeral,
         )
 
 
@@ -134,7 +138,7 @@ class K3sCluster(pulumi.ComponentResource):
     server_user_data: dict[str, pulumi.Output[str]]  # by server role: bootstrap, join
     server_groups: list[aws.autoscaling.Group]  # bootstrap first
     agent_user_data: pulumi.Output[str]
-    agent_group: aws.autoscaling.Group
+    agent_group: aws.autoscaling.Group | None  # None when ephemeral: workloads run on the server
     asg_name_prefix: str  # every Auto Scaling group of the cluster starts with it
     kubeconfig: pulumi.Output[str]  # admin, a Pulumi secret
     k8s_provider: k8s.Provider
@@ -192,7 +196,8 @@ class K3sCluster(pulumi.ComponentResource):
             name=f"k8s-platform/{cluster}/k3s/pki",
             kms_key_id=secrets_key.arn,
             description="K3s custom CA bundle and service-account key, read by the bootstrap server at first start",
-            recovery_window_in_days=30 if args.protect_stateful else 7,
+            # Ephemeral: deleted at once, so the next run of the same name can create it again.
+            recovery_window_in_days=30 if args.protect_stateful else 0 if args.ephemeral else 7,
             tags=tags,
             opts=child,
         )
@@ -200,7 +205,12 @@ class K3sCluster(pulumi.ComponentResource):
             f"{name}-pki", secret_id=pki_secret.id, secret_string=args.pki.server_bundle, opts=child
         )
         bucket = snapshot_bucket(
-            f"{name}-etcd-snapshots", key_arn=secrets_key.arn, protect=args.protect_stateful, tags=tags, parent=self
+            f"{name}-etcd-snapshots",
+            key_arn=secrets_key.arn,
+            protect=args.protect_stateful,
+            tags=tags,
+            parent=self,
+            **({"noncurrent_days": CI_RETENTION_DAYS} if args.ephemeral else {}),
         )
         self.snapshot_bucket = bucket
         aws.iam.RolePolicy(
@@ -276,7 +286,7 @@ class K3sCluster(pulumi.ComponentResource):
                         api_target_group_arn=a[5],
                         snapshot_schedule_cron=cfg.snapshots.schedule_cron,
                         snapshot_retention=cfg.snapshots.retention,
-                        node_taints=[SERVER_TAINT],
+                        node_taints=[] if args.ephemeral else [SERVER_TAINT],
                         extra_service_account_issuers=args.extra_service_account_issuers,
                         disable_cloud_controller=args.disable_cloud_controller,
                         **(
@@ -349,7 +359,7 @@ class K3sCluster(pulumi.ComponentResource):
             )
         )
         agents = cfg.agents
-        self.agent_group = agent_group(
+        self.agent_group = None if args.ephemeral else agent_group(
             f"{name}-agents",
             asg_name=f"{cluster}-k3s-agents",
             template=launch_template(
@@ -402,12 +412,14 @@ class K3sCluster(pulumi.ComponentResource):
                 vpc_id=args.vpc_id,
                 vpc_cidr=args.vpc_cidr,
                 subnet_ids=subnets,
-                asg_names=[f"{cluster}-k3s-server-bootstrap", f"{cluster}-k3s-servers", f"{cluster}-k3s-agents"],
+                asg_names=[f"{cluster}-k3s-server-bootstrap", f"{cluster}-k3s-servers"]
+                + ([] if args.ephemeral else [f"{cluster}-k3s-agents"]),
                 asg_name_prefix=self.asg_name_prefix,
                 pki=pki,
                 server_url=self.server_url,
                 k8s_provider=self.k8s_provider,
                 drain_timeout_seconds=cfg.drain_timeout_seconds,
+                **({"log_retention_days": CI_RETENTION_DAYS, "secret_recovery_days": 0} if args.ephemeral else {}),
             ),
             opts=child,
         )
@@ -424,8 +436,9 @@ class K3sCluster(pulumi.ComponentResource):
             if args.oidc_provider_arn is not None
             else None,
             ready=tuple(self.server_groups),
-            # Workloads run on the agents (servers are tainted for the control plane and controllers).
-            workload_node_role_names=(self.agent_role.name,),
+            # Workloads run on the agents (servers are tainted for the control plane and controllers);
+            # an ephemeral cluster's one untainted server runs them itself.
+            workload_node_role_names=(self.server_role.name if args.ephemeral else self.agent_role.name,),
         )
         self.register_outputs(
             {

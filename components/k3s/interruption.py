@@ -92,6 +92,11 @@ class K3sInterruptionArgs:
     """The cluster's provider for the drainer's ClusterRole and binding."""
     drain_timeout_seconds: int
     """`cluster.k3s.drainTimeoutSeconds`: how long a drain may take (the function's timeout adds 60 s)."""
+    log_retention_days: int = 30
+    """Days the drainer's log group keeps records. Default: 30 (an ephemeral cluster keeps 1)."""
+    secret_recovery_days: int = 7
+    """Recovery window of the drainer's credentials secret. Default: 7; an ephemeral cluster's is 0 (deleted
+    at once, so the next run of the same name can create it again)."""
 
 
 class K3sInterruptionHandling(pulumi.ComponentResource):
@@ -160,7 +165,7 @@ class K3sInterruptionHandling(pulumi.ComponentResource):
             name=f"k8s-platform/{a.cluster_name}/k3s/node-drainer",
             kms_key_id=key.arn,
             description="Kubernetes client certificate of the node-drainer Lambda",
-            recovery_window_in_days=7,
+            recovery_window_in_days=a.secret_recovery_days,
             tags=tags,
             opts=child,
         )
@@ -263,7 +268,7 @@ class K3sInterruptionHandling(pulumi.ComponentResource):
         logs = aws.cloudwatch.LogGroup(
             f"{name}-drainer",
             name=f"/aws/lambda/{function_name}",
-            retention_in_days=30,
+            retention_in_days=a.log_retention_days,
             kms_key_id=key.arn,
             tags=tags,
             opts=child,
@@ -296,6 +301,7 @@ class K3sInterruptionHandling(pulumi.ComponentResource):
             # One event per invocation: a failure redelivers only that event.
             batch_size=1,
             enabled=True,
+            tags=tags,
             opts=child,
         )
         self.register_outputs(

@@ -13,7 +13,13 @@ NONCURRENT_DAYS = 30
 
 
 def snapshot_bucket(
-    name: str, *, key_arn: pulumi.Input[str], protect: bool, tags: dict[str, str], parent: pulumi.Resource
+    name: str,
+    *,
+    key_arn: pulumi.Input[str],
+    protect: bool,
+    tags: dict[str, str],
+    parent: pulumi.Resource,
+    noncurrent_days: int = NONCURRENT_DAYS,
 ) -> aws.s3.Bucket:
     child = pulumi.ResourceOptions(parent=parent)
     bucket = aws.s3.Bucket(
@@ -68,7 +74,7 @@ def snapshot_bucket(
                 status="Enabled",
                 filter=aws.s3.BucketLifecycleConfigurationRuleFilterArgs(prefix=""),
                 noncurrent_version_expiration=aws.s3.BucketLifecycleConfigurationRuleNoncurrentVersionExpirationArgs(
-                    noncurrent_days=NONCURRENT_DAYS
+                    noncurrent_days=noncurrent_days
                 ),
                 abort_incomplete_multipart_upload=aws.s3.BucketLifecycleConfigurationRuleAbortIncompleteMultipartUploadArgs(
                     days_after_initiation=7

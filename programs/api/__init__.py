@@ -25,6 +25,9 @@ itself does):
   backoff=5.0, timeout=900.0, use_cache=True)` -> `FleetResult`: many stacks (default: the
   repository's) under a bound, failures isolated, lock conflicts retried; offline on the warm
   runner (one forked child per stack), a stack over `timeout` has code 8.
+- `ci_up(name, ttl, template=None)` / `ci_down(name)` -> `CiResult`, `ci_reap(parallel=4, dry_run=False)` ->
+  `ReapResult` (`programs/api/ci.py`): the ephemeral `ci-<name>` stacks of pipeline runs, made from
+  `stacks/ci.yaml`, expiring after `ttl`; reap destroys the expired ones on the fleet scheduler.
 - `policy_check(plan, stack, policy_config=None)` -> `PolicyReport`: the pack on a saved plan JSON
   (a plan of another stack is refused unless `policy_config` is given).
 - Request level, as `platformctl up` uses it to ask before it deploys: `stack_request(operation,
@@ -48,6 +51,7 @@ Seams for tests and tools: `opener(request)` replaces the LocalWorkspace (anythi
 `runner`, `sleep` and `clock` the process runner and the waiting.
 """
 
+from programs.api.ci import CiResult, ReapResult, ci_down, ci_reap, ci_up
 from programs.api.engine import OPERATIONS, StackRequest
 from programs.api.operations import (
     destroy,
@@ -86,6 +90,11 @@ __all__ = [
     "destroy",
     "refresh",
     "fleet",
+    "ci_up",
+    "ci_down",
+    "ci_reap",
+    "CiResult",
+    "ReapResult",
     "fleet_jobs",
     "fleet_problem",
     "policy_check",

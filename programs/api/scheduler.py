@@ -171,8 +171,11 @@ def stack_name_of(path: Path) -> str:
 
 
 def repo_stack_files(root: Path = REPO_ROOT) -> list[Path]:
-    """The repository's own stacks: every Pulumi.<stack>.yaml beside Pulumi.yaml."""
-    return sorted(p for p in root.glob("Pulumi.*.y*ml") if p.name.count(".") >= 2)
+    """The repository's own stacks: every Pulumi.<stack>.yaml beside Pulumi.yaml, except the ephemeral
+    `Pulumi.ci-<name>.yaml` that `platformctl ci up` writes (`platformctl ci` owns those)."""
+    return sorted(
+        p for p in root.glob("Pulumi.*.y*ml") if p.name.count(".") >= 2 and not p.name.startswith("Pulumi.ci-")
+    )
 
 
 def select_jobs(

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "destroy": "automation",
     "refresh": "automation",
     "fleet": "fleet",
+    "ci": "ci",  # ephemeral clusters of a pipeline run
     "graph": "graph",
     "policy": "policy_cmd",
     "connect": "connect",  # day two: connect, doctor, probe identities
