@@ -19,6 +19,7 @@ from components.config.base import (
     raise_problems,
 )
 from components.config.checks import allowlist_problem
+from components.config.data_plane import FargateProfileConfig, SecurityGroupPolicyConfig
 from components.core.eks_support_calendar import support_problem
 from components.core.max_pods import INSTANCE_LIMITS, max_pods_for
 from components.core.pins import ADDON_NAMES, SUPPORTED_KUBERNETES_VERSIONS
@@ -327,6 +328,22 @@ class EksConfig(Model):
         description=(
             "Per-stack override of add-on pins (e.g. a hotfix build), like `{coredns: v1.13.2-eksbuild.9}`: keys are "
             "add-ons the platform installs (`components/core/pins.py`), values exact `vX.Y.Z-eksbuild.N`."
+        ),
+    )
+    security_group_policies: list[SecurityGroupPolicyConfig] = Field(
+        default_factory=list,
+        description=(
+            "Security groups for pods: one `SecurityGroupPolicy` per entry (pods get a branch ENI with its groups); "
+            "any entry turns on `ENABLE_POD_ENI` on the VPC CNI and the VPC resource controller policy on the "
+            "cluster role. Pods need trunk-ENI instance types: see `karpenter.nodePools[].securityGroupsForPods`."
+        ),
+    )
+    fargate_profiles: list[FargateProfileConfig] = Field(
+        default_factory=list,
+        description=(
+            "Fargate profiles (private subnets, the stack's pod execution role), distinct names, at most 10; a "
+            "profile selecting the namespace of a `pod-identity` workload (or kube-system) is refused: Fargate "
+            "has no Pod Identity agent (use `method: irsa`)."
         ),
     )
     resolve_conflicts_on_update: Literal["PRESERVE", "OVERWRITE", "NONE"] = Field(

@@ -27,6 +27,7 @@ from components.config.checks import (
     shown,
     tag_text_ok,
 )
+from components.config.data_plane_rules import data_plane_problems
 from components.config.eks import EksConfig
 from components.config.environments import SAFEGUARD_RULES, Safeguards, SafeguardsConfig, effective_safeguards
 from components.config.identity import IdentityConfig, WorkloadConfig
@@ -286,6 +287,10 @@ def _identity_rules(cfg: "StackConfig") -> Iterator[Problem]:
     yield from identity_problems(cfg)
 
 
+def _data_plane_rules(cfg: "StackConfig") -> Iterator[Problem]:
+    yield from data_plane_problems(cfg)
+
+
 # Every cross-field rule of the whole stack; each yields (key.path, message) and all of them run.
 STACK_RULES: tuple[Callable[["StackConfig"], Iterator[Problem]], ...] = (
     # The environment's safeguards: none loosened, its zone count, its NAT layout.
@@ -297,6 +302,7 @@ STACK_RULES: tuple[Callable[["StackConfig"], Iterator[Problem]], ...] = (
     _addons_rules,
     _karpenter_rules,
     _identity_rules,
+    _data_plane_rules,
 )
 
 
