@@ -9,11 +9,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from components.config.data_plane import FARGATE_PROFILES_MAX
 from components.config.karpenter_rules import pool_shape
+from components.core.max_pods import INSTANCE_LIMITS, max_pods
 from components.core.pool_capacity import admitted_instance_types
 from components.core.trunk_eni import supports_trunk_eni
 
@@ -28,6 +30,14 @@ def trunk_eni_instance_types(pool: "KarpenterNodePoolConfig") -> list[str]:
     """The instance types a pool admits (ENI table) that support trunk ENIs, sorted: what a
     `securityGroupsForPods` pool may launch."""
     return [r.instance_type for r in admitted_instance_types(pool_shape(pool)) if supports_trunk_eni(r.instance_type)]
+
+
+def trunk_pod_capacity(instance_type: str) -> int:
+    """maxPods of a trunk node under prefix delegation and custom networking: the trunk ENI takes one of
+    the ENI slots the secondary (pod) ENIs would otherwise use."""
+    limits = INSTANCE_LIMITS[instance_type]
+    with_trunk = dataclasses.replace(limits, max_enis=max(limits.max_enis - 1, 1))
+    return max_pods(with_trunk, prefix_delegation=True, custom_networking=True)
 
 
 def security_group_policy_problems(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
@@ -64,6 +74,19 @@ def security_group_policy_problems(cfg: "StackConfig") -> Iterator[tuple[str, st
                 f"pool '{pool.name}' admits no instance type that supports trunk ENIs "
                 "(components/data/trunk_eni_instance_types.json); widen its categories, families or sizes",
             )
+        else:
+            node_class = next((nc for nc in cfg.karpenter.node_classes if nc.name == pool.node_class), None)
+            if node_class is None:
+                continue  # reported by the Karpenter rules
+            short = min(trunk_eni_instance_types(pool), key=lambda t: (trunk_pod_capacity(t), t))
+            if trunk_pod_capacity(short) < node_class.max_pods:
+                yield (
+                    f"karpenter.nodePools.{i}.instanceSizes",
+                    f"pool '{pool.name}' allows {short}, which with its trunk ENI holds at most "
+                    f"{trunk_pod_capacity(short)} pods under prefix delegation with custom networking, below "
+                    f"maxPods {node_class.max_pods} of node class '{node_class.name}'; allow only larger sizes or "
+                    "lower the node class's maxPods",
+                )
 
 
 def fargate_problems(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
