@@ -327,3 +327,41 @@ def test_a_trunk_pool_needs_a_policy_an_eks_cluster_and_trunk_types():
     assert any(
         p.startswith("k8s-platform:karpenter.nodePools[0].securityGroupsForPods:") and "EKS feature" in p for p in found
     ), found
+
+
+# ------------------------------------------------------------------ Pod Identity in strict mode
+def test_a_policy_that_may_select_a_pod_identity_workload_needs_standard_mode():
+    # orders-api (prod) uses Pod Identity; its ServiceAccount carries k8s-platform/workload: orders-api.
+    for selector in (
+        {"podSelector": {"app": "orders"}},
+        {"serviceAccountSelector": {"k8s-platform/workload": "orders-api"}},
+    ):
+        policy = pol(namespace="orders", **{"podSelector": None, **selector})
+        found = problems(with_policies([policy]))
+        [line] = [p for p in found if p.startswith(f"{KEY}[0]:")]
+        assert "orders-api" in line and "Pod Identity agent" in line and "standard" in line and "method: irsa" in line
+        raw = with_policies([policy])
+        raw["k8s-platform:cluster"]["eks"]["podSecurityGroupEnforcingMode"] = "standard"
+        assert parse_stack_config(raw).cluster.eks.pod_security_group_enforcing_mode == "standard"
+    # A ServiceAccount label the workload's ServiceAccount does not carry cannot select its pods.
+    other = pol(namespace="orders", podSelector=None, serviceAccountSelector={"k8s-platform/workload": "other"})
+    parse_stack_config(with_policies([other]))
+
+
+def test_standard_mode_reaches_the_cni():
+    from components.eks.addons import render_vpc_cni_configuration
+
+    assert (
+        render_vpc_cni_configuration(pod_eni=True, enforcing_mode="standard")["env"][
+            "POD_SECURITY_GROUP_ENFORCING_MODE"
+        ]
+        == "standard"
+    )
+
+
+def test_the_rule_knows_the_labels_the_stack_puts_on_workload_service_accounts(prod_run):
+    from components.config.data_plane_rules import workload_service_account_labels
+
+    accounts = {r.name: r.inputs["metadata"]["labels"] for r in prod_run.of_type("kubernetes:core/v1:ServiceAccount")}
+    for w in prod_run.config.workloads:
+        assert accounts[f"wl-{w.name}-sa"] == workload_service_account_labels(w)

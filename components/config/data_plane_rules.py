@@ -1,6 +1,8 @@
 """Cross-field rules of the optional EKS data-plane pieces (pure; run by `StackConfig` validation).
 
-- security groups for pods: policies distinct per namespace; a NodePool marked `securityGroupsForPods`
+- security groups for pods: policies distinct per namespace; in strict enforcing mode no policy may
+  select a Pod Identity workload's pods (a branch-ENI pod cannot reach the node's Pod Identity agent:
+  aws/amazon-vpc-cni-k8s#2797); a NodePool marked `securityGroupsForPods`
   needs an EKS cluster with at least one policy, and must admit at least one trunk-ENI instance type;
 - Fargate profiles: distinct names, at most 10; a profile must not select the namespace of a workload
   whose credentials Fargate cannot deliver (Pod Identity, the node's instance profile) nor kube-system
@@ -20,6 +22,8 @@ from components.core.pool_capacity import admitted_instance_types
 from components.core.trunk_eni import supports_trunk_eni
 
 if TYPE_CHECKING:
+    from components.config.data_plane import SecurityGroupPolicyConfig
+    from components.config.identity import WorkloadConfig
     from components.config.karpenter import KarpenterNodePoolConfig
     from components.config.stack import StackConfig
 
@@ -40,9 +44,30 @@ def trunk_pod_capacity(instance_type: str) -> int:
     return max_pods(with_trunk, prefix_delegation=True, custom_networking=True)
 
 
+def workload_service_account_labels(workload: "WorkloadConfig") -> dict[str, str]:
+    """The labels the stack puts on a workload's ServiceAccount (components/identity/workloads.py; a test
+    holds the two together)."""
+    return {
+        "app.kubernetes.io/managed-by": "pulumi",
+        "k8s-platform/workload": workload.name,
+        "k8s-platform/identity": workload.method,
+    }
+
+
+def may_select(policy: "SecurityGroupPolicyConfig", workload: "WorkloadConfig") -> bool:
+    """Whether a policy can select the workload's pods: same namespace, and a ServiceAccount selector (if
+    any) that the workload's ServiceAccount labels satisfy. Pod labels are the application's: unknown."""
+    if policy.namespace != workload.namespace:
+        return False
+    selector = policy.service_account_selector
+    labels = workload_service_account_labels(workload)
+    return selector is None or all(labels.get(k) == v for k, v in selector.items())
+
+
 def security_group_policy_problems(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
     policies = cfg.cluster.eks.security_group_policies if cfg.cluster.kind == "eks" else []
     seen: set[tuple[str, str]] = set()
+    strict = cfg.cluster.eks.pod_security_group_enforcing_mode == "strict"
     for i, policy in enumerate(policies):
         if (policy.namespace, policy.name) in seen:
             yield (
@@ -50,6 +75,17 @@ def security_group_policy_problems(cfg: "StackConfig") -> Iterator[tuple[str, st
                 f"'{policy.namespace}/{policy.name}' is defined twice; policy names are distinct per namespace",
             )
         seen.add((policy.namespace, policy.name))
+        for w in cfg.workloads if strict else []:
+            if w.method == "pod-identity" and may_select(policy, w):
+                yield (
+                    f"cluster.eks.securityGroupPolicies.{i}",
+                    f"policy '{policy.namespace}/{policy.name}' may select pods of workload '{w.name}', which uses "
+                    "Pod Identity: in strict enforcing mode a pod with its own security groups cannot reach the "
+                    "Pod Identity agent on its node, so it would get no AWS credentials. Set "
+                    "cluster.eks.podSecurityGroupEnforcingMode: standard, use `method: irsa` for the workload, or "
+                    "select pods by a ServiceAccount label its ServiceAccount does not carry (it carries "
+                    f"k8s-platform/workload: {w.name})",
+                )
     if not cfg.karpenter.enabled:
         return
     for i, pool in enumerate(cfg.karpenter.node_pools):

@@ -338,6 +338,14 @@ class EksConfig(Model):
             "cluster role. Pods need trunk-ENI instance types: see `karpenter.nodePools[].securityGroupsForPods`."
         ),
     )
+    pod_security_group_enforcing_mode: Literal["strict", "standard"] = Field(
+        "strict",
+        description=(
+            "VPC CNI `POD_SECURITY_GROUP_ENFORCING_MODE` when `securityGroupPolicies` are set: `strict` (only the "
+            "policy's groups apply to a selected pod's traffic) or `standard` (traffic to other pods and to the node "
+            "also passes the node's groups; needed for selected pods that use Pod Identity)."
+        ),
+    )
     fargate_profiles: list[FargateProfileConfig] = Field(
         default_factory=list,
         description=(

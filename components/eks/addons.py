@@ -43,9 +43,11 @@ CNI_POLICY_ARN = "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy"
 EBS_CSI_POLICY_ARN = iam.EBS_CSI_DRIVER_POLICY_ARN
 
 
-def render_vpc_cni_configuration(zone_label: str = ZONE_LABEL, pod_eni: bool = False) -> dict[str, Any]:
+def render_vpc_cni_configuration(
+    zone_label: str = ZONE_LABEL, pod_eni: bool = False, enforcing_mode: str = "strict"
+) -> dict[str, Any]:
     """vpc-cni add-on configuration values: prefix delegation and custom networking by zone; with
-    `pod_eni` (a SecurityGroupPolicy is configured) also security groups for pods."""
+    `pod_eni` (a SecurityGroupPolicy is configured) also security groups for pods, in `enforcing_mode`."""
     configuration: dict[str, Any] = {
         "env": {
             # /28 prefixes per ENI slot: ~16x the pod density per node, fewer EC2 API calls.
@@ -60,9 +62,10 @@ def render_vpc_cni_configuration(zone_label: str = ZONE_LABEL, pod_eni: bool = F
     if pod_eni:
         # aws-node labels trunk-capable nodes and the VPC resource controller attaches their trunk ENI;
         # selected pods get branch ENIs with the policy's groups. Strict (the default, stated): only the
-        # policy's groups apply to the pod's traffic, also to other pods on the same node.
+        # policy's groups apply to the pod's traffic, also to other pods on the same node; standard lets
+        # node-local traffic (the Pod Identity agent) through.
         configuration["env"]["ENABLE_POD_ENI"] = "true"
-        configuration["env"]["POD_SECURITY_GROUP_ENFORCING_MODE"] = "strict"
+        configuration["env"]["POD_SECURITY_GROUP_ENFORCING_MODE"] = enforcing_mode
         # Kubelet TCP probes to branch-ENI pods fail with early demux on (EKS user guide, security
         # groups for pods); set in the aws-vpc-cni-init container.
         configuration["init"] = {"env": {"DISABLE_TCP_EARLY_DEMUX": "true"}}
@@ -168,7 +171,10 @@ class EksNetworkingAddons(pulumi.ComponentResource):
             versions[VPC_CNI],
             cfg,
             depends_on=[cni_identity, cni_identity.role, pod_identity_agent],
-            configuration=render_vpc_cni_configuration(pod_eni=bool(cfg.cluster.eks.security_group_policies)),
+            configuration=render_vpc_cni_configuration(
+                pod_eni=bool(cfg.cluster.eks.security_group_policies),
+                enforcing_mode=cfg.cluster.eks.pod_security_group_enforcing_mode,
+            ),
         )
         kube_proxy = _addon(f"{name}-{KUBE_PROXY}", self, cluster, KUBE_PROXY, versions[KUBE_PROXY], cfg, depends_on=[])
         self.eni_configs = {}
