@@ -9,6 +9,7 @@ from typing import Any
 
 from policy.rules import (
     cross_account,
+    data_plane,
     eks,
     eks_resilience,
     helm,
@@ -34,6 +35,7 @@ RULES: list[Rule] = [
     *identity.RULES,
     *cross_account.RULES,
     *storage.RULES,
+    *data_plane.RULES,
     *karpenter.RULES,
     *helm.RULES,
     *tags.RULES,

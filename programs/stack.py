@@ -11,7 +11,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.addons import ClusterAddons, ClusterAddonsArgs
+from components.addons import ClusterAddons, ClusterAddonsArgs, EfsStorage, EfsStorageArgs
 from components.config import (
     EXPIRY_TAG,
     ConfigError,
@@ -19,8 +19,11 @@ from components.config import (
     parse_stack_config,
     read_pulumi_config,
 )
+from components.core.cluster_handle import ClusterHandle
 from components.eks.access_instance import EKS_API_PORT, AccessInstance, AccessInstanceArgs
 from components.eks.cluster import EksCluster, EksClusterArgs
+from components.eks.fargate import FargateProfiles, FargateProfilesArgs
+from components.eks.pod_security_groups import PodSecurityGroups, PodSecurityGroupsArgs
 from components.identity import NamedIssuer, WorkloadIdentity, WorkloadIdentityArgs
 from components.k3s.cluster import API_PORT as K3S_API_PORT
 from components.k3s.cluster import K3sCluster
@@ -84,6 +87,7 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
 
     # Cluster add-ons last: controllers on the system capacity the control plane made ready.
     ClusterAddons("addons", ClusterAddonsArgs.from_stack(cfg, cluster, network.vpc_id), opts=providers)
+    data_plane = _optional_data_plane(cfg, network, cluster, workloads, providers)
 
     outputs: dict[str, Any] = {
         "environment": cfg.environment,
@@ -113,6 +117,51 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
     if karpenter is not None:
         outputs["karpenterInterruptionQueue"] = karpenter.interruption.queue_name
         outputs["karpenterNodeRoleArn"] = karpenter.node_role.arn
+    outputs.update(data_plane)
+    return outputs
+
+
+def _optional_data_plane(
+    cfg: StackConfig,
+    network: Network,
+    cluster: ClusterHandle,
+    workloads: WorkloadIdentity | None,
+    providers: pulumi.ResourceOptions,
+) -> dict[str, Any]:
+    """EFS (both kinds), security groups for pods and Fargate profiles (EKS), each only when configured;
+    returns their stack outputs."""
+    outputs: dict[str, Any] = {}
+    if cfg.addons.efs_csi.enabled:
+        efs = EfsStorage(
+            "efs", EfsStorageArgs.from_stack(cfg, cluster, network.vpc_id, network.private_subnet_ids), opts=providers
+        )
+        outputs["efs"] = {
+            "fileSystemId": efs.file_system.id,
+            "storageClass": cfg.addons.efs_csi.storage_class_name,
+            "securityGroupId": efs.security_group.id,
+        }
+    if cfg.cluster.kind != "eks":
+        return outputs
+    if cfg.cluster.eks.security_group_policies:
+        # After the workload identities: their namespaces exist before the policies placed in them.
+        pod_groups = PodSecurityGroups(
+            "pod-security-groups",
+            PodSecurityGroupsArgs.from_stack(
+                cfg, cluster, network.vpc_id, after=(workloads,) if workloads is not None else ()
+            ),
+            opts=providers,
+        )
+        outputs["securityGroupPolicies"] = pod_groups.group_ids
+    if cfg.cluster.eks.fargate_profiles:
+        fargate = FargateProfiles(
+            "fargate",
+            FargateProfilesArgs.from_stack(cfg, cluster, list(network.private_subnet_ids.values())),
+            opts=providers,
+        )
+        outputs["fargate"] = {
+            "podExecutionRoleArn": fargate.pod_execution_role.arn,
+            "profiles": sorted(fargate.profiles),
+        }
     return outputs
 
 

@@ -104,7 +104,37 @@ def _program(_cfg: Any) -> dict[str, Any]:
     # --- network
     vpc = aws.ec2.Vpc("vpc", cidr_block="10.0.0.0/16", tags=TAGS)
     aws.ec2.FlowLog("vpc-flow", vpc_id=vpc.id, traffic_type="ALL", log_destination="arn:aws:logs:x", tags=TAGS)
-    aws.ec2.Subnet("private", vpc_id=vpc.id, cidr_block="10.0.1.0/24", map_public_ip_on_launch=False, tags=TAGS)
+    private = aws.ec2.Subnet(
+        "private", vpc_id=vpc.id, cidr_block="10.0.1.0/24", map_public_ip_on_launch=False, tags=TAGS
+    )
+    # A public subnet: no public IPs on launch, but its route table leads to an internet gateway.
+    public = aws.ec2.Subnet("public", vpc_id=vpc.id, cidr_block="10.0.0.0/24", map_public_ip_on_launch=False, tags=TAGS)
+    igw = aws.ec2.InternetGateway("igw", vpc_id=vpc.id, tags=TAGS)
+    public_rt = aws.ec2.RouteTable(
+        "public-rt", vpc_id=vpc.id, routes=[{"cidr_block": "0.0.0.0/0", "gateway_id": igw.id}], tags=TAGS
+    )
+    aws.ec2.RouteTableAssociation("public-assoc", subnet_id=public.id, route_table_id=public_rt.id)
+    aws.eks.FargateProfile(
+        "fargate",
+        cluster_name=cluster.name,
+        fargate_profile_name="batch",
+        pod_execution_role_arn=f"arn:aws:iam::{ACCOUNT}:role/fargate",
+        subnet_ids=[private.id],
+        selectors=[{"namespace": "batch"}],
+        tags=TAGS,
+    )
+    # EFS: encrypted with the stack's key, NFS from the nodes' group only.
+    efs_sg = aws.ec2.SecurityGroup("efs-sg", vpc_id=vpc.id, tags=TAGS)
+    aws.vpc.SecurityGroupIngressRule(
+        "nfs-rule",
+        from_port=2049,
+        to_port=2049,
+        ip_protocol="tcp",
+        referenced_security_group_id="sg-nodes",
+        security_group_id=efs_sg.id,
+        tags=TAGS,
+    )
+    aws.efs.FileSystem("efs", encrypted=True, kms_key_id=key.arn, tags=TAGS, opts=protect)
     aws.ec2.SecurityGroup(
         "api-sg",
         vpc_id=vpc.id,

@@ -109,6 +109,24 @@ def ports(name: str, low: int, high: int | None = None) -> Callable[[list[Resour
     return edit
 
 
+def fargate_in(subnet: str | None) -> Mutation:
+    """Point the Fargate profile at another subnet of the fixture (None: at ids from outside the stack)."""
+
+    def mutate(resources: list[Resource]) -> None:
+        profile = named(resources, "fargate")
+        old = named(resources, "private").urn
+        profile.dependencies = [d for d in profile.dependencies if d != old]
+        if subnet is None:
+            profile.property_dependencies["subnetIds"] = []
+            profile.inputs["subnetIds"] = ["subnet-0123456789abcdef0"]
+            return
+        target = named(resources, subnet).urn
+        profile.dependencies.append(target)
+        profile.property_dependencies["subnetIds"] = [target]
+
+    return mutate
+
+
 ADMIN = "arn:aws:iam::aws:policy/AdministratorAccess"
 PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----"
 
@@ -260,7 +278,7 @@ CASES: list[tuple[str, str | None, Mutation, str]] = [
             "nodes",
             (
                 'MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="B"\n\n--B\nContent-Type: '
-                'text/x-shellscript\n'
+                "text/x-shellscript\n"
                 "Content-Transfer-Encoding: base64\n\n"
                 + base64.b64encode(b"#!/bin/sh\nK3S_TOKEN=K10abcdefabcdef k3s\n").decode()
                 + "\n--B--\n"
@@ -810,6 +828,37 @@ CASES: list[tuple[str, str | None, Mutation, str]] = [
     ("stateful-resources-protected", "key", unprotect("key"), "kms-key"),
     ("stateful-resources-protected", "snapshots", unprotect("snapshots"), "bucket"),
     ("lambda-in-vpc", "drainer", set_input("drainer", "vpcConfig", DELETE), "no-vpc"),
+    # --- optional data-plane pieces: EFS, Fargate
+    ("efs-encrypted-kms", "efs", set_input("efs", "encrypted", False), "unencrypted"),
+    ("efs-encrypted-kms", "efs", set_input("efs", "kmsKeyId", DELETE), "aws-managed-key"),
+    ("stateful-resources-protected", "efs", unprotect("efs"), "efs-file-system"),
+    (
+        "efs-nfs-not-world-open",
+        "nfs-rule",
+        lambda rs: (
+            set_input("nfs-rule", "referencedSecurityGroupId", DELETE)(rs),
+            set_input("nfs-rule", "cidrIpv4", "0.0.0.0/0")(rs),
+        ),
+        "world",
+    ),
+    (
+        "efs-nfs-not-world-open",
+        "efs-sg",
+        set_input(
+            "efs-sg",
+            "ingress",
+            [{"fromPort": 2000, "toPort": 3000, "protocol": "tcp", "cidrBlocks": ["0.0.0.0/1", "128.0.0.0/1"]}],
+        ),
+        "inline-range-two-halves",
+    ),
+    ("eks-fargate-private-subnets", "fargate", fargate_in("public"), "public-route"),
+    (
+        "eks-fargate-private-subnets",
+        "fargate",
+        lambda rs: (fargate_in("public")(rs), set_input("public", "mapPublicIpOnLaunch", True)(rs)),
+        "maps-public-ips",
+    ),
+    ("eks-fargate-private-subnets", "fargate", fargate_in(None), "subnets-outside-the-stack"),
 ]
 
 

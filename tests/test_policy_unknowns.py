@@ -51,6 +51,11 @@ STILL_RUNS = [
         set_input("irsa-sa", "metadata.annotations", {"eks.amazonaws.com/role-arn": UNKNOWN}),
         "role-arn",
     ),
+    # EFS: the stack's key ARN and the nodes' group id are computed at first preview.
+    ("efs-encrypted-kms", set_input("efs", "kmsKeyId", UNKNOWN), "efs-key"),
+    ("efs-nfs-not-world-open", set_input("nfs-rule", "referencedSecurityGroupId", UNKNOWN), "node-group-id"),
+    ("eks-fargate-private-subnets", set_input("fargate", "subnetIds", [UNKNOWN]), "subnet-ids"),
+    ("eks-fargate-private-subnets", set_input("private", "mapPublicIpOnLaunch", UNKNOWN), "subnet-flag"),
 ]
 
 
@@ -102,6 +107,20 @@ STILL_FAILS = [
         set_input("karpenter-sa", "metadata.annotations", {"eks.amazonaws.com/role-arn": UNKNOWN}),
     ),
     ("required-tags", "vpc", set_input("vpc", "tags", {"owner": UNKNOWN})),
+    (
+        "efs-encrypted-kms",
+        "efs",
+        lambda rs: (set_input("efs", "encrypted", False)(rs), set_input("efs", "kmsKeyId", UNKNOWN)(rs)),
+    ),
+    (
+        "efs-nfs-not-world-open",
+        "nfs-rule",
+        lambda rs: (
+            set_input("nfs-rule", "referencedSecurityGroupId", DELETE)(rs),
+            set_input("nfs-rule", "cidrIpv4", "0.0.0.0/0")(rs),
+            set_input("nfs-rule", "securityGroupId", UNKNOWN)(rs),
+        ),
+    ),
 ]
 
 

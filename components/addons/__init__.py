@@ -8,12 +8,15 @@ Design notes:
 - `policies` renders the controllers' IAM policies from the upstream reference policies.
 - `cluster_addons.ClusterAddons` wires the releases; on K3s the control-plane package decides when
   the cloud controller and the webhook start (they must exist before any other pod is created).
+- `efs.EfsStorage` (`addons.efsCsi`, both kinds): the encrypted file system, its mount targets and
+  NFS security group, the driver (EKS managed add-on / K3s chart) and the access-point StorageClass.
 - Public surface: the components, the value helpers other charts reuse (`KUBE_SYSTEM`,
   `scheduling_values`, `irsa_token_projection`) and `ebs_csi_kms_policy`.
 """
 
 from components.addons.cloud_controller_manager import CloudControllerManager, CloudControllerManagerArgs
 from components.addons.cluster_addons import ClusterAddons, ClusterAddonsArgs
+from components.addons.efs import EfsStorage, EfsStorageArgs
 from components.addons.pod_identity_webhook import PodIdentityWebhook, PodIdentityWebhookArgs
 from components.addons.policies import ebs_csi_kms_policy
 from components.addons.values import KUBE_SYSTEM, irsa_token_projection, scheduling_values
@@ -24,6 +27,8 @@ __all__ = [
     "CloudControllerManagerArgs",
     "ClusterAddons",
     "ClusterAddonsArgs",
+    "EfsStorage",
+    "EfsStorageArgs",
     "PodIdentityWebhook",
     "PodIdentityWebhookArgs",
     "ebs_csi_kms_policy",

@@ -6,7 +6,8 @@ or raises `ConfigError` listing every problem, each naming its key path
 (`k8s-platform:network.podCidr`) and what is allowed. Components receive these models, never
 `pulumi.Config`.
 
-Models live in one module per section (network, eks, k3s, addons, identity, karpenter); the stack
+Models live in one module per section (network, eks, k3s, addons, identity, karpenter; the optional
+EKS data plane in data_plane, EFS in efs); the stack
 model and the parser in `stack`. Everything is re-exported here: import from `components.config`.
 """
 
@@ -47,6 +48,14 @@ from components.config.cross_account_rules import (  # noqa: F401
     SESSION_POLICY_MAX_CHARS,
     session_policy_json,
 )
+from components.config.data_plane import (  # noqa: F401
+    FargateProfileConfig,
+    FargateSelectorConfig,
+    PodSecurityGroupConfig,
+    PodSecurityGroupRule,
+    SecurityGroupPolicyConfig,
+)
+from components.config.efs import EfsCsiConfig  # noqa: F401
 from components.config.eks import (  # noqa: F401
     AUTHENTICATION_MODES,
     EksAccessConfig,

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, StrictBool, field_validator
 
 from components.config.base import Model, dns_label
+from components.config.efs import EfsCsiConfig
 
 KMS_KEY_ARN = re.compile(
     r"arn:aws:kms:[a-z0-9-]+:[0-9]{12}:key/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII
@@ -115,6 +116,13 @@ class AddonsConfig(Model):
     cloud_controller_manager: CloudControllerManagerConfig = Field(
         CloudControllerManagerConfig(),
         description=("AWS cloud controller manager (K3s nodes wait for an external cloud controller)."),
+    )
+    efs_csi: EfsCsiConfig = Field(
+        EfsCsiConfig(),
+        description=(
+            "EFS (ReadWriteMany volumes): encrypted file system, mount targets, the EFS CSI driver and an "
+            "access-point StorageClass; off by default."
+        ),
     )
 
     def cloud_controller_manager_enabled(self, kind: str) -> bool:

@@ -19,6 +19,7 @@ from components.config.base import (
     raise_problems,
 )
 from components.config.checks import allowlist_problem
+from components.config.data_plane import FargateProfileConfig, SecurityGroupPolicyConfig
 from components.config.eks_resilience import ControlPlaneScalingConfig, NodeRepairConfig, ZonalShiftConfig
 from components.core.eks_support_calendar import support_problem
 from components.core.max_pods import INSTANCE_LIMITS, max_pods_for
@@ -357,6 +358,30 @@ class EksConfig(Model):
     )
     zonal_shift_config: ZonalShiftConfig | None = Field(
         None, description=("ARC zonal shift for the cluster (`zonalShiftConfig.enabled`); unset: not sent (off).")
+    )
+    security_group_policies: list[SecurityGroupPolicyConfig] = Field(
+        default_factory=list,
+        description=(
+            "Security groups for pods: one `SecurityGroupPolicy` per entry (pods get a branch ENI with its groups); "
+            "any entry turns on `ENABLE_POD_ENI` on the VPC CNI and the VPC resource controller policy on the "
+            "cluster role. Pods need trunk-ENI instance types: see `karpenter.nodePools[].securityGroupsForPods`."
+        ),
+    )
+    pod_security_group_enforcing_mode: Literal["strict", "standard"] = Field(
+        "strict",
+        description=(
+            "VPC CNI `POD_SECURITY_GROUP_ENFORCING_MODE` when `securityGroupPolicies` are set: `strict` (only the "
+            "policy's groups apply to a selected pod's traffic) or `standard` (traffic to other pods and to the node "
+            "also passes the node's groups; needed for selected pods that use Pod Identity)."
+        ),
+    )
+    fargate_profiles: list[FargateProfileConfig] = Field(
+        default_factory=list,
+        description=(
+            "Fargate profiles (private subnets, the stack's pod execution role), distinct names, at most 10; a "
+            "profile selecting the namespace of a `pod-identity` workload (or kube-system) is refused: Fargate "
+            "has no Pod Identity agent (use `method: irsa`)."
+        ),
     )
     resolve_conflicts_on_update: Literal["PRESERVE", "OVERWRITE", "NONE"] = Field(
         "PRESERVE",

@@ -261,6 +261,14 @@ class KarpenterNodePoolConfig(Model):
             "domains are reserved."
         ),
     )
+    security_groups_for_pods: bool = Field(
+        False,
+        description=(
+            "EKS: the pool runs pods a `cluster.eks.securityGroupPolicies` entry selects, so it launches only "
+            "instance types that support trunk ENIs (`components/data/trunk_eni_instance_types.json`); needs at "
+            "least one policy."
+        ),
+    )
 
     @field_validator("taints")
     @classmethod

@@ -28,6 +28,7 @@ from components.config.checks import (
     tag_text_ok,
 )
 from components.config.ci import EXPIRY_TAG, CiConfig, apply_ci_defaults, ci_problems
+from components.config.data_plane_rules import data_plane_problems
 from components.config.eks import EksConfig
 from components.config.eks_resilience import eks_resilience_problems
 from components.config.environments import SAFEGUARD_RULES, Safeguards, SafeguardsConfig, effective_safeguards
@@ -303,6 +304,8 @@ def _identity_rules(cfg: "StackConfig") -> Iterator[Problem]:
 
 def _ci_rules(cfg: "StackConfig") -> Iterator[Problem]:
     yield from ci_problems(cfg)
+def _data_plane_rules(cfg: "StackConfig") -> Iterator[Problem]:
+    yield from data_plane_problems(cfg)
 
 
 # Every cross-field rule of the whole stack; each yields (key.path, message) and all of them run.
@@ -318,6 +321,7 @@ STACK_RULES: tuple[Callable[["StackConfig"], Iterator[Problem]], ...] = (
     _karpenter_rules,
     _identity_rules,
     _ci_rules,
+    _data_plane_rules,
 )
 
 

@@ -94,6 +94,14 @@ ECR_PULL_ONLY_POLICY_ARN = f"arn:{PARTITION}:iam::aws:policy/AmazonEC2ContainerR
 SSM_CORE_POLICY_ARN = f"arn:{PARTITION}:iam::aws:policy/AmazonSSMManagedInstanceCore"
 EBS_CSI_DRIVER_POLICY_ARN = f"arn:{PARTITION}:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"
 LAMBDA_VPC_POLICY_ARN = f"arn:{PARTITION}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+# EFS CSI driver: create/delete access points (tag-scoped to the driver's own), describe file systems
+# and mount targets; the EKS add-on and the chart use the same policy.
+EFS_CSI_DRIVER_POLICY_ARN = f"arn:{PARTITION}:iam::aws:policy/service-role/AmazonEFSCSIDriverPolicy"
+# On the EKS cluster role: lets the VPC resource controller in the control plane attach trunk ENIs
+# to nodes and branch ENIs to pods (security groups for pods).
+EKS_VPC_RESOURCE_CONTROLLER_POLICY_ARN = f"arn:{PARTITION}:iam::aws:policy/AmazonEKSVPCResourceController"
+# On the Fargate pod execution role: pull images from ECR (and write logs through the log router).
+EKS_FARGATE_POD_EXECUTION_POLICY_ARN = f"arn:{PARTITION}:iam::aws:policy/AmazonEKSFargatePodExecutionRolePolicy"
 
 
 def ssm_parameter_arn(name: str, region: str, account_id: str) -> str:

@@ -63,6 +63,12 @@ CHARTS.update(
     }
 )
 
+# EFS CSI driver on K3s (components/addons/efs.py; EKS uses the managed add-on below): 4.4.1 (driver
+# v3.4.1), the newest published; its values.yaml is in the reference (tests/test_efs.py checks our keys).
+CHARTS["aws-efs-csi-driver"] = ChartRef(
+    "aws-efs-csi-driver", "4.4.1", "https://kubernetes-sigs.github.io/aws-efs-csi-driver"
+)
+
 # registry.k8s.io/provider-aws/cloud-controller-manager tag per Kubernetes minor (K3s clusters).
 CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS: dict[str, str] = {"1.35": "v1.35.0"}
 
@@ -87,7 +93,11 @@ EBS_CSI = "aws-ebs-csi-driver"
 # auto repair acts on.
 NODE_MONITORING_AGENT = "eks-node-monitoring-agent"
 
-ADDON_NAMES = (VPC_CNI, POD_IDENTITY_AGENT, COREDNS, KUBE_PROXY, EBS_CSI, NODE_MONITORING_AGENT)
+EFS_CSI = "aws-efs-csi-driver"
+
+ADDON_NAMES = (VPC_CNI, POD_IDENTITY_AGENT, COREDNS, KUBE_PROXY, EBS_CSI, NODE_MONITORING_AGENT, EFS_CSI)
+# Installed only when their config section enables them (`addons.efsCsi`: off by default).
+OPTIONAL_ADDON_NAMES = (EFS_CSI,)
 
 # Kubernetes minor -> add-on -> exact add-on version (the one documented place). Evidence for each
 # row is in UNCONFIRMED_PINS below: the 1.35 vpc-cni, coredns and kube-proxy builds are the EKS 1.35
@@ -101,6 +111,7 @@ ADDON_VERSIONS: dict[str, dict[str, str]] = {
         KUBE_PROXY: "v1.36.0-eksbuild.1",
         EBS_CSI: "v1.55.0-eksbuild.2",
         NODE_MONITORING_AGENT: "v1.7.0-eksbuild.1",
+        EFS_CSI: "v3.4.1-eksbuild.1",
     },
     "1.35": {
         VPC_CNI: "v1.22.4-eksbuild.3",
@@ -109,6 +120,7 @@ ADDON_VERSIONS: dict[str, dict[str, str]] = {
         KUBE_PROXY: "v1.35.3-eksbuild.29",
         EBS_CSI: "v1.55.0-eksbuild.2",
         NODE_MONITORING_AGENT: "v1.7.0-eksbuild.1",
+        EFS_CSI: "v3.4.1-eksbuild.1",
     },
     "1.34": {
         VPC_CNI: "v1.21.1-eksbuild.3",
@@ -117,6 +129,7 @@ ADDON_VERSIONS: dict[str, dict[str, str]] = {
         KUBE_PROXY: "v1.34.3-eksbuild.2",
         EBS_CSI: "v1.55.0-eksbuild.2",
         NODE_MONITORING_AGENT: "v1.7.0-eksbuild.1",
+        EFS_CSI: "v3.4.1-eksbuild.1",
     },
     "1.33": {
         VPC_CNI: "v1.21.1-eksbuild.3",
@@ -125,6 +138,7 @@ ADDON_VERSIONS: dict[str, dict[str, str]] = {
         KUBE_PROXY: "v1.33.10-eksbuild.21",
         EBS_CSI: "v1.55.0-eksbuild.2",
         NODE_MONITORING_AGENT: "v1.7.0-eksbuild.1",
+        EFS_CSI: "v3.4.1-eksbuild.1",
     },
 }
 
@@ -133,10 +147,11 @@ ADDON_VERSIONS: dict[str, dict[str, str]] = {
 # kube-proxy is the first build name EKS uses for a minor. EBS CSI: the driver is at 1.64 upstream,
 # but no eksbuild of it could be confirmed, so the last known build stays. Node monitoring agent:
 # v1.7.0-eksbuild.1 is the agent image build the upstream chart (aws/eks-node-monitoring-agent
-# values.yaml) ships; no `describe-addon-versions` listing per minor was at hand.
+# values.yaml) ships; no `describe-addon-versions` listing per minor was at hand. EFS CSI: the build name of
+# the driver release the pinned chart ships (v3.4.1); no listing of its eksbuilds was available.
 UNCONFIRMED_PINS: dict[str, tuple[str, ...]] = {
     "1.36": ADDON_NAMES,
-    "1.35": (POD_IDENTITY_AGENT, EBS_CSI, NODE_MONITORING_AGENT),
+    "1.35": (POD_IDENTITY_AGENT, EBS_CSI, NODE_MONITORING_AGENT, EFS_CSI),
     "1.34": ADDON_NAMES,
     "1.33": ADDON_NAMES,
 }

@@ -9,6 +9,10 @@ Design notes:
   custom networking, kube-proxy, CoreDNS) before nodes, workload add-ons (Pod Identity agent,
   EBS CSI) after.
 - `cluster.EksCluster` returns a complete `ClusterHandle`.
+- Optional data-plane pieces, each wired by the program only when configured: `pod_security_groups`
+  (SecurityGroupPolicies and the groups the stack creates for them; `ENABLE_POD_ENI` on the CNI and
+  the VPC resource controller policy on the cluster role follow the same config) and `fargate`
+  (Fargate profiles in the private subnets with their pod execution role).
 - Public surface for siblings: `NODE_ENTRY_TYPE` (the access entry type of EC2 Linux nodes).
 """
 

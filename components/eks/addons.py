@@ -52,9 +52,12 @@ CNI_POLICY_ARN = "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy"
 EBS_CSI_POLICY_ARN = iam.EBS_CSI_DRIVER_POLICY_ARN
 
 
-def render_vpc_cni_configuration(zone_label: str = ZONE_LABEL) -> dict[str, Any]:
-    """vpc-cni add-on configuration values: prefix delegation and custom networking by zone."""
-    return {
+def render_vpc_cni_configuration(
+    zone_label: str = ZONE_LABEL, pod_eni: bool = False, enforcing_mode: str = "strict"
+) -> dict[str, Any]:
+    """vpc-cni add-on configuration values: prefix delegation and custom networking by zone; with
+    `pod_eni` (a SecurityGroupPolicy is configured) also security groups for pods, in `enforcing_mode`."""
+    configuration: dict[str, Any] = {
         "env": {
             # /28 prefixes per ENI slot: ~16x the pod density per node, fewer EC2 API calls.
             "ENABLE_PREFIX_DELEGATION": "true",
@@ -65,6 +68,17 @@ def render_vpc_cni_configuration(zone_label: str = ZONE_LABEL) -> dict[str, Any]
             "ENI_CONFIG_LABEL_DEF": zone_label,
         }
     }
+    if pod_eni:
+        # aws-node labels trunk-capable nodes and the VPC resource controller attaches their trunk ENI;
+        # selected pods get branch ENIs with the policy's groups. Strict (the default, stated): only the
+        # policy's groups apply to the pod's traffic, also to other pods on the same node; standard lets
+        # node-local traffic (the Pod Identity agent) through.
+        configuration["env"]["ENABLE_POD_ENI"] = "true"
+        configuration["env"]["POD_SECURITY_GROUP_ENFORCING_MODE"] = enforcing_mode
+        # Kubelet TCP probes to branch-ENI pods fail with early demux on (EKS user guide, security
+        # groups for pods); set in the aws-vpc-cni-init container.
+        configuration["init"] = {"env": {"DISABLE_TCP_EARLY_DEMUX": "true"}}
+    return configuration
 
 
 def render_eni_config_spec(subnet_id: str, security_group_ids: list[str]) -> dict[str, Any]:
@@ -166,7 +180,10 @@ class EksNetworkingAddons(pulumi.ComponentResource):
             versions[VPC_CNI],
             cfg,
             depends_on=[cni_identity, cni_identity.role, pod_identity_agent],
-            configuration=render_vpc_cni_configuration(),
+            configuration=render_vpc_cni_configuration(
+                pod_eni=bool(cfg.cluster.eks.security_group_policies),
+                enforcing_mode=cfg.cluster.eks.pod_security_group_enforcing_mode,
+            ),
         )
         kube_proxy = _addon(f"{name}-{KUBE_PROXY}", self, cluster, KUBE_PROXY, versions[KUBE_PROXY], cfg, depends_on=[])
         self.eni_configs = {}

@@ -112,6 +112,18 @@ class EksCluster(pulumi.ComponentResource):
         role_policy = aws.iam.RolePolicyAttachment(
             f"{name}-cluster-policy", role=role.name, policy_arn=CLUSTER_POLICY_ARN, opts=child
         )
+        role_grants: list[pulumi.Resource] = [role_policy]
+        if eks.security_group_policies:
+            # Security groups for pods: the VPC resource controller (in the control plane, under this
+            # role) attaches trunk ENIs to nodes and branch ENIs to the selected pods.
+            role_grants.append(
+                aws.iam.RolePolicyAttachment(
+                    f"{name}-vpc-resource-controller",
+                    role=role.name,
+                    policy_arn=iam.EKS_VPC_RESOURCE_CONTROLLER_POLICY_ARN,
+                    opts=child,
+                )
+            )
         self.kms_key = rotating_key(
             f"{name}-secrets",
             alias=f"{cluster_name}-eks-secrets",
@@ -185,7 +197,7 @@ class EksCluster(pulumi.ComponentResource):
                 else None
             ),
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, protect=protect, depends_on=[role_policy, key_policy, log_group]),
+            opts=pulumi.ResourceOptions(parent=self, protect=protect, depends_on=[*role_grants, key_policy, log_group]),
         )
         cluster_sg_id = self.cluster.vpc_config.cluster_security_group_id
         self._node_security_rules(name, cluster_sg_id, tags)

@@ -8,4 +8,6 @@ Design notes:
   (`components.k3s.render_k3s_agent_cloud_init`) with the registration taint Karpenter expects.
 - The pool capacity rule (every allowed instance type can hold the class's maxPods) is enforced
   by config before any resource is registered.
+- A pool marked `securityGroupsForPods` (EKS security groups for pods) gets one more requirement:
+  `node.kubernetes.io/instance-type In` the trunk-ENI types it admits (`components.core.trunk_eni`).
 """

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from components.config.data_plane_rules import trunk_eni_instance_types
 from components.config.karpenter_rules import (
     effective_ami_alias,
     effective_ami_parameters,
@@ -42,6 +43,7 @@ INSTANCE_CATEGORY = "karpenter.k8s.aws/instance-category"
 INSTANCE_GENERATION = "karpenter.k8s.aws/instance-generation"
 INSTANCE_SIZE = "karpenter.k8s.aws/instance-size"
 INSTANCE_FAMILY = "karpenter.k8s.aws/instance-family"
+INSTANCE_TYPE = "node.kubernetes.io/instance-type"
 
 Operator = Literal["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt", "Gte", "Lte"]
 Effect = Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
@@ -286,18 +288,23 @@ def node_class_tags(resource_tags: dict[str, str]) -> dict[str, str]:
 
 # ------------------------------------------------------------------------------ from the config
 def node_pool_from_config(pool: "KarpenterNodePoolConfig") -> NodePoolSpec:
+    requirements = pool_requirements(
+        architectures=tuple(pool.architectures),
+        capacity_types=tuple(pool.capacity_types),
+        categories=tuple(pool.instance_categories),
+        generation_greater_than=pool.instance_generation_greater_than,
+        sizes=tuple(pool.instance_sizes) if pool.instance_sizes else None,
+        excluded_sizes=SMALL_SIZES,
+        families=tuple(pool.instance_families) if pool.instance_families else None,
+    )
+    if pool.security_groups_for_pods:
+        # Security groups for pods: only types the VPC resource controller attaches a trunk ENI to, listed
+        # by name (fail closed: a type newer than the data stays out until the table is regenerated).
+        requirements += (Requirement(INSTANCE_TYPE, "In", tuple(trunk_eni_instance_types(pool))),)
     return NodePoolSpec(
         name=pool.name,
         node_class=pool.node_class,
-        requirements=pool_requirements(
-            architectures=tuple(pool.architectures),
-            capacity_types=tuple(pool.capacity_types),
-            categories=tuple(pool.instance_categories),
-            generation_greater_than=pool.instance_generation_greater_than,
-            sizes=tuple(pool.instance_sizes) if pool.instance_sizes else None,
-            excluded_sizes=SMALL_SIZES,
-            families=tuple(pool.instance_families) if pool.instance_families else None,
-        ),
+        requirements=requirements,
         limits={"cpu": str(pool.limits.cpu), "memory": pool.limits.memory},
         consolidate_after=pool.consolidate_after,
         expire_after=pool.expire_after,

@@ -13,6 +13,7 @@ DEFAULT_PROTECTED = [
     "aws:s3/bucket:Bucket",
     "aws:s3/bucketV2:BucketV2",
     "aws:iam/openIdConnectProvider:OpenIdConnectProvider",
+    "aws:efs/fileSystem:FileSystem",
 ]
 
 
@@ -38,7 +39,7 @@ def _lambda_in_vpc(props, cfg, report, args) -> None:
 RULES = [
     resource_rule(
         "stateful-resources-protected",
-        "Stateful resources (cluster, keys, buckets, OIDC providers) are protected.",
+        "Stateful resources (cluster, keys, buckets, OIDC providers, EFS file systems) are protected.",
         Severity.HIGH,
         [Benchmark("Pulumi", "protect resource option")],
         _AnyType(),
