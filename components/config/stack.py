@@ -32,6 +32,7 @@ from components.config.environments import SAFEGUARD_RULES, Safeguards, Safeguar
 from components.config.identity import IdentityConfig, WorkloadConfig
 from components.config.identity_rules import identity_problems
 from components.config.k3s import K3S_INTERNAL_RANGES, K3sConfig
+from components.config.k3s_rules import k3s_problems
 from components.config.karpenter import KarpenterConfig
 from components.config.karpenter_rules import karpenter_problems
 from components.config.network import NetworkConfig
@@ -286,6 +287,10 @@ def _identity_rules(cfg: "StackConfig") -> Iterator[Problem]:
     yield from identity_problems(cfg)
 
 
+def _k3s_rules(cfg: "StackConfig") -> Iterator[Problem]:
+    yield from k3s_problems(cfg)
+
+
 # Every cross-field rule of the whole stack; each yields (key.path, message) and all of them run.
 STACK_RULES: tuple[Callable[["StackConfig"], Iterator[Problem]], ...] = (
     # The environment's safeguards: none loosened, its zone count, its NAT layout.
@@ -297,6 +302,7 @@ STACK_RULES: tuple[Callable[["StackConfig"], Iterator[Problem]], ...] = (
     _addons_rules,
     _karpenter_rules,
     _identity_rules,
+    _k3s_rules,
 )
 
 

@@ -71,6 +71,8 @@ class K3sServerSettings:
     disable_cloud_controller: bool = True
     # Standby issuers (published, trusted, not signing) during an issuer migration.
     extra_service_account_issuers: Sequence[str] = ()
+    # The embedded registry mirror (Spegel): the registries nodes share images of; empty = off.
+    registry_mirrors: Sequence[str] = ()
 
 
 def service_account_issuers(issuer_url: str, extra: Sequence[str] = ()) -> list[str]:
@@ -111,6 +113,9 @@ def server_k3s_config(s: K3sServerSettings) -> dict:
         # Separate since v1.34.0+k3s1 with its own default of 5; the fallback to
         # etcd-snapshot-retention (k3s PR #13770) came after v1.35.1. Set explicitly on every version.
         "etcd-s3-retention": s.snapshot_retention,
+        # A server flag that turns the mirror on cluster-wide; each node's registries.yaml (written at
+        # boot) lists the registries it shares.
+        **({"embedded-registry": True} if s.registry_mirrors else {}),
     }
 
 
@@ -140,6 +145,7 @@ def render_boot_script(
     snapshot_bucket: str = "",
     snapshot_folder: str = "",
     api_target_group_arn: str = "",
+    registry_mirrors: Sequence[str] = (),
 ) -> str:
     """The boot script: header of shell-quoted settings + the fixed body (`node_boot.sh`)."""
     settings = {
@@ -154,6 +160,7 @@ def render_boot_script(
         "SNAPSHOT_BUCKET": snapshot_bucket,
         "SNAPSHOT_FOLDER": snapshot_folder,
         "API_TARGET_GROUP_ARN": api_target_group_arn,
+        "REGISTRY_MIRRORS": " ".join(registry_mirrors),
         "K3S_CONFIG_DIR": K3S_CONFIG_DIR,
         "K3S_TLS_DIR": K3S_TLS_DIR,
         "TIME_SYNC_SERVER": AMAZON_TIME_SYNC,
@@ -185,6 +192,7 @@ def render_k3s_server_cloud_init(settings: K3sServerSettings) -> str:
         snapshot_bucket=settings.snapshot_bucket,
         snapshot_folder=settings.cluster_name,
         api_target_group_arn=settings.api_target_group_arn if settings.role == "bootstrap" else "",
+        registry_mirrors=settings.registry_mirrors,
     )
     return _cloud_config(server_k3s_config(settings), script)
 
@@ -198,11 +206,13 @@ def render_k3s_agent_cloud_init(
     node_labels: Mapping[str, str] | None = None,
     node_taints: Sequence[str] = (),
     max_pods: int | None = None,
+    registry_mirrors: Sequence[str] = (),
 ) -> str:
     """cloud-config for an agent joining `server_url` with the token in SSM `token_parameter_name`.
 
     `node_taints` are `key=value:Effect` strings (Karpenter passes `karpenter.sh/unregistered:NoExecute`).
     The node name (private DNS FQDN) and `provider-id=aws:///<az>/<instance-id>` come from IMDSv2 at boot.
+    `registry_mirrors`: the registries this node shares through the embedded mirror (the servers' list).
     """
     script = render_boot_script(
         node_kind="agent",
@@ -210,6 +220,7 @@ def render_k3s_agent_cloud_init(
         region=region,
         server_url=server_url,
         token_parameter_name=token_parameter_name,
+        registry_mirrors=registry_mirrors,
     )
     return _cloud_config(agent_k3s_config(server_url, node_labels or {}, node_taints, max_pods), script)
 
