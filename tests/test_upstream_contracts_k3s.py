@@ -23,7 +23,7 @@ from components.addons import pod_identity_webhook as webhook
 from components.config.k3s import K3sConfig
 from components.k3s.user_data import K3S_CONFIG_DIR
 from programs.offline import reveal
-from tests.conftest import shipped_config, variant_run
+from tests.conftest import shipped_config, variants_run
 from tests.upstream_reference import name_list, upstream_file
 
 CONFIG_PATH = f"{K3S_CONFIG_DIR}/config.yaml"
@@ -127,21 +127,14 @@ def test_boot_script_keys_and_flags_are_known_server_flags(dev_run):
     assert {"cluster-reset", "cluster-reset-restore-path"} <= found["cli"]
 
 
+# The dev stack on the default K3s release (1.36) with the embedded registry mirror on: every key a
+# 1.36 node is told, the optional ones included (tests/test_k3s_registry_mirror.py shares this run).
+DEFAULT_RELEASE_WITH_MIRROR = {"cluster.k3s.version": K3sConfig().version, "cluster.k3s.embeddedRegistry": {"enabled": True}}
+
+
 @pytest.fixture(scope="module")
 def default_version_run():
-    """The dev stack on the default K3s release (1.36), HA on three zones with the embedded registry on:
-    every key a 1.36 node is told, including the optional ones."""
-    return variant_run(
-        "dev",
-        "cluster",
-        {
-            **shipped_config("dev")["k8s-platform:cluster"],
-            "k3s": {
-                **{k: v for k, v in shipped_config("dev")["k8s-platform:cluster"]["k3s"].items() if k != "version"},
-                "embeddedRegistry": {"enabled": True},
-            },
-        },
-    )
+    return variants_run("dev", DEFAULT_RELEASE_WITH_MIRROR)
 
 
 def test_every_k3s_config_key_on_the_default_release_is_a_known_flag(default_version_run):

@@ -19,6 +19,7 @@ from components.core.pins import K3S_VERSION as PINNED_K3S_VERSION
 
 K3S_VERSION = re.compile(r"v1\.[0-9]+\.[0-9]+\+k3s[0-9]+", re.ASCII)  # used with fullmatch
 
+
 def exact_k3s_release(v: str) -> str:
     if not K3S_VERSION.fullmatch(v):
         raise ValueError(
