@@ -129,7 +129,10 @@ def test_boot_script_keys_and_flags_are_known_server_flags(dev_run):
 
 # The dev stack on the default K3s release (1.36) with the embedded registry mirror on: every key a
 # 1.36 node is told, the optional ones included (tests/test_k3s_registry_mirror.py shares this run).
-DEFAULT_RELEASE_WITH_MIRROR = {"cluster.k3s.version": K3sConfig().version, "cluster.k3s.embeddedRegistry": {"enabled": True}}
+DEFAULT_RELEASE_WITH_MIRROR = {
+    "cluster.k3s.version": K3sConfig().version,
+    "cluster.k3s.embeddedRegistry": {"enabled": True},
+}
 
 
 @pytest.fixture(scope="module")
