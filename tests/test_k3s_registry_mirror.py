@@ -1,31 +1,30 @@
 """K3s's embedded registry mirror (Spegel), an option off by default (issue 17, point 4).
 
 On: servers start with `embedded-registry: true` (a server flag that enables it cluster-wide), every
-node kind (servers, ASG agents, Karpenter nodes) writes the same `registries.yaml` mirrors at boot, and
-the mirror's ports (5001/tcp peer to peer, 6443/tcp a node's local registry) are opened by
-self-referencing rules of the node security group only.
+node kind (servers, ASG agents, Karpenter nodes) gets the same `registries.yaml` mirrors from cloud-init
+before K3s starts, and the mirror's ports (5001/tcp peer to peer, 6443/tcp a node's local registry) are
+opened by self-referencing rules of the node security group only. Off: the user-data is byte-for-byte
+what it was before the option existed (no node is rolled for a feature that is off).
 """
 
 from __future__ import annotations
 
 import base64
-import re
 
 import pytest
 import yaml
 
 from components.config import ConfigError, parse_stack_config
 from components.config.k3s import DEFAULT_MIRRORED_REGISTRIES
-from components.k3s.user_data import render_k3s_agent_cloud_init, render_k3s_server_cloud_init
+from components.k3s.user_data import REGISTRIES_PATH, render_k3s_server_cloud_init
 from programs.offline import reveal
 from tests.conftest import mutated_config, variants_run
-from tests.test_k3s_user_data import agent_user_data, run_boot_script, settings
+from tests.test_k3s_user_data import agent_user_data, files_of, run_boot_script, settings
 from tests.test_upstream_contracts_k3s import DEFAULT_RELEASE_WITH_MIRROR, rendered_node_configs
 
 LT = "aws:ec2/launchTemplate:LaunchTemplate"
 NODECLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
 INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
-MIRRORS_LINE = re.compile(r"^\s*readonly REGISTRY_MIRRORS=(.*)$", re.M)
 
 
 @pytest.fixture(scope="module")
@@ -33,17 +32,23 @@ def mirror_run():
     return variants_run("dev", DEFAULT_RELEASE_WITH_MIRROR)
 
 
-def boot_mirrors(run) -> dict[str, str]:
-    """node kind name -> the REGISTRY_MIRRORS its boot script is rendered with."""
-    scripts = {lt.name: base64.b64decode(reveal(lt.inputs)["userData"]).decode() for lt in run.of_type(LT)}
-    scripts |= {nc.name: reveal(nc.inputs)["spec"]["userData"] for nc in run.of_type(NODECLASS)}
-    return {name: MIRRORS_LINE.search(text).group(1) for name, text in scripts.items() if "K3S_VERSION" in text}
+def node_registries(run) -> dict[str, dict | None]:
+    """node kind name -> its registries.yaml (parsed), None where the user-data writes none."""
+    texts = {lt.name: base64.b64decode(reveal(lt.inputs)["userData"]).decode() for lt in run.of_type(LT)}
+    texts |= {nc.name: reveal(nc.inputs)["spec"]["userData"] for nc in run.of_type(NODECLASS)}
+    found = {}
+    for name, text in texts.items():
+        if text.startswith("#cloud-config") and "k3s-node-boot" in text:
+            content = files_of(text).get(REGISTRIES_PATH)
+            found[name] = None if content is None else yaml.safe_load(content)
+    return found
 
 
 def test_off_by_default(dev_run):
     assert not dev_run.config.cluster.k3s.embedded_registry.enabled
     assert all("embedded-registry" not in c for _, c in rendered_node_configs(dev_run).values())
-    assert set(boot_mirrors(dev_run).values()) == {"''"}
+    registries = node_registries(dev_run)
+    assert registries and set(registries.values()) == {None}
     assert not [r for r in dev_run.of_type(INGRESS) if "registry" in r.name]
 
 
@@ -52,9 +57,10 @@ def test_servers_enable_it_and_every_node_kind_lists_the_same_mirrors(mirror_run
     servers = [c for kind, c in configs.values() if kind == "server"]
     assert servers and all(c["embedded-registry"] is True for c in servers)
     assert all("embedded-registry" not in c for kind, c in configs.values() if kind == "agent")
-    mirrors = boot_mirrors(mirror_run)
-    assert {"k3s-server-bootstrap", "k3s-agent"} <= set(mirrors) and any("karpenter" in n for n in mirrors)
-    assert set(mirrors.values()) == {"'" + " ".join(DEFAULT_MIRRORED_REGISTRIES) + "'"}, mirrors
+    registries = node_registries(mirror_run)
+    assert {"k3s-server-bootstrap", "k3s-agent"} <= set(registries) and any("karpenter" in n for n in registries)
+    expected = {"mirrors": {registry: {} for registry in DEFAULT_MIRRORED_REGISTRIES}}
+    assert all(doc == expected for doc in registries.values()), registries
 
 
 def test_ports_are_open_between_nodes_only(mirror_run):
@@ -72,31 +78,25 @@ def test_ports_are_open_between_nodes_only(mirror_run):
     assert not [n for n, r in rules.items() if r.get("fromPort") == 5001 and n not in mirror_rules]
 
 
-def test_boot_script_writes_the_mirrors_every_node_reads(tmp_path):
-    mirrors = ("docker.io", "registry.example.com:5000", "*")
-    # The script runs in the repository root, full of files: an unquoted `*` would become their names.
-    root, _ = run_boot_script(
-        tmp_path, render_k3s_server_cloud_init(settings("join", registry_mirrors=mirrors)), cluster_up=True
+def test_the_file_is_written_before_k3s_starts_and_readable_by_root_only(tmp_path):
+    text = render_k3s_server_cloud_init(settings("join", registry_mirrors=("docker.io", "*")))
+    doc = yaml.safe_load(text)
+    (entry,) = [f for f in doc["write_files"] if f["path"] == REGISTRIES_PATH]
+    assert entry["permissions"] == "0600" and entry["owner"] == "root:root"
+    assert yaml.safe_load(entry["content"]) == {"mirrors": {"docker.io": {}, "*": {}}}
+    assert "&" not in entry["content"]  # no YAML anchors: K3s reads a plain mapping
+    # cloud-init writes files (init stage) before runcmd runs the boot script that starts K3s.
+    assert doc["runcmd"] == [["/usr/local/sbin/k3s-node-boot.sh"]]
+    # The boot script still runs unchanged with the mirror on.
+    run_boot_script(tmp_path, text, cluster_up=True)
+
+
+def test_off_leaves_the_user_data_exactly_as_before():
+    assert render_k3s_server_cloud_init(settings("join", registry_mirrors=())) == render_k3s_server_cloud_init(
+        settings("join")
     )
-    doc = yaml.safe_load((root / "etc/registries.yaml").read_text())
-    assert doc == {"mirrors": dict.fromkeys(mirrors)}
-    (root / "etc/registries.yaml").unlink()
-    agent_root = tmp_path / "agent"
-    agent_root.mkdir()
-    root, _ = run_boot_script(agent_root, agent_user_data(registry_mirrors=("quay.io",)), cluster_up=True)
-    assert yaml.safe_load((root / "etc/registries.yaml").read_text()) == {"mirrors": {"quay.io": None}}
-
-
-def test_no_mirror_no_registries_file(tmp_path):
-    root, _ = run_boot_script(tmp_path, render_k3s_server_cloud_init(settings("join")), cluster_up=True)
-    assert not (root / "etc/registries.yaml").exists()  # K3s's default: every registry pulled directly
-
-
-def test_agent_renderer_stays_small_and_mirror_free_by_default():
-    text = render_k3s_agent_cloud_init(
-        server_url="https://x:6443", token_parameter_name="/p", region="us-east-1", k3s_version="v1.36.4+k3s1"
-    )
-    assert MIRRORS_LINE.search(text).group(1) == "''"
+    assert agent_user_data(registry_mirrors=()) == agent_user_data()
+    assert REGISTRIES_PATH not in files_of(agent_user_data())
 
 
 @pytest.mark.parametrize(

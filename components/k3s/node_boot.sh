@@ -101,25 +101,6 @@ ensure_time_sync() {
   systemctl restart chronyd || log "chronyd restart failed; time sync unchanged until the next start"
 }
 
-# write_registries: the registries whose images this node shares through K3s's embedded registry
-# mirror (Spegel). K3s mirrors a registry on a node only when that node's registries.yaml lists it;
-# no endpoints are needed (the embedded mirror is tried first, then the registry itself).
-write_registries() {
-  local registry
-  local -a registries
-  read -r -a registries <<<"${REGISTRY_MIRRORS}"
-  if [ "${#registries[@]}" -eq 0 ]; then
-    return 0
-  fi
-  {
-    echo "mirrors:"
-    for registry in "${registries[@]}"; do
-      echo "  \"${registry}\":"
-    done
-  } >"${K3S_CONFIG_DIR}/registries.yaml"
-  log "embedded registry mirror for: ${REGISTRY_MIRRORS}"
-}
-
 install_k3s() {
   local script
   script=$(mktemp)
@@ -172,7 +153,6 @@ EOF
     fi
   fi
 
-  write_registries
   install_k3s "${NODE_KIND}"
   if [ -n "${restore}" ]; then
     log "restoring etcd snapshot ${restore}"

@@ -23,6 +23,7 @@ from components.config import AddonsConfig
 K3S_CONFIG_DIR = "/etc/rancher/k3s"
 K3S_TLS_DIR = "/var/lib/rancher/k3s/server/tls"
 BOOT_SCRIPT_PATH = "/usr/local/sbin/k3s-node-boot.sh"
+REGISTRIES_PATH = f"{K3S_CONFIG_DIR}/registries.yaml"
 AMAZON_TIME_SYNC = "169.254.169.123"
 CHRONY_CONF = "/etc/chrony.conf"  # AL2023 (chrony); drop-ins under /etc/chrony.d
 # K3s's built-in issuer: kept as the second issuer so tokens minted before the switch stay valid.
@@ -113,8 +114,8 @@ def server_k3s_config(s: K3sServerSettings) -> dict:
         # Separate since v1.34.0+k3s1 with its own default of 5; the fallback to
         # etcd-snapshot-retention (k3s PR #13770) came after v1.35.1. Set explicitly on every version.
         "etcd-s3-retention": s.snapshot_retention,
-        # A server flag that turns the mirror on cluster-wide; each node's registries.yaml (written at
-        # boot) lists the registries it shares.
+        # A server flag that turns the mirror on cluster-wide; each node's registries.yaml (written by
+        # cloud-init next to this file) lists the registries it shares.
         **({"embedded-registry": True} if s.registry_mirrors else {}),
     }
 
@@ -145,7 +146,6 @@ def render_boot_script(
     snapshot_bucket: str = "",
     snapshot_folder: str = "",
     api_target_group_arn: str = "",
-    registry_mirrors: Sequence[str] = (),
 ) -> str:
     """The boot script: header of shell-quoted settings + the fixed body (`node_boot.sh`)."""
     settings = {
@@ -160,7 +160,6 @@ def render_boot_script(
         "SNAPSHOT_BUCKET": snapshot_bucket,
         "SNAPSHOT_FOLDER": snapshot_folder,
         "API_TARGET_GROUP_ARN": api_target_group_arn,
-        "REGISTRY_MIRRORS": " ".join(registry_mirrors),
         "K3S_CONFIG_DIR": K3S_CONFIG_DIR,
         "K3S_TLS_DIR": K3S_TLS_DIR,
         "TIME_SYNC_SERVER": AMAZON_TIME_SYNC,
@@ -192,9 +191,8 @@ def render_k3s_server_cloud_init(settings: K3sServerSettings) -> str:
         snapshot_bucket=settings.snapshot_bucket,
         snapshot_folder=settings.cluster_name,
         api_target_group_arn=settings.api_target_group_arn if settings.role == "bootstrap" else "",
-        registry_mirrors=settings.registry_mirrors,
     )
-    return _cloud_config(server_k3s_config(settings), script)
+    return _cloud_config(server_k3s_config(settings), script, settings.registry_mirrors)
 
 
 def render_k3s_agent_cloud_init(
@@ -220,9 +218,17 @@ def render_k3s_agent_cloud_init(
         region=region,
         server_url=server_url,
         token_parameter_name=token_parameter_name,
-        registry_mirrors=registry_mirrors,
     )
-    return _cloud_config(agent_k3s_config(server_url, node_labels or {}, node_taints, max_pods), script)
+    return _cloud_config(
+        agent_k3s_config(server_url, node_labels or {}, node_taints, max_pods), script, registry_mirrors
+    )
+
+
+def registries_config(registry_mirrors: Sequence[str]) -> dict:
+    """`/etc/rancher/k3s/registries.yaml` for the embedded registry mirror: K3s mirrors a registry on a
+    node only when that node's file lists it; no endpoint is needed (the mirror is tried first, then
+    the registry itself)."""
+    return {"mirrors": {registry: {} for registry in registry_mirrors}}
 
 
 def _labels(labels: Mapping[str, str]) -> list[str]:
@@ -238,7 +244,7 @@ _LiteralDumper.add_representer(
 )
 
 
-def _cloud_config(k3s_config: dict, script: str) -> str:
+def _cloud_config(k3s_config: dict, script: str, registry_mirrors: Sequence[str] = ()) -> str:
     # Time sync is enforced by the boot script (`ensure_time_sync`), not cloud-init's `ntp` module:
     # upstream cloud-init does not list AL2023 ("amazon") for that module (it is skipped there), and
     # where it runs without a chrony template for the distro it renames /etc/chrony.conf, then fails.
@@ -251,6 +257,19 @@ def _cloud_config(k3s_config: dict, script: str) -> str:
                 "content": yaml.safe_dump(k3s_config, sort_keys=False),
             },
             {"path": BOOT_SCRIPT_PATH, "owner": "root:root", "permissions": "0700", "content": script},
+            # Only with the embedded registry mirror on: without it the user-data is unchanged.
+            *(
+                [
+                    {
+                        "path": REGISTRIES_PATH,
+                        "owner": "root:root",
+                        "permissions": "0600",
+                        "content": yaml.safe_dump(registries_config(registry_mirrors), sort_keys=False),
+                    }
+                ]
+                if registry_mirrors
+                else []
+            ),
         ],
         "runcmd": [[BOOT_SCRIPT_PATH]],
     }
