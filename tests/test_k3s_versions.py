@@ -98,5 +98,16 @@ def test_servers_first_plan_installs_the_new_minor_on_servers_only():
     assert versions.pop("k3s-server-bootstrap") == V136
     assert versions and set(versions.values()) == {V135}, versions  # ASG agents and Karpenter nodes
     assert run.outputs["k3sVersion"] == V136
+    # The cloud controller is never newer than the API servers: it stays on 1.35 until they all run 1.36.
+    assert ccm_image_tag(run) == CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS["1.35"]
+
+
+def ccm_image_tag(run) -> str:
     ccm = next(r for r in run.of_type("kubernetes:helm.sh/v3:Release") if "cloud-controller" in r.name)
-    assert ccm.inputs["values"]["image"]["tag"] == CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS["1.36"]
+    return ccm.inputs["values"]["image"]["tag"]
+
+
+def test_agents_follow_once_the_servers_run_the_new_minor():
+    run = variants_run("dev", {"cluster.k3s.version": V136, "cluster.k3s.deployedVersion": V136})
+    assert set(installed_versions(run).values()) == {V136}
+    assert ccm_image_tag(run) == CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS["1.36"]

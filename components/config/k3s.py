@@ -37,7 +37,8 @@ class K3sServersConfig(Model):
     count: int = Field(
         1,
         description=(
-            "K3s servers (embedded etcd): `1` (no HA), `3` or `5`; even counts are refused (no fault-tolerance gain)."
+            "K3s servers (embedded etcd): `1` (no HA), `3` or `5`; even counts are refused (no fault-tolerance gain). "
+            "3 or 5 need at least 3 zones: servers are placed so that a zone outage leaves a quorum."
         ),
     )
     instance_type: str = Field("t3.medium", description="Instance type of the servers (on-demand only).")

@@ -47,6 +47,16 @@ def agents_version(cfg: "StackConfig") -> str:
     return k3s.agents.version or k3s.version
 
 
+def control_plane_version(cfg: "StackConfig") -> str:
+    """The release the API servers are known to run: during a minor upgrade (`deployedVersion` one
+    minor behind `version`) the deployed one, else `version`. What the AWS cloud controller matches:
+    it may never be newer than the API server, so it moves once every server runs the new minor."""
+    k3s = cfg.cluster.k3s
+    if k3s.deployed_version is not None and k3s_minor(k3s.deployed_version) < k3s_minor(k3s.version):
+        return k3s.deployed_version
+    return k3s.version
+
+
 def k3s_problems(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
     if cfg.cluster.kind != "k3s":
         return
