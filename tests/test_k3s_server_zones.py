@@ -10,6 +10,7 @@ import json
 from collections import Counter
 
 import pytest
+import yaml
 
 from components.config import ConfigError, parse_stack_config
 from components.core.etcd_quorum import (
@@ -159,3 +160,19 @@ def test_the_refusal_comes_with_the_files_other_problems():
 def test_shipped_stacks_are_untouched_by_the_rule():
     for stack in ("dev", "prod", "staging"):
         parse_stack_config(shipped_config(stack))
+
+
+def test_preview_exits_2_naming_the_key_and_plans_nothing(tmp_path, capsys):
+    from programs.offline import REPO_ROOT
+    from programs.platformctl.cli import main
+
+    doc = yaml.safe_load((REPO_ROOT / "Pulumi.dev.yaml").read_text())
+    doc["config"]["k8s-platform:cluster"]["k3s"]["servers"]["count"] = 3  # over the stack's 2 zones
+    bad = tmp_path / "Pulumi.ha2.yaml"
+    bad.write_text(yaml.safe_dump(doc))
+    out = tmp_path / "plan.json"
+    code = main(["preview", "--stack", "dev", "--offline", "--config-file", str(bad), "--json", str(out), "--no-cache"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert SERVER_KEY in err and "need at least 3 availability zones" in err and "Traceback" not in err
+    assert json.loads(out.read_text())["resources"] == []
