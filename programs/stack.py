@@ -18,6 +18,7 @@ from components.config import (
     parse_stack_config,
     read_pulumi_config,
 )
+from components.config.k3s_rules import agents_version
 from components.eks.access_instance import EKS_API_PORT, AccessInstance, AccessInstanceArgs
 from components.eks.cluster import EksCluster, EksClusterArgs
 from components.identity import NamedIssuer, WorkloadIdentity, WorkloadIdentityArgs
@@ -60,7 +61,7 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
                 server_url=k3s.server_url,
                 token_parameter_name=k3s.join_token_parameter_name,
                 join_key_arn=k3s.join_key.arn,
-                k3s_version=cfg.cluster.k3s.agents.version or cfg.cluster.k3s.version,
+                k3s_version=agents_version(cfg),  # Karpenter nodes are agents: they follow the agents' release
                 registry_mirrors=k3s.registry_mirrors,
             )
         karpenter = Karpenter("karpenter", KarpenterArgs.from_stack(cfg, cluster, k3s_join=k3s_join), opts=providers)

@@ -119,6 +119,6 @@ def test_bad_mirrors_are_refused_naming_the_key(mirrors, expected):
 
 
 def test_a_wildcard_or_a_private_registry_is_accepted():
-    for mirrors in (["*"], ["registry.example.com:5000", "localhost:5000"]):
+    for mirrors in (["*"], ["registry.example.com:5000", "localhost:5000", "10.20.0.5:5000"]):
         cfg = mutated_config("dev", "cluster.k3s.embeddedRegistry", {"enabled": True, "mirrors": mirrors})
         assert parse_stack_config(cfg).cluster.k3s.embedded_registry.mirrors == mirrors

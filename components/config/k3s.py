@@ -180,8 +180,12 @@ class K3sSnapshotsConfig(Model):
 # Registries whose images the embedded mirror shares by default: where cluster add-ons and most
 # workloads pull from (an image of a registry not listed is never shared between nodes).
 DEFAULT_MIRRORED_REGISTRIES = ("docker.io", "registry.k8s.io", "ghcr.io", "quay.io", "public.ecr.aws")
-# A registry host (a DNS name with a dot, or localhost) with an optional port, or K3s's `*` (every registry).
-REGISTRY_HOST = re.compile(r"\*|(localhost|([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63})(:[0-9]{1,5})?", re.ASCII)
+# A registry host (a DNS name with a dot, localhost or an IPv4 address) with an optional port, or K3s's
+# `*` (every registry).
+REGISTRY_HOST = re.compile(
+    r"\*|(localhost|([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}|([0-9]{1,3}\.){3}[0-9]{1,3})(:[0-9]{1,5})?",
+    re.ASCII,
+)
 
 
 class K3sEmbeddedRegistryConfig(Model):
