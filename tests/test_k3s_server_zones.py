@@ -88,6 +88,8 @@ def test_five_servers_over_three_zones_are_two_two_one():
 def test_too_few_zones_raise_in_the_pure_core():
     with pytest.raises(ValueError, match="at least 3 zones"):
         server_zones(3, ZONES[:2])
+    # An external datastore keeps no quorum on the servers: they are only spread.
+    assert server_zones(4, ZONES[:2], keep_quorum=False) == ["us-east-1a", "us-east-1b"] * 2
 
 
 # ---------------------------------------------------------------------------------------- plan

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from components.core.etcd_quorum import max_servers_per_zone, quorum, zones_needed
 
 if TYPE_CHECKING:
+    from components.config.k3s import K3sConfig
     from components.config.stack import StackConfig
 
 # Kubernetes version skew policy: a kubelet may be up to three minors older than kube-apiserver, never newer.
@@ -35,9 +36,10 @@ def _shown(minor: tuple[int, int]) -> str:
     return f"{minor[0]}.{minor[1]}"
 
 
-def embedded_etcd(cfg: "StackConfig") -> bool:
-    """Whether the servers keep their state in embedded etcd (the default datastore)."""
-    datastore = getattr(cfg.cluster.k3s, "datastore", None)  # `cluster.k3s.datastore` (external datastores)
+def embedded_etcd(k3s: "K3sConfig") -> bool:
+    """Whether the servers keep their state in embedded etcd (the default datastore; an external one is
+    `cluster.k3s.datastore.kind`)."""
+    datastore = getattr(k3s, "datastore", None)
     return getattr(datastore, "kind", "embedded-etcd") == "embedded-etcd"
 
 
@@ -66,7 +68,7 @@ def k3s_problems(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
 
 def _zone_problems(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
     count, zones = cfg.cluster.k3s.servers.count, cfg.network.availability_zones
-    if not embedded_etcd(cfg) or len(zones) >= zones_needed(count):
+    if not embedded_etcd(cfg.cluster.k3s) or len(zones) >= zones_needed(count):
         return
     yield (
         "cluster.k3s.servers.count",

@@ -32,26 +32,27 @@ def zones_needed(servers: int) -> int:
     return 1 if servers == 1 else -(-servers // max_servers_per_zone(servers))
 
 
-def server_zones(servers: int, zones: Sequence[str]) -> list[str]:
+def server_zones(servers: int, zones: Sequence[str], keep_quorum: bool = True) -> list[str]:
     """The zone of each server, bootstrap first: round-robin over the zones, in their order.
 
-    Raises ValueError when the zones cannot keep a quorum through the loss of one of them (config
-    validation refuses that first, naming the key; this is the last line).
+    `keep_quorum` (embedded etcd): raises ValueError when the zones cannot keep a quorum through the
+    loss of one of them (config validation refuses that first, naming the key; this is the last
+    line). Without it (an external datastore holds the state) the servers are only spread.
     """
     if servers < 1:
         raise ValueError(f"{servers} servers: at least 1")
     if len(set(zones)) != len(zones) or not zones:
         raise ValueError(f"zones must be distinct and non-empty, got {list(zones)}")
-    if len(zones) < zones_needed(servers):
+    if keep_quorum and len(zones) < zones_needed(servers):
         raise ValueError(
             f"{servers} servers need at least {zones_needed(servers)} zones to survive a zone outage, got {len(zones)}"
         )
     placed = [zones[i % len(zones)] for i in range(servers)]
-    assert max(Counter(placed).values()) <= max_servers_per_zone(servers)
+    assert not keep_quorum or max(Counter(placed).values()) <= max_servers_per_zone(servers)
     return placed
 
 
-def join_servers_per_zone(servers: int, zones: Sequence[str]) -> dict[str, int]:
+def join_servers_per_zone(servers: int, zones: Sequence[str], keep_quorum: bool = True) -> dict[str, int]:
     """`{zone: join servers}` in zone order: every server but the bootstrap one (server 0), by zone."""
-    counts = Counter(server_zones(servers, zones)[1:])
+    counts = Counter(server_zones(servers, zones, keep_quorum)[1:])
     return {z: counts[z] for z in zones if counts[z]}

@@ -25,6 +25,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.config import K3sConfig, StackConfig
+from components.config.k3s_rules import embedded_etcd
 from components.core import iam_documents as iam
 from components.core.api_access import API_ACCESS_TAG
 from components.core.cluster_handle import ClusterHandle, SystemScheduling
@@ -352,7 +353,7 @@ class K3sCluster(pulumi.ComponentResource):
             # One launch template for every join group (same user-data); one group per zone, pinned to
             # its subnet, each created once the previous one's servers pass the health check.
             join_template = launch_template(server_spec("join"), self)
-            for az, size in join_servers_per_zone(cfg.servers.count, zones).items():
+            for az, size in join_servers_per_zone(cfg.servers.count, zones, keep_quorum=embedded_etcd(cfg)).items():
                 asg = f"{cluster}-k3s-server-{az}"
                 self.server_groups.append(
                     server_group(
