@@ -19,6 +19,7 @@ from components.config import (
     parse_stack_config,
     read_pulumi_config,
 )
+from components.config.k3s_rules import agents_version
 from components.core.cluster_handle import ClusterHandle
 from components.eks.access_instance import EKS_API_PORT, AccessInstance, AccessInstanceArgs
 from components.eks.cluster import EksCluster, EksClusterArgs
@@ -67,7 +68,8 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
                 server_url=k3s.server_url,
                 token_parameter_name=k3s.join_token_parameter_name,
                 join_key_arn=k3s.join_key.arn,
-                k3s_version=cfg.cluster.k3s.version,
+                k3s_version=agents_version(cfg),  # Karpenter nodes are agents: they follow the agents' release
+                registry_mirrors=k3s.registry_mirrors,
             )
         karpenter = Karpenter("karpenter", KarpenterArgs.from_stack(cfg, cluster, k3s_join=k3s_join), opts=providers)
 
@@ -114,6 +116,8 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
         # What `platformctl doctor` checks on K3s: etcd snapshots and the spot-drain dead letters.
         outputs["etcdSnapshotBucket"] = k3s.snapshot_bucket.bucket
         outputs["nodeDrainerDeadLetterQueueUrl"] = k3s.interruption.dead_letter_queue.id
+        # The servers' release: what the next run's `cluster.k3s.deployedVersion` is set to.
+        outputs["k3sVersion"] = cfg.cluster.k3s.version
     if karpenter is not None:
         outputs["karpenterInterruptionQueue"] = karpenter.interruption.queue_name
         outputs["karpenterNodeRoleArn"] = karpenter.node_role.arn
@@ -181,10 +185,7 @@ def _api_access(
     target: dict[str, Any]
     if k3s is not None:
         api_host, api_port = k3s.api_host, K3S_API_PORT
-        groups = [f"{cfg.cluster_name}-k3s-server-bootstrap"]
-        if cfg.cluster.k3s.servers.count > 1:
-            groups.append(f"{cfg.cluster_name}-k3s-servers")
-        target = {"targetKind": "autoScalingGroup", "autoScalingGroupNames": groups}
+        target = {"targetKind": "autoScalingGroup", "autoScalingGroupNames": list(k3s.server_asg_names)}
     elif eks is not None and cfg.cluster.eks.access_instance.enabled:
         instance = AccessInstance(
             "eks-access-instance",

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from programs.offline import Secret, reveal, run_offline, secret_strings
+from tests.conftest import variants_run
 
 ASG = "aws:autoscaling/group:Group"
 LT = "aws:ec2/launchTemplate:LaunchTemplate"
@@ -236,8 +237,8 @@ def test_no_secret_value_or_private_key_in_any_user_data(dev_run):
             assert value not in text, f"{name} holds a secret"
 
 
-def test_exactly_one_server_may_run_cluster_init(dev_run, mutate_config):
-    ha = run_offline("dev", mutate_config("dev", "cluster.k3s.servers", {"count": 3, "instanceType": "t3.medium"}))
+def test_exactly_one_server_may_run_cluster_init(dev_run):
+    ha = ha_run()
     servers = {name: yaml.safe_load(text) for name, text in user_data(ha).items() if name.startswith("k3s-server")}
     roles = {}
     for name, doc in servers.items():
@@ -261,9 +262,22 @@ def test_exactly_one_server_may_run_cluster_init(dev_run, mutate_config):
             assert "instanceMarketOptions" not in lt.inputs  # etcd never on Spot
     groups = {g.name: g for g in ha.of_type(ASG) if g.name.startswith("k3s-server")}
     assert groups["k3s-server-bootstrap"].inputs["maxSize"] == 1
-    joiners = groups["k3s-server-join"]
-    assert joiners.inputs["desiredCapacity"] == 2 and joiners.inputs["waitForElbCapacity"] == 2
-    assert groups["k3s-server-bootstrap"].urn in joiners.dependencies  # they join once the API answers
+    first, second = groups["k3s-server-join-us-east-1b"], groups["k3s-server-join-us-east-1c"]
+    for joiners in (first, second):
+        assert joiners.inputs["desiredCapacity"] == 1 and joiners.inputs["waitForElbCapacity"] == 1
+    assert groups["k3s-server-bootstrap"].urn in first.dependencies  # they join once the API answers
+    assert first.urn in second.dependencies  # etcd members are added one at a time
+
+
+HA_ZONES = ["us-east-1a", "us-east-1b", "us-east-1c"]
+
+
+def ha_run():
+    """The dev stack with 3 servers (embedded etcd) over 3 zones: the smallest HA layout."""
+    return variants_run(
+        "dev",
+        {"network.availabilityZones": HA_ZONES, "cluster.k3s.servers": {"count": 3, "instanceType": "t3.medium"}},
+    )
 
 
 def test_kubeconfig_and_endpoint_outputs(dev_run):

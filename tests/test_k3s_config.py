@@ -14,9 +14,9 @@ def problems(cfg) -> list[str]:
     return err.value.problems
 
 
-def test_defaults_are_a_pinned_v1_35_release_and_a_private_api():
+def test_defaults_are_a_pinned_v1_36_release_and_a_private_api():
     k3s = K3sConfig()
-    assert k3s.version.startswith("v1.35.") and k3s.version.endswith("+k3s1")
+    assert k3s.version.startswith("v1.36.") and k3s.version.endswith("+k3s1")
     assert k3s.servers.count == 1 and k3s.api_access.internet_facing is False and k3s.api_access.allowed_cidrs == []
     assert k3s.ssh_key_name is None and k3s.ssh_source_security_group_id is None
 

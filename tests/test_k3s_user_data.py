@@ -26,6 +26,7 @@ from components.k3s.user_data import (
 
 SHELLCHECK = Path(sys.executable).parent / "shellcheck"
 ISSUER = "https://dev-k3s-oidc-111111111111.s3.us-east-1.amazonaws.com"
+MIRRORS = ("docker.io", "registry.k8s.io", "registry.example.com:5000")
 
 
 def settings(role: str = "bootstrap", **over) -> K3sServerSettings:
@@ -67,6 +68,9 @@ ALL_USER_DATA = {
     "server-bootstrap": lambda: render_k3s_server_cloud_init(settings("bootstrap")),
     "server-join": lambda: render_k3s_server_cloud_init(settings("join")),
     "agent": agent_user_data,
+    # The embedded registry mirror on: registries.yaml written at boot on every node kind.
+    "server-join-mirror": lambda: render_k3s_server_cloud_init(settings("join", registry_mirrors=MIRRORS)),
+    "agent-mirror": lambda: agent_user_data(registry_mirrors=MIRRORS),
 }
 
 

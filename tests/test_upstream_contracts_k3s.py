@@ -23,7 +23,7 @@ from components.addons import pod_identity_webhook as webhook
 from components.config.k3s import K3sConfig
 from components.k3s.user_data import K3S_CONFIG_DIR
 from programs.offline import reveal
-from tests.conftest import shipped_config
+from tests.conftest import shipped_config, variants_run
 from tests.upstream_reference import name_list, upstream_file
 
 CONFIG_PATH = f"{K3S_CONFIG_DIR}/config.yaml"
@@ -34,10 +34,22 @@ def minor(version: str) -> str:
     return ".".join(version.lstrip("v").split(".")[:2])
 
 
+# Pinned minors checked against the previous minor's CLI reference (none of their own at hand). K3s's
+# flag deprecation policy (docs.k3s.io/reference/flag-deprecation): a flag deprecated in minor N keeps
+# working (with a warning) through N and turns fatal in N+1, so a flag documented, not deprecated, in
+# 1.35 still works in 1.36; the v1.36.0+k3s1 release notes remove none.
+REFERENCE_OF_MINOR = {"1.36": "1.35"}
+
+
+def reference_minor(version: str) -> str:
+    return REFERENCE_OF_MINOR.get(minor(version), minor(version))
+
+
 def k3s_flags(kind: str, version: str) -> set[str]:
     """Known flags of a K3s minor for a node kind; agent flags are valid on servers too."""
-    agent = name_list(f"k3s-agent-flags-v{minor(version)}.txt")
-    return agent | name_list(f"k3s-server-flags-v{minor(version)}.txt") if kind == "server" else agent
+    ref = reference_minor(version)
+    agent = name_list(f"k3s-agent-flags-v{ref}.txt")
+    return agent | name_list(f"k3s-server-flags-v{ref}.txt") if kind == "server" else agent
 
 
 def unknown_keys(config: dict, known: set[str]) -> list[str]:
@@ -88,8 +100,9 @@ def test_k3s_pins_are_published_releases_of_a_minor_with_a_flag_reference():
     }
     for where, pin in pins.items():
         assert pin in releases and not releases[pin].startswith("NOT FOUND"), f"{where}: {pin} is no known K3s release"
-        # The flag contract below needs the pinned minor's CLI reference.
-        upstream_file(f"k3s-server-flags-v{minor(pin)}.txt")
+        # The flag contract below needs the pinned minor's CLI reference (or the previous minor's).
+        upstream_file(f"k3s-server-flags-v{reference_minor(pin)}.txt")
+    assert minor(pins["default"]) == "1.36", "K3s 1.36 is the default for new stacks"
 
 
 def test_dev_plan_renders_every_k3s_node_kind(dev_run):
@@ -112,6 +125,30 @@ def test_boot_script_keys_and_flags_are_known_server_flags(dev_run):
     # Agents get the instance drop-in too: its keys must be agent flags.
     assert sorted(found["every-node"] - k3s_flags("agent", dev_run.config.cluster.k3s.version)) == []
     assert {"cluster-reset", "cluster-reset-restore-path"} <= found["cli"]
+
+
+# The dev stack on the default K3s release (1.36) with the embedded registry mirror on: every key a
+# 1.36 node is told, the optional ones included (tests/test_k3s_registry_mirror.py shares this run).
+DEFAULT_RELEASE_WITH_MIRROR = {
+    "cluster.k3s.version": K3sConfig().version,
+    "cluster.k3s.embeddedRegistry": {"enabled": True},
+}
+
+
+@pytest.fixture(scope="module")
+def default_version_run():
+    return variants_run("dev", DEFAULT_RELEASE_WITH_MIRROR)
+
+
+def test_every_k3s_config_key_on_the_default_release_is_a_known_flag(default_version_run):
+    version = default_version_run.config.cluster.k3s.version
+    assert minor(version) == "1.36"
+    configs = rendered_node_configs(default_version_run)
+    assert any(c.get("embedded-registry") is True for kind, c in configs.values() if kind == "server")
+    for name, (kind, config) in configs.items():
+        assert unknown_keys(config, k3s_flags(kind, version)) == [], f"{name} ({kind})"
+    assert "embedded-registry" in k3s_flags("server", version)
+    assert "embedded-registry" not in k3s_flags("agent", version)  # a server flag: servers enable it cluster-wide
 
 
 def test_disable_items_are_valid(dev_run):

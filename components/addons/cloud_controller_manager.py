@@ -25,6 +25,7 @@ from components.addons import values as values
 from components.addons.cluster_addons import addon_identity, pinned_release
 from components.addons.policies import cloud_controller_manager_policy
 from components.config import StackConfig, kubernetes_minor
+from components.config.k3s_rules import control_plane_version
 from components.core import iam_documents as iam
 from components.core.cluster_handle import ClusterHandle
 from components.core.pins import CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS
@@ -71,7 +72,8 @@ class CloudControllerManager(pulumi.ComponentResource):
         release_values = values.cloud_controller_manager_values(
             cluster_name=cfg.cluster_name,
             region=cfg.region,
-            image_tag=CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS[kubernetes_minor(cfg.cluster.k3s.version)],
+            # The servers' minor, the deployed one while they are being upgraded (never newer than them).
+            image_tag=CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS[kubernetes_minor(control_plane_version(cfg))],
             role_arn=self.identity.role_arn,
             scheduling=cluster.system_scheduling,
             manages_load_balancers=manages_lbs,

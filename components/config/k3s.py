@@ -19,6 +19,15 @@ from components.core.pins import K3S_VERSION as PINNED_K3S_VERSION
 
 K3S_VERSION = re.compile(r"v1\.[0-9]+\.[0-9]+\+k3s[0-9]+", re.ASCII)  # used with fullmatch
 
+
+def exact_k3s_release(v: str) -> str:
+    if not K3S_VERSION.fullmatch(v):
+        raise ValueError(
+            f"'{shown(v)}' is not an exact K3s release like v1.35.1+k3s1 (channels and ranges are refused)"
+        )
+    return v
+
+
 # K3s's default cluster (flannel pod) and service CIDRs: the VPC must not overlap them.
 K3S_INTERNAL_RANGES = ("10.42.0.0/16", "10.43.0.0/16")
 
@@ -28,7 +37,8 @@ class K3sServersConfig(Model):
     count: int = Field(
         1,
         description=(
-            "K3s servers (embedded etcd): `1` (no HA), `3` or `5`; even counts are refused (no fault-tolerance gain)."
+            "K3s servers (embedded etcd): `1` (no HA), `3` or `5`; even counts are refused (no fault-tolerance gain). "
+            "3 or 5 need at least 3 zones: servers are placed so that a zone outage leaves a quorum."
         ),
     )
     instance_type: str = Field("t3.medium", description="Instance type of the servers (on-demand only).")
@@ -56,9 +66,21 @@ class K3sAgentsConfig(Model):
         ge=0,
         description=("On-demand agents before Spot (capacity-optimized) fills the rest; at most `maxSize`."),
     )
+    version: str | None = Field(
+        None,
+        description=(
+            "K3s release of the agents (the ASG and Karpenter nodes) while the servers are upgraded first: an exact "
+            "`vX.Y.Z+k3sN`, not newer than `cluster.k3s.version`. Default: `cluster.k3s.version`."
+        ),
+    )
     min_size: int = Field(default=1, ge=0, description="Fewest agents of the ASG.")
     desired_size: int = Field(default=2, ge=0, description="Agents to run; `minSize <= desiredSize <= maxSize`.")
     max_size: int = Field(default=5, ge=1, description="Most agents of the ASG.")
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: str | None) -> str | None:
+        return v if v is None else exact_k3s_release(v)
 
     @field_validator("instance_types")
     @classmethod
@@ -160,6 +182,53 @@ class K3sSnapshotsConfig(Model):
         return v
 
 
+# Registries whose images the embedded mirror shares by default: where cluster add-ons and most
+# workloads pull from (an image of a registry not listed is never shared between nodes).
+DEFAULT_MIRRORED_REGISTRIES = ("docker.io", "registry.k8s.io", "ghcr.io", "quay.io", "public.ecr.aws")
+# A registry host (a DNS name with a dot, localhost or an IPv4 address) with an optional port, or K3s's
+# `*` (every registry).
+REGISTRY_HOST = re.compile(
+    r"\*|(localhost|([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}|([0-9]{1,3}\.){3}[0-9]{1,3})(:[0-9]{1,5})?",
+    re.ASCII,
+)
+
+
+class K3sEmbeddedRegistryConfig(Model):
+    """K3s's embedded registry mirror (Spegel): nodes pull images other nodes already hold."""
+
+    enabled: bool = Field(
+        False,
+        description=(
+            "Run K3s's embedded registry mirror (Spegel, `embedded-registry`): nodes share pulled images peer to "
+            "peer on 5001/tcp and 6443/tcp, opened only between the cluster's nodes."
+        ),
+    )
+    mirrors: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_MIRRORED_REGISTRIES),
+        description=(
+            "Registries whose images nodes share (the `mirrors` of every node's `registries.yaml`): distinct hosts "
+            "like `docker.io` or `registry.example.com:5000`, or `*` for every registry."
+        ),
+    )
+
+    @field_validator("mirrors")
+    @classmethod
+    def _mirrors(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one registry (an empty list mirrors nothing: set enabled: false instead)")
+        bad = [m for m in v if not REGISTRY_HOST.fullmatch(m)]
+        if bad:
+            raise ValueError(
+                f"{', '.join(repr(shown(m)) for m in bad)}: not a registry host like docker.io or "
+                "registry.example.com:5000 (lowercase, no scheme or path), or `*`"
+            )
+        if len(set(v)) != len(v):
+            raise ValueError("registries must be distinct")
+        if "*" in v and len(v) > 1:
+            raise ValueError("`*` already mirrors every registry: list it alone")
+        return v
+
+
 class K3sConfig(Model):
     """K3s-on-EC2 settings (components/k3s_*.py)."""
 
@@ -188,6 +257,16 @@ class K3sConfig(Model):
         description=("The only security group (`sg-...`) allowed to reach port 22; set together with `sshKeyName`."),
     )
     snapshots: K3sSnapshotsConfig = Field(K3sSnapshotsConfig(), description="etcd snapshots to S3.")
+    deployed_version: str | None = Field(
+        None,
+        description=(
+            "The K3s release the servers run now (the stack output `k3sVersion` of the last update): with it a "
+            "minor downgrade, a skipped minor and agents upgraded with the servers in one run are refused."
+        ),
+    )
+    embedded_registry: K3sEmbeddedRegistryConfig = Field(
+        K3sEmbeddedRegistryConfig(), description="K3s's embedded registry mirror (Spegel); off by default."
+    )
     # How long the interruption Lambda drains a node (PDB-blocked evictions retried) before it
     # gives up and lets SQS redeliver; below the Lambda's 900 s ceiling.
     drain_timeout_seconds: int = Field(
@@ -202,11 +281,12 @@ class K3sConfig(Model):
     @field_validator("version")
     @classmethod
     def _version(cls, v: str) -> str:
-        if not K3S_VERSION.fullmatch(v):
-            raise ValueError(
-                f"'{shown(v)}' is not an exact K3s release like v1.35.1+k3s1 (channels and ranges are refused)"
-            )
-        return v
+        return exact_k3s_release(v)
+
+    @field_validator("deployed_version")
+    @classmethod
+    def _deployed_version(cls, v: str | None) -> str | None:
+        return v if v is None else exact_k3s_release(v)
 
     @field_validator("ssh_key_name")
     @classmethod

@@ -35,6 +35,7 @@ from components.config.environments import SAFEGUARD_RULES, Safeguards, Safeguar
 from components.config.identity import IdentityConfig, WorkloadConfig
 from components.config.identity_rules import identity_problems
 from components.config.k3s import K3S_INTERNAL_RANGES, K3sConfig
+from components.config.k3s_rules import k3s_problems
 from components.config.karpenter import KarpenterConfig
 from components.config.karpenter_rules import karpenter_problems
 from components.config.network import NetworkConfig
@@ -304,8 +305,14 @@ def _identity_rules(cfg: "StackConfig") -> Iterator[Problem]:
 
 def _ci_rules(cfg: "StackConfig") -> Iterator[Problem]:
     yield from ci_problems(cfg)
+
+
 def _data_plane_rules(cfg: "StackConfig") -> Iterator[Problem]:
     yield from data_plane_problems(cfg)
+
+
+def _k3s_rules(cfg: "StackConfig") -> Iterator[Problem]:
+    yield from k3s_problems(cfg)
 
 
 # Every cross-field rule of the whole stack; each yields (key.path, message) and all of them run.
@@ -322,6 +329,7 @@ STACK_RULES: tuple[Callable[["StackConfig"], Iterator[Problem]], ...] = (
     _identity_rules,
     _ci_rules,
     _data_plane_rules,
+    _k3s_rules,
 )
 
 

@@ -70,7 +70,13 @@ CHARTS["aws-efs-csi-driver"] = ChartRef(
 )
 
 # registry.k8s.io/provider-aws/cloud-controller-manager tag per Kubernetes minor (K3s clusters).
-CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS: dict[str, str] = {"1.35": "v1.35.0"}
+# 1.36: no chart ships a 1.36 app version yet (newest 0.0.11 = v1.35.0), so the image is set over
+# chart 0.0.11. v1.36.1 is the only 1.36 image: v1.36.0's build failed and was never staged
+# (kubernetes/cloud-provider-aws#1450); v1.36.1 was promoted by kubernetes/k8s.io#9796 (merged
+# 2026-07-30). Not resolvable offline: listed in CLOUD_CONTROLLER_MANAGER_UNCONFIRMED_TAGS.
+CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS: dict[str, str] = {"1.35": "v1.35.0", "1.36": "v1.36.1"}
+# Image tags no published chart index lists as an app version (README "Pins not confirmed offline").
+CLOUD_CONTROLLER_MANAGER_UNCONFIRMED_TAGS: frozenset[str] = frozenset({"v1.36.1"})
 
 # Karpenter (components/karpenter/controller.py): the official OCI chart. 1.14.1 (2026-08) is the newest v1
 # release (tag v1.14.1, 2026-08-20); the tests validate NodePools/EC2NodeClasses against its published CRDs
@@ -175,11 +181,15 @@ def addon_versions(kubernetes_version: str, overrides: dict[str, str] | None = N
 
 
 # ------------------------------------------------------------------------------------------ K3s
-# The newest v1.35 patch (../shared/reference/upstream/k3s-releases.txt: k3s-io/k3s#14544 "Update to
-# v1.35.8-k3s1 and Go 1.26.7", 2026-08-27). Not v1.36: the AWS cloud controller has no 1.36 build
-# yet (newest chart 0.0.11 ships v1.35.0, and it must match the cluster's minor), and K3s's CLI
-# reference at hand (the flag contract tests) is v1.35's.
-K3S_VERSION = "v1.35.8+k3s1"
+# The stable channel is on 1.36 (../shared/reference/upstream/k3s-releases.txt: k3s-io/k3s#14492
+# "Update stable channel to v1.36.3+k3s1", 2026-08-04), and v1.36.4+k3s1 is the newest patch of that
+# minor (k3s-io/k3s#14545 "[release-1.36] Update to v1.36.4-k3s1 and Go 1.26.7", the same Go security
+# rebuild as the previous pin v1.35.8+k3s1 (#14544); k3s-ansible moved to it on 2026-09-02). The channel
+# follows each minor's newest patch; v1.36.3 would go back to an older Go than the 1.35 pin. 1.37 is out
+# (2026-09-14) but no channel names it yet and no AWS cloud controller build for 1.37 is known.
+# K3s's CLI reference at hand is v1.35's: the flag contract tests check 1.36 against it (K3s's flag
+# deprecation policy keeps a flag documented in 1.35 operational in 1.36; the 1.36 notes remove none).
+K3S_VERSION = "v1.36.4+k3s1"
 
 # ------------------------------------------------------------------------- pod-identity webhook
 # amazon-eks-pod-identity-webhook v0.6.17 (its flags and deploy files are in ../shared/reference).

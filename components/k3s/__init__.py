@@ -9,6 +9,11 @@ Design notes:
   self-hosted IRSA issuer can publish the JWKS before any server boots.
 - `interruption` wires EventBridge -> SQS -> the `node_drainer` Lambda, which drains a node on spot
   interruption, rebalance, ASG termination and stop.
+- Servers (embedded etcd) are placed round-robin over the zones, bootstrap first, one Auto Scaling
+  group per zone pinned to its subnet (`components/core/etcd_quorum.py`): a zone outage leaves a
+  quorum and a replacement stays in its zone; config refuses fewer zones than that needs.
+- The embedded registry mirror (Spegel) is off by default; when on, `registries.yaml` comes from
+  cloud-init on every node kind and its ports are open between the cluster's nodes only.
 - `control_plane.k3s_control_plane` builds it all in start-up order and returns a complete handle.
 - Public surface for siblings (Karpenter launches K3s agents): `agent_policy`,
   `render_k3s_agent_cloud_init`.

@@ -4,8 +4,15 @@ Wiring only; what it says comes from pure renderers: user-data (`k3s_user_data`)
 policies (`k3s_policies`), launch templates and groups (`k3s_node_groups`), PKI (`k3s_pki`).
 
 Servers: exactly one deterministic bootstrap server (an ASG of 1 whose user-data alone may run
-`cluster-init`, and only when no server answers yet) plus an ASG of count-1 servers that join
-through the NLB once the bootstrap server passed the health check. Agents join through the NLB.
+`cluster-init`, and only when no server answers yet) plus count-1 servers that join through the NLB
+once the bootstrap server passed the health check. Agents join through the NLB.
+
+Zones (HA, embedded etcd): servers are dealt round-robin over the zones, bootstrap first
+(components/core/etcd_quorum.py), so one zone outage always leaves a quorum. The bootstrap group is
+pinned to the first zone's subnet and every other zone gets its own join group pinned to its subnet:
+an ASG replaces a failed server in the same zone. Join groups are created one after the other
+(etcd members are added one at a time). A single server spans every zone: it has no quorum to keep,
+and when its zone fails the ASG restores it from the newest snapshot in another one.
 """
 
 from __future__ import annotations
@@ -18,9 +25,11 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.config import CI_RETENTION_DAYS, K3sConfig, StackConfig
+from components.config.k3s_rules import embedded_etcd
 from components.core import iam_documents as iam
 from components.core.api_access import API_ACCESS_TAG
 from components.core.cluster_handle import ClusterHandle, SystemScheduling
+from components.core.etcd_quorum import join_servers_per_zone
 from components.core.kms_keys import rotating_key
 from components.core.kubeconfig import render_client_cert_kubeconfig
 from components.k3s import policies as policies
@@ -41,6 +50,11 @@ SYSTEM_SCHEDULING = SystemScheduling(
     tolerations=[{"key": "CriticalAddonsOnly", "operator": "Exists", "effect": "NoExecute"}],
 )
 AGENT_LABELS = {"k8s-platform/node-group": "agents"}
+# The embedded registry mirror (Spegel): peers publish and find images on 5001/tcp, and every node,
+# agents included, serves image layers from its local registry on 6443/tcp (docs.k3s.io,
+# installation/registry-mirror, "Requirements").
+REGISTRY_P2P_PORT = 5001
+REGISTRY_PORT = API_PORT
 
 
 @dataclass(frozen=True)
@@ -85,6 +99,9 @@ class K3sClusterArgs:
     ephemeral: bool = False
     """The ci profile (`safeguards_in_force.ephemeral`): the server runs workloads (no taint), no agents
     group, the PKI secret deleted without a recovery window, 1-day retentions. Default: a lasting cluster."""
+    agent_version: str | None = None
+    """The agents' K3s release while the servers are upgraded first (`cluster.k3s.agents.version`).
+    Default: the servers' `config.version`."""
 
     @classmethod
     def from_stack(
@@ -116,6 +133,7 @@ class K3sClusterArgs:
             disabled_components=cfg.addons.k3s_disabled_components(),
             disable_cloud_controller=cfg.addons.cloud_controller_manager_enabled("k3s"),
             ephemeral=cfg.safeguards_in_force.ephemeral,
+            agent_version=cfg.cluster.k3s.agents.version,
         )
 
 
@@ -136,7 +154,9 @@ class K3sCluster(pulumi.ComponentResource):
     server_url: pulumi.Output[str]  # `https://<api_host>:6443`
     endpoint: pulumi.Output[str]
     server_user_data: dict[str, pulumi.Output[str]]  # by server role: bootstrap, join
-    server_groups: list[aws.autoscaling.Group]  # bootstrap first
+    server_groups: list[aws.autoscaling.Group]  # bootstrap first, then the join groups in zone order
+    server_asg_names: list[str]  # the Auto Scaling group names of `server_groups`, same order
+    registry_mirrors: tuple[str, ...]  # registries shared through the embedded mirror; empty: off
     agent_user_data: pulumi.Output[str]
     agent_group: aws.autoscaling.Group | None  # None when ephemeral: workloads run on the server
     asg_name_prefix: str  # every Auto Scaling group of the cluster starts with it
@@ -155,6 +175,8 @@ class K3sCluster(pulumi.ComponentResource):
         cfg, cluster, tags = args.config, args.cluster_name, args.tags
         child = pulumi.ResourceOptions(parent=self)
         prefix = f"/k8s-platform/{cluster}/k3s"
+        mirror = cfg.embedded_registry
+        self.registry_mirrors = tuple(mirror.mirrors) if mirror.enabled else ()
         self.server_token_parameter_name = f"{prefix}/server-token"
         self.join_token_parameter_name = f"{prefix}/agent-token"
 
@@ -289,6 +311,7 @@ class K3sCluster(pulumi.ComponentResource):
                         node_taints=[] if args.ephemeral else [SERVER_TAINT],
                         extra_service_account_issuers=args.extra_service_account_issuers,
                         disable_cloud_controller=args.disable_cloud_controller,
+                        registry_mirrors=self.registry_mirrors,
                         **(
                             {"disable_components": args.disabled_components}
                             if args.disabled_components is not None
@@ -322,31 +345,40 @@ class K3sCluster(pulumi.ComponentResource):
             )
 
         self.server_user_data = {r: server_user_data(r) for r in ("bootstrap", "join")}
+        zones = list(args.private_subnet_ids)
+        bootstrap_asg = f"{cluster}-k3s-server-bootstrap"
         bootstrap = server_group(
             f"{name}-server-bootstrap",
-            asg_name=f"{cluster}-k3s-server-bootstrap",
+            asg_name=bootstrap_asg,
             size=1,
             template=launch_template(server_spec("bootstrap"), self),
-            subnet_ids=subnets,
+            # HA: the first zone only (round-robin placement, bootstrap first); 1 server: any zone.
+            subnet_ids=subnets if cfg.servers.count == 1 else [args.private_subnet_ids[zones[0]]],
             target_group_arn=target_group.arn,
             tags=tags,
             parent=self,
         )
-        self.server_groups = [bootstrap]
+        self.server_groups, self.server_asg_names = [bootstrap], [bootstrap_asg]
         if cfg.servers.count > 1:
-            self.server_groups.append(
-                server_group(
-                    f"{name}-server-join",
-                    asg_name=f"{cluster}-k3s-servers",
-                    size=cfg.servers.count - 1,
-                    template=launch_template(server_spec("join"), self),
-                    subnet_ids=subnets,
-                    target_group_arn=target_group.arn,
-                    tags=tags,
-                    parent=self,
-                    depends_on=[bootstrap],
+            # One launch template for every join group (same user-data); one group per zone, pinned to
+            # its subnet, each created once the previous one's servers pass the health check.
+            join_template = launch_template(server_spec("join"), self)
+            for az, size in join_servers_per_zone(cfg.servers.count, zones, keep_quorum=embedded_etcd(cfg)).items():
+                asg = f"{cluster}-k3s-server-{az}"
+                self.server_groups.append(
+                    server_group(
+                        f"{name}-server-join-{az}",
+                        asg_name=asg,
+                        size=size,
+                        template=join_template,
+                        subnet_ids=[args.private_subnet_ids[az]],
+                        target_group_arn=target_group.arn,
+                        tags=tags,
+                        parent=self,
+                        depends_on=[self.server_groups[-1]],
+                    )
                 )
-            )
+                self.server_asg_names.append(asg)
 
         # ---- agents: Spot above an on-demand base, joining through the NLB
         self.agent_user_data = self.server_url.apply(
@@ -354,8 +386,9 @@ class K3sCluster(pulumi.ComponentResource):
                 server_url=url,
                 token_parameter_name=self.join_token_parameter_name,
                 region=args.region,
-                k3s_version=cfg.version,
+                k3s_version=args.agent_version or cfg.version,
                 node_labels=AGENT_LABELS,
+                registry_mirrors=self.registry_mirrors,
             )
         )
         agents = cfg.agents
@@ -412,7 +445,9 @@ class K3sCluster(pulumi.ComponentResource):
                 vpc_id=args.vpc_id,
                 vpc_cidr=args.vpc_cidr,
                 subnet_ids=subnets,
-                asg_names=[f"{cluster}-k3s-server-bootstrap", f"{cluster}-k3s-servers"]
+                # `<cluster>-k3s-servers` is the single join group of earlier releases: listed so that its
+                # servers are still drained (node deleted, etcd member removed) when an upgrade deletes it.
+                asg_names=[*self.server_asg_names, f"{cluster}-k3s-servers"]
                 + ([] if args.ephemeral else [f"{cluster}-k3s-agents"]),
                 asg_name_prefix=self.asg_name_prefix,
                 pki=pki,
@@ -551,6 +586,23 @@ class K3sCluster(pulumi.ComponentResource):
         ingress("nlb-from-vpc", api, API_PORT, cidr=a.vpc_cidr, description="API from the VPC")
         for i, cidr in enumerate(a.config.api_access.allowed_cidrs):
             ingress(f"nlb-from-allowed-{i}", api, API_PORT, cidr=cidr, description="API from an allowlisted network")
+        if a.config.embedded_registry.enabled:
+            # Explicit although node-to-node allows everything today: the mirror's ports stay open
+            # between nodes (and only between them) if that rule is ever narrowed.
+            ingress(
+                "registry-p2p-from-nodes",
+                nodes,
+                REGISTRY_P2P_PORT,
+                source_sg=nodes,
+                description="embedded registry mirror (Spegel) peer to peer",
+            )
+            ingress(
+                "registry-from-nodes",
+                nodes,
+                REGISTRY_PORT,
+                source_sg=nodes,
+                description="embedded registry mirror: image layers from a node's local registry",
+            )
         if a.config.ssh_source_security_group_id:
             ingress("ssh", nodes, 22, source_sg=a.config.ssh_source_security_group_id, description="SSH (configured)")
         aws.vpc.SecurityGroupEgressRule(

@@ -23,6 +23,7 @@ from components.config import AddonsConfig
 K3S_CONFIG_DIR = "/etc/rancher/k3s"
 K3S_TLS_DIR = "/var/lib/rancher/k3s/server/tls"
 BOOT_SCRIPT_PATH = "/usr/local/sbin/k3s-node-boot.sh"
+REGISTRIES_PATH = f"{K3S_CONFIG_DIR}/registries.yaml"
 AMAZON_TIME_SYNC = "169.254.169.123"
 CHRONY_CONF = "/etc/chrony.conf"  # AL2023 (chrony); drop-ins under /etc/chrony.d
 # K3s's built-in issuer: kept as the second issuer so tokens minted before the switch stay valid.
@@ -71,6 +72,8 @@ class K3sServerSettings:
     disable_cloud_controller: bool = True
     # Standby issuers (published, trusted, not signing) during an issuer migration.
     extra_service_account_issuers: Sequence[str] = ()
+    # The embedded registry mirror (Spegel): the registries nodes share images of; empty = off.
+    registry_mirrors: Sequence[str] = ()
 
 
 def service_account_issuers(issuer_url: str, extra: Sequence[str] = ()) -> list[str]:
@@ -111,6 +114,9 @@ def server_k3s_config(s: K3sServerSettings) -> dict:
         # Separate since v1.34.0+k3s1 with its own default of 5; the fallback to
         # etcd-snapshot-retention (k3s PR #13770) came after v1.35.1. Set explicitly on every version.
         "etcd-s3-retention": s.snapshot_retention,
+        # A server flag that turns the mirror on cluster-wide; each node's registries.yaml (written by
+        # cloud-init next to this file) lists the registries it shares.
+        **({"embedded-registry": True} if s.registry_mirrors else {}),
     }
 
 
@@ -186,7 +192,7 @@ def render_k3s_server_cloud_init(settings: K3sServerSettings) -> str:
         snapshot_folder=settings.cluster_name,
         api_target_group_arn=settings.api_target_group_arn if settings.role == "bootstrap" else "",
     )
-    return _cloud_config(server_k3s_config(settings), script)
+    return _cloud_config(server_k3s_config(settings), script, settings.registry_mirrors)
 
 
 def render_k3s_agent_cloud_init(
@@ -198,11 +204,13 @@ def render_k3s_agent_cloud_init(
     node_labels: Mapping[str, str] | None = None,
     node_taints: Sequence[str] = (),
     max_pods: int | None = None,
+    registry_mirrors: Sequence[str] = (),
 ) -> str:
     """cloud-config for an agent joining `server_url` with the token in SSM `token_parameter_name`.
 
     `node_taints` are `key=value:Effect` strings (Karpenter passes `karpenter.sh/unregistered:NoExecute`).
     The node name (private DNS FQDN) and `provider-id=aws:///<az>/<instance-id>` come from IMDSv2 at boot.
+    `registry_mirrors`: the registries this node shares through the embedded mirror (the servers' list).
     """
     script = render_boot_script(
         node_kind="agent",
@@ -211,7 +219,16 @@ def render_k3s_agent_cloud_init(
         server_url=server_url,
         token_parameter_name=token_parameter_name,
     )
-    return _cloud_config(agent_k3s_config(server_url, node_labels or {}, node_taints, max_pods), script)
+    return _cloud_config(
+        agent_k3s_config(server_url, node_labels or {}, node_taints, max_pods), script, registry_mirrors
+    )
+
+
+def registries_config(registry_mirrors: Sequence[str]) -> dict:
+    """`/etc/rancher/k3s/registries.yaml` for the embedded registry mirror: K3s mirrors a registry on a
+    node only when that node's file lists it; no endpoint is needed (the mirror is tried first, then
+    the registry itself)."""
+    return {"mirrors": {registry: {} for registry in registry_mirrors}}
 
 
 def _labels(labels: Mapping[str, str]) -> list[str]:
@@ -227,7 +244,7 @@ _LiteralDumper.add_representer(
 )
 
 
-def _cloud_config(k3s_config: dict, script: str) -> str:
+def _cloud_config(k3s_config: dict, script: str, registry_mirrors: Sequence[str] = ()) -> str:
     # Time sync is enforced by the boot script (`ensure_time_sync`), not cloud-init's `ntp` module:
     # upstream cloud-init does not list AL2023 ("amazon") for that module (it is skipped there), and
     # where it runs without a chrony template for the distro it renames /etc/chrony.conf, then fails.
@@ -240,6 +257,19 @@ def _cloud_config(k3s_config: dict, script: str) -> str:
                 "content": yaml.safe_dump(k3s_config, sort_keys=False),
             },
             {"path": BOOT_SCRIPT_PATH, "owner": "root:root", "permissions": "0700", "content": script},
+            # Only with the embedded registry mirror on: without it the user-data is unchanged.
+            *(
+                [
+                    {
+                        "path": REGISTRIES_PATH,
+                        "owner": "root:root",
+                        "permissions": "0600",
+                        "content": yaml.safe_dump(registries_config(registry_mirrors), sort_keys=False),
+                    }
+                ]
+                if registry_mirrors
+                else []
+            ),
         ],
         "runcmd": [[BOOT_SCRIPT_PATH]],
     }

@@ -60,6 +60,8 @@ class K3sNodeJoin:
     token_parameter_name: str
     join_key_arn: pulumi.Input[str]
     k3s_version: str
+    # Registries shared through K3s's embedded registry mirror (every node lists them); empty: off.
+    registry_mirrors: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,7 @@ def k3s_node_user_data(join: K3sNodeJoin, server_url: str, region: str, max_pods
         node_labels=K3S_NODE_LABELS,
         node_taints=[UNREGISTERED_TAINT],
         max_pods=max_pods,
+        registry_mirrors=join.registry_mirrors,
     )
 
 
