@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from components.config.addons import AddonsConfig, kubernetes_minor
+from components.config.auto_mode import auto_mode_problems
 from components.config.base import (
     NAMESPACE,
     ConfigError,
@@ -286,6 +287,10 @@ def _identity_rules(cfg: "StackConfig") -> Iterator[Problem]:
     yield from identity_problems(cfg)
 
 
+def _auto_mode_rules(cfg: "StackConfig") -> Iterator[Problem]:
+    yield from auto_mode_problems(cfg)
+
+
 # Every cross-field rule of the whole stack; each yields (key.path, message) and all of them run.
 STACK_RULES: tuple[Callable[["StackConfig"], Iterator[Problem]], ...] = (
     # The environment's safeguards: none loosened, its zone count, its NAT layout.
@@ -297,6 +302,7 @@ STACK_RULES: tuple[Callable[["StackConfig"], Iterator[Problem]], ...] = (
     _addons_rules,
     _karpenter_rules,
     _identity_rules,
+    _auto_mode_rules,
 )
 
 

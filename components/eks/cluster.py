@@ -22,12 +22,14 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.config import StackConfig
+from components.addons import ebs_csi_kms_policy
+from components.config import StackConfig, uses_auto_mode
 from components.core import iam_documents as iam
 from components.core.cluster_handle import ClusterHandle
 from components.core.kms_keys import rotating_key
 from components.core.kubeconfig import render_eks_kubeconfig
 from components.core.trust_policies import STS_AUDIENCE
+from components.eks import auto_mode
 from components.eks.access import AccessEntrySpec, render_access_entries
 from components.eks.addons import (
     EksNetworkingAddons,
@@ -38,7 +40,7 @@ from components.eks.addons import (
 from components.eks.system_nodes import SYSTEM_SCHEDULING, EksSystemNodes, EksSystemNodesArgs
 from components.network import Network
 
-CLUSTER_POLICY_ARN = "arn:aws:iam::aws:policy/AmazonEKSClusterPolicy"
+CLUSTER_POLICY_ARN = iam.EKS_CLUSTER_POLICY_ARN
 # The two ranges EKS itself picks from; we choose explicitly so nodeadm and tooling know it.
 SERVICE_CIDR_CANDIDATES = ("172.20.0.0/16", "10.100.0.0/16")
 
@@ -93,7 +95,8 @@ class EksCluster(pulumi.ComponentResource):
     issuer_url: pulumi.Output[str]
     oidc_provider: aws.iam.OpenIdConnectProvider
     k8s_provider: k8s.Provider
-    system_nodes: EksSystemNodes
+    system_nodes: EksSystemNodes | None  # None under EKS Auto Mode
+    auto_mode_node_role: aws.iam.Role | None  # EKS Auto Mode's node role; None with self-managed Karpenter
 
     def __init__(self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("k8s-platform:eks:EksCluster", name, None, opts)
@@ -101,6 +104,7 @@ class EksCluster(pulumi.ComponentResource):
         eks, cluster_name, tags = cfg.cluster.eks, cfg.cluster_name, cfg.resource_tags()
         child = pulumi.ResourceOptions(parent=self)
         protect = cfg.safeguards_in_force.protect_stateful_resources
+        auto = uses_auto_mode(cfg)
 
         role = aws.iam.Role(
             f"{name}-cluster-role",
@@ -112,6 +116,17 @@ class EksCluster(pulumi.ComponentResource):
         role_policy = aws.iam.RolePolicyAttachment(
             f"{name}-cluster-policy", role=role.name, policy_arn=CLUSTER_POLICY_ARN, opts=child
         )
+        # EKS Auto Mode (components/eks/auto_mode.py): the cluster role's extra policies and the node role,
+        # both before the cluster (EKS checks them at creation).
+        self.auto_mode_node_role = None
+        auto_grants: list[pulumi.Resource] = []
+        if auto:
+            volume_key = cfg.addons.ebs_csi.kms_key_arn
+            auto_grants = auto_mode.attach_cluster_policies(
+                name, role, iam.to_json(ebs_csi_kms_policy(volume_key)) if volume_key else None, self
+            )
+            self.auto_mode_node_role, node_grants = auto_mode.create_node_role(name, cluster_name, tags, self)
+            auto_grants += node_grants
         self.kms_key = rotating_key(
             f"{name}-secrets",
             alias=f"{cluster_name}-eks-secrets",
@@ -161,6 +176,10 @@ class EksCluster(pulumi.ComponentResource):
                 bootstrap_cluster_creator_admin_permissions=False,
             ),
             bootstrap_self_managed_addons=False,
+            compute_config=auto_mode.compute_config(eks.auto_mode.built_in_node_pools, self.auto_mode_node_role.arn)
+            if self.auto_mode_node_role is not None
+            else None,
+            storage_config=auto_mode.storage_config() if auto else None,
             encryption_config=aws.eks.ClusterEncryptionConfigArgs(
                 provider=aws.eks.ClusterEncryptionConfigProviderArgs(key_arn=self.kms_key.arn),
                 resources=["secrets"],
@@ -170,11 +189,12 @@ class EksCluster(pulumi.ComponentResource):
             kubernetes_network_config=aws.eks.ClusterKubernetesNetworkConfigArgs(
                 ip_family="ipv4",
                 service_ipv4_cidr=self.service_cidr,
+                elastic_load_balancing=auto_mode.elastic_load_balancing() if auto else None,
             ),
             upgrade_policy=aws.eks.ClusterUpgradePolicyArgs(support_type=eks.upgrade_policy.support_type),
             deletion_protection=protect,
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, protect=protect, depends_on=[role_policy, key_policy, log_group]),
+            opts=pulumi.ResourceOptions(parent=self, protect=protect, depends_on=[role_policy, key_policy, log_group, *auto_grants]),
         )
         cluster_sg_id = self.cluster.vpc_config.cluster_security_group_id
         self._node_security_rules(name, cluster_sg_id, tags)
@@ -207,34 +227,47 @@ class EksCluster(pulumi.ComponentResource):
             kubeconfig=self.kubeconfig,
             k8s_provider=self.k8s_provider,
             node_security_group_id=self.node_security_group.id,
-            system_scheduling=SYSTEM_SCHEDULING,
+            system_scheduling=auto_mode.system_scheduling(eks.auto_mode.built_in_node_pools)
+            if auto
+            else SYSTEM_SCHEDULING,
             oidc_provider_arn=self.oidc_provider.arn,
             oidc_issuer_url=self.issuer_url,
             eks_cluster=self.cluster,
         )
-
-        networking = EksNetworkingAddons(
-            f"{name}-networking", EksNetworkingAddonsArgs.from_stack(cfg, base, net), opts=child
-        )
-        self.system_nodes = EksSystemNodes(
-            f"{name}-system",
-            EksSystemNodesArgs.from_stack(
-                cfg,
+        if self.auto_mode_node_role is not None:
+            # AWS runs the networking and storage add-ons and the node provisioning; no node group. With
+            # built-in pools EKS creates the node role's access entry, else the stack does.
+            node_access = []
+            if not eks.auto_mode.built_in_node_pools:
+                node_access = auto_mode.create_node_access(name, self.cluster, self.auto_mode_node_role, tags, self)
+            self.system_nodes = None
+            self.handle = dataclasses.replace(
                 base,
-                subnet_ids=list(net.private_subnet_ids.values()),
-                cluster_security_group_id=cluster_sg_id,
-                before_compute=[*networking.before_compute, *self._node_rules],
-            ),
-            opts=child,
-        )
-        # Everything built on the cluster waits for the system nodes (where the controllers run).
-        self.handle = dataclasses.replace(base, ready=(self.system_nodes.node_group,))
-        EksWorkloadAddons(
-            f"{name}-workload",
-            EksWorkloadAddonsArgs.from_stack(cfg, self.handle, (self.system_nodes.node_group,)),
-            opts=child,
-        )
-
+                ready=(self.cluster, *node_access),
+                workload_node_role_names=(self.auto_mode_node_role.name,),
+            )
+        else:
+            networking = EksNetworkingAddons(
+                f"{name}-networking", EksNetworkingAddonsArgs.from_stack(cfg, base, net), opts=child
+            )
+            self.system_nodes = EksSystemNodes(
+                f"{name}-system",
+                EksSystemNodesArgs.from_stack(
+                    cfg,
+                    base,
+                    subnet_ids=list(net.private_subnet_ids.values()),
+                    cluster_security_group_id=cluster_sg_id,
+                    before_compute=[*networking.before_compute, *self._node_rules],
+                ),
+                opts=child,
+            )
+            # Everything built on the cluster waits for the system nodes (where the controllers run).
+            self.handle = dataclasses.replace(base, ready=(self.system_nodes.node_group,))
+            EksWorkloadAddons(
+                f"{name}-workload",
+                EksWorkloadAddonsArgs.from_stack(cfg, self.handle, (self.system_nodes.node_group,)),
+                opts=child,
+            )
         self.register_outputs(
             {
                 "clusterName": self.cluster.name,
@@ -242,6 +275,7 @@ class EksCluster(pulumi.ComponentResource):
                 "kubeconfig": self.kubeconfig,
                 "oidcProviderArn": self.oidc_provider.arn,
                 "nodeSecurityGroupId": self.node_security_group.id,
+                **({"autoModeNodeRoleArn": self.auto_mode_node_role.arn} if self.auto_mode_node_role else {}),
             }
         )
 
