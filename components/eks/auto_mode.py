@@ -85,7 +85,9 @@ def attach_cluster_policies(
         for arn in iam.AUTO_MODE_CLUSTER_POLICY_ARNS
     ]
     if kms_policy_json is not None:
-        grants.append(aws.iam.RolePolicy(f"{name}-cluster-volume-kms", role=role.id, policy=kms_policy_json, opts=child))
+        grants.append(
+            aws.iam.RolePolicy(f"{name}-cluster-volume-kms", role=role.id, policy=kms_policy_json, opts=child)
+        )
     return grants
 
 

@@ -194,7 +194,9 @@ class EksCluster(pulumi.ComponentResource):
             upgrade_policy=aws.eks.ClusterUpgradePolicyArgs(support_type=eks.upgrade_policy.support_type),
             deletion_protection=protect,
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, protect=protect, depends_on=[role_policy, key_policy, log_group, *auto_grants]),
+            opts=pulumi.ResourceOptions(
+                parent=self, protect=protect, depends_on=[role_policy, key_policy, log_group, *auto_grants]
+            ),
         )
         cluster_sg_id = self.cluster.vpc_config.cluster_security_group_id
         self._node_security_rules(name, cluster_sg_id, tags)

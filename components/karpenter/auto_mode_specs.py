@@ -63,7 +63,9 @@ class NodeClassSpec:
 
     def __post_init__(self) -> None:
         if not 1 <= self.ephemeral_storage_gib <= 59000:
-            raise ValueError(f"NodeClass {self.name}: ephemeral storage {self.ephemeral_storage_gib}Gi outside 1..59000")
+            raise ValueError(
+                f"NodeClass {self.name}: ephemeral storage {self.ephemeral_storage_gib}Gi outside 1..59000"
+            )
         if self.name == "default":
             raise ValueError("NodeClass 'default' is Auto Mode's built-in class; name the stack's class differently")
 
