@@ -260,7 +260,7 @@ CASES: list[tuple[str, str | None, Mutation, str]] = [
             "nodes",
             (
                 'MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="B"\n\n--B\nContent-Type: '
-                'text/x-shellscript\n'
+                "text/x-shellscript\n"
                 "Content-Transfer-Encoding: base64\n\n"
                 + base64.b64encode(b"#!/bin/sh\nK3S_TOKEN=K10abcdefabcdef k3s\n").decode()
                 + "\n--B--\n"
@@ -668,6 +668,57 @@ CASES: list[tuple[str, str | None, Mutation, str]] = [
         set_input("general-pool", "spec.template.spec.expireAfter", "2160h"),
         "too-long",
     ),
+    # EKS Auto Mode: nodes live at most 21 days, whatever maxExpireAfterHours allows.
+    (
+        "karpenter-nodepool-expire-after",
+        "auto-pool",
+        set_input("auto-pool", "spec.template.spec.expireAfter", "600h"),
+        "auto-mode-over-21-days",
+    ),
+    (
+        "karpenter-nodepool-requirement-labels",
+        "general-pool",
+        set_input(
+            "general-pool",
+            "spec.template.spec.requirements",
+            [{"key": "eks.amazonaws.com/instance-category", "operator": "In", "values": ["m"]}],
+        ),
+        "auto-mode-label-on-ec2nodeclass-pool",
+    ),
+    (
+        "karpenter-nodepool-requirement-labels",
+        "auto-pool",
+        set_input(
+            "auto-pool",
+            "spec.template.spec.requirements",
+            [{"key": "karpenter.k8s.aws/instance-category", "operator": "In", "values": ["m"]}],
+        ),
+        "karpenter-label-on-auto-mode-pool",
+    ),
+    (
+        "karpenter-nodepool-node-class-exists",
+        "general-pool",
+        set_input("general-pool", "spec.template.spec.nodeClassRef.name", "missing"),
+        "missing-ec2nodeclass",
+    ),
+    (
+        "karpenter-nodepool-node-class-exists",
+        "auto-pool",
+        set_input("auto-pool", "spec.template.spec.nodeClassRef.kind", "EC2NodeClass"),
+        "kind-of-another-group",
+    ),
+    (
+        "karpenter-nodepool-node-class-exists",
+        "auto-pool",
+        set_input("auto-pool", "spec.template.spec.nodeClassRef.name", "default"),
+        "built-in-class-without-built-in-pools",
+    ),
+    (
+        "node-no-public-ip",
+        "auto-class",
+        set_input("auto-class", "spec.advancedNetworking.associatePublicIPAddress", True),
+        "auto-mode-nodeclass",
+    ),
     (
         "karpenter-ami-pinned",
         "default-class",
@@ -799,6 +850,15 @@ COMPLIANT_VARIANTS: list[tuple[str, Mutation, str]] = [
         "karpenter-nodepool-expire-after",
         set_input("general-pool", "spec.template.spec.expireAfter", DELETE),
         "crd-default",
+    ),
+    # Auto Mode's built-in NodeClass `default` exists while the cluster enables built-in pools.
+    (
+        "karpenter-nodepool-node-class-exists",
+        lambda rs: (
+            set_input("auto-pool", "spec.template.spec.nodeClassRef.name", "default")(rs),
+            set_input("cluster", "computeConfig", {"enabled": True, "nodePools": ["system"], "nodeRoleArn": "arn"})(rs),
+        ),
+        "auto-mode-built-in-default",
     ),
     # Ingress from the VPC only, on every admin port, is not world-open.
     ("no-world-open-admin-ports", set_input("api-sg", "ingress.0.toPort", 65535), "vpc-cidr-wide-range"),
