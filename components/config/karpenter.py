@@ -338,7 +338,11 @@ def _default_node_pools() -> list[KarpenterNodePoolConfig]:
 
 class KarpenterConfig(Model):
     enabled: bool = Field(
-        True, description=("Install Karpenter, its IAM, interruption queue, NodeClasses and NodePools.")
+        True,
+        description=(
+            "Install Karpenter, its IAM, interruption queue, NodeClasses and NodePools; under "
+            "`cluster.eks.computeMode: auto-mode` only the stack's NodeClasses and NodePools (AWS runs Karpenter)."
+        ),
     )
     # None: the environment's controller replicas (components/config/environments.py: 2 in staging and
     # prod, with the chart's PodDisruptionBudget; 1 in dev).
