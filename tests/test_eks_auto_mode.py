@@ -473,3 +473,21 @@ def test_auto_mode_values_are_validated(edit, key, words):
     edit(raw["k8s-platform:cluster"]["eks"], raw["k8s-platform:karpenter"])
     problems = _problems(raw)
     assert any(p.startswith(f"k8s-platform:{key}") and words in p for p in problems), problems
+
+
+# -------------------------------------------------------------------------------------- day two
+def test_doctor_does_not_expect_managed_add_ons_on_auto_mode():
+    from programs.platformctl.doctor.addons import addon_health
+    from programs.platformctl.doctor.karpenter import _narrow
+
+    class AutoModeStack:
+        config = parse_stack_config(auto_mode_config())
+
+        def aws(self, service: str):
+            raise AssertionError(f"no {service} call: Auto Mode has no managed add-on to inspect")
+
+    result = addon_health(AutoModeStack())
+    assert result.verdict == "skipped" and "Auto Mode" in result.detail
+    # The NodePool shape check reads Auto Mode's instance labels too.
+    narrow = [{"key": "eks.amazonaws.com/instance-family", "operator": "In", "values": ["m7i"]}]
+    assert _narrow(narrow) == "eks.amazonaws.com/instance-family In [m7i]"
