@@ -15,9 +15,9 @@ import yaml
 from components.config import ConfigError, parse_stack_config
 from components.core import iam_documents as iam
 from components.eks.access import AUTO_NODE_POLICY
+from policy.offline_runner import check, config_path
 from programs.offline import OfflineRun, reveal, run_offline
 from programs.plan import resources_from_run
-from policy.offline_runner import check, config_path
 from tests.conftest import shipped_config
 from tests.karpenter_crd_validation import assert_valid
 from tests.upstream_reference import upstream_file
