@@ -491,3 +491,34 @@ def test_doctor_does_not_expect_managed_add_ons_on_auto_mode():
     # The NodePool shape check reads Auto Mode's instance labels too.
     narrow = [{"key": "eks.amazonaws.com/instance-family", "operator": "In", "values": ["m7i"]}]
     assert _narrow(narrow) == "eks.amazonaws.com/instance-family In [m7i]"
+
+
+# ------------------------------------------------------------------------------ minimal Auto Mode
+def minimal_auto_mode_config() -> dict[str, Any]:
+    """Auto Mode with no `karpenter` section: the default pool, on Auto Mode's built-in NodeClass."""
+    raw = auto_mode_config()
+    del raw["k8s-platform:karpenter"]
+    return raw
+
+
+def test_without_node_classes_the_default_pool_uses_the_built_in_node_class():
+    run = _run("minimal", minimal_auto_mode_config())
+    assert run.of_type(NODE_CLASS) == []
+    (pool,) = run.of_type(NODE_POOL)
+    spec = inputs(pool)["spec"]["template"]["spec"]
+    assert spec["nodeClassRef"] == {"group": "eks.amazonaws.com", "kind": "NodeClass", "name": "default"}
+    assert spec["expireAfter"] == "336h"  # AWS's Auto Mode default, not Karpenter's 720h
+    assert run.one(CLUSTER).urn in pool.dependencies
+    violations = check(resources_from_run(run), config_path("prod"))
+    assert [v for v in violations if v.level == "mandatory"] == []
+
+
+def test_the_built_in_node_class_needs_built_in_pools():
+    raw = minimal_auto_mode_config()
+    raw["k8s-platform:cluster"]["eks"]["autoMode"] = {"builtInNodePools": []}
+    problems = _problems(raw)
+    assert problems == [
+        "k8s-platform:karpenter.nodePools[0].nodeClass: 'default' is Auto Mode's built-in NodeClass, which EKS "
+        "provisions only with built-in pools (autoMode.builtInNodePools is []); define karpenter.nodeClasses and "
+        "point the pool at one"
+    ]

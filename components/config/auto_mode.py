@@ -19,6 +19,7 @@ from components.config.base import Model
 from components.config.checks import duration_seconds
 
 if TYPE_CHECKING:
+    from components.config.karpenter import KarpenterConfig, KarpenterNodeClassConfig, KarpenterNodePoolConfig
     from components.config.stack import StackConfig
 
 ComputeMode = Literal["karpenter", "auto-mode"]
@@ -26,8 +27,10 @@ BuiltInNodePool = Literal["general-purpose", "system"]
 BUILT_IN_NODE_POOLS: tuple[str, ...] = ("general-purpose", "system")
 # EKS User Guide (create-node-class): "Do not name your custom node class default" (the built-in one).
 BUILT_IN_NODE_CLASS = "default"
-# EKS Auto Mode enforces a 21-day maximum node lifetime (EKS User Guide, "EKS Auto Mode" overview).
+# EKS Auto Mode enforces a 21-day maximum node lifetime (EKS User Guide, "EKS Auto Mode" overview); its
+# NodePools default to 336h (Karpenter's CRD default, 720h, is past that).
 AUTO_MODE_MAX_NODE_LIFETIME_HOURS = 21 * 24
+AUTO_MODE_DEFAULT_EXPIRE_AFTER = "336h"
 # The managed add-ons Auto Mode replaces: installing them as well would run two of each on the nodes.
 REPLACED_ADDONS = ("vpc-cni", "kube-proxy", "coredns", "aws-ebs-csi-driver", "eks-pod-identity-agent")
 
@@ -56,6 +59,17 @@ class EksAutoModeConfig(Model):
 def uses_auto_mode(cfg: "StackConfig") -> bool:
     """EKS with `computeMode: auto-mode`."""
     return cfg.cluster.kind == "eks" and cfg.cluster.eks.compute_mode == "auto-mode"
+
+
+def auto_mode_node_classes(karpenter: "KarpenterConfig") -> list["KarpenterNodeClassConfig"]:
+    """The NodeClasses the stack renders under Auto Mode: the configured ones. Without
+    `karpenter.nodeClasses` the pools' default class `default` is Auto Mode's built-in NodeClass."""
+    return list(karpenter.node_classes) if "node_classes" in karpenter.model_fields_set else []
+
+
+def auto_mode_expire_after(pool: "KarpenterNodePoolConfig") -> str:
+    """A pool's `expireAfter` under Auto Mode: as configured, else AWS's default (336h)."""
+    return pool.expire_after if "expire_after" in pool.model_fields_set else AUTO_MODE_DEFAULT_EXPIRE_AFTER
 
 
 def auto_mode_problems(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
@@ -112,7 +126,7 @@ def auto_mode_problems(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
         )
     if not k.enabled:
         return
-    for i, nc in enumerate(k.node_classes):
+    for i, nc in enumerate(auto_mode_node_classes(k)):
         key = f"karpenter.nodeClasses.{i}"
         if nc.name == BUILT_IN_NODE_CLASS:
             yield (
@@ -132,12 +146,20 @@ def auto_mode_problems(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
                 "Auto Mode sets the kubelet's maxPods itself (at most 110; a NodeClass has no kubelet settings); "
                 "remove the key",
             )
+    own_classes = {nc.name for nc in auto_mode_node_classes(k)}
     for i, pool in enumerate(k.node_pools):
-        seconds = None if pool.expire_after == "Never" else duration_seconds(pool.expire_after)
+        if pool.node_class == BUILT_IN_NODE_CLASS and not own_classes and not eks.auto_mode.built_in_node_pools:
+            yield (
+                f"karpenter.nodePools.{i}.nodeClass",
+                "'default' is Auto Mode's built-in NodeClass, which EKS provisions only with built-in pools "
+                "(autoMode.builtInNodePools is []); define karpenter.nodeClasses and point the pool at one",
+            )
+        expire_after = auto_mode_expire_after(pool)
+        seconds = None if expire_after == "Never" else duration_seconds(expire_after)
         if seconds is None or seconds > AUTO_MODE_MAX_NODE_LIFETIME_HOURS * 3600:
             yield (
                 f"karpenter.nodePools.{i}.expireAfter",
-                f"'{pool.expire_after}': EKS Auto Mode replaces every node after at most 21 days "
+                f"'{expire_after}': EKS Auto Mode replaces every node after at most 21 days "
                 f"({AUTO_MODE_MAX_NODE_LIFETIME_HOURS}h), whatever the pool says; set at most "
                 f"{AUTO_MODE_MAX_NODE_LIFETIME_HOURS}h (AWS's default is 336h)",
             )

@@ -16,6 +16,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.config import KarpenterConfig, StackConfig
+from components.config.auto_mode import auto_mode_node_classes
 from components.core.cluster_handle import ClusterHandle
 from components.karpenter.auto_mode_specs import (
     NODE_CLASS_API_VERSION,
@@ -63,7 +64,8 @@ class AutoModeNodePools(pulumi.ComponentResource):
             raise ValueError(f"{name}: EKS Auto Mode NodePools need an EKS cluster")
         on_cluster = [cluster.eks_cluster, *cluster.ready, args.node_role]
         self.node_classes = {}
-        for nc in cfg.node_classes:
+        # Without `karpenter.nodeClasses`, pools on class `default` use Auto Mode's built-in NodeClass.
+        for nc in auto_mode_node_classes(cfg):
             manifest = auto_mode_node_class_from_config(
                 nc, cluster_name=cluster.name, role=args.node_role_name, kms_key_id=args.kms_key_id
             ).manifest()
@@ -87,7 +89,10 @@ class AutoModeNodePools(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(
                     parent=self,
                     provider=cluster.k8s_provider,
-                    depends_on=[*on_cluster, self.node_classes[pool.node_class]],
+                    depends_on=[
+                        *on_cluster,
+                        *([self.node_classes[pool.node_class]] if pool.node_class in self.node_classes else []),
+                    ],
                 ),
             )
         self.register_outputs({"nodeClasses": list(self.node_classes), "nodePools": list(self.node_pools)})

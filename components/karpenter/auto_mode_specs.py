@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from components.config.auto_mode import auto_mode_expire_after
 from components.core.pool_capacity import SMALL_SIZES
 from components.karpenter.specs import (
     ARCH,
@@ -131,7 +132,7 @@ def auto_mode_node_pool_from_config(pool: "KarpenterNodePoolConfig") -> NodePool
         ),
         limits={"cpu": str(pool.limits.cpu), "memory": pool.limits.memory},
         consolidate_after=pool.consolidate_after,
-        expire_after=pool.expire_after,
+        expire_after=auto_mode_expire_after(pool),
         budgets=tuple(Budget(b.nodes, tuple(b.reasons or ()), b.schedule, b.duration) for b in pool.budgets),
         weight=pool.weight,
         taints=tuple(Taint(t.key, t.effect, t.value) for t in pool.taints),
