@@ -522,3 +522,13 @@ def test_the_built_in_node_class_needs_built_in_pools():
         "provisions only with built-in pools (autoMode.builtInNodePools is []); define karpenter.nodeClasses and "
         "point the pool at one"
     ]
+
+
+def test_nodes_of_the_stacks_classes_reach_built_in_pool_nodes(auto_run):
+    """Built-in pools' nodes carry the cluster security group, the stack's NodeClasses the node group:
+    traffic must pass both ways, not just the API port."""
+    rules = {r.name: inputs(r) for r in auto_run.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")}
+    to_cluster, to_nodes = rules["eks-cluster-from-node"], rules["eks-node-from-control-plane"]
+    assert to_cluster["ipProtocol"] == to_nodes["ipProtocol"] == "-1"
+    assert to_cluster["securityGroupId"] == to_nodes["referencedSecurityGroupId"]  # the cluster group
+    assert to_cluster["referencedSecurityGroupId"] == to_nodes["securityGroupId"]  # the node group

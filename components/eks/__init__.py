@@ -9,6 +9,9 @@ Design notes:
   custom networking, kube-proxy, CoreDNS) before nodes, workload add-ons (Pod Identity agent,
   EBS CSI) after.
 - `cluster.EksCluster` returns a complete `ClusterHandle`.
+- `auto_mode`: EKS Auto Mode (`cluster.eks.computeMode: auto-mode`): the three capability configs, the
+  cluster role's extra policies, the node role and (without built-in pools) its EC2 access entry; no
+  add-ons and no system node group are created then.
 - Public surface for siblings: `NODE_ENTRY_TYPE` (the access entry type of EC2 Linux nodes).
 """
 

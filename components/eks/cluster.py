@@ -8,7 +8,8 @@ Order of creation (each step a real dependency, visible in the plan):
 3. access entries (admins first); the Kubernetes provider waits for the admin grants, because the
    deployment itself talks to the API server as one of those admins;
 4. networking add-ons + ENIConfigs (`EksNetworkingAddons`) -> system node group (`EksSystemNodes`)
-   -> workload add-ons (`EksWorkloadAddons`).
+   -> workload add-ons (`EksWorkloadAddons`); under `computeMode: auto-mode` none of these: AWS runs
+   them, and step 1 adds Auto Mode's cluster-role policies and node role (`auto_mode.py`).
 The result is a `ClusterHandle` (`.handle`) for Karpenter, identities and add-ons.
 """
 
@@ -242,6 +243,17 @@ class EksCluster(pulumi.ComponentResource):
             node_access = []
             if not eks.auto_mode.built_in_node_pools:
                 node_access = auto_mode.create_node_access(name, self.cluster, self.auto_mode_node_role, tags, self)
+            # Built-in pools' nodes carry the cluster security group, the stack's NodeClasses the node group:
+            # the node group already admits the cluster group; this admits the other direction.
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-cluster-from-node",
+                security_group_id=cluster_sg_id,
+                referenced_security_group_id=self.node_security_group.id,
+                ip_protocol="-1",
+                description="Auto Mode: nodes and pods of the stack's NodeClasses to built-in pool nodes",
+                tags=tags,
+                opts=child,
+            )
             self.system_nodes = None
             self.handle = dataclasses.replace(
                 base,

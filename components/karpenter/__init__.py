@@ -8,4 +8,7 @@ Design notes:
   (`components.k3s.render_k3s_agent_cloud_init`) with the registration taint Karpenter expects.
 - The pool capacity rule (every allowed instance type can hold the class's maxPods) is enforced
   by config before any resource is registered.
+- EKS Auto Mode (`auto_mode`, `auto_mode_specs`): the same node classes and pools rendered as
+  `eks.amazonaws.com/v1` NodeClasses and NodePools on them, without controller, IAM or queue (AWS runs
+  Karpenter); they depend on the cluster, so they are deleted (and their nodes drained) before it.
 """
