@@ -473,9 +473,12 @@ def _partial(model: Any, data: Any, bad: list[tuple[Any, ...]], prefix: tuple[An
     if not isinstance(data, dict):
         return None
     values: dict[str, Any] = {}
+    given: set[str] = set()  # fields the input sets (rules read `model_fields_set` to tell them from defaults)
     for name, field in model.model_fields.items():
         alias = field.alias or name
         key = alias if alias in data else name if name in data else None
+        if key is not None:
+            given.add(name)
         here = prefix + (key or alias,)  # error locations use the key the input used
         failed = [loc for loc in bad if loc[: len(here)] == here]
         if key is None:
@@ -499,7 +502,7 @@ def _partial(model: Any, data: Any, bad: list[tuple[Any, ...]], prefix: tuple[An
             items = _partial_items(sub, data[key], bad, here)
             if items is not None:
                 values[name] = items
-    built = model.model_construct(**values)
+    built = model.model_construct(_fields_set=given & set(values), **values)
     for name in model.model_fields:
         if name not in values:
             built.__dict__.pop(name, None)

@@ -245,7 +245,7 @@ class EksCluster(pulumi.ComponentResource):
                 node_access = auto_mode.create_node_access(name, self.cluster, self.auto_mode_node_role, tags, self)
             # Built-in pools' nodes carry the cluster security group, the stack's NodeClasses the node group:
             # the node group already admits the cluster group; this admits the other direction.
-            aws.vpc.SecurityGroupIngressRule(
+            cluster_from_node = aws.vpc.SecurityGroupIngressRule(
                 f"{name}-cluster-from-node",
                 security_group_id=cluster_sg_id,
                 referenced_security_group_id=self.node_security_group.id,
@@ -257,7 +257,8 @@ class EksCluster(pulumi.ComponentResource):
             self.system_nodes = None
             self.handle = dataclasses.replace(
                 base,
-                ready=(self.cluster, *node_access),
+                # Nodes join (and pods get scheduled) once their access and security group rules exist.
+                ready=(self.cluster, *node_access, *self._node_rules, cluster_from_node),
                 workload_node_role_names=(self.auto_mode_node_role.name,),
             )
         else:
