@@ -318,7 +318,9 @@ class EksConfig(Model):
             "networking and storage add-ons) or `auto-mode` (EKS Auto Mode: AWS runs node provisioning, VPC CNI, "
             "kube-proxy, CoreDNS, EBS CSI, load balancing and the Pod Identity agent; the stack's "
             "`karpenter.nodePools` become NodePools of `eks.amazonaws.com/v1` NodeClasses). EKS only; under "
-            "`auto-mode` the keys of the self-managed pieces are refused."
+            "`auto-mode` the keys of the self-managed pieces are refused, and the `pinnedAmis` safeguard cannot "
+            "hold: AWS rolls out its node AMIs (about weekly) as drift, paced by the pools' disruption budgets "
+            "(a `Drifted` budget with a schedule confines it to a window)."
         ),
     )
     auto_mode: EksAutoModeConfig = Field(
