@@ -668,6 +668,23 @@ CASES: list[tuple[str, str | None, Mutation, str]] = [
         set_input("general-pool", "spec.template.spec.expireAfter", "2160h"),
         "too-long",
     ),
+    (
+        "eks-auto-mode-capabilities-together",
+        "cluster",
+        set_input("cluster", "computeConfig", {"enabled": True, "nodePools": ["system"], "nodeRoleArn": "arn"}),
+        "compute-without-storage-and-load-balancing",
+    ),
+    (
+        "eks-auto-mode-capabilities-together",
+        "cluster",
+        lambda rs: (
+            set_input("cluster", "computeConfig", {"enabled": True, "nodePools": [], "nodeRoleArn": None})(rs),
+            set_input("cluster", "storageConfig", {"blockStorage": {"enabled": True}})(rs),
+            set_input("cluster", "kubernetesNetworkConfig.elasticLoadBalancing", {"enabled": True})(rs),
+            set_input("cluster", "bootstrapSelfManagedAddons", True)(rs),
+        ),
+        "self-managed-addons",
+    ),
     # EKS Auto Mode: nodes live at most 21 days, whatever maxExpireAfterHours allows.
     (
         "karpenter-nodepool-expire-after",
@@ -850,6 +867,16 @@ COMPLIANT_VARIANTS: list[tuple[str, Mutation, str]] = [
         "karpenter-nodepool-expire-after",
         set_input("general-pool", "spec.template.spec.expireAfter", DELETE),
         "crd-default",
+    ),
+    (
+        "eks-auto-mode-capabilities-together",
+        lambda rs: (
+            set_input("cluster", "computeConfig", {"enabled": True, "nodePools": ["system"], "nodeRoleArn": "a"})(rs),
+            set_input("cluster", "storageConfig", {"blockStorage": {"enabled": True}})(rs),
+            set_input("cluster", "kubernetesNetworkConfig.elasticLoadBalancing", {"enabled": True})(rs),
+            set_input("cluster", "bootstrapSelfManagedAddons", False)(rs),
+        ),
+        "all-three",
     ),
     # Auto Mode's built-in NodeClass `default` exists while the cluster enables built-in pools.
     (
