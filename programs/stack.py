@@ -18,10 +18,12 @@ from components.config import (
     StackConfig,
     parse_stack_config,
     read_pulumi_config,
+    uses_auto_mode,
 )
 from components.config.k3s_rules import agents_version
 from components.core.cluster_handle import ClusterHandle
 from components.eks.access_instance import EKS_API_PORT, AccessInstance, AccessInstanceArgs
+from components.eks.auto_mode import node_role_name as auto_mode_node_role_name
 from components.eks.cluster import EksCluster, EksClusterArgs
 from components.eks.fargate import FargateProfiles, FargateProfilesArgs
 from components.eks.pod_security_groups import PodSecurityGroups, PodSecurityGroupsArgs
@@ -29,6 +31,7 @@ from components.identity import NamedIssuer, WorkloadIdentity, WorkloadIdentityA
 from components.k3s.cluster import API_PORT as K3S_API_PORT
 from components.k3s.cluster import K3sCluster
 from components.k3s.control_plane import k3s_control_plane
+from components.karpenter.auto_mode import AutoModeNodePools, AutoModeNodePoolsArgs
 from components.karpenter.controller import K3sNodeJoin, Karpenter, KarpenterArgs
 from components.network import Network, NetworkArgs
 from components.network.api_port_forward import ApiPortForward, ApiPortForwardArgs
@@ -60,7 +63,18 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
         k3s, cluster, named_issuers = control_plane.cluster, control_plane.handle, control_plane.issuers
 
     karpenter: Karpenter | None = None
-    if cfg.karpenter.enabled:
+    if eks is not None and eks.auto_mode_node_role is not None:
+        # EKS Auto Mode: AWS runs Karpenter; the stack's NodeClasses and NodePools only (none is fine
+        # with built-in pools).
+        if cfg.karpenter.enabled and cfg.karpenter.node_pools:
+            AutoModeNodePools(
+                "karpenter",
+                AutoModeNodePoolsArgs.from_stack(
+                    cfg, cluster, eks.auto_mode_node_role, auto_mode_node_role_name(cfg.cluster_name)
+                ),
+                opts=providers,
+            )
+    elif cfg.karpenter.enabled:
         # Karpenter right after the control plane: nodes for everything that follows.
         k3s_join = None
         if k3s is not None:
@@ -122,6 +136,9 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
         outputs["karpenterInterruptionQueue"] = karpenter.interruption.queue_name
         outputs["karpenterNodeRoleArn"] = karpenter.node_role.arn
     outputs.update(data_plane)
+    if uses_auto_mode(cfg) and eks is not None and eks.auto_mode_node_role is not None:
+        outputs["computeMode"] = "auto-mode"
+        outputs["autoModeNodeRoleArn"] = eks.auto_mode_node_role.arn
     return outputs
 
 

@@ -441,6 +441,37 @@ def _program(_cfg: Any) -> dict[str, Any]:
             "associatePublicIPAddress": False,
         },
     )
+    # EKS Auto Mode's shape: a NodeClass (eks.amazonaws.com/v1) and a pool referencing it.
+    k8s.apiextensions.CustomResource(
+        "auto-class",
+        api_version="eks.amazonaws.com/v1",
+        kind="NodeClass",
+        metadata={"name": "platform"},
+        spec={
+            "role": "fixture-eks-auto-node",
+            "subnetSelectorTerms": [{"tags": {"karpenter.sh/discovery": "fixture"}}],
+            "securityGroupSelectorTerms": [{"tags": {"karpenter.sh/discovery": "fixture"}}],
+            "ephemeralStorage": {"size": "80Gi"},
+            "advancedNetworking": {"associatePublicIPAddress": False},
+        },
+    )
+    k8s.apiextensions.CustomResource(
+        "auto-pool",
+        api_version="karpenter.sh/v1",
+        kind="NodePool",
+        metadata={"name": "auto"},
+        spec={
+            "template": {
+                "spec": {
+                    "nodeClassRef": {"group": "eks.amazonaws.com", "kind": "NodeClass", "name": "platform"},
+                    "requirements": [{"key": "eks.amazonaws.com/instance-category", "operator": "In", "values": ["m"]}],
+                    "expireAfter": "336h",
+                }
+            },
+            "limits": {"cpu": "64", "memory": "256Gi"},
+            "disruption": {"consolidationPolicy": "WhenEmptyOrUnderutilized", "consolidateAfter": "30s"},
+        },
+    )
     k8s.helm.v3.Release(
         "karpenter",
         chart="oci://public.ecr.aws/karpenter/karpenter",

@@ -687,6 +687,74 @@ CASES: list[tuple[str, str | None, Mutation, str]] = [
         "too-long",
     ),
     (
+        "eks-auto-mode-capabilities-together",
+        "cluster",
+        set_input("cluster", "computeConfig", {"enabled": True, "nodePools": ["system"], "nodeRoleArn": "arn"}),
+        "compute-without-storage-and-load-balancing",
+    ),
+    (
+        "eks-auto-mode-capabilities-together",
+        "cluster",
+        lambda rs: (
+            set_input("cluster", "computeConfig", {"enabled": True, "nodePools": [], "nodeRoleArn": None})(rs),
+            set_input("cluster", "storageConfig", {"blockStorage": {"enabled": True}})(rs),
+            set_input("cluster", "kubernetesNetworkConfig.elasticLoadBalancing", {"enabled": True})(rs),
+            set_input("cluster", "bootstrapSelfManagedAddons", True)(rs),
+        ),
+        "self-managed-addons",
+    ),
+    # EKS Auto Mode: nodes live at most 21 days, whatever maxExpireAfterHours allows.
+    (
+        "karpenter-nodepool-expire-after",
+        "auto-pool",
+        set_input("auto-pool", "spec.template.spec.expireAfter", "600h"),
+        "auto-mode-over-21-days",
+    ),
+    (
+        "karpenter-nodepool-requirement-labels",
+        "general-pool",
+        set_input(
+            "general-pool",
+            "spec.template.spec.requirements",
+            [{"key": "eks.amazonaws.com/instance-category", "operator": "In", "values": ["m"]}],
+        ),
+        "auto-mode-label-on-ec2nodeclass-pool",
+    ),
+    (
+        "karpenter-nodepool-requirement-labels",
+        "auto-pool",
+        set_input(
+            "auto-pool",
+            "spec.template.spec.requirements",
+            [{"key": "karpenter.k8s.aws/instance-category", "operator": "In", "values": ["m"]}],
+        ),
+        "karpenter-label-on-auto-mode-pool",
+    ),
+    (
+        "karpenter-nodepool-node-class-exists",
+        "general-pool",
+        set_input("general-pool", "spec.template.spec.nodeClassRef.name", "missing"),
+        "missing-ec2nodeclass",
+    ),
+    (
+        "karpenter-nodepool-node-class-exists",
+        "auto-pool",
+        set_input("auto-pool", "spec.template.spec.nodeClassRef.kind", "EC2NodeClass"),
+        "kind-of-another-group",
+    ),
+    (
+        "karpenter-nodepool-node-class-exists",
+        "auto-pool",
+        set_input("auto-pool", "spec.template.spec.nodeClassRef.name", "default"),
+        "built-in-class-without-built-in-pools",
+    ),
+    (
+        "node-no-public-ip",
+        "auto-class",
+        set_input("auto-class", "spec.advancedNetworking.associatePublicIPAddress", True),
+        "auto-mode-nodeclass",
+    ),
+    (
         "karpenter-ami-pinned",
         "default-class",
         set_input("default-class", "spec.amiSelectorTerms", [{"alias": "al2023@latest"}]),
@@ -947,6 +1015,25 @@ COMPLIANT_VARIANTS: list[tuple[str, Mutation, str]] = [
         "karpenter-nodepool-expire-after",
         set_input("general-pool", "spec.template.spec.expireAfter", DELETE),
         "crd-default",
+    ),
+    (
+        "eks-auto-mode-capabilities-together",
+        lambda rs: (
+            set_input("cluster", "computeConfig", {"enabled": True, "nodePools": ["system"], "nodeRoleArn": "a"})(rs),
+            set_input("cluster", "storageConfig", {"blockStorage": {"enabled": True}})(rs),
+            set_input("cluster", "kubernetesNetworkConfig.elasticLoadBalancing", {"enabled": True})(rs),
+            set_input("cluster", "bootstrapSelfManagedAddons", False)(rs),
+        ),
+        "all-three",
+    ),
+    # Auto Mode's built-in NodeClass `default` exists while the cluster enables built-in pools.
+    (
+        "karpenter-nodepool-node-class-exists",
+        lambda rs: (
+            set_input("auto-pool", "spec.template.spec.nodeClassRef.name", "default")(rs),
+            set_input("cluster", "computeConfig", {"enabled": True, "nodePools": ["system"], "nodeRoleArn": "arn"})(rs),
+        ),
+        "auto-mode-built-in-default",
     ),
     # Ingress from the VPC only, on every admin port, is not world-open.
     ("no-world-open-admin-ports", set_input("api-sg", "ingress.0.toPort", 65535), "vpc-cidr-wide-range"),

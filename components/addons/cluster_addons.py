@@ -28,7 +28,7 @@ from components.addons.policies import (
     load_balancer_controller_policy,
 )
 from components.addons.webhook_certs import WebhookCertificates, WebhookCertificatesArgs
-from components.config import StackConfig
+from components.config import StackConfig, uses_auto_mode
 from components.core import iam_documents as iam
 from components.core.cluster_handle import ClusterHandle
 from components.core.pins import CHARTS
@@ -126,7 +126,10 @@ class ClusterAddons(pulumi.ComponentResource):
         if addons.ebs_csi.enabled:
             before_lb += self._ebs_csi()
         if addons.aws_load_balancer_controller.enabled:
-            self._load_balancer_controller(after=before_lb)
+            if uses_auto_mode(self._cfg):
+                self._auto_mode_ingress_class()
+            else:
+                self._load_balancer_controller(after=before_lb)
 
         self.register_outputs(
             {
@@ -202,6 +205,8 @@ class ClusterAddons(pulumi.ComponentResource):
     def _ebs_csi(self) -> list[pulumi.Resource]:
         cfg, ebs = self._cfg, self._cfg.addons.ebs_csi
         installed: list[pulumi.Resource] = []
+        # EKS Auto Mode: AWS runs the driver; only the StorageClass, for its provisioner.
+        auto_mode = uses_auto_mode(cfg)
         if self._cluster.kind == "k3s":
             # EKS: the managed add-on and its Pod Identity come from eks_addons.py.
             identity = self._identity(
@@ -219,7 +224,9 @@ class ClusterAddons(pulumi.ComponentResource):
                 volume_tags=cfg.resource_tags(),
             )
             installed.append(self._release(values.EBS_CSI_RELEASE, "aws-ebs-csi-driver", release_values, [], identity))
-        spec = values.storage_class_manifest(ebs.kms_key_arn)
+        spec = values.storage_class_manifest(
+            ebs.kms_key_arn, values.AUTO_MODE_EBS_PROVISIONER if auto_mode else values.EBS_CSI_PROVISIONER
+        )
         self.storage_class = k8s.storage.v1.StorageClass(
             f"{self._name}-gp3",
             metadata=spec["metadata"],
@@ -281,4 +288,25 @@ class ClusterAddons(pulumi.ComponentResource):
             metadata=manifest["metadata"],
             spec=manifest["spec"],
             opts=self._k8s_opts([release, params]),
+        )
+
+    def _auto_mode_ingress_class(self) -> None:
+        """EKS Auto Mode's ALB capability: its IngressClassParams and the default IngressClass (no chart)."""
+        lb = self._cfg.addons.aws_load_balancer_controller
+        params_name = values.ingress_class_params_name(lb.ingress_group)
+        # The CRD comes with Auto Mode itself: it exists as soon as the cluster does.
+        params = k8s.apiextensions.CustomResource(
+            f"{self._name}-ingress-class-params",
+            api_version=values.AUTO_MODE_INGRESS_PARAMS_API_VERSION,
+            kind="IngressClassParams",
+            metadata={"name": params_name},
+            spec=values.auto_mode_ingress_class_params_spec(lb.ingress_group, lb.scheme),
+            opts=self._k8s_opts(),
+        )
+        manifest = values.auto_mode_ingress_class_manifest(params_name)
+        self.ingress_class = k8s.networking.v1.IngressClass(
+            f"{self._name}-ingress-class",
+            metadata=manifest["metadata"],
+            spec=manifest["spec"],
+            opts=self._k8s_opts([params]),
         )

@@ -29,6 +29,12 @@ METRICS_SERVER_TLS_SECRET = "metrics-server-tls"
 EBS_CSI_RELEASE = "aws-ebs-csi-driver"
 EBS_CSI_CONTROLLER_SERVICE_ACCOUNT = "ebs-csi-controller-sa"
 EBS_CSI_PROVISIONER = "ebs.csi.aws.com"
+# EKS Auto Mode's block storage capability (EKS User Guide, "Create a storage class"): it creates no
+# StorageClass itself.
+AUTO_MODE_EBS_PROVISIONER = "ebs.csi.eks.amazonaws.com"
+# EKS Auto Mode's load balancing capability (EKS User Guide, "Create an IngressClass to configure an ALB").
+AUTO_MODE_INGRESS_CONTROLLER = "eks.amazonaws.com/alb"
+AUTO_MODE_INGRESS_PARAMS_API_VERSION = "eks.amazonaws.com/v1"
 STORAGE_CLASS = "gp3"
 DEFAULT_STORAGE_CLASS_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
 
@@ -134,6 +140,22 @@ def ingress_class_manifest(params_name: str) -> dict[str, Any]:
     }
 
 
+def auto_mode_ingress_class_params_spec(group: str, scheme: str) -> dict[str, Any]:
+    """Auto Mode's IngressClassParams (eks.amazonaws.com/v1): one shared IngressGroup, like the self-managed
+    class. No tags: Auto Mode's managed policies do not permit user tags on load balancers."""
+    return {"group": {"name": group}, "scheme": scheme, "ipAddressType": "ipv4"}
+
+
+def auto_mode_ingress_class_manifest(params_name: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": INGRESS_CLASS, "annotations": {DEFAULT_INGRESS_CLASS_ANNOTATION: "true"}},
+        "spec": {
+            "controller": AUTO_MODE_INGRESS_CONTROLLER,
+            "parameters": {"apiGroup": "eks.amazonaws.com", "kind": "IngressClassParams", "name": params_name},
+        },
+    }
+
+
 # --------------------------------------------------------------------------------- metrics-server
 def metrics_server_values(*, scheduling: SystemScheduling, highly_available: bool, ca_bundle: Any) -> dict[str, Any]:
     values: dict[str, Any] = {
@@ -183,14 +205,15 @@ def ebs_csi_values(
     }
 
 
-def storage_class_manifest(kms_key_arn: str | None) -> dict[str, Any]:
-    """Default gp3 class: encrypted, bound where the pod lands (a volume is zonal), expandable."""
+def storage_class_manifest(kms_key_arn: str | None, provisioner: str = EBS_CSI_PROVISIONER) -> dict[str, Any]:
+    """Default gp3 class: encrypted, bound where the pod lands (a volume is zonal), expandable. The
+    provisioner is the EBS CSI driver's, or Auto Mode's (`AUTO_MODE_EBS_PROVISIONER`, same parameters)."""
     parameters = {"type": "gp3", "encrypted": "true", "csi.storage.k8s.io/fstype": "ext4"}
     if kms_key_arn:
         parameters["kmsKeyId"] = kms_key_arn
     return {
         "metadata": {"name": STORAGE_CLASS, "annotations": {DEFAULT_STORAGE_CLASS_ANNOTATION: "true"}},
-        "provisioner": EBS_CSI_PROVISIONER,
+        "provisioner": provisioner,
         "parameters": parameters,
         "reclaimPolicy": "Delete",
         "volumeBindingMode": "WaitForFirstConsumer",

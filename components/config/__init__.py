@@ -20,6 +20,13 @@ from components.config.addons import (  # noqa: F401
     LoadBalancerControllerConfig,
     kubernetes_minor,
 )
+from components.config.auto_mode import (  # noqa: F401
+    AUTO_MODE_MAX_NODE_LIFETIME_HOURS,
+    BUILT_IN_NODE_POOLS,
+    REPLACED_ADDONS,
+    EksAutoModeConfig,
+    uses_auto_mode,
+)
 from components.config.base import (  # noqa: F401
     DNS_LABEL,
     IAM_ROLE_ARN,

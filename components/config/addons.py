@@ -19,7 +19,12 @@ class LoadBalancerControllerConfig(Model):
     """AWS Load Balancer Controller (components/addons/cluster_addons.py): Ingress -> ALB, Service -> NLB."""
 
     enabled: bool = Field(
-        True, description=("Install the AWS Load Balancer Controller, its IAM and the default IngressClass.")
+        True,
+        description=(
+            "Install the AWS Load Balancer Controller, its IAM and the default IngressClass; under "
+            "`cluster.eks.computeMode: auto-mode` only the default IngressClass of Auto Mode's `eks.amazonaws.com/alb` "
+            "controller and its IngressClassParams (`ingressGroup`, `scheme`)."
+        ),
     )
     # One IngressGroup shared by every Ingress of the default class: one ALB, not one per Ingress
     # (ALB sprawl exhausts ENI and LB quotas).
@@ -62,7 +67,9 @@ class EbsCsiConfig(Model):
     enabled: bool = Field(
         True,
         description=(
-            "Install the EBS CSI driver (EKS managed add-on / K3s chart), its IAM and the default gp3 StorageClass."
+            "Install the EBS CSI driver (EKS managed add-on / K3s chart), its IAM and the default gp3 StorageClass; "
+            "under `cluster.eks.computeMode: auto-mode` only the StorageClass, for Auto Mode's "
+            "`ebs.csi.eks.amazonaws.com`."
         ),
     )
     # Customer-managed key for volume encryption; None = the account's aws/ebs key (still encrypted).
@@ -70,7 +77,8 @@ class EbsCsiConfig(Model):
         None,
         description=(
             "Customer-managed KMS key ARN for volume encryption (adds a grant policy to the driver's role); unset "
-            "means volumes are encrypted with the account's `aws/ebs` key."
+            "means volumes are encrypted with the account's `aws/ebs` key. Under `auto-mode` it also encrypts the "
+            "nodes' ephemeral storage (NodeClass `kmsKeyID`) and the grant policy goes to the cluster role."
         ),
     )
 

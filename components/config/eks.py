@@ -7,6 +7,7 @@ from typing import Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
+from components.config.auto_mode import ComputeMode, EksAutoModeConfig
 from components.config.base import (
     LogRetentionDays,
     Model,
@@ -316,6 +317,21 @@ class EksConfig(Model):
         description=("Who may use the cluster, as EKS access entries (no implicit creator admin, no aws-auth)."),
     )
     upgrade_policy: EksUpgradePolicyConfig = Field(EksUpgradePolicyConfig(), description="EKS upgrade policy.")
+    compute_mode: ComputeMode = Field(
+        "karpenter",
+        description=(
+            "Who runs the data plane: `karpenter` (self-managed Karpenter, the system node group and the managed "
+            "networking and storage add-ons) or `auto-mode` (EKS Auto Mode: AWS runs node provisioning, VPC CNI, "
+            "kube-proxy, CoreDNS, EBS CSI, load balancing and the Pod Identity agent; the stack's "
+            "`karpenter.nodePools` become NodePools of `eks.amazonaws.com/v1` NodeClasses). EKS only; under "
+            "`auto-mode` the keys of the self-managed pieces are refused, and the `pinnedAmis` safeguard cannot "
+            "hold: AWS rolls out its node AMIs (about weekly) as drift, paced by the pools' disruption budgets "
+            "(a `Drifted` budget with a schedule confines it to a window)."
+        ),
+    )
+    auto_mode: EksAutoModeConfig = Field(
+        EksAutoModeConfig(), description="EKS Auto Mode settings (`computeMode: auto-mode` only)."
+    )
     system_node_group: EksSystemNodeGroupConfig = Field(
         EksSystemNodeGroupConfig(),
         description=("The small on-demand managed node group for Karpenter and cluster-critical controllers."),

@@ -44,7 +44,14 @@ def _duration(v: str) -> str:
 class KarpenterNodeClassConfig(Model):
     """One EC2NodeClass: the AMI, root volume and kubelet density of the nodes Karpenter launches."""
 
-    name: str = Field("default", description="EC2NodeClass name (a DNS label), referenced by `nodePools[].nodeClass`.")
+    name: str = Field(
+        "default",
+        description=(
+            "EC2NodeClass name (a DNS label), referenced by `nodePools[].nodeClass`; under `auto-mode` the name of "
+            "an `eks.amazonaws.com/v1` NodeClass, never `default` (Auto Mode's built-in class, which pools use "
+            "when `nodeClasses` is not set)."
+        ),
+    )
     # EKS: an AL2023 alias, pinned (`al2023@v20260903`) in prod; `al2023@latest` only outside prod.
     ami_alias: str | None = Field(
         None,
@@ -243,7 +250,8 @@ class KarpenterNodePoolConfig(Model):
         "720h",
         description=(
             "Node lifetime before replacement (picking up patched AMIs), a duration like `720h`; the policy pack "
-            "refuses `Never` and more than 720h, mandatory in prod."
+            "refuses `Never` and more than 720h, mandatory in prod. Under `cluster.eks.computeMode: auto-mode` "
+            "unset means 336h (AWS's default) and more than 504h is refused (Auto Mode replaces nodes after 21 days)."
         ),
     )
     budgets: list[KarpenterBudget] = Field(
@@ -346,7 +354,11 @@ def _default_node_pools() -> list[KarpenterNodePoolConfig]:
 
 class KarpenterConfig(Model):
     enabled: bool = Field(
-        True, description=("Install Karpenter, its IAM, interruption queue, NodeClasses and NodePools.")
+        True,
+        description=(
+            "Install Karpenter, its IAM, interruption queue, NodeClasses and NodePools; under "
+            "`cluster.eks.computeMode: auto-mode` only the stack's NodeClasses and NodePools (AWS runs Karpenter)."
+        ),
     )
     # None: the environment's controller replicas (components/config/environments.py: 2 in staging and
     # prod, with the chart's PodDisruptionBudget; 1 in dev).

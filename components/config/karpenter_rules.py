@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from components.config.auto_mode import uses_auto_mode
 from components.core.instance_types import al2023_ami_parameter
 from components.core.pool_capacity import SMALL_SIZES, PoolShape, admitted_instance_types, pool_pod_capacity
 
@@ -52,7 +53,10 @@ def karpenter_problems(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
         return
     kind = cfg.cluster.kind
     wanted = cfg.safeguards_in_force
-    if k.replicas is not None and k.replicas < wanted.controller_replicas:
+    # EKS Auto Mode: AWS runs the controller and picks the AMI and maxPods (components/config/auto_mode.py
+    # refuses the keys for them); references, families and the pools' own fields are checked alike.
+    auto_mode = uses_auto_mode(cfg)
+    if k.replicas is not None and not auto_mode and k.replicas < wanted.controller_replicas:
         yield (
             "karpenter.replicas",
             f"{k.replicas} replica in {cfg.environment}; at least {wanted.controller_replicas} "
@@ -65,7 +69,7 @@ def karpenter_problems(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
         if nc.name in classes:
             yield f"{key}.name", f"'{nc.name}' is defined twice; node class names must be distinct"
         classes[nc.name] = nc
-        if kind == "eks":
+        if kind == "eks" and not auto_mode:
             if nc.ami_ssm_parameters is not None:
                 yield (
                     f"{key}.amiSsmParameters",
@@ -78,6 +82,12 @@ def karpenter_problems(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
                     f"{shown}: {cfg.environment} nodes must run a pinned AMI "
                     "release like al2023@v20260903 (so a new AMI rolls out only through a reviewed change); "
                     "al2023@latest is allowed only where safeguards.pinnedAmis is off (dev by default)",
+                )
+        elif kind == "eks":
+            if nc.ami_ssm_parameters is not None:
+                yield (
+                    f"{key}.amiSsmParameters",
+                    "applies to k3s clusters; Auto Mode picks and patches the node AMI itself (remove the key)",
                 )
         elif nc.ami_alias is not None:
             yield (
@@ -109,11 +119,11 @@ def karpenter_problems(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
                     f"pool '{pool.name}' allows {', '.join(missing)} but node class "
                     f"'{nc.name}' has no AMI parameter for it; add it to amiSsmParameters or drop the architecture",
                 )
-        yield from _capacity_problems(key, pool, nc, kind)
+        yield from _capacity_problems(key, pool, nc, kind, max_pods=not auto_mode)
 
 
 def _capacity_problems(
-    key: str, pool: "KarpenterNodePoolConfig", nc: "KarpenterNodeClassConfig", kind: str
+    key: str, pool: "KarpenterNodePoolConfig", nc: "KarpenterNodeClassConfig", kind: str, max_pods: bool = True
 ) -> Iterator[tuple[str, str]]:
     if pool.instance_families:
         # A family the other requirements exclude would silently match nothing: name it.
@@ -128,6 +138,8 @@ def _capacity_problems(
                     f"instanceGenerationGreaterThan ({pool.instance_generation_greater_than}) and architectures "
                     f"({', '.join(pool.architectures)}) admit",
                 )
+    if not max_pods:
+        return  # Auto Mode sets maxPods itself
     networking = "prefix delegation with custom networking" if uses_custom_networking(kind) else "prefix delegation"
     capacity = pool_pod_capacity(pool_shape(pool), custom_networking=uses_custom_networking(kind))
     sizes_key = f"{key}.instanceSizes"

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from components.config.addons import AddonsConfig, kubernetes_minor
+from components.config.auto_mode import auto_mode_problems
 from components.config.base import (
     NAMESPACE,
     ConfigError,
@@ -315,6 +316,10 @@ def _k3s_rules(cfg: "StackConfig") -> Iterator[Problem]:
     yield from k3s_problems(cfg)
 
 
+def _auto_mode_rules(cfg: "StackConfig") -> Iterator[Problem]:
+    yield from auto_mode_problems(cfg)
+
+
 # Every cross-field rule of the whole stack; each yields (key.path, message) and all of them run.
 STACK_RULES: tuple[Callable[["StackConfig"], Iterator[Problem]], ...] = (
     # The environment's safeguards: none loosened, its zone count, its NAT layout.
@@ -330,6 +335,7 @@ STACK_RULES: tuple[Callable[["StackConfig"], Iterator[Problem]], ...] = (
     _ci_rules,
     _data_plane_rules,
     _k3s_rules,
+    _auto_mode_rules,
 )
 
 
@@ -501,9 +507,12 @@ def _partial(model: Any, data: Any, bad: list[tuple[Any, ...]], prefix: tuple[An
     if not isinstance(data, dict):
         return None
     values: dict[str, Any] = {}
+    given: set[str] = set()  # fields the input sets (rules read `model_fields_set` to tell them from defaults)
     for name, field in model.model_fields.items():
         alias = field.alias or name
         key = alias if alias in data else name if name in data else None
+        if key is not None:
+            given.add(name)
         here = prefix + (key or alias,)  # error locations use the key the input used
         failed = [loc for loc in bad if loc[: len(here)] == here]
         if key is None:
@@ -527,7 +536,7 @@ def _partial(model: Any, data: Any, bad: list[tuple[Any, ...]], prefix: tuple[An
             items = _partial_items(sub, data[key], bad, here)
             if items is not None:
                 values[name] = items
-    built = model.model_construct(**values)
+    built = model.model_construct(_fields_set=given & set(values), **values)
     for name in model.model_fields:
         if name not in values:
             built.__dict__.pop(name, None)

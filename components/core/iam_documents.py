@@ -102,6 +102,22 @@ EFS_CSI_DRIVER_POLICY_ARN = f"arn:{PARTITION}:iam::aws:policy/service-role/Amazo
 EKS_VPC_RESOURCE_CONTROLLER_POLICY_ARN = f"arn:{PARTITION}:iam::aws:policy/AmazonEKSVPCResourceController"
 # On the Fargate pod execution role: pull images from ECR (and write logs through the log router).
 EKS_FARGATE_POD_EXECUTION_POLICY_ARN = f"arn:{PARTITION}:iam::aws:policy/AmazonEKSFargatePodExecutionRolePolicy"
+# EKS Auto Mode (EKS User Guide "Amazon EKS Auto Mode cluster IAM role" and "... node IAM role"): the cluster
+# role carries these four next to AmazonEKSClusterPolicy; Auto Mode nodes need only the minimal worker policy
+# and ECR pull (no CNI policy: the VPC CNI runs inside AWS's node image, on the cluster role's permissions).
+EKS_CLUSTER_POLICY_ARN = f"arn:{PARTITION}:iam::aws:policy/AmazonEKSClusterPolicy"
+EKS_COMPUTE_POLICY_ARN = f"arn:{PARTITION}:iam::aws:policy/AmazonEKSComputePolicy"
+EKS_BLOCK_STORAGE_POLICY_ARN = f"arn:{PARTITION}:iam::aws:policy/AmazonEKSBlockStoragePolicy"
+EKS_LOAD_BALANCING_POLICY_ARN = f"arn:{PARTITION}:iam::aws:policy/AmazonEKSLoadBalancingPolicy"
+EKS_NETWORKING_POLICY_ARN = f"arn:{PARTITION}:iam::aws:policy/AmazonEKSNetworkingPolicy"
+AUTO_MODE_CLUSTER_POLICY_ARNS = (
+    EKS_COMPUTE_POLICY_ARN,
+    EKS_BLOCK_STORAGE_POLICY_ARN,
+    EKS_LOAD_BALANCING_POLICY_ARN,
+    EKS_NETWORKING_POLICY_ARN,
+)
+EKS_WORKER_NODE_MINIMAL_POLICY_ARN = f"arn:{PARTITION}:iam::aws:policy/AmazonEKSWorkerNodeMinimalPolicy"
+AUTO_MODE_NODE_POLICY_ARNS = (EKS_WORKER_NODE_MINIMAL_POLICY_ARN, ECR_PULL_ONLY_POLICY_ARN)
 
 
 def ssm_parameter_arn(name: str, region: str, account_id: str) -> str:

@@ -13,6 +13,9 @@ Design notes:
   (SecurityGroupPolicies and the groups the stack creates for them; `ENABLE_POD_ENI` on the CNI and
   the VPC resource controller policy on the cluster role follow the same config) and `fargate`
   (Fargate profiles in the private subnets with their pod execution role).
+- `auto_mode`: EKS Auto Mode (`cluster.eks.computeMode: auto-mode`): the three capability configs, the
+  cluster role's extra policies, the node role and (without built-in pools) its EC2 access entry; no
+  add-ons and no system node group are created then.
 - Public surface for siblings: `NODE_ENTRY_TYPE` (the access entry type of EC2 Linux nodes).
 """
 

@@ -30,6 +30,8 @@ CLUSTER_ADMIN_POLICY = ACCESS_POLICY_PREFIX + "AmazonEKSClusterAdminPolicy"
 VIEW_POLICY = ACCESS_POLICY_PREFIX + "AmazonEKSViewPolicy"
 EDIT_POLICY = ACCESS_POLICY_PREFIX + "AmazonEKSEditPolicy"
 NAMESPACE_POLICIES = {"view": VIEW_POLICY, "edit": EDIT_POLICY}
+# EKS Auto Mode nodes of a custom NodeClass join with an EC2 entry carrying this policy (cluster scope).
+AUTO_NODE_POLICY = ACCESS_POLICY_PREFIX + "AmazonEKSAutoNodePolicy"
 # Node roles (managed node groups, Karpenter) join as EC2_LINUX entries, with no access policy.
 NODE_ENTRY_TYPE = "EC2_LINUX"
 

@@ -8,7 +8,8 @@ Order of creation (each step a real dependency, visible in the plan):
 3. access entries (admins first); the Kubernetes provider waits for the admin grants, because the
    deployment itself talks to the API server as one of those admins;
 4. networking add-ons + ENIConfigs (`EksNetworkingAddons`) -> system node group (`EksSystemNodes`)
-   -> workload add-ons (`EksWorkloadAddons`).
+   -> workload add-ons (`EksWorkloadAddons`); under `computeMode: auto-mode` none of these: AWS runs
+   them, and step 1 adds Auto Mode's cluster-role policies and node role (`auto_mode.py`).
 The result is a `ClusterHandle` (`.handle`) for Karpenter, identities and add-ons.
 """
 
@@ -22,12 +23,14 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from components.config import StackConfig, deletion_protection_in_force
+from components.addons import ebs_csi_kms_policy
+from components.config import StackConfig, deletion_protection_in_force, uses_auto_mode
 from components.core import iam_documents as iam
 from components.core.cluster_handle import ClusterHandle
 from components.core.kms_keys import rotating_key
 from components.core.kubeconfig import render_eks_kubeconfig
 from components.core.trust_policies import STS_AUDIENCE
+from components.eks import auto_mode
 from components.eks.access import AccessEntrySpec, render_access_entries
 from components.eks.addons import (
     EksNetworkingAddons,
@@ -38,7 +41,7 @@ from components.eks.addons import (
 from components.eks.system_nodes import SYSTEM_SCHEDULING, EksSystemNodes, EksSystemNodesArgs
 from components.network import Network
 
-CLUSTER_POLICY_ARN = "arn:aws:iam::aws:policy/AmazonEKSClusterPolicy"
+CLUSTER_POLICY_ARN = iam.EKS_CLUSTER_POLICY_ARN
 # The two ranges EKS itself picks from; we choose explicitly so nodeadm and tooling know it.
 SERVICE_CIDR_CANDIDATES = ("172.20.0.0/16", "10.100.0.0/16")
 
@@ -93,7 +96,8 @@ class EksCluster(pulumi.ComponentResource):
     issuer_url: pulumi.Output[str]
     oidc_provider: aws.iam.OpenIdConnectProvider
     k8s_provider: k8s.Provider
-    system_nodes: EksSystemNodes
+    system_nodes: EksSystemNodes | None  # None under EKS Auto Mode
+    auto_mode_node_role: aws.iam.Role | None  # EKS Auto Mode's node role; None with self-managed Karpenter
 
     def __init__(self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("k8s-platform:eks:EksCluster", name, None, opts)
@@ -101,6 +105,7 @@ class EksCluster(pulumi.ComponentResource):
         eks, cluster_name, tags = cfg.cluster.eks, cfg.cluster_name, cfg.resource_tags()
         child = pulumi.ResourceOptions(parent=self)
         protect = cfg.safeguards_in_force.protect_stateful_resources
+        auto = uses_auto_mode(cfg)
 
         role = aws.iam.Role(
             f"{name}-cluster-role",
@@ -124,6 +129,17 @@ class EksCluster(pulumi.ComponentResource):
                     opts=child,
                 )
             )
+        # EKS Auto Mode (components/eks/auto_mode.py): the cluster role's extra policies and the node role,
+        # both before the cluster (EKS checks them at creation).
+        self.auto_mode_node_role = None
+        auto_grants: list[pulumi.Resource] = []
+        if auto:
+            volume_key = cfg.addons.ebs_csi.kms_key_arn
+            auto_grants = auto_mode.attach_cluster_policies(
+                name, role, iam.to_json(ebs_csi_kms_policy(volume_key)) if volume_key else None, self
+            )
+            self.auto_mode_node_role, node_grants = auto_mode.create_node_role(name, cluster_name, tags, self)
+            auto_grants += node_grants
         self.kms_key = rotating_key(
             f"{name}-secrets",
             alias=f"{cluster_name}-eks-secrets",
@@ -173,6 +189,10 @@ class EksCluster(pulumi.ComponentResource):
                 bootstrap_cluster_creator_admin_permissions=False,
             ),
             bootstrap_self_managed_addons=False,
+            compute_config=auto_mode.compute_config(eks.auto_mode.built_in_node_pools, self.auto_mode_node_role.arn)
+            if self.auto_mode_node_role is not None
+            else None,
+            storage_config=auto_mode.storage_config() if auto else None,
             encryption_config=aws.eks.ClusterEncryptionConfigArgs(
                 provider=aws.eks.ClusterEncryptionConfigProviderArgs(key_arn=self.kms_key.arn),
                 resources=["secrets"],
@@ -182,6 +202,7 @@ class EksCluster(pulumi.ComponentResource):
             kubernetes_network_config=aws.eks.ClusterKubernetesNetworkConfigArgs(
                 ip_family="ipv4",
                 service_ipv4_cidr=self.service_cidr,
+                elastic_load_balancing=auto_mode.elastic_load_balancing() if auto else None,
             ),
             upgrade_policy=aws.eks.ClusterUpgradePolicyArgs(support_type=eks.upgrade_policy.support_type),
             # EKS refuses DeleteCluster while on, whatever the state file says (config/eks_resilience.py).
@@ -197,7 +218,9 @@ class EksCluster(pulumi.ComponentResource):
                 else None
             ),
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, protect=protect, depends_on=[*role_grants, key_policy, log_group]),
+            opts=pulumi.ResourceOptions(
+                parent=self, protect=protect, depends_on=[*role_grants, key_policy, log_group, *auto_grants]
+            ),
         )
         cluster_sg_id = self.cluster.vpc_config.cluster_security_group_id
         self._node_security_rules(name, cluster_sg_id, tags)
@@ -230,34 +253,59 @@ class EksCluster(pulumi.ComponentResource):
             kubeconfig=self.kubeconfig,
             k8s_provider=self.k8s_provider,
             node_security_group_id=self.node_security_group.id,
-            system_scheduling=SYSTEM_SCHEDULING,
+            system_scheduling=auto_mode.system_scheduling(eks.auto_mode.built_in_node_pools)
+            if auto
+            else SYSTEM_SCHEDULING,
             oidc_provider_arn=self.oidc_provider.arn,
             oidc_issuer_url=self.issuer_url,
             eks_cluster=self.cluster,
         )
-
-        networking = EksNetworkingAddons(
-            f"{name}-networking", EksNetworkingAddonsArgs.from_stack(cfg, base, net), opts=child
-        )
-        self.system_nodes = EksSystemNodes(
-            f"{name}-system",
-            EksSystemNodesArgs.from_stack(
-                cfg,
+        if self.auto_mode_node_role is not None:
+            # AWS runs the networking and storage add-ons and the node provisioning; no node group. With
+            # built-in pools EKS creates the node role's access entry, else the stack does.
+            node_access = []
+            if not eks.auto_mode.built_in_node_pools:
+                node_access = auto_mode.create_node_access(name, self.cluster, self.auto_mode_node_role, tags, self)
+            # Built-in pools' nodes carry the cluster security group, the stack's NodeClasses the node group:
+            # the node group already admits the cluster group; this admits the other direction.
+            cluster_from_node = aws.vpc.SecurityGroupIngressRule(
+                f"{name}-cluster-from-node",
+                security_group_id=cluster_sg_id,
+                referenced_security_group_id=self.node_security_group.id,
+                ip_protocol="-1",
+                description="Auto Mode: nodes and pods of the stack's NodeClasses to built-in pool nodes",
+                tags=tags,
+                opts=child,
+            )
+            self.system_nodes = None
+            self.handle = dataclasses.replace(
                 base,
-                subnet_ids=list(net.private_subnet_ids.values()),
-                cluster_security_group_id=cluster_sg_id,
-                before_compute=[*networking.before_compute, *self._node_rules],
-            ),
-            opts=child,
-        )
-        # Everything built on the cluster waits for the system nodes (where the controllers run).
-        self.handle = dataclasses.replace(base, ready=(self.system_nodes.node_group,))
-        EksWorkloadAddons(
-            f"{name}-workload",
-            EksWorkloadAddonsArgs.from_stack(cfg, self.handle, (self.system_nodes.node_group,)),
-            opts=child,
-        )
-
+                # Nodes join (and pods get scheduled) once their access and security group rules exist.
+                ready=(self.cluster, *node_access, *self._node_rules, cluster_from_node),
+                workload_node_role_names=(self.auto_mode_node_role.name,),
+            )
+        else:
+            networking = EksNetworkingAddons(
+                f"{name}-networking", EksNetworkingAddonsArgs.from_stack(cfg, base, net), opts=child
+            )
+            self.system_nodes = EksSystemNodes(
+                f"{name}-system",
+                EksSystemNodesArgs.from_stack(
+                    cfg,
+                    base,
+                    subnet_ids=list(net.private_subnet_ids.values()),
+                    cluster_security_group_id=cluster_sg_id,
+                    before_compute=[*networking.before_compute, *self._node_rules],
+                ),
+                opts=child,
+            )
+            # Everything built on the cluster waits for the system nodes (where the controllers run).
+            self.handle = dataclasses.replace(base, ready=(self.system_nodes.node_group,))
+            EksWorkloadAddons(
+                f"{name}-workload",
+                EksWorkloadAddonsArgs.from_stack(cfg, self.handle, (self.system_nodes.node_group,)),
+                opts=child,
+            )
         self.register_outputs(
             {
                 "clusterName": self.cluster.name,
@@ -265,6 +313,7 @@ class EksCluster(pulumi.ComponentResource):
                 "kubeconfig": self.kubeconfig,
                 "oidcProviderArn": self.oidc_provider.arn,
                 "nodeSecurityGroupId": self.node_security_group.id,
+                **({"autoModeNodeRoleArn": self.auto_mode_node_role.arn} if self.auto_mode_node_role else {}),
             }
         )
 

@@ -10,4 +10,7 @@ Design notes:
   by config before any resource is registered.
 - A pool marked `securityGroupsForPods` (EKS security groups for pods) gets one more requirement:
   `node.kubernetes.io/instance-type In` the trunk-ENI types it admits (`components.core.trunk_eni`).
+- EKS Auto Mode (`auto_mode`, `auto_mode_specs`): the same node classes and pools rendered as
+  `eks.amazonaws.com/v1` NodeClasses and NodePools on them, without controller, IAM or queue (AWS runs
+  Karpenter); they depend on the cluster, so they are deleted (and their nodes drained) before it.
 """

@@ -116,10 +116,13 @@ class NodePoolSpec:
     taints: tuple[Taint, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
     termination_grace_period: str | None = None
+    # Self-managed Karpenter's EC2NodeClass; EKS Auto Mode pools name its NodeClass (auto_mode_specs).
+    node_class_group: str = NODECLASS_GROUP
+    node_class_kind: str = NODECLASS_KIND
 
     def manifest(self) -> dict[str, Any]:
         template_spec = {
-            "nodeClassRef": {"group": NODECLASS_GROUP, "kind": NODECLASS_KIND, "name": self.node_class},
+            "nodeClassRef": {"group": self.node_class_group, "kind": self.node_class_kind, "name": self.node_class},
             "requirements": [r.to_dict() for r in self.requirements],
             "taints": [t.to_dict() for t in self.taints] or None,
             "expireAfter": self.expire_after,

@@ -165,6 +165,30 @@ def _addon_pinned(props, cfg, report, args) -> None:
         )
 
 
+# EKS Auto Mode: the three capabilities are enabled together or not at all (CreateCluster refuses a mix),
+# and Auto Mode clusters bootstrap no self-managed add-ons (they would run beside Auto Mode's own).
+AUTO_MODE_CAPABILITIES = {
+    "computeConfig.enabled": ("computeConfig", "enabled"),
+    "storageConfig.blockStorage.enabled": ("storageConfig", "blockStorage", "enabled"),
+    "kubernetesNetworkConfig.elasticLoadBalancing.enabled": (
+        "kubernetesNetworkConfig",
+        "elasticLoadBalancing",
+        "enabled",
+    ),
+}
+
+
+def _auto_mode_together(props, cfg, report, args) -> None:
+    enabled = {name: truthy(get(props, *path, default=False)) for name, path in AUTO_MODE_CAPABILITIES.items()}
+    if not any(enabled.values()):
+        return
+    off = [name for name, on in enabled.items() if not on]
+    if off:
+        report(f"EKS Auto Mode needs its three capabilities together; {', '.join(off)} not enabled")
+    if not is_false(get(props, "bootstrapSelfManagedAddons")):
+        report("bootstrapSelfManagedAddons must be false on an Auto Mode cluster (Auto Mode runs its own CNI and DNS)")
+
+
 def _nodegroup_ssh(props, cfg, report, args) -> None:
     remote = get(props, "remoteAccess")
     if remote is not None and get(remote, "ec2SshKey") and not as_list(get(remote, "sourceSecurityGroupIds")):
@@ -268,6 +292,14 @@ RULES = [
         [eks_best_practices("cluster-upgrades#add-ons")],
         [ADDON],
         _addon_pinned,
+    ),
+    resource_rule(
+        "eks-auto-mode-capabilities-together",
+        "EKS Auto Mode enables compute, block storage and load balancing together, with no self-managed add-ons.",
+        Severity.HIGH,
+        [eks_best_practices("automode")],
+        [CLUSTER],
+        _auto_mode_together,
     ),
     resource_rule(
         "eks-nodegroup-no-open-ssh",

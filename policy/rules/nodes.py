@@ -16,6 +16,8 @@ from .common import as_list, awsguard, checkov, cis_eks, get, resource_rule, tru
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 INSTANCE = "aws:ec2/instance:Instance"
 EC2_NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
+# EKS Auto Mode's NodeClass: AWS owns IMDS, the AMI, volume encryption and user-data; the public IP is ours.
+AUTO_MODE_NODE_CLASS = "kubernetes:eks.amazonaws.com/v1:NodeClass"
 
 
 def _metadata_options(props, resource_type):
@@ -85,6 +87,10 @@ def _no_public_ip(props, cfg, report, args) -> None:
     if args.resource_type == EC2_NODE_CLASS:
         if truthy(get(props, "spec", "associatePublicIPAddress", default=False)):
             report("spec.associatePublicIPAddress is true: nodes must stay in private subnets")
+        return
+    if args.resource_type == AUTO_MODE_NODE_CLASS:
+        if truthy(get(props, "spec", "advancedNetworking", "associatePublicIPAddress", default=False)):
+            report("spec.advancedNetworking.associatePublicIPAddress is true: nodes must stay in private subnets")
         return
     for ni in as_list(get(props, "networkInterfaces")):
         if truthy(get(ni, "associatePublicIpAddress", default=False)):
@@ -185,7 +191,7 @@ RULES = [
         "Nodes get no public IP address.",
         Severity.HIGH,
         [cis_eks("5.4.3"), awsguard("ec2-instance-no-public-ip"), checkov("CKV_AWS_88")],
-        NODE_TYPES,
+        [*NODE_TYPES, AUTO_MODE_NODE_CLASS],
         _no_public_ip,
     ),
     resource_rule(

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import re
 
+from components.config import uses_auto_mode
 from components.core.pins import ADDON_VERSIONS, KUBE_PROXY, addon_versions
-from programs.platformctl.doctor.framework import Check, Context, Result, fail, ok, warn
+from programs.platformctl.doctor.framework import Check, Context, Result, fail, ok, skipped, warn
 
 BROKEN_STATUSES = ("CREATE_FAILED", "UPDATE_FAILED", "DEGRADED", "DELETE_FAILED")
 
@@ -17,6 +18,8 @@ def _minor(version: str) -> tuple[int, int] | None:
 
 
 def addon_health(ctx: Context) -> Result:
+    if uses_auto_mode(ctx.config):
+        return skipped("EKS Auto Mode runs the networking, DNS and storage components itself (no managed add-on)")
     eks, name = ctx.aws("eks"), ctx.cluster_name
     cluster_version = eks.describe_cluster(name=name)["cluster"]["version"]
     queried = [f"eks:DescribeCluster {name}", f"eks:ListAddons {name}"]

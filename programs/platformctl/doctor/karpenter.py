@@ -10,7 +10,12 @@ NODECLAIMS = "/apis/karpenter.sh/v1/nodeclaims"
 # A NodeClaim normally launches within a minute and registers within a few; these are far past it.
 LAUNCH_GRACE_SECONDS = 600
 REGISTER_GRACE_SECONDS = 900
-NARROW_KEYS = ("node.kubernetes.io/instance-type", "karpenter.k8s.aws/instance-family")
+# (karpenter.k8s.aws: self-managed Karpenter's label; eks.amazonaws.com: EKS Auto Mode's)
+NARROW_KEYS = (
+    "node.kubernetes.io/instance-type",
+    "karpenter.k8s.aws/instance-family",
+    "eks.amazonaws.com/instance-family",
+)
 
 
 def _narrow(requirements: list[dict]) -> str | None:
