@@ -93,6 +93,14 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
         "kubeconfig": cluster.kubeconfig,  # a Pulumi secret
         "oidcIssuerUrl": cluster.oidc_issuer_url,
     }
+    if eks is not None:
+        # What `platformctl upgrade` reads: the deployed minor, each add-on's build, the system nodes' minor.
+        outputs["kubernetesVersion"] = eks.cluster.version
+        outputs["addonVersions"] = {name: addon.addon_version for name, addon in eks.addons.items()}
+        outputs["systemNodeGroup"] = {
+            "name": eks.system_nodes.node_group.node_group_name,
+            "kubernetesVersion": eks.system_nodes.node_group.version,
+        }
     if named_issuers:
         outputs["oidcIssuers"] = {
             i.name: {"issuerUrl": i.issuer_url, "oidcProviderArn": i.provider_arn} for i in named_issuers

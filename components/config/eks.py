@@ -212,6 +212,15 @@ class EksSystemNodeGroupConfig(Model):
     disk_size_gib: int = Field(
         default=50, ge=20, le=1000, alias="diskSizeGiB", description=("Encrypted root volume size of each node, GiB.")
     )
+    # Set by `platformctl upgrade` between its steps (nodes follow the control plane one update later).
+    version: str | None = Field(
+        None,
+        description=(
+            "Kubernetes minor of the system nodes (quoted, like `\"1.35\"`); default: `cluster.eks.version`. "
+            "Never newer than the control plane and at most 3 minors older (the Kubernetes version-skew policy); "
+            "`platformctl upgrade` holds the nodes here while it upgrades the control plane."
+        ),
+    )
 
     @field_validator("instance_types")
     @classmethod
@@ -327,6 +336,15 @@ class EksConfig(Model):
         description=(
             "Per-stack override of add-on pins (e.g. a hotfix build), like `{coredns: v1.13.2-eksbuild.9}`: keys are "
             "add-ons the platform installs (`components/core/pins.py`), values exact `vX.Y.Z-eksbuild.N`."
+        ),
+    )
+    # Set by `platformctl upgrade` and by `platformctl preview --offline --previous-plan`; see version_rules.py.
+    deployed_version: str | None = Field(
+        None,
+        description=(
+            "The control plane's minor as deployed (quoted), set by `platformctl upgrade` and by "
+            "`platformctl preview --offline --previous-plan PLAN.json`: when set, `version` must be this minor or "
+            "the next one (EKS upgrades one minor at a time and never downgrades)."
         ),
     )
     resolve_conflicts_on_update: Literal["PRESERVE", "OVERWRITE", "NONE"] = Field(

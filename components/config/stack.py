@@ -35,6 +35,7 @@ from components.config.k3s import K3S_INTERNAL_RANGES, K3sConfig
 from components.config.karpenter import KarpenterConfig
 from components.config.karpenter_rules import karpenter_problems
 from components.config.network import NetworkConfig
+from components.config.version_rules import version_problems
 from components.core.pins import CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS
 
 Problem = tuple[str, str]
@@ -297,6 +298,7 @@ STACK_RULES: tuple[Callable[["StackConfig"], Iterator[Problem]], ...] = (
     _addons_rules,
     _karpenter_rules,
     _identity_rules,
+    version_problems,  # one minor per control-plane update, node/control-plane skew
 )
 
 

@@ -129,6 +129,7 @@ class EksNetworkingAddonsArgs:
 class EksNetworkingAddons(pulumi.ComponentResource):
     """Everything the first node needs: CNI (+ its identity), Pod Identity agent, kube-proxy, ENIConfigs."""
 
+    addons: dict[str, aws.eks.Addon]  # by EKS add-on name (the stack exports their versions)
     before_compute: list[pulumi.Resource]
     vpc_cni: aws.eks.Addon
     eni_configs: dict[str, k8s.apiextensions.CustomResource]  # by availability zone
@@ -174,6 +175,7 @@ class EksNetworkingAddons(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, provider=handle.k8s_provider, depends_on=[self.vpc_cni]),
             )
         self.before_compute = [self.vpc_cni, pod_identity_agent, kube_proxy, *self.eni_configs.values()]
+        self.addons = {POD_IDENTITY_AGENT: pod_identity_agent, VPC_CNI: self.vpc_cni, KUBE_PROXY: kube_proxy}
         self.register_outputs(
             {"addons": [VPC_CNI, POD_IDENTITY_AGENT, KUBE_PROXY], "eniConfigs": list(self.eni_configs)}
         )
@@ -198,6 +200,7 @@ class EksWorkloadAddonsArgs:
 class EksWorkloadAddons(pulumi.ComponentResource):
     """Add-ons whose Deployments need a node: created after the system node group."""
 
+    addons: dict[str, aws.eks.Addon]  # by EKS add-on name (the stack exports their versions)
     coredns: aws.eks.Addon
     ebs_csi: aws.eks.Addon | None
 
@@ -229,4 +232,5 @@ class EksWorkloadAddons(pulumi.ComponentResource):
                 cfg,
                 depends_on=[*after, ebs_identity, ebs_identity.role],
             )
+        self.addons = {COREDNS: self.coredns, **({EBS_CSI: self.ebs_csi} if self.ebs_csi else {})}
         self.register_outputs({"addons": [COREDNS, EBS_CSI] if self.ebs_csi else [COREDNS]})

@@ -94,6 +94,7 @@ class EksCluster(pulumi.ComponentResource):
     oidc_provider: aws.iam.OpenIdConnectProvider
     k8s_provider: k8s.Provider
     system_nodes: EksSystemNodes
+    addons: dict[str, aws.eks.Addon]  # every managed add-on by EKS name (`platformctl upgrade` reads their versions)
 
     def __init__(self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("k8s-platform:eks:EksCluster", name, None, opts)
@@ -229,11 +230,12 @@ class EksCluster(pulumi.ComponentResource):
         )
         # Everything built on the cluster waits for the system nodes (where the controllers run).
         self.handle = dataclasses.replace(base, ready=(self.system_nodes.node_group,))
-        EksWorkloadAddons(
+        workload = EksWorkloadAddons(
             f"{name}-workload",
             EksWorkloadAddonsArgs.from_stack(cfg, self.handle, (self.system_nodes.node_group,)),
             opts=child,
         )
+        self.addons = {**networking.addons, **workload.addons}
 
         self.register_outputs(
             {
