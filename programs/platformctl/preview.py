@@ -49,6 +49,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="OLD_PLAN.json",
         help="also show resources added, removed and changed (by input key) against a saved plan",
     )
+    p.add_argument(
+        "--previous-plan",
+        type=Path,
+        metavar="PLAN.json",
+        help="offline: a saved plan of the deployed stack; its EKS minor becomes cluster.eks.deployedVersion, "
+        "so a skipped minor or a downgrade is refused (exit 2)",
+    )
     p.add_argument("--no-cache", action="store_true", help="run the program even if the plan cache has this stack")
     p.set_defaults(func=run)
 
@@ -72,6 +79,12 @@ def run(args: argparse.Namespace) -> int:
         if args.diff_plan is not None:
             print("error: --diff compares offline plans; add --offline", file=sys.stderr)
             return exit_codes.CONFIG_ERROR
+        if getattr(args, "previous_plan", None) is not None:
+            print(
+                "error: --previous-plan is for offline previews (the engine knows the deployed stack); add --offline",
+                file=sys.stderr,
+            )
+            return exit_codes.CONFIG_ERROR
         return _automation_preview(args)
     try:
         result = api.preview(
@@ -79,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
             config_file=args.config_file,
             policy_config=args.policy_config,
             diff_against=args.diff_plan,
+            previous_plan=getattr(args, "previous_plan", None),
             use_cache=not getattr(args, "no_cache", False),
             show_secrets=args.show_secrets,
         )
