@@ -6,7 +6,19 @@ import argparse
 import sys
 import traceback
 
-from programs.platformctl import automation, connect, doctor_cmd, export, fleet, graph, policy_cmd, preview, probe, scan
+from programs.platformctl import (
+    automation,
+    connect,
+    doctor_cmd,
+    export,
+    fleet,
+    graph,
+    policy_cmd,
+    preview,
+    probe,
+    scan,
+    upgrade,
+)
 
 
 def _version() -> str:
@@ -44,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_parser(sub)
     export.add_parser(sub)
     scan.add_parser(sub)
+    upgrade.add_parser(sub)  # EKS minor upgrades, step by step
     return parser
 
 
