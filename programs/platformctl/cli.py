@@ -13,6 +13,7 @@ from programs.platformctl import (
     export,
     fleet,
     graph,
+    pins_cmd,
     policy_cmd,
     preview,
     probe,
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_parser(sub)
     scan.add_parser(sub)
     upgrade.add_parser(sub)  # EKS minor upgrades, step by step
+    pins_cmd.add_parser(sub)
     return parser
 
 
