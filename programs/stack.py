@@ -18,6 +18,7 @@ from components.config import (
     parse_stack_config,
     read_pulumi_config,
 )
+from components.core.eks_support_calendar import support_warning
 from components.eks.access_instance import EKS_API_PORT, AccessInstance, AccessInstanceArgs
 from components.eks.cluster import EksCluster, EksClusterArgs
 from components.identity import NamedIssuer, WorkloadIdentity, WorkloadIdentityArgs
@@ -45,6 +46,9 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
     named_issuers: tuple[NamedIssuer, ...] = ()  # K3s: the published service-account issuers, active first
     eks: EksCluster | None = None
     if cfg.cluster.kind == "eks":
+        support = support_warning(cfg.cluster.eks.version, cfg.cluster.eks.upgrade_policy.support_type)
+        if support:
+            pulumi.log.warn(support)  # preview and up show it; the offline preview prints it too
         eks = EksCluster("eks", EksClusterArgs.from_stack(cfg, network), opts=providers)
         cluster = eks.handle
     else:

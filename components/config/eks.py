@@ -216,7 +216,7 @@ class EksSystemNodeGroupConfig(Model):
     version: str | None = Field(
         None,
         description=(
-            "Kubernetes minor of the system nodes (quoted, like `\"1.35\"`); default: `cluster.eks.version`. "
+            'Kubernetes minor of the system nodes (quoted, like `"1.35"`); default: `cluster.eks.version`. '
             "Never newer than the control plane and at most 3 minors older (the Kubernetes version-skew policy); "
             "`platformctl upgrade` holds the nodes here while it upgrades the control plane."
         ),

@@ -100,6 +100,8 @@ def plan_events(plan: dict[str, Any], seconds: float = 0.0) -> Iterator[ev.Engin
         )
         meta = ev.StepEventMetadata(ev.OpType.CREATE, res["urn"], res["type"], "", new=new)
         yield event(resource_pre_event=ev.ResourcePreEvent(meta, planning=True))
+    for warning in plan.get("warnings") or []:
+        yield event(diagnostic_event=ev.DiagnosticEvent(warning + "\n", "never", "warning", urn=None, ephemeral=False))
     for v in (plan.get("policy") or {}).get("violations", []):
         yield event(
             policy_event=ev.PolicyEvent(

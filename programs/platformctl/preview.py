@@ -118,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.stack}: unchanged since its cached plan (--no-cache runs the program)", file=sys.stderr)
     write_json(args.json_path, plan, private=args.show_secrets)
     print(report.render_header(plan))
+    for warning in plan.get("warnings") or []:
+        print(f"warning: {warning}", file=sys.stderr)
     if not args.quiet:
         print()
         print(render_tree(plan))
