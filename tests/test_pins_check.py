@@ -115,3 +115,31 @@ def test_contract_pins_exist_in_the_published_chart_indexes_and_k3s_releases(tmp
     assert set(charts) == set(pins.CHARTS), "a pinned chart is not in the published list"
     findings = check_charts(src, charts) + check_k3s(src)
     assert [f.line() for f in findings if f.status not in ("ok", "outdated")] == []
+
+
+def test_prods_karpenter_ami_alias_is_checked_per_minor_and_architecture(tmp_path):
+    from tests.conftest import offline_run
+
+    cfg = offline_run("prod").config
+    alias_version = cfg.karpenter.node_classes[0].ami_alias.partition("@")[2]
+    x86 = pins_check.al2023_alias_parameter("1.35", "amd64", alias_version)
+    assert x86 == (
+        f"/aws/service/eks/optimized-ami/1.35/amazon-linux-2023/x86_64/standard/"
+        f"amazon-eks-node-al2023-x86_64-standard-1.35-{alias_version}/image_id"
+    )
+    arm = pins_check.al2023_alias_parameter("1.35", "arm64", alias_version)
+    found = {
+        x86: {"Parameter": {"Name": x86, "Type": "String", "Value": "ami-0123456789abcdef0", "Version": 1}},
+        arm: {"Error": {"Code": "ParameterNotFound", "Message": f"Parameter {arm} not found."}},
+    }
+    ssm = botocore.session.get_session().get_service_model("ssm").operation_model("GetParameter").output_shape
+    for name, response in found.items():
+        path = tmp_path / "ssm" / cfg.region / f"{name.strip('/')}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(response))
+        if "Parameter" in response:
+            assert not ParamValidator().validate(response, ssm).has_errors()
+    findings = {f.name: f for f in pins_check.check_ami_aliases(RecordedSources(tmp_path), {"prod": cfg})}
+    assert findings["prod/default@1.35/amd64"].status == "ok"
+    assert findings["prod/default@1.35/arm64"].status == "missing"
+    assert pins_check.PinsReport(tuple(findings.values())).exit_code == 1

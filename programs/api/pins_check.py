@@ -8,6 +8,8 @@ Sources (each behind `Sources`, so `--from DIR` replays recorded responses and t
   which cluster minors a build runs on.
 - K3s: the release channel server (`/v1-release/channels`: the newest release per minor) and the
   release tags.
+- Each repository stack's pinned Karpenter AMI alias (prod: `al2023@v20260903`): the public SSM
+  parameter Karpenter resolves it to, for the stack's minor and each architecture its pools allow.
 
 Findings per pin: `ok`, `outdated` (a newer compatible version is published; the newest is named),
 `missing` (the pinned version is not published), `incompatible` (an add-on build not listed for the
@@ -74,6 +76,7 @@ class Sources(Protocol):
     def addon_versions(self, addon: str) -> dict[str, Any] | None: ...
     def k3s_channels(self) -> dict[str, Any] | None: ...
     def k3s_releases(self) -> list[str] | None: ...
+    def ssm_parameter(self, region: str, name: str) -> bool | None: ...
 
 
 # ------------------------------------------------------------------------------ versions
@@ -195,8 +198,68 @@ def check_k3s(src: Sources, pinned: str | None = None) -> list[Finding]:
     return [Finding("k3s", f"k3s@{minor}", pinned, "ok", latest)]
 
 
-def check_pins(src: Sources) -> PinsReport:
-    return PinsReport(tuple([*check_charts(src), *check_images(src), *check_addons(src), *check_k3s(src)]))
+_AMI_ARCH = {"amd64": "x86_64", "arm64": "arm64"}
+
+
+def al2023_alias_parameter(minor: str, arch: str, version: str) -> str:
+    """The public SSM parameter Karpenter resolves `al2023@<version>` to for one Kubernetes minor and
+    architecture (the EKS-optimized AL2023 standard AMI of that release)."""
+    a = _AMI_ARCH[arch]
+    name = f"amazon-eks-node-al2023-{a}-standard-{minor}-{version}"
+    return f"/aws/service/eks/optimized-ami/{minor}/amazon-linux-2023/{a}/standard/{name}/image_id"
+
+
+def check_ami_aliases(src: Sources, stacks: dict[str, Any]) -> list[Finding]:
+    """Each EKS stack's pinned Karpenter AMI alias (`karpenter.nodeClasses[].amiAlias`, e.g. prod's
+    al2023@v20260903) for the stack's minor and every architecture its NodePools allow."""
+    from components.config.karpenter_rules import effective_ami_alias
+
+    out = []
+    for stack, cfg in sorted(stacks.items()):
+        if cfg.cluster.kind != "eks" or not cfg.karpenter.enabled:
+            continue
+        minor = cfg.cluster.eks.version
+        for node_class in cfg.karpenter.node_classes:
+            alias = effective_ami_alias(node_class)
+            version = alias.partition("@")[2]
+            if version == "latest":
+                continue  # not a pin
+            arches = sorted(
+                {a for p in cfg.karpenter.node_pools if p.node_class == node_class.name for a in p.architectures}
+            )
+            for arch in arches:
+                name = f"{stack}/{node_class.name}@{minor}/{arch}"
+                parameter = al2023_alias_parameter(minor, arch, version)
+                exists = src.ssm_parameter(cfg.region, parameter)
+                if exists is None:
+                    out.append(Finding("ami-alias", name, alias, "unchecked", detail=f"no data for {parameter}"))
+                elif exists:
+                    out.append(Finding("ami-alias", name, alias, "ok"))
+                else:
+                    out.append(Finding("ami-alias", name, alias, "missing", detail=f"no SSM parameter {parameter}"))
+    return out
+
+
+def repository_stacks(root: Path) -> dict[str, Any]:
+    """The repository's stack files (Pulumi.<stack>.yaml), parsed; a stack file that does not parse is skipped
+    (`platformctl preview` reports it)."""
+    from components.config import ConfigError, parse_stack_config
+    from programs.stack_files import read_stack_file
+
+    stacks = {}
+    for path in sorted(root.glob("Pulumi.*.yaml")):
+        try:
+            stacks[path.name.removeprefix("Pulumi.").removesuffix(".yaml")] = parse_stack_config(read_stack_file(path))
+        except (ConfigError, ValueError, OSError):
+            continue
+    return stacks
+
+
+def check_pins(src: Sources, stacks: dict[str, Any] | None = None) -> PinsReport:
+    findings = [*check_charts(src), *check_images(src), *check_addons(src), *check_k3s(src)]
+    if stacks:
+        findings += check_ami_aliases(src, stacks)
+    return PinsReport(tuple(findings))
 
 
 # ------------------------------------------------------------------------------ sources
@@ -212,6 +275,8 @@ class RecordedSources:
     eks/describe-addon-versions-<addon>.json    `aws eks describe-addon-versions --addon-name <addon>`
     k3s/channels.json                           the channel server's `/v1-release/channels`
     k3s/releases.json                           the release tags, as GitHub's releases API lists them
+    ssm/<region>/<parameter path>.json          `aws ssm get-parameter --name <path>` (or its error:
+                                                {"Error": {"Code": "ParameterNotFound"}})
     A missing file is a source with no data (its pins are `unchecked`)."""
 
     def __init__(self, root: Path):
@@ -240,6 +305,12 @@ class RecordedSources:
     def k3s_releases(self) -> list[str] | None:
         doc = self._json("k3s", "releases.json")
         return None if doc is None else [r["tag_name"] for r in doc]
+
+    def ssm_parameter(self, region: str, name: str) -> bool | None:
+        doc = self._json("ssm", region, *name.strip("/").split("/")[:-1], f"{name.rsplit('/', 1)[-1]}.json")
+        if doc is None:
+            return None
+        return "Parameter" in doc and (doc.get("Error") or {}).get("Code") != "ParameterNotFound"
 
 
 def index_versions(index: dict[str, Any], chart: str) -> list[str]:
@@ -293,6 +364,18 @@ class LiveSources:
     def k3s_releases(self) -> list[str] | None:
         return [r["tag_name"] for r in json.loads(self._get(K3S_RELEASES_URL))]
 
+    def ssm_parameter(self, region: str, name: str) -> bool | None:
+        import boto3
+        from botocore.exceptions import ClientError
+
+        try:
+            boto3.client("ssm", region_name=region).get_parameter(Name=name)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ParameterNotFound":
+                return False
+            raise
+        return True
+
 
 class Guarded:
     """A source whose failures (network, credentials) make its pins `unchecked` instead of crashing;
@@ -323,3 +406,6 @@ class Guarded:
 
     def k3s_releases(self) -> list[str] | None:
         return self._call("k3s releases", self.inner.k3s_releases)
+
+    def ssm_parameter(self, region: str, name: str) -> bool | None:
+        return self._call(f"ssm {name}", self.inner.ssm_parameter, region, name)

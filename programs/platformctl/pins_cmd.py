@@ -10,6 +10,7 @@ from pathlib import Path
 
 from programs.api import pins_check
 from programs.platformctl import exit_codes
+from programs.stack_files import REPO_ROOT
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -39,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         return exit_codes.CONFIG_ERROR
     inner = pins_check.RecordedSources(args.from_dir) if args.from_dir else pins_check.LiveSources()
     source = pins_check.Guarded(inner)
-    report = pins_check.check_pins(source)
+    report = pins_check.check_pins(source, pins_check.repository_stacks(REPO_ROOT))
     for finding in report.findings:
         if not args.quiet or finding.status != "ok":
             print(finding.line())
