@@ -303,6 +303,14 @@ def plan_upgrade(
         notes.append(
             f"not checked against EKS (no API at hand): {', '.join(unchecked)} builds of {target} on {current}"
         )
+    for node_class in cfg.karpenter.node_classes if cfg.karpenter.enabled else ():
+        alias = node_class.ami_alias or ""
+        if "@" in alias and not alias.endswith("@latest"):
+            notes.append(
+                f"Karpenter node class '{node_class.name}' pins {alias}: once the control plane is at {target} "
+                f"Karpenter resolves that release's {target} AMI; confirm it is published (`aws ssm get-parameter` "
+                f"on the path `platformctl pins check` prints) or bump the alias first"
+            )
     cp_done = deployed == target
     kp_from, kp_to = from_pins[KUBE_PROXY], to_pins[KUBE_PROXY]
     held_kube_proxy = {KUBE_PROXY: kp_from} if KUBE_PROXY in installed else {}
