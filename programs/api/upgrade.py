@@ -79,6 +79,7 @@ class Probe:
     def __init__(self, eks: Any | None = None, nodes: Callable[[], list[dict[str, Any]] | None] | None = None):
         self.eks = eks
         self._nodes = nodes
+        self.kube_error: str | None = None  # why the Kubernetes API could not be asked (node checks then skipped)
 
     def nodes(self) -> list[dict[str, Any]] | None:
         return self._nodes() if self._nodes is not None else None
@@ -94,10 +95,16 @@ def default_probe(cfg: StackConfig, kubeconfig: dict[str, Any] | None) -> Probe:
 
     def nodes() -> list[dict[str, Any]] | None:
         if kubeconfig is None:
+            probe.kube_error = "no kubeconfig (pass --kubeconfig, e.g. the one `platformctl connect` writes)"
             return None
-        return ctx.kube_items("/api/v1/nodes")
+        try:
+            return ctx.kube_items("/api/v1/nodes")
+        except Exception as exc:  # noqa: BLE001 - a private endpoint out of reach: EKS's view still counts
+            probe.kube_error = _one_line(exc)
+            return None
 
-    return Probe(boto3.client("eks", region_name=cfg.region), nodes)
+    probe = Probe(boto3.client("eks", region_name=cfg.region), nodes)
+    return probe
 
 
 def _output_value(value: Any) -> Any:
@@ -512,6 +519,23 @@ def apply_step_config(stack: Any, step: UpgradeStep) -> None:
             stack.set_config(key, ConfigValue(value=value), path=True)
 
 
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {engine.last_error_line(str(exc)) if text else ''}".rstrip(": ")
+
+
+def _api_failure_code(exc: BaseException) -> int:
+    from pulumi.automation import errors as auto_errors
+
+    if isinstance(exc, auto_errors.StackNotFoundError):
+        return exit_codes.STACK_NOT_FOUND
+    if type(exc).__name__ in ("NoCredentialsError", "PartialCredentialsError", "NoRegionError"):
+        return exit_codes.CREDENTIALS_MISSING
+    if isinstance(exc, FileNotFoundError) and "pulumi" in str(exc):
+        return exit_codes.CONFIG_ERROR
+    return exit_codes.DEPLOY_FAILED
+
+
 def run_upgrade(
     stack: str,
     target: str,
@@ -538,16 +562,37 @@ def run_upgrade(
         cfg = parse_stack_config(read_stack_file(req.stack_file))
     except INPUT_ERRORS as exc:
         return UpgradeResult(stack, exit_codes.CONFIG_ERROR, "; ".join(problems_of(exc)))
+    if cfg.cluster.kind != "eks":
+        return UpgradeResult(
+            stack,
+            exit_codes.CONFIG_ERROR,
+            f"stack '{stack}' runs K3s: `platformctl upgrade` upgrades EKS; K3s follows `cluster.k3s.version`",
+        )
     workspace = None
+    unreachable = ""
     try:
         if outputs is None:
             workspace = opener(req)
             outputs = plain_outputs(workspace.outputs())
         chosen = probe(cfg, outputs) if callable(probe) and not isinstance(probe, Probe) else probe
-        observed = observe(cfg, outputs, chosen)
+        try:
+            observed = observe(cfg, outputs, chosen)
+        except UpgradeRefused:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the AWS/Kubernetes APIs: a dry run goes on from the outputs
+            if not dry_run:
+                raise
+            unreachable = f"AWS/Kubernetes APIs not reachable ({_one_line(exc)}): planned from the outputs alone"
+            chosen, observed = None, observe(cfg, outputs, None)
         plan = plan_upgrade(stack, cfg, observed, target, eks_compatibility(chosen.eks if chosen else None))
     except UpgradeRefused as exc:
         return UpgradeResult(stack, exit_codes.CONFIG_ERROR, str(exc))
+    except Exception as exc:  # noqa: BLE001 - the backend or the cloud APIs: one line and its code, no traceback
+        return UpgradeResult(stack, _api_failure_code(exc), f"stack '{stack}': {_one_line(exc)}")
+    if unreachable:
+        say(f"note: {unreachable}")
+    if chosen is not None and chosen.kube_error:
+        say(f"note: Kubernetes API not asked ({chosen.kube_error}): node versions from EKS only")
     for line in render_plan(plan):
         say(line)
     if dry_run:
@@ -558,7 +603,10 @@ def run_upgrade(
     if not plan.pending:
         say(f"stack '{stack}' is already at {target}: nothing to do")
         return UpgradeResult(stack, exit_codes.OK, "", plan)
-    problems = health_problems(plan, None, chosen, {})
+    try:
+        problems = health_problems(plan, None, chosen, {})
+    except Exception as exc:  # noqa: BLE001 - an API that cannot be asked is not a healthy stack
+        problems = [f"health not checked: {_one_line(exc)}"]
     if problems:
         return UpgradeResult(
             stack,
@@ -586,7 +634,10 @@ def run_upgrade(
                 "again (it resumes at the first step not done)"
             )
             return result
-        problems = health_problems(plan, step, chosen, plain_outputs(workspace.outputs()))
+        try:
+            problems = health_problems(plan, step, chosen, plain_outputs(workspace.outputs()))
+        except Exception as exc:  # noqa: BLE001 - stop: the next step must not run unchecked
+            problems = [f"health not checked: {_one_line(exc)}"]
         if problems:
             result.code = exit_codes.CHECK_FAILED
             result.message = (
