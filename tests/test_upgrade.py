@@ -264,3 +264,26 @@ def test_a_real_run_shows_each_steps_engine_progress_and_summary(tmp_path, capsy
     assert "  [kube-proxy]  ~ aws:eks/addon:Addon  eks-networking-kube-proxy  updated (1 done)" in out
     assert out.index("[control-plane]") < out.index("[data-plane]") < out.index("[kube-proxy]")
     assert "stack 'prod' upgraded to EKS 1.36" in out
+
+
+def test_a_dry_run_from_recorded_outputs_goes_on_when_aws_cannot_be_asked_a_real_run_does_not(tmp_path):
+    from botocore.exceptions import NoCredentialsError
+
+    class NoCredentials(FakeEks):
+        def describe_cluster(self, name):
+            raise NoCredentialsError()
+
+    root = _project(tmp_path, "1.35")
+    world = _world("1.35")
+    outputs = yaml.safe_load(RECORDED_OUTPUTS.read_text())
+    stack = FakeStack(world, root / "Pulumi.prod.yaml")
+    dry = _run(root, stack, NoCredentials(world), "1.36", dry_run=True, outputs=outputs)
+    assert dry.code == exit_codes.OK and dry.lines[0].startswith("note: AWS/Kubernetes APIs not reachable")
+    real = _run(root, stack, NoCredentials(world), "1.36", outputs=outputs)
+    assert real.code == exit_codes.CREDENTIALS_MISSING and "Unable to locate credentials" in real.message
+    assert stack.ups == []
+
+
+def test_k3s_stacks_are_not_upgraded_here(capsys):
+    code = main(["upgrade", "--stack", "dev", "--to", "1.36", "--dry-run", "--outputs", str(RECORDED_OUTPUTS)])
+    assert code == exit_codes.CONFIG_ERROR and "runs K3s" in capsys.readouterr().err
