@@ -287,3 +287,34 @@ def test_a_dry_run_from_recorded_outputs_goes_on_when_aws_cannot_be_asked_a_real
 def test_k3s_stacks_are_not_upgraded_here(capsys):
     code = main(["upgrade", "--stack", "dev", "--to", "1.36", "--dry-run", "--outputs", str(RECORDED_OUTPUTS)])
     assert code == exit_codes.CONFIG_ERROR and "runs K3s" in capsys.readouterr().err
+
+
+def test_doctor_accepts_kube_proxy_held_within_the_skew_policy_and_fails_a_newer_one():
+    from programs.platformctl.doctor.addons import addon_health
+    from tests.conftest import shipped_config
+
+    raw = shipped_config("prod")
+    eks_cfg = raw["k8s-platform:cluster"]["eks"]
+    eks_cfg.update(version="1.36", deployedVersion="1.36")
+    eks_cfg["addonVersions"] = {"kube-proxy": ADDON_VERSIONS["1.35"]["kube-proxy"]}  # the upgrade's hold
+
+    class Ctx:
+        config = parse_stack_config(raw)
+        cluster_name = "prod-eks"
+
+        def __init__(self, world):
+            self.eks = FakeEks(world)
+
+        def aws(self, service):
+            return self.eks
+
+    world = _world("1.36")
+    world.addons["kube-proxy"]["version"] = ADDON_VERSIONS["1.35"]["kube-proxy"]
+    assert addon_health(Ctx(world)).verdict == "ok"
+    world.cluster_version = "1.35"  # a kube-proxy newer than its control plane
+    world.addons = {a: {"version": v, "status": "ACTIVE"} for a, v in ADDON_VERSIONS["1.35"].items()}
+    world.addons["kube-proxy"]["version"] = ADDON_VERSIONS["1.36"]["kube-proxy"]
+    eks_cfg.update(version="1.35", deployedVersion="1.35", addonVersions={})
+    Ctx.config = parse_stack_config(raw)
+    result = addon_health(Ctx(world))
+    assert result.verdict == "fail" and any("newer than the control plane" in f for f in result.findings)
