@@ -19,6 +19,7 @@ from pulumi import automation as auto
 from pulumi.automation import events as ev
 
 from components.core.pins import ADDON_NAMES, ADDON_VERSIONS
+from programs.api.upgrade import path_parts
 
 DATA = Path(__file__).parent / "data"
 EVENTS = json.loads((DATA / "upgrade" / "engine-events.json").read_text())
@@ -169,7 +170,7 @@ class FakeStack:
     def set_config(self, key: str, value: auto.ConfigValue, path: bool = False):
         inspect.signature(auto.Stack.set_config).bind(None, key, value, path=path)
         ns, _, name = key.partition(":")
-        top, *rest = name.split(".")
+        top, *rest = path_parts(name)
         assert path and rest, "the upgrade sets leaves by path"
         _set_path(self.config[f"{ns}:{top}"], rest, value.value)
         self._save()
@@ -177,7 +178,7 @@ class FakeStack:
     def remove_config(self, key: str, path: bool = False):
         inspect.signature(auto.Stack.remove_config).bind(None, key, path=path)
         ns, _, name = key.partition(":")
-        top, *rest = name.split(".")
+        top, *rest = path_parts(name)
         _remove_path(self.config[f"{ns}:{top}"], rest)
         self._save()
 

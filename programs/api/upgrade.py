@@ -29,6 +29,7 @@ and API responses.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -229,12 +230,22 @@ def _user_overrides(cfg: StackConfig, current: str, target: str) -> list[str]:
     return [f"{a}: {v}" for a, v in cfg.cluster.eks.addon_versions.items() if v not in ours]
 
 
+def addon_key(addon: str) -> str:
+    """The config path of one add-on override; bracketed, since add-on names hold hyphens."""
+    return f'{ADDON_KEY}["{addon}"]'
+
+
+def path_parts(path: str) -> list[str]:
+    """`a.b["c-d"]` -> ["a", "b", "c-d"] (the `pulumi config --path` syntax this module writes)."""
+    return [m.group(1) or m.group(2) for m in re.finditer(r'\["([^"]+)"\]|([^.\[\]]+)', path)]
+
+
 def _config(version: str, deployed: str, nodes: str | None, addons: dict[str, str]) -> tuple:
     return (
         (VERSION_KEY, version),
         (DEPLOYED_KEY, deployed),
         (NODES_KEY, nodes),
-        *((f"{ADDON_KEY}.{a}", addons.get(a)) for a in ADDON_NAMES),
+        *((addon_key(a), addons.get(a)) for a in ADDON_NAMES),
     )
 
 
@@ -496,7 +507,7 @@ def _cluster_config(stack: Any) -> dict[str, Any]:
 
 def _has_path(obj: dict[str, Any], path: str) -> bool:
     node: Any = obj
-    for part in path.split("."):
+    for part in path_parts(path):
         if not isinstance(node, dict) or part not in node:
             return False
         node = node[part]
