@@ -169,3 +169,13 @@ def test_preview_prints_the_support_warning_and_keeps_it_in_the_plan(tmp_path, c
     err = capsys.readouterr().err
     assert "warning: EKS 1.34" in err and "extended-support rate" in err
     assert [w for w in json.loads(out.read_text())["warnings"] if w.startswith("EKS 1.34")]
+
+
+def test_the_api_preview_carries_the_support_warning_as_an_engine_warning(tmp_path):
+    from programs import api
+
+    stack = _prod_file(tmp_path, version="1.34", upgradePolicy={"supportType": "EXTENDED"})
+    seen = []
+    result = api.preview("prod", config_file=stack, use_cache=False, on_event=seen.append)
+    assert any(w.startswith("EKS 1.34") for w in result.warnings)
+    assert any(e.diagnostic_event and e.diagnostic_event.severity == "warning" for e in seen)

@@ -318,3 +318,19 @@ def test_doctor_accepts_kube_proxy_held_within_the_skew_policy_and_fails_a_newer
     Ctx.config = parse_stack_config(raw)
     result = addon_health(Ctx(world))
     assert result.verdict == "fail" and any("newer than the control plane" in f for f in result.findings)
+
+
+def test_a_target_build_eks_does_not_list_for_the_target_is_refused(tmp_path):
+    class Unlisted(FakeEks):
+        def describe_addon_versions(self, addonName, kubernetesVersion, nextToken=None):
+            doc = super().describe_addon_versions(addonName, kubernetesVersion, nextToken)
+            if addonName == "kube-proxy" and kubernetesVersion == "1.36":
+                doc["addons"][0]["addonVersions"] = []  # EKS has no such 1.36 build
+            return doc
+
+    root = _project(tmp_path, "1.35")
+    world = _world("1.35")
+    stack = FakeStack(world, root / "Pulumi.prod.yaml")
+    result = _run(root, stack, Unlisted(world), "1.36")
+    assert result.code == exit_codes.CONFIG_ERROR
+    assert f"kube-proxy {ADDON_VERSIONS['1.36']['kube-proxy']} for 1.36" in result.message and stack.ups == []

@@ -315,6 +315,14 @@ def plan_upgrade(
             f"describe-addon-versions lists none for {current}): the add-ons cannot go first; pin a build "
             "listed for both minors in components/core/pins.py"
         )
+    not_for_target = [
+        f"{a} {to_pins[a]}" for a in sorted(installed) if a in to_pins and compatible(a, to_pins[a], target) is False
+    ]
+    if not_for_target:
+        raise UpgradeRefused(
+            f"EKS does not list {', '.join(not_for_target)} for {target} (describe-addon-versions), though "
+            f"components/core/pins.py pins them for it: fix the pins before upgrading (`platformctl pins check`)"
+        )
     unchecked = [a for a, v in moving.items() if compatible(a, v, current) is None]
     notes = []
     if unchecked:
