@@ -246,8 +246,10 @@ def test_a_real_run_needs_a_yes_off_a_terminal(tmp_path, capsys):
     root = _project(tmp_path, "1.35")
     world = _world("1.35")
     stack = FakeStack(world, root / "Pulumi.prod.yaml")
-    code = upgrade_cmd.run(ns(dry_run=False, config_file=root / "Pulumi.prod.yaml"), opener=lambda req: stack)
+    code = upgrade_cmd.run(ns(dry_run=False), opener=lambda req: stack, root=root)
     assert code == exit_codes.CONFIG_ERROR and "--yes" in capsys.readouterr().err and stack.ups == []
+    code = upgrade_cmd.run(ns(dry_run=False, yes=True, config_file=root / "Pulumi.prod.yaml"), opener=lambda req: stack)
+    assert code == exit_codes.CONFIG_ERROR and "--config-file is for --dry-run" in capsys.readouterr().err
 
 
 def test_a_real_run_shows_each_steps_engine_progress_and_summary(tmp_path, capsys):
@@ -255,8 +257,8 @@ def test_a_real_run_shows_each_steps_engine_progress_and_summary(tmp_path, capsy
     world = _world("1.35")
     stack, eks = FakeStack(world, root / "Pulumi.prod.yaml"), FakeEks(world)
     probe = upgrade.Probe(eks, lambda: [])
-    args = ns(dry_run=False, yes=True, outputs=None, no_aws=False, quiet=False, config_file=root / "Pulumi.prod.yaml")
-    assert upgrade_cmd.run(args, opener=lambda req: stack, probe=probe) == 0
+    args = ns(dry_run=False, yes=True, outputs=None, no_aws=False, quiet=False)
+    assert upgrade_cmd.run(args, opener=lambda req: stack, probe=probe, root=root) == 0
     out = capsys.readouterr().out
     assert "step 1/4 addons: already done" in out  # 1.35 -> 1.36: the same builds but kube-proxy
     assert "  [control-plane]  ~ aws:eks/cluster:Cluster  eks-cluster  updated (1 done)" in out

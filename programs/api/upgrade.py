@@ -576,6 +576,14 @@ def run_upgrade(
     step's update; `on_line` receives the progress lines. Never raises for bad input or a failed step."""
     say = on_line or (lambda _line: None)
     opener = opener or engine.open_stack
+    if config_file is not None and not dry_run:
+        # Each step's config is written with `pulumi config set --path`, which writes Pulumi.<stack>.yaml only.
+        return UpgradeResult(
+            stack,
+            exit_codes.CONFIG_ERROR,
+            "--config-file is for --dry-run: the upgrade writes each step's config to the stack's own "
+            f"Pulumi.{stack}.yaml (`pulumi config set --path`), which every later `pulumi up` reads",
+        )
     try:
         req = engine.stack_request("up", stack, root, config_file=config_file, policy_config=policy_config)
         cfg = parse_stack_config(read_stack_file(req.stack_file))

@@ -18,6 +18,7 @@ import yaml
 
 from programs.api import upgrade as api_upgrade
 from programs.platformctl import events, exit_codes
+from programs.stack_files import REPO_ROOT
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +33,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stack", required=True, help="stack name; reads Pulumi.<stack>.yaml")
     p.add_argument("--to", required=True, dest="target", metavar="MINOR", help="the next minor, e.g. 1.36")
     p.add_argument("--dry-run", action="store_true", help="print the steps with the versions each sets; change nothing")
-    p.add_argument("--config-file", type=Path, help="stack file to use instead of Pulumi.<stack>.yaml")
+    p.add_argument(
+        "--config-file", type=Path, help="with --dry-run: a stack file to plan from instead of Pulumi.<stack>.yaml"
+    )
     p.add_argument("--outputs", type=Path, help="stack outputs JSON (`pulumi stack output --json`) instead of the API")
     p.add_argument("--kubeconfig", type=Path, help="kubeconfig to use instead of the stack's output")
     p.add_argument("--policy-config", type=Path, metavar="FILE", help="policy config JSON for every step's update")
@@ -62,6 +65,7 @@ def run(
     opener=None,
     probe=None,
     confirm=None,
+    root: Path = REPO_ROOT,
 ) -> int:
     from programs.platformctl.automation import ProgressView, cli_missing_line, pulumi_cli_missing
 
@@ -102,6 +106,7 @@ def run(
         args.stack,
         args.target,
         dry_run=args.dry_run,
+        root=root,
         config_file=args.config_file,
         policy_config=args.policy_config,
         outputs=outputs,
