@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from components.config import StackConfig, parse_stack_config
+from components.core.eks_support_calendar import CALENDAR
 from components.core.pins import ADDON_NAMES, ADDON_VERSIONS, KUBE_PROXY, SUPPORTED_KUBERNETES_VERSIONS
 from components.core.version_skew import minor_of, minor_str, node_skew_problem, upgrade_problem
 from programs.api import engine
@@ -398,6 +399,14 @@ def render_plan(plan: UpgradePlan) -> list[str]:
         f"upgrade stack '{plan.stack}' (cluster {plan.cluster_name}): EKS {plan.current} -> {plan.target}, "
         f"deployed control plane {plan.observed.control_plane} (from {plan.observed.source})",
     ]
+    support = [
+        f"{m} standard support until {CALENDAR[m].end_of_standard.isoformat()} "
+        f"(extended until {CALENDAR[m].end_of_extended.isoformat()})"
+        for m in (plan.current, plan.target)
+        if m in CALENDAR
+    ]
+    if support:
+        lines.append("  EKS support: " + "; ".join(support))
     previous: dict[str, str | None] = {}
     for n, step in enumerate(plan.steps, 1):
         state = "done" if step.done and step.sets else "nothing to change" if step.done else "to run"
