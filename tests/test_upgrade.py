@@ -336,3 +336,16 @@ def test_a_target_build_eks_does_not_list_for_the_target_is_refused(tmp_path):
     result = _run(root, stack, Unlisted(world), "1.36")
     assert result.code == exit_codes.CONFIG_ERROR
     assert f"kube-proxy {ADDON_VERSIONS['1.36']['kube-proxy']} for 1.36" in result.message and stack.ups == []
+
+
+def test_nodes_held_by_the_user_at_another_minor_are_refused_not_silently_rolled(tmp_path):
+    root = _project(tmp_path, "1.35")
+    doc = yaml.safe_load((root / "Pulumi.prod.yaml").read_text())
+    doc["config"]["k8s-platform:cluster"]["eks"]["systemNodeGroup"]["version"] = "1.34"
+    (root / "Pulumi.prod.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    world = _world("1.35")
+    world.node_group_version = "1.34"
+    stack = FakeStack(world, root / "Pulumi.prod.yaml")
+    result = _run(root, stack, FakeEks(world), "1.36")
+    assert result.code == exit_codes.CONFIG_ERROR and "holds the system nodes at 1.34" in result.message
+    assert stack.ups == []

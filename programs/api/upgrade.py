@@ -287,6 +287,13 @@ def plan_upgrade(
             f"k8s-platform:{ADDON_KEY} overrides {', '.join(overrides)}, pinned for neither {current} nor {target}: "
             "remove the overrides (or pin the builds in components/core/pins.py) before upgrading"
         )
+    held = cfg.cluster.eks.system_node_group.version
+    if held is not None and held != current:
+        # Not a hold of this upgrade (it holds the nodes at the minor it starts from): the user's own choice.
+        raise UpgradeRefused(
+            f"k8s-platform:{NODES_KEY} holds the system nodes at {held}: bring them to {current} first "
+            f"(remove the key and `pulumi up`), then upgrade to {target}"
+        )
     if current not in ADDON_VERSIONS:
         raise UpgradeRefused(f"EKS {current} has no pinned add-on versions in this release: nothing to step from")
     from_pins, to_pins = ADDON_VERSIONS[current], ADDON_VERSIONS[target]
