@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,6 +75,7 @@ class OfflineRun:
     config: StackConfig
     resources: list[CapturedResource]
     outputs: dict[str, Any]  # values may be `Secret`
+    warnings: list[str] = field(default_factory=list)  # the program's `pulumi.log.warn` messages, in order
 
     def of_type(self, typ: str) -> list[CapturedResource]:
         return [r for r in self.resources if r.type == typ]
@@ -257,6 +259,23 @@ def _mark_secret_outputs(state: struct_pb2.Struct, names: Any) -> None:
         state.fields[key].struct_value.CopyFrom(wrapper)
 
 
+class _WarningLog(logging.Handler):
+    """Where the mock engine logs: the program's warnings are kept for the plan (a real engine shows
+    them as diagnostics), not printed by the root logger."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+        self.logger = logging.Logger("k8s-platform.offline", logging.DEBUG)
+        self.logger.propagate = False
+        self.logger.addHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage().strip()
+        if message and message not in self.messages:
+            self.messages.append(message)
+
+
 @contextlib.contextmanager
 def _no_stack_traces():
     """The SDK walks the Python stack of every registration into a source-position message for the
@@ -301,7 +320,10 @@ def run_offline(
         settings.reset_options(project=PROJECT, stack=stack, preview=False)
         as_engine = {k: v if isinstance(v, str) else json.dumps(v) for k, v in raw_config.items()}
         pulumi.runtime.set_all_config(as_engine)
-        pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+        warnings = _WarningLog()
+        pulumi.runtime.set_mocks(
+            mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor, logger=warnings.logger
+        )
         result: dict[str, Any] = {}
 
         async def body() -> None:
@@ -312,4 +334,4 @@ def run_offline(
             _sync_await(run_pulumi_func(body))
         if monitor.refused:
             raise OfflineProgramError(monitor.refused)
-        return OfflineRun(PROJECT, stack, cfg, monitor.captured, result.get("resolved", {}))
+        return OfflineRun(PROJECT, stack, cfg, monitor.captured, result.get("resolved", {}), warnings.messages)

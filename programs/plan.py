@@ -4,7 +4,8 @@
      "resources": [{"urn", "type", "name", "parent", "custom", "inputs", "dependencies", "protect",
                     "propertyDependencies"}],
      "stackInfo": {...} (preview: region, account, cluster, zones, safeguards),
-     "outputs": {...}, "policy": {"violations": [{"policy", "level", "urn", "message"}]}}
+     "outputs": {...}, "policy": {"violations": [{"policy", "level", "urn", "message"}]},
+     "warnings": [...] (only when the program warned, e.g. a minor near the end of its EKS support)}
 
 Later issues add keys; none is ever removed or renamed. Secret values are "[secret]" unless the
 caller asks for them.
@@ -48,13 +49,16 @@ def resource_entry(res: CapturedResource, show_secrets: bool) -> dict[str, Any]:
 def build_plan(
     run: OfflineRun, violations: list[dict[str, Any]] | None = None, show_secrets: bool = False
 ) -> dict[str, Any]:
-    return {
+    plan = {
         "project": run.project,
         "stack": run.stack,
         "resources": [resource_entry(r, show_secrets) for r in run.resources],
         "outputs": plan_value(run.outputs, show_secrets),
         "policy": {"violations": list(violations or [])},
     }
+    if run.warnings:
+        plan["warnings"] = list(run.warnings)  # the program's warnings (a real preview shows them as diagnostics)
+    return plan
 
 
 def resources_from_run(run: OfflineRun) -> list[Resource]:

@@ -22,6 +22,7 @@ from components.config import (
 )
 from components.config.k3s_rules import agents_version
 from components.core.cluster_handle import ClusterHandle
+from components.core.eks_support_calendar import support_warning
 from components.eks.access_instance import EKS_API_PORT, AccessInstance, AccessInstanceArgs
 from components.eks.auto_mode import node_role_name as auto_mode_node_role_name
 from components.eks.cluster import EksCluster, EksClusterArgs
@@ -56,6 +57,9 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
     named_issuers: tuple[NamedIssuer, ...] = ()  # K3s: the published service-account issuers, active first
     eks: EksCluster | None = None
     if cfg.cluster.kind == "eks":
+        support = support_warning(cfg.cluster.eks.version, cfg.cluster.eks.upgrade_policy.support_type)
+        if support:
+            pulumi.log.warn(support)  # preview and up show it; the offline preview prints it too
         eks = EksCluster("eks", EksClusterArgs.from_stack(cfg, network), opts=providers)
         cluster = eks.handle
     else:
@@ -117,6 +121,14 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
         "kubeconfig": cluster.kubeconfig,  # a Pulumi secret
         "oidcIssuerUrl": cluster.oidc_issuer_url,
     }
+    if eks is not None:
+        # What `platformctl upgrade` reads: the deployed minor, each add-on's build, the system nodes' minor.
+        outputs["kubernetesVersion"] = eks.cluster.version
+        outputs["addonVersions"] = {name: addon.addon_version for name, addon in eks.addons.items()}
+        outputs["systemNodeGroup"] = {
+            "name": eks.system_nodes.node_group.node_group_name,
+            "kubernetesVersion": eks.system_nodes.node_group.version,
+        }
     if named_issuers:
         outputs["oidcIssuers"] = {
             i.name: {"issuerUrl": i.issuer_url, "oidcProviderArn": i.provider_arn} for i in named_issuers

@@ -219,6 +219,15 @@ class EksSystemNodeGroupConfig(Model):
         NodeRepairConfig(),
         description=("Node auto repair of the system node group (`nodeRepairConfig`): on by default."),
     )
+    # Set by `platformctl upgrade` between its steps (nodes follow the control plane one update later).
+    version: str | None = Field(
+        None,
+        description=(
+            'Kubernetes minor of the system nodes (quoted, like `"1.35"`); default: `cluster.eks.version`. '
+            "Never newer than the control plane and at most 3 minors older (the Kubernetes version-skew policy); "
+            "`platformctl upgrade` holds the nodes here while it upgrades the control plane."
+        ),
+    )
 
     @field_validator("instance_types")
     @classmethod
@@ -397,6 +406,15 @@ class EksConfig(Model):
             "Fargate profiles (private subnets, the stack's pod execution role), distinct names, at most 10; a "
             "profile selecting the namespace of a `pod-identity` workload (or kube-system) is refused: Fargate "
             "has no Pod Identity agent (use `method: irsa`)."
+        ),
+    )
+    # Set by `platformctl upgrade` and by `platformctl preview --offline --previous-plan`; see version_rules.py.
+    deployed_version: str | None = Field(
+        None,
+        description=(
+            "The control plane's minor as deployed (quoted), set by `platformctl upgrade` and by "
+            "`platformctl preview --offline --previous-plan PLAN.json`: when set, `version` must be this minor or "
+            "the next one (EKS upgrades one minor at a time and never downgrades)."
         ),
     )
     resolve_conflicts_on_update: Literal["PRESERVE", "OVERWRITE", "NONE"] = Field(

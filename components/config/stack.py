@@ -40,6 +40,7 @@ from components.config.k3s_rules import k3s_problems
 from components.config.karpenter import KarpenterConfig
 from components.config.karpenter_rules import karpenter_problems
 from components.config.network import NetworkConfig
+from components.config.version_rules import version_problems
 from components.core.pins import CLOUD_CONTROLLER_MANAGER_IMAGE_TAGS
 
 Problem = tuple[str, str]
@@ -336,6 +337,7 @@ STACK_RULES: tuple[Callable[["StackConfig"], Iterator[Problem]], ...] = (
     _data_plane_rules,
     _k3s_rules,
     _auto_mode_rules,
+    version_problems,  # one minor per control-plane update, node/control-plane skew
 )
 
 

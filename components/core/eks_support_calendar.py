@@ -113,3 +113,37 @@ def support_problem(minor: str, support_type: SupportType, today: dt.date | None
             "EXTENDED (billed at the extended-support rate)"
         )
     return None
+
+
+# Preview warns this long before a stack's minor leaves standard support: a quarter, one upgrade cycle.
+SUPPORT_WARNING_WINDOW = UPGRADE_HORIZON
+
+
+def support_warning(minor: str, support_type: SupportType, today: dt.date | None = None) -> str | None:
+    """A warning for a minor that leaves its support phase within SUPPORT_WARNING_WINDOW (or runs at the
+    extended-support price), or None. What support_problem refuses is not repeated here."""
+    today = today or dt.date.today()
+    if minor not in CALENDAR or support_problem(minor, support_type, today) is not None:
+        return None
+    row = CALENDAR[minor]
+    phase = support_phase(minor, today)
+    nxt = upgrade_path(minor, max(CALENDAR, key=lambda m: tuple(int(p) for p in m.split("."))))[:1]
+    upgrade = f"`platformctl upgrade --to {nxt[0]}`" if nxt and nxt[0] != minor else "an upgrade"
+    if phase == "standard" and row.end_of_standard - today <= SUPPORT_WARNING_WINDOW:
+        days = (row.end_of_standard - today).days
+        when = "1 day" if days == 1 else f"{days} days"
+        then = (
+            "EKS then upgrades the control plane itself (upgradePolicy.supportType STANDARD) and this "
+            "configuration is refused"
+            if support_type == "STANDARD"
+            else "the cluster is then billed at the extended-support rate"
+        )
+        ends = row.end_of_standard.isoformat()
+        return f"EKS {minor} leaves standard support on {ends} (in {when}): {then}; plan {upgrade}"
+    if phase == "extended":
+        days = (row.end_of_extended - today).days
+        return (
+            f"EKS {minor} is in extended support (billed at the extended-support rate) until "
+            f"{row.end_of_extended.isoformat()} ({days} days); plan {upgrade}"
+        )
+    return None

@@ -152,6 +152,7 @@ class EksNetworkingAddonsArgs:
 class EksNetworkingAddons(pulumi.ComponentResource):
     """Everything the first node needs: CNI (+ its identity), Pod Identity agent, kube-proxy, ENIConfigs."""
 
+    addons: dict[str, aws.eks.Addon]  # by EKS add-on name (the stack exports their versions)
     before_compute: list[pulumi.Resource]
     vpc_cni: aws.eks.Addon
     eni_configs: dict[str, k8s.apiextensions.CustomResource]  # by availability zone
@@ -200,6 +201,7 @@ class EksNetworkingAddons(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, provider=handle.k8s_provider, depends_on=[self.vpc_cni]),
             )
         self.before_compute = [self.vpc_cni, pod_identity_agent, kube_proxy, *self.eni_configs.values()]
+        self.addons = {POD_IDENTITY_AGENT: pod_identity_agent, VPC_CNI: self.vpc_cni, KUBE_PROXY: kube_proxy}
         self.register_outputs(
             {"addons": [VPC_CNI, POD_IDENTITY_AGENT, KUBE_PROXY], "eniConfigs": list(self.eni_configs)}
         )
@@ -224,6 +226,7 @@ class EksWorkloadAddonsArgs:
 class EksWorkloadAddons(pulumi.ComponentResource):
     """Add-ons whose Deployments need a node: created after the system node group."""
 
+    addons: dict[str, aws.eks.Addon]  # by EKS add-on name (the stack exports their versions)
     coredns: aws.eks.Addon
     node_monitoring_agent: aws.eks.Addon  # node health conditions for the node groups' auto repair
     ebs_csi: aws.eks.Addon | None
@@ -266,4 +269,9 @@ class EksWorkloadAddons(pulumi.ComponentResource):
                 cfg,
                 depends_on=[*after, ebs_identity, ebs_identity.role],
             )
+        self.addons = {
+            COREDNS: self.coredns,
+            NODE_MONITORING_AGENT: self.node_monitoring_agent,
+            **({EBS_CSI: self.ebs_csi} if self.ebs_csi else {}),
+        }
         self.register_outputs({"addons": [COREDNS, NODE_MONITORING_AGENT, *([EBS_CSI] if self.ebs_csi else [])]})

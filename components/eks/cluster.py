@@ -98,6 +98,7 @@ class EksCluster(pulumi.ComponentResource):
     k8s_provider: k8s.Provider
     system_nodes: EksSystemNodes | None  # None under EKS Auto Mode
     auto_mode_node_role: aws.iam.Role | None  # EKS Auto Mode's node role; None with self-managed Karpenter
+    addons: dict[str, aws.eks.Addon]  # every managed add-on by EKS name (`platformctl upgrade` reads their versions)
 
     def __init__(self, name: str, args: EksClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("k8s-platform:eks:EksCluster", name, None, opts)
@@ -284,6 +285,7 @@ class EksCluster(pulumi.ComponentResource):
                 ready=(self.cluster, *node_access, *self._node_rules, cluster_from_node),
                 workload_node_role_names=(self.auto_mode_node_role.name,),
             )
+            self.addons = {}  # AWS runs them
         else:
             networking = EksNetworkingAddons(
                 f"{name}-networking", EksNetworkingAddonsArgs.from_stack(cfg, base, net), opts=child
@@ -301,11 +303,12 @@ class EksCluster(pulumi.ComponentResource):
             )
             # Everything built on the cluster waits for the system nodes (where the controllers run).
             self.handle = dataclasses.replace(base, ready=(self.system_nodes.node_group,))
-            EksWorkloadAddons(
+            workload = EksWorkloadAddons(
                 f"{name}-workload",
                 EksWorkloadAddonsArgs.from_stack(cfg, self.handle, (self.system_nodes.node_group,)),
                 opts=child,
             )
+            self.addons = {**networking.addons, **workload.addons}
         self.register_outputs(
             {
                 "clusterName": self.cluster.name,

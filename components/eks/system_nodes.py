@@ -88,7 +88,7 @@ class EksSystemNodesArgs:
     config: EksSystemNodeGroupConfig
     """The `cluster.eks.systemNodeGroup` section: instance types and sizes."""
     kubernetes_version: str
-    """`cluster.eks.version`: the node group's Kubernetes version (the control plane's)."""
+    """The node group's Kubernetes version: `cluster.eks.systemNodeGroup.version`, else `cluster.eks.version`."""
     cluster_name: str
     """Names the node role, the launch template, the volume key and the group's name prefix."""
     account_id: str
@@ -120,7 +120,8 @@ class EksSystemNodesArgs:
     ) -> "EksSystemNodesArgs":
         return cls(
             config=cfg.cluster.eks.system_node_group,
-            kubernetes_version=cfg.cluster.eks.version,
+            # A held node version (`platformctl upgrade` between its steps), else the control plane's.
+            kubernetes_version=cfg.cluster.eks.system_node_group.version or cfg.cluster.eks.version,
             cluster_name=cfg.cluster_name,
             account_id=cfg.account_id,
             region=cfg.region,

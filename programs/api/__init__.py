@@ -30,6 +30,11 @@ itself does):
   `stacks/ci.yaml`, expiring after `ttl`; reap destroys the expired ones on the fleet scheduler.
 - `policy_check(plan, stack, policy_config=None)` -> `PolicyReport`: the pack on a saved plan JSON
   (a plan of another stack is refused unless `policy_config` is given).
+- `upgrade.run_upgrade(stack, target, dry_run=False, outputs=None, opener=None, probe=None, ...)` ->
+  `upgrade.UpgradeResult` (`programs/api/upgrade.py`): one EKS minor as four checked updates (add-ons,
+  control plane, nodes, kube-proxy), refused with the path on a skip; resumes from the deployed state.
+- `pins_check.check_pins(sources, stacks=None)` -> `pins_check.PinsReport` (`programs/api/pins_check.py`):
+  every pin against the published indexes (`LiveSources`, or `RecordedSources(DIR)`).
 - Request level, as `platformctl up` uses it to ask before it deploys: `stack_request(operation,
   stack, ...)` -> `StackRequest` (raises on bad input), then `run(request)` -> `RunResult`.
 

@@ -19,6 +19,7 @@ from typing import Any
 from pulumi.automation import events as ev
 
 from components.config import ConfigError
+from programs.deployed_version import with_deployed_version
 from programs.offline import run_offline
 from programs.plan import build_plan
 from programs.platformctl.policy_gate import apply_policies, resolve_policy_config
@@ -27,18 +28,26 @@ from programs.stack_files import REPO_ROOT, read_stack_file, stack_file
 
 
 def offline_plan(
-    stack: str, config_file: Path | None, show_secrets: bool, policy_config: Path | None = None, root: Path = REPO_ROOT
+    stack: str,
+    config_file: Path | None,
+    show_secrets: bool,
+    policy_config: Path | None = None,
+    root: Path = REPO_ROOT,
+    deployed_version: str | None = None,
 ) -> dict[str, Any]:
     """Plan dict of one stack; raises ConfigError / ValueError / FileNotFoundError on bad input and
     `OfflineProgramError` when the program does something an offline plan cannot show.
 
-    The policy config is found before the program runs: a missing one costs no run."""
+    The policy config is found before the program runs: a missing one costs no run. `deployed_version`
+    (from a previous plan) becomes `cluster.eks.deployedVersion`, so a skipped minor is refused."""
     if config_file is not None and not config_file.exists():
         raise FileNotFoundError(f"{config_file}: no such stack file (--config-file)")
     path = config_file or stack_file(stack, root)
     if not path.exists():
         raise FileNotFoundError(f"no stack file {path} (stacks: Pulumi.<stack>.yaml beside Pulumi.yaml)")
     raw = read_stack_file(path)
+    if deployed_version is not None:
+        raw = with_deployed_version(raw, deployed_version)
     policy_path = resolve_policy_config(stack, raw, policy_config)
     try:
         run = run_offline(stack, raw)
@@ -91,6 +100,8 @@ def plan_events(plan: dict[str, Any], seconds: float = 0.0) -> Iterator[ev.Engin
         )
         meta = ev.StepEventMetadata(ev.OpType.CREATE, res["urn"], res["type"], "", new=new)
         yield event(resource_pre_event=ev.ResourcePreEvent(meta, planning=True))
+    for warning in plan.get("warnings") or []:
+        yield event(diagnostic_event=ev.DiagnosticEvent(warning + "\n", "never", "warning", urn=None, ephemeral=False))
     for v in (plan.get("policy") or {}).get("violations", []):
         yield event(
             policy_event=ev.PolicyEvent(

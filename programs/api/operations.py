@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from components.config import ConfigError
+from programs import deployed_version
 from programs.api import engine, offline_preview, scheduler
 from programs.api.engine import INPUT_ERRORS, EventCallback, StackRequest, problems_of
 from programs.api.offline_preview import plan_events
@@ -155,6 +156,7 @@ def preview(
     config_file: Path | str | None = None,
     policy_config: Path | str | None = None,
     diff_against: Path | str | Mapping[str, Any] | None = None,
+    previous_plan: Path | str | Mapping[str, Any] | None = None,
     use_cache: bool = True,
     show_secrets: bool = False,
     on_event: EventCallback | None = None,
@@ -174,7 +176,9 @@ def preview(
     Offline only: `diff_against` (a saved plan JSON file or the plan itself) fills `diff`;
     `use_cache=False` runs the program even when the plan cache holds this stack unchanged (an
     explicit `policy_config`, `show_secrets` or another `root` never use the cache). The policy config
-    is found before the program runs. A bug in platformctl itself (not bad input) raises."""
+    is found before the program runs. `previous_plan` (a saved plan of the deployed stack) tells the
+    program the deployed EKS minor (`cluster.eks.deployedVersion`), so a skipped minor or a downgrade
+    is refused (exit 2). A bug in platformctl itself (not bad input) raises."""
     if not offline:
         if diff_against is not None:
             problem = InputProblem(None, "diff_against compares offline plans (offline=True)", "argument")
@@ -200,7 +204,13 @@ def preview(
     try:
         old_plan = _old_plan(diff_against)
         compute = offline_preview.offline_plan  # looked up per call: tests replace it
-        extra = {} if root == REPO_ROOT else {"root": root}
+        extra: dict[str, Any] = {} if root == REPO_ROOT else {"root": root}
+        if previous_plan is not None:
+            # The deployed minor the previous plan records: the program refuses a skip or a downgrade from it.
+            deployed = deployed_version.from_plan(_old_plan(previous_plan) or {})
+            if deployed is not None:
+                extra["deployed_version"] = deployed
+                use_cache = False
         # An explicit policy config is not part of the cache key: such a run always runs the program.
         plan, cached = plan_cache.cached_offline_plan(
             stack,

@@ -31,6 +31,8 @@ COMMANDS: dict[str, str] = {
     "probe": "probe",
     "export": "export",
     "scan": "scan",
+    "upgrade": "upgrade",  # EKS minor upgrades, step by step
+    "pins": "pins_cmd",
 }
 
 

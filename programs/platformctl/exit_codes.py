@@ -10,7 +10,7 @@ STACK_NOT_FOUND = 6  # the backend has no such stack (create it with `pulumi sta
 FLEET_FAILED = 7  # `platformctl fleet`: at least one stack failed (each stack's own code is in the table)
 TIMED_OUT = 8  # the run did not finish within its timeout (`fleet --timeout`)
 CHECK_WARNINGS = 9  # `platformctl doctor` / `probe`: the worst verdict is warn
-CHECK_FAILED = 10  # `platformctl doctor` / `probe`: at least one check or probe failed
+CHECK_FAILED = 10  # `platformctl doctor` / `probe`: at least one check or probe failed; `upgrade`: a health check
 INTERRUPTED = 130  # Ctrl-C
 
 DESCRIPTIONS = {
@@ -24,7 +24,7 @@ DESCRIPTIONS = {
     FLEET_FAILED: "at least one stack of the fleet failed",
     TIMED_OUT: "timed out",
     CHECK_WARNINGS: "doctor/probe: the worst verdict is warn",
-    CHECK_FAILED: "doctor/probe: a check or probe failed",
+    CHECK_FAILED: "doctor/probe: a check or probe failed; upgrade: a health check between steps failed",
     INTERRUPTED: "interrupted",
 }
 

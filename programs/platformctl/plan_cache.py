@@ -3,9 +3,10 @@
 A plan is keyed by a hash of everything that can change it: the stack name and the bytes of its
 stack file, the project file it merges (`Pulumi.yaml` beside it, else the repo's), the program's
 source tree (`components/`, `programs/`, `policy/` with the pack's config, `pyproject.toml`),
-the installed SDK and tool versions, the Python version and the working directory (the plan names
-the policy config relative to it). Any change to one of them is a different key, so an entry is
-never stale; entries of older keys for the same stack are pruned when a new one is stored.
+the installed SDK and tool versions, the Python version, the working directory (the plan names
+the policy config relative to it) and the date (support-calendar warnings change with it). Any
+change to one of them is a different key, so an entry is never stale; entries of older keys for the
+same stack are pruned when a new one is stored.
 
 Only plans that were built are cached (a config error is cheap to find again), and never a plan
 with revealed secrets (`--show-secrets` always runs the program). `--no-cache` forces a run; the
@@ -15,6 +16,7 @@ cache lives under `.platformctl/cache/` in the project (git-ignored) or `$PLATFO
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import os
@@ -131,6 +133,8 @@ def cache_key(stack: str, stack_path: Path) -> str:
         "source": source_tree_digest(),
         "versions": sdk_versions(),
         "cwd": str(Path.cwd()),
+        # The plan's warnings depend on the day (an EKS minor nearing the end of standard support).
+        "date": datetime.date.today().isoformat(),
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 

@@ -48,6 +48,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="OLD_PLAN.json",
         help="also show resources added, removed and changed (by input key) against a saved plan",
     )
+    p.add_argument(
+        "--previous-plan",
+        type=Path,
+        metavar="PLAN.json",
+        help="offline: a saved plan of the deployed stack; its EKS minor becomes cluster.eks.deployedVersion, "
+        "so a skipped minor or a downgrade is refused (exit 2)",
+    )
     p.add_argument("--no-cache", action="store_true", help="run the program even if the plan cache has this stack")
     p.set_defaults(func=run)
 
@@ -68,8 +75,10 @@ def write_json(path: Path | None, plan: dict[str, Any], private: bool = False) -
 
 def _cached_plan(args: argparse.Namespace) -> dict[str, Any] | None:
     """The cached plan when `api.preview` would answer from the cache anyway (same conditions: no
-    explicit policy config, no revealed secrets, cache on); `--diff` takes the full path."""
+    explicit policy config, no revealed secrets, no previous plan, cache on); `--diff` takes the full path."""
     if args.diff_plan is not None or args.policy_config is not None or args.show_secrets:
+        return None
+    if getattr(args, "previous_plan", None) is not None:
         return None
     if getattr(args, "no_cache", False) or not plan_cache.enabled():
         return None
@@ -81,6 +90,12 @@ def run(args: argparse.Namespace) -> int:
     if not args.offline:
         if args.diff_plan is not None:
             print("error: --diff compares offline plans; add --offline", file=sys.stderr)
+            return exit_codes.CONFIG_ERROR
+        if getattr(args, "previous_plan", None) is not None:
+            print(
+                "error: --previous-plan is for offline previews (the engine knows the deployed stack); add --offline",
+                file=sys.stderr,
+            )
             return exit_codes.CONFIG_ERROR
         return _automation_preview(args)
     cached = _cached_plan(args)
@@ -96,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
             config_file=args.config_file,
             policy_config=args.policy_config,
             diff_against=args.diff_plan,
+            previous_plan=getattr(args, "previous_plan", None),
             use_cache=not getattr(args, "no_cache", False),
             show_secrets=args.show_secrets,
         )
@@ -130,6 +146,8 @@ def _report(args: argparse.Namespace, plan: dict[str, Any], cached: bool, diff: 
         print(f"{args.stack}: unchanged since its cached plan (--no-cache runs the program)", file=sys.stderr)
     write_json(args.json_path, plan, private=args.show_secrets)
     print(report.render_header(plan))
+    for warning in plan.get("warnings") or []:
+        print(f"warning: {warning}", file=sys.stderr)
     if not args.quiet:
         print()
         print(render_tree(plan))

@@ -3,18 +3,12 @@ control plane's minor (DNS and networking break first when they drift after an u
 
 from __future__ import annotations
 
-import re
-
 from components.config import uses_auto_mode
 from components.core.pins import ADDON_VERSIONS, KUBE_PROXY, addon_versions
+from components.core.version_skew import node_skew_problem
 from programs.platformctl.doctor.framework import Check, Context, Result, fail, ok, skipped, warn
 
 BROKEN_STATUSES = ("CREATE_FAILED", "UPDATE_FAILED", "DEGRADED", "DELETE_FAILED")
-
-
-def _minor(version: str) -> tuple[int, int] | None:
-    m = re.match(r"^v?(\d+)\.(\d+)", version)
-    return (int(m.group(1)), int(m.group(2))) if m else None
 
 
 def addon_health(ctx: Context) -> Result:
@@ -38,8 +32,10 @@ def addon_health(ctx: Context) -> Result:
         if status in BROKEN_STATUSES:
             issues = "; ".join(i.get("message", "") for i in (desc.get("health") or {}).get("issues") or [])
             broken.append(f"{addon} {version}: {status}{': ' + issues if issues else ''}")
-        elif addon == KUBE_PROXY and _minor(version) != _minor(cluster_version):
-            broken.append(f"{addon} {version} does not match the control plane {cluster_version}")
+        elif addon == KUBE_PROXY and node_skew_problem(cluster_version, version, f"{addon} {version}"):
+            # Newer than the control plane, or more than 3 minors behind (a held kube-proxy during
+            # `platformctl upgrade` is one minor behind, within the skew policy, and pinned by config).
+            broken.append(node_skew_problem(cluster_version, version, f"{addon} {version}"))
         elif version != pinned:
             drifted.append(f"{addon}: {version} installed, {pinned} pinned for {cluster_version} ({status})")
     if broken:
