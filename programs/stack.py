@@ -125,10 +125,11 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
         # What `platformctl upgrade` reads: the deployed minor, each add-on's build, the system nodes' minor.
         outputs["kubernetesVersion"] = eks.cluster.version
         outputs["addonVersions"] = {name: addon.addon_version for name, addon in eks.addons.items()}
-        outputs["systemNodeGroup"] = {
-            "name": eks.system_nodes.node_group.node_group_name,
-            "kubernetesVersion": eks.system_nodes.node_group.version,
-        }
+        if eks.system_nodes is not None:  # None under EKS Auto Mode (AWS runs the nodes)
+            outputs["systemNodeGroup"] = {
+                "name": eks.system_nodes.node_group.node_group_name,
+                "kubernetesVersion": eks.system_nodes.node_group.version,
+            }
     if named_issuers:
         outputs["oidcIssuers"] = {
             i.name: {"issuerUrl": i.issuer_url, "oidcProviderArn": i.provider_arn} for i in named_issuers

@@ -12,7 +12,7 @@ import yaml
 
 from components.config import ConfigError, parse_stack_config
 from components.core.eks_support_calendar import CALENDAR, SUPPORT_WARNING_WINDOW, support_warning
-from components.core.pins import ADDON_VERSIONS
+from components.core.pins import ADDON_VERSIONS, OPTIONAL_ADDON_NAMES
 from components.core.version_skew import MAX_NODE_MINORS_BEHIND, node_skew_problem, upgrade_problem
 from programs.deployed_version import from_plan
 from programs.offline import REPO_ROOT
@@ -94,7 +94,8 @@ def test_the_deployed_version_is_read_from_a_real_saved_plan():
 def test_prod_exports_what_the_upgrade_reads():
     outputs = offline_run("prod").outputs
     assert outputs["kubernetesVersion"] == "1.35"
-    assert outputs["addonVersions"] == ADDON_VERSIONS["1.35"]  # every add-on installed, at its pin
+    optional = set(OPTIONAL_ADDON_NAMES)  # installed only when their config section enables them
+    assert outputs["addonVersions"] == {a: v for a, v in ADDON_VERSIONS["1.35"].items() if a not in optional}
     assert outputs["systemNodeGroup"]["kubernetesVersion"] == "1.35"
     assert "kubernetesVersion" not in offline_run("dev").outputs  # K3s: not an EKS lifecycle
 

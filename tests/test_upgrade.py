@@ -349,3 +349,23 @@ def test_nodes_held_by_the_user_at_another_minor_are_refused_not_silently_rolled
     result = _run(root, stack, FakeEks(world), "1.36")
     assert result.code == exit_codes.CONFIG_ERROR and "holds the system nodes at 1.34" in result.message
     assert stack.ups == []
+
+
+def test_an_auto_mode_cluster_upgrades_only_its_control_plane():
+    """Under EKS Auto Mode AWS upgrades the add-ons it runs and drifts its nodes: one step, whose config
+    the program accepts (no system node group or add-on keys, which Auto Mode refuses)."""
+    from tests.test_eks_auto_mode import auto_mode_config
+
+    raw = auto_mode_config()
+    cfg = parse_stack_config(raw)
+    observed = upgrade.observe(
+        cfg, {"kubernetesVersion": "1.35", "addonVersions": {}, "computeMode": "auto-mode"}, None
+    )
+    plan = upgrade.plan_upgrade("prod", cfg, observed, "1.36")
+    assert [s.id for s in plan.steps] == ["control-plane"]
+    (step,) = plan.steps
+    assert dict(step.config) == {upgrade.VERSION_KEY: "1.36", upgrade.DEPLOYED_KEY: "1.35"}
+    assert step.expect_addons == {} and step.expect_node_group is None
+    eks = raw["k8s-platform:cluster"]["eks"]
+    eks.update(version="1.36", deployedVersion="1.35")
+    assert parse_stack_config(raw).cluster.eks.version == "1.36"

@@ -314,6 +314,23 @@ def plan_upgrade(
             f"upgrading the control plane to {target} would break the version-skew policy: " + "; ".join(skew)
         )
 
+    if cfg.cluster.eks.compute_mode == "auto-mode":
+        # AWS runs the add-ons and the nodes of an Auto Mode cluster: after the control plane it upgrades
+        # the components it runs and replaces its nodes by drift (under PodDisruptionBudgets and the
+        # NodePools' disruption budgets). The stack owns only the control plane's version.
+        step = UpgradeStep(
+            "control-plane",
+            f"control plane {current} -> {target} (EKS Auto Mode then upgrades the add-ons it runs and "
+            "replaces its nodes by drift)",
+            (("control plane", target),),
+            ((VERSION_KEY, target), (DEPLOYED_KEY, current)),
+            target,
+            {},
+            None,
+            deployed == target,
+        )
+        return UpgradePlan(stack, cfg.cluster_name, current, target, observed, (step,))
+
     # (a) add-ons first: the target's builds, each also valid on the current minor.
     moving = {a: to_pins[a] for a in ADDONS_FIRST if a in installed and to_pins[a] != from_pins[a]}
     invalid = [f"{a} {v}" for a, v in moving.items() if compatible(a, v, current) is False]
