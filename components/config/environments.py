@@ -37,6 +37,11 @@ class Safeguards:
     controller_replicas: int
     # network.natGateways must be one-per-az (a single NAT gateway is a zonal single point of failure).
     nat_gateway_per_zone: bool
+    # Days RDS keeps automated backups of the K3s external datastore (point-in-time restore window).
+    datastore_backup_retention_days: int
+    # The K3s external datastore survives a zone: RDS Multi-AZ, an Aurora reader in a second zone, and
+    # at least 2 K3s servers in front of it.
+    highly_available_datastore: bool
 
     @property
     def highly_available(self) -> bool:
@@ -50,6 +55,8 @@ ENVIRONMENTS: dict[str, Safeguards] = {
         min_availability_zones=2,
         controller_replicas=1,
         nat_gateway_per_zone=False,
+        datastore_backup_retention_days=1,
+        highly_available_datastore=False,
     ),
     # A rehearsal of prod: same protection, pins and replica counts, so a change that would fail in
     # prod fails here first; two zones and one NAT gateway keep it affordable.
@@ -59,6 +66,8 @@ ENVIRONMENTS: dict[str, Safeguards] = {
         min_availability_zones=2,
         controller_replicas=2,
         nat_gateway_per_zone=False,
+        datastore_backup_retention_days=7,
+        highly_available_datastore=False,
     ),
     "prod": Safeguards(
         protect_stateful_resources=True,
@@ -66,6 +75,8 @@ ENVIRONMENTS: dict[str, Safeguards] = {
         min_availability_zones=3,
         controller_replicas=2,
         nat_gateway_per_zone=True,
+        datastore_backup_retention_days=30,
+        highly_available_datastore=True,
     ),
 }
 
@@ -104,6 +115,22 @@ class SafeguardsConfig(Model):
     )
     nat_gateway_per_zone: bool | None = Field(
         None, description=("`network.natGateways` must be `one-per-az`; unset: the environment's.")
+    )
+    datastore_backup_retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=35,
+        description=(
+            "Days RDS keeps automated backups of the K3s external datastore (1-35, RDS's range); unset: the "
+            "environment's."
+        ),
+    )
+    highly_available_datastore: bool | None = Field(
+        None,
+        description=(
+            "The K3s external datastore survives a zone (RDS Multi-AZ, an Aurora reader in another zone, 2 or more "
+            "servers); unset: the environment's."
+        ),
     )
 
 

@@ -32,6 +32,7 @@ from components.config.environments import SAFEGUARD_RULES, Safeguards, Safeguar
 from components.config.identity import IdentityConfig, WorkloadConfig
 from components.config.identity_rules import identity_problems
 from components.config.k3s import K3S_INTERNAL_RANGES, K3sConfig
+from components.config.k3s_datastore import datastore_problems
 from components.config.karpenter import KarpenterConfig
 from components.config.karpenter_rules import karpenter_problems
 from components.config.network import NetworkConfig
@@ -278,6 +279,10 @@ def _addons_rules(cfg: "StackConfig") -> Iterator[Problem]:
             )
 
 
+def _k3s_datastore_rules(cfg: "StackConfig") -> Iterator[Problem]:
+    yield from datastore_problems(cfg)
+
+
 def _karpenter_rules(cfg: "StackConfig") -> Iterator[Problem]:
     yield from karpenter_problems(cfg)
 
@@ -295,6 +300,7 @@ STACK_RULES: tuple[Callable[["StackConfig"], Iterator[Problem]], ...] = (
     _eks_rules,
     _access_instance_rule,
     _addons_rules,
+    _k3s_datastore_rules,
     _karpenter_rules,
     _identity_rules,
 )
