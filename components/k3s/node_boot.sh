@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # K3s node boot (rendered by components/k3s_user_data.py). Holds no secret: the join token and,
-# on the first server of a new cluster, the PKI bundle are fetched here with the instance role.
+# on the first server of a new cluster, the PKI bundle are fetched here with the instance role
+# (on an external datastore also the database password: datastore_boot.sh, spliced in at @DATASTORE@).
 set -euo pipefail
 umask 077
 
@@ -18,7 +19,6 @@ for rel, pem in json.load(sys.stdin).items():
     with os.fdopen(fd, "w") as f:
         f.write(pem)
 '
-
 log() { echo "k3s-node-boot: $*" >&2; }
 
 # retry N CMD...: run CMD until it succeeds, at most N times, 10 s apart.
@@ -63,6 +63,7 @@ fetch_pki() {
   python3 -c "${WRITE_BUNDLE_PY}" "${K3S_TLS_DIR}" <<<"${bundle}"
 }
 
+# @DATASTORE@
 # cluster_answers: does a K3s server already answer at the server URL (through the NLB)?
 cluster_answers() {
   curl -ksSf --max-time 5 -o /dev/null "${SERVER_URL}/ping"
@@ -133,8 +134,16 @@ EOF
   if [ "${NODE_KIND}" = server ]; then
     retry 30 fetch_parameter "${AGENT_TOKEN_PARAMETER}" "${K3S_CONFIG_DIR}/agent-token"
     local init=false
+    if [ -n "${DATASTORE_SECRET_ARN:-}" ]; then
+      # External datastore: no cluster to initialise or join, every server connects to the database.
+      # Each places the Pulumi-minted PKI before K3s first starts, so whichever writes the bootstrap
+      # data first, all agree on the CAs.
+      log "using the external datastore at ${DATASTORE_HOST}"
+      if [ ! -e "${K3S_TLS_DIR}/server-ca.crt" ]; then retry 30 fetch_pki; fi
+      retry 30 fetch_datastore_ca
+      retry 30 write_datastore_endpoint "${dropins}/${DATASTORE_DROPIN}"
     # Fails closed: when the target group cannot be read, the server joins (and waits) instead.
-    if [ "${SERVER_ROLE}" = bootstrap ] && ! retry 6 cluster_answers \
+    elif [ "${SERVER_ROLE}" = bootstrap ] && ! retry 6 cluster_answers \
         && [ "$(retry 30 healthy_peers "${instance_id}")" = 0 ]; then
       init=true
     fi
@@ -146,7 +155,7 @@ EOF
       retry 30 fetch_pki
       echo "cluster-init: true" >"${dropins}/20-role.yaml"
       restore=$(latest_snapshot) || { log "cannot list etcd snapshots: starting empty"; restore=""; }
-    else
+    elif [ -z "${DATASTORE_SECRET_ARN:-}" ]; then
       log "joining the cluster at ${SERVER_URL}"
       retry 90 cluster_answers
       echo "server: ${SERVER_URL}" >"${dropins}/20-role.yaml"
@@ -161,7 +170,11 @@ EOF
   local unit=k3s
   if [ "${NODE_KIND}" = agent ]; then unit=k3s-agent; fi
   systemctl enable --now "${unit}"
+  if [ -n "${DATASTORE_SECRET_ARN:-}" ]; then systemctl enable --now "${DATASTORE_REFRESH_TIMER}"; fi
   log "${unit} started as ${node_name}"
 }
 
-main "$@"
+case "${1:-}" in
+  refresh-datastore) refresh_datastore ;;
+  *) main "$@" ;;
+esac
