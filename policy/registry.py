@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from policy.rules import eks, helm, iam, identity, karpenter, network, nodes, stack, storage, tags
+from policy.rules import database, eks, helm, iam, identity, karpenter, network, nodes, stack, storage, tags
 from policy.rules.common import Rule
 
 PACK_NAME = "k8s-platform-guardrails"
@@ -19,6 +19,7 @@ RULES: list[Rule] = [
     *iam.RULES,
     *identity.RULES,
     *storage.RULES,
+    *database.RULES,
     *karpenter.RULES,
     *helm.RULES,
     *tags.RULES,

@@ -104,7 +104,7 @@ def refresh_units(boot_script_path: str) -> dict[str, str]:
             "[Unit]\n"
             "Description=Refresh the K3s datastore credentials every 10 minutes\n\n"
             "[Timer]\n"
-            "OnBootSec=10min\n"
+            "OnActiveSec=10min\n"
             "OnUnitActiveSec=10min\n"
             "RandomizedDelaySec=5min\n\n"
             "[Install]\n"

@@ -1,6 +1,9 @@
 # shellcheck shell=bash
-# External-datastore functions of the K3s server boot script (node_boot.sh, spliced in at
-# @DATASTORE@ for servers on RDS PostgreSQL or Aurora only; components/k3s/datastore.py says why).
+# External-datastore part of the K3s server boot script, for servers on RDS PostgreSQL or Aurora only
+# (components/k3s/datastore.py says why): these functions replace node_boot.sh's etcd helpers
+# (@DATASTORE@ .. @DATASTORE-END@), and
+# `start_on_datastore` replaces its embedded-etcd block (@ETCD@ .. @ETCD-END@). The database password
+# is read here with the instance role and written only into K3s's config file (0600), never printed.
 
 # Writes the `datastore-endpoint` drop-in (argv[1], mode 0600) from the RDS-managed secret on stdin
 # (JSON: username, password), URL-encoding both; argv[2:5]: host, port, database.
@@ -63,3 +66,19 @@ refresh_datastore() {
     systemctl restart k3s
   fi
 }
+
+# start_on_datastore DROPINS: every server connects to the database; there is no cluster to start or
+# join. Each places the Pulumi-minted PKI before K3s first starts, so whichever server writes the
+# bootstrap data first, all agree on the CAs.
+start_on_datastore() {
+  log "using the external datastore at ${DATASTORE_HOST}"
+  if [ ! -e "${K3S_TLS_DIR}/server-ca.crt" ]; then retry 30 fetch_pki; fi
+  retry 30 fetch_datastore_ca
+  retry 30 write_datastore_endpoint "$1/${DATASTORE_DROPIN}"
+  systemctl enable --now "${DATASTORE_REFRESH_TIMER}"
+}
+
+if [ "${1:-}" = refresh-datastore ]; then
+  refresh_datastore
+  exit
+fi

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # K3s node boot (rendered by components/k3s_user_data.py). Holds no secret: the join token and,
-# on the first server of a new cluster, the PKI bundle are fetched here with the instance role
-# (on an external datastore also the database password: datastore_boot.sh, spliced in at @DATASTORE@).
+# on the first server of a new cluster, the PKI bundle are fetched here with the instance role.
 set -euo pipefail
 umask 077
 
@@ -19,6 +18,7 @@ for rel, pem in json.load(sys.stdin).items():
     with os.fdopen(fd, "w") as f:
         f.write(pem)
 '
+
 log() { echo "k3s-node-boot: $*" >&2; }
 
 # retry N CMD...: run CMD until it succeeds, at most N times, 10 s apart.
@@ -90,6 +90,7 @@ latest_snapshot() {
   esac
 }
 
+# @DATASTORE-END@
 # ensure_time_sync: chrony uses the Amazon Time Sync Service (link-local, no egress). AL2023 ships
 # that default; this enforces it instead of assuming it, whatever the chrony.conf/chrony.d layout.
 ensure_time_sync() {
@@ -133,17 +134,10 @@ EOF
 
   if [ "${NODE_KIND}" = server ]; then
     retry 30 fetch_parameter "${AGENT_TOKEN_PARAMETER}" "${K3S_CONFIG_DIR}/agent-token"
+    # @ETCD@
     local init=false
-    if [ -n "${DATASTORE_SECRET_ARN:-}" ]; then
-      # External datastore: no cluster to initialise or join, every server connects to the database.
-      # Each places the Pulumi-minted PKI before K3s first starts, so whichever writes the bootstrap
-      # data first, all agree on the CAs.
-      log "using the external datastore at ${DATASTORE_HOST}"
-      if [ ! -e "${K3S_TLS_DIR}/server-ca.crt" ]; then retry 30 fetch_pki; fi
-      retry 30 fetch_datastore_ca
-      retry 30 write_datastore_endpoint "${dropins}/${DATASTORE_DROPIN}"
     # Fails closed: when the target group cannot be read, the server joins (and waits) instead.
-    elif [ "${SERVER_ROLE}" = bootstrap ] && ! retry 6 cluster_answers \
+    if [ "${SERVER_ROLE}" = bootstrap ] && ! retry 6 cluster_answers \
         && [ "$(retry 30 healthy_peers "${instance_id}")" = 0 ]; then
       init=true
     fi
@@ -155,11 +149,12 @@ EOF
       retry 30 fetch_pki
       echo "cluster-init: true" >"${dropins}/20-role.yaml"
       restore=$(latest_snapshot) || { log "cannot list etcd snapshots: starting empty"; restore=""; }
-    elif [ -z "${DATASTORE_SECRET_ARN:-}" ]; then
+    else
       log "joining the cluster at ${SERVER_URL}"
       retry 90 cluster_answers
       echo "server: ${SERVER_URL}" >"${dropins}/20-role.yaml"
     fi
+    # @ETCD-END@
   fi
 
   install_k3s "${NODE_KIND}"
@@ -170,11 +165,7 @@ EOF
   local unit=k3s
   if [ "${NODE_KIND}" = agent ]; then unit=k3s-agent; fi
   systemctl enable --now "${unit}"
-  if [ -n "${DATASTORE_SECRET_ARN:-}" ]; then systemctl enable --now "${DATASTORE_REFRESH_TIMER}"; fi
   log "${unit} started as ${node_name}"
 }
 
-case "${1:-}" in
-  refresh-datastore) refresh_datastore ;;
-  *) main "$@" ;;
-esac
+main "$@"

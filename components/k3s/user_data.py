@@ -177,7 +177,9 @@ def render_boot_script(
     }
     if datastore is not None:
         # Only servers on an external datastore carry these settings and functions (user-data is
-        # limited to 16 KiB; every other node's script stays as it was).
+        # limited to 16 KiB; every other node's script stays as it was). Nothing of etcd's bootstrap.
+        for etcd_only in ("SERVER_ROLE", "SERVER_URL", "SNAPSHOT_BUCKET", "SNAPSHOT_FOLDER", "API_TARGET_GROUP_ARN"):
+            del settings[etcd_only]
         settings |= {
             "DATASTORE_SECRET_ARN": datastore.secret_arn,
             "DATASTORE_HOST": datastore.host,
@@ -189,16 +191,27 @@ def render_boot_script(
             "DATASTORE_REFRESH_TIMER": f"{REFRESH_UNIT}.timer",
         }
     header = "\n".join(f"readonly {k}={shlex.quote(v)}" for k, v in settings.items())
-    files = resources.files("components.k3s")
-    body = files.joinpath("node_boot.sh").read_text()
+    body = resources.files("components.k3s").joinpath("node_boot.sh").read_text()
     head, marker, tail = body.partition("# @SETTINGS@\n")
     if not marker:
         raise RuntimeError("node_boot.sh lost its '# @SETTINGS@' marker")
-    before, marker, after = tail.partition("# @DATASTORE@\n")
-    if not marker:
-        raise RuntimeError("node_boot.sh lost its '# @DATASTORE@' marker")
-    functions = files.joinpath("datastore_boot.sh").read_text().split("\n\n", 1)[1] if datastore else ""
-    return f"{head}{header}\n{before}{functions}{after}"
+    return f"{head}{header}\n{_datastore_part(tail, datastore is not None)}"
+
+
+def _datastore_part(body: str, external: bool) -> str:
+    """The body for embedded etcd (markers dropped: the script is what it always was) or for an
+    external datastore (datastore_boot.sh's functions in, the etcd bootstrap block out)."""
+    before, marker, rest = body.partition("# @DATASTORE@\n")
+    etcd_helpers, helpers_end, rest = rest.partition("# @DATASTORE-END@\n")
+    etcd_head, begin, rest = rest.partition("    # @ETCD@\n")
+    etcd_block, end, after = rest.partition("    # @ETCD-END@\n")
+    if not (marker and helpers_end and begin and end):
+        raise RuntimeError("node_boot.sh lost one of its @DATASTORE@, @DATASTORE-END@, @ETCD@, @ETCD-END@ markers")
+    if not external:
+        return f"{before}{etcd_helpers}{etcd_head}{etcd_block}{after}"
+    functions = resources.files("components.k3s").joinpath("datastore_boot.sh").read_text()
+    functions = functions.split("\n\n", 1)[1]  # without its own header comment
+    return f'{before}{functions}\n{etcd_head}    start_on_datastore "${{dropins}}"\n{after}'
 
 
 def render_k3s_server_cloud_init(settings: K3sServerSettings) -> str:

@@ -13,6 +13,8 @@ DEFAULT_PROTECTED = [
     "aws:s3/bucket:Bucket",
     "aws:s3/bucketV2:BucketV2",
     "aws:iam/openIdConnectProvider:OpenIdConnectProvider",
+    "aws:rds/instance:Instance",
+    "aws:rds/cluster:Cluster",
 ]
 
 
@@ -38,7 +40,7 @@ def _lambda_in_vpc(props, cfg, report, args) -> None:
 RULES = [
     resource_rule(
         "stateful-resources-protected",
-        "Stateful resources (cluster, keys, buckets, OIDC providers) are protected.",
+        "Stateful resources (cluster, keys, buckets, OIDC providers, databases) are protected.",
         Severity.HIGH,
         [Benchmark("Pulumi", "protect resource option")],
         _AnyType(),
