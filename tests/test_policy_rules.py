@@ -258,6 +258,16 @@ CASES: list[tuple[str, str | None, Mutation, str]] = [
         "nodes",
         user_data(
             "nodes",
+            "#cloud-config\nwrite_files:\n- path: /etc/rancher/k3s/config.yaml\n  content: |\n"
+            '    datastore-endpoint: "postgres://k3s:Zx9%40qL2wr@db.example.com:5432/k3s?sslmode=verify-full"\n',
+        ),
+        "datastore-connection-string",
+    ),
+    (
+        "user-data-no-secrets",
+        "nodes",
+        user_data(
+            "nodes",
             (
                 'MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="B"\n\n--B\nContent-Type: '
                 'text/x-shellscript\n'

@@ -22,12 +22,12 @@ os.replace(tmp, path)
 '
 
 # fetch_datastore_ca: the region's RDS CA bundle (public), over HTTPS verified against the OS trust
-# store, replaced atomically and only with something that holds certificates.
+# store, replaced atomically and only with a bundle that loads as a CA file (python3's ssl, as on every node).
 fetch_datastore_ca() {
   local tmp
   tmp=$(mktemp "${DATASTORE_CA_FILE}.XXXXXX")
   if curl -sSf --proto '=https' --max-time 30 -o "${tmp}" "${DATASTORE_CA_URL}" \
-      && grep -q -- '-----BEGIN CERTIFICATE-----' "${tmp}"; then
+      && python3 -c 'import ssl, sys; ssl.create_default_context(cafile=sys.argv[1])' "${tmp}" 2>/dev/null; then
     chmod 0644 "${tmp}"
     mv -f "${tmp}" "${DATASTORE_CA_FILE}"
   else
