@@ -220,6 +220,16 @@ class K3sConfig(Model):
         return v
 
     @model_validator(mode="after")
+    def _snapshots_need_etcd(self) -> "K3sConfig":
+        if self.datastore.external and "snapshots" in self.model_fields_set:
+            raise _KeyedError(
+                "cluster.k3s.snapshots",
+                f"etcd snapshots apply to the embedded-etcd datastore; {self.datastore.kind} is backed up by RDS "
+                "(retention: safeguards.datastoreBackupRetentionDays): remove the block",
+            )
+        return self
+
+    @model_validator(mode="after")
     def _ssh_pair(self) -> "K3sConfig":
         if bool(self.ssh_key_name) != bool(self.ssh_source_security_group_id):
             missing = "sshSourceSecurityGroupId" if self.ssh_key_name else "sshKeyName"

@@ -167,7 +167,8 @@ class K3sDatastoreConfig(Model):
 
 
 def datastore_problems(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
-    """Cross-field rules of the datastore: server counts, the environment's HA, the etcd-only keys."""
+    """Cross-field rules of the datastore: server counts and the environment's HA (the etcd-only
+    snapshot block is refused by `K3sConfig` itself, which knows which keys were written)."""
     if cfg.cluster.kind != "k3s":
         return
     k3s = cfg.cluster.k3s
@@ -197,10 +198,4 @@ def datastore_problems(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
         yield (
             "cluster.k3s.datastore.instances",
             f"{cfg.environment} needs at least 2 Aurora instances (a reader in another zone to fail over to)",
-        )
-    if "snapshots" in k3s.model_fields_set:
-        yield (
-            "cluster.k3s.snapshots",
-            f"etcd snapshots apply to the embedded-etcd datastore; {store.kind} is backed up by RDS "
-            f"({wanted.datastore_backup_retention_days} days in {cfg.environment}): remove the block",
         )

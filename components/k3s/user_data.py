@@ -175,11 +175,13 @@ def render_boot_script(
         "CHRONY_CONF": CHRONY_CONF,
         "CHRONY_CONF_DIR": "/etc/chrony.d",
     }
-    if datastore is not None:
-        # Only servers on an external datastore carry these settings and functions (user-data is
-        # limited to 16 KiB; every other node's script stays as it was). Nothing of etcd's bootstrap.
+    embedded_etcd = node_kind == "server" and datastore is None
+    if not embedded_etcd:
+        # Only a server on embedded etcd bootstraps etcd (cluster-init, the join, snapshot restore):
+        # agents and external-datastore servers carry none of it (user-data is limited to 16 KiB).
         for etcd_only in ("SERVER_ROLE", "SERVER_URL", "SNAPSHOT_BUCKET", "SNAPSHOT_FOLDER", "API_TARGET_GROUP_ARN"):
             del settings[etcd_only]
+    if datastore is not None:
         settings |= {
             "DATASTORE_SECRET_ARN": datastore.secret_arn,
             "DATASTORE_HOST": datastore.host,
@@ -195,20 +197,23 @@ def render_boot_script(
     head, marker, tail = body.partition("# @SETTINGS@\n")
     if not marker:
         raise RuntimeError("node_boot.sh lost its '# @SETTINGS@' marker")
-    return f"{head}{header}\n{_datastore_part(tail, datastore is not None)}"
+    return f"{head}{header}\n{_body_for(tail, embedded_etcd=embedded_etcd, datastore=datastore is not None)}"
 
 
-def _datastore_part(body: str, external: bool) -> str:
-    """The body for embedded etcd (markers dropped: the script is what it always was) or for an
-    external datastore (datastore_boot.sh's functions in, the etcd bootstrap block out)."""
+def _body_for(body: str, *, embedded_etcd: bool, datastore: bool) -> str:
+    """The body for a server on embedded etcd (markers dropped: the script it always was), a server on
+    an external datastore (datastore_boot.sh's functions in, the etcd bootstrap out) or an agent
+    (neither: an agent never runs the server branch)."""
     before, marker, rest = body.partition("# @DATASTORE@\n")
     etcd_helpers, helpers_end, rest = rest.partition("# @DATASTORE-END@\n")
     etcd_head, begin, rest = rest.partition("    # @ETCD@\n")
     etcd_block, end, after = rest.partition("    # @ETCD-END@\n")
     if not (marker and helpers_end and begin and end):
         raise RuntimeError("node_boot.sh lost one of its @DATASTORE@, @DATASTORE-END@, @ETCD@, @ETCD-END@ markers")
-    if not external:
+    if embedded_etcd:
         return f"{before}{etcd_helpers}{etcd_head}{etcd_block}{after}"
+    if not datastore:
+        return f"{before}{etcd_head}{after}"
     functions = resources.files("components.k3s").joinpath("datastore_boot.sh").read_text()
     functions = functions.split("\n\n", 1)[1]  # without its own header comment
     return f'{before}{functions}\n{etcd_head}    start_on_datastore "${{dropins}}"\n{after}'
