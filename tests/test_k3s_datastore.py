@@ -391,9 +391,7 @@ def test_an_etcd_snapshot_block_on_an_external_datastore_is_refused():
     cfg = dev_on(POSTGRES)
     cfg["k8s-platform:cluster"]["k3s"]["snapshots"] = {"retention": 12}
     (msg,) = problems(cfg)
-    assert (
-        msg.startswith("k8s-platform:cluster.k3s.snapshots: ") and "backed up by RDS" in msg
-    )
+    assert msg.startswith("k8s-platform:cluster.k3s.snapshots: ") and "backed up by RDS" in msg
 
 
 def test_every_datastore_problem_is_reported_at_once_and_nothing_is_registered():

@@ -3,6 +3,7 @@ behaviour (run under bash with fake curl/aws/systemctl) — only the bootstrap s
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -13,6 +14,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from components.k3s.datastore import DatastoreConnection, rds_ca_bundle_url
 from components.k3s.user_data import (
@@ -267,16 +272,9 @@ def run_boot_script(
 
 def rds_ca_bundle() -> str:
     """A real self-signed CA certificate standing in for the RDS regional bundle."""
-    import datetime as dt
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Amazon RDS us-east-1 Root CA ECC384 G1 (test)")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)

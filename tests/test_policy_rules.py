@@ -797,7 +797,6 @@ COMPLIANT_VARIANTS: list[tuple[str, Mutation, str]] = [
         ),
         "mysql-require-secure-transport",
     ),
-
     # The EC2NodeClass CRD defaults every metadataOptions field on its own: httpTokens -> required.
     (
         "imdsv2-required",

@@ -44,9 +44,7 @@ def server_policy(
     etcd = (
         [
             statement("s3:ListBucket", snapshot_bucket_arn, sid="ListSnapshots"),
-            statement(
-                ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], f"{snapshot_bucket_arn}/*", sid="Snapshots"
-            ),
+            statement(["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], f"{snapshot_bucket_arn}/*", sid="Snapshots"),
             statement(KMS_ENCRYPT, secrets_key_arn, conditions=via(region, "s3"), sid="SnapshotEncryption"),
             # The bootstrap server's check for live peers before cluster-init; ELBv2 Describe* actions
             # support no resource-level permissions.
