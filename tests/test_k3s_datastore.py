@@ -33,7 +33,6 @@ from programs.platformctl.policy_gate import apply_policies
 from tests.conftest import shipped_config
 from tests.test_k3s_cluster import minted_secrets
 from tests.test_k3s_user_data import DATASTORE, files_of, rds_ca_bundle, run_boot_script, settings
-from tests.upstream_reference import name_list
 
 AURORA = {"kind": "aurora-serverless", "minCapacity": 0.5, "maxCapacity": 2}
 POSTGRES = {"kind": "postgres", "instanceClass": "db.t4g.small", "storageGiB": 30}
@@ -249,11 +248,10 @@ def test_every_server_is_told_where_the_datastore_is_and_nothing_of_etcd(aurora_
         reveal(aurora_run.one("aws:iam/rolePolicy:RolePolicy", "k3s-datastore-server-access").inputs)["policy"]
     )
     secret_arn = access["Statement"][0]["Resource"]
-    known = name_list("k3s-server-flags-v1.35.txt")
     for role in ("bootstrap", "join"):
         text = user_data_of(aurora_run)[f"k3s-server-{role}"]
         config = k3s_config(text)
-        assert config["datastore-cafile"] == CA_BUNDLE_PATH and {"datastore-cafile", "datastore-endpoint"} <= known
+        assert config["datastore-cafile"] == CA_BUNDLE_PATH  # flag names: tests/test_upstream_contracts_k3s.py
         assert not [k for k in config if k.startswith("etcd-")], role
         boot = boot_settings(text)
         assert boot["DATASTORE_SECRET_ARN"] == f"'{secret_arn}'"  # shlex-quoted: it holds a `!`

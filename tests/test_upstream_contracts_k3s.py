@@ -21,9 +21,10 @@ import yaml
 
 from components.addons import pod_identity_webhook as webhook
 from components.config.k3s import K3sConfig
-from components.k3s.user_data import K3S_CONFIG_DIR
+from components.k3s.user_data import K3S_CONFIG_DIR, render_k3s_server_cloud_init
 from programs.offline import reveal
 from tests.conftest import shipped_config
+from tests.test_k3s_user_data import DATASTORE, settings
 from tests.upstream_reference import name_list, upstream_file
 
 CONFIG_PATH = f"{K3S_CONFIG_DIR}/config.yaml"
@@ -112,6 +113,17 @@ def test_boot_script_keys_and_flags_are_known_server_flags(dev_run):
     # Agents get the instance drop-in too: its keys must be agent flags.
     assert sorted(found["every-node"] - k3s_flags("agent", dev_run.config.cluster.k3s.version)) == []
     assert {"cluster-reset", "cluster-reset-restore-path"} <= found["cli"]
+
+
+def test_external_datastore_servers_use_known_server_flags():
+    """A server on RDS/Aurora: its config.yaml and the `datastore-endpoint` drop-in its boot script writes."""
+    known = k3s_flags("server", K3sConfig().version)
+    for role in ("bootstrap", "join"):
+        config = k3s_config_of(render_k3s_server_cloud_init(settings(role, datastore=DATASTORE)))
+        assert "datastore-cafile" in config and unknown_keys(config, known) == [], role
+    boot = resources.files("components.k3s").joinpath("datastore_boot.sh").read_text()
+    written = set(re.findall(r'f\.write\("([a-z0-9-]+): "', boot))
+    assert written == {"datastore-endpoint"} and written <= known
 
 
 def test_disable_items_are_valid(dev_run):
