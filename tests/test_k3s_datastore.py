@@ -27,6 +27,7 @@ from components.k3s.datastore import (
 )
 from components.k3s.user_data import BOOT_SCRIPT_PATH, K3S_CONFIG_DIR, render_k3s_server_cloud_init
 from policy.offline_runner import CONFIG_DIR, evaluate, load_pack_config, reconcile
+from programs.mock_resources import MockContext, arn_for, short_hash
 from programs.offline import reveal, run_offline
 from programs.plan import build_plan, resources_from_run
 from programs.platformctl.policy_gate import apply_policies
@@ -95,8 +96,6 @@ def mandatory(run) -> list[str]:
 
 
 def _key_arn(run, name: str) -> str:
-    from programs.mock_resources import MockContext, arn_for
-
     ctx = MockContext(region="us-east-1", account_id="111111111111", stack="dev")
     return arn_for(ctx, "aws:kms/key:Key", name, "", {})
 
@@ -212,8 +211,6 @@ def test_postgres_is_reachable_only_from_the_server_security_group(aurora_run):
 
 
 def _sg_hash(name: str) -> str:
-    from programs.mock_resources import short_hash
-
     return short_hash("dev", "aws:ec2/securityGroup:SecurityGroup", name)
 
 
