@@ -741,6 +741,18 @@ CASES: list[tuple[str, str | None, Mutation, str]] = [
         "aurora-no-force-ssl",
     ),
     ("rds-tls-enforced", "postgres", set_input("postgres", "engine", "oracle-ee"), "unknown-engine"),
+    (
+        "rds-managed-master-password",
+        "aurora",
+        set_input("aurora", "masterPassword", "Pulumi-generated-0123"),
+        "literal-password",
+    ),
+    (
+        "rds-managed-master-password",
+        "postgres",
+        set_input("postgres", "manageMasterUserPassword", False),
+        "unmanaged",
+    ),
     ("rds-deletion-protection", "postgres", set_input("postgres", "deletionProtection", False), "instance"),
     ("rds-deletion-protection", "aurora", set_input("aurora", "deletionProtection", DELETE), "cluster"),
     ("stateful-resources-protected", "postgres", unprotect("postgres"), "rds-instance"),

@@ -52,6 +52,22 @@ def _not_public(props, cfg, report, args) -> None:
         report("publiclyAccessible is true: the database gets a public address; keep it in private subnets")
 
 
+PASSWORD_INPUTS = ("password", "masterPassword", "passwordWo", "masterPasswordWo")
+
+
+def _managed_password(props, cfg, report, args) -> None:
+    if get(props, "replicateSourceDb") or get(props, "replicationSourceIdentifier"):
+        return  # a replica has its source's users
+    given = [k for k in PASSWORD_INPUTS if is_set(props, k)]
+    if given:
+        report(
+            f"{', '.join(given)} set: the master password is in the program and its state; use "
+            "manageMasterUserPassword (RDS keeps and rotates it in Secrets Manager)"
+        )
+    elif not truthy(get(props, "manageMasterUserPassword", default=False)) and not is_set(props, "snapshotIdentifier"):
+        report("manageMasterUserPassword is not true: let RDS keep and rotate the master password in Secrets Manager")
+
+
 def _deletion_protection(props, cfg, report, args) -> None:
     if not truthy(get(props, "deletionProtection", default=False)):
         report("deletionProtection is not true: one API call (or a destroy) deletes the database")
@@ -141,6 +157,14 @@ RULES = [
         [checkov("CKV2_AWS_69")],
         [RDS_INSTANCE, RDS_CLUSTER, DB_PARAMETER_GROUP, CLUSTER_PARAMETER_GROUP],
         _tls_enforced,
+    ),
+    resource_rule(
+        "rds-managed-master-password",
+        "Database master passwords are RDS-managed in Secrets Manager, never set by the program.",
+        Severity.HIGH,
+        [Benchmark("RDS User Guide", "rds-secrets-manager (password management with Secrets Manager)")],
+        [RDS_INSTANCE, RDS_CLUSTER],
+        _managed_password,
     ),
     resource_rule(
         "rds-deletion-protection",
