@@ -10,6 +10,7 @@ from typing import Any
 from policy.rules import (
     cross_account,
     data_plane,
+    database,
     eks,
     eks_resilience,
     helm,
@@ -36,6 +37,7 @@ RULES: list[Rule] = [
     *cross_account.RULES,
     *storage.RULES,
     *data_plane.RULES,
+    *database.RULES,
     *karpenter.RULES,
     *helm.RULES,
     *tags.RULES,

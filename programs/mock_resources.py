@@ -407,6 +407,36 @@ def _cloudfront(ctx: MockContext, inputs: dict[str, Any], name: str) -> dict[str
     }
 
 
+def _rds_master_secret(ctx: MockContext, kind: str, name: str) -> list[dict[str, Any]]:
+    # RDS names the secret it manages `rds!<kind>-<uuid>` and encrypts it with the given key.
+    nm = f"rds!{kind}-{uuid.UUID(short_hash('rds', kind, name, length=32))}"
+    arn = f"arn:aws:secretsmanager:{ctx.region}:{ctx.account_id}:secret:{nm}-{short_hash(nm, length=6)}"
+    return [{"secretArn": arn, "secretStatus": "active"}]
+
+
+def _rds_instance(ctx: MockContext, inputs: dict[str, Any], name: str) -> dict[str, Any]:
+    ident = inputs.get("identifier") or name
+    host = f"{ident}.c{short_hash('rds', ctx.account_id, length=11)}.{ctx.region}.rds.amazonaws.com"
+    port = inputs.get("port") or 5432
+    out: dict[str, Any] = {"address": host, "endpoint": f"{host}:{port}", "port": port}
+    if inputs.get("manageMasterUserPassword"):
+        out["masterUserSecrets"] = _rds_master_secret(ctx, "db", name)
+    return out
+
+
+def _rds_cluster(ctx: MockContext, inputs: dict[str, Any], name: str) -> dict[str, Any]:
+    ident = inputs.get("clusterIdentifier") or name
+    suffix = f"c{short_hash('rds', ctx.account_id, length=11)}.{ctx.region}.rds.amazonaws.com"
+    out: dict[str, Any] = {
+        "endpoint": f"{ident}.cluster-{suffix}",
+        "readerEndpoint": f"{ident}.cluster-ro-{suffix}",
+        "port": inputs.get("port") or 5432,
+    }
+    if inputs.get("manageMasterUserPassword"):
+        out["masterUserSecrets"] = _rds_master_secret(ctx, "cluster", name)
+    return out
+
+
 def _rolesanywhere(kind: str) -> "ComputedFn":
     """Trust anchors and profiles are addressed by a UUID, not by name."""
 
@@ -458,6 +488,8 @@ COMPUTED: dict[str, ComputedFn] = {
     "aws:iam/role:Role": _iam_role,
     "aws:eks/podIdentityAssociation:PodIdentityAssociation": _pod_identity_association,
     "aws:cloudfront/distribution:Distribution": _cloudfront,
+    "aws:rds/instance:Instance": _rds_instance,
+    "aws:rds/cluster:Cluster": _rds_cluster,
     "aws:rolesanywhere/trustAnchor:TrustAnchor": _rolesanywhere("trust-anchor"),
     "aws:rolesanywhere/profile:Profile": _rolesanywhere("profile"),
 }

@@ -141,7 +141,8 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
         outputs["apiAccess"] = api_access  # what `platformctl connect` forwards through
     if k3s is not None:
         # What `platformctl doctor` checks on K3s: etcd snapshots and the spot-drain dead letters.
-        outputs["etcdSnapshotBucket"] = k3s.snapshot_bucket.bucket
+        if k3s.snapshot_bucket is not None:  # embedded etcd (an external datastore is backed up by RDS)
+            outputs["etcdSnapshotBucket"] = k3s.snapshot_bucket.bucket
         outputs["nodeDrainerDeadLetterQueueUrl"] = k3s.interruption.dead_letter_queue.id
         # The servers' release: what the next run's `cluster.k3s.deployedVersion` is set to.
         outputs["k3sVersion"] = cfg.cluster.k3s.version

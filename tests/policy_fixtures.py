@@ -389,6 +389,55 @@ def _program(_cfg: Any) -> dict[str, Any]:
     )
     aws.ssm.Parameter("join-token", name="/k3s/token", type="SecureString", value="not-a-real-token", tags=TAGS)
     aws.secretsmanager.Secret("drain-credentials", kms_key_id=key.arn, tags=TAGS)
+
+    # --- databases (the K3s external datastore): RDS PostgreSQL and Aurora PostgreSQL Serverless v2
+    tls_only = [{"name": "rds.force_ssl", "value": "1"}, {"name": "ssl_min_protocol_version", "value": "TLSv1.2"}]
+    db_params = aws.rds.ParameterGroup("db-params", name="fixture-postgres17", family="postgres17", parameters=tls_only)
+    aws.rds.Instance(
+        "postgres",
+        engine="postgres",
+        engine_version="17",
+        instance_class="db.t4g.medium",
+        allocated_storage=20,
+        storage_encrypted=True,
+        kms_key_id=key.arn,
+        manage_master_user_password=True,
+        master_user_secret_kms_key_id=key.arn,
+        username="k3s",
+        parameter_group_name=db_params.name,
+        publicly_accessible=False,
+        deletion_protection=True,
+        multi_az=True,
+        tags=TAGS,
+        opts=protect,
+    )
+    cluster_params = aws.rds.ClusterParameterGroup(
+        "cluster-params", name="fixture-aurora-postgresql17", family="aurora-postgresql17", parameters=tls_only
+    )
+    aurora = aws.rds.Cluster(
+        "aurora",
+        engine="aurora-postgresql",
+        engine_mode="provisioned",
+        engine_version="17.5",
+        storage_encrypted=True,
+        kms_key_id=key.arn,
+        manage_master_user_password=True,
+        master_user_secret_kms_key_id=key.arn,
+        master_username="k3s",
+        db_cluster_parameter_group_name=cluster_params.name,
+        serverlessv2_scaling_configuration={"min_capacity": 0.5, "max_capacity": 4},
+        deletion_protection=True,
+        tags=TAGS,
+        opts=protect,
+    )
+    aws.rds.ClusterInstance(
+        "aurora-writer",
+        cluster_identifier=aurora.id,
+        instance_class="db.serverless",
+        engine=aurora.engine,
+        publicly_accessible=False,
+        tags=TAGS,
+    )
     aws.cloudwatch.LogGroup("cluster-logs", retention_in_days=90, kms_key_id=key.arn, tags=TAGS)
     aws.lambda_.Function(
         "drainer",

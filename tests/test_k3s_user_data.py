@@ -3,6 +3,7 @@ behaviour (run under bash with fake curl/aws/systemctl) — only the bootstrap s
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -13,7 +14,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
+from components.k3s.datastore import DatastoreConnection, rds_ca_bundle_url
 from components.k3s.user_data import (
     BOOT_SCRIPT_PATH,
     K3S_CONFIG_DIR,
@@ -64,9 +70,19 @@ def agent_user_data(**over) -> str:
     return render_k3s_agent_cloud_init(**{**args, **over})
 
 
+DATASTORE = DatastoreConnection(
+    secret_arn="arn:aws:secretsmanager:us-east-1:111111111111:secret:rds!cluster-0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9-AbCdEf",
+    host="dev-k3s-k3s.cluster-c0123456789a.us-east-1.rds.amazonaws.com",
+    port=5432,
+    database="k3s",
+    ca_bundle_url=rds_ca_bundle_url("us-east-1"),
+)
+
 ALL_USER_DATA = {
     "server-bootstrap": lambda: render_k3s_server_cloud_init(settings("bootstrap")),
     "server-join": lambda: render_k3s_server_cloud_init(settings("join")),
+    "server-datastore-bootstrap": lambda: render_k3s_server_cloud_init(settings("bootstrap", datastore=DATASTORE)),
+    "server-datastore-join": lambda: render_k3s_server_cloud_init(settings("join", datastore=DATASTORE)),
     "agent": agent_user_data,
     # The embedded registry mirror on: registries.yaml written at boot on every node kind.
     "server-join-mirror": lambda: render_k3s_server_cloud_init(settings("join", registry_mirrors=MIRRORS)),
@@ -168,6 +184,7 @@ case "$url" in
   */meta-data/local-hostname) echo ip-10-20-1-5.ec2.internal ;;
   */meta-data/instance-life-cycle) echo spot ;;
   */ping) [ "${FAKE_CLUSTER_UP:-0}" = 1 ] || exit 7 ;;
+  https://truststore.pki.rds.amazonaws.com/*) cat "$FAKE_RDS_CA" >"$out" ;;
   */install.sh) printf '#!/bin/sh\necho "install $INSTALL_K3S_EXEC $INSTALL_K3S_VERSION" >>"$FAKE_LOG"\n' >"$out" ;;
   *) exit 22 ;;
 esac
@@ -177,7 +194,7 @@ FAKE_AWS = r"""#!/usr/bin/env bash
 echo "aws $*" >>"$FAKE_LOG"
 case "$1 $2" in
   "ssm get-parameter") echo "token-for-$7" ;;
-  "secretsmanager get-secret-value") cat "$FAKE_PKI" ;;
+  "secretsmanager get-secret-value") case "$6" in *:secret:rds!*) cat "$FAKE_DB_SECRET" ;; *) cat "$FAKE_PKI" ;; esac ;;
   "s3api list-objects-v2") echo "${FAKE_SNAPSHOT:-None}" ;;
   "elbv2 describe-target-health") [ "${FAKE_PEERS:-0}" != unreadable ] || exit 255; echo "${FAKE_PEERS:-0}" ;;
   *) exit 1 ;;
@@ -199,11 +216,15 @@ def run_boot_script(
     expect_success: bool = True,
     chrony_conf: str = "driftfile /var/lib/chrony/drift\n",
     chrony_dropin: str | None = AL2023_CHRONY_SOURCES,
+    db_secret: str = '{"username": "k3s", "password": "unused"}',
+    rds_ca: str | None = None,
+    script_args: tuple[str, ...] = (),
 ) -> tuple[Path, str]:
-    """Run the rendered script with fakes on PATH and its directories moved under tmp_path."""
+    """Run the rendered script with fakes on PATH and its directories moved under tmp_path (again, with
+    `script_args`, on the same root: a rerun keeps what the first run wrote)."""
     root = tmp_path / "root"
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
+    bin_dir.mkdir(exist_ok=True)
     for name, body in {
         "curl": FAKE_CURL,
         "aws": FAKE_AWS,
@@ -219,7 +240,10 @@ def run_boot_script(
     script = files_of(user_data)[BOOT_SCRIPT_PATH]
     script = script.replace(f"readonly K3S_CONFIG_DIR={K3S_CONFIG_DIR}", f"readonly K3S_CONFIG_DIR={root}/etc")
     script = script.replace(f"readonly K3S_TLS_DIR={K3S_TLS_DIR}", f"readonly K3S_TLS_DIR={root}/tls")
-    (root / "chrony.d").mkdir(parents=True)
+    script = script.replace(
+        "readonly DATASTORE_CA_FILE=/etc/rancher/k3s/datastore-ca.pem", f"readonly DATASTORE_CA_FILE={root}/etc/ca.pem"
+    )
+    (root / "chrony.d").mkdir(parents=True, exist_ok=True)
     (root / "chrony.conf").write_text(chrony_conf)
     if chrony_dropin is not None:
         (root / "chrony.d/link-local.sources").write_text(chrony_dropin)
@@ -228,6 +252,8 @@ def run_boot_script(
     assert str(root) in script.split("readonly CHRONY_CONF_DIR=")[1].split("\n")[0]
     (tmp_path / "boot.sh").write_text(script)
     log = tmp_path / "calls.log"
+    (tmp_path / "db-secret.json").write_text(db_secret)
+    (tmp_path / "rds-ca.pem").write_text(rds_ca if rds_ca is not None else rds_ca_bundle())
     env = {
         **os.environ,
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
@@ -236,11 +262,35 @@ def run_boot_script(
         "FAKE_CLUSTER_UP": "1" if cluster_up else "0",
         "FAKE_SNAPSHOT": snapshot,
         "FAKE_PEERS": peers,
+        "FAKE_DB_SECRET": str(tmp_path / "db-secret.json"),
+        "FAKE_RDS_CA": str(tmp_path / "rds-ca.pem"),
         "TMPDIR": str(tmp_path),
     }
-    result = subprocess.run(["bash", str(tmp_path / "boot.sh")], env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["bash", str(tmp_path / "boot.sh"), *script_args], env=env, capture_output=True, text=True, timeout=60
+    )
     assert (result.returncode == 0) == expect_success, result.stderr
+    (tmp_path / "output.log").write_text(result.stdout + result.stderr)
     return root, log.read_text()
+
+
+def rds_ca_bundle() -> str:
+    """A real self-signed CA certificate standing in for the RDS regional bundle."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Amazon RDS us-east-1 Root CA ECC384 G1 (test)")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def role_config(root: Path) -> dict:

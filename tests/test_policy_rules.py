@@ -276,6 +276,16 @@ CASES: list[tuple[str, str | None, Mutation, str]] = [
         "nodes",
         user_data(
             "nodes",
+            "#cloud-config\nwrite_files:\n- path: /etc/rancher/k3s/config.yaml\n  content: |\n"
+            '    datastore-endpoint: "postgres://k3s:Zx9%40qL2wr@db.example.com:5432/k3s?sslmode=verify-full"\n',
+        ),
+        "datastore-connection-string",
+    ),
+    (
+        "user-data-no-secrets",
+        "nodes",
+        user_data(
+            "nodes",
             (
                 'MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="B"\n\n--B\nContent-Type: '
                 "text/x-shellscript\n"
@@ -927,6 +937,42 @@ CASES: list[tuple[str, str | None, Mutation, str]] = [
         "maps-public-ips",
     ),
     ("eks-fargate-private-subnets", "fargate", fargate_in(None), "subnets-outside-the-stack"),
+    # --- databases (the K3s external datastore)
+    ("rds-storage-encrypted", "postgres", set_input("postgres", "storageEncrypted", False), "instance-plaintext"),
+    ("rds-storage-encrypted", "aurora", set_input("aurora", "storageEncrypted", DELETE), "cluster-by-default"),
+    ("rds-storage-encrypted", "postgres", set_input("postgres", "kmsKeyId", DELETE), "aws-managed-key"),
+    ("rds-not-publicly-accessible", "postgres", set_input("postgres", "publiclyAccessible", True), "instance"),
+    (
+        "rds-not-publicly-accessible",
+        "aurora-writer",
+        set_input("aurora-writer", "publiclyAccessible", True),
+        "cluster-instance",
+    ),
+    ("rds-tls-enforced", "db-params", set_input("db-params", "parameters.0.value", "0"), "force-ssl-off"),
+    ("rds-tls-enforced", "postgres", set_input("postgres", "parameterGroupName", DELETE), "default-group"),
+    (
+        "rds-tls-enforced",
+        "cluster-params",
+        set_input("cluster-params", "parameters", [{"name": "ssl_min_protocol_version", "value": "TLSv1.2"}]),
+        "aurora-no-force-ssl",
+    ),
+    ("rds-tls-enforced", "postgres", set_input("postgres", "engine", "oracle-ee"), "unknown-engine"),
+    (
+        "rds-managed-master-password",
+        "aurora",
+        set_input("aurora", "masterPassword", "Pulumi-generated-0123"),
+        "literal-password",
+    ),
+    (
+        "rds-managed-master-password",
+        "postgres",
+        set_input("postgres", "manageMasterUserPassword", False),
+        "unmanaged",
+    ),
+    ("rds-deletion-protection", "postgres", set_input("postgres", "deletionProtection", False), "instance"),
+    ("rds-deletion-protection", "aurora", set_input("aurora", "deletionProtection", DELETE), "cluster"),
+    ("stateful-resources-protected", "postgres", unprotect("postgres"), "rds-instance"),
+    ("stateful-resources-protected", "aurora", unprotect("aurora"), "aurora-cluster"),
 ]
 
 
@@ -970,6 +1016,15 @@ def test_negative_case_is_reported_by_its_policy(policy_id, target, mutation):
 # Compliant variants: configurations the engine or the API treats as compliant that a naive rule
 # would flag (each mutation must leave the policy silent).
 COMPLIANT_VARIANTS: list[tuple[str, Mutation, str]] = [
+    # A MySQL database enforces TLS with require_secure_transport (ON), not rds.force_ssl.
+    (
+        "rds-tls-enforced",
+        lambda rs: (
+            set_input("postgres", "engine", "mysql")(rs),
+            set_input("db-params", "parameters", [{"name": "require_secure_transport", "value": "ON"}])(rs),
+        ),
+        "mysql-require-secure-transport",
+    ),
     # The EC2NodeClass CRD defaults every metadataOptions field on its own: httpTokens -> required.
     (
         "imdsv2-required",

@@ -102,6 +102,7 @@ from components.config.k3s import (  # noqa: F401
     K3sServersConfig,
     K3sSnapshotsConfig,
 )
+from components.config.k3s_datastore import K3sDatastoreConfig  # noqa: F401
 from components.config.karpenter import (  # noqa: F401
     K8S_QUANTITY,
     KARPENTER_DURATION,

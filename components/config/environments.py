@@ -40,6 +40,11 @@ class Safeguards:
     # EKS clusters get deletionProtection by default; `cluster.eks.deletionProtection: false` then
     # needs `cluster.eks.allowDeletionUnprotected: true` (components/config/eks_resilience.py).
     cluster_deletion_protection: bool
+    # Days RDS keeps automated backups of the K3s external datastore (point-in-time restore window).
+    datastore_backup_retention_days: int
+    # The K3s external datastore survives a zone: RDS Multi-AZ, an Aurora reader in a second zone, and
+    # at least 2 K3s servers in front of it.
+    highly_available_datastore: bool
     # A throwaway stack (the ci profile, components/config/ci.py): one untainted K3s server and no agents,
     # nothing protected, short retentions, an expiry (`ci.expiresAt`) tagged on every resource. Set by the
     # environment only, not by `k8s-platform:safeguards`.
@@ -58,6 +63,8 @@ ENVIRONMENTS: dict[str, Safeguards] = {
         controller_replicas=1,
         nat_gateway_per_zone=False,
         cluster_deletion_protection=False,
+        datastore_backup_retention_days=1,
+        highly_available_datastore=False,
     ),
     # A rehearsal of prod: same protection, pins and replica counts, so a change that would fail in
     # prod fails here first; two zones and one NAT gateway keep it affordable.
@@ -68,6 +75,8 @@ ENVIRONMENTS: dict[str, Safeguards] = {
         controller_replicas=2,
         nat_gateway_per_zone=False,
         cluster_deletion_protection=True,
+        datastore_backup_retention_days=7,
+        highly_available_datastore=False,
     ),
     "prod": Safeguards(
         protect_stateful_resources=True,
@@ -76,6 +85,8 @@ ENVIRONMENTS: dict[str, Safeguards] = {
         controller_replicas=2,
         nat_gateway_per_zone=True,
         cluster_deletion_protection=True,
+        datastore_backup_retention_days=30,
+        highly_available_datastore=True,
     ),
     # Ephemeral clusters of a pipeline run (`platformctl ci up|down|reap`): cheapest and destroyable.
     "ci": Safeguards(
@@ -85,6 +96,8 @@ ENVIRONMENTS: dict[str, Safeguards] = {
         controller_replicas=1,
         nat_gateway_per_zone=False,
         cluster_deletion_protection=False,
+        datastore_backup_retention_days=1,
+        highly_available_datastore=False,
         ephemeral=True,
     ),
 }
@@ -130,6 +143,22 @@ class SafeguardsConfig(Model):
         description=(
             "EKS clusters get deletion protection by default, and turning it off needs "
             "`cluster.eks.allowDeletionUnprotected`; unset: the environment's."
+        ),
+    )
+    datastore_backup_retention_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=35,
+        description=(
+            "Days RDS keeps automated backups of the K3s external datastore (1-35, RDS's range); unset: the "
+            "environment's."
+        ),
+    )
+    highly_available_datastore: bool | None = Field(
+        None,
+        description=(
+            "The K3s external datastore survives a zone (RDS Multi-AZ, an Aurora reader in another zone, 2 or more "
+            "servers); unset: the environment's."
         ),
     )
 

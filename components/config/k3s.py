@@ -15,6 +15,7 @@ from components.config.base import (
     raise_problems,
 )
 from components.config.checks import allowlist_problem, cron_problem, shown
+from components.config.k3s_datastore import K3sDatastoreConfig
 from components.core.pins import K3S_VERSION as PINNED_K3S_VERSION
 
 K3S_VERSION = re.compile(r"v1\.[0-9]+\.[0-9]+\+k3s[0-9]+", re.ASCII)  # used with fullmatch
@@ -33,23 +34,18 @@ K3S_INTERNAL_RANGES = ("10.42.0.0/16", "10.43.0.0/16")
 
 
 class K3sServersConfig(Model):
-    # Embedded etcd needs a quorum: 1 (dev, no HA), 3 or 5 servers. Even counts add no tolerance.
+    # Embedded etcd needs a quorum: 1 (dev, no HA), 3 or 5 servers; an external datastore takes any
+    # count (components/config/k3s_datastore.datastore_problems, which knows the datastore and environment).
     count: int = Field(
         1,
+        ge=1,
         description=(
-            "K3s servers (embedded etcd): `1` (no HA), `3` or `5`; even counts are refused (no fault-tolerance gain). "
-            "3 or 5 need at least 3 zones: servers are placed so that a zone outage leaves a quorum."
+            "K3s servers: with embedded etcd `1` (no HA), `3` or `5` (even counts are refused: no fault-tolerance "
+            "gain; 3 or 5 need at least 3 zones, one server per zone, so that a zone outage leaves a quorum); with "
+            "an external datastore 1-7, at least 2 in prod."
         ),
     )
     instance_type: str = Field("t3.medium", description="Instance type of the servers (on-demand only).")
-
-    @field_validator("count")
-    @classmethod
-    def _count(cls, v: int) -> int:
-        if v not in (1, 3, 5):
-            hint = " (even counts add no etcd fault tolerance and risk split votes)" if v % 2 == 0 else ""
-            raise ValueError(f"{v} servers is not allowed{hint}; use 1 (dev), 3 or 5 (HA embedded etcd)")
-        return v
 
     _type = field_validator("instance_type")(classmethod(lambda cls, v: check_instance_type(v)))
 
@@ -256,7 +252,9 @@ class K3sConfig(Model):
         None,
         description=("The only security group (`sg-...`) allowed to reach port 22; set together with `sshKeyName`."),
     )
-    snapshots: K3sSnapshotsConfig = Field(K3sSnapshotsConfig(), description="etcd snapshots to S3.")
+    snapshots: K3sSnapshotsConfig = Field(
+        K3sSnapshotsConfig(), description="etcd snapshots to S3 (`embedded-etcd` datastore only)."
+    )
     deployed_version: str | None = Field(
         None,
         description=(
@@ -266,6 +264,9 @@ class K3sConfig(Model):
     )
     embedded_registry: K3sEmbeddedRegistryConfig = Field(
         K3sEmbeddedRegistryConfig(), description="K3s's embedded registry mirror (Spegel); off by default."
+    )
+    datastore: K3sDatastoreConfig = Field(
+        K3sDatastoreConfig(), description="Where K3s keeps cluster state: embedded etcd, RDS PostgreSQL or Aurora."
     )
     # How long the interruption Lambda drains a node (PDB-blocked evictions retried) before it
     # gives up and lets SQS redeliver; below the Lambda's 900 s ceiling.
@@ -302,6 +303,16 @@ class K3sConfig(Model):
         if v is not None and not re.fullmatch(r"sg-([0-9a-f]{8}|[0-9a-f]{17})", v):
             raise ValueError(f"'{shown(v)}' is not a security group id like sg-0123456789abcdef0")
         return v
+
+    @model_validator(mode="after")
+    def _snapshots_need_etcd(self) -> "K3sConfig":
+        if self.datastore.external and "snapshots" in self.model_fields_set:
+            raise _KeyedError(
+                "cluster.k3s.snapshots",
+                f"etcd snapshots apply to the embedded-etcd datastore; {self.datastore.kind} is backed up by RDS "
+                "(retention: safeguards.datastoreBackupRetentionDays): remove the block",
+            )
+        return self
 
     @model_validator(mode="after")
     def _ssh_pair(self) -> "K3sConfig":

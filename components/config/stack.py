@@ -36,6 +36,7 @@ from components.config.environments import SAFEGUARD_RULES, Safeguards, Safeguar
 from components.config.identity import IdentityConfig, WorkloadConfig
 from components.config.identity_rules import identity_problems
 from components.config.k3s import K3S_INTERNAL_RANGES, K3sConfig
+from components.config.k3s_datastore import datastore_problems
 from components.config.k3s_rules import k3s_problems
 from components.config.karpenter import KarpenterConfig
 from components.config.karpenter_rules import karpenter_problems
@@ -297,6 +298,10 @@ def _addons_rules(cfg: "StackConfig") -> Iterator[Problem]:
             )
 
 
+def _k3s_datastore_rules(cfg: "StackConfig") -> Iterator[Problem]:
+    yield from datastore_problems(cfg)
+
+
 def _karpenter_rules(cfg: "StackConfig") -> Iterator[Problem]:
     yield from karpenter_problems(cfg)
 
@@ -331,6 +336,7 @@ STACK_RULES: tuple[Callable[["StackConfig"], Iterator[Problem]], ...] = (
     eks_resilience_problems,
     _access_instance_rule,
     _addons_rules,
+    _k3s_datastore_rules,
     _karpenter_rules,
     _identity_rules,
     _ci_rules,

@@ -198,3 +198,13 @@ K3S_VERSION = "v1.36.4+k3s1"
 # re-resolved offline: confirm it before a rollout (README "Pins not confirmed offline").
 POD_IDENTITY_WEBHOOK_IMAGE_TAG = "v0.6.17"
 POD_IDENTITY_WEBHOOK_IMAGE_DIGEST = "sha256:3071570e8e8cba6d5aff01e86d52bc91025a0578782aa9cd2b681480845b0a50"
+
+# -------------------------------------------------------------------- K3s external datastore
+# PostgreSQL for K3s's `datastore-endpoint` (kine), components/k3s/datastore.py. RDS PostgreSQL takes a
+# major version with auto minor upgrades on (the provider keeps a prefix that the running version
+# extends): RDS applies minor releases in the maintenance window. Aurora PostgreSQL is pinned to an
+# exact release (17.5: released 2025 and Serverless-v2-capable) with auto minor upgrades off, so the
+# plan never fights an upgrade RDS made: bump it here to take a minor. Neither could be checked
+# against `describe-db-engine-versions` offline (README "Pins not confirmed offline").
+RDS_POSTGRES_VERSION = "17"
+AURORA_POSTGRES_VERSION = "17.5"

@@ -7,6 +7,9 @@ Design notes:
   `components/k3s/node_boot.sh` (shellcheck-clean).
 - The cluster CA and service-account signing key come from `pki` (pulumi_tls), so the
   self-hosted IRSA issuer can publish the JWKS before any server boots.
+- `datastore` (optional, `cluster.k3s.datastore`): RDS PostgreSQL or Aurora Serverless v2 instead
+  of embedded etcd: no cluster-init and no snapshots; servers assemble `datastore-endpoint` at boot
+  from the RDS-managed secret (spliced into the boot script from `datastore_boot.sh`).
 - `interruption` wires EventBridge -> SQS -> the `node_drainer` Lambda, which drains a node on spot
   interruption, rebalance, ASG termination and stop.
 - Servers (embedded etcd) are placed round-robin over the zones, bootstrap first, one Auto Scaling

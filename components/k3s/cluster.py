@@ -17,6 +17,7 @@ and when its zone fails the ASG restores it from the newest snapshot in another 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import pulumi
@@ -33,6 +34,7 @@ from components.core.etcd_quorum import join_servers_per_zone
 from components.core.kms_keys import rotating_key
 from components.core.kubeconfig import render_client_cert_kubeconfig
 from components.k3s import policies as policies
+from components.k3s.datastore import K3sDatastore, K3sDatastoreArgs
 from components.k3s.interruption import K3sInterruptionArgs, K3sInterruptionHandling
 from components.k3s.node_groups import LaunchSpec, agent_group, launch_template, server_group
 from components.k3s.pki import K3sPki
@@ -102,6 +104,9 @@ class K3sClusterArgs:
     agent_version: str | None = None
     """The agents' K3s release while the servers are upgraded first (`cluster.k3s.agents.version`).
     Default: the servers' `config.version`."""
+    datastore: K3sDatastoreArgs | None = None
+    """The external datastore (everything but the server role and group, filled in here). Default: none,
+    embedded etcd with snapshots to S3."""
 
     @classmethod
     def from_stack(
@@ -134,6 +139,11 @@ class K3sClusterArgs:
             disable_cloud_controller=cfg.addons.cloud_controller_manager_enabled("k3s"),
             ephemeral=cfg.safeguards_in_force.ephemeral,
             agent_version=cfg.cluster.k3s.agents.version,
+            datastore=K3sDatastoreArgs.from_stack(
+                cfg, network, server_role_arn="", server_role_name="", server_security_group_id=""
+            )
+            if cfg.cluster.k3s.datastore.external
+            else None,
         )
 
 
@@ -148,7 +158,8 @@ class K3sCluster(pulumi.ComponentResource):
     agent_instance_profile: aws.iam.InstanceProfile
     secrets_key: aws.kms.Key  # PKI, server token and etcd snapshots (servers only)
     join_key: aws.kms.Key  # the agent join token
-    snapshot_bucket: aws.s3.Bucket  # etcd snapshots
+    snapshot_bucket: aws.s3.Bucket | None  # etcd snapshots (None on an external datastore)
+    datastore: K3sDatastore | None  # the external datastore (None: embedded etcd)
     load_balancer: aws.lb.LoadBalancer  # the internal API NLB
     api_host: pulumi.Output[str]  # the NLB's DNS name
     server_url: pulumi.Output[str]  # `https://<api_host>:6443`
@@ -226,19 +237,26 @@ class K3sCluster(pulumi.ComponentResource):
         aws.secretsmanager.SecretVersion(
             f"{name}-pki", secret_id=pki_secret.id, secret_string=args.pki.server_bundle, opts=child
         )
-        bucket = snapshot_bucket(
-            f"{name}-etcd-snapshots",
-            key_arn=secrets_key.arn,
-            protect=args.protect_stateful,
-            tags=tags,
-            parent=self,
-            **({"noncurrent_days": CI_RETENTION_DAYS} if args.ephemeral else {}),
+        # An external datastore keeps the state (and its backups): no etcd, so no snapshot bucket.
+        bucket = (
+            snapshot_bucket(
+                f"{name}-etcd-snapshots",
+                key_arn=secrets_key.arn,
+                protect=args.protect_stateful,
+                tags=tags,
+                parent=self,
+                **({"noncurrent_days": CI_RETENTION_DAYS} if args.ephemeral else {}),
+            )
+            if args.datastore is None
+            else None
         )
         self.snapshot_bucket = bucket
         aws.iam.RolePolicy(
             f"{name}-server",
             role=self.server_role.id,
-            policy=pulumi.Output.all(pki_secret.arn, secrets_key.arn, join_key.arn, bucket.arn).apply(
+            policy=pulumi.Output.all(
+                pki_secret.arn, secrets_key.arn, join_key.arn, bucket.arn if bucket is not None else None
+            ).apply(
                 lambda a: iam.to_json(
                     policies.server_policy(
                         region=args.region,
@@ -271,6 +289,20 @@ class K3sCluster(pulumi.ComponentResource):
 
         # ---- network: NLB in front of the servers
         self._security_groups()
+        self.datastore = (
+            K3sDatastore(
+                f"{name}-datastore",
+                dataclasses.replace(
+                    args.datastore,
+                    server_role_arn=self.server_role.arn,
+                    server_role_name=self.server_role.id,
+                    server_security_group_id=self.server_security_group.id,
+                ),
+                opts=child,
+            )
+            if args.datastore is not None
+            else None
+        )
         self.load_balancer, target_group = self._api_load_balancer()
         self.api_host = self.load_balancer.dns_name
         self.server_url = self.api_host.apply(lambda h: f"https://{h}:{API_PORT}")
@@ -289,7 +321,13 @@ class K3sCluster(pulumi.ComponentResource):
 
         def server_user_data(role: str) -> pulumi.Output[str]:
             return pulumi.Output.all(
-                self.api_host, issuer, jwks, pki_secret.name, bucket.bucket, target_group.arn
+                self.api_host,
+                issuer,
+                jwks,
+                pki_secret.name,
+                bucket.bucket if bucket is not None else "",
+                target_group.arn,
+                self.datastore.connection if self.datastore is not None else None,
             ).apply(
                 lambda a: render_k3s_server_cloud_init(
                     K3sServerSettings(
@@ -312,6 +350,7 @@ class K3sCluster(pulumi.ComponentResource):
                         extra_service_account_issuers=args.extra_service_account_issuers,
                         disable_cloud_controller=args.disable_cloud_controller,
                         registry_mirrors=self.registry_mirrors,
+                        datastore=a[6],
                         **(
                             {"disable_components": args.disabled_components}
                             if args.disabled_components is not None

@@ -84,7 +84,10 @@ def k3s_control_plane(cfg: StackConfig, network: Network, providers: pulumi.Reso
     access_logs = AccessLogBucket("access-logs", AccessLogBucketArgs.from_stack(cfg), opts=providers)
     for issuer, component_name in zip(issuers, [f"oidc-{i.name}" for i in effective_issuers(cfg)], strict=True):
         access_logs.log(f"{component_name}-access-logging", issuer.bucket, issuer.bucket_name, parent=issuer)
-    access_logs.log("k3s-etcd-snapshots-access-logging", k3s.snapshot_bucket, k3s.snapshot_bucket.bucket, parent=k3s)
+    if k3s.snapshot_bucket is not None:  # embedded etcd only
+        access_logs.log(
+            "k3s-etcd-snapshots-access-logging", k3s.snapshot_bucket, k3s.snapshot_bucket.bucket, parent=k3s
+        )
     # IRSA roles also trust the standby issuers, so promoting one to active breaks no pod.
     handle = dataclasses.replace(
         k3s.handle, standby_oidc_issuers=tuple((i.oidc_provider_arn, i.issuer_url) for i in issuers[1:])

@@ -63,6 +63,7 @@ fetch_pki() {
   python3 -c "${WRITE_BUNDLE_PY}" "${K3S_TLS_DIR}" <<<"${bundle}"
 }
 
+# @DATASTORE@
 # cluster_answers: does a K3s server already answer at the server URL (through the NLB)?
 cluster_answers() {
   curl -ksSf --max-time 5 -o /dev/null "${SERVER_URL}/ping"
@@ -89,6 +90,7 @@ latest_snapshot() {
   esac
 }
 
+# @DATASTORE-END@
 # ensure_time_sync: chrony uses the Amazon Time Sync Service (link-local, no egress). AL2023 ships
 # that default; this enforces it instead of assuming it, whatever the chrony.conf/chrony.d layout.
 ensure_time_sync() {
@@ -132,6 +134,7 @@ EOF
 
   if [ "${NODE_KIND}" = server ]; then
     retry 30 fetch_parameter "${AGENT_TOKEN_PARAMETER}" "${K3S_CONFIG_DIR}/agent-token"
+    # @ETCD@
     local init=false
     # Fails closed: when the target group cannot be read, the server joins (and waits) instead.
     if [ "${SERVER_ROLE}" = bootstrap ] && ! retry 6 cluster_answers \
@@ -151,6 +154,7 @@ EOF
       retry 90 cluster_answers
       echo "server: ${SERVER_URL}" >"${dropins}/20-role.yaml"
     fi
+    # @ETCD-END@
   fi
 
   install_k3s "${NODE_KIND}"

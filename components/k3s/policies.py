@@ -37,9 +37,22 @@ def server_policy(
     pki_secret_arn: str,
     secrets_key_arn: str,
     join_key_arn: str,
-    snapshot_bucket_arn: str,
+    snapshot_bucket_arn: str | None,
 ) -> dict[str, Any]:
-    """Servers: read both join tokens and the PKI bundle, write/read etcd snapshots. Nothing else."""
+    """Servers: read both join tokens and the PKI bundle, write/read etcd snapshots. Nothing else.
+    `snapshot_bucket_arn` None: an external datastore, no etcd (no snapshots, no cluster-init check)."""
+    etcd = (
+        [
+            statement("s3:ListBucket", snapshot_bucket_arn, sid="ListSnapshots"),
+            statement(["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], f"{snapshot_bucket_arn}/*", sid="Snapshots"),
+            statement(KMS_ENCRYPT, secrets_key_arn, conditions=via(region, "s3"), sid="SnapshotEncryption"),
+            # The bootstrap server's check for live peers before cluster-init; ELBv2 Describe* actions
+            # support no resource-level permissions.
+            statement("elasticloadbalancing:DescribeTargetHealth", "*", sid="ApiTargetHealth"),
+        ]
+        if snapshot_bucket_arn is not None
+        else []
+    )
     return document(
         statement(
             "ssm:GetParameter", [parameter_arn(region, account_id, n) for n in token_parameters], sid="JoinTokens"
@@ -51,12 +64,7 @@ def server_policy(
             conditions=via(region, "ssm", "secretsmanager"),
             sid="DecryptServerSecrets",
         ),
-        statement("s3:ListBucket", snapshot_bucket_arn, sid="ListSnapshots"),
-        statement(["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], f"{snapshot_bucket_arn}/*", sid="Snapshots"),
-        statement(KMS_ENCRYPT, secrets_key_arn, conditions=via(region, "s3"), sid="SnapshotEncryption"),
-        # The bootstrap server's check for live peers before cluster-init; ELBv2 Describe* actions
-        # support no resource-level permissions.
-        statement("elasticloadbalancing:DescribeTargetHealth", "*", sid="ApiTargetHealth"),
+        *etcd,
     )
 
 

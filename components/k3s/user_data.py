@@ -19,6 +19,14 @@ from typing import Literal
 import yaml
 
 from components.config import AddonsConfig
+from components.k3s.datastore import (
+    CA_BUNDLE_PATH,
+    ENDPOINT_DROPIN,
+    REFRESH_UNIT,
+    DatastoreConnection,
+    datastore_k3s_config,
+    refresh_units,
+)
 
 K3S_CONFIG_DIR = "/etc/rancher/k3s"
 K3S_TLS_DIR = "/var/lib/rancher/k3s/server/tls"
@@ -74,6 +82,9 @@ class K3sServerSettings:
     extra_service_account_issuers: Sequence[str] = ()
     # The embedded registry mirror (Spegel): the registries nodes share images of; empty = off.
     registry_mirrors: Sequence[str] = ()
+    # An external datastore (components/k3s/datastore.py): no etcd, no cluster-init, no snapshots; the
+    # boot script assembles `datastore-endpoint` from the RDS-managed secret. None: embedded etcd.
+    datastore: DatastoreConnection | None = None
 
 
 def service_account_issuers(issuer_url: str, extra: Sequence[str] = ()) -> list[str]:
@@ -92,7 +103,7 @@ def server_k3s_config(s: K3sServerSettings) -> dict:
         f"service-account-key-file={SERVICE_ACCOUNT_KEY_PATH}",
         f"service-account-signing-key-file={SERVICE_ACCOUNT_KEY_PATH}",
     ]
-    return {
+    config = {
         "token-file": f"{K3S_CONFIG_DIR}/token",
         "agent-token-file": f"{K3S_CONFIG_DIR}/agent-token",
         "tls-san": [s.api_host],
@@ -118,6 +129,9 @@ def server_k3s_config(s: K3sServerSettings) -> dict:
         # cloud-init next to this file) lists the registries it shares.
         **({"embedded-registry": True} if s.registry_mirrors else {}),
     }
+    if s.datastore is not None:
+        config = {k: v for k, v in config.items() if not k.startswith("etcd-")} | datastore_k3s_config()
+    return config
 
 
 def agent_k3s_config(
@@ -146,6 +160,7 @@ def render_boot_script(
     snapshot_bucket: str = "",
     snapshot_folder: str = "",
     api_target_group_arn: str = "",
+    datastore: DatastoreConnection | None = None,
 ) -> str:
     """The boot script: header of shell-quoted settings + the fixed body (`node_boot.sh`)."""
     settings = {
@@ -166,17 +181,54 @@ def render_boot_script(
         "CHRONY_CONF": CHRONY_CONF,
         "CHRONY_CONF_DIR": "/etc/chrony.d",
     }
+    embedded_etcd = node_kind == "server" and datastore is None
+    if not embedded_etcd:
+        # Only a server on embedded etcd bootstraps etcd (cluster-init, the join, snapshot restore):
+        # agents and external-datastore servers carry none of it (user-data is limited to 16 KiB).
+        for etcd_only in ("SERVER_ROLE", "SERVER_URL", "SNAPSHOT_BUCKET", "SNAPSHOT_FOLDER", "API_TARGET_GROUP_ARN"):
+            del settings[etcd_only]
+    if datastore is not None:
+        settings |= {
+            "DATASTORE_SECRET_ARN": datastore.secret_arn,
+            "DATASTORE_HOST": datastore.host,
+            "DATASTORE_PORT": str(datastore.port),
+            "DATASTORE_NAME": datastore.database,
+            "DATASTORE_CA_URL": datastore.ca_bundle_url,
+            "DATASTORE_CA_FILE": CA_BUNDLE_PATH,
+            "DATASTORE_DROPIN": ENDPOINT_DROPIN,
+            "DATASTORE_REFRESH_TIMER": f"{REFRESH_UNIT}.timer",
+        }
     header = "\n".join(f"readonly {k}={shlex.quote(v)}" for k, v in settings.items())
     body = resources.files("components.k3s").joinpath("node_boot.sh").read_text()
     head, marker, tail = body.partition("# @SETTINGS@\n")
     if not marker:
         raise RuntimeError("node_boot.sh lost its '# @SETTINGS@' marker")
-    return f"{head}{header}\n{tail}"
+    return f"{head}{header}\n{_body_for(tail, embedded_etcd=embedded_etcd, datastore=datastore is not None)}"
+
+
+def _body_for(body: str, *, embedded_etcd: bool, datastore: bool) -> str:
+    """The body for a server on embedded etcd (markers dropped: the script it always was), a server on
+    an external datastore (datastore_boot.sh's functions in, the etcd bootstrap out) or an agent
+    (neither: an agent never runs the server branch)."""
+    before, marker, rest = body.partition("# @DATASTORE@\n")
+    etcd_helpers, helpers_end, rest = rest.partition("# @DATASTORE-END@\n")
+    etcd_head, begin, rest = rest.partition("    # @ETCD@\n")
+    etcd_block, end, after = rest.partition("    # @ETCD-END@\n")
+    if not (marker and helpers_end and begin and end):
+        raise RuntimeError("node_boot.sh lost one of its @DATASTORE@, @DATASTORE-END@, @ETCD@, @ETCD-END@ markers")
+    if embedded_etcd:
+        return f"{before}{etcd_helpers}{etcd_head}{etcd_block}{after}"
+    if not datastore:
+        return f"{before}{etcd_head}{after}"
+    functions = resources.files("components.k3s").joinpath("datastore_boot.sh").read_text()
+    functions = functions.split("\n\n", 1)[1]  # without its own header comment
+    return f'{before}{functions}\n{etcd_head}    start_on_datastore "${{dropins}}"\n{after}'
 
 
 def render_k3s_server_cloud_init(settings: K3sServerSettings) -> str:
     """cloud-config for a server; `settings.role` decides whether it may run `cluster-init`."""
-    if settings.role == "bootstrap" and not settings.api_target_group_arn:
+    external = settings.datastore is not None
+    if settings.role == "bootstrap" and not settings.api_target_group_arn and not external:
         # Without it the bootstrap server could not tell a live cluster from a network hiccup.
         raise ValueError("the bootstrap server needs api_target_group_arn (checked before cluster-init)")
     script = render_boot_script(
@@ -187,12 +239,15 @@ def render_k3s_server_cloud_init(settings: K3sServerSettings) -> str:
         server_url=settings.server_url,
         token_parameter_name=settings.token_parameter_name,
         agent_token_parameter_name=settings.agent_token_parameter_name,
-        pki_secret_id=settings.pki_secret_id if settings.role == "bootstrap" else "",
-        snapshot_bucket=settings.snapshot_bucket,
-        snapshot_folder=settings.cluster_name,
-        api_target_group_arn=settings.api_target_group_arn if settings.role == "bootstrap" else "",
+        # On an external datastore every server may be the first to start: each places the PKI.
+        pki_secret_id=settings.pki_secret_id if settings.role == "bootstrap" or external else "",
+        snapshot_bucket="" if external else settings.snapshot_bucket,
+        snapshot_folder="" if external else settings.cluster_name,
+        api_target_group_arn=settings.api_target_group_arn if settings.role == "bootstrap" and not external else "",
+        datastore=settings.datastore,
     )
-    return _cloud_config(server_k3s_config(settings), script, settings.registry_mirrors)
+    units = refresh_units(BOOT_SCRIPT_PATH) if external else {}
+    return _cloud_config(server_k3s_config(settings), script, settings.registry_mirrors, units)
 
 
 def render_k3s_agent_cloud_init(
@@ -244,7 +299,9 @@ _LiteralDumper.add_representer(
 )
 
 
-def _cloud_config(k3s_config: dict, script: str, registry_mirrors: Sequence[str] = ()) -> str:
+def _cloud_config(
+    k3s_config: dict, script: str, registry_mirrors: Sequence[str] = (), units: Mapping[str, str] | None = None
+) -> str:
     # Time sync is enforced by the boot script (`ensure_time_sync`), not cloud-init's `ntp` module:
     # upstream cloud-init does not list AL2023 ("amazon") for that module (it is skipped there), and
     # where it runs without a chrony template for the distro it renames /etc/chrony.conf, then fails.
@@ -269,6 +326,10 @@ def _cloud_config(k3s_config: dict, script: str, registry_mirrors: Sequence[str]
                 ]
                 if registry_mirrors
                 else []
+            ),
+            *(
+                {"path": path, "owner": "root:root", "permissions": "0644", "content": text}
+                for path, text in (units or {}).items()
             ),
         ],
         "runcmd": [[BOOT_SCRIPT_PATH]],

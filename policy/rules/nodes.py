@@ -107,6 +107,9 @@ _TOKEN_FLAG = re.compile(
     r"(?i)--(token|agent-token|etcd-s3-secret-key|datastore-endpoint)[= ]+[\"']?(?![\"'$`<(/])([^\s\"']{8,})"
 )
 _PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----")
+# A URL carrying a literal password (a database connection string, `https://user:pass@host`); a
+# template (`{user}:{word}@`) or shell expansion (`${USER}:${PASS}@`) is not one.
+_CREDENTIAL_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s/:@\"'{}$`]+:[^\s/@\"'{}$`]{3,}@[^\s/@]")
 _ACCESS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")
 
 
@@ -140,6 +143,8 @@ def secret_findings(text: str) -> list[str]:
         found.append(f"a literal value for {m.group(1)}")
     for m in _TOKEN_FLAG.finditer(text):
         found.append(f"a literal --{m.group(1)} argument")
+    if _CREDENTIAL_URL.search(text):
+        found.append("a URL with an embedded password")
     return found
 
 

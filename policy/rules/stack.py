@@ -14,6 +14,8 @@ DEFAULT_PROTECTED = [
     "aws:s3/bucketV2:BucketV2",
     "aws:iam/openIdConnectProvider:OpenIdConnectProvider",
     "aws:efs/fileSystem:FileSystem",
+    "aws:rds/instance:Instance",
+    "aws:rds/cluster:Cluster",
 ]
 
 
@@ -39,7 +41,7 @@ def _lambda_in_vpc(props, cfg, report, args) -> None:
 RULES = [
     resource_rule(
         "stateful-resources-protected",
-        "Stateful resources (cluster, keys, buckets, OIDC providers, EFS file systems) are protected.",
+        "Stateful resources (cluster, keys, buckets, OIDC providers, EFS file systems, databases) are protected.",
         Severity.HIGH,
         [Benchmark("Pulumi", "protect resource option")],
         _AnyType(),
