@@ -68,6 +68,8 @@ def k3s_problems(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
 
 def _zone_problems(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
     count, zones = cfg.cluster.k3s.servers.count, cfg.network.availability_zones
+    if count not in (1, 3, 5):
+        return  # embedded etcd runs 1, 3 or 5: other counts are refused by components/config/k3s_datastore.py
     if not embedded_etcd(cfg.cluster.k3s) or len(zones) >= zones_needed(count):
         return
     yield (
