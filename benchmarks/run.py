@@ -136,7 +136,7 @@ def record_footprint(out: Path, stack: str) -> None:
 
     for fn_name in TYPE_RESOLVERS:
         setattr(types, fn_name, recording(fn_name))
-    from programs.platformctl.preview import offline_plan
+    from programs.api.offline_preview import offline_plan
 
     offline_plan(stack, None, False)
     # The SDKs register every submodule lazily (pulumi._utils.lazy_import, a `_LazyModule` until its

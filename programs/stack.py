@@ -22,7 +22,7 @@ from components.config import (
 )
 from components.config.k3s_rules import agents_version
 from components.core.cluster_handle import ClusterHandle
-from components.core.eks_support_calendar import support_warning
+from components.core.eks_support_calendar import support_problem, support_warning
 from components.eks.access_instance import EKS_API_PORT, AccessInstance, AccessInstanceArgs
 from components.eks.auto_mode import node_role_name as auto_mode_node_role_name
 from components.eks.cluster import EksCluster, EksClusterArgs
@@ -57,7 +57,10 @@ def build_stack(cfg: StackConfig) -> dict[str, Any]:
     named_issuers: tuple[NamedIssuer, ...] = ()  # K3s: the published service-account issuers, active first
     eks: EksCluster | None = None
     if cfg.cluster.kind == "eks":
-        support = support_warning(cfg.cluster.eks.version, cfg.cluster.eks.upgrade_policy.support_type)
+        eks_cfg = cfg.cluster.eks
+        support = support_warning(eks_cfg.version, eks_cfg.upgrade_policy.support_type)
+        if eks_cfg.deployed_version == eks_cfg.version:  # running already: what a new cluster is refused
+            support = support_problem(eks_cfg.version, eks_cfg.upgrade_policy.support_type) or support
         if support:
             pulumi.log.warn(support)  # preview and up show it; the offline preview prints it too
         eks = EksCluster("eks", EksClusterArgs.from_stack(cfg, network), opts=providers)

@@ -180,3 +180,34 @@ def test_the_api_preview_carries_the_support_warning_as_an_engine_warning(tmp_pa
     result = api.preview("prod", config_file=stack, use_cache=False, on_event=seen.append)
     assert any(w.startswith("EKS 1.34") for w in result.warnings)
     assert any(e.diagnostic_event and e.diagnostic_event.severity == "warning" for e in seen)
+
+
+def test_a_cluster_running_a_minor_past_standard_support_can_still_be_upgraded_from_it():
+    """1.33 left standard support on 2026-07-29: a new cluster on it (supportType STANDARD) is refused, but a
+    cluster known to run it (`deployedVersion`) previews, with the refusal's text as a warning, and
+    `platformctl upgrade` plans from it."""
+    raw = shipped_config("prod")
+    eks = raw["k8s-platform:cluster"]["eks"]
+    eks.update(version="1.33", upgradePolicy={"supportType": "STANDARD"})
+    with pytest.raises(ConfigError) as err:
+        parse_stack_config(raw)
+    assert any(
+        p.startswith("k8s-platform:cluster.eks.version: EKS 1.33 left standard support") for p in err.value.problems
+    )
+    from programs.api.upgrade import _as_running
+
+    running = _as_running(raw)
+    assert running["k8s-platform:cluster"]["eks"]["deployedVersion"] == "1.33"
+    assert "deployedVersion" not in raw["k8s-platform:cluster"]["eks"]  # the caller's config is not changed
+    assert parse_stack_config(running).cluster.eks.version == "1.33"
+
+
+def test_a_k3s_previous_plan_tells_the_program_the_deployed_release(tmp_path, capsys):
+    """`--previous-plan` on K3s: the plan's `k3sVersion` becomes `cluster.k3s.deployedVersion`, so a minor
+    downgrade (etcd 3.6 cannot go back) is refused naming the key."""
+    previous = tmp_path / "previous.json"
+    previous.write_text(json.dumps({"resources": [], "outputs": {"k3sVersion": "v1.36.4+k3s1"}}))
+    assert from_plan(json.loads(previous.read_text())) == "v1.36.4+k3s1"
+    code = main(["preview", "--offline", "--quiet", "--stack", "dev", "--previous-plan", str(previous)])
+    assert code == 2
+    assert "k8s-platform:cluster.k3s.version" in capsys.readouterr().err

@@ -437,7 +437,9 @@ class EksConfig(Model):
     @model_validator(mode="after")
     def _supported(self) -> "EksConfig":
         problem = support_problem(self.version, self.upgrade_policy.support_type)
-        if problem:
+        # A cluster known to run this minor already must still be able to upgrade away from it: then
+        # the program warns instead (programs/stack.py), and `platformctl upgrade` plans from here.
+        if problem and self.deployed_version != self.version:
             raise _KeyedError("cluster.eks.version", problem)
         return self
 

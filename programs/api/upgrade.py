@@ -588,6 +588,17 @@ def _api_failure_code(exc: BaseException) -> int:
     return exit_codes.DEPLOY_FAILED
 
 
+def _as_running(raw: dict[str, Any]) -> dict[str, Any]:
+    """The stack config as of a cluster that runs its configured minor (`deployedVersion` defaults to
+    `version`): a minor past standard support, which the program refuses for a new cluster, must still
+    be upgradable from. The deployed minor the plan starts from is observed, not taken from here."""
+    cluster = raw.get("k8s-platform:cluster")
+    eks = cluster.get("eks") if isinstance(cluster, dict) else None
+    if not isinstance(eks, dict) or "version" not in eks or "deployedVersion" in eks:
+        return raw
+    return {**raw, "k8s-platform:cluster": {**cluster, "eks": {**eks, "deployedVersion": eks["version"]}}}
+
+
 def run_upgrade(
     stack: str,
     target: str,
@@ -619,7 +630,7 @@ def run_upgrade(
         )
     try:
         req = engine.stack_request("up", stack, root, config_file=config_file, policy_config=policy_config)
-        cfg = parse_stack_config(read_stack_file(req.stack_file))
+        cfg = parse_stack_config(_as_running(read_stack_file(req.stack_file)))
     except INPUT_ERRORS as exc:
         return UpgradeResult(stack, exit_codes.CONFIG_ERROR, "; ".join(problems_of(exc)))
     if cfg.cluster.kind != "eks":
