@@ -204,3 +204,23 @@ def test_bad_efs_config_is_refused_naming_its_key(values, key, expected):
     assert any(p.startswith(f"k8s-platform:addons.efsCsi.{key}:") and expected in p for p in err.value.problems), (
         err.value.problems
     )
+
+
+def test_under_auto_mode_nfs_is_also_open_to_the_cluster_security_group():
+    """Auto Mode's built-in pools (and Fargate pods) carry the EKS cluster security group, not the node group:
+    without this rule their pods' mounts time out."""
+    from programs.offline import run_offline
+    from tests.test_eks_auto_mode import auto_mode_config
+
+    raw = auto_mode_config()
+    raw["k8s-platform:addons"] = {**raw.get("k8s-platform:addons", {}), **ON}
+    run = run_offline("prod", raw)
+    group = run.one(SG, "efs-mount-targets")
+    rules = [r for r in run.of_type(INGRESS) if group.urn in r.property_dependencies.get("securityGroupId", [])]
+    cluster = run.one("aws:eks/cluster:Cluster", "eks-cluster")
+    sources = {tuple(r.property_dependencies["referencedSecurityGroupId"]) for r in rules}
+    assert sources == {(run.one(SG, "eks-node-sg").urn,), (cluster.urn,)}
+    assert all({r.urn for r in rules} <= set(t.dependencies) for t in run.of_type(MOUNT_TARGET))
+    plan = apply_policies(build_plan(run), run, "prod")
+    mandatory = [v for v in plan["policy"]["violations"] if v["level"] == "mandatory"]
+    assert mandatory == [], mandatory

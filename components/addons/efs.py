@@ -30,7 +30,7 @@ import pulumi_kubernetes as k8s
 
 from components.addons.cluster_addons import addon_identity, pinned_release
 from components.addons.values import replicas, scheduling_values
-from components.config import StackConfig
+from components.config import StackConfig, uses_auto_mode
 from components.config.efs import EfsCsiConfig
 from components.core import iam_documents as iam
 from components.core.cluster_handle import ClusterHandle, SystemScheduling
@@ -162,6 +162,22 @@ class EfsStorage(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
+        nfs_rules = [nfs_from_nodes]
+        if cluster.eks_cluster is not None and (uses_auto_mode(cfg) or cfg.cluster.eks.fargate_profiles):
+            # Auto Mode's built-in pools and Fargate pods sit on the EKS cluster security group, not the node one.
+            nfs_rules.append(
+                aws.vpc.SecurityGroupIngressRule(
+                    f"{name}-nfs-from-cluster-sg",
+                    security_group_id=self.security_group.id,
+                    referenced_security_group_id=cluster.eks_cluster.vpc_config.cluster_security_group_id,
+                    ip_protocol="tcp",
+                    from_port=NFS_PORT,
+                    to_port=NFS_PORT,
+                    description="NFS from nodes and pods on the EKS cluster security group (Auto Mode, Fargate)",
+                    tags=tags,
+                    opts=child,
+                )
+            )
         self.file_system = aws.efs.FileSystem(
             f"{name}-fs",
             encrypted=True,
@@ -184,7 +200,7 @@ class EfsStorage(pulumi.ComponentResource):
                 file_system_id=self.file_system.id,
                 subnet_id=subnet_id,
                 security_groups=[self.security_group.id],
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[nfs_from_nodes]),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=nfs_rules),
             )
             for az, subnet_id in args.node_subnet_ids.items()
         }
