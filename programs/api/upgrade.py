@@ -392,7 +392,7 @@ def plan_upgrade(
         UpgradeStep(
             "data-plane",
             f"system node group {current} -> {target} (max unavailable 1, under PodDisruptionBudgets); "
-            "Karpenter nodes drift to the target's AMI",
+            "Karpenter nodes drift to the target's AMI (from step 2 on: their alias resolves per control-plane minor)",
             (("system node group", target),),
             _config(target, target, None, held_kube_proxy),
             target,
