@@ -165,7 +165,8 @@ def test_aurora_writer_and_reader_spread_over_zones_only_when_ha_is_wanted(auror
     c = aurora_run.one(RDS_CLUSTER).inputs
     assert c["backupRetentionPeriod"] == 1 and c["deletionProtection"] is False and c["skipFinalSnapshot"] is True
     ha = run_offline("dev", dev_on(AURORA, servers=2, safeguards=PROD_SAFEGUARDS))
-    zones = [i.inputs["availabilityZone"] for i in ha.of_type(CLUSTER_INSTANCE)]
+    # By instance name (writer first): registration order under mocks is not the plan's order.
+    zones = [i.inputs["availabilityZone"] for i in sorted(ha.of_type(CLUSTER_INSTANCE), key=lambda i: i.name)]
     assert zones == ["us-east-1a", "us-east-1b"] and all(i.protect for i in ha.of_type(CLUSTER_INSTANCE))
     assert ha.one(RDS_CLUSTER).protect is True and ha.one(RDS_CLUSTER).inputs["deletionProtection"] is True
 
