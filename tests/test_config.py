@@ -194,3 +194,18 @@ def test_instance_architecture(instance_type, arch):
     from components.config import instance_architecture
 
     assert instance_architecture(instance_type) == arch
+
+
+def test_a_section_of_the_wrong_type_names_no_python_class():
+    """A string where a mapping belongs: the message says what to write, not the model class behind it."""
+    from components.config import ConfigError, parse_stack_config
+    from tests.conftest import mutated_config
+
+    try:
+        parse_stack_config(mutated_config("prod", "cluster.eks.upgradePolicy", "EXTENDED"))
+    except ConfigError as exc:
+        (problem,) = exc.problems
+    assert (
+        problem
+        == "k8s-platform:cluster.eks.upgradePolicy: Input should be a mapping (key: value) (got a string EXTENDED)"
+    )

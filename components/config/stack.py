@@ -473,6 +473,9 @@ def _message(err: dict[str, Any]) -> str:
         "model_attributes_type",
         "dataclass_type",
     ):
+        # pydantic names the model class ("a valid dictionary or instance of EksAutoModeConfig"): users
+        # write mappings, not Python objects.
+        msg = re.sub(r" or instance of \w+", "", msg).replace("a valid dictionary", "a mapping (key: value)")
         msg = f"{msg} (got {_type_name(given)} {shown(given, 40)})"
     else:
         # Values echoed by validators: escape control characters, shorten long ones.
