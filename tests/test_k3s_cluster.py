@@ -10,6 +10,8 @@ import pytest
 import yaml
 
 from programs.offline import Secret, reveal, run_offline, secret_strings
+from programs.plan import build_plan
+from programs.platformctl.policy_gate import apply_policies
 from tests.conftest import variants_run
 
 ASG = "aws:autoscaling/group:Group"
@@ -323,10 +325,14 @@ def test_prod_protects_stateful_k3s_resources(mutate_config):
         "natGateways": "one-per-az",
         "availabilityZones": ["us-east-1a", "us-east-1b", "us-east-1c"],
     }
+    cfg["k8s-platform:network"]["flowLogs"] = {**cfg["k8s-platform:network"].get("flowLogs", {}), "retentionDays": 90}
     cfg["k8s-platform:cluster"]["k3s"]["servers"] = {"count": 3, "instanceType": "m7i.large"}
     run = run_offline("prod", cfg)
     assert run.one("aws:s3/bucket:Bucket", "k3s-etcd-snapshots").protect is True
-    assert all(k.protect for k in run.of_type("aws:kms/key:Key") if k.name in ("k3s-server-secrets", "k3s-node-join"))
+    assert all(k.protect for k in run.of_type("aws:kms/key:Key"))  # the drainer's credentials key too
+    # K3s in prod passes the prod pack: every KMS key protected, every log group kept 90 days.
+    plan = apply_policies(build_plan(run), run, "prod")
+    assert [v for v in plan["policy"]["violations"] if v["level"] == "mandatory"] == []
     assert run.one("aws:lb/loadBalancer:LoadBalancer", "k3s-api").inputs["enableDeletionProtection"] is True
     servers = [g for g in run.of_type(ASG) if g.name.startswith("k3s-server")]
     assert sum(g.inputs["desiredCapacity"] for g in servers) == 3

@@ -144,7 +144,11 @@ def test_dev_on_rds_postgres_with_prod_safeguards_previews_clean(postgres_run):
     assert d["backupRetentionPeriod"] == 30 and d["copyTagsToSnapshot"] is True
     # Protected: deletion protection, `protect`, and a final snapshot if it is ever destroyed.
     assert d["deletionProtection"] is True and db.protect is True
-    assert d["skipFinalSnapshot"] is False and d["finalSnapshotIdentifier"] == "dev-k3s-k3s-datastore-final"
+    # A suffix per cluster: a second destroy of a stack of the same name would meet the first one's snapshot.
+    assert d["skipFinalSnapshot"] is False
+    assert re.fullmatch(r"dev-k3s-k3s-datastore-final-[0-9a-f]{8}", d["finalSnapshotIdentifier"])
+    # Changes apply at `pulumi up` and a major engine upgrade may run (RDS refuses it otherwise).
+    assert d["applyImmediately"] is True and d["allowMajorVersionUpgrade"] is True
     assert postgres_run.one("aws:kms/key:Key", "k3s-datastore-key").protect is True
     for text in user_data_of(postgres_run).values():
         assert "cluster-init" not in text and not CREDENTIAL_URL.search(text)
@@ -411,3 +415,33 @@ def test_a_dev_stack_cannot_loosen_prod_like_datastore_safeguards():
 def test_connection_values_are_public_by_construction():
     """The one type user-data takes for a datastore has no field a password could travel in."""
     assert set(DatastoreConnection.__dataclass_fields__) == {"secret_arn", "host", "port", "database", "ca_bundle_url"}
+
+
+def test_the_servers_launch_after_the_aurora_writer_and_their_secret_access(aurora_run):
+    """The Aurora cluster exists minutes before its first instance answers: a server started in between
+    would fail its health check and be replaced over and over."""
+    writer = aurora_run.one(CLUSTER_INSTANCE, "k3s-datastore-aurora-0")
+    access = aurora_run.one("aws:iam/rolePolicy:RolePolicy", "k3s-datastore-server-access")
+    servers = [lt for lt in aurora_run.of_type(LT) if "server" in lt.name]
+    assert servers
+    for lt in servers:
+        assert {writer.urn, access.urn} <= set(lt.property_dependencies.get("userData", [])), lt.name
+
+
+def test_no_etcd_port_between_servers_on_an_external_datastore(aurora_run, dev_run):
+    def etcd_rules(run):
+        return [r for r in run.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule") if "etcd" in r.name]
+
+    assert etcd_rules(dev_run)  # embedded etcd: client and peer ports between servers
+    assert etcd_rules(aurora_run) == []
+
+
+def test_a_ci_stack_can_run_on_aurora():
+    """The ci profile's snapshot default and limit are for etcd: an external datastore has none."""
+    from tests.test_ci import ci_config
+
+    raw = ci_config()
+    raw["k8s-platform:cluster"]["k3s"].pop("snapshots", None)
+    raw["k8s-platform:cluster"]["k3s"]["datastore"] = AURORA
+    cfg = parse_stack_config(raw)
+    assert cfg.cluster.k3s.datastore.external and "snapshots" not in cfg.cluster.k3s.model_fields_set

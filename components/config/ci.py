@@ -98,6 +98,8 @@ def apply_ci_defaults(data: dict[str, Any]) -> dict[str, Any]:
         # An absent or malformed section keeps its own error; the K3s defaults apply to kind k3s only.
         if not isinstance(node, dict) or top == "cluster" and node.get("kind") != "k3s":
             continue
+        if path[:2] == ("k3s", "snapshots") and _external_datastore(node):
+            continue  # no etcd, so no snapshots to keep (the datastore's backups follow the safeguards)
         node = out[top] = dict(node)
         for part in path[:-1]:
             child = node.get(part, {})
@@ -108,6 +110,12 @@ def apply_ci_defaults(data: dict[str, Any]) -> dict[str, Any]:
         else:
             node.setdefault(path[-1], value)
     return out
+
+
+def _external_datastore(cluster: dict[str, Any]) -> bool:
+    k3s = cluster.get("k3s")
+    datastore = k3s.get("datastore") if isinstance(k3s, dict) else None
+    return isinstance(datastore, dict) and datastore.get("kind", "embedded-etcd") != "embedded-etcd"
 
 
 def ci_problems(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
@@ -142,7 +150,7 @@ def ci_problems(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
             "network.flowLogs.retentionDays",
             f"{flow_days} days; environment ci keeps logs at most {CI_MAX_LOG_RETENTION_DAYS} days (default 1)",
         )
-    if k3s.snapshots.retention > CI_MAX_SNAPSHOTS:
+    if not k3s.datastore.external and k3s.snapshots.retention > CI_MAX_SNAPSHOTS:
         yield (
             "cluster.k3s.snapshots.retention",
             f"{k3s.snapshots.retention} snapshots; environment ci keeps at most {CI_MAX_SNAPSHOTS} (default 2)",

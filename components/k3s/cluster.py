@@ -494,6 +494,7 @@ class K3sCluster(pulumi.ComponentResource):
                 k8s_provider=self.k8s_provider,
                 drain_timeout_seconds=cfg.drain_timeout_seconds,
                 **({"log_retention_days": CI_RETENTION_DAYS, "secret_recovery_days": 0} if args.ephemeral else {}),
+                protect_key=args.protect_stateful,
             ),
             opts=child,
         )
@@ -621,7 +622,8 @@ class K3sCluster(pulumi.ComponentResource):
         ingress("nodes-from-nodes", nodes, None, protocol="-1", source_sg=nodes, description="node to node")
         ingress("api-from-nlb", servers, API_PORT, source_sg=api, description="API/supervisor through the NLB")
         ingress("api-from-nodes", servers, API_PORT, source_sg=nodes, description="API/supervisor from nodes")
-        ingress("etcd-from-servers", servers, 2379, 2380, source_sg=servers, description="etcd client and peer")
+        if embedded_etcd(a.config):  # an external datastore runs no etcd on the servers
+            ingress("etcd-from-servers", servers, 2379, 2380, source_sg=servers, description="etcd client and peer")
         ingress("nlb-from-vpc", api, API_PORT, cidr=a.vpc_cidr, description="API from the VPC")
         for i, cidr in enumerate(a.config.api_access.allowed_cidrs):
             ingress(f"nlb-from-allowed-{i}", api, API_PORT, cidr=cidr, description="API from an allowlisted network")

@@ -28,6 +28,7 @@ from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_random as random
 
 from components.config import K3sDatastoreConfig, StackConfig
 from components.core import iam_documents as iam
@@ -102,11 +103,13 @@ def refresh_units(boot_script_path: str) -> dict[str, str]:
         ),
         f"/etc/systemd/system/{REFRESH_UNIT}.timer": (
             "[Unit]\n"
-            "Description=Refresh the K3s datastore credentials every 10 minutes\n\n"
+            "Description=Refresh the K3s datastore credentials every minute\n\n"
             "[Timer]\n"
-            "OnActiveSec=10min\n"
-            "OnUnitActiveSec=10min\n"
-            "RandomizedDelaySec=5min\n\n"
+            # RDS rotates the managed password weekly: until a server re-reads it, K3s's new connections
+            # fail. A minute bounds that; the spread keeps the servers from restarting together.
+            "OnActiveSec=1min\n"
+            "OnUnitActiveSec=1min\n"
+            "RandomizedDelaySec=30s\n\n"
             "[Install]\n"
             "WantedBy=timers.target\n"
         ),
@@ -258,6 +261,13 @@ class K3sDatastore(pulumi.ComponentResource):
             tags=a.tags,
             opts=child,
         )
+        # A per-cluster suffix: a fixed final snapshot name would refuse the second destroy of a stack of
+        # the same name (the snapshot of the first one still exists).
+        final_suffix = (
+            random.RandomId(f"{name}-final-snapshot", byte_length=4, keepers={"identifier": ident}, opts=child)
+            if a.protect
+            else None
+        )
         common = dict(
             storage_encrypted=True,
             kms_key_id=self.key.arn,
@@ -270,7 +280,14 @@ class K3sDatastore(pulumi.ComponentResource):
             copy_tags_to_snapshot=True,
             deletion_protection=a.protect,
             skip_final_snapshot=not a.protect,
-            final_snapshot_identifier=f"{ident}-datastore-final" if a.protect else None,
+            final_snapshot_identifier=final_suffix.hex.apply(lambda h: f"{ident}-datastore-final-{h}")
+            if final_suffix is not None
+            else None,
+            # The stack is the change window: a change applies at `pulumi up`, not in the next maintenance
+            # window (a parameter group replaced by a major upgrade could not be deleted before), and a
+            # major engine upgrade, which RDS refuses unless allowed, may run.
+            allow_major_version_upgrade=True,
+            apply_immediately=True,
             tags=a.tags,
         )
         self.db_instance, self.db_cluster, self.cluster_instances = None, None, []
@@ -355,7 +372,7 @@ class K3sDatastore(pulumi.ComponentResource):
             # The writer endpoint: its name is on every instance's certificate (verify-full).
             self.host = self.db_cluster.endpoint
 
-        aws.iam.RolePolicy(
+        access = aws.iam.RolePolicy(
             f"{name}-server-access",
             role=a.server_role_name,
             policy=pulumi.Output.all(self.secret_arn, self.key.arn).apply(
@@ -363,7 +380,10 @@ class K3sDatastore(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        self.connection = pulumi.Output.all(self.secret_arn, self.host).apply(
+        # The servers' user-data is built from this, so they launch only once the database answers (the
+        # Aurora writer, not just its cluster, which exists minutes earlier) and they may read its secret.
+        ready = [access.id, *(instance.id for instance in self.cluster_instances[:1])]
+        self.connection = pulumi.Output.all(self.secret_arn, self.host, *ready).apply(
             lambda v: DatastoreConnection(
                 secret_arn=v[0],
                 host=v[1],

@@ -92,11 +92,15 @@ class K3sInterruptionArgs:
     """The cluster's provider for the drainer's ClusterRole and binding."""
     drain_timeout_seconds: int
     """`cluster.k3s.drainTimeoutSeconds`: how long a drain may take (the function's timeout adds 60 s)."""
-    log_retention_days: int = 30
-    """Days the drainer's log group keeps records. Default: 30 (an ephemeral cluster keeps 1)."""
+    log_retention_days: int = 90
+    """Days the drainer's log group keeps records. Default: 90, what the prod policy config requires of
+    every log group (an ephemeral cluster keeps 1)."""
     secret_recovery_days: int = 7
     """Recovery window of the drainer's credentials secret. Default: 7; an ephemeral cluster's is 0 (deleted
     at once, so the next run of the same name can create it again)."""
+    protect_key: bool = False
+    """`protect` on the key of the drainer's credentials (`safeguards.protectStatefulResources`, like every
+    KMS key of the stack). Default: not protected."""
 
 
 class K3sInterruptionHandling(pulumi.ComponentResource):
@@ -154,6 +158,7 @@ class K3sInterruptionHandling(pulumi.ComponentResource):
             description=f"{a.cluster_name} node-drainer credentials",
             tags=tags,
             parent=self,
+            protect=a.protect_key,
             policy=self.role.arn.apply(
                 lambda arn: iam.to_json(
                     policies.drainer_key_policy(account_id=a.account_id, region=a.region, drainer_role_arn=arn)
