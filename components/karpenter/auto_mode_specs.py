@@ -19,16 +19,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from components.config.auto_mode import auto_mode_expire_after
-from components.core.pool_capacity import SMALL_SIZES
 from components.karpenter.specs import (
-    ARCH,
-    CAPACITY_TYPE,
     DISCOVERY_TAG,
-    Budget,
     NodePoolSpec,
-    Requirement,
-    Taint,
     _prune,
+    config_pool_requirements,
+    config_pool_spec,
 )
 
 if TYPE_CHECKING:
@@ -38,11 +34,9 @@ NODE_CLASS_API_VERSION = "eks.amazonaws.com/v1"
 NODE_CLASS_GROUP = "eks.amazonaws.com"
 NODE_CLASS_KIND = "NodeClass"
 
-# Auto Mode's well-known instance labels (EKS User Guide, "EKS Auto Mode Supported Labels").
-INSTANCE_CATEGORY = "eks.amazonaws.com/instance-category"
-INSTANCE_GENERATION = "eks.amazonaws.com/instance-generation"
-INSTANCE_FAMILY = "eks.amazonaws.com/instance-family"
-INSTANCE_SIZE = "eks.amazonaws.com/instance-size"
+# Auto Mode's well-known instance labels (EKS User Guide, "EKS Auto Mode Supported Labels"): the
+# `instance-category`, `-generation`, `-family` and `-size` that Karpenter has under karpenter.k8s.aws.
+AUTO_MODE_LABELS = "eks.amazonaws.com"
 # Pod subnets carry these tags (components/network/layout.subnet_tags): tier `pod`, and the cluster tag.
 POD_TIER_TAG = "tier"
 
@@ -95,48 +89,11 @@ class NodeClassSpec:
         )
 
 
-def auto_mode_requirements(
-    *,
-    architectures: tuple[str, ...],
-    capacity_types: tuple[str, ...],
-    categories: tuple[str, ...],
-    generation_greater_than: int,
-    sizes: tuple[str, ...] | None,
-    excluded_sizes: tuple[str, ...],
-    families: tuple[str, ...] | None = None,
-) -> tuple[Requirement, ...]:
-    """The requirements of a pool, in Auto Mode's labels."""
-    size = Requirement(INSTANCE_SIZE, "In", sizes) if sizes else Requirement(INSTANCE_SIZE, "NotIn", excluded_sizes)
-    return (
-        Requirement(ARCH, "In", architectures),
-        Requirement(CAPACITY_TYPE, "In", capacity_types),
-        Requirement(INSTANCE_CATEGORY, "In", categories),
-        Requirement(INSTANCE_GENERATION, "Gt", (str(generation_greater_than),)),
-        *((Requirement(INSTANCE_FAMILY, "In", families),) if families else ()),
-        size,
-    )
-
-
 def auto_mode_node_pool_from_config(pool: "KarpenterNodePoolConfig") -> NodePoolSpec:
-    return NodePoolSpec(
-        name=pool.name,
-        node_class=pool.node_class,
-        requirements=auto_mode_requirements(
-            architectures=tuple(pool.architectures),
-            capacity_types=tuple(pool.capacity_types),
-            categories=tuple(pool.instance_categories),
-            generation_greater_than=pool.instance_generation_greater_than,
-            sizes=tuple(pool.instance_sizes) if pool.instance_sizes else None,
-            excluded_sizes=SMALL_SIZES,
-            families=tuple(pool.instance_families) if pool.instance_families else None,
-        ),
-        limits={"cpu": str(pool.limits.cpu), "memory": pool.limits.memory},
-        consolidate_after=pool.consolidate_after,
-        expire_after=auto_mode_expire_after(pool),
-        budgets=tuple(Budget(b.nodes, tuple(b.reasons or ()), b.schedule, b.duration) for b in pool.budgets),
-        weight=pool.weight,
-        taints=tuple(Taint(t.key, t.effect, t.value) for t in pool.taints),
-        labels=dict(pool.labels),
+    return config_pool_spec(
+        pool,
+        config_pool_requirements(pool, label_prefix=AUTO_MODE_LABELS, linux_only=False),
+        auto_mode_expire_after(pool),
         node_class_group=NODE_CLASS_GROUP,
         node_class_kind=NODE_CLASS_KIND,
     )

@@ -39,10 +39,13 @@ UNREGISTERED_TAINT = "karpenter.sh/unregistered:NoExecute"
 ARCH = "kubernetes.io/arch"
 OS = "kubernetes.io/os"
 CAPACITY_TYPE = "karpenter.sh/capacity-type"
-INSTANCE_CATEGORY = "karpenter.k8s.aws/instance-category"
-INSTANCE_GENERATION = "karpenter.k8s.aws/instance-generation"
-INSTANCE_SIZE = "karpenter.k8s.aws/instance-size"
-INSTANCE_FAMILY = "karpenter.k8s.aws/instance-family"
+# The provider's well-known instance labels: `karpenter.k8s.aws/instance-*` (EKS Auto Mode has the same
+# set under `eks.amazonaws.com`, components/karpenter/auto_mode_specs.py).
+KARPENTER_LABELS = "karpenter.k8s.aws"
+INSTANCE_CATEGORY = f"{KARPENTER_LABELS}/instance-category"
+INSTANCE_GENERATION = f"{KARPENTER_LABELS}/instance-generation"
+INSTANCE_SIZE = f"{KARPENTER_LABELS}/instance-size"
+INSTANCE_FAMILY = f"{KARPENTER_LABELS}/instance-family"
 INSTANCE_TYPE = "node.kubernetes.io/instance-type"
 
 Operator = Literal["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt", "Gte", "Lte"]
@@ -159,18 +162,23 @@ def pool_requirements(
     sizes: tuple[str, ...] | None,
     excluded_sizes: tuple[str, ...],
     families: tuple[str, ...] | None = None,
+    label_prefix: str = KARPENTER_LABELS,
+    linux_only: bool = True,
 ) -> tuple[Requirement, ...]:
-    """The scheduling requirements of a wide pool: Linux, the given archs, capacity types, families and sizes."""
+    """The scheduling requirements of a wide pool: Linux, the given archs, capacity types, families and sizes.
+    `label_prefix` names the provider's instance labels; `linux_only=False` leaves out `kubernetes.io/os`
+    (EKS Auto Mode refuses a requirement on it)."""
+    size_label = f"{label_prefix}/instance-size"
     size_requirement = (
-        Requirement(INSTANCE_SIZE, "In", tuple(sizes)) if sizes else Requirement(INSTANCE_SIZE, "NotIn", excluded_sizes)
+        Requirement(size_label, "In", tuple(sizes)) if sizes else Requirement(size_label, "NotIn", excluded_sizes)
     )
     return (
-        Requirement(OS, "In", ("linux",)),
+        *((Requirement(OS, "In", ("linux",)),) if linux_only else ()),
         Requirement(ARCH, "In", tuple(architectures)),
         Requirement(CAPACITY_TYPE, "In", tuple(capacity_types)),
-        Requirement(INSTANCE_CATEGORY, "In", tuple(categories)),
-        Requirement(INSTANCE_GENERATION, "Gt", (str(generation_greater_than),)),
-        *((Requirement(INSTANCE_FAMILY, "In", tuple(families)),) if families else ()),
+        Requirement(f"{label_prefix}/instance-category", "In", tuple(categories)),
+        Requirement(f"{label_prefix}/instance-generation", "Gt", (str(generation_greater_than),)),
+        *((Requirement(f"{label_prefix}/instance-family", "In", tuple(families)),) if families else ()),
         size_requirement,
     )
 
@@ -290,8 +298,11 @@ def node_class_tags(resource_tags: dict[str, str]) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------------------ from the config
-def node_pool_from_config(pool: "KarpenterNodePoolConfig") -> NodePoolSpec:
-    requirements = pool_requirements(
+def config_pool_requirements(
+    pool: "KarpenterNodePoolConfig", *, label_prefix: str = KARPENTER_LABELS, linux_only: bool = True
+) -> tuple[Requirement, ...]:
+    """`pool_requirements` of a configured pool (sizes below `large` left out unless it lists sizes)."""
+    return pool_requirements(
         architectures=tuple(pool.architectures),
         capacity_types=tuple(pool.capacity_types),
         categories=tuple(pool.instance_categories),
@@ -299,23 +310,38 @@ def node_pool_from_config(pool: "KarpenterNodePoolConfig") -> NodePoolSpec:
         sizes=tuple(pool.instance_sizes) if pool.instance_sizes else None,
         excluded_sizes=SMALL_SIZES,
         families=tuple(pool.instance_families) if pool.instance_families else None,
+        label_prefix=label_prefix,
+        linux_only=linux_only,
     )
-    if pool.security_groups_for_pods:
-        # Security groups for pods: only types the VPC resource controller attaches a trunk ENI to, listed
-        # by name (fail closed: a type newer than the data stays out until the table is regenerated).
-        requirements += (Requirement(INSTANCE_TYPE, "In", tuple(trunk_eni_instance_types(pool))),)
+
+
+def config_pool_spec(
+    pool: "KarpenterNodePoolConfig", requirements: tuple[Requirement, ...], expire_after: str, **node_class_ref: str
+) -> NodePoolSpec:
+    """A configured pool as a NodePoolSpec with these requirements (`node_class_ref`: the group and kind of
+    its node class, when it is not Karpenter's EC2NodeClass)."""
     return NodePoolSpec(
         name=pool.name,
         node_class=pool.node_class,
         requirements=requirements,
         limits={"cpu": str(pool.limits.cpu), "memory": pool.limits.memory},
         consolidate_after=pool.consolidate_after,
-        expire_after=pool.expire_after,
+        expire_after=expire_after,
         budgets=tuple(Budget(b.nodes, tuple(b.reasons or ()), b.schedule, b.duration) for b in pool.budgets),
         weight=pool.weight,
         taints=tuple(Taint(t.key, t.effect, t.value) for t in pool.taints),
         labels=dict(pool.labels),
+        **node_class_ref,
     )
+
+
+def node_pool_from_config(pool: "KarpenterNodePoolConfig") -> NodePoolSpec:
+    requirements = config_pool_requirements(pool)
+    if pool.security_groups_for_pods:
+        # Security groups for pods: only types the VPC resource controller attaches a trunk ENI to, listed
+        # by name (fail closed: a type newer than the data stays out until the table is regenerated).
+        requirements += (Requirement(INSTANCE_TYPE, "In", tuple(trunk_eni_instance_types(pool))),)
+    return config_pool_spec(pool, requirements, pool.expire_after)
 
 
 def node_class_max_pods_from_config(
