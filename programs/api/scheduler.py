@@ -230,24 +230,32 @@ def checked_jobs(jobs: list[StackJob], root: Path = REPO_ROOT) -> list[StackJob]
 # --- runners ---------------------------------------------------------------------------------
 
 
+def preview_argv(
+    job: StackJob, plan_path: Path, use_cache: bool = True, policy_config: Path | None = None
+) -> list[str]:
+    """The `platformctl` arguments of one stack's offline preview (a subprocess or a warm runner's child)."""
+    return (
+        [
+            "preview",
+            "--stack",
+            job.name,
+            "--offline",
+            "--config-file",
+            str(job.stack_file),
+            "--quiet",
+            "--json",
+            str(plan_path),
+        ]
+        + ([] if use_cache else ["--no-cache"])
+        + (["--policy-config", str(policy_config)] if policy_config is not None else [])
+    )
+
+
 def offline_command(
     job: StackJob, json_path: Path, python: str = sys.executable, policy_config: Path | None = None
 ) -> list[str]:
     """The offline preview of one stack, in its own interpreter (mocks are process-global)."""
-    return [
-        python,
-        "-m",
-        "programs.platformctl.cli",
-        "preview",
-        "--stack",
-        job.name,
-        "--offline",
-        "--config-file",
-        str(job.stack_file),
-        "--quiet",
-        "--json",
-        str(json_path),
-    ] + (["--policy-config", str(policy_config)] if policy_config is not None else [])
+    return [python, "-m", "programs.platformctl.cli", *preview_argv(job, json_path, policy_config=policy_config)]
 
 
 def outcome_from_process(returncode: int, stderr: str, plan: dict[str, Any] | None) -> StackOutcome:

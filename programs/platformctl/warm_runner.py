@@ -35,7 +35,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from programs import gc_tuning
-from programs.api.scheduler import StackJob, StackOutcome, StackResult, one_line, outcome_from_process
+from programs.api.scheduler import (  # noqa: F401 (preview_argv: public here too)
+    StackJob,
+    StackOutcome,
+    StackResult,
+    one_line,
+    outcome_from_process,
+    preview_argv,
+)
 from programs.platformctl import exit_codes, plan_cache
 
 OnResult = Callable[[StackResult, int, int], None]
@@ -43,25 +50,6 @@ OnResult = Callable[[StackResult, int, int], None]
 
 def available() -> bool:
     return hasattr(os, "fork") and sys.platform != "win32"
-
-
-def preview_argv(job: StackJob, plan_path: Path, use_cache: bool, policy_config: Path | None = None) -> list[str]:
-    """The `platformctl` arguments a child runs: the same as the subprocess runner's command."""
-    return (
-        [
-            "preview",
-            "--stack",
-            job.name,
-            "--offline",
-            "--config-file",
-            str(job.stack_file),
-            "--quiet",
-            "--json",
-            str(plan_path),
-        ]
-        + ([] if use_cache else ["--no-cache"])
-        + (["--policy-config", str(policy_config)] if policy_config is not None else [])
-    )
 
 
 def run_preview_in_process(argv: list[str]) -> int:
