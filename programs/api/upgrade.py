@@ -39,6 +39,7 @@ from components.config import StackConfig, parse_stack_config
 from components.core.eks_support_calendar import CALENDAR
 from components.core.pins import ADDON_NAMES, ADDON_VERSIONS, KUBE_PROXY, SUPPORTED_KUBERNETES_VERSIONS
 from components.core.version_skew import minor_of, minor_str, node_skew_problem, upgrade_problem
+from programs import deployed_version
 from programs.api import engine
 from programs.api.engine import INPUT_ERRORS, EventCallback, StackRequest, problems_of
 from programs.platformctl import exit_codes
@@ -592,11 +593,11 @@ def _as_running(raw: dict[str, Any]) -> dict[str, Any]:
     """The stack config as of a cluster that runs its configured minor (`deployedVersion` defaults to
     `version`): a minor past standard support, which the program refuses for a new cluster, must still
     be upgradable from. The deployed minor the plan starts from is observed, not taken from here."""
-    cluster = raw.get("k8s-platform:cluster")
+    cluster = raw.get(deployed_version.CLUSTER_KEY)
     eks = cluster.get("eks") if isinstance(cluster, dict) else None
-    if not isinstance(eks, dict) or "version" not in eks or "deployedVersion" in eks:
+    if not isinstance(eks, dict) or not isinstance(eks.get("version"), str) or "deployedVersion" in eks:
         return raw
-    return {**raw, "k8s-platform:cluster": {**cluster, "eks": {**eks, "deployedVersion": eks["version"]}}}
+    return deployed_version.with_deployed_version(raw, eks["version"])
 
 
 def run_upgrade(
