@@ -151,33 +151,33 @@ class EfsStorage(pulumi.ComponentResource):
             tags={**tags, "Name": f"{cluster_name}-efs"},
             opts=child,
         )
-        nfs_from_nodes = aws.vpc.SecurityGroupIngressRule(
-            f"{name}-nfs-from-nodes",
-            security_group_id=self.security_group.id,
-            referenced_security_group_id=cluster.node_security_group_id,
-            ip_protocol="tcp",
-            from_port=NFS_PORT,
-            to_port=NFS_PORT,
-            description="NFS from the cluster's nodes (the CSI node plugin mounts on the host network)",
-            tags=tags,
-            opts=child,
-        )
-        nfs_rules = [nfs_from_nodes]
-        if cluster.eks_cluster is not None and (uses_auto_mode(cfg) or cfg.cluster.eks.fargate_profiles):
-            # Auto Mode's built-in pools and Fargate pods sit on the EKS cluster security group, not the node one.
-            nfs_rules.append(
-                aws.vpc.SecurityGroupIngressRule(
-                    f"{name}-nfs-from-cluster-sg",
-                    security_group_id=self.security_group.id,
-                    referenced_security_group_id=cluster.eks_cluster.vpc_config.cluster_security_group_id,
-                    ip_protocol="tcp",
-                    from_port=NFS_PORT,
-                    to_port=NFS_PORT,
-                    description="NFS from nodes and pods on the EKS cluster security group (Auto Mode, Fargate)",
-                    tags=tags,
-                    opts=child,
-                )
+        # NFS from the node security group (the CSI node plugin mounts on the host network); Auto Mode's
+        # built-in pools and Fargate pods sit on the EKS cluster security group instead.
+        nfs_sources = {
+            "nodes": (
+                cluster.node_security_group_id,
+                "NFS from the cluster's nodes (the CSI node plugin mounts on the host network)",
             )
+        }
+        if cluster.eks_cluster is not None and (uses_auto_mode(cfg) or cfg.cluster.eks.fargate_profiles):
+            nfs_sources["cluster-sg"] = (
+                cluster.eks_cluster.vpc_config.cluster_security_group_id,
+                "NFS from nodes and pods on the EKS cluster security group (Auto Mode, Fargate)",
+            )
+        nfs_rules = [
+            aws.vpc.SecurityGroupIngressRule(
+                f"{name}-nfs-from-{source}",
+                security_group_id=self.security_group.id,
+                referenced_security_group_id=group_id,
+                ip_protocol="tcp",
+                from_port=NFS_PORT,
+                to_port=NFS_PORT,
+                description=description,
+                tags=tags,
+                opts=child,
+            )
+            for source, (group_id, description) in nfs_sources.items()
+        ]
         self.file_system = aws.efs.FileSystem(
             f"{name}-fs",
             encrypted=True,
