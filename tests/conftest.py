@@ -10,10 +10,36 @@ from typing import Any
 
 import pytest
 
-from programs import gc_tuning
-from programs.offline import OfflineRun, read_stack_file, run_offline, stack_file
+from programs import gc_tuning, offline
+from programs.offline import OfflineRun, read_stack_file, stack_file
 
+# Every run of the program this session, by its stack and exact config: the suite asks for the same
+# run from many places (fixtures, the API, the CLI in-process), and each costs 0.5-1 s of CPU.
 _RUNS: dict[str, OfflineRun] = {}
+_run_program = offline.run_offline
+# False while a test that patches something runs (it takes `monkeypatch`, itself or through one of
+# its fixtures): what it patched may change the run, so it gets a run of its own.
+_SHARE_RUNS = [True]
+
+
+def _run_once(stack: str, raw_config: dict[str, Any]) -> OfflineRun:
+    ident = json.dumps([stack, raw_config], sort_keys=True, default=repr)
+    if ident not in _RUNS:
+        _RUNS[ident] = _run_program(stack, raw_config)
+    return _RUNS[ident]
+
+
+def _shared_run_offline(stack: str, raw_config: dict[str, Any], program=None) -> OfflineRun:
+    """`programs.offline.run_offline` for the session: a run already made with the same stack and
+    config is returned as a deep copy (callers outside the fixtures may change what they get)."""
+    if program is not None or not _SHARE_RUNS[0]:
+        return _run_program(stack, raw_config, program)
+    return copy.deepcopy(_run_once(stack, raw_config))
+
+
+# Installed before any test module imports it (`from programs.offline import run_offline`).
+offline.run_offline = _shared_run_offline
+run_offline = _shared_run_offline
 
 
 def shipped_config(stack: str) -> dict[str, Any]:
@@ -21,10 +47,8 @@ def shipped_config(stack: str) -> dict[str, Any]:
 
 
 def offline_run(stack: str) -> OfflineRun:
-    """The offline run of a shipped stack; cached because every run re-executes the whole program."""
-    if stack not in _RUNS:
-        _RUNS[stack] = run_offline(stack, shipped_config(stack))
-    return _RUNS[stack]
+    """The offline run of a shipped stack, made once per session (tests read runs, never change them)."""
+    return _run_once(stack, shipped_config(stack))
 
 
 @pytest.fixture(scope="session")
@@ -58,17 +82,10 @@ def mutated_config(stack: str, key: str, value: Any) -> dict[str, Any]:
     return cfg
 
 
-_VARIANTS: dict[str, OfflineRun] = {}
-
-
 def variant_run(stack: str, key: str, value: Any) -> OfflineRun:
     """The offline run of a shipped stack with one dotted key changed, computed once per session for
     each distinct variant (tests read runs, never change them)."""
-    cfg = mutated_config(stack, key, value)
-    ident = json.dumps([stack, cfg], sort_keys=True, default=repr)
-    if ident not in _VARIANTS:
-        _VARIANTS[ident] = run_offline(stack, cfg)
-    return _VARIANTS[ident]
+    return _run_once(stack, mutated_config(stack, key, value))
 
 
 def variants_run(stack: str, changes: dict[str, Any]) -> OfflineRun:
@@ -84,10 +101,7 @@ def variants_run(stack: str, changes: dict[str, Any]) -> OfflineRun:
             node[rest[-1]] = value
         else:
             cfg[full] = value
-    ident = json.dumps([stack, cfg], sort_keys=True, default=repr)
-    if ident not in _VARIANTS:
-        _VARIANTS[ident] = run_offline(stack, cfg)
-    return _VARIANTS[ident]
+    return _run_once(stack, cfg)
 
 
 @pytest.fixture
@@ -106,6 +120,22 @@ def pytest_configure(config):
     # Off for the whole session, module- and session-scoped fixtures included (they are built before
     # the per-test fixture below): the suite must neither read nor write the repository's plan cache.
     os.environ.setdefault("PLATFORMCTL_NO_CACHE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _share_runs_unless_patched(request):
+    """Runs are shared (see `_shared_run_offline`) except in a test that patches: one that takes
+    `monkeypatch` directly or through a fixture of its own."""
+    defs = request.node._fixtureinfo.name2fixturedefs
+    patches = any(
+        "monkeypatch" in fixturedef.argnames
+        for name, fixturedefs in defs.items()
+        if name != "_no_plan_cache"
+        for fixturedef in fixturedefs
+    ) or "monkeypatch" in request.node._fixtureinfo.argnames
+    _SHARE_RUNS[0] = not patches
+    yield
+    _SHARE_RUNS[0] = True
 
 
 @pytest.fixture(autouse=True)
