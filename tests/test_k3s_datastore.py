@@ -302,8 +302,9 @@ def test_servers_assemble_the_endpoint_from_the_managed_secret_into_a_0600_file(
 
 
 def test_a_server_without_a_valid_ca_bundle_does_not_start(tmp_path):
-    root, calls = datastore_boot(tmp_path, rds_ca="<html>not a bundle</html>", expect_success=False)
+    root, calls = datastore_boot(tmp_path, rds_ca="<html>not a bundle</html>", expect_success=False, attempts=2)
     assert not (root / "etc/ca.pem").exists() and "install server" not in calls
+    assert calls.count("curl https://truststore.pki.rds.amazonaws.com/") == 2  # retried, then gave up
 
 
 def test_the_refresh_restarts_k3s_only_when_the_password_or_the_ca_bundle_changed(tmp_path):

@@ -219,9 +219,11 @@ def run_boot_script(
     db_secret: str = '{"username": "k3s", "password": "unused"}',
     rds_ca: str | None = None,
     script_args: tuple[str, ...] = (),
+    attempts: int | None = None,
 ) -> tuple[Path, str]:
     """Run the rendered script with fakes on PATH and its directories moved under tmp_path (again, with
-    `script_args`, on the same root: a rerun keeps what the first run wrote)."""
+    `script_args`, on the same root: a rerun keeps what the first run wrote). `attempts` lowers the
+    script's retry counts, for a failure path that would otherwise try 30 times."""
     root = tmp_path / "root"
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
@@ -250,6 +252,9 @@ def run_boot_script(
     script = script.replace("readonly CHRONY_CONF=/etc/chrony.conf", f"readonly CHRONY_CONF={root}/chrony.conf")
     script = script.replace("readonly CHRONY_CONF_DIR=/etc/chrony.d", f"readonly CHRONY_CONF_DIR={root}/chrony.d")
     assert str(root) in script.split("readonly CHRONY_CONF_DIR=")[1].split("\n")[0]
+    if attempts is not None:
+        assert "retry 30 " in script
+        script = script.replace("retry 30 ", f"retry {attempts} ")
     (tmp_path / "boot.sh").write_text(script)
     log = tmp_path / "calls.log"
     (tmp_path / "db-secret.json").write_text(db_secret)
