@@ -210,6 +210,10 @@ def test_each_child_runs_its_program_on_an_event_loop_of_its_own(tmp_path):
     must never run on the loop it inherited."""
     import asyncio
 
+    try:
+        previous = asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        previous = None
     inherited = asyncio.new_event_loop()
     asyncio.set_event_loop(inherited)
 
@@ -224,6 +228,7 @@ def test_each_child_runs_its_program_on_an_event_loop_of_its_own(tmp_path):
             jobs(tmp_path, "a", "b")
         )
     finally:
-        asyncio.set_event_loop(None)
+        # Later tests in this process (the SDK's mocks) run on the loop that was current before.
+        asyncio.set_event_loop(previous)
         inherited.close()
     assert [r.code for r in results] == [exit_codes.OK, exit_codes.OK]
