@@ -266,7 +266,7 @@ class _WarningLog(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.messages: list[str] = []
-        self.logger = logging.Logger("k8s-platform.offline", logging.DEBUG)
+        self.logger = logging.Logger("k8s-platform.offline", logging.WARNING)
         self.logger.propagate = False
         self.logger.addHandler(self)
 
@@ -279,7 +279,8 @@ class _WarningLog(logging.Handler):
 @contextlib.contextmanager
 def _no_stack_traces():
     """The SDK walks the Python stack of every registration into a source-position message for the
-    engine's diagnostics (~10 % of an offline run); the mock monitor drops it and no plan field holds it."""
+    engine's diagnostics (~10 % of an offline run); the mock monitor drops it and no plan field holds it.
+    (Debug messages go the same way, below.)"""
     from pulumi.runtime import resource as runtime_resource
     from pulumi.runtime.proto import source_pb2
 
@@ -288,10 +289,19 @@ def _no_stack_traces():
         yield
         return
     runtime_resource._get_stack_trace = source_pb2.StackTrace
+    # Likewise its debug channel: four messages a resource, each a protobuf request to the mock engine,
+    # which keeps warnings only (~5 % of a run).
+    debug = pulumi.log.debug
+    pulumi.log.debug = _drop_debug
     try:
         yield
     finally:
         runtime_resource._get_stack_trace = original
+        pulumi.log.debug = debug
+
+
+def _drop_debug(*_args: Any, **_kwargs: Any) -> None:
+    return None
 
 
 async def _resolve_outputs(outputs: dict[str, Any]) -> dict[str, Any]:

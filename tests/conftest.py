@@ -143,3 +143,49 @@ def _no_plan_cache(monkeypatch):
     """Tests see fresh runs: the plan cache (programs/platformctl/plan_cache.py) is off unless a test
     turns it on for itself."""
     monkeypatch.setenv("PLATFORMCTL_NO_CACHE", "1")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_forked_workers_warm(session):
+    """Before `--forked-workers` forks (tests/forked_workers.py): the shipped stacks' runs, which most
+    test files read, made once for every worker; then the event loop's threads stopped (as the warm
+    runner does before it forks) and the heap settled, so that no worker's collector rescans what it
+    inherited."""
+    from programs.platformctl.warm_runner import release_event_loop
+
+    for stack in ("dev", "prod", "staging"):
+        offline_run(stack)
+    release_event_loop()  # the SDK's RPC threads: a fork would copy none of them
+    gc_tuning.settle()
+
+
+# The files that cost most (CPU seconds of a whole-suite run on 2 cores, December 2026), run first:
+# workers take files in collection order, and a long file taken last keeps one core busy alone at
+# the end. Only an order: a file missing here runs after these, in pytest's order.
+HEAVY_FILES_FIRST = (
+    "test_warm_runner.py",
+    "test_k3s_node_drainer.py",
+    "test_k3s_datastore.py",
+    "test_scanners.py",
+    "test_doctor.py",
+    "test_config_fuzz.py",
+    "test_k3s_user_data.py",
+    "test_config_corpus.py",
+    "test_cluster_addons.py",
+    "test_ci.py",
+    "test_policy_rules.py",
+    "test_k3s_cluster.py",
+    "test_probe.py",
+    "test_platformctl_preview.py",
+    "test_eks_resilience.py",
+    "test_k3s_versions.py",
+    "test_connect.py",
+    "test_k3s_server_zones.py",
+    "test_policy_gate.py",
+    "test_efs.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: position for position, name in enumerate(HEAVY_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: pytest's order within

@@ -86,7 +86,7 @@ def cached_outcome(job: StackJob) -> StackOutcome | None:
     return outcome
 
 
-def _release_event_loop() -> None:
+def release_event_loop() -> None:
     """Stop the asyncio default executor's threads (Pulumi's RPCs run there) and start the next run
     on a new loop: a forked child has only the forking thread, and must not inherit a pool whose
     workers do not exist in it."""
@@ -158,7 +158,7 @@ class WarmRunner:
                     code = self._guarded(lambda argv=argv: self.child_main(argv))
                 if code in (exit_codes.OK, exit_codes.POLICY_VIOLATION):
                     break
-        _release_event_loop()
+        release_event_loop()
         # Children share the warm heap copy-on-write: keep the collector from walking (and so
         # copying) it in every child; a child only collects what it allocated itself.
         gc_tuning.settle()

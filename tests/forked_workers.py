@@ -1,0 +1,267 @@
+"""Parallel test workers forked from one warmed process: `pytest --forked-workers N`.
+
+pytest-xdist starts every worker as a fresh interpreter, and each one imports the SDKs, collects the
+whole suite and makes the shared offline runs again before its first test: on 2 cores that was a
+tenth of `make test`. Here the process that collected the suite warms up once (the hook
+`pytest_forked_workers_warm`: conftest makes the shipped stacks' runs there), then forks N workers
+that inherit all of it. Work is handed out a test file at a time (module fixtures are built once), in
+collection order, to whichever worker asks next; a worker asks for its next file before it runs the
+last test of the current one, so module fixtures are torn down where pytest would tear them down.
+
+Workers run the tests and send every report back; this process turns them into the usual terminal
+output, counts and exit status. A worker that dies is reported as one failed test naming what it was
+running. Standard library and pytest's own hooks only; off (plain pytest) unless the option is given,
+and on `--collect-only`.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import selectors
+import signal
+import struct
+import sys
+import threading
+import warnings
+from collections import OrderedDict
+from typing import Any
+
+import pytest
+
+_HEADER = struct.Struct("!I")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--forked-workers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run the tests in N worker processes forked after collection (0 or 1: in this process)",
+    )
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(_Hooks)
+
+
+class _Hooks:
+    @pytest.hookspec
+    def pytest_forked_workers_warm(self, session: pytest.Session) -> None:
+        """Called once before the workers are forked: what is made here, every worker has."""
+
+
+# --------------------------------------------------------------------------------------- framing
+def _send(fd: int, message: Any) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    view = memoryview(_HEADER.pack(len(data)) + data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _read_exactly(fd: int, size: int) -> bytes | None:
+    chunks, left = [], size
+    while left:
+        chunk = os.read(fd, left)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _receive(fd: int) -> Any:
+    """The next message, or None when the other end closed."""
+    header = _read_exactly(fd, _HEADER.size)
+    if header is None:
+        return None
+    body = _read_exactly(fd, _HEADER.unpack(header)[0])
+    return None if body is None else pickle.loads(body)
+
+
+# ---------------------------------------------------------------------------------------- worker
+class _Forwarder:
+    """The worker's reporting: every report goes to the parent instead of a terminal."""
+
+    def __init__(self, config: pytest.Config, fd: int) -> None:
+        self.config = config
+        self.fd = fd
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logstart(self, nodeid: str, location: tuple) -> None:
+        _send(self.fd, ("logstart", nodeid, location))
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logfinish(self, nodeid: str, location: tuple) -> None:
+        _send(self.fd, ("logfinish", nodeid, location))
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        data = self.config.hook.pytest_report_to_serializable(config=self.config, report=report)
+        _send(self.fd, ("report", data))
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_warning_recorded(self, warning_message: Any, when: str, nodeid: str, location: Any) -> None:
+        w = warning_message
+        _send(self.fd, ("warning", str(w.message), w.category.__name__, w.filename, w.lineno, when, nodeid))
+
+
+def _worker(session: pytest.Session, groups: list[list[pytest.Item]], to_parent: int, from_parent: int) -> None:
+    config = session.config
+    # The terminal belongs to the parent; this process's output is captured per test as usual, in
+    # capture files of its own (the inherited ones are shared with the parent and the other workers).
+    config.pluginmanager.unregister(name="terminalreporter")
+    config.pluginmanager.register(_Forwarder(config, to_parent), "forked-worker-forwarder")
+    capman = config.pluginmanager.getplugin("capturemanager")
+    if capman is not None and capman.is_globally_capturing():
+        capman.stop_global_capturing()
+        capman.start_global_capturing()
+        capman.suspend_global_capture()
+    # A loop of its own: the inherited one's selector and self-pipe are shared with the other workers.
+    import asyncio
+
+    asyncio.set_event_loop(asyncio.new_event_loop())
+
+    def next_group() -> list[pytest.Item] | None:
+        _send(to_parent, ("next",))
+        index = _receive(from_parent)
+        return None if index is None else groups[index]
+
+    current = next_group()
+    while current is not None:
+        following: list[pytest.Item] | None = None
+        for position, item in enumerate(current):
+            if position + 1 < len(current):
+                nextitem: pytest.Item | None = current[position + 1]
+            else:
+                following = None if session.shouldfail or session.shouldstop else next_group()
+                nextitem = following[0] if following else None
+            _send(to_parent, ("running", item.nodeid))
+            item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+            if session.shouldfail or session.shouldstop:
+                following = None
+                break
+        current = following
+    _send(to_parent, ("done",))
+
+
+# ---------------------------------------------------------------------------------------- parent
+def _file_groups(items: list[pytest.Item]) -> list[list[pytest.Item]]:
+    groups: OrderedDict[str, list[pytest.Item]] = OrderedDict()
+    for item in items:
+        groups.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
+    return list(groups.values())
+
+
+def _crash_report(session: pytest.Session, nodeid: str, item: pytest.Item | None, why: str) -> None:
+    location = item.location if item is not None else (nodeid, None, nodeid)
+    report = pytest.TestReport(
+        nodeid=nodeid,
+        location=location,
+        keywords={},
+        outcome="failed",
+        longrepr=f"forked test worker died while running this test: {why}",
+        when="call",
+    )
+    session.config.hook.pytest_runtest_logreport(report=report)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> bool | None:
+    workers = session.config.getoption("forked_workers")
+    if workers <= 1 or session.config.option.collectonly or not session.items:
+        return None
+    if session.testsfailed and not session.config.option.continue_on_collection_errors:
+        return None  # pytest's own loop reports the collection errors
+    groups = _file_groups(session.items)
+    by_nodeid = {item.nodeid: item for item in session.items}
+    session.config._tmp_path_factory.getbasetemp()  # one base for all workers, made before the fork
+    session.config.hook.pytest_forked_workers_warm(session=session)
+    if threading.active_count() > 1:
+        # A fork copies only this thread: locks the others held would never be released in a worker.
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line("forked workers: threads are running after the warm-up; tests run in this process")
+        return None
+    sys.stdout.flush()
+    sys.stderr.flush()
+
+    children: dict[int, tuple[int, int]] = {}  # pid -> (read end of its reports, write end of its orders)
+    for _ in range(min(workers, len(groups))):
+        up_read, up_write = os.pipe()
+        down_read, down_write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the worker
+            os.close(up_read)
+            os.close(down_write)
+            code = 0
+            try:
+                _worker(session, groups, up_write, down_read)
+            except BaseException:  # noqa: BLE001 - whatever happens, the parent hears of it by EOF
+                import traceback
+
+                traceback.print_exc()
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(up_write)
+        os.close(down_read)
+        children[pid] = (up_read, down_write)
+
+    hook = session.config.hook
+    pending = iter(range(len(groups)))
+    running: dict[int, str | None] = dict.fromkeys(children)
+    selector = selectors.DefaultSelector()
+    for pid, (read_fd, _) in children.items():
+        selector.register(read_fd, selectors.EVENT_READ, pid)
+    stopping = False
+    try:
+        while selector.get_map():
+            for key, _ in selector.select():
+                pid = key.data
+                read_fd, write_fd = children[pid]
+                message = _receive(read_fd)
+                if message is None or message[0] == "done":
+                    selector.unregister(read_fd)
+                    os.close(read_fd)
+                    os.close(write_fd)
+                    _, status = os.waitpid(pid, 0)
+                    if message is None:
+                        nodeid = running[pid] or "<between tests>"
+                        why = f"exit status {os.waitstatus_to_exitcode(status)}"
+                        _crash_report(session, nodeid, by_nodeid.get(nodeid), why)
+                        stopping = True  # the files it had left are not handed to the others
+                    continue
+                kind = message[0]
+                if kind == "next":
+                    index = None if stopping or session.shouldfail or session.shouldstop else next(pending, None)
+                    _send(write_fd, index)
+                elif kind == "running":
+                    running[pid] = message[1]
+                elif kind == "report":
+                    report = hook.pytest_report_from_serializable(config=session.config, data=message[1])
+                    hook.pytest_runtest_logreport(report=report)
+                elif kind == "logstart":
+                    hook.pytest_runtest_logstart(nodeid=message[1], location=message[2])
+                elif kind == "logfinish":
+                    hook.pytest_runtest_logfinish(nodeid=message[1], location=message[2])
+                elif kind == "warning":
+                    _, text, category, filename, lineno, when, nodeid = message
+                    warning = warnings.WarningMessage(text, type(category, (Warning,), {}), filename, lineno)
+                    hook.pytest_warning_recorded.call_historic(
+                        kwargs={"warning_message": warning, "when": when, "nodeid": nodeid, "location": None}
+                    )
+    except KeyboardInterrupt:
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        raise
+    if session.shouldfail:
+        raise session.Failed(session.shouldfail)
+    if session.shouldstop:
+        raise session.Interrupted(session.shouldstop)
+    return True
