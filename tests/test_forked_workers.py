@@ -1,0 +1,124 @@
+"""`pytest --forked-workers N` (tests/forked_workers.py), on small suites of its own in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from programs.offline import REPO_ROOT
+
+WARM_CONFTEST = """
+import os
+import pytest
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_forked_workers_warm(session):
+    os.environ["WARMED_IN"] = str(os.getpid())
+"""
+
+
+def run_suite(tmp_path: Path, files: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    for name, body in files.items():
+        (tmp_path / name).write_text(textwrap.dedent(body))
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "tests.forked_workers", "-p", "no:cacheprovider", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_reports_every_test_of_every_worker_with_failures_in_full(tmp_path):
+    files = {
+        "conftest.py": WARM_CONFTEST,
+        "test_a.py": """
+            import os
+            def test_pass(): assert os.environ["WARMED_IN"] != str(os.getpid())  # warmed in the parent
+            def test_fail(): assert 1 + 1 == 3, "arithmetic"
+        """,
+        "test_b.py": """
+            import os, pytest
+            @pytest.mark.parametrize("n", range(5))
+            def test_many(n): print("noise from", n)
+            @pytest.mark.skip(reason="not here")
+            def test_skipped(): pass
+        """,
+    }
+    proc = run_suite(tmp_path, files, "--forked-workers", "2", "-rfs")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "1 failed, 6 passed, 1 skipped" in proc.stdout
+    assert "FAILED test_a.py::test_fail - AssertionError: arithmetic" in proc.stdout
+    assert "assert (1 + 1) == 3" in proc.stdout  # the traceback, with pytest's assertion rewriting
+    assert "SKIPPED [1] test_b.py" in proc.stdout and "not here" in proc.stdout
+    assert "noise from" not in proc.stdout  # passing tests' output stays captured
+
+
+def test_a_file_runs_in_one_worker_with_its_module_fixture_built_once(tmp_path):
+    files = {
+        "test_m.py": """
+            import os, pytest
+            built = []
+            @pytest.fixture(scope="module")
+            def shared():
+                built.append(os.getpid())
+                yield
+                with open("teardowns.txt", "a") as f:
+                    f.write(f"{os.getpid()} {len(built)}\\n")
+            @pytest.mark.parametrize("n", range(6))
+            def test_uses(shared, n): assert built == [os.getpid()]
+        """,
+        "test_other.py": "def test_x(): pass\n",
+    }
+    proc = run_suite(tmp_path, files, "--forked-workers", "2")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "7 passed" in proc.stdout
+    [line] = (tmp_path / "teardowns.txt").read_text().splitlines()  # torn down once, after its last test
+    assert line.split()[1] == "1"
+
+
+def test_a_worker_that_dies_is_one_failed_test_naming_it(tmp_path):
+    files = {
+        "test_crash.py": """
+            import os
+            def test_before(): pass
+            def test_dies(): os._exit(3)
+        """,
+        "test_fine.py": "def test_fine(): pass\n",
+    }
+    proc = run_suite(tmp_path, files, "--forked-workers", "2")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "FAILED test_crash.py::test_dies" in proc.stdout
+    assert "forked test worker died while running this test: exit status 3" in proc.stdout
+
+
+def test_exit_first_stops_handing_out_files(tmp_path):
+    files = {f"test_{i}.py": f"def test_{i}(): assert {i} != 0\n" for i in range(6)}
+    proc = run_suite(tmp_path, files, "--forked-workers", "2", "-x", "-p", "no:randomly")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "1 failed" in proc.stdout and "5 passed" not in proc.stdout
+
+
+def test_without_the_option_tests_run_in_the_pytest_process(tmp_path):
+    files = {
+        "conftest.py": """
+            import os
+            def pytest_sessionstart(session):
+                open("session.pid", "w").write(str(os.getpid()))
+        """,
+        "test_pid.py": """
+            import os
+            def test_pid(): open("test.pid", "w").write(str(os.getpid()))
+        """,
+    }
+    proc = run_suite(tmp_path, files)
+    assert proc.returncode == 0 and "1 passed" in proc.stdout, proc.stdout + proc.stderr
+    assert (tmp_path / "test.pid").read_text() == (tmp_path / "session.pid").read_text()
+    forked = run_suite(tmp_path, {}, "--forked-workers", "2")
+    assert forked.returncode == 0 and (tmp_path / "test.pid").read_text() != (tmp_path / "session.pid").read_text()
