@@ -42,8 +42,15 @@ offline.run_offline = _shared_run_offline
 run_offline = _shared_run_offline
 
 
+_SHIPPED: dict[str, dict[str, Any]] = {}
+
+
 def shipped_config(stack: str) -> dict[str, Any]:
-    return read_stack_file(stack_file(stack))
+    """A shipped stack file's config, a copy of its own for each caller (600 calls a session; the file
+    is read and checked once)."""
+    if stack not in _SHIPPED:
+        _SHIPPED[stack] = read_stack_file(stack_file(stack))
+    return copy.deepcopy(_SHIPPED[stack])
 
 
 def offline_run(stack: str) -> OfflineRun:
@@ -125,7 +132,13 @@ def pytest_configure(config):
 @pytest.fixture(autouse=True)
 def _share_runs_unless_patched(request):
     """Runs are shared (see `_shared_run_offline`) except in a test that patches: one that takes
-    `monkeypatch` directly or through a fixture of its own."""
+    `monkeypatch` directly or through a fixture of its own, unless it is marked
+    `patches_outside_the_program` (what it patches is downstream of the run: the plan, the policy
+    config, the environment of a command)."""
+    if request.node.get_closest_marker("patches_outside_the_program"):
+        _SHARE_RUNS[0] = True
+        yield
+        return
     defs = request.node._fixtureinfo.name2fixturedefs
     patches = any(
         "monkeypatch" in fixturedef.argnames

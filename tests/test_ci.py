@@ -622,6 +622,7 @@ def test_ci_reap_when_the_backend_cannot_list_is_one_line(project, capsys):
     assert code == exit_codes.CREDENTIALS_MISSING and len(err) == 1 and err[0].startswith("error: listing the stacks")
 
 
+@pytest.mark.patches_outside_the_program
 def test_ci_up_offline_previews_the_run_stack_with_the_ci_policy_config(tmp_path, monkeypatch, capsys):
     from programs.platformctl import ci as ci_cmd
 

@@ -449,6 +449,7 @@ def test_ten_mistakes_in_list_items_are_ten_problems_in_one_run(tmp_path, capsys
     assert len(problems_of_mistakes(TEN_MISTAKES_IN_LISTS, tmp_path, capsys)) == 10
 
 
+@pytest.mark.patches_outside_the_program
 def test_a_crash_still_writes_the_json_with_the_error(tmp_path, monkeypatch):
     """If platformctl itself fails (a bug), the plan JSON holds the error, as the README documents."""
     from programs.api import offline_preview

@@ -149,6 +149,7 @@ def test_graph_command_writes_svg(tmp_path, capsys):
     assert "drawn to" in capsys.readouterr().out
 
 
+@pytest.mark.patches_outside_the_program
 def test_dot_output_needs_no_graphviz_and_svg_without_it_is_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(graph, "dot_binary", lambda: None)
     out = tmp_path / "graph.dot"
@@ -161,6 +162,7 @@ def test_dot_output_needs_no_graphviz_and_svg_without_it_is_one_line(tmp_path, m
     assert not (tmp_path / "g.svg").exists()
 
 
+@pytest.mark.patches_outside_the_program
 def test_graph_errors(tmp_path, monkeypatch, capsys):
     assert main(["graph", "--stack", "dev", "--offline", "-o", str(tmp_path / "g.jpg")]) == exit_codes.CONFIG_ERROR
     assert "allowed suffixes" in capsys.readouterr().err

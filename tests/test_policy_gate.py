@@ -156,6 +156,7 @@ def test_policy_list_prints_every_policy(capsys):
     }
 
 
+@pytest.mark.patches_outside_the_program
 def test_offline_preview_records_violations_and_exits_1_on_mandatory(tmp_path: Path, monkeypatch, capsys):
     from programs.platformctl import policy_gate
 
