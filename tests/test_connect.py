@@ -153,7 +153,8 @@ def test_k3s_target_is_a_running_server_found_in_its_group(tmp_path):
             subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.20.1.0/24", AvailabilityZone="us-east-1a")["Subnet"][
                 "SubnetId"
             ]
-            ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+            # moto's default AMIs are off for the suite (tests/conftest.py): the image is registered.
+            ami = ec2.register_image(Name="al2023-ami-2023-test", RootDeviceName="/dev/xvda")["ImageId"]
             asg.create_launch_configuration(LaunchConfigurationName="lc", ImageId=ami, InstanceType="t3.medium")
             asg.create_auto_scaling_group(
                 AutoScalingGroupName="dev-k3s-k3s-server-bootstrap",

@@ -228,11 +228,10 @@ def aws(monkeypatch, pki, kube_api):
 
 
 def launch(ec2, count: int = 1) -> list[dict]:
-    # Filtered: moto answers an unfiltered call with all of its ~1,300 AMIs, seconds of serialisation per test.
-    image = ec2.describe_images(
-        Owners=["amazon"],
-        Filters=[{"Name": "name", "Values": ["al2023-ami-2023*"]}],
-    )["Images"][0]["ImageId"]
+    # Registered: moto's default AMIs are off for the suite (tests/conftest.py).
+    image = ec2.register_image(Name="al2023-ami-2023-test", RootDeviceName="/dev/xvda", Architecture="x86_64")[
+        "ImageId"
+    ]
     return ec2.run_instances(
         ImageId=image,
         MinCount=count,
