@@ -108,7 +108,9 @@ class _Forwarder:
         _send(self.fd, ("warning", str(w.message), w.category.__name__, w.filename, w.lineno, when, nodeid))
 
 
-def _worker(session: pytest.Session, groups: list[list[pytest.Item]], to_parent: int, from_parent: int) -> None:
+def _worker(
+    session: pytest.Session, groups: list[list[pytest.Item]], to_parent: int, from_parent: int, first: int | None
+) -> None:
     config = session.config
     # The terminal belongs to the parent; this process's output is captured per test as usual, in
     # capture files of its own (the inherited ones are shared with the parent and the other workers).
@@ -129,7 +131,7 @@ def _worker(session: pytest.Session, groups: list[list[pytest.Item]], to_parent:
         index = _receive(from_parent)
         return None if index is None else groups[index]
 
-    current = next_group()
+    current = groups[first] if first is not None else next_group()
     while current is not None:
         following: list[pytest.Item] | None = None
         for position, item in enumerate(current):
@@ -168,6 +170,27 @@ def _crash_report(session: pytest.Session, nodeid: str, item: pytest.Item | None
     session.config.hook.pytest_runtest_logreport(report=report)
 
 
+def _handle(session: pytest.Session, running: dict[int, str | None], pid: int, message: tuple) -> None:
+    """One report (or progress line, or warning) from a worker, into this process's hooks."""
+    hook = session.config.hook
+    kind = message[0]
+    if kind == "running":
+        running[pid] = message[1]
+    elif kind == "report":
+        report = hook.pytest_report_from_serializable(config=session.config, data=message[1])
+        hook.pytest_runtest_logreport(report=report)
+    elif kind == "logstart":
+        hook.pytest_runtest_logstart(nodeid=message[1], location=message[2])
+    elif kind == "logfinish":
+        hook.pytest_runtest_logfinish(nodeid=message[1], location=message[2])
+    elif kind == "warning":
+        _, text, category, filename, lineno, when, nodeid = message
+        warning = warnings.WarningMessage(text, type(category, (Warning,), {}), filename, lineno)
+        hook.pytest_warning_recorded.call_historic(
+            kwargs={"warning_message": warning, "when": when, "nodeid": nodeid, "location": None}
+        )
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtestloop(session: pytest.Session) -> bool | None:
     workers = session.config.getoption("forked_workers")
@@ -178,18 +201,18 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     groups = _file_groups(session.items)
     by_nodeid = {item.nodeid: item for item in session.items}
     session.config._tmp_path_factory.getbasetemp()  # one base for all workers, made before the fork
-    session.config.hook.pytest_forked_workers_warm(session=session)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if threading.active_count() > 1:
         # A fork copies only this thread: locks the others held would never be released in a worker.
-        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
-            reporter.write_line("forked workers: threads are running after the warm-up; tests run in this process")
+            reporter.write_line("forked workers: other threads are running; tests run in this process")
         return None
-    sys.stdout.flush()
-    sys.stderr.flush()
-
+    pending = iter(range(len(groups)))
     children: dict[int, tuple[int, int]] = {}  # pid -> (read end of its reports, write end of its orders)
-    for _ in range(min(workers, len(groups))):
+
+    def spawn(first: int | None) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
         up_read, up_write = os.pipe()
         down_read, down_write = os.pipe()
         pid = os.fork()
@@ -198,7 +221,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
             os.close(down_write)
             code = 0
             try:
-                _worker(session, groups, up_write, down_read)
+                _worker(session, groups, up_write, down_read, first)
             except BaseException:  # noqa: BLE001 - whatever happens, the parent hears of it by EOF
                 import traceback
 
@@ -210,8 +233,17 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         os.close(down_read)
         children[pid] = (up_read, down_write)
 
-    hook = session.config.hook
-    pending = iter(range(len(groups)))
+    # The first worker starts on the first file at once, while this process warms up for the others:
+    # no core waits for the warm-up (that worker makes for itself whatever else it needs).
+    spawn(next(pending))
+    session.config.hook.pytest_forked_workers_warm(session=session)
+    if threading.active_count() > 1:
+        if reporter is not None:
+            reporter.write_line("forked workers: threads are running after the warm-up; one worker only")
+    else:
+        for _ in range(min(workers, len(groups)) - 1):
+            spawn(None)
+
     running: dict[int, str | None] = dict.fromkeys(children)
     selector = selectors.DefaultSelector()
     for pid, (read_fd, _) in children.items():
@@ -219,40 +251,34 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     stopping = False
     try:
         while selector.get_map():
-            for key, _ in selector.select():
-                pid = key.data
-                read_fd, write_fd = children[pid]
-                message = _receive(read_fd)
-                if message is None or message[0] == "done":
-                    selector.unregister(read_fd)
-                    os.close(read_fd)
-                    os.close(write_fd)
-                    _, status = os.waitpid(pid, 0)
-                    if message is None:
-                        nodeid = running[pid] or "<between tests>"
-                        why = f"exit status {os.waitstatus_to_exitcode(status)}"
-                        _crash_report(session, nodeid, by_nodeid.get(nodeid), why)
-                        stopping = True  # the files it had left are not handed to the others
-                    continue
-                kind = message[0]
-                if kind == "next":
-                    index = None if stopping or session.shouldfail or session.shouldstop else next(pending, None)
-                    _send(write_fd, index)
-                elif kind == "running":
-                    running[pid] = message[1]
-                elif kind == "report":
-                    report = hook.pytest_report_from_serializable(config=session.config, data=message[1])
-                    hook.pytest_runtest_logreport(report=report)
-                elif kind == "logstart":
-                    hook.pytest_runtest_logstart(nodeid=message[1], location=message[2])
-                elif kind == "logfinish":
-                    hook.pytest_runtest_logfinish(nodeid=message[1], location=message[2])
-                elif kind == "warning":
-                    _, text, category, filename, lineno, when, nodeid = message
-                    warning = warnings.WarningMessage(text, type(category, (Warning,), {}), filename, lineno)
-                    hook.pytest_warning_recorded.call_historic(
-                        kwargs={"warning_message": warning, "when": when, "nodeid": nodeid, "location": None}
-                    )
+            # Everything the workers have sent, before any request for more work is answered: a
+            # failure under -x (or a dead worker) stops the hand-out before the next file goes out.
+            requests: list[int] = []
+            events = selector.select()
+            while events:
+                for key, _ in events:
+                    pid = key.data
+                    read_fd, write_fd = children[pid]
+                    message = _receive(read_fd)
+                    if message is None or message[0] == "done":
+                        selector.unregister(read_fd)
+                        os.close(read_fd)
+                        os.close(write_fd)
+                        _, status = os.waitpid(pid, 0)
+                        if message is None:
+                            nodeid = running[pid] or "<between tests>"
+                            why = f"exit status {os.waitstatus_to_exitcode(status)}"
+                            _crash_report(session, nodeid, by_nodeid.get(nodeid), why)
+                            stopping = True  # the files it had left are not handed to the others
+                            requests = [r for r in requests if r != pid]
+                    elif message[0] == "next":
+                        requests.append(pid)  # it sends nothing more until answered
+                    else:
+                        _handle(session, running, pid, message)
+                events = selector.select(timeout=0) if selector.get_map() else []
+            for pid in requests:
+                index = None if stopping or session.shouldfail or session.shouldstop else next(pending, None)
+                _send(children[pid][1], index)
     except KeyboardInterrupt:
         for pid in children:
             try:

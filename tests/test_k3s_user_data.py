@@ -250,6 +250,11 @@ def run_boot_script(
         path = bin_dir / name
         path.write_text(body)
         path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    # The script's python3 (stdlib only, as on AL2023) is an interpreter, not a version manager's shim
+    # found first on PATH: a pyenv shim costs ~0.1 s a call, and the script calls python3 several times.
+    python3 = bin_dir / "python3"
+    if not python3.exists():
+        python3.symlink_to("/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable)
     pki = tmp_path / "pki.json"
     pki.write_text(json.dumps({"server-ca.crt": "CERT", "etcd/peer-ca.key": "KEY", "service.key": "SAKEY"}))
     script = files_of(user_data)[BOOT_SCRIPT_PATH]
