@@ -14,6 +14,7 @@ import io
 import json
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,20 @@ def _name(path: tuple) -> str:
     return str(path[-1]).split(":")[-1]
 
 
-NODES = {s: [n for n in _nodes(_stack(s)) if n[0]] for s in ("dev", "prod")}
+class _PerStack(dict):
+    """Filled for a stack when a test first reads it, not at collection (the workers are forked after
+    collection, and only one of them runs this file)."""
+
+    def __init__(self, compute: Callable[[str], Any]) -> None:
+        super().__init__()
+        self._compute = compute
+
+    def __missing__(self, stack: str) -> Any:
+        value = self[stack] = self._compute(stack)
+        return value
+
+
+NODES = _PerStack(lambda s: [n for n in _nodes(_stack(s)) if n[0]])
 
 
 def key_path(path: tuple) -> str:
@@ -258,7 +272,7 @@ def _constrained(stack: str) -> list[tuple[tuple, Any, Any]]:
     return found
 
 
-CONSTRAINED = {s: _constrained(s) for s in ("dev", "prod")}
+CONSTRAINED = _PerStack(_constrained)
 
 
 @st.composite

@@ -9,6 +9,7 @@ stands apart: it reads plans and imports neither `components` nor `programs`, so
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -63,7 +64,13 @@ def _imports(module: str, path: Path, known: set[str]):
 
 SOURCES = _sources("components", "programs", "policy")
 KNOWN = set(SOURCES)
-GRAPH = {m: _imports(m, p, KNOWN) for m, p in SOURCES.items()}
+
+
+@functools.cache
+def import_graph() -> dict[str, list[tuple[str, int, str]]]:
+    """Every project module's imports of project modules (parsed when a test first asks, not at
+    collection: the suite's workers are forked after collection, and only one of them runs these)."""
+    return {m: _imports(m, p, KNOWN) for m, p in SOURCES.items()}
 
 
 def _package(module: str) -> str:
@@ -73,7 +80,7 @@ def _package(module: str) -> str:
 
 def _violations(rule):
     found = []
-    for module, imports in GRAPH.items():
+    for module, imports in import_graph().items():
         for target, line, _ in sorted(set(imports)):
             why = rule(module, target)
             if why:
@@ -129,7 +136,7 @@ def test_policy_pack_imports_neither_components_nor_programs():
 def test_no_function_local_imports_in_components():
     found = [
         f"{SOURCES[m].relative_to(ROOT)}:{line} imports {t} inside a function"
-        for m, imports in GRAPH.items()
+        for m, imports in import_graph().items()
         if m.startswith("components")
         for t, line, kind in imports
         if kind == "local"
@@ -140,7 +147,7 @@ def test_no_function_local_imports_in_components():
 def test_the_module_import_graph_has_no_cycle():
     edges = {
         m: sorted({t for t, _, kind in imports if kind == "top" and t in KNOWN and t != m})
-        for m, imports in GRAPH.items()
+        for m, imports in import_graph().items()
     }
     state: dict[str, int] = {}
     stack: list[str] = []
