@@ -131,5 +131,3 @@ def test_without_the_option_tests_run_in_the_pytest_process(tmp_path):
     proc = run_suite(tmp_path, files)
     assert proc.returncode == 0 and "1 passed" in proc.stdout, proc.stdout + proc.stderr
     assert (tmp_path / "test.pid").read_text() == (tmp_path / "session.pid").read_text()
-    forked = run_suite(tmp_path, {}, "--forked-workers", "2")
-    assert forked.returncode == 0 and (tmp_path / "test.pid").read_text() != (tmp_path / "session.pid").read_text()
