@@ -2,18 +2,19 @@
 
 pytest-xdist starts every worker as a fresh interpreter, and each one imports the SDKs, collects the
 whole suite and makes the shared offline runs again before its first test: on 2 cores that was a
-tenth of `make test`. Here the process that collected the suite warms up once (the hook
-`pytest_forked_workers_warm`: conftest makes the shipped stacks' runs there), then forks N workers
-that inherit all of it. Work is handed out a test file at a time (module fixtures are built once), in
-collection order, to whichever worker asks next; a worker asks for its next file before it runs the
-last test of the current one, so module fixtures are torn down where pytest would tear them down.
+tenth of `make test`. Here the process that collected the suite forks the first worker at once (it
+starts on the first file), warms up (the hook `pytest_forked_workers_warm`: conftest makes the
+shipped stacks' runs there) and forks the others, which inherit all of it. Work is handed out a test
+file at a time (module fixtures are built once), in collection order, to whichever worker asks next;
+a worker asks for its next file before it runs the last test of the current one, so module fixtures
+are torn down where pytest would tear them down.
 
 Workers run the tests and send every report back; this process turns them into the usual terminal
 output, counts and exit status. A worker that dies is reported as one failed test naming what it was
-running. Standard library and pytest's own hooks only; off (plain pytest) unless the option is given,
-and on `--collect-only`.
+running, the others take the remaining files, and the run ends "Interrupted" with the count of tests
+that did not run. Standard library and pytest's own hooks only; off (plain pytest) unless the option
+is given, and on `--collect-only`.
 """
-
 from __future__ import annotations
 
 import os
@@ -104,6 +105,8 @@ class _Forwarder:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_warning_recorded(self, warning_message: Any, when: str, nodeid: str, location: Any) -> None:
+        if when != "runtest":
+            return  # config and collection warnings: the parent recorded them (this hook replays them here)
         w = warning_message
         _send(self.fd, ("warning", str(w.message), w.category.__name__, w.filename, w.lineno, when, nodeid))
 
@@ -182,6 +185,7 @@ def _handle(session: pytest.Session, running: dict[int, str | None], pid: int, m
     elif kind == "logstart":
         hook.pytest_runtest_logstart(nodeid=message[1], location=message[2])
     elif kind == "logfinish":
+        running[pid] = None
         hook.pytest_runtest_logfinish(nodeid=message[1], location=message[2])
     elif kind == "warning":
         _, text, category, filename, lineno, when, nodeid = message
@@ -196,6 +200,8 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     workers = session.config.getoption("forked_workers")
     if workers <= 1 or session.config.option.collectonly or not session.items:
         return None
+    if getattr(session.config.option, "numprocesses", None):
+        raise pytest.UsageError("--forked-workers and pytest-xdist's -n are two ways to run in parallel: pick one")
     if session.testsfailed and not session.config.option.continue_on_collection_errors:
         return None  # pytest's own loop reports the collection errors
     groups = _file_groups(session.items)
@@ -209,6 +215,8 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         return None
     pending = iter(range(len(groups)))
     children: dict[int, tuple[int, int]] = {}  # pid -> (read end of its reports, write end of its orders)
+    started: set[str] = set()  # tests a worker began
+    dead: list[str] = []
 
     def spawn(first: int | None) -> None:
         sys.stdout.flush()
@@ -217,10 +225,24 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         down_read, down_write = os.pipe()
         pid = os.fork()
         if pid == 0:  # the worker
-            os.close(up_read)
-            os.close(down_write)
             code = 0
             try:
+                os.close(up_read)
+                os.close(down_write)
+                for other_read, other_write in children.values():  # the other workers' pipes
+                    os.close(other_read)
+                    os.close(other_write)
+
+                # A process this worker forks (a test's warm runner) must not hold its pipes open:
+                # the parent learns of the worker's death by their end of file.
+                def close_pipes() -> None:
+                    for fd in (up_write, down_read):
+                        try:
+                            os.close(fd)
+                        except OSError:
+                            pass
+
+                os.register_at_fork(after_in_child=close_pipes)
                 _worker(session, groups, up_write, down_read, first)
             except BaseException:  # noqa: BLE001 - whatever happens, the parent hears of it by EOF
                 import traceback
@@ -233,59 +255,75 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         os.close(down_read)
         children[pid] = (up_read, down_write)
 
-    # The first worker starts on the first file at once, while this process warms up for the others:
-    # no core waits for the warm-up (that worker makes for itself whatever else it needs).
-    spawn(next(pending))
-    session.config.hook.pytest_forked_workers_warm(session=session)
-    if threading.active_count() > 1:
-        if reporter is not None:
-            reporter.write_line("forked workers: threads are running after the warm-up; one worker only")
-    else:
-        for _ in range(min(workers, len(groups)) - 1):
-            spawn(None)
-
-    running: dict[int, str | None] = dict.fromkeys(children)
     selector = selectors.DefaultSelector()
-    for pid, (read_fd, _) in children.items():
-        selector.register(read_fd, selectors.EVENT_READ, pid)
-    stopping = False
+    running: dict[int, str | None] = {}
+
+    def reap(pid: int, crashed: bool) -> None:
+        read_fd, write_fd = children.pop(pid)
+        selector.unregister(read_fd)
+        os.close(read_fd)
+        os.close(write_fd)
+        _, status = os.waitpid(pid, 0)
+        if crashed:
+            nodeid = running.get(pid) or f"<forked worker {pid}, between tests>"
+            why = f"exit status {os.waitstatus_to_exitcode(status)}"
+            _crash_report(session, nodeid, by_nodeid.get(nodeid), why)
+            dead.append(nodeid)
+
     try:
+        # The first worker starts on the first file at once, while this process warms up for the
+        # others: no core waits for the warm-up (that worker makes for itself whatever else it needs).
+        spawn(next(pending))
+        session.config.hook.pytest_forked_workers_warm(session=session)
+        if threading.active_count() > 1:
+            if reporter is not None:
+                reporter.write_line("forked workers: threads are running after the warm-up; one worker only")
+        else:
+            for _ in range(min(workers, len(groups)) - 1):
+                spawn(None)
+        for pid, (read_fd, _) in children.items():
+            selector.register(read_fd, selectors.EVENT_READ, pid)
+            running[pid] = None
+
         while selector.get_map():
             # Everything the workers have sent, before any request for more work is answered: a
-            # failure under -x (or a dead worker) stops the hand-out before the next file goes out.
+            # failure under -x stops the hand-out before the next file goes out.
             requests: list[int] = []
             events = selector.select()
             while events:
                 for key, _ in events:
                     pid = key.data
-                    read_fd, write_fd = children[pid]
-                    message = _receive(read_fd)
+                    if pid not in children:
+                        continue
+                    message = _receive(children[pid][0])
                     if message is None or message[0] == "done":
-                        selector.unregister(read_fd)
-                        os.close(read_fd)
-                        os.close(write_fd)
-                        _, status = os.waitpid(pid, 0)
-                        if message is None:
-                            nodeid = running[pid] or "<between tests>"
-                            why = f"exit status {os.waitstatus_to_exitcode(status)}"
-                            _crash_report(session, nodeid, by_nodeid.get(nodeid), why)
-                            stopping = True  # the files it had left are not handed to the others
-                            requests = [r for r in requests if r != pid]
+                        reap(pid, crashed=message is None)
+                        requests = [r for r in requests if r != pid]
                     elif message[0] == "next":
                         requests.append(pid)  # it sends nothing more until answered
                     else:
+                        if message[0] == "running":
+                            started.add(message[1])
                         _handle(session, running, pid, message)
                 events = selector.select(timeout=0) if selector.get_map() else []
             for pid in requests:
-                index = None if stopping or session.shouldfail or session.shouldstop else next(pending, None)
-                _send(children[pid][1], index)
-    except KeyboardInterrupt:
-        for pid in children:
+                index = None if session.shouldfail or session.shouldstop else next(pending, None)
+                try:
+                    _send(children[pid][1], index)
+                except BrokenPipeError:
+                    pass  # it died after asking: its end of file comes next
+    finally:
+        # Whatever ended this loop early (an error in the warm-up, Ctrl-C), no worker outlives it.
+        for pid in list(children):
             try:
                 os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
                 pass
-        raise
+    if dead:
+        # The survivors took the other files; the tests after the crash in its file did not run.
+        not_run = len(session.items) - len(started)
+        session.shouldstop = f"a test worker died running {', '.join(dead)}; {not_run} tests did not run"
     if session.shouldfail:
         raise session.Failed(session.shouldfail)
     if session.shouldstop:

@@ -42,8 +42,12 @@ def test_every_report_reaches_the_terminal_and_a_file_stays_in_one_worker(tmp_pa
     files = {
         "conftest.py": WARM_CONFTEST,
         "test_a.py": """
-            def test_pass(): pass
+            import time, warnings
+            # The first worker is busy here for a second: the warm-up ends and the second worker takes the
+            # files below.
+            def test_pass(): time.sleep(1.0)
             def test_fail(): assert 1 + 1 == 3, "arithmetic"
+            def test_warns(): warnings.warn("from a worker", UserWarning)
         """,
         # The first worker starts before the warm-up, the others inherit it from the parent.
         **{
@@ -77,11 +81,13 @@ def test_every_report_reaches_the_terminal_and_a_file_stays_in_one_worker(tmp_pa
     }
     proc = run_suite(tmp_path, files, "--forked-workers", "2", "-rfs")
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "1 failed, 16 passed, 1 skipped" in proc.stdout
+    assert "1 failed, 17 passed, 1 skipped, 1 warning" in proc.stdout  # the warning once
+    assert "UserWarning: from a worker" in proc.stdout
     # The warm-up ran once, in the parent (the workers forked after it inherit what it made).
     warm = [line.split() for line in (tmp_path / "warm.txt").read_text().splitlines()]
     [hook_pid] = (tmp_path / "warm-hook.txt").read_text().split()
     assert all(warmed in ("-", hook_pid) and pid != hook_pid for pid, warmed in warm), warm
+    assert any(warmed == hook_pid for _, warmed in warm), warm  # a worker forked after it inherited it
     assert "FAILED test_a.py::test_fail - AssertionError: arithmetic" in proc.stdout
     assert "assert (1 + 1) == 3" in proc.stdout  # the traceback, with pytest's assertion rewriting
     assert "SKIPPED [1] test_b.py" in proc.stdout and "not here" in proc.stdout
@@ -90,25 +96,28 @@ def test_every_report_reaches_the_terminal_and_a_file_stays_in_one_worker(tmp_pa
     assert (tmp_path / "teardowns.txt").read_text().splitlines() == ["1"]
 
 
-def test_a_worker_that_dies_is_one_failed_test_naming_it(tmp_path):
+def test_a_worker_that_dies_is_one_failed_test_naming_it_and_the_others_go_on(tmp_path):
     files = {
         "test_crash.py": """
             import os
             def test_before(): pass
             def test_dies(): os._exit(3)
+            def test_after(): pass
         """,
-        "test_fine.py": "def test_fine(): pass\n",
+        **{f"test_fine{i}.py": "def test_fine(): pass\n" for i in range(6)},
     }
-    proc = run_suite(tmp_path, files, "--forked-workers", "2")
-    assert proc.returncode == 1, proc.stdout + proc.stderr
+    proc = run_suite(tmp_path, files, "--forked-workers", "2", "-rf")
+    assert proc.returncode == 2, proc.stdout + proc.stderr  # interrupted: not every test ran
     assert "FAILED test_crash.py::test_dies" in proc.stdout
     assert "forked test worker died while running this test: exit status 3" in proc.stdout
+    assert "1 failed, 7 passed" in proc.stdout  # the six other files ran in the surviving worker
+    assert "a test worker died running test_crash.py::test_dies; 1 tests did not run" in proc.stdout
 
 
 def test_exit_first_stops_handing_out_files(tmp_path):
-    # Each test takes 50 ms, about what a failure's report takes to build: the other worker is still
-    # on its first files when the failure reaches the parent.
-    files = {f"test_{i:02d}.py": f"import time\ndef test_{i}(): time.sleep(0.05); assert {i} != 0\n" for i in range(40)}
+    # Each test takes 200 ms, several times what a failure's report takes to build: the other worker
+    # is still on its first files when the failure reaches the parent.
+    files = {f"test_{i:02d}.py": f"import time\ndef test_{i}(): time.sleep(0.2); assert {i} != 0\n" for i in range(40)}
     proc = run_suite(tmp_path, files, "--forked-workers", "2", "-x")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     passed = re.search(r"1 failed(?:, (\d+) passed)?", proc.stdout)
