@@ -43,9 +43,9 @@ def test_every_report_reaches_the_terminal_and_a_file_stays_in_one_worker(tmp_pa
         "conftest.py": WARM_CONFTEST,
         "test_a.py": """
             import time, warnings
-            # The first worker is busy here for a second: the warm-up ends and the second worker takes the
+            # The first worker is busy here for half a second: the warm-up ends and the second worker takes the
             # files below.
-            def test_pass(): time.sleep(1.0)
+            def test_pass(): time.sleep(0.5)
             def test_fail(): assert 1 + 1 == 3, "arithmetic"
             def test_warns(): warnings.warn("from a worker", UserWarning)
         """,
