@@ -25,8 +25,8 @@ setup:
 
 # One test worker per CPU, forked from the process that collected the suite and made the shipped
 # stacks' offline runs (tests/forked_workers.py), each taking whole files (module fixtures are not
-# built twice), heaviest first. On 2 cores this measured 66 s against 72 s with pytest-xdist's fresh
-# interpreters (each of which imports, collects and warms up again).
+# built twice), heaviest first. On 2 cores the suite measured ~6 s less than with pytest-xdist's fresh
+# interpreters, each of which imports, collects and warms up again (README "Benchmarks").
 TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 
 test:
