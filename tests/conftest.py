@@ -130,6 +130,25 @@ def pytest_configure(config):
     # moto builds ~1,300 public AMIs (each with a volume and a snapshot) whenever a test's EC2 backend
     # is created: 0.26 s a test. Tests that launch instances register the image they use.
     os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+    _share_botocore_models()
+
+
+def _share_botocore_models() -> None:
+    """One botocore data loader for every session the suite creates (each boto3 client in a fresh
+    session parsed its service's JSON model again: ~60 ms a client, hundreds of clients under moto).
+    The loaded models are read-only: nothing in botocore, boto3 or moto changes them in place."""
+    import botocore.loaders
+    import botocore.session
+
+    shared: dict[Any, Any] = {}
+    create = botocore.loaders.create_loader
+
+    def create_shared(search_path_string=None):
+        if search_path_string not in shared:
+            shared[search_path_string] = create(search_path_string)
+        return shared[search_path_string]
+
+    botocore.session.create_loader = create_shared
 
 
 @pytest.fixture(autouse=True)
