@@ -115,9 +115,9 @@ def test_a_worker_that_dies_is_one_failed_test_naming_it_and_the_others_go_on(tm
 
 
 def test_exit_first_stops_handing_out_files(tmp_path):
-    # Each test takes 200 ms, several times what a failure's report takes to build: the other worker
+    # Each test takes 100 ms, several times what a failure's report takes to build: the other worker
     # is still on its first files when the failure reaches the parent.
-    files = {f"test_{i:02d}.py": f"import time\ndef test_{i}(): time.sleep(0.2); assert {i} != 0\n" for i in range(40)}
+    files = {f"test_{i:02d}.py": f"import time\ndef test_{i}(): time.sleep(0.1); assert {i} != 0\n" for i in range(40)}
     proc = run_suite(tmp_path, files, "--forked-workers", "2", "-x")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     passed = re.search(r"1 failed(?:, (\d+) passed)?", proc.stdout)
