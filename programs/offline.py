@@ -10,8 +10,6 @@ provider invokes, `Resource.get` reads, remote (multi-language) components and d
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextlib
 import json
 import logging
@@ -306,36 +304,6 @@ def _drop_debug(*_args: Any, **_kwargs: Any) -> None:
     return None
 
 
-class _InlineExecutor(concurrent.futures.ThreadPoolExecutor):
-    """Runs each call at once, in the calling thread. The SDK hands every engine RPC to the event
-    loop's executor because a real one blocks on gRPC; the mock monitor answers in-process without
-    blocking, and a thread hop per RPC (a few per resource) only added GIL handoffs: 5-10 % of a run."""
-
-    def submit(self, fn, /, *args, **kwargs):  # type: ignore[override]
-        future: concurrent.futures.Future = concurrent.futures.Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except BaseException as exc:  # noqa: BLE001 - the awaiting coroutine gets it, as from a thread
-            future.set_exception(exc)
-        return future
-
-
-@contextlib.contextmanager
-def _rpcs_inline():
-    """The run's event loop answers RPCs inline (`_InlineExecutor`); its own executor comes back after."""
-    try:
-        loop = asyncio.get_event_loop()
-    except RuntimeError:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-    previous = getattr(loop, "_default_executor", None)
-    loop.set_default_executor(_InlineExecutor(max_workers=1))
-    try:
-        yield
-    finally:
-        loop._default_executor = previous
-
-
 async def _resolve_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
     resolved: dict[str, Any] = {}
     for key, value in outputs.items():
@@ -372,7 +340,7 @@ def run_offline(
             result["resolved"] = await _resolve_outputs(program(cfg))
 
         # Same driver the engine's language host uses: run, then wait for every outstanding RPC.
-        with _no_stack_traces(), _rpcs_inline():
+        with _no_stack_traces():
             _sync_await(run_pulumi_func(body))
         if monitor.refused:
             raise OfflineProgramError(monitor.refused)
