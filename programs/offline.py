@@ -277,10 +277,10 @@ class _WarningLog(logging.Handler):
 
 
 @contextlib.contextmanager
-def _no_stack_traces():
-    """The SDK walks the Python stack of every registration into a source-position message for the
-    engine's diagnostics (~10 % of an offline run); the mock monitor drops it and no plan field holds it.
-    (Debug messages go the same way, below.)"""
+def _quiet_sdk():
+    """No diagnostics the mock engine would drop: the SDK walks the Python stack of every
+    registration into a source-position message (~10 % of an offline run; no plan field holds it),
+    and sends debug messages (below)."""
     from pulumi.runtime import resource as runtime_resource
     from pulumi.runtime.proto import source_pb2
 
@@ -340,7 +340,7 @@ def run_offline(
             result["resolved"] = await _resolve_outputs(program(cfg))
 
         # Same driver the engine's language host uses: run, then wait for every outstanding RPC.
-        with _no_stack_traces():
+        with _quiet_sdk():
             _sync_await(run_pulumi_func(body))
         if monitor.refused:
             raise OfflineProgramError(monitor.refused)

@@ -190,7 +190,7 @@ def test_offline_fleet_of_15_with_a_broken_stack_through_the_warm_runner(tmp_pat
     assert all(name in table for name in by_name)
 
     cmd = [sys.executable, "-m", "programs.platformctl.cli", *args]
-    again = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, timeout=900, env=dict(os.environ))
+    again = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, timeout=900)
     assert again.returncode == exit_codes.FLEET_FAILED, again.stdout + again.stderr
     second = {s["name"]: s for s in json.loads(out.read_text())["stacks"]}
     assert all(second[s["name"]]["changes"].endswith("(cached)") for s in ok)

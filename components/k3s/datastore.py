@@ -291,16 +291,22 @@ class K3sDatastore(pulumi.ComponentResource):
             tags=a.tags,
         )
         self.db_instance, self.db_cluster, self.cluster_instances = None, None, []
+        # The same TLS parameters; an instance takes a parameter group, an Aurora cluster a cluster one.
+        group, parameter = (
+            (aws.rds.ParameterGroup, aws.rds.ParameterGroupParameterArgs)
+            if cfg.kind == "postgres"
+            else (aws.rds.ClusterParameterGroup, aws.rds.ClusterParameterGroupParameterArgs)
+        )
+        self.parameter_group = group(
+            name,
+            name=f"{ident}-{family}",
+            family=family,
+            description="K3s datastore: TLS 1.2+ required",
+            parameters=[parameter(**p) for p in tls_parameters()],
+            tags=a.tags,
+            opts=child,
+        )
         if cfg.kind == "postgres":
-            self.parameter_group = aws.rds.ParameterGroup(
-                name,
-                name=f"{ident}-{family}",
-                family=family,
-                description="K3s datastore: TLS 1.2+ required",
-                parameters=[aws.rds.ParameterGroupParameterArgs(**p) for p in tls_parameters()],
-                tags=a.tags,
-                opts=child,
-            )
             self.db_instance = aws.rds.Instance(
                 f"{name}-postgres",
                 identifier=ident,
@@ -322,15 +328,6 @@ class K3sDatastore(pulumi.ComponentResource):
             self.secret_arn = self.db_instance.master_user_secrets.apply(lambda s: s[0].secret_arn)
             self.host = self.db_instance.address
         else:
-            self.parameter_group = aws.rds.ClusterParameterGroup(
-                name,
-                name=f"{ident}-{family}",
-                family=family,
-                description="K3s datastore: TLS 1.2+ required",
-                parameters=[aws.rds.ClusterParameterGroupParameterArgs(**p) for p in tls_parameters()],
-                tags=a.tags,
-                opts=child,
-            )
             self.db_cluster = aws.rds.Cluster(
                 f"{name}-aurora",
                 cluster_identifier=ident,
