@@ -124,6 +124,8 @@ def pytest_configure(config):
     # The collector settings platformctl uses (programs/gc_tuning.py); each offline run also settles
     # the heap first, so the runs this session keeps are not rescanned by every later collection.
     gc_tuning.tune()
+    # The session and its workers end within minutes: each run's garbage is left to their exit.
+    gc_tuning.keep_garbage_until_exit()
     # Off for the whole session, module- and session-scoped fixtures included (they are built before
     # the per-test fixture below): the suite must neither read nor write the repository's plan cache.
     os.environ.setdefault("PLATFORMCTL_NO_CACHE", "1")
@@ -194,12 +196,54 @@ def pytest_forked_workers_warm(session):
     gc_tuning.settle()
 
 
+# Files that make no offline run of the program (checked by running each alone): the worker forked
+# before the warm-up runs these while `pytest_forked_workers_warm` makes the shared runs for the rest.
+# A file listed here wrongly only runs slower (it makes its own runs); one missing only waits.
+COLD_FILES = frozenset(
+    {
+        "test_addon_config.py",
+        "test_addon_policies.py",
+        "test_config.py",
+        "test_config_docs.py",
+        "test_config_fuzz.py",
+        "test_doctor.py",
+        "test_eks_access.py",
+        "test_eks_config.py",
+        "test_events.py",
+        "test_fleet.py",
+        "test_forked_workers.py",
+        "test_k3s_node_drainer.py",
+        "test_k3s_user_data.py",
+        "test_karpenter_chart.py",
+        "test_karpenter_config.py",
+        "test_karpenter_iam.py",
+        "test_karpenter_interruption.py",
+        "test_karpenter_specs.py",
+        "test_layering.py",
+        "test_max_pods.py",
+        "test_oidc_documents.py",
+        "test_pins_check.py",
+        "test_plan_cache.py",
+        "test_probe.py",
+        "test_upgrade.py",
+        "test_upstream_contracts_max_pods.py",
+        "test_workload_identity_config.py",
+    }
+)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_forked_workers_cold(session, path):
+    return path.name in COLD_FILES
+
+
 # The files that cost most (CPU seconds of a whole-suite run on 2 cores, December 2026), run first:
 # workers take files in collection order, and a long file taken last keeps one core busy alone at
 # the end. Only an order: a file missing here runs after these, in pytest's order.
 HEAVY_FILES_FIRST = (
     "test_warm_runner.py",
     "test_k3s_node_drainer.py",
+    "test_forked_workers.py",
     "test_k3s_datastore.py",
     "test_scanners.py",
     "test_doctor.py",

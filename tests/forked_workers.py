@@ -2,12 +2,14 @@
 
 pytest-xdist starts every worker as a fresh interpreter, and each one imports the SDKs, collects the
 whole suite and makes the shared offline runs again before its first test: on 2 cores that was a
-tenth of `make test`. Here the process that collected the suite forks the first worker at once (it
-starts on the first file), warms up (the hook `pytest_forked_workers_warm`: conftest makes the
-shipped stacks' runs there) and forks the others, which inherit all of it. Work is handed out a test
-file at a time (module fixtures are built once), in collection order, to whichever worker asks next;
-a worker asks for its next file before it runs the last test of the current one, so module fixtures
-are torn down where pytest would tear them down.
+tenth of `make test`. Here the process that collected the suite warms up (the hook
+`pytest_forked_workers_warm`: conftest makes the shipped stacks' runs there) and forks the workers,
+which inherit all of it. So that no core waits for the warm-up, one worker is forked before it, for
+the files the warm-up does nothing for (the hook `pytest_forked_workers_cold`): it runs only those,
+and when none is left it stops and a worker forked from the warmed process takes its place. Work is
+handed out a test file at a time (module fixtures are built once), in collection order, to whichever
+worker asks next; a worker asks for its next file before it runs the last test of the current one, so
+module fixtures are torn down where pytest would tear them down.
 
 Workers run the tests and send every report back; this process turns them into the usual terminal
 output, counts and exit status. A worker that dies is reported as one failed test naming what it was
@@ -52,6 +54,16 @@ class _Hooks:
     def pytest_forked_workers_warm(self, session: pytest.Session) -> None:
         """Called once before the workers are forked: what is made here, every worker has."""
 
+    @pytest.hookspec(firstresult=True)
+    def pytest_forked_workers_cold(self, session: pytest.Session, path: Any) -> bool | None:
+        """True if the tests of this file (a `pathlib.Path`) gain nothing from the warm-up: the
+        worker forked before it may run them. No answer means they need it."""
+
+
+# Files handed to the worker forked before the warm-up, before it first asks for more: the parent
+# answers no request while it warms up (a few seconds), and one file might end sooner.
+_EARLY_FILES = 2
+
 
 # --------------------------------------------------------------------------------------- framing
 def _send(fd: int, message: Any) -> None:
@@ -89,6 +101,10 @@ class _Forwarder:
     def __init__(self, config: pytest.Config, fd: int) -> None:
         self.config = config
         self.fd = fd
+        # pluggy replays every historic call made so far to a plugin as it is registered: the
+        # warnings this worker inherited (config, collection, and those the parent has forwarded
+        # from other workers before this one was forked) are the parent's already.
+        self.registered = False
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logstart(self, nodeid: str, location: tuple) -> None:
@@ -105,20 +121,22 @@ class _Forwarder:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_warning_recorded(self, warning_message: Any, when: str, nodeid: str, location: Any) -> None:
-        if when != "runtest":
-            return  # config and collection warnings: the parent recorded them (this hook replays them here)
+        if not self.registered:
+            return
         w = warning_message
         _send(self.fd, ("warning", str(w.message), w.category.__name__, w.filename, w.lineno, when, nodeid))
 
 
 def _worker(
-    session: pytest.Session, groups: list[list[pytest.Item]], to_parent: int, from_parent: int, first: int | None
+    session: pytest.Session, groups: list[list[pytest.Item]], to_parent: int, from_parent: int, first: list[int]
 ) -> None:
     config = session.config
     # The terminal belongs to the parent; this process's output is captured per test as usual, in
     # capture files of its own (the inherited ones are shared with the parent and the other workers).
     config.pluginmanager.unregister(name="terminalreporter")
-    config.pluginmanager.register(_Forwarder(config, to_parent), "forked-worker-forwarder")
+    forwarder = _Forwarder(config, to_parent)
+    config.pluginmanager.register(forwarder, "forked-worker-forwarder")
+    forwarder.registered = True
     capman = config.pluginmanager.getplugin("capturemanager")
     if capman is not None and capman.is_globally_capturing():
         capman.stop_global_capturing()
@@ -129,12 +147,16 @@ def _worker(
 
     asyncio.set_event_loop(asyncio.new_event_loop())
 
+    assigned = list(first)
+
     def next_group() -> list[pytest.Item] | None:
+        if assigned:
+            return groups[assigned.pop(0)]
         _send(to_parent, ("next",))
         index = _receive(from_parent)
         return None if index is None else groups[index]
 
-    current = groups[first] if first is not None else next_group()
+    current = next_group()
     while current is not None:
         following: list[pytest.Item] | None = None
         for position, item in enumerate(current):
@@ -213,12 +235,24 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         if reporter is not None:
             reporter.write_line("forked workers: other threads are running; tests run in this process")
         return None
-    pending = iter(range(len(groups)))
+    queue = list(range(len(groups)))  # files not handed out yet, in order
+    hook = session.config.hook
+    cold = {i for i in queue if hook.pytest_forked_workers_cold(session=session, path=groups[i][0].path)}
     children: dict[int, tuple[int, int]] = {}  # pid -> (read end of its reports, write end of its orders)
     started: set[str] = set()  # tests a worker began
     dead: list[str] = []
+    early: set[int] = set()  # the worker forked before the warm-up
 
-    def spawn(first: int | None) -> None:
+    def take(for_early: bool) -> int | None:
+        """The next file to hand out (for the early worker, the next cold one), or None."""
+        if session.shouldfail or session.shouldstop:
+            return None
+        for position, index in enumerate(queue):
+            if not for_early or index in cold:
+                return queue.pop(position)
+        return None
+
+    def spawn(first: list[int]) -> int:
         sys.stdout.flush()
         sys.stderr.flush()
         up_read, up_write = os.pipe()
@@ -254,9 +288,14 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         os.close(up_write)
         os.close(down_read)
         children[pid] = (up_read, down_write)
+        return pid
 
     selector = selectors.DefaultSelector()
     running: dict[int, str | None] = {}
+
+    def watch(pid: int) -> None:
+        selector.register(children[pid][0], selectors.EVENT_READ, pid)
+        running[pid] = None
 
     def reap(pid: int, crashed: bool) -> None:
         read_fd, write_fd = children.pop(pid)
@@ -271,19 +310,28 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
             dead.append(nodeid)
 
     try:
-        # The first worker starts on the first file at once, while this process warms up for the
-        # others: no core waits for the warm-up (that worker makes for itself whatever else it needs).
-        spawn(next(pending))
-        session.config.hook.pytest_forked_workers_warm(session=session)
+        # While this process warms up, one worker runs files that do not need it.
+        first = [index for index in (take(True) for _ in range(_EARLY_FILES)) if index is not None]
+        if first:
+            early.add(spawn(first))
+        hook.pytest_forked_workers_warm(session=session)
+        wanted = workers - len(early)
         if threading.active_count() > 1:
+            # No more forks: the worker already running takes every file, or this process does.
             if reporter is not None:
-                reporter.write_line("forked workers: threads are running after the warm-up; one worker only")
-        else:
-            for _ in range(min(workers, len(groups)) - 1):
-                spawn(None)
-        for pid, (read_fd, _) in children.items():
-            selector.register(read_fd, selectors.EVENT_READ, pid)
-            running[pid] = None
+                where = "one worker only" if early else "tests run in this process"
+                reporter.write_line(f"forked workers: threads are running after the warm-up; {where}")
+            if not early:
+                return None
+            early.clear()
+            wanted = 0
+        for _ in range(wanted):
+            index = take(False)
+            if index is None:
+                break
+            spawn([index])
+        for pid in children:
+            watch(pid)
 
         while selector.get_map():
             # Everything the workers have sent, before any request for more work is answered: a
@@ -299,6 +347,11 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
                     if message is None or message[0] == "done":
                         reap(pid, crashed=message is None)
                         requests = [r for r in requests if r != pid]
+                        if pid in early and message is not None:
+                            # Out of cold files: a worker with the warm-up takes its place.
+                            index = take(False)
+                            if index is not None:
+                                watch(spawn([index]))
                     elif message[0] == "next":
                         requests.append(pid)  # it sends nothing more until answered
                     else:
@@ -307,7 +360,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
                         _handle(session, running, pid, message)
                 events = selector.select(timeout=0) if selector.get_map() else []
             for pid in requests:
-                index = None if session.shouldfail or session.shouldstop else next(pending, None)
+                index = take(pid in early)
                 try:
                     _send(children[pid][1], index)
                 except BrokenPipeError:
@@ -320,10 +373,12 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
                 os.waitpid(pid, 0)
             except (ProcessLookupError, ChildProcessError):
                 pass
+    not_run = len(session.items) - len(started)
     if dead:
         # The survivors took the other files; the tests after the crash in its file did not run.
-        not_run = len(session.items) - len(started)
         session.shouldstop = f"a test worker died running {', '.join(dead)}; {not_run} tests did not run"
+    elif queue and not (session.shouldfail or session.shouldstop):
+        session.shouldstop = f"no worker was left to run {len(queue)} files; {not_run} tests did not run"
     if session.shouldfail:
         raise session.Failed(session.shouldfail)
     if session.shouldstop:

@@ -20,6 +20,14 @@ def pytest_forked_workers_warm(session):
     os.environ["WARMED_IN"] = str(os.getpid())
     with open("warm-hook.txt", "a") as f:
         f.write(f"{os.getpid()}\\n")
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_forked_workers_cold(session, path):
+    return path.name in ("test_a.py", "test_b.py")
+
+def record(name):
+    with open(name, "a") as f:
+        f.write(f"{os.getpid()} {os.environ.get('WARMED_IN', '-')}\\n")
 """
 
 
@@ -41,31 +49,32 @@ def run_suite(tmp_path: Path, files: dict[str, str], *args: str) -> subprocess.C
 def test_every_report_reaches_the_terminal_and_a_file_stays_in_one_worker(tmp_path):
     files = {
         "conftest.py": WARM_CONFTEST,
+        # Cold (see the conftest): the worker forked before the warm-up runs both files, then stops.
         "test_a.py": """
-            import time, warnings
-            # The first worker is busy here for half a second: the warm-up ends and the second worker takes the
-            # files below.
-            def test_pass(): time.sleep(0.5)
+            import warnings
+            from conftest import record
+            def test_pass(): record("cold.txt")
             def test_fail(): assert 1 + 1 == 3, "arithmetic"
             def test_warns(): warnings.warn("from a worker", UserWarning)
         """,
-        # The first worker starts before the warm-up, the others inherit it from the parent.
-        **{
-            f"test_w{i}.py": """
-                import os
-                def test_warm():
-                    with open("warm.txt", "a") as f:
-                        f.write(f"{os.getpid()} {os.environ.get('WARMED_IN', '-')}\\n")
-            """
-            for i in range(4)
-        },
         "test_b.py": """
-            import os, pytest
+            import pytest
+            from conftest import record
             @pytest.mark.parametrize("n", range(5))
-            def test_many(n): print("noise from", n)
+            def test_many(n): print("noise from", n); record("cold.txt")
             @pytest.mark.skip(reason="not here")
             def test_skipped(): pass
         """,
+        # These need the warm-up: workers forked after it run them. Each takes 0.1 s, so the second
+        # worker is still busy with them when the first one's place is taken.
+        **{
+            f"test_w{i}.py": """
+                import time
+                from conftest import record
+                def test_warm(): time.sleep(0.1); record("warm.txt")
+            """
+            for i in range(4)
+        },
         "test_m.py": """
             import os, pytest
             built = []
@@ -83,11 +92,16 @@ def test_every_report_reaches_the_terminal_and_a_file_stays_in_one_worker(tmp_pa
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "1 failed, 17 passed, 1 skipped, 1 warning" in proc.stdout  # the warning once
     assert "UserWarning: from a worker" in proc.stdout
-    # The warm-up ran once, in the parent (the workers forked after it inherit what it made).
-    warm = [line.split() for line in (tmp_path / "warm.txt").read_text().splitlines()]
     [hook_pid] = (tmp_path / "warm-hook.txt").read_text().split()
-    assert all(warmed in ("-", hook_pid) and pid != hook_pid for pid, warmed in warm), warm
-    assert any(warmed == hook_pid for _, warmed in warm), warm  # a worker forked after it inherited it
+    cold = {tuple(line.split()) for line in (tmp_path / "cold.txt").read_text().splitlines()}
+    warm = {tuple(line.split()) for line in (tmp_path / "warm.txt").read_text().splitlines()}
+    # The cold files ran in one worker, forked before the warm-up (it has none of it)...
+    [(early_pid, early_warmed)] = cold
+    assert early_warmed == "-" and early_pid != hook_pid, cold
+    # ...and the others in workers forked after it, in this process: the second worker and the one that
+    # took the first one's place when it ran out of cold files.
+    assert {warmed for _, warmed in warm} == {hook_pid}, warm
+    assert len({pid for pid, _ in warm} - {early_pid, hook_pid}) == 2, warm
     assert "FAILED test_a.py::test_fail - AssertionError: arithmetic" in proc.stdout
     assert "assert (1 + 1) == 3" in proc.stdout  # the traceback, with pytest's assertion rewriting
     assert "SKIPPED [1] test_b.py" in proc.stdout and "not here" in proc.stdout

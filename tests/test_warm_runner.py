@@ -106,6 +106,31 @@ def _guard(child_main):
     return guarded
 
 
+def test_the_warm_up_previews_are_the_first_stacks_results_and_run_nowhere_else(tmp_path, capfd):
+    """The warm-up previews in this process until a stack's program runs (a refused config warms
+    nothing); each preview it made is that stack's result, read as a child's would be, and that
+    stack gets no child. Its output stays out of this process's own."""
+    ran = tmp_path / "ran.txt"
+    preview = fake_preview()
+
+    def child_main(argv: list[str]) -> int:
+        with ran.open("a") as f:
+            f.write(f"{_arg(argv, '--stack')} {os.getpid()}\n")
+        return preview(argv)
+
+    runner = WarmRunner(parallel=2, timeout=30, use_cache=False, child_main=child_main)
+    results = runner.run(jobs(tmp_path, "bad-config", "a", "b", "c"))
+    where = dict(line.split() for line in ran.read_text().splitlines())
+    assert len(ran.read_text().splitlines()) == 4  # each stack previewed once
+    assert where["bad-config"] == where["a"] == str(os.getpid())  # the warm-up: here
+    assert str(os.getpid()) not in (where["b"], where["c"])  # the others: in children
+    assert [r.code for r in results] == [exit_codes.CONFIG_ERROR, exit_codes.OK, exit_codes.OK, exit_codes.OK]
+    assert results[0].detail == "k8s-platform:network.vpcCidr: not a private block"  # from its stderr
+    assert results[1].resources == 5 and results[1].changes == "5 to create"  # from its plan
+    out, err = capfd.readouterr()
+    assert "planned offline" not in out and "invalid configuration" not in err
+
+
 def test_a_hung_child_times_out_alone(tmp_path):
     runner = WarmRunner(parallel=2, timeout=1.0, use_cache=False, warm_up=False, child_main=fake_preview())
     hung, ok = runner.run(jobs(tmp_path, "hangs", "a"))

@@ -4,9 +4,10 @@ A cold offline preview pays, before its first resource, for importing every SDK 
 program touches and for the SDK resolving the type hints of every input and resource class it
 constructs; a fleet of N stacks in N fresh interpreters pays that N times. Pulumi mocks are
 process-global, so two stacks cannot share one process either. The warm runner does both: this
-process runs one offline preview itself (the warm-up: imports, class building, type resolution,
-the policy pack), drops the event loop's worker threads so that forking is safe, then forks a
-child per stack. A child inherits the warm interpreter, runs exactly what
+process previews the first stack itself (the warm-up: imports, class building, type resolution,
+the policy pack; that preview is the first stack's result), drops the event loop's worker threads
+so that forking is safe, then forks a child per other stack. A child inherits the warm
+interpreter, runs exactly what
 `platformctl preview --offline --quiet --json PLAN` runs, interprets its own exit code, stderr and
 plan with `fleet.outcome_from_process` (so both runners report alike) and streams that outcome
 back over a pipe as one JSON line.
@@ -21,7 +22,6 @@ POSIX only (`os.fork`); elsewhere `fleet` keeps its one-interpreter-per-stack ru
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import selectors
@@ -30,7 +30,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -139,31 +139,49 @@ class WarmRunner:
         self.clock = clock
         self.work_dir = work_dir
         self.warm_seconds: float | None = None
+        self.warm_results: dict[int, StackResult] = {}
 
     # --- warm-up -------------------------------------------------------------------------------
 
     def warm(self, jobs: Sequence[StackJob]) -> float:
-        """One offline preview in this process (the first of the first three stacks whose program
-        runs; its result is discarded: each stack's own result comes from its child), then release
-        the loop's threads and freeze the warm heap."""
+        """One offline preview in this process, of the first of the first three stacks whose
+        program runs (a stack whose config is refused warms nothing: the next one is tried), then
+        release the loop's threads and freeze the warm heap. Each preview made here is that stack's
+        result, as a child would have reported it: `warm_results` (position in `jobs` -> result)."""
         start = time.perf_counter()
-        candidates = [j.stack_file for j in jobs[:3]]
-        with tempfile.TemporaryDirectory(prefix="warm-", dir=self.work_dir) as tmp:
-            for stack_file in candidates:
-                if not stack_file.exists():
-                    continue
-                argv = preview_argv(StackJob("warm-up", stack_file), Path(tmp) / "plan.json", use_cache=False)
-                sink = io.StringIO()
-                with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-                    code = self._guarded(lambda argv=argv: self.child_main(argv))
-                if code in (exit_codes.OK, exit_codes.POLICY_VIOLATION):
-                    break
+        self.warm_results = {}
+        for position, job in enumerate(jobs[:3]):
+            if not job.stack_file.exists():
+                continue
+            result = self._run_here(job)
+            if result is None:
+                continue
+            self.warm_results[position] = result
+            if result.code in (exit_codes.OK, exit_codes.POLICY_VIOLATION):
+                break
         release_event_loop()
         # Children share the warm heap copy-on-write: keep the collector from walking (and so
         # copying) it in every child; a child only collects what it allocated itself.
         gc_tuning.settle()
         self.warm_seconds = time.perf_counter() - start
         return self.warm_seconds
+
+    def _run_here(self, job: StackJob) -> StackResult | None:
+        """The stack's preview in this process, its output kept from this process's own; None if it
+        raised or timed out (a child then runs it)."""
+        work = Path(tempfile.mkdtemp(prefix=f"fleet-{job.name}-", dir=self.work_dir))
+        start = self.clock()
+        try:
+            with _output_to(work):
+                code = self._guarded(lambda: self._preview(job, work))
+            if code is None:
+                return None
+            return _result(job, _outcome_of(code, work), self.clock() - start)
+        finally:
+            _remove_tree(work)
+
+    def _preview(self, job: StackJob, work: Path) -> int:
+        return self.child_main(preview_argv(job, work / "plan.json", self.use_cache, self.policy_config))
 
     def _guarded(self, fn: Callable[[], int]) -> int | None:
         """The warm-up may not hang the fleet: it gets the per-stack timeout (SIGALRM, main thread)."""
@@ -200,26 +218,9 @@ class WarmRunner:
             # child runs its program on a loop of its own.
             asyncio.set_event_loop(asyncio.new_event_loop())
             signal.signal(signal.SIGINT, signal.SIG_DFL)
-            stderr_path = work / "stderr.txt"
-            plan_path = work / "plan.json"
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            err = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            os.dup2(devnull, 1)
-            os.dup2(err, 2)
-            # Whatever sys.stdout/sys.stderr were in the parent (a terminal, a test's capture), the
-            # child's own go to these files.
-            sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
-            sys.stderr = open(2, "w", buffering=1, closefd=False, errors="backslashreplace")  # noqa: SIM115
-            code = self.child_main(preview_argv(job, plan_path, self.use_cache, self.policy_config))
-            sys.stdout.flush()
-            sys.stderr.flush()
-            plan = None
-            if plan_path.exists():
-                try:
-                    plan = json.loads(plan_path.read_text())
-                except ValueError:
-                    plan = None
-            outcome = outcome_from_process(code, stderr_path.read_text(errors="replace"), plan)
+            with _output_to(work):
+                code = self._preview(job, work)
+            outcome = _outcome_of(code, work)
             with os.fdopen(write_fd, "w") as out:
                 out.write(json.dumps(asdict(outcome)) + "\n")
         except BaseException:  # noqa: BLE001 - nothing may escape into the parent's code paths
@@ -246,7 +247,7 @@ class WarmRunner:
         seconds = self.clock() - child.start
         outcome = self._outcome(child, status)
         _remove_tree(child.work)
-        return StackResult(child.job.name, outcome.code, 1, seconds, outcome.detail, outcome.resources, outcome.changes)
+        return _result(child.job, outcome, seconds)
 
     def _outcome(self, child: _Child, status: int) -> StackOutcome:
         if child.timed_out:
@@ -283,15 +284,16 @@ class WarmRunner:
         for index, job in enumerate(jobs):
             outcome = cached_outcome(job) if self.use_cache and job.stack_file.exists() else None
             if outcome is not None:
-                report(
-                    index,
-                    StackResult(job.name, outcome.code, 1, 0.0, outcome.detail, outcome.resources, outcome.changes),
-                )
+                report(index, _result(job, outcome, 0.0))
             else:
                 pending.append((index, job))
         if len(pending) > 1 and self.warm_up and self.warm_seconds is None:
-            # One stack alone gains nothing from a warm-up run before it.
+            # One stack alone gains nothing from a warm-up run before it. The stacks the warm-up
+            # previewed are done.
             self.warm([job for _, job in pending])
+            for position in sorted(self.warm_results, reverse=True):
+                index, _ = pending.pop(position)
+                report(index, self.warm_results[position])
         index_of = {id(job): index for index, job in pending}
         queue = [job for _, job in pending]
         running: dict[int, _Child] = {}
@@ -329,6 +331,52 @@ class WarmRunner:
         finally:
             sel.close()
         return [results[i] for i in range(len(jobs))]
+
+
+@contextlib.contextmanager
+def _output_to(work: Path) -> Iterator[None]:
+    """File descriptors 1 and 2, and sys.stdout/sys.stderr, away from this process's own for the
+    duration: stdout to /dev/null, stderr to `work/stderr.txt` (what the outcome is read from).
+    Whatever sys.stdout/sys.stderr were (a terminal, a test's capture) is restored after."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved_fds = os.dup(1), os.dup(2)
+    saved_streams = sys.stdout, sys.stderr
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    err = os.open(work / "stderr.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(devnull, 1)
+    os.dup2(err, 2)
+    os.close(devnull)
+    os.close(err)
+    out_stream = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+    err_stream = open(2, "w", buffering=1, closefd=False, errors="backslashreplace")  # noqa: SIM115
+    sys.stdout, sys.stderr = out_stream, err_stream
+    try:
+        yield
+    finally:
+        out_stream.flush()
+        err_stream.flush()
+        sys.stdout, sys.stderr = saved_streams
+        os.dup2(saved_fds[0], 1)
+        os.dup2(saved_fds[1], 2)
+        os.close(saved_fds[0])
+        os.close(saved_fds[1])
+
+
+def _result(job: StackJob, outcome: StackOutcome, seconds: float) -> StackResult:
+    return StackResult(job.name, outcome.code, 1, seconds, outcome.detail, outcome.resources, outcome.changes)
+
+
+def _outcome_of(code: int, work: Path) -> StackOutcome:
+    """One preview's outcome from its exit code and what it left in `work` (stderr, the plan)."""
+    plan_path = work / "plan.json"
+    plan = None
+    if plan_path.exists():
+        try:
+            plan = json.loads(plan_path.read_text())
+        except ValueError:
+            plan = None
+    return outcome_from_process(code, (work / "stderr.txt").read_text(errors="replace"), plan)
 
 
 def _last_line(path: Path) -> str:
