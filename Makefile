@@ -28,10 +28,13 @@ setup:
 # built twice), heaviest first. On 2 cores the suite measured ~6 s less than with pytest-xdist's fresh
 # interpreters, each of which imports, collects and warms up again (README "Benchmarks").
 TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
+# A test still running after this many seconds (the slowest takes ~8) prints its worker's stacks and
+# fails, instead of holding the run until CI's limit.
+TEST_TIMEOUT ?= 300
 
 test:
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q --forked-workers $(TEST_WORKERS)
+	$(BIN)/python -m pytest -q --forked-workers $(TEST_WORKERS) --forked-worker-timeout $(TEST_TIMEOUT)
 
 # README's configuration reference, rendered from the config models' Field descriptions
 # (tests/test_config_docs.py fails when they disagree).

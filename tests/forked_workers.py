@@ -19,6 +19,7 @@ is given, and on `--collect-only`.
 """
 from __future__ import annotations
 
+import faulthandler
 import os
 import pickle
 import selectors
@@ -26,6 +27,7 @@ import signal
 import struct
 import sys
 import threading
+import time
 import warnings
 from collections import OrderedDict
 from typing import Any
@@ -42,6 +44,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=0,
         metavar="N",
         help="run the tests in N worker processes forked after collection (0 or 1: in this process)",
+    )
+    parser.addoption(
+        "--forked-worker-timeout",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="a worker still in one test after SECONDS prints every thread's stack and exits: that test "
+        "fails and the others go on (0: no limit)",
     )
 
 
@@ -138,10 +148,14 @@ def _worker(
     config.pluginmanager.register(forwarder, "forked-worker-forwarder")
     forwarder.registered = True
     capman = config.pluginmanager.getplugin("capturemanager")
+    limit = config.getoption("forked_worker_timeout")
     if capman is not None and capman.is_globally_capturing():
         capman.stop_global_capturing()
+        stderr = os.fdopen(os.dup(2), "w")  # the terminal's, not a test's capture
         capman.start_global_capturing()
         capman.suspend_global_capture()
+    else:
+        stderr = os.fdopen(os.dup(2), "w")
     # A loop of its own: the inherited one's selector and self-pipe are shared with the other workers.
     import asyncio
 
@@ -166,7 +180,13 @@ def _worker(
                 following = None if session.shouldfail or session.shouldstop else next_group()
                 nextitem = following[0] if following else None
             _send(to_parent, ("running", item.nodeid))
+            if limit:
+                # A hang (a lock inherited held, a server that never answers) becomes this test's
+                # failure with the stacks that show where, not a run that never ends.
+                faulthandler.dump_traceback_later(limit, exit=True, file=stderr)
             item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+            if limit:
+                faulthandler.cancel_dump_traceback_later()
             if session.shouldfail or session.shouldstop:
                 following = None
                 break
@@ -292,6 +312,8 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
 
     selector = selectors.DefaultSelector()
     running: dict[int, str | None] = {}
+    since: dict[int, float] = {}  # when each worker began its current test
+    limit = session.config.getoption("forked_worker_timeout")
 
     def watch(pid: int) -> None:
         selector.register(children[pid][0], selectors.EVENT_READ, pid)
@@ -306,6 +328,8 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         if crashed:
             nodeid = running.get(pid) or f"<forked worker {pid}, between tests>"
             why = f"exit status {os.waitstatus_to_exitcode(status)}"
+            if limit and running.get(pid) and time.monotonic() - since.get(pid, 0.0) >= limit:
+                why = f"no result after {limit:g}s (--forked-worker-timeout); its threads' stacks are above"
             _crash_report(session, nodeid, by_nodeid.get(nodeid), why)
             dead.append(nodeid)
 
@@ -357,6 +381,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
                     else:
                         if message[0] == "running":
                             started.add(message[1])
+                            since[pid] = time.monotonic()
                         _handle(session, running, pid, message)
                 events = selector.select(timeout=0) if selector.get_map() else []
             for pid in requests:

@@ -118,14 +118,22 @@ def test_a_worker_that_dies_is_one_failed_test_naming_it_and_the_others_go_on(tm
             def test_dies(): os._exit(3)
             def test_after(): pass
         """,
+        "test_hang.py": """
+            import threading
+            def test_hangs(): threading.Event().wait()
+        """,
         **{f"test_fine{i}.py": "def test_fine(): pass\n" for i in range(6)},
     }
-    proc = run_suite(tmp_path, files, "--forked-workers", "2", "-rf")
+    proc = run_suite(tmp_path, files, "--forked-workers", "2", "--forked-worker-timeout", "1", "-rf")
     assert proc.returncode == 2, proc.stdout + proc.stderr  # interrupted: not every test ran
     assert "FAILED test_crash.py::test_dies" in proc.stdout
     assert "forked test worker died while running this test: exit status 3" in proc.stdout
-    assert "1 failed, 7 passed" in proc.stdout  # the six other files ran in the surviving worker
-    assert "a test worker died running test_crash.py::test_dies; 1 tests did not run" in proc.stdout
+    # A hung test is a failure too, after the limit, with the stack of where it waits.
+    assert "FAILED test_hang.py::test_hangs" in proc.stdout
+    assert "no result after 1s (--forked-worker-timeout)" in proc.stdout
+    assert "Timeout (0:00:01)!" in proc.stderr and 'test_hang.py", line 3 in test_hangs' in proc.stderr
+    assert "2 failed, 7 passed" in proc.stdout  # the six other files ran in the surviving workers
+    assert "1 tests did not run" in proc.stdout
 
 
 def test_exit_first_stops_handing_out_files(tmp_path):

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -129,6 +130,29 @@ def test_the_warm_up_previews_are_the_first_stacks_results_and_run_nowhere_else(
     assert results[1].resources == 5 and results[1].changes == "5 to create"  # from its plan
     out, err = capfd.readouterr()
     assert "planned offline" not in out and "invalid configuration" not in err
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="reads the kernel's thread list (Linux)")
+def test_nothing_forks_while_a_thread_of_the_process_still_runs():
+    """`release_event_loop` returns only once the kernel lists the calling thread alone: a thread
+    still exiting may hold a lock a forked child would inherit held. Checked in a forked child of
+    this test (which has other threads of its own), with a thread that outlives the loop's."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports by its exit status
+        code = 1
+        try:
+            import asyncio
+
+            asyncio.set_event_loop(asyncio.new_event_loop())  # not the loop this worker uses
+            threading.Thread(target=time.sleep, args=(0.3,), daemon=True).start()
+            start = time.monotonic()
+            warm_runner.release_event_loop()
+            alone = len(os.listdir("/proc/self/task")) == 1
+            code = 0 if alone and time.monotonic() - start >= 0.25 else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def test_a_hung_child_times_out_alone(tmp_path):

@@ -100,6 +100,23 @@ def release_event_loop() -> None:
         loop.run_until_complete(loop.shutdown_default_executor())
         loop.close()
     asyncio.set_event_loop(asyncio.new_event_loop())
+    _wait_for_threads_to_exit()
+
+
+def _wait_for_threads_to_exit(timeout: float = 2.0) -> None:
+    """Python's join returns before the joined thread has finished exiting: its thread-local
+    destructors (OpenSSL's among them, through `cryptography`) still run, and take locks. A fork in
+    that window copies a lock held by a thread the child does not have, and the child's next RSA
+    key waits for it forever (seen once: a test worker forked right after the warm-up hung in the
+    mock's key generation, blocked in OpenSSL's CRYPTO_THREAD_write_lock). So wait until the kernel
+    lists this thread alone (Linux: /proc/self/task; elsewhere a moment's grace)."""
+    tasks = "/proc/self/task"
+    if not os.path.isdir(tasks):
+        time.sleep(0.01)
+        return
+    deadline = time.monotonic() + timeout
+    while len(os.listdir(tasks)) > 1 and time.monotonic() < deadline:
+        time.sleep(0.001)
 
 
 @dataclass
