@@ -258,6 +258,16 @@ def offline_command(
     return [python, "-m", "programs.platformctl.cli", *preview_argv(job, json_path, policy_config=policy_config)]
 
 
+def read_plan(path: Path) -> dict[str, Any] | None:
+    """The plan JSON an offline preview wrote, or None if it wrote none (or half of one)."""
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        return None
+
+
 def outcome_from_process(returncode: int, stderr: str, plan: dict[str, Any] | None) -> StackOutcome:
     """Interpret one offline preview process: its exit code, stderr and the plan JSON it wrote."""
     resources = len(plan["resources"]) if plan and plan.get("resources") is not None else None
@@ -324,13 +334,7 @@ class OfflineRunner:
                 return StackOutcome(
                     exit_codes.TIMED_OUT, f"offline preview timed out after {self.timeout:g}s (--timeout)"
                 )
-            plan = None
-            if plan_path.exists():
-                try:
-                    plan = json.loads(plan_path.read_text())
-                except ValueError:
-                    plan = None
-            return outcome_from_process(proc.returncode, proc.stderr, plan)
+            return outcome_from_process(proc.returncode, proc.stderr, read_plan(plan_path))
 
 
 def warm_fleet(

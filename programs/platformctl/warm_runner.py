@@ -42,6 +42,7 @@ from programs.api.scheduler import (  # noqa: F401 (preview_argv: public here to
     one_line,
     outcome_from_process,
     preview_argv,
+    read_plan,
 )
 from programs.platformctl import exit_codes, plan_cache
 
@@ -386,14 +387,7 @@ def _result(job: StackJob, outcome: StackOutcome, seconds: float) -> StackResult
 
 def _outcome_of(code: int, work: Path) -> StackOutcome:
     """One preview's outcome from its exit code and what it left in `work` (stderr, the plan)."""
-    plan_path = work / "plan.json"
-    plan = None
-    if plan_path.exists():
-        try:
-            plan = json.loads(plan_path.read_text())
-        except ValueError:
-            plan = None
-    return outcome_from_process(code, (work / "stderr.txt").read_text(errors="replace"), plan)
+    return outcome_from_process(code, (work / "stderr.txt").read_text(errors="replace"), read_plan(work / "plan.json"))
 
 
 def _last_line(path: Path) -> str:
