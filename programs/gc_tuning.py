@@ -43,10 +43,12 @@ def settle() -> None:
 
 def keep_garbage_until_exit() -> None:
     """For a process that makes many runs and then exits within minutes (the test suite's workers):
-    from now on `settle` freezes without collecting first. What each run left as garbage (cycles of
-    the SDK's futures and tasks, ~12 MiB a dev run) is kept until the process exits, and each run
-    saves the collection of it (0.06-0.14 s a dev run, measured alternating runs in one process).
-    A process that lives on (the Automation API's caller) keeps the default."""
+    from now on `settle` freezes without collecting first. Every cycle that is garbage at a settle
+    (each run's futures and tasks, ~12 MiB a dev run, and whatever else the process dropped since)
+    is kept, finalizers unrun, until the process exits; each run saves the collection of it
+    (0.06-0.14 s a dev run, measured alternating runs in one process). Measured on the suite's two
+    workers at their end: max RSS 633 and 566 MiB against 418 and 331, open descriptors 79 and 61
+    against 61 and 61. A process that lives on (the Automation API's caller) keeps the default."""
     global _collect_on_settle
     _collect_on_settle = False
 

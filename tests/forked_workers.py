@@ -12,10 +12,11 @@ worker asks next; a worker asks for its next file before it runs the last test o
 module fixtures are torn down where pytest would tear them down.
 
 Workers run the tests and send every report back; this process turns them into the usual terminal
-output, counts and exit status. A worker that dies is reported as one failed test naming what it was
-running, the others take the remaining files, and the run ends "Interrupted" with the count of tests
-that did not run. Standard library and pytest's own hooks only; off (plain pytest) unless the option
-is given, and on `--collect-only`.
+output, counts and exit status. A worker that dies, or is killed for running one test longer than
+`--forked-worker-timeout` (after printing every thread's stack), is reported as one failed test naming
+what it was running; the files it had not begun go to the others, a new worker takes its place, and
+the run ends "Interrupted" with the count of tests that did not run. Standard library and pytest's
+own hooks only; off (plain pytest) unless the option is given, and on `--collect-only`.
 """
 from __future__ import annotations
 
@@ -50,8 +51,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=float,
         default=0.0,
         metavar="SECONDS",
-        help="a worker still in one test after SECONDS prints every thread's stack and exits: that test "
-        "fails and the others go on (0: no limit)",
+        help="a worker still in one test after SECONDS prints every thread's stack and is killed: that "
+        "test fails and the others go on (0: no limit)",
     )
 
 
@@ -148,7 +149,6 @@ def _worker(
     config.pluginmanager.register(forwarder, "forked-worker-forwarder")
     forwarder.registered = True
     capman = config.pluginmanager.getplugin("capturemanager")
-    limit = config.getoption("forked_worker_timeout")
     if capman is not None and capman.is_globally_capturing():
         capman.stop_global_capturing()
         stderr = os.fdopen(os.dup(2), "w")  # the terminal's, not a test's capture
@@ -156,6 +156,10 @@ def _worker(
         capman.suspend_global_capture()
     else:
         stderr = os.fdopen(os.dup(2), "w")
+    # The parent enforces --forked-worker-timeout: it asks for the stacks with this signal, then
+    # kills the worker. A signal handler, not faulthandler's watchdog thread: a worker's tests fork
+    # (the warm runner), and the warm runner waits for its own threads to be gone before it does.
+    faulthandler.register(signal.SIGUSR1, file=stderr, all_threads=True)
     # A loop of its own: the inherited one's selector and self-pipe are shared with the other workers.
     import asyncio
 
@@ -179,14 +183,9 @@ def _worker(
             else:
                 following = None if session.shouldfail or session.shouldstop else next_group()
                 nextitem = following[0] if following else None
-            _send(to_parent, ("running", item.nodeid))
-            if limit:
-                # A hang (a lock inherited held, a server that never answers) becomes this test's
-                # failure with the stacks that show where, not a run that never ends.
-                faulthandler.dump_traceback_later(limit, exit=True, file=stderr)
+            # When it began, by the clock every process shares (the parent may read this late).
+            _send(to_parent, ("running", item.nodeid, time.monotonic()))
             item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
-            if limit:
-                faulthandler.cancel_dump_traceback_later()
             if session.shouldfail or session.shouldstop:
                 following = None
                 break
@@ -262,6 +261,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     started: set[str] = set()  # tests a worker began
     dead: list[str] = []
     early: set[int] = set()  # the worker forked before the warm-up
+    given: dict[int, list[int]] = {}  # the files handed to each worker, in order
 
     def take(for_early: bool) -> int | None:
         """The next file to hand out (for the early worker, the next cold one), or None."""
@@ -308,12 +308,39 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         os.close(up_write)
         os.close(down_read)
         children[pid] = (up_read, down_write)
+        given[pid] = list(first)
         return pid
 
     selector = selectors.DefaultSelector()
     running: dict[int, str | None] = {}
     since: dict[int, float] = {}  # when each worker began its current test
     limit = session.config.getoption("forked_worker_timeout")
+    overdue: set[int] = set()  # workers killed for --forked-worker-timeout
+
+    def kill_overdue() -> float | None:
+        """Kill every worker whose current test has run past the limit (after asking for its
+        stacks); the seconds until the next one would be due, or None."""
+        if not limit:
+            return None
+        now = time.monotonic()
+        due = None
+        for pid, nodeid in running.items():
+            if nodeid is None or pid in overdue or pid not in children:
+                continue
+            left = since[pid] + limit - now
+            if left > 0:
+                due = left if due is None else min(due, left)
+                continue
+            overdue.add(pid)
+            if reporter is not None:
+                reporter.write_line(f"forked workers: {nodeid} ran past {limit:g}s; its worker's stacks are on stderr")
+            try:
+                os.kill(pid, signal.SIGUSR1)  # faulthandler prints every thread's stack
+                time.sleep(0.5)
+                os.kill(pid, signal.SIGKILL)  # its pipe closes: reaped as a crash
+            except ProcessLookupError:
+                pass
+        return due
 
     def watch(pid: int) -> None:
         selector.register(children[pid][0], selectors.EVENT_READ, pid)
@@ -328,10 +355,14 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         if crashed:
             nodeid = running.get(pid) or f"<forked worker {pid}, between tests>"
             why = f"exit status {os.waitstatus_to_exitcode(status)}"
-            if limit and running.get(pid) and time.monotonic() - since.get(pid, 0.0) >= limit:
+            if pid in overdue:
                 why = f"no result after {limit:g}s (--forked-worker-timeout); its threads' stacks are above"
             _crash_report(session, nodeid, by_nodeid.get(nodeid), why)
             dead.append(nodeid)
+            # Files it was given and had not begun go to the others (the rest of its current file
+            # is counted as not run).
+            queue[:0] = [i for i in given[pid] if not any(item.nodeid in started for item in groups[i])]
+        del given[pid]
 
     try:
         # While this process warms up, one worker runs files that do not need it.
@@ -361,7 +392,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
             # Everything the workers have sent, before any request for more work is answered: a
             # failure under -x stops the hand-out before the next file goes out.
             requests: list[int] = []
-            events = selector.select()
+            events = selector.select(timeout=kill_overdue())
             while events:
                 for key, _ in events:
                     pid = key.data
@@ -371,8 +402,8 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
                     if message is None or message[0] == "done":
                         reap(pid, crashed=message is None)
                         requests = [r for r in requests if r != pid]
-                        if pid in early and message is not None:
-                            # Out of cold files: a worker with the warm-up takes its place.
+                        if pid in early or message is None:
+                            # Out of cold files, or dead: a worker with the warm-up takes its place.
                             index = take(False)
                             if index is not None:
                                 watch(spawn([index]))
@@ -381,7 +412,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
                     else:
                         if message[0] == "running":
                             started.add(message[1])
-                            since[pid] = time.monotonic()
+                            since[pid] = message[2]
                         _handle(session, running, pid, message)
                 events = selector.select(timeout=0) if selector.get_map() else []
             for pid in requests:
@@ -389,7 +420,11 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
                 try:
                     _send(children[pid][1], index)
                 except BrokenPipeError:
-                    pass  # it died after asking: its end of file comes next
+                    if index is not None:
+                        queue.insert(0, index)  # it died after asking: another worker takes this file
+                    continue
+                if index is not None:
+                    given[pid].append(index)
     finally:
         # Whatever ended this loop early (an error in the warm-up, Ctrl-C), no worker outlives it.
         for pid in list(children):

@@ -118,6 +118,15 @@ def test_a_worker_that_dies_is_one_failed_test_naming_it_and_the_others_go_on(tm
             def test_dies(): os._exit(3)
             def test_after(): pass
         """,
+        # Both cold: the worker forked before the warm-up is given both and dies in the first; the
+        # second goes to another worker.
+        "conftest.py": """
+            import pytest
+            @pytest.hookimpl(optionalhook=True)
+            def pytest_forked_workers_cold(session, path):
+                return path.name in ("test_crash.py", "test_crash2.py") or None
+        """,
+        "test_crash2.py": "def test_given_to_the_dead_worker(): pass\n",
         "test_hang.py": """
             import threading
             def test_hangs(): threading.Event().wait()
@@ -131,8 +140,9 @@ def test_a_worker_that_dies_is_one_failed_test_naming_it_and_the_others_go_on(tm
     # A hung test is a failure too, after the limit, with the stack of where it waits.
     assert "FAILED test_hang.py::test_hangs" in proc.stdout
     assert "no result after 1s (--forked-worker-timeout)" in proc.stdout
-    assert "Timeout (0:00:01)!" in proc.stderr and 'test_hang.py", line 3 in test_hangs' in proc.stderr
-    assert "2 failed, 7 passed" in proc.stdout  # the six other files ran in the surviving workers
+    assert "test_hang.py::test_hangs ran past 1s; its worker's stacks are on stderr" in proc.stdout
+    assert 'test_hang.py", line 3 in test_hangs' in proc.stderr
+    assert "2 failed, 8 passed" in proc.stdout  # every other file ran, in the other workers
     assert "1 tests did not run" in proc.stdout
 
 

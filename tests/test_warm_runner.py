@@ -133,26 +133,55 @@ def test_the_warm_up_previews_are_the_first_stacks_results_and_run_nowhere_else(
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="reads the kernel's thread list (Linux)")
-def test_nothing_forks_while_a_thread_of_the_process_still_runs():
-    """`release_event_loop` returns only once the kernel lists the calling thread alone: a thread
-    still exiting may hold a lock a forked child would inherit held. Checked in a forked child of
-    this test (which has other threads of its own), with a thread that outlives the loop's."""
+def test_nothing_forks_while_a_thread_of_the_loop_is_still_exiting():
+    """`release_event_loop` returns only once the kernel no longer lists the executor's threads:
+    Python's join returns before a thread's thread-local destructors have run (OpenSSL's take a
+    lock a forked child would inherit held). Here an executor thread's destructor sleeps 0.3 s
+    (libc's usleep, registered with pthread_key_create). In a forked child of this test, on a loop
+    of its own."""
+    import asyncio
+    import ctypes
+
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child reports by its exit status
         code = 1
         try:
-            import asyncio
+            libc = ctypes.CDLL(None)
+            key = ctypes.c_uint()
+            assert libc.pthread_key_create(ctypes.byref(key), ctypes.cast(libc.usleep, ctypes.c_void_p)) == 0
+
+            def linger_on_exit() -> int:
+                libc.pthread_setspecific(key, ctypes.c_void_p(300_000))  # usleep(300000) at thread exit
+                return threading.get_native_id()
 
             asyncio.set_event_loop(asyncio.new_event_loop())  # not the loop this worker uses
-            threading.Thread(target=time.sleep, args=(0.3,), daemon=True).start()
-            start = time.monotonic()
+            loop = asyncio.get_event_loop()
+            tid = loop.run_until_complete(loop.run_in_executor(None, linger_on_exit))
             warm_runner.release_event_loop()
-            alone = len(os.listdir("/proc/self/task")) == 1
-            code = 0 if alone and time.monotonic() - start >= 0.25 else 1
+            code = 0 if not os.path.exists(f"/proc/self/task/{tid}") else 1
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_warm_up_that_runs_out_of_time_is_that_stacks_timeout(tmp_path, monkeypatch):
+    """The alarm interrupts the preview inside `platformctl`'s own error handling (which turns an
+    exception into exit 3): the stack is still reported as timed out, and the next stack runs in a
+    child, not after the interrupted run in this process."""
+    from programs.platformctl import cli
+
+    def main(argv: list[str]) -> int:
+        if _arg(argv, "--stack") == "slow":
+            time.sleep(30)
+        return fake_preview()(argv)
+
+    monkeypatch.setattr(cli, "main", main)
+    runner = WarmRunner(parallel=1, timeout=1, use_cache=False)
+    results = runner.run(jobs(tmp_path, "slow", "a"))
+    assert [r.code for r in results] == [exit_codes.TIMED_OUT, exit_codes.OK]
+    assert results[0].detail == "offline preview timed out after 1s (--timeout)"
+    assert list(runner.warm_results) == [0]  # "a" was not previewed here after the interrupted run
 
 
 def test_a_hung_child_times_out_alone(tmp_path):

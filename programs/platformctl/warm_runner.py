@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from programs import gc_tuning
 from programs.api.scheduler import (  # noqa: F401 (preview_argv: public here too)
@@ -93,6 +94,7 @@ def release_event_loop() -> None:
     workers do not exist in it."""
     import asyncio
 
+    others = {t: t.native_id for t in threading.enumerate() if t is not threading.current_thread()}
     try:
         loop = asyncio.get_event_loop()
     except RuntimeError:
@@ -101,23 +103,28 @@ def release_event_loop() -> None:
         loop.run_until_complete(loop.shutdown_default_executor())
         loop.close()
     asyncio.set_event_loop(asyncio.new_event_loop())
-    _wait_for_threads_to_exit()
+    _wait_for_threads_to_exit([tid for thread, tid in others.items() if not thread.is_alive() and tid is not None])
 
 
-def _wait_for_threads_to_exit(timeout: float = 2.0) -> None:
+def _wait_for_threads_to_exit(native_ids: Sequence[int], timeout: float = 2.0) -> None:
     """Python's join returns before the joined thread has finished exiting: its thread-local
     destructors (OpenSSL's among them, through `cryptography`) still run, and take locks. A fork in
     that window copies a lock held by a thread the child does not have, and the child's next RSA
     key waits for it forever (seen once: a test worker forked right after the warm-up hung in the
     mock's key generation, blocked in OpenSSL's CRYPTO_THREAD_write_lock). So wait until the kernel
-    lists this thread alone (Linux: /proc/self/task; elsewhere a moment's grace)."""
-    tasks = "/proc/self/task"
-    if not os.path.isdir(tasks):
+    no longer lists the joined threads (Linux: /proc/self/task; elsewhere a moment's grace). Only
+    those: a thread of the caller's own (faulthandler's watchdog, a server) may run on."""
+    if not native_ids:
+        return
+    if not os.path.isdir("/proc/self/task"):
         time.sleep(0.01)
         return
     deadline = time.monotonic() + timeout
-    while len(os.listdir(tasks)) > 1 and time.monotonic() < deadline:
-        time.sleep(0.001)
+    pending = [f"/proc/self/task/{tid}" for tid in native_ids]
+    while pending and time.monotonic() < deadline:
+        pending = [path for path in pending if os.path.exists(path)]
+        if pending:
+            time.sleep(0.001)
 
 
 @dataclass
@@ -175,7 +182,8 @@ class WarmRunner:
             if result is None:
                 continue
             self.warm_results[position] = result
-            if result.code in (exit_codes.OK, exit_codes.POLICY_VIOLATION):
+            # Out of time: what the interrupted run left on the loop must not run into another.
+            if result.code in (exit_codes.OK, exit_codes.POLICY_VIOLATION, exit_codes.TIMED_OUT):
                 break
         release_event_loop()
         # Children share the warm heap copy-on-write: keep the collector from walking (and so
@@ -185,43 +193,58 @@ class WarmRunner:
         return self.warm_seconds
 
     def _run_here(self, job: StackJob) -> StackResult | None:
-        """The stack's preview in this process, its output kept from this process's own; None if it
-        raised or timed out (a child then runs it)."""
+        """The stack's preview in this process, its output kept from this process's own, read as a
+        child's would be (out of time: TIMED_OUT); None if it raised (a child then runs it)."""
         work = Path(tempfile.mkdtemp(prefix=f"fleet-{job.name}-", dir=self.work_dir))
         start = self.clock()
         try:
             with _output_to(work):
-                code = self._guarded(lambda: self._preview(job, work))
+                code, timed_out = self._guarded(lambda: self._preview(job, work))
+            if timed_out:
+                return _result(job, self._timed_out(), self.clock() - start)
             if code is None:
                 return None
             return _result(job, _outcome_of(code, work), self.clock() - start)
         finally:
             _remove_tree(work)
 
+    def _timed_out(self) -> StackOutcome:
+        return StackOutcome(exit_codes.TIMED_OUT, f"offline preview timed out after {self.timeout:g}s (--timeout)")
+
     def _preview(self, job: StackJob, work: Path) -> int:
         return self.child_main(preview_argv(job, work / "plan.json", self.use_cache, self.policy_config))
 
-    def _guarded(self, fn: Callable[[], int]) -> int | None:
-        """The warm-up may not hang the fleet: it gets the per-stack timeout (SIGALRM, main thread)."""
+    def _guarded(self, fn: Callable[[], int]) -> tuple[int | None, bool]:
+        """`fn()` under the per-stack timeout (SIGALRM, main thread): (its code or None if it
+        raised, whether the time ran out). The alarm raises inside the preview, whose own handler
+        may catch it and return a code: that the alarm fired is what counts."""
         use_alarm = threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGALRM")
+        fired = False
 
         class _WarmUpTimeout(Exception):
             pass
 
         def on_alarm(signum, frame):
+            nonlocal fired
+            fired = True
             raise _WarmUpTimeout()
 
         previous = signal.signal(signal.SIGALRM, on_alarm) if use_alarm else None
-        if use_alarm:
-            signal.setitimer(signal.ITIMER_REAL, max(1.0, self.timeout))
+        code: int | None = None
         try:
-            return fn()
+            if use_alarm:
+                signal.setitimer(signal.ITIMER_REAL, max(1.0, self.timeout))
+            try:
+                code = fn()
+            finally:
+                if use_alarm:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
         except Exception:  # noqa: BLE001 - a failed warm-up only means colder children
-            return None
+            code = None
         finally:
             if use_alarm:
-                signal.setitimer(signal.ITIMER_REAL, 0)
                 signal.signal(signal.SIGALRM, previous)
+        return code, fired
 
     # --- children ------------------------------------------------------------------------------
 
@@ -269,7 +292,7 @@ class WarmRunner:
 
     def _outcome(self, child: _Child, status: int) -> StackOutcome:
         if child.timed_out:
-            return StackOutcome(exit_codes.TIMED_OUT, f"offline preview timed out after {self.timeout:g}s (--timeout)")
+            return self._timed_out()
         text = b"".join(child.chunks).decode(errors="replace").strip()
         if text:
             try:
@@ -355,30 +378,45 @@ class WarmRunner:
 def _output_to(work: Path) -> Iterator[None]:
     """File descriptors 1 and 2, and sys.stdout/sys.stderr, away from this process's own for the
     duration: stdout to /dev/null, stderr to `work/stderr.txt` (what the outcome is read from).
-    Whatever sys.stdout/sys.stderr were (a terminal, a test's capture) is restored after."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved_fds = os.dup(1), os.dup(2)
-    saved_streams = sys.stdout, sys.stderr
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    err = os.open(work / "stderr.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.dup2(devnull, 1)
-    os.dup2(err, 2)
-    os.close(devnull)
-    os.close(err)
-    out_stream = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
-    err_stream = open(2, "w", buffering=1, closefd=False, errors="backslashreplace")  # noqa: SIM115
-    sys.stdout, sys.stderr = out_stream, err_stream
-    try:
+    Whatever they were (a terminal, a test's capture, closed, None) is restored after, whatever
+    happens in between or while they are set up."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            stream.flush()
+    with contextlib.ExitStack() as restore:
+        for fd in (1, 2):
+            try:
+                saved = os.dup(fd)
+            except OSError:
+                saved = None  # closed here: closed again after
+            restore.callback(_restore_fd, fd, saved)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+        err = os.open(work / "stderr.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(err, 2)
+        os.close(err)
+        out_stream = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+        err_stream = open(2, "w", buffering=1, closefd=False, errors="backslashreplace")  # noqa: SIM115
+        restore.callback(_restore_streams, sys.stdout, sys.stderr, out_stream, err_stream)
+        sys.stdout, sys.stderr = out_stream, err_stream
         yield
-    finally:
-        out_stream.flush()
-        err_stream.flush()
-        sys.stdout, sys.stderr = saved_streams
-        os.dup2(saved_fds[0], 1)
-        os.dup2(saved_fds[1], 2)
-        os.close(saved_fds[0])
-        os.close(saved_fds[1])
+
+
+def _restore_fd(fd: int, saved: int | None) -> None:
+    if saved is None:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        return
+    os.dup2(saved, fd)
+    os.close(saved)
+
+
+def _restore_streams(stdout: Any, stderr: Any, *ours: Any) -> None:
+    for stream in ours:
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    sys.stdout, sys.stderr = stdout, stderr
 
 
 def _result(job: StackJob, outcome: StackOutcome, seconds: float) -> StackResult:
