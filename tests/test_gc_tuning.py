@@ -44,3 +44,20 @@ def test_settle_collects_the_previous_runs_garbage_unless_told_to_keep_it(
         gc.enable()
     assert (ref() is None) is freed
 
+
+
+def test_a_child_that_exits_collects_nothing(monkeypatch):
+    """`no_collection_until_exit` (the warm runner's children): the collector is off, and `settle`
+    leaves garbage in place."""
+    monkeypatch.setattr(gc_tuning, "_frozen", True)
+    monkeypatch.setattr(gc_tuning, "_collect_on_settle", True)
+    was_enabled = gc.isenabled()
+    try:
+        gc_tuning.no_collection_until_exit()
+        assert not gc.isenabled()
+        ref = _garbage_cycle()
+        gc_tuning.settle()
+        assert ref() is not None
+    finally:
+        if was_enabled:
+            gc.enable()

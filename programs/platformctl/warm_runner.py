@@ -259,6 +259,7 @@ class WarmRunner:
             # child runs its program on a loop of its own.
             asyncio.set_event_loop(asyncio.new_event_loop())
             signal.signal(signal.SIGINT, signal.SIG_DFL)
+            gc_tuning.no_collection_until_exit()
             with _output_to(work):
                 code = self._preview(job, work)
             outcome = _outcome_of(code, work)
