@@ -316,6 +316,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     since: dict[int, float] = {}  # when each worker began its current test
     limit = session.config.getoption("forked_worker_timeout")
     overdue: set[int] = set()  # workers killed for --forked-worker-timeout
+    began: set[int] = set()  # workers that began at least one test
 
     def kill_overdue() -> float | None:
         """Kill every worker whose current test has run past the limit (after asking for its
@@ -336,7 +337,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
                 reporter.write_line(f"forked workers: {nodeid} ran past {limit:g}s; its worker's stacks are on stderr")
             try:
                 os.kill(pid, signal.SIGUSR1)  # faulthandler prints every thread's stack
-                time.sleep(0.5)
+                time.sleep(0.2)  # it writes them from the signal handler, at once
                 os.kill(pid, signal.SIGKILL)  # its pipe closes: reaped as a crash
             except ProcessLookupError:
                 pass
@@ -359,10 +360,13 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
                 why = f"no result after {limit:g}s (--forked-worker-timeout); its threads' stacks are above"
             _crash_report(session, nodeid, by_nodeid.get(nodeid), why)
             dead.append(nodeid)
-            # Files it was given and had not begun go to the others (the rest of its current file
-            # is counted as not run).
-            queue[:0] = [i for i in given[pid] if not any(item.nodeid in started for item in groups[i])]
-        del given[pid]
+        # Files it was given and had not begun go to the others (the rest of a file it began and
+        # did not finish is counted as not run).
+        queue[:0] = [i for i in given.pop(pid) if not any(item.nodeid in started for item in groups[i])]
+        for state in (early, overdue, began):
+            state.discard(pid)  # the kernel may give its pid to a later worker
+        since.pop(pid, None)
+        running.pop(pid, None)
 
     try:
         # While this process warms up, one worker runs files that do not need it.
@@ -371,7 +375,8 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
             early.add(spawn(first))
         hook.pytest_forked_workers_warm(session=session)
         wanted = workers - len(early)
-        if threading.active_count() > 1:
+        may_fork = threading.active_count() == 1
+        if not may_fork:
             # No more forks: the worker already running takes every file, or this process does.
             if reporter is not None:
                 where = "one worker only" if early else "tests run in this process"
@@ -400,10 +405,13 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
                         continue
                     message = _receive(children[pid][0])
                     if message is None or message[0] == "done":
+                        # Out of cold files, or dead after it began a test (one that dies before
+                        # its first would die again in its replacement): a worker with the
+                        # warm-up takes its place.
+                        replace = pid in early if message is not None else pid in began
                         reap(pid, crashed=message is None)
                         requests = [r for r in requests if r != pid]
-                        if pid in early or message is None:
-                            # Out of cold files, or dead: a worker with the warm-up takes its place.
+                        if replace and may_fork and threading.active_count() == 1:
                             index = take(False)
                             if index is not None:
                                 watch(spawn([index]))
@@ -413,6 +421,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
                         if message[0] == "running":
                             started.add(message[1])
                             since[pid] = message[2]
+                            began.add(pid)
                         _handle(session, running, pid, message)
                 events = selector.select(timeout=0) if selector.get_map() else []
             for pid in requests:

@@ -127,23 +127,38 @@ def test_a_worker_that_dies_is_one_failed_test_naming_it_and_the_others_go_on(tm
                 return path.name in ("test_crash.py", "test_crash2.py") or None
         """,
         "test_crash2.py": "def test_given_to_the_dead_worker(): pass\n",
-        "test_hang.py": """
+        "test_0hang.py": """
             import threading
             def test_hangs(): threading.Event().wait()
         """,
         **{f"test_fine{i}.py": "def test_fine(): pass\n" for i in range(6)},
     }
-    proc = run_suite(tmp_path, files, "--forked-workers", "2", "--forked-worker-timeout", "1", "-rf")
+    proc = run_suite(tmp_path, files, "--forked-workers", "2", "--forked-worker-timeout", "0.5", "-rf")
     assert proc.returncode == 2, proc.stdout + proc.stderr  # interrupted: not every test ran
     assert "FAILED test_crash.py::test_dies" in proc.stdout
     assert "forked test worker died while running this test: exit status 3" in proc.stdout
-    # A hung test is a failure too, after the limit, with the stack of where it waits.
-    assert "FAILED test_hang.py::test_hangs" in proc.stdout
-    assert "no result after 1s (--forked-worker-timeout)" in proc.stdout
-    assert "test_hang.py::test_hangs ran past 1s; its worker's stacks are on stderr" in proc.stdout
-    assert 'test_hang.py", line 3 in test_hangs' in proc.stderr
+    # A hung test is a failure too, after the limit, with the stack of where it waits. It is the
+    # first file the other worker takes: both workers die, and only their replacements run the rest.
+    assert "FAILED test_0hang.py::test_hangs" in proc.stdout
+    assert "no result after 0.5s (--forked-worker-timeout)" in proc.stdout
+    assert "test_0hang.py::test_hangs ran past 0.5s; its worker's stacks are on stderr" in proc.stdout
+    assert 'test_0hang.py", line 3 in test_hangs' in proc.stderr
     assert "2 failed, 8 passed" in proc.stdout  # every other file ran, in the other workers
     assert "1 tests did not run" in proc.stdout
+
+
+def test_workers_that_die_before_their_first_test_are_not_replaced_forever(tmp_path):
+    files = {
+        "conftest.py": """
+            import os
+            os.register_at_fork(after_in_child=lambda: os._exit(5))  # every worker dies at once
+        """,
+        "test_one.py": "def test_one(): pass\n",
+        "test_two.py": "def test_two(): pass\n",
+    }
+    proc = run_suite(tmp_path, files, "--forked-workers", "2")
+    assert proc.returncode == 2, proc.stdout + proc.stderr  # interrupted, and it ends
+    assert "2 tests did not run" in proc.stdout, proc.stdout
 
 
 def test_exit_first_stops_handing_out_files(tmp_path):

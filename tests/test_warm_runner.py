@@ -184,6 +184,66 @@ def test_a_warm_up_that_runs_out_of_time_is_that_stacks_timeout(tmp_path, monkey
     assert list(runner.warm_results) == [0]  # "a" was not previewed here after the interrupted run
 
 
+def test_a_warm_up_stuck_in_a_thread_of_its_loop_forks_nothing_and_the_rest_still_run(tmp_path, monkeypatch):
+    """A preview whose mock call never returns (it waits in the loop's executor) runs out of time
+    in the warm-up; its thread cannot be stopped, so this process forks nothing (a fork would copy
+    whatever that thread holds): the other stacks go to the fallback runner, and the run ends."""
+    import asyncio
+
+    gate = threading.Event()
+
+    def child_main(argv: list[str]) -> int:
+        loop = asyncio.get_event_loop()
+        loop.run_until_complete(loop.run_in_executor(None, gate.wait))
+        return exit_codes.OK
+
+    monkeypatch.setattr(warm_runner, "_THREAD_GRACE", 0.2)
+    ran_elsewhere = []
+
+    def fallback(job: StackJob) -> warm_runner.StackOutcome:
+        ran_elsewhere.append(job.name)
+        return warm_runner.StackOutcome(exit_codes.OK, resources=5, changes="5 to create")
+
+    runner = WarmRunner(parallel=2, timeout=1, use_cache=False, child_main=child_main, fallback=fallback)
+    try:
+        results = runner.run(jobs(tmp_path, "stuck", "a", "b"))
+    finally:
+        gate.set()  # the stuck thread ends with the test
+    assert [r.code for r in results] == [exit_codes.TIMED_OUT, exit_codes.OK, exit_codes.OK]
+    assert not runner.may_fork and ran_elsewhere == ["a", "b"]
+
+
+@pytest.mark.parametrize("closed", [None, 1, 2])
+def test_a_previews_output_is_kept_apart_and_the_process_gets_its_own_back(tmp_path, closed):
+    """`_output_to` (the warm-up's preview in this process): what it writes goes to the stack's
+    stderr file and /dev/null; after it, fds 1 and 2 are what they were, a closed one closed again.
+    In a forked child of this test."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports by its exit status
+        code = 1
+        try:
+            before = {fd: os.fstat(fd).st_ino for fd in (1, 2) if fd != closed}
+            if closed is not None:
+                os.close(closed)
+            with warm_runner._output_to(tmp_path):
+                print("to nowhere")
+                print("k8s-platform:network.podCidr: refused", file=sys.stderr)
+                os.write(2, b"from the fd\n")
+            kept = (tmp_path / "stderr.txt").read_text()
+            after = {}
+            for fd in (1, 2):
+                try:
+                    after[fd] = os.fstat(fd).st_ino
+                except OSError:
+                    pass
+            ok = after == before and kept == "k8s-platform:network.podCidr: refused\nfrom the fd\n"
+            code = 0 if ok else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
 def test_a_hung_child_times_out_alone(tmp_path):
     runner = WarmRunner(parallel=2, timeout=1.0, use_cache=False, warm_up=False, child_main=fake_preview())
     hung, ok = runner.run(jobs(tmp_path, "hangs", "a"))

@@ -22,6 +22,7 @@ POSIX only (`os.fork`); elsewhere `fleet` keeps its one-interpreter-per-stack ru
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import selectors
@@ -37,6 +38,7 @@ from typing import Any
 
 from programs import gc_tuning
 from programs.api.scheduler import (  # noqa: F401 (preview_argv: public here too)
+    OfflineRunner,
     StackJob,
     StackOutcome,
     StackResult,
@@ -106,7 +108,35 @@ def release_event_loop() -> None:
     _wait_for_threads_to_exit([tid for thread, tid in others.items() if not thread.is_alive() and tid is not None])
 
 
-def _wait_for_threads_to_exit(native_ids: Sequence[int], timeout: float = 2.0) -> None:
+# How long a thread the warm runner is done with may take to end before it stops waiting.
+_THREAD_GRACE = 2.0
+
+
+def _abandon_event_loop() -> bool:
+    """After a preview interrupted by its timeout: cancel what its loop's executor has queued and
+    give its threads `_THREAD_GRACE` seconds to end, without running the loop again. True if they all
+    ended (this process may fork); the next run gets a new loop either way."""
+    import asyncio
+
+    try:
+        loop = asyncio.get_event_loop()
+    except RuntimeError:
+        loop = None
+    executor = getattr(loop, "_default_executor", None)  # asyncio keeps it there; None if never used
+    threads = list(getattr(executor, "_threads", ()))
+    if executor is not None:
+        executor.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + _THREAD_GRACE
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    if any(thread.is_alive() for thread in threads):
+        return False
+    _wait_for_threads_to_exit([t.native_id for t in threads if t.native_id is not None])
+    return True
+
+
+def _wait_for_threads_to_exit(native_ids: Sequence[int]) -> None:
     """Python's join returns before the joined thread has finished exiting: its thread-local
     destructors (OpenSSL's among them, through `cryptography`) still run, and take locks. A fork in
     that window copies a lock held by a thread the child does not have, and the child's next RSA
@@ -119,7 +149,7 @@ def _wait_for_threads_to_exit(native_ids: Sequence[int], timeout: float = 2.0) -
     if not os.path.isdir("/proc/self/task"):
         time.sleep(0.01)
         return
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + _THREAD_GRACE
     pending = [f"/proc/self/task/{tid}" for tid in native_ids]
     while pending and time.monotonic() < deadline:
         pending = [path for path in pending if os.path.exists(path)]
@@ -152,6 +182,7 @@ class WarmRunner:
         work_dir: Path | None = None,
         warm_up: bool = True,
         policy_config: Path | None = None,
+        fallback: Callable[[StackJob], StackOutcome] | None = None,
     ):
         if parallel < 1:
             raise ValueError(f"--parallel must be at least 1, got {parallel}")
@@ -165,6 +196,10 @@ class WarmRunner:
         self.work_dir = work_dir
         self.warm_seconds: float | None = None
         self.warm_results: dict[int, StackResult] = {}
+        # A warm-up that ran out of time may leave a thread of its loop running: this process then
+        # forks nothing, and the other stacks run one at a time in interpreters of their own.
+        self.may_fork = True
+        self.fallback = fallback or OfflineRunner(timeout=timeout, work_dir=work_dir, policy_config=policy_config)
 
     # --- warm-up -------------------------------------------------------------------------------
 
@@ -182,10 +217,14 @@ class WarmRunner:
             if result is None:
                 continue
             self.warm_results[position] = result
-            # Out of time: what the interrupted run left on the loop must not run into another.
             if result.code in (exit_codes.OK, exit_codes.POLICY_VIOLATION, exit_codes.TIMED_OUT):
                 break
-        release_event_loop()
+        if any(r.code == exit_codes.TIMED_OUT for r in self.warm_results.values()):
+            # What the interrupted run left on its loop must run nowhere: not into another stack's
+            # preview, not into the loop's shutdown (a thread stuck in a mock would hang it).
+            self.may_fork = _abandon_event_loop()
+        else:
+            release_event_loop()
         # Children share the warm heap copy-on-write: keep the collector from walking (and so
         # copying) it in every child; a child only collects what it allocated itself.
         gc_tuning.settle()
@@ -340,6 +379,11 @@ class WarmRunner:
         queue = [job for _, job in pending]
         running: dict[int, _Child] = {}
         sel = selectors.DefaultSelector()
+        if not self.may_fork:
+            for job in queue:
+                start = self.clock()
+                report(index_of[id(job)], _result(job, self.fallback(job), self.clock() - start))
+            queue = []
         try:
             while queue or running:
                 while queue and len(running) < self.parallel:
@@ -387,16 +431,17 @@ def _output_to(work: Path) -> Iterator[None]:
     with contextlib.ExitStack() as restore:
         for fd in (1, 2):
             try:
-                saved = os.dup(fd)
+                # Above 2: with fd 1 closed, a plain dup would land on 1 and be overwritten below.
+                saved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
             except OSError:
                 saved = None  # closed here: closed again after
             restore.callback(_restore_fd, fd, saved)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)
-        os.close(devnull)
-        err = os.open(work / "stderr.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.dup2(err, 2)
-        os.close(err)
+        targets = ((1, os.devnull, os.O_WRONLY), (2, work / "stderr.txt", os.O_WRONLY | os.O_CREAT | os.O_TRUNC))
+        for fd, path, flags in targets:
+            opened = os.open(path, flags, 0o600)
+            if opened != fd:  # it may be `fd` itself, if that was closed
+                os.dup2(opened, fd)
+                os.close(opened)
         out_stream = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
         err_stream = open(2, "w", buffering=1, closefd=False, errors="backslashreplace")  # noqa: SIM115
         restore.callback(_restore_streams, sys.stdout, sys.stderr, out_stream, err_stream)
