@@ -316,7 +316,6 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     since: dict[int, float] = {}  # when each worker began its current test
     limit = session.config.getoption("forked_worker_timeout")
     overdue: set[int] = set()  # workers killed for --forked-worker-timeout
-    began: set[int] = set()  # workers that began at least one test
 
     def kill_overdue() -> float | None:
         """Kill every worker whose current test has run past the limit (after asking for its
@@ -363,7 +362,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         # Files it was given and had not begun go to the others (the rest of a file it began and
         # did not finish is counted as not run).
         queue[:0] = [i for i in given.pop(pid) if not any(item.nodeid in started for item in groups[i])]
-        for state in (early, overdue, began):
+        for state in (early, overdue):
             state.discard(pid)  # the kernel may give its pid to a later worker
         since.pop(pid, None)
         running.pop(pid, None)
@@ -408,7 +407,8 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
                         # Out of cold files, or dead after it began a test (one that dies before
                         # its first would die again in its replacement): a worker with the
                         # warm-up takes its place.
-                        replace = pid in early if message is not None else pid in began
+                        began = any(item.nodeid in started for i in given[pid] for item in groups[i])
+                        replace = pid in early if message is not None else began
                         reap(pid, crashed=message is None)
                         requests = [r for r in requests if r != pid]
                         if replace and may_fork and threading.active_count() == 1:
@@ -421,7 +421,6 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
                         if message[0] == "running":
                             started.add(message[1])
                             since[pid] = message[2]
-                            began.add(pid)
                         _handle(session, running, pid, message)
                 events = selector.select(timeout=0) if selector.get_map() else []
             for pid in requests:

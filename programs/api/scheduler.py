@@ -258,6 +258,11 @@ def offline_command(
     return [python, "-m", "programs.platformctl.cli", *preview_argv(job, json_path, policy_config=policy_config)]
 
 
+def timed_out_outcome(timeout: float) -> StackOutcome:
+    """A stack's preview that ran past `--timeout` (either runner)."""
+    return StackOutcome(exit_codes.TIMED_OUT, f"offline preview timed out after {timeout:g}s (--timeout)")
+
+
 def read_plan(path: Path) -> dict[str, Any] | None:
     """The plan JSON an offline preview wrote, or None if it wrote none (or half of one)."""
     if not path.exists():
@@ -331,9 +336,7 @@ class OfflineRunner:
                     timeout=self.timeout,
                 )
             except subprocess.TimeoutExpired:
-                return StackOutcome(
-                    exit_codes.TIMED_OUT, f"offline preview timed out after {self.timeout:g}s (--timeout)"
-                )
+                return timed_out_outcome(self.timeout)
             return outcome_from_process(proc.returncode, proc.stderr, read_plan(plan_path))
 
 

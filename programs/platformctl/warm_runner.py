@@ -46,6 +46,7 @@ from programs.api.scheduler import (  # noqa: F401 (preview_argv: public here to
     outcome_from_process,
     preview_argv,
     read_plan,
+    timed_out_outcome,
 )
 from programs.platformctl import exit_codes, plan_cache
 
@@ -240,15 +241,12 @@ class WarmRunner:
             with _output_to(work):
                 code, timed_out = self._guarded(lambda: self._preview(job, work))
             if timed_out:
-                return _result(job, self._timed_out(), self.clock() - start)
+                return _result(job, timed_out_outcome(self.timeout), self.clock() - start)
             if code is None:
                 return None
             return _result(job, _outcome_of(code, work), self.clock() - start)
         finally:
             _remove_tree(work)
-
-    def _timed_out(self) -> StackOutcome:
-        return StackOutcome(exit_codes.TIMED_OUT, f"offline preview timed out after {self.timeout:g}s (--timeout)")
 
     def _preview(self, job: StackJob, work: Path) -> int:
         return self.child_main(preview_argv(job, work / "plan.json", self.use_cache, self.policy_config))
@@ -332,7 +330,7 @@ class WarmRunner:
 
     def _outcome(self, child: _Child, status: int) -> StackOutcome:
         if child.timed_out:
-            return self._timed_out()
+            return timed_out_outcome(self.timeout)
         text = b"".join(child.chunks).decode(errors="replace").strip()
         if text:
             try:
