@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
-import socket
 import threading
 import urllib.parse
 from collections.abc import Callable
@@ -16,12 +15,6 @@ from pathlib import Path
 from typing import Any
 
 TOKEN = "day2-test-token"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class _Server:
@@ -322,13 +315,19 @@ class _IssuerHandler(_Handler):
 
 # ------------------------------------------------------------------------------ moto
 class MotoServer:
-    def __init__(self) -> None:
-        from moto.server import ThreadedMotoServer
+    """moto's server app on 127.0.0.1, served as `moto.server.ThreadedMotoServer` serves it, but
+    polled every 20 ms: ThreadedMotoServer's loop waits up to 0.5 s to notice `stop`."""
 
-        self.port = free_port()
-        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-        self.server.start()
+    def __init__(self) -> None:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
+
+        app = DomainDispatcherApplication(create_backend_app)
+        self.httpd = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+        self.port = self.httpd.server_port
         self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        self.thread.start()
 
     def reset(self) -> None:
         import urllib.request
@@ -336,4 +335,6 @@ class MotoServer:
         urllib.request.urlopen(urllib.request.Request(f"{self.url}/moto-api/reset", method="POST"), timeout=10).read()
 
     def stop(self) -> None:
-        self.server.stop()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join()
