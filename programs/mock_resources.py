@@ -2,7 +2,8 @@
 
 IDs are deterministic (derived from type and name) so two previews of one stack give one plan.
 `pulumi_tls` and `pulumi_random` are emulated for real with `cryptography`/`secrets`, so keys,
-certificates and tokens flowing downstream are genuine and can be verified by tests.
+certificates and tokens flowing downstream are genuine and can be verified by tests. A key or
+certificate is made once per stack, resource and inputs in a process, as a stack's state keeps it.
 
 To teach the mocks a new resource type, add a function to `COMPUTED` keyed by its type token.
 """
@@ -13,6 +14,7 @@ import base64
 import datetime as dt
 import hashlib
 import ipaddress
+import json
 import secrets
 import string
 import uuid
@@ -495,12 +497,34 @@ COMPUTED: dict[str, ComputedFn] = {
 }
 
 
+# What pulumi_tls made in this process (keys, requests, certificates), by stack, resource and inputs.
+# A real stack makes each once and keeps it in its state; here a second preview of the stack in one
+# process (a long-lived Automation API caller, the test suite) reuses them instead of searching for
+# RSA primes again (20-500 ms a key) and signing again. Changed inputs (a key's size, a certificate's
+# names or its issuer's key) make a new one. Bounded: a process that previews many stacks starts over.
+_TLS_MADE: dict[tuple[str, ...], dict[str, Any]] = {}
+_TLS_MADE_LIMIT = 4096
+
+
+def _made_once(
+    ctx: MockContext, typ: str, name: str, inputs: dict[str, Any], computed: Callable[..., dict[str, Any]]
+) -> dict[str, Any]:
+    made = (ctx.account_id, ctx.region, ctx.stack, typ, name, json.dumps(inputs, sort_keys=True, default=str))
+    if made not in _TLS_MADE:
+        if len(_TLS_MADE) >= _TLS_MADE_LIMIT:
+            _TLS_MADE.clear()
+        _TLS_MADE[made] = computed(ctx, inputs, name)
+    return dict(_TLS_MADE[made])
+
+
 def mock_state(ctx: MockContext, typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """(id, state) the mocked engine returns for one resource: inputs plus realistic computed outputs."""
     rid = resource_id(ctx, typ, name, inputs)
     state = dict(inputs)
     computed = COMPUTED.get(typ)
-    if computed is not None:
+    if computed is not None and typ.startswith("tls:"):
+        state.update(_made_once(ctx, typ, name, inputs, computed))
+    elif computed is not None:
         state.update(computed(ctx, inputs, name))
     if typ.startswith("aws:"):
         arn = arn_for(ctx, typ, name, state.get("bucket") if typ.startswith("aws:s3/bucket") else rid, state)

@@ -9,6 +9,7 @@ import pulumi
 import pulumi_aws as aws
 import pytest
 
+from programs import mock_resources
 from programs.offline import OfflineProgramError, Secret, run_offline, secret_strings
 from programs.plan import SECRET_MASK, build_plan
 from programs.platformctl.cli import main
@@ -136,6 +137,45 @@ def test_additional_secret_outputs_stay_secret_downstream_as_in_the_engine():
     assert isinstance(run.outputs["password"], Secret)
     assert not isinstance(run.outputs["publicKey"], Secret)  # only the named outputs
     assert "PRIVATE KEY" not in json.dumps(build_plan(run))
+
+
+def _ca_program(curve: str):
+    import pulumi_tls as tls
+
+    def program(cfg):
+        key = tls.PrivateKey("ca-key", algorithm="ECDSA", ecdsa_curve=curve)
+        cert = tls.SelfSignedCert(
+            "ca",
+            private_key_pem=key.private_key_pem,
+            subject={"common_name": "ca"},
+            validity_period_hours=24,
+            is_ca_certificate=True,
+            allowed_uses=["cert_signing"],
+        )
+        return {"publicKey": key.public_key_pem, "cert": cert.cert_pem}
+
+    return program
+
+
+def test_a_stack_previewed_again_in_one_process_keeps_its_keys_and_certificates():
+    """As a stack's state keeps what pulumi_tls made, so the second plan equals the first; changed
+    inputs, or another stack, make new ones."""
+    first = _run(_ca_program("P256")).outputs
+    assert _run(_ca_program("P256")).outputs == first
+    other_curve = _run(_ca_program("P384")).outputs
+    assert other_curve["publicKey"] != first["publicKey"]
+    assert other_curve["cert"] != first["cert"]  # its key is one of its inputs
+    other_stack = run_offline("prod", shipped_config("prod"), program=_ca_program("P256")).outputs
+    assert other_stack["publicKey"] != first["publicKey"]
+
+
+def test_what_pulumi_tls_made_is_kept_within_a_bound(monkeypatch):
+    monkeypatch.setattr(mock_resources, "_TLS_MADE", {})
+    monkeypatch.setattr(mock_resources, "_TLS_MADE_LIMIT", 3)
+    ctx = mock_resources.MockContext(region="eu-west-1", account_id="111111111111", stack="dev")
+    for i in range(7):
+        mock_resources.mock_state(ctx, "tls:index/privateKey:PrivateKey", f"key-{i}", {"algorithm": "ED25519"})
+        assert len(mock_resources._TLS_MADE) <= 3
 
 
 def test_stack_files_read_like_the_engine_project_values_then_stack_values(tmp_path):
