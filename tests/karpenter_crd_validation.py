@@ -36,7 +36,8 @@ CRD_FILES = {
 
 @cache
 def crd_schema(api_version: str, kind: str) -> dict[str, Any]:
-    doc = yaml.safe_load(reference_file(f"karpenter-crds/{CRD_FILES[(api_version, kind)]}").read_text())
+    text = reference_file(f"karpenter-crds/{CRD_FILES[(api_version, kind)]}").read_text()
+    doc = yaml.load(text, Loader=yaml.CSafeLoader)
     version = api_version.split("/")[1]
     (entry,) = [v for v in doc["spec"]["versions"] if v["name"] == version]
     return entry["schema"]["openAPIV3Schema"]

@@ -46,7 +46,7 @@ def preview(path: Path, tmp_path: Path, capsys) -> tuple[int, list[str]]:
 
 def write_config(tmp_path: Path, config: dict[str, Any]) -> Path:
     path = tmp_path / "Pulumi.case.yaml"
-    path.write_text(yaml.safe_dump({"config": config}, sort_keys=False, allow_unicode=True))
+    path.write_text(yaml.dump({"config": config}, Dumper=yaml.CSafeDumper, sort_keys=False, allow_unicode=True))
     return path
 
 

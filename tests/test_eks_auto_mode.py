@@ -173,7 +173,7 @@ def test_without_built_in_pools_the_stack_grants_the_node_role_an_ec2_entry(cust
 
 # ------------------------------------------------------------------------ NodeClass, NodePools
 def _reference() -> dict[str, Any]:
-    return yaml.safe_load(upstream_file("nodeclass-eks-auto-mode-fields.yaml").read_text())
+    return yaml.load(upstream_file("nodeclass-eks-auto-mode-fields.yaml").read_text(), Loader=yaml.CSafeLoader)
 
 
 _RANGE = re.compile(r"(\d+)-(\d+)")

@@ -99,7 +99,7 @@ def test_the_generator_reproduces_the_table(tmp_path):
 
 # ------------------------------------------------------------------------- the objects vs the CRD
 def sgp_schema() -> dict:
-    doc = yaml.safe_load(upstream_file("crd-securitygrouppolicy-v1.7.19.yaml").read_text())
+    doc = yaml.load(upstream_file("crd-securitygrouppolicy-v1.7.19.yaml").read_text(), Loader=yaml.CSafeLoader)
     assert doc["spec"]["group"] == "vpcresources.k8s.aws" and doc["spec"]["names"]["kind"] == "SecurityGroupPolicy"
     (version,) = [v for v in doc["spec"]["versions"] if v["name"] == "v1beta1" and v["served"]]
     return version["schema"]["openAPIV3Schema"]

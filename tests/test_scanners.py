@@ -255,9 +255,10 @@ CRD_FILES = {
 }
 
 
+@cache
 def _crd_schema(api_version: str, kind: str) -> dict[str, Any]:
     group, version = api_version.split("/")
-    for doc in yaml.safe_load_all((REFERENCE / CRD_FILES[(api_version, kind)]).read_text()):
+    for doc in yaml.load_all((REFERENCE / CRD_FILES[(api_version, kind)]).read_text(), Loader=yaml.CSafeLoader):
         if (
             doc
             and doc.get("kind") == "CustomResourceDefinition"

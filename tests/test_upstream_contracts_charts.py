@@ -101,7 +101,7 @@ def chart_values(chart: str, version: str) -> dict[str, Any]:
             f"{chart} {version}: no values.yaml of this version in the reference ({name}); "
             "pin a version whose values.yaml is there, or add it to ../shared/reference"
         )
-    return yaml.safe_load(path.read_text())
+    return yaml.load(path.read_text(), Loader=yaml.CSafeLoader)
 
 
 def releases(run) -> list[tuple[str, str, str, dict[str, Any]]]:

@@ -60,9 +60,9 @@ def unknown_keys(config: dict, known: set[str]) -> list[str]:
 def k3s_config_of(user_data: str) -> dict:
     if not user_data.startswith("#cloud-config"):
         user_data = base64.b64decode(user_data).decode()
-    doc = yaml.safe_load(user_data)
+    doc = yaml.load(user_data, Loader=yaml.CSafeLoader)
     (config,) = [f["content"] for f in doc["write_files"] if f["path"] == CONFIG_PATH]
-    return yaml.safe_load(config)
+    return yaml.load(config, Loader=yaml.CSafeLoader)
 
 
 def rendered_node_configs(run) -> dict[str, tuple[str, dict]]:

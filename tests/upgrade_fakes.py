@@ -157,7 +157,7 @@ class FakeStack:
     ):
         self.world = world
         self.stack_file = stack_file
-        self.config = yaml.safe_load(stack_file.read_text())["config"]
+        self.config = yaml.load(stack_file.read_text(), Loader=yaml.CSafeLoader)["config"]
         self.fail = dict(fail or {})
         self.ups: list[dict[str, Any]] = []  # the cluster config each `up` deployed
         self.after_up: list[Any] = []  # callables(world, n) run after the n-th up (0-based)
@@ -184,7 +184,7 @@ class FakeStack:
 
     def _save(self) -> None:
         """What the CLI does: the stack file holds the config afterwards."""
-        self.stack_file.write_text(yaml.safe_dump({"config": self.config}, sort_keys=False))
+        self.stack_file.write_text(yaml.dump({"config": self.config}, Dumper=yaml.CSafeDumper, sort_keys=False))
 
     def outputs(self):
         w = self.world
