@@ -21,7 +21,7 @@ setup:
 	./scripts/install-system-tools.sh
 	./scripts/install-scan-tools.sh
 	$(BIN)/python -m compileall -q -j 0 components programs policy tests scripts benchmarks >/dev/null
-	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -q --collect-only -p no:xdist >/dev/null
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -q --collect-only $(NO_XDIST) >/dev/null
 
 # Test workers forked from the process that collected the suite and made the shipped stacks'
 # offline runs (tests/forked_workers.py), each taking whole files (module fixtures are not built

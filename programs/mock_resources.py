@@ -497,33 +497,47 @@ COMPUTED: dict[str, ComputedFn] = {
 }
 
 
-# What pulumi_tls made in this process (keys, requests, certificates), by stack, resource and inputs.
-# A real stack makes each once and keeps it in its state; here a second preview of the stack in one
-# process (a long-lived Automation API caller, the test suite) reuses them instead of searching for
-# RSA primes again (20-500 ms a key) and signing again. Changed inputs (a key's size, a certificate's
-# names or its issuer's key) make a new one. Bounded: a process that previews many stacks starts over.
+# What pulumi_tls made in this process (keys, requests, certificates), by resource and inputs. A real
+# stack makes each once and keeps it in its state; here a second preview of the stack in one process
+# (a long-lived Automation API caller, the test suite) reuses them instead of searching for RSA
+# primes again (20-500 ms a key) and signing again. Changed inputs (a key's size, a certificate's
+# names or its issuer's key) make a new one. Inputs are kept as a digest only (they hold private
+# keys). Bounded: a process that previews many stacks starts over.
 _TLS_MADE: dict[tuple[str, ...], dict[str, Any]] = {}
 _TLS_MADE_LIMIT = 4096
 
 
 def _made_once(
-    ctx: MockContext, typ: str, name: str, inputs: dict[str, Any], computed: Callable[..., dict[str, Any]]
+    ctx: MockContext,
+    typ: str,
+    name: str,
+    inputs: dict[str, Any],
+    urn: str | None,
+    computed: Callable[..., dict[str, Any]],
 ) -> dict[str, Any]:
-    made = (ctx.account_id, ctx.region, ctx.stack, typ, name, json.dumps(inputs, sort_keys=True, default=str))
-    if made not in _TLS_MADE:
+    resource = urn or f"{ctx.stack}::{typ}::{name}"  # the URN tells apart equal names under other parents
+    digest = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
+    made = (ctx.account_id, ctx.region, resource, digest)
+    # Read once: another registration thread may clear the memo between a store and a second read.
+    value = _TLS_MADE.get(made)
+    if value is None:
+        value = computed(ctx, inputs, name)
         if len(_TLS_MADE) >= _TLS_MADE_LIMIT:
             _TLS_MADE.clear()
-        _TLS_MADE[made] = computed(ctx, inputs, name)
-    return dict(_TLS_MADE[made])
+        _TLS_MADE[made] = value
+    return dict(value)
 
 
-def mock_state(ctx: MockContext, typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """(id, state) the mocked engine returns for one resource: inputs plus realistic computed outputs."""
+def mock_state(
+    ctx: MockContext, typ: str, name: str, inputs: dict[str, Any], urn: str | None = None
+) -> tuple[str, dict[str, Any]]:
+    """(id, state) the mocked engine returns for one resource: inputs plus realistic computed outputs
+    (`urn`, when the caller knows it, identifies the resource for what pulumi_tls made)."""
     rid = resource_id(ctx, typ, name, inputs)
     state = dict(inputs)
     computed = COMPUTED.get(typ)
     if computed is not None and typ.startswith("tls:"):
-        state.update(_made_once(ctx, typ, name, inputs, computed))
+        state.update(_made_once(ctx, typ, name, inputs, urn, computed))
     elif computed is not None:
         state.update(computed(ctx, inputs, name))
     if typ.startswith("aws:"):

@@ -159,6 +159,11 @@ class OfflineProgramError(RuntimeError):
         super().__init__("\n".join(problems))
 
 
+# The URN of the resource this thread is registering: MockResourceArgs carries none, and the monitor
+# calls `new_resource` on the thread that runs its RegisterResource.
+_REGISTERING = threading.local()
+
+
 class _PlatformMocks(pulumi_mocks.Mocks):
     def __init__(self, ctx: MockContext):
         self.ctx = ctx
@@ -167,7 +172,7 @@ class _PlatformMocks(pulumi_mocks.Mocks):
         inputs = reveal(_unwrap_rpc(args.inputs))
         if args.typ.startswith("pulumi:providers:"):
             return f"{args.name}-provider-id", inputs
-        return mock_state(self.ctx, args.typ, args.name, inputs)
+        return mock_state(self.ctx, args.typ, args.name, inputs, getattr(_REGISTERING, "urn", None))
 
     def call(self, args: pulumi_mocks.MockCallArgs):
         # The program is built to need no provider invokes; one that appears is a design regression.
@@ -214,7 +219,11 @@ class _CaptureMonitor(pulumi_mocks.MockMonitor):
                 "(remote) component whose children are invisible under mocks; build it "
                 "from pulumi_aws/pulumi_kubernetes resources"
             )
-        response = super().RegisterResource(request)
+        _REGISTERING.urn = self.make_urn(request.parent, request.type, request.name)
+        try:
+            response = super().RegisterResource(request)
+        finally:
+            _REGISTERING.urn = None
         if request.type == "pulumi:pulumi:Stack":
             return response
         _mark_secret_outputs(response.object, request.additionalSecretOutputs)

@@ -319,7 +319,7 @@ class MotoServer:
     polled every 20 ms: ThreadedMotoServer's loop waits up to 0.5 s to notice `stop`."""
 
     def __init__(self) -> None:
-        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
 
         app = DomainDispatcherApplication(create_backend_app)
@@ -335,6 +335,5 @@ class MotoServer:
         urllib.request.urlopen(urllib.request.Request(f"{self.url}/moto-api/reset", method="POST"), timeout=10).read()
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.httpd.shutdown()  # werkzeug's serve_forever closes the socket as it returns
         self.thread.join()

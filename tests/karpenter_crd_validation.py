@@ -23,9 +23,9 @@ from typing import Any
 
 import celpy
 import jsonschema
-import yaml
 from celpy import celtypes
 
+from tests import fast_yaml
 from tests.upstream_reference import reference_file
 
 CRD_FILES = {
@@ -37,7 +37,7 @@ CRD_FILES = {
 @cache
 def crd_schema(api_version: str, kind: str) -> dict[str, Any]:
     text = reference_file(f"karpenter-crds/{CRD_FILES[(api_version, kind)]}").read_text()
-    doc = yaml.load(text, Loader=yaml.CSafeLoader)
+    doc = fast_yaml.load(text)
     version = api_version.split("/")[1]
     (entry,) = [v for v in doc["spec"]["versions"] if v["name"] == version]
     return entry["schema"]["openAPIV3Schema"]

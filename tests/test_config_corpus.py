@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from programs import offline
 from programs.platformctl import cli
+from tests import fast_yaml
 from tests.conftest import DELETE, shipped_config
 
 
@@ -46,7 +46,7 @@ def preview(path: Path, tmp_path: Path, capsys) -> tuple[int, list[str]]:
 
 def write_config(tmp_path: Path, config: dict[str, Any]) -> Path:
     path = tmp_path / "Pulumi.case.yaml"
-    path.write_text(yaml.dump({"config": config}, Dumper=yaml.CSafeDumper, sort_keys=False, allow_unicode=True))
+    path.write_text(fast_yaml.dump({"config": config}, sort_keys=False, allow_unicode=True))
     return path
 
 

@@ -10,7 +10,6 @@ import re
 from typing import Any
 
 import pytest
-import yaml
 
 from components.config import ConfigError, parse_stack_config
 from components.core import iam_documents as iam
@@ -18,6 +17,7 @@ from components.eks.access import AUTO_NODE_POLICY
 from policy.offline_runner import check, config_path
 from programs.offline import OfflineRun, reveal, run_offline
 from programs.plan import resources_from_run
+from tests import fast_yaml
 from tests.conftest import shipped_config
 from tests.karpenter_crd_validation import assert_valid
 from tests.upstream_reference import upstream_file
@@ -173,7 +173,7 @@ def test_without_built_in_pools_the_stack_grants_the_node_role_an_ec2_entry(cust
 
 # ------------------------------------------------------------------------ NodeClass, NodePools
 def _reference() -> dict[str, Any]:
-    return yaml.load(upstream_file("nodeclass-eks-auto-mode-fields.yaml").read_text(), Loader=yaml.CSafeLoader)
+    return fast_yaml.load(upstream_file("nodeclass-eks-auto-mode-fields.yaml").read_text())
 
 
 _RANGE = re.compile(r"(\d+)-(\d+)")

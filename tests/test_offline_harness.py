@@ -165,8 +165,25 @@ def test_a_stack_previewed_again_in_one_process_keeps_its_keys_and_certificates(
     other_curve = _run(_ca_program("P384")).outputs
     assert other_curve["publicKey"] != first["publicKey"]
     assert other_curve["cert"] != first["cert"]  # its key is one of its inputs
-    other_stack = run_offline("prod", shipped_config("prod"), program=_ca_program("P256")).outputs
+    other_stack = run_offline("dev-b", shipped_config("dev"), program=_ca_program("P256")).outputs
     assert other_stack["publicKey"] != first["publicKey"]
+
+
+def test_equal_names_under_different_parents_are_different_keys():
+    """The engine tells them apart by URN (the parent's type is part of it), and so does the memo."""
+    import pulumi_tls as tls
+
+    class Issuer(pulumi.ComponentResource):
+        def __init__(self, token: str):
+            super().__init__(token, "issuer")
+            self.key = tls.PrivateKey("signing", algorithm="ED25519", opts=pulumi.ResourceOptions(parent=self))
+
+    def program(cfg):
+        keys = [Issuer(f"test:index:{kind}").key for kind in ("Primary", "Edge")]
+        return {kind: key.public_key_pem for kind, key in zip(("primary", "edge"), keys, strict=True)}
+
+    outputs = _run(program).outputs
+    assert outputs["primary"] != outputs["edge"]
 
 
 def test_what_pulumi_tls_made_is_kept_within_a_bound(monkeypatch):

@@ -10,7 +10,6 @@ import json
 
 import jsonschema
 import pytest
-import yaml
 
 from components.config import ConfigError, parse_stack_config
 from components.config.data_plane_rules import trunk_eni_instance_types
@@ -23,6 +22,7 @@ from components.karpenter.specs import INSTANCE_TYPE, node_pool_from_config
 from programs.offline import reveal, run_offline
 from programs.plan import build_plan
 from programs.platformctl.policy_gate import apply_policies
+from tests import fast_yaml
 from tests.conftest import mutated_config, shipped_config
 from tests.karpenter_crd_validation import assert_valid, unknown_fields
 from tests.upstream_reference import upstream_file
@@ -99,7 +99,7 @@ def test_the_generator_reproduces_the_table(tmp_path):
 
 # ------------------------------------------------------------------------- the objects vs the CRD
 def sgp_schema() -> dict:
-    doc = yaml.load(upstream_file("crd-securitygrouppolicy-v1.7.19.yaml").read_text(), Loader=yaml.CSafeLoader)
+    doc = fast_yaml.load(upstream_file("crd-securitygrouppolicy-v1.7.19.yaml").read_text())
     assert doc["spec"]["group"] == "vpcresources.k8s.aws" and doc["spec"]["names"]["kind"] == "SecurityGroupPolicy"
     (version,) = [v for v in doc["spec"]["versions"] if v["name"] == "v1beta1" and v["served"]]
     return version["schema"]["openAPIV3Schema"]

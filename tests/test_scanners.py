@@ -21,6 +21,7 @@ from programs.k8s_yaml import HELM_RELEASE, manifests, to_yaml
 from programs.plan import build_plan
 from programs.scan import CHECKOV, Finding, TriageEntry, evaluate, load_triage, render, scan_plans
 from programs.tfplan import TERRAFORM_TYPES, to_terraform_plan
+from tests import fast_yaml
 from tests.conftest import offline_run
 from tests.karpenter_crd_validation import unknown_fields
 
@@ -258,7 +259,7 @@ CRD_FILES = {
 @cache
 def _crd_schema(api_version: str, kind: str) -> dict[str, Any]:
     group, version = api_version.split("/")
-    for doc in yaml.load_all((REFERENCE / CRD_FILES[(api_version, kind)]).read_text(), Loader=yaml.CSafeLoader):
+    for doc in fast_yaml.load_all((REFERENCE / CRD_FILES[(api_version, kind)]).read_text()):
         if (
             doc
             and doc.get("kind") == "CustomResourceDefinition"

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import yaml
 
 from components.core.pins import (
     CHARTS,
@@ -27,6 +26,7 @@ from components.core.pins import (
     ChartRef,
 )
 from programs.offline import reveal
+from tests import fast_yaml
 from tests.upstream_reference import upstream_file
 
 # Keys the chart's templates read although its values.yaml does not declare them (checked in the
@@ -101,7 +101,7 @@ def chart_values(chart: str, version: str) -> dict[str, Any]:
             f"{chart} {version}: no values.yaml of this version in the reference ({name}); "
             "pin a version whose values.yaml is there, or add it to ../shared/reference"
         )
-    return yaml.load(path.read_text(), Loader=yaml.CSafeLoader)
+    return fast_yaml.load(path.read_text())
 
 
 def releases(run) -> list[tuple[str, str, str, dict[str, Any]]]:

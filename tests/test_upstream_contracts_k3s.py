@@ -17,12 +17,12 @@ import re
 from importlib import resources
 
 import pytest
-import yaml
 
 from components.addons import pod_identity_webhook as webhook
 from components.config.k3s import K3sConfig
 from components.k3s.user_data import K3S_CONFIG_DIR
 from programs.offline import reveal
+from tests import fast_yaml
 from tests.conftest import shipped_config, variants_run
 from tests.upstream_reference import name_list, upstream_file
 
@@ -60,9 +60,9 @@ def unknown_keys(config: dict, known: set[str]) -> list[str]:
 def k3s_config_of(user_data: str) -> dict:
     if not user_data.startswith("#cloud-config"):
         user_data = base64.b64decode(user_data).decode()
-    doc = yaml.load(user_data, Loader=yaml.CSafeLoader)
+    doc = fast_yaml.load(user_data)
     (config,) = [f["content"] for f in doc["write_files"] if f["path"] == CONFIG_PATH]
-    return yaml.load(config, Loader=yaml.CSafeLoader)
+    return fast_yaml.load(config)
 
 
 def rendered_node_configs(run) -> dict[str, tuple[str, dict]]:

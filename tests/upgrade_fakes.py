@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import botocore.session
-import yaml
 from botocore.validate import ParamValidator
 from pulumi import automation as auto
 from pulumi.automation import events as ev
 
 from components.core.pins import ADDON_NAMES, ADDON_VERSIONS
 from programs.api.upgrade import path_parts
+from tests import fast_yaml
 
 DATA = Path(__file__).parent / "data"
 EVENTS = json.loads((DATA / "upgrade" / "engine-events.json").read_text())
@@ -157,7 +157,7 @@ class FakeStack:
     ):
         self.world = world
         self.stack_file = stack_file
-        self.config = yaml.load(stack_file.read_text(), Loader=yaml.CSafeLoader)["config"]
+        self.config = fast_yaml.load(stack_file.read_text())["config"]
         self.fail = dict(fail or {})
         self.ups: list[dict[str, Any]] = []  # the cluster config each `up` deployed
         self.after_up: list[Any] = []  # callables(world, n) run after the n-th up (0-based)
@@ -184,7 +184,7 @@ class FakeStack:
 
     def _save(self) -> None:
         """What the CLI does: the stack file holds the config afterwards."""
-        self.stack_file.write_text(yaml.dump({"config": self.config}, Dumper=yaml.CSafeDumper, sort_keys=False))
+        self.stack_file.write_text(fast_yaml.dump({"config": self.config}, sort_keys=False))
 
     def outputs(self):
         w = self.world
