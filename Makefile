@@ -28,8 +28,8 @@ setup:
 # twice), heaviest first. On 2 cores the suite measured ~6 s less than with pytest-xdist's fresh
 # interpreters, each of which imports, collects and warms up again (README "Benchmarks"). One more
 # worker than CPUs: about a tenth of the suite's time is tests waiting (on a subprocess, a server,
-# a timeout they check), and the extra worker's files use a core meanwhile (2 cores: 3 workers
-# measured 7-9 % less wall time than 2, for the same CPU time).
+# a timeout they check), and the extra worker's files use a core meanwhile (2 cores: wall time 0.53
+# of the CPU seconds with 3 workers, 0.56 with 2, for the same CPU time).
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 2) + 1 )))
 # A test still running after this many seconds (the slowest takes ~8) prints its worker's stacks and
 # fails, instead of holding the run until CI's limit.

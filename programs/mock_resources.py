@@ -501,8 +501,9 @@ COMPUTED: dict[str, ComputedFn] = {
 # stack makes each once and keeps it in its state; here a second preview of the stack in one process
 # (a long-lived Automation API caller, the test suite) reuses them instead of searching for RSA
 # primes again (20-500 ms a key) and signing again. Changed inputs (a key's size, a certificate's
-# names or its issuer's key) make a new one. Inputs are kept as a digest only (they hold private
-# keys). Bounded: a process that previews many stacks starts over.
+# names or its issuer's key) make a new one. Inputs go into the key as a digest only (a
+# certificate's inputs hold its issuer's private key: no second copy of it is kept). Bounded: a
+# process that previews many stacks starts over.
 _TLS_MADE: dict[tuple[str, ...], dict[str, Any]] = {}
 _TLS_MADE_LIMIT = 4096
 

@@ -106,9 +106,23 @@ SCHEMA_REFUSES = {
 
 
 @functools.cache
+def _rendered() -> tuple[dict[str, str], dict[str, str]]:
+    """Every kind's user-data, and why each kind that could not be rendered was not: the checks
+    below batch the kinds into one process, and a kind that fails to render fails only its test."""
+    rendered, failed = {}, {}
+    for kind, render in ALL_USER_DATA.items():
+        try:
+            rendered[kind] = render()
+        except Exception as exc:  # noqa: BLE001 - reported by that kind's test
+            failed[kind] = f"not rendered: {exc!r}"
+    return rendered, failed
+
+
+@functools.cache
 def _schema_errors() -> dict[str, str]:
     """Every kind's user-data and the known-bad documents, through one cloud-init process."""
-    return schema_errors({**{kind: render() for kind, render in ALL_USER_DATA.items()}, **SCHEMA_REFUSES})
+    rendered, failed = _rendered()
+    return {**schema_errors({**rendered, **SCHEMA_REFUSES}), **failed}
 
 
 @pytest.mark.parametrize("kind", sorted(ALL_USER_DATA))
@@ -130,13 +144,9 @@ def _shellcheck_findings() -> dict[str, list[str]]:
     """Every kind's boot script and the known-bad one, through one shellcheck process (a process
     each cost ~0.2 s): shellcheck's findings (`--severity=style`, the strictest) by kind, or why
     the kind could not be rendered."""
-    scripts: dict[str, str] = dict(SHELLCHECK_REFUSES)
-    findings: dict[str, list[str]] = {}
-    for kind, render in ALL_USER_DATA.items():
-        try:
-            scripts[kind] = files_of(render())[BOOT_SCRIPT_PATH]
-        except Exception as exc:  # noqa: BLE001 - that kind's test reports it; the others still run
-            findings[kind] = [f"not rendered: {exc!r}"]
+    rendered, failed = _rendered()
+    scripts = {**SHELLCHECK_REFUSES, **{kind: files_of(text)[BOOT_SCRIPT_PATH] for kind, text in rendered.items()}}
+    findings = {kind: [why] for kind, why in failed.items()}
     with tempfile.TemporaryDirectory(prefix="boot-scripts-") as tmp:
         paths = {str(Path(tmp) / f"{i}.sh"): kind for i, kind in enumerate(scripts)}
         for path, kind in paths.items():

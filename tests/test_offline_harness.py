@@ -10,7 +10,7 @@ import pulumi_aws as aws
 import pytest
 
 from programs import mock_resources
-from programs.offline import OfflineProgramError, Secret, run_offline, secret_strings
+from programs.offline import OfflineProgramError, Secret, reveal, run_offline, secret_strings
 from programs.plan import SECRET_MASK, build_plan
 from programs.platformctl.cli import main
 from tests.conftest import shipped_config
@@ -184,6 +184,30 @@ def test_equal_names_under_different_parents_are_different_keys():
 
     outputs = _run(program).outputs
     assert outputs["primary"] != outputs["edge"]
+
+
+def test_what_pulumi_tls_made_keeps_no_input_in_plain_text(monkeypatch):
+    """Its inputs hold private keys (a certificate's issuer key): the memo keeps only their digest."""
+    monkeypatch.setattr(mock_resources, "_TLS_MADE", {})
+    run = _run(_ca_program("P256"))
+    assert any("PRIVATE KEY" in json.dumps(reveal(r.inputs)) for r in run.resources)  # the certificate's
+    assert mock_resources._TLS_MADE and not [k for k in mock_resources._TLS_MADE if "PRIVATE KEY" in repr(k)]
+
+
+class _ClearedAfterEachStore(dict):
+    """The memo as another registration thread sees it when that thread clears it right after this
+    one stored its entry."""
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        self.clear()
+
+
+def test_a_memo_cleared_by_another_thread_right_after_a_store_still_answers(monkeypatch):
+    monkeypatch.setattr(mock_resources, "_TLS_MADE", _ClearedAfterEachStore())
+    ctx = mock_resources.MockContext(region="eu-west-1", account_id="111111111111", stack="dev")
+    _id, state = mock_resources.mock_state(ctx, "tls:index/privateKey:PrivateKey", "key", {"algorithm": "ED25519"})
+    assert "PRIVATE KEY" in state["privateKeyPem"]
 
 
 def test_what_pulumi_tls_made_is_kept_within_a_bound(monkeypatch):

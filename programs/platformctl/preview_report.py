@@ -160,8 +160,8 @@ def diff_plans(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 
     An input computed from another resource's output (`propertyDependencies`) counts as changed only
     when that resource is itself added or changed: the engine keeps the outputs of an unchanged
-    resource, while the offline mocks compute fresh ones (ids and random values on every run, keys
-    and certificates in every process)."""
+    resource, while the offline mocks compute fresh ones (random values on every run, keys and
+    certificates in every process)."""
     before = {_resource_key(r): r for r in old.get("resources") or []}
     after = {_resource_key(r): r for r in new.get("resources") or []}
     added = [after[u] for u in after if u not in before]
